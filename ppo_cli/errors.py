@@ -1,0 +1,64 @@
+"""One error type for everything a user can get wrong.
+
+The CLI turns a PpoqaError into one line on stderr (or a JSON error object) and an exit code;
+anything else is a bug and gets the last-resort handler.
+"""
+
+from __future__ import annotations
+
+
+class PpoqaError(Exception):
+    """A problem the user can fix: what went wrong, and a hint how to fix it."""
+
+    code: str = "error"
+    exit_code: int = 1
+
+    def __init__(self, message: str, hint: str = "", *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class DatasetError(PpoqaError):
+    """A QA dataset file that cannot be used as written."""
+
+    code = "dataset"
+
+
+class ConfigError(PpoqaError):
+    """A config file, preset or option value that is out of range or unknown."""
+
+    code = "config"
+
+
+class UsageError(PpoqaError):
+    """Wrong use of a command: bad option combination or value (exit code 2)."""
+
+    code = "usage"
+    exit_code = 2
+
+
+class RunError(PpoqaError):
+    """A run directory or checkpoint that is missing, locked, corrupted or incompatible."""
+
+    code = "run"
+
+
+class EnvError(PpoqaError):
+    """An environment id or space ppoqa cannot train on."""
+
+    code = "env"
+
+
+class TrainingError(PpoqaError):
+    """Training stopped because the numbers went bad (NaN/Inf)."""
+
+    code = "training"
