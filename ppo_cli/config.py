@@ -1,0 +1,212 @@
+"""One flat training config: dataclass defaults < tuned per-env file < --config YAML < flags.
+
+Names follow the PPO paper and CleanRL so that a reader of either finds the same knobs here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ppo_cli.errors import ConfigError
+
+TEXT_QA = "text-qa"
+
+
+@dataclass
+class Config:
+    # What to train on
+    env: str = TEXT_QA
+    dataset: str | None = None
+    seed: int = 0
+    policy: str = "lstm"  # lstm | transformer (text); mlp is chosen for Box observations
+    hidden_size: int = 64
+    device: str = "cpu"  # cpu | cuda | auto
+    threads: int = 1  # torch CPU threads; small models run fastest on one
+
+    # Budget
+    iterations: int = 150  # text-QA: PPO iterations at most
+    timesteps: int = 100_000  # gymnasium: environment steps
+    target_accuracy: float | None = 1.0  # text-QA: stop once greedy accuracy reaches this
+    eval_every: int = 1  # text-QA: greedy evaluation every N iterations
+
+    # Rollout
+    num_episodes: int = 64  # text-QA: episodes generated per iteration
+    num_envs: int = 8  # gymnasium: parallel environments
+    num_steps: int = 128  # gymnasium: steps per environment per iteration
+    vector_mode: str = "auto"  # gymnasium: auto | sync | async | vector
+
+    # PPO
+    learning_rate: float = 3e-3
+    anneal_lr: bool = False
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    update_epochs: int = 4
+    num_minibatches: int = 2
+    clip_coef: float = 0.2
+    clip_vloss: bool = False
+    norm_adv: bool = True
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+
+    # Text-QA rewards and episode length (None: the dataset's own or the seed's default)
+    max_answer_tokens: int | None = None
+    reward_correct: float | None = None
+    reward_overlap: float | None = None
+    reward_wrong: float | None = None
+    step_penalty: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def is_text_qa(self) -> bool:
+        return self.env == TEXT_QA
+
+
+FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Config)}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "policy": ("lstm", "transformer", "mlp"),
+    "device": ("cpu", "cuda", "auto"),
+    "vector_mode": ("auto", "sync", "async", "vector"),
+}
+
+# (low, high, low inclusive) ranges checked after merging; None means unbounded.
+_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "hidden_size": (1, 4096, True),
+    "threads": (1, 256, True),
+    "iterations": (1, None, True),
+    "timesteps": (1, None, True),
+    "target_accuracy": (0.0, 1.0, True),
+    "eval_every": (1, None, True),
+    "num_episodes": (1, None, True),
+    "num_envs": (1, 1024, True),
+    "num_steps": (1, None, True),
+    "learning_rate": (0.0, 10.0, False),
+    "gamma": (0.0, 1.0, True),
+    "gae_lambda": (0.0, 1.0, True),
+    "update_epochs": (1, 1000, True),
+    "num_minibatches": (1, None, True),
+    "clip_coef": (0.0, 10.0, False),
+    "ent_coef": (0.0, 100.0, True),
+    "vf_coef": (0.0, 100.0, True),
+    "max_grad_norm": (0.0, None, False),
+    "target_kl": (0.0, None, False),
+    "max_answer_tokens": (1, 64, True),
+    "step_penalty": (0.0, None, True),
+}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Check one value against the field's declared type; YAML and flags both come through here."""
+    ftype = FIELD_TYPES[name]
+    optional = "None" in ftype
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: '{name}' cannot be empty", f"give a value for {name}")
+    base = ftype.replace(" | None", "")
+    bad = ConfigError(
+        f"{source}: '{name}' must be {'a' if base != 'int' else 'a whole'} "
+        f"{ {'int': 'number', 'float': 'number', 'bool': 'true/false', 'str': 'text'}[base] }, "
+        f"got {value!r}",
+        f"see `ppoqa train --help` for {name}",
+    )
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if isinstance(value, float) and not value.is_integer():
+            raise bad
+        return int(value)
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+        if not math.isfinite(value):
+            raise bad
+        return value
+    if not isinstance(value, str) or not value:
+        raise bad
+    return value
+
+
+def validate(cfg: Config, source: str = "config") -> Config:
+    """Range and choice checks, so a bad value stops before any training starts."""
+    for name, choices in _CHOICES.items():
+        if getattr(cfg, name) not in choices:
+            raise ConfigError(
+                f"{source}: '{name}' must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}",
+                f"pick one of {', '.join(choices)}",
+            )
+    for name, (low, high, low_incl) in _RANGES.items():
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        too_low = low is not None and (value < low if low_incl else value <= low)
+        too_high = high is not None and value > high
+        if too_low or too_high:
+            lo = "" if low is None else (f">= {low}" if low_incl else f"> {low}")
+            hi = "" if high is None else f"<= {high}"
+            rng = " and ".join(x for x in (lo, hi) if x)
+            raise ConfigError(
+                f"{source}: '{name}' must be {rng}, got {value!r}", f"choose {name} {rng}"
+            )
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
+    """Return a copy of cfg with overrides applied; unknown keys get close-match suggestions."""
+    names = set(FIELD_TYPES)
+    values = {}
+    for raw_key, value in overrides.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in names:
+            close = difflib.get_close_matches(key, sorted(names), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else "see `ppoqa train --help`"
+            raise ConfigError(f"{source}: unknown setting '{raw_key}'", hint)
+        values[key] = _coerce(key, value, source)
+    return dataclasses.replace(cfg, **values)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of settings (not yet applied)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found", "check the path given to --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text", "save the config as UTF-8 YAML") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{p}:{where}: not valid YAML ({getattr(exc, 'problem', None) or 'invalid syntax'})",
+            "a config is a mapping such as  learning_rate: 0.003",
+        ) from exc
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})", "a config is a YAML mapping") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{p}: top level is not a mapping", "a config is a mapping such as  learning_rate: 0.003"
+        )
+    return data
+
+
+def config_to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,311 @@
+"""QA datasets: YAML loading with validation, the tokenizer, and the vocabulary.
+
+Every problem is reported with the file and the entry (index and line) so a user can fix it
+without reading our code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ppo_cli.errors import DatasetError
+
+PAD, START, END, UNK = "<PAD>", "<START>", "<END>", "<UNK>"
+SPECIAL_TOKENS = (PAD, START, END, UNK)
+PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
+
+DEFAULT_MAX_ANSWER_TOKENS = 4
+MAX_DATASET_BYTES = 20_000_000
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split words from punctuation: "What is 2+2?" -> What, is, 2, +, 2, ?."""
+    return _TOKEN_RE.findall(text)
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Join tokens back into text, without spaces before punctuation or around '+'-like signs."""
+    out = ""
+    for i, tok in enumerate(tokens):
+        if i == 0:
+            out = tok
+        elif re.fullmatch(r"[^\w\s]", tok) or re.fullmatch(r"[^\w\s]", tokens[i - 1]):
+            out += tok
+        else:
+            out += " " + tok
+    return out
+
+
+@dataclass(frozen=True)
+class QAPair:
+    question: str
+    answer: str
+    level: int = 0
+
+    @property
+    def question_tokens(self) -> list[str]:
+        return tokenize(self.question)
+
+    @property
+    def answer_tokens(self) -> list[str]:
+        return tokenize(self.answer)
+
+
+@dataclass
+class QADataset:
+    """Validated question-answer pairs plus the optional settings a YAML file may carry."""
+
+    pairs: list[QAPair]
+    name: str = "dataset"
+    description: str = ""
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS
+    rewards: dict[str, float] = field(default_factory=dict)
+    source: str = "<builtin>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain form, written to a run directory so `ask` and `eval` need nothing else."""
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "max_answer_tokens": self.max_answer_tokens,
+            "pairs": [
+                {"question": p.question, "answer": p.answer}
+                | ({"level": p.level} if p.level else {})
+                for p in self.pairs
+            ],
+        }
+        if self.rewards:
+            doc["rewards"] = dict(self.rewards)
+        return doc
+
+    def fingerprint(self) -> str:
+        """Stable hash of the pairs, so a checkpoint can tell which dataset it was trained on."""
+        body = json.dumps([[p.question, p.answer] for p in self.pairs], ensure_ascii=False)
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def levels(self) -> list[int]:
+        return sorted({p.level for p in self.pairs})
+
+
+class Vocabulary:
+    """Token <-> id mapping; special tokens first, then tokens in order of first appearance."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self._stoi: dict[str, int] = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+        for tok in tokens:
+            self._stoi.setdefault(tok, len(self._stoi))
+        self.itos: list[str] = list(self._stoi)
+        self._lower: dict[str, int] = {}
+        for t, i in self._stoi.items():
+            self._lower.setdefault(t.lower(), i)
+
+    @classmethod
+    def from_dataset(cls, dataset: QADataset) -> Vocabulary:
+        tokens: list[str] = []
+        for p in dataset.pairs:
+            tokens.extend(p.question_tokens)
+            tokens.extend(p.answer_tokens)
+        return cls(tokens)
+
+    @classmethod
+    def from_list(cls, itos: list[str]) -> Vocabulary:
+        if list(itos[: len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS):
+            raise ValueError("vocabulary does not start with the special tokens")
+        return cls(list(itos[len(SPECIAL_TOKENS) :]))
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._stoi
+
+    def encode(self, tokens: list[str]) -> tuple[list[int], list[str]]:
+        """Ids for tokens, and the tokens that were unknown (mapped to <UNK>).
+
+        An exact match wins; otherwise a case-insensitive match, so "what is 2+2?" still works.
+        """
+        ids, unknown = [], []
+        for tok in tokens:
+            idx = self._stoi.get(tok)
+            if idx is None:
+                idx = self._lower.get(tok.lower())
+            if idx is None:
+                unknown.append(tok)
+                idx = UNK_ID
+            ids.append(idx)
+        return ids, unknown
+
+    def decode(self, ids: list[int]) -> list[str]:
+        return [self.itos[i] for i in ids]
+
+
+def builtin_dataset_path() -> Path:
+    return Path(str(resources.files("ppo_cli").joinpath("datasets/builtin.yaml")))
+
+
+def load_dataset(path: str | Path | None = None) -> QADataset:
+    """Read and validate a QA dataset; None means the built-in five questions."""
+    if path is None:
+        return parse_dataset(builtin_dataset_path().read_text(encoding="utf-8"), "<builtin>")
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(
+            f"{p}: dataset file not found", "check the path, or omit --dataset for the built-in set"
+        )
+    if p.is_dir():
+        raise DatasetError(f"{p}: is a directory, not a dataset file", "pass a .yaml file")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{p}: cannot read ({exc.strerror})", "check the file permissions") from exc
+    if len(raw) > MAX_DATASET_BYTES:
+        raise DatasetError(f"{p}: file is larger than 20 MB", "split the dataset")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{p}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8 YAML"
+        ) from exc
+    return parse_dataset(text, str(p))
+
+
+def _yaml_nodes(text: str, source: str) -> tuple[Any, Any]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid syntax"
+        raise DatasetError(
+            f"{source}:{where}: not valid YAML ({problem})",
+            "check indentation and quoting; see examples/ for the format",
+        ) from exc
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise DatasetError(f"{source}: not valid YAML ({exc})", "see examples/") from exc
+    return node, data
+
+
+def _text_value(value: Any, source: str, where: str, key: str) -> str:
+    if value is None:
+        raise DatasetError(f"{source}: {where}: '{key}' is empty", f"give the {key} as text")
+    if isinstance(value, bool):
+        raise DatasetError(
+            f"{source}: {where}: '{key}' is the boolean {value} (YAML reads yes/no/true as such)",
+            f'put the {key} in quotes, e.g. {key}: "yes"',
+        )
+    if isinstance(value, (int, float)):
+        value = str(value)
+    if isinstance(value, (list, dict)):
+        kind = "a list" if isinstance(value, list) else "a mapping"
+        raise DatasetError(f"{source}: {where}: '{key}' is {kind}, not text", f"give one {key} as text")
+    if not isinstance(value, str):
+        raise DatasetError(
+            f"{source}: {where}: '{key}' has type {type(value).__name__}, not text",
+            f"give the {key} as quoted text",
+        )
+    value = " ".join(value.split())
+    if not value or not tokenize(value):
+        raise DatasetError(f"{source}: {where}: '{key}' is empty", f"give the {key} as text")
+    return value
+
+
+def parse_dataset(text: str, source: str = "<string>") -> QADataset:
+    """Validate YAML text as a dataset; raise DatasetError naming file, entry and problem."""
+    hint = "a dataset looks like:  pairs: [{question: ..., answer: ...}]  (see examples/)"
+    node, data = _yaml_nodes(text, source)
+    if not isinstance(data, dict):
+        raise DatasetError(f"{source}: top level is not a mapping with 'pairs'", hint)
+    if "pairs" not in data:
+        raise DatasetError(f"{source}: no 'pairs' key", hint)
+    raw_pairs = data["pairs"]
+    if not isinstance(raw_pairs, list):
+        raise DatasetError(f"{source}: 'pairs' is not a list", hint)
+    if not raw_pairs:
+        raise DatasetError(f"{source}: 'pairs' is empty", "add at least one question and answer")
+
+    lines: list[int | None] = [None] * len(raw_pairs)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if getattr(key_node, "value", None) == "pairs" and isinstance(
+                value_node, yaml.SequenceNode
+            ):
+                for i, item in enumerate(value_node.value[: len(raw_pairs)]):
+                    lines[i] = item.start_mark.line + 1
+
+    max_tokens = data.get("max_answer_tokens", DEFAULT_MAX_ANSWER_TOKENS)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 64:
+        raise DatasetError(
+            f"{source}: 'max_answer_tokens' must be a whole number from 1 to 64, got {max_tokens!r}",
+            "omit it for the default of 4",
+        )
+    rewards = data.get("rewards") or {}
+    allowed = {"correct", "overlap", "wrong", "step_penalty"}
+    if not isinstance(rewards, dict) or set(rewards) - allowed:
+        raise DatasetError(
+            f"{source}: 'rewards' must be a mapping with keys from {sorted(allowed)}",
+            "e.g. rewards: {correct: 10, overlap: 2, wrong: -2, step_penalty: 0.1}",
+        )
+    for k, v in rewards.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) > 1e6:
+            raise DatasetError(f"{source}: rewards.{k} must be a number, got {v!r}", "e.g. 10.0")
+
+    pairs: list[QAPair] = []
+    seen: dict[str, tuple[str, str]] = {}
+    for i, entry in enumerate(raw_pairs):
+        where = f"pair {i}" + (f" (line {lines[i]})" if lines[i] else "")
+        if not isinstance(entry, dict):
+            raise DatasetError(
+                f"{source}: {where}: not a mapping with 'question' and 'answer'", hint
+            )
+        for key in ("question", "answer"):
+            if key not in entry:
+                raise DatasetError(f"{source}: {where}: missing '{key}'", hint)
+        question = _text_value(entry["question"], source, where, "question")
+        answer = _text_value(entry["answer"], source, where, "answer")
+        level = entry.get("level", 0)
+        if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+            raise DatasetError(
+                f"{source}: {where}: 'level' must be a whole number >= 0, got {level!r}",
+                "levels order a curriculum: 0 is easiest",
+            )
+        n_tokens = len(tokenize(answer))
+        if n_tokens > max_tokens:
+            raise DatasetError(
+                f"{source}: {where}: answer '{answer}' has {n_tokens} tokens, more than the "
+                f"limit of {max_tokens}",
+                "shorten the answer or raise max_answer_tokens in the dataset file",
+            )
+        if question in seen:
+            prev_answer, prev_where = seen[question]
+            if prev_answer != answer:
+                raise DatasetError(
+                    f"{source}: {where}: question '{question}' has two answers: "
+                    f"'{prev_answer}' ({prev_where}) and '{answer}'",
+                    "keep one answer per question",
+                )
+            continue  # an exact duplicate adds nothing
+        seen[question] = (answer, where)
+        pairs.append(QAPair(question, answer, level))
+
+    name = data.get("name")
+    description = data.get("description")
+    return QADataset(
+        pairs=pairs,
+        name=str(name) if name is not None else Path(source).stem,
+        description=str(description) if description is not None else "",
+        max_answer_tokens=max_tokens,
+        rewards={k: float(v) for k, v in rewards.items()},
+        source=source,
+    )

@@ -1,0 +1,149 @@
+"""The text-QA task as tensors: many episodes stepped at once.
+
+An episode is one question; a step is one generated token; it ends at <END> or after
+`max_answer_tokens + 1` steps. Rewards follow the seed walkthrough: +10 for the exact answer,
+`overlap * 2 - 2` otherwise, and a -0.1 cost for every step before the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ppo_cli.data import END_ID, PAD_ID, START_ID, QADataset, Vocabulary, detokenize
+
+# Tokens a text policy never generates: they carry no meaning in an answer.
+BANNED_ACTIONS = (PAD_ID, START_ID, 3)  # <PAD>, <START>, <UNK>
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    correct: float = 10.0
+    overlap: float = 2.0
+    wrong: float = -2.0
+    step_penalty: float = 0.1
+
+    def final_reward(self, exact: torch.Tensor, overlap: torch.Tensor) -> torch.Tensor:
+        return torch.where(exact, self.correct, self.overlap * overlap.float() + self.wrong)
+
+
+def encode_prompts(questions: list[list[int]]) -> torch.Tensor:
+    """[N, P] prompts: each question left-padded with <PAD>, then <START> in the last column.
+
+    Left padding puts every first decision at the same column, so a batch steps in lockstep.
+    """
+    p = max(len(q) for q in questions) + 1
+    prompts = torch.full((len(questions), p), PAD_ID, dtype=torch.long)
+    for i, ids in enumerate(questions):
+        if ids:
+            prompts[i, p - 1 - len(ids) : p - 1] = torch.tensor(ids)
+    prompts[:, -1] = START_ID
+    return prompts
+
+
+class QATask:
+    """A dataset encoded once into padded tensors, plus the reward rules."""
+
+    def __init__(
+        self,
+        dataset: QADataset,
+        vocab: Vocabulary,
+        rewards: RewardSpec | None = None,
+        max_answer_tokens: int | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.vocab = vocab
+        self.rewards = rewards or RewardSpec()
+        self.max_answer_tokens = max_answer_tokens or dataset.max_answer_tokens
+        self.max_steps = self.max_answer_tokens + 1
+        questions = [vocab.encode(p.question_tokens)[0] for p in dataset.pairs]
+        answers = [vocab.encode(p.answer_tokens)[0] for p in dataset.pairs]
+        self.prompts = encode_prompts(questions)  # [Q, P]
+        self.prompt_len = self.prompts.shape[1]
+        q = len(questions)
+        a = max(len(x) for x in answers)
+        # targets: [Q, A] answer ids right-padded; target_len: [Q]
+        self.targets = torch.full((q, a), PAD_ID, dtype=torch.long)
+        for i, ids in enumerate(answers):
+            self.targets[i, : len(ids)] = torch.tensor(ids)
+        self.target_len = torch.tensor([len(x) for x in answers])
+        # first occurrence of each target word, so overlap counts distinct words (a set)
+        same = self.targets.unsqueeze(2) == self.targets.unsqueeze(1)  # [Q, A, A]
+        earlier = torch.tril(torch.ones(a, a, dtype=torch.bool), diagonal=-1)  # [A, A]
+        self.target_first = ~(same & earlier).any(dim=2)
+        self.target_valid = torch.arange(a).unsqueeze(0) < self.target_len.unsqueeze(1)
+
+    @property
+    def num_questions(self) -> int:
+        return len(self.dataset.pairs)
+
+    def score(
+        self, question_idx: torch.Tensor, answer: torch.Tensor, answer_len: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact match [N] and distinct overlapping words [N] of generated answers.
+
+        answer: [N, T] generated ids (without <END>); positions >= answer_len are ignored.
+        """
+        tgt = self.targets[question_idx]  # [N, A]
+        tgt_len = self.target_len[question_idx]  # [N]
+        valid_gen = torch.arange(answer.shape[1]).unsqueeze(0) < answer_len.unsqueeze(1)  # [N, T]
+        a = tgt.shape[1]
+        width = max(a, answer.shape[1])
+        gen_p = torch.full((answer.shape[0], width), -1, dtype=torch.long)
+        gen_p[:, : answer.shape[1]] = torch.where(valid_gen, answer, -1)
+        tgt_p = torch.full((answer.shape[0], width), -2, dtype=torch.long)
+        tgt_p[:, :a] = torch.where(self.target_valid[question_idx], tgt, -2)
+        exact = (answer_len == tgt_len) & (gen_p == torch.where(tgt_p == -2, -1, tgt_p)).all(1)
+        present = ((tgt.unsqueeze(2) == answer.unsqueeze(1)) & valid_gen.unsqueeze(1)).any(2)
+        counted = present & self.target_first[question_idx] & self.target_valid[question_idx]
+        return exact, counted.sum(1)
+
+    def answer_text(self, ids: list[int]) -> str:
+        return detokenize(self.vocab.decode(ids))
+
+
+class TextQAVecEnv:
+    """N episodes in lockstep; finished rows stay finished until the next reset."""
+
+    def __init__(self, task: QATask) -> None:
+        self.task = task
+        self.max_steps = task.max_steps
+
+    def reset(self, question_idx: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
+        """Start one episode per question index; returns the prompts [N, P].
+
+        `prompts` replaces the dataset's questions (for `ask`); rewards then score against the
+        targets of question_idx, which callers answering free text simply ignore.
+        """
+        n = question_idx.shape[0]
+        self.question_idx = question_idx
+        self.answer = torch.full((n, self.max_steps), PAD_ID, dtype=torch.long)  # [N, T]
+        self.answer_len = torch.zeros(n, dtype=torch.long)
+        self.t = 0
+        self.done = torch.zeros(n, dtype=torch.bool)
+        self.exact = torch.zeros(n, dtype=torch.bool)
+        self.overlap = torch.zeros(n, dtype=torch.long)
+        return self.task.prompts[question_idx] if prompts is None else prompts
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply one token per episode; returns (rewards [N], terminated_now [N]).
+
+        Rows that were already done get reward 0 and are not changed.
+        """
+        active = ~self.done
+        is_end = actions == END_ID
+        writes = active & ~is_end
+        self.answer[writes, self.t] = actions[writes]
+        self.answer_len += writes.long()
+        self.t += 1
+        ends_now = active & (is_end | (self.t >= self.max_steps))
+        rewards = torch.where(active, -self.task.rewards.step_penalty, 0.0)
+        if ends_now.any():
+            exact, overlap = self.task.score(self.question_idx, self.answer, self.answer_len)
+            final = self.task.rewards.final_reward(exact, overlap)
+            rewards = torch.where(ends_now, final, rewards)
+            self.exact = torch.where(ends_now, exact, self.exact)
+            self.overlap = torch.where(ends_now, overlap, self.overlap)
+        self.done = self.done | ends_now
+        return rewards, ends_now

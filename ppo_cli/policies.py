@@ -1,0 +1,187 @@
+"""Actor-critic networks behind one small interface: act, evaluate, get_value.
+
+Text policies read a token sequence and decide at its last position(s); the MLP policy reads a
+flat observation vector. The PPO update only ever calls `evaluate`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from ppo_cli.envs.text_qa_vec import BANNED_ACTIONS
+
+_NEG = -1e9  # logit for actions a text policy must never take (finite: keeps entropy finite)
+
+
+def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    """The interface the rollout and the PPO update rely on."""
+
+    kind = "base"
+
+    def logits_values(self, obs: torch.Tensor, steps: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [..., A] and values [...] for the decision points of obs."""
+        raise NotImplementedError
+
+    def act(
+        self, obs: torch.Tensor, greedy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample (or argmax) an action per row: (action [B], logprob [B], value [B])."""
+        logits, value = self.logits_values(obs, None)
+        dist = Categorical(logits=logits)
+        action = logits.argmax(-1) if greedy else dist.sample()
+        return action, dist.log_prob(action), value
+
+    def evaluate(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log pi(a|s), entropy and V(s), shaped like actions."""
+        steps = actions.shape[1] if actions.dim() == 2 and self.kind != "mlp" else None
+        logits, value = self.logits_values(obs, steps)
+        dist = Categorical(logits=logits)
+        return dist.log_prob(actions), dist.entropy(), value
+
+    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits_values(obs, None)[1]
+
+    def spec(self) -> dict[str, Any]:
+        """Plain values that rebuild this network (stored in checkpoints)."""
+        raise NotImplementedError
+
+
+class TextActorCritic(ActorCritic):
+    """Shared pieces of the text policies: token embedding, heads, banned-action mask.
+
+    Subclasses implement `encode(tokens [B, L]) -> hidden [B, L, H]`, causal: position i sees
+    tokens 0..i only, so the output at the last prompt position is the first decision, and the
+    whole generated episode is scored in one forward pass during the update.
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int = 64) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, hidden_size, padding_idx=0)
+        self.actor = _orthogonal(nn.Linear(hidden_size, vocab_size), 0.01)
+        self.critic = _orthogonal(nn.Linear(hidden_size, 1), 1.0)
+        mask = torch.zeros(vocab_size)
+        mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = _NEG
+        self.register_buffer("action_mask", mask, persistent=False)
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits_values(self, obs: torch.Tensor, steps: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encode(obs)  # [B, L, H]
+        hidden = hidden[:, -1] if steps is None else hidden[:, -steps:]
+        logits = self.actor(hidden) + self.action_mask
+        return logits, self.critic(hidden).squeeze(-1)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size}
+
+
+class LSTMActorCritic(TextActorCritic):
+    """The seed's network: token embedding -> LSTM -> policy head and value head."""
+
+    kind = "lstm"
+
+    def __init__(self, vocab_size: int, hidden_size: int = 64) -> None:
+        super().__init__(vocab_size, hidden_size)
+        self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.embedding(tokens))
+        return out
+
+
+class TransformerActorCritic(TextActorCritic):
+    """Token + position embeddings and a causal self-attention encoder; <PAD> keys are masked."""
+
+    kind = "transformer"
+
+    def __init__(
+        self, vocab_size: int, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,
+        max_len: int = 256,
+    ) -> None:
+        super().__init__(vocab_size, hidden_size)
+        self.num_layers, self.num_heads, self.max_len = num_layers, num_heads, max_len
+        self.position = nn.Embedding(max_len, hidden_size)
+        layer = nn.TransformerEncoderLayer(
+            hidden_size, num_heads, dim_feedforward=2 * hidden_size, dropout=0.0,
+            batch_first=True, norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden_size)
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        pos = torch.arange(length, device=tokens.device)
+        x = self.embedding(tokens) + self.position(pos)
+        causal = torch.triu(
+            torch.full((length, length), float("-inf"), device=tokens.device), diagonal=1
+        )
+        # Left padding: a real token may not attend to <PAD>; a <PAD> row attends to itself so
+        # softmax never sees an all -inf row.
+        pad = tokens == 0
+        key_block = pad.unsqueeze(1) & ~torch.eye(length, dtype=torch.bool, device=tokens.device)
+        mask = causal.unsqueeze(0).masked_fill(key_block, float("-inf"))
+        mask = mask.repeat_interleave(self.num_heads, dim=0)
+        return self.norm(self.encoder(x, mask=mask))
+
+    def spec(self) -> dict[str, Any]:
+        return super().spec() | {"num_layers": self.num_layers, "num_heads": self.num_heads}
+
+
+class MLPActorCritic(ActorCritic):
+    """Separate actor and critic MLPs with orthogonal init, as in CleanRL's ppo.py."""
+
+    kind = "mlp"
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden_size: int = 64) -> None:
+        super().__init__()
+        self.obs_dim, self.num_actions, self.hidden_size = obs_dim, num_actions, hidden_size
+        g = math.sqrt(2)
+
+        def trunk() -> list[nn.Module]:
+            return [
+                _orthogonal(nn.Linear(obs_dim, hidden_size), g), nn.Tanh(),
+                _orthogonal(nn.Linear(hidden_size, hidden_size), g), nn.Tanh(),
+            ]
+
+        self.critic = nn.Sequential(*trunk(), _orthogonal(nn.Linear(hidden_size, 1), 1.0))
+        self.actor = nn.Sequential(*trunk(), _orthogonal(nn.Linear(hidden_size, num_actions), 0.01))
+
+    def logits_values(self, obs: torch.Tensor, steps: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        obs = obs.float()
+        return self.actor(obs), self.critic(obs).squeeze(-1)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "obs_dim": self.obs_dim, "num_actions": self.num_actions,
+            "hidden_size": self.hidden_size,
+        }
+
+
+_KINDS: dict[str, type[ActorCritic]] = {
+    "lstm": LSTMActorCritic, "transformer": TransformerActorCritic, "mlp": MLPActorCritic,
+}
+
+
+def build_policy(spec: dict[str, Any]) -> ActorCritic:
+    """Rebuild a network from its spec (as stored in a checkpoint)."""
+    args = dict(spec)
+    kind = args.pop("kind")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown policy kind {kind!r}")
+    return _KINDS[kind](**args)

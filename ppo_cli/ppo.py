@@ -1,0 +1,150 @@
+"""The PPO objective (Schulman et al., 2017) and the update loop over shuffled minibatches.
+
+ppo_loss returns its own diagnostics so the trainer, the tests and the teaching traces all read
+the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ppo_cli.errors import TrainingError
+from ppo_cli.rollout import Batch
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.float()
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+@dataclass
+class LossParts:
+    loss: torch.Tensor
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor
+    clipfrac: torch.Tensor
+    ratio: torch.Tensor  # per sample, for traces
+
+
+def ppo_loss(
+    new_logprob: torch.Tensor,
+    old_logprob: torch.Tensor,
+    advantages: torch.Tensor,
+    new_value: torch.Tensor,
+    old_value: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    mask: torch.Tensor,
+    clip_coef: float = 0.2,
+    vf_coef: float = 0.5,
+    ent_coef: float = 0.01,
+    clip_vloss: bool = False,
+) -> LossParts:
+    """Clipped surrogate + value loss - entropy bonus, averaged over the valid samples.
+
+    approx_kl is the low-variance estimator (r - 1) - log r (Schulman's "Approximating KL").
+    """
+    logratio = new_logprob - old_logprob
+    ratio = logratio.exp()
+    surr_unclipped = ratio * advantages
+    surr_clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * advantages
+    policy_loss = -masked_mean(torch.min(surr_unclipped, surr_clipped), mask)
+    if clip_vloss:
+        v_clipped = old_value + torch.clamp(new_value - old_value, -clip_coef, clip_coef)
+        v_err = torch.max((new_value - returns) ** 2, (v_clipped - returns) ** 2)
+    else:
+        v_err = (new_value - returns) ** 2
+    value_loss = 0.5 * masked_mean(v_err, mask)
+    entropy_mean = masked_mean(entropy, mask)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
+    with torch.no_grad():
+        approx_kl = masked_mean((ratio - 1) - logratio, mask)
+        clipfrac = masked_mean(((ratio - 1).abs() > clip_coef).float(), mask)
+    return LossParts(loss, policy_loss, value_loss, entropy_mean, approx_kl, clipfrac, ratio)
+
+
+@dataclass
+class UpdateSettings:
+    update_epochs: int = 4
+    num_minibatches: int = 2
+    clip_coef: float = 0.2
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    clip_vloss: bool = False
+    norm_adv: bool = True
+    target_kl: float | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> UpdateSettings:
+        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__})
+
+
+# Called once per minibatch with (epoch, minibatch index, minibatch, loss parts): traces hook in.
+MinibatchHook = Callable[[int, int, Batch, LossParts], None]
+
+
+def ppo_update(
+    policy: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    settings: UpdateSettings,
+    on_minibatch: MinibatchHook | None = None,
+) -> dict[str, float]:
+    """Several epochs of shuffled minibatches; returns the mean diagnostics of the last epoch
+    plus per-epoch losses (for the seed's loss curve)."""
+    from ppo_cli.gae import normalize
+
+    if settings.norm_adv:
+        # Normalized once over the whole batch's valid steps, so each step's normalized
+        # advantage is a single number the traces can show.
+        batch = Batch(**{**batch.__dict__, "advantages": normalize(batch.advantages, batch.mask)})
+    n = batch.size
+    mb_size = max(1, -(-n // settings.num_minibatches))
+    epoch_losses: list[float] = []
+    stats: dict[str, list[float]] = {}
+    epochs_run = 0
+    kl_stop = False
+    for epoch in range(settings.update_epochs):
+        stats = {k: [] for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")}
+        perm = torch.randperm(n)
+        for k, start in enumerate(range(0, n, mb_size)):
+            idx = perm[start : start + mb_size]
+            mb = batch[idx]
+            new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
+            parts = ppo_loss(
+                new_logprob, mb.logprobs, mb.advantages, new_value, mb.values, mb.returns,
+                entropy, mb.mask, settings.clip_coef, settings.vf_coef, settings.ent_coef,
+                settings.clip_vloss,
+            )
+            if not torch.isfinite(parts.loss):
+                raise TrainingError(
+                    f"loss became {parts.loss.item()} (epoch {epoch + 1})",
+                    "lower --learning-rate or --max-grad-norm; the last good checkpoint is kept",
+                )
+            optimizer.zero_grad(set_to_none=True)
+            parts.loss.backward()
+            nn.utils.clip_grad_norm_(policy.parameters(), settings.max_grad_norm)
+            optimizer.step()
+            if on_minibatch is not None:
+                on_minibatch(epoch, k, mb, parts)
+            for key in stats:
+                stats[key].append(float(getattr(parts, key).detach()))
+        epochs_run += 1
+        epoch_losses.append(sum(stats["loss"]) / len(stats["loss"]))
+        if settings.target_kl is not None and stats["approx_kl"][-1] > settings.target_kl:
+            kl_stop = True
+            break
+    out = {key: sum(v) / len(v) for key, v in stats.items()}
+    out["epoch_losses"] = epoch_losses  # type: ignore[assignment]
+    out["epochs"] = epochs_run
+    out["gradient_updates"] = epochs_run * len(range(0, n, mb_size))
+    out["kl_stop"] = kl_stop
+    return out
