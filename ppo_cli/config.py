@@ -43,7 +43,7 @@ class Config:
     vector_mode: str = "auto"  # gymnasium: auto | sync | async | vector
 
     # PPO
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3
     anneal_lr: bool = False
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -106,6 +106,11 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
 }
 
 
+def _label(source: str, name: str) -> str:
+    """'--learning-rate' for a flag, 'file.yaml: learning_rate' for a config file."""
+    return f"--{name.replace('_', '-')}" if source == "option" else f"{source}: '{name}'"
+
+
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Check one value against the field's declared type; YAML and flags both come through here."""
     ftype = FIELD_TYPES[name]
@@ -113,10 +118,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{source}: '{name}' cannot be empty", f"give a value for {name}")
+        raise ConfigError(f"{_label(source, name)} cannot be empty", f"give a value for {name}")
     base = ftype.replace(" | None", "")
     bad = ConfigError(
-        f"{source}: '{name}' must be {'a' if base != 'int' else 'a whole'} "
+        f"{_label(source, name)} must be {'a' if base != 'int' else 'a whole'} "
         f"{ {'int': 'number', 'float': 'number', 'bool': 'true/false', 'str': 'text'}[base] }, "
         f"got {value!r}",
         f"see `ppoqa train --help` for {name}",
@@ -148,7 +153,8 @@ def validate(cfg: Config, source: str = "config") -> Config:
     for name, choices in _CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise ConfigError(
-                f"{source}: '{name}' must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}",
+                f"{_label(source, name)} must be one of {', '.join(choices)}, "
+                f"got {getattr(cfg, name)!r}",
                 f"pick one of {', '.join(choices)}",
             )
     for name, (low, high, low_incl) in _RANGES.items():
@@ -162,7 +168,7 @@ def validate(cfg: Config, source: str = "config") -> Config:
             hi = "" if high is None else f"<= {high}"
             rng = " and ".join(x for x in (lo, hi) if x)
             raise ConfigError(
-                f"{source}: '{name}' must be {rng}, got {value!r}", f"choose {name} {rng}"
+                f"{_label(source, name)} must be {rng}, got {value!r}", f"choose {name} {rng}"
             )
     return cfg
 
@@ -203,7 +209,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{p}: top level is not a mapping", "a config is a mapping such as  learning_rate: 0.003"
+            f"{p}: top level is not a mapping",
+            "a config is a mapping such as  learning_rate: 0.003",
         )
     return data
 

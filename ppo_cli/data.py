@@ -168,7 +168,9 @@ def load_dataset(path: str | Path | None = None) -> QADataset:
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise DatasetError(f"{p}: cannot read ({exc.strerror})", "check the file permissions") from exc
+        raise DatasetError(
+            f"{p}: cannot read ({exc.strerror})", "check the file permissions"
+        ) from exc
     if len(raw) > MAX_DATASET_BYTES:
         raise DatasetError(f"{p}: file is larger than 20 MB", "split the dataset")
     try:
@@ -209,7 +211,9 @@ def _text_value(value: Any, source: str, where: str, key: str) -> str:
         value = str(value)
     if isinstance(value, (list, dict)):
         kind = "a list" if isinstance(value, list) else "a mapping"
-        raise DatasetError(f"{source}: {where}: '{key}' is {kind}, not text", f"give one {key} as text")
+        raise DatasetError(
+            f"{source}: {where}: '{key}' is {kind}, not text", f"give one {key} as text"
+        )
     if not isinstance(value, str):
         raise DatasetError(
             f"{source}: {where}: '{key}' has type {type(value).__name__}, not text",
@@ -247,7 +251,8 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
     max_tokens = data.get("max_answer_tokens", DEFAULT_MAX_ANSWER_TOKENS)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 64:
         raise DatasetError(
-            f"{source}: 'max_answer_tokens' must be a whole number from 1 to 64, got {max_tokens!r}",
+            f"{source}: 'max_answer_tokens' must be a whole number from 1 to 64, "
+            f"got {max_tokens!r}",
             "omit it for the default of 4",
         )
     rewards = data.get("rewards") or {}

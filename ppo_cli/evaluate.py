@@ -32,8 +32,12 @@ class QAResult:
 def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
     """Seed defaults < the dataset's `rewards:` < explicit config values."""
     values = dict(dataset.rewards)
-    for key, name in (("correct", "reward_correct"), ("overlap", "reward_overlap"),
-                      ("wrong", "reward_wrong"), ("step_penalty", "step_penalty")):
+    for key, name in (
+        ("correct", "reward_correct"),
+        ("overlap", "reward_overlap"),
+        ("wrong", "reward_wrong"),
+        ("step_penalty", "step_penalty"),
+    ):
         if getattr(cfg, name) is not None:
             values[key] = getattr(cfg, name)
     return RewardSpec(**values)
@@ -52,11 +56,15 @@ def evaluate_qa(policy: ActorCritic, task: QATask) -> list[QAResult]:
     totals = ro.episode_returns
     for i, pair in enumerate(task.dataset.pairs):
         n = int(ro.answer_len[i])
-        results.append(QAResult(
-            question=pair.question, target=pair.answer,
-            answer=task.answer_text(ro.answer[i, :n].tolist()),
-            reward=round(float(totals[i]), 4), correct=bool(ro.exact[i]),
-        ))
+        results.append(
+            QAResult(
+                question=pair.question,
+                target=pair.answer,
+                answer=task.answer_text(ro.answer[i, :n].tolist()),
+                reward=round(float(totals[i]), 4),
+                correct=bool(ro.exact[i]),
+            )
+        )
     return results
 
 
@@ -113,8 +121,23 @@ def answer_questions(run: TextRun, questions: list[str]) -> tuple[list[str], lis
         unknown.extend(u for u in unk if u not in unknown)
     n = len(questions)
     ro = collect_text_episodes(
-        run.policy, TextQAVecEnv(run.task), torch.zeros(n, dtype=torch.long), greedy=True,
+        run.policy,
+        TextQAVecEnv(run.task),
+        torch.zeros(n, dtype=torch.long),
+        greedy=True,
         prompts=encode_prompts(encoded),
     )
-    answers = [run.task.answer_text(ro.answer[i, : int(ro.answer_len[i])].tolist()) for i in range(n)]
+    answers = [
+        run.task.answer_text(ro.answer[i, : int(ro.answer_len[i])].tolist()) for i in range(n)
+    ]
     return answers, unknown
+
+
+def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:
+    """Greedy results of a run on another dataset; its words must be in the run's vocabulary
+    to be read (unknown words become <UNK>)."""
+    from ppo_cli.data import load_dataset
+
+    dataset = load_dataset(path)
+    task = QATask(dataset, run.vocab, run.task.rewards, run.task.max_answer_tokens)
+    return evaluate_qa(run.policy, task)

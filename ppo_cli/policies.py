@@ -29,7 +29,9 @@ class ActorCritic(nn.Module):
 
     kind = "base"
 
-    def logits_values(self, obs: torch.Tensor, steps: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits_values(
+        self, obs: torch.Tensor, steps: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [..., A] and values [...] for the decision points of obs."""
         raise NotImplementedError
 
@@ -81,7 +83,9 @@ class TextActorCritic(ActorCritic):
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def logits_values(self, obs: torch.Tensor, steps: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits_values(
+        self, obs: torch.Tensor, steps: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encode(obs)  # [B, L, H]
         hidden = hidden[:, -1] if steps is None else hidden[:, -steps:]
         logits = self.actor(hidden) + self.action_mask
@@ -111,15 +115,23 @@ class TransformerActorCritic(TextActorCritic):
     kind = "transformer"
 
     def __init__(
-        self, vocab_size: int, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,
+        self,
+        vocab_size: int,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        num_heads: int = 4,
         max_len: int = 256,
     ) -> None:
         super().__init__(vocab_size, hidden_size)
         self.num_layers, self.num_heads, self.max_len = num_layers, num_heads, max_len
         self.position = nn.Embedding(max_len, hidden_size)
         layer = nn.TransformerEncoderLayer(
-            hidden_size, num_heads, dim_feedforward=2 * hidden_size, dropout=0.0,
-            batch_first=True, norm_first=True,
+            hidden_size,
+            num_heads,
+            dim_feedforward=2 * hidden_size,
+            dropout=0.0,
+            batch_first=True,
+            norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden_size)
@@ -155,26 +167,34 @@ class MLPActorCritic(ActorCritic):
 
         def trunk() -> list[nn.Module]:
             return [
-                _orthogonal(nn.Linear(obs_dim, hidden_size), g), nn.Tanh(),
-                _orthogonal(nn.Linear(hidden_size, hidden_size), g), nn.Tanh(),
+                _orthogonal(nn.Linear(obs_dim, hidden_size), g),
+                nn.Tanh(),
+                _orthogonal(nn.Linear(hidden_size, hidden_size), g),
+                nn.Tanh(),
             ]
 
         self.critic = nn.Sequential(*trunk(), _orthogonal(nn.Linear(hidden_size, 1), 1.0))
         self.actor = nn.Sequential(*trunk(), _orthogonal(nn.Linear(hidden_size, num_actions), 0.01))
 
-    def logits_values(self, obs: torch.Tensor, steps: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits_values(
+        self, obs: torch.Tensor, steps: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         obs = obs.float()
         return self.actor(obs), self.critic(obs).squeeze(-1)
 
     def spec(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "obs_dim": self.obs_dim, "num_actions": self.num_actions,
+            "kind": self.kind,
+            "obs_dim": self.obs_dim,
+            "num_actions": self.num_actions,
             "hidden_size": self.hidden_size,
         }
 
 
 _KINDS: dict[str, type[ActorCritic]] = {
-    "lstm": LSTMActorCritic, "transformer": TransformerActorCritic, "mlp": MLPActorCritic,
+    "lstm": LSTMActorCritic,
+    "transformer": TransformerActorCritic,
+    "mlp": MLPActorCritic,
 }
 
 

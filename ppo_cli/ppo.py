@@ -113,15 +113,26 @@ def ppo_update(
     epochs_run = 0
     kl_stop = False
     for epoch in range(settings.update_epochs):
-        stats = {k: [] for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")}
+        stats = {
+            k: [] for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+        }
         perm = torch.randperm(n)
         for k, start in enumerate(range(0, n, mb_size)):
             idx = perm[start : start + mb_size]
             mb = batch[idx]
             new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
             parts = ppo_loss(
-                new_logprob, mb.logprobs, mb.advantages, new_value, mb.values, mb.returns,
-                entropy, mb.mask, settings.clip_coef, settings.vf_coef, settings.ent_coef,
+                new_logprob,
+                mb.logprobs,
+                mb.advantages,
+                new_value,
+                mb.values,
+                mb.returns,
+                entropy,
+                mb.mask,
+                settings.clip_coef,
+                settings.vf_coef,
+                settings.ent_coef,
                 settings.clip_vloss,
             )
             if not torch.isfinite(parts.loss):

@@ -71,8 +71,13 @@ class TextRollout:
         )
         adv, ret = gae.advantages.T * self.mask, gae.returns.T * self.mask
         batch = Batch(
-            obs=self.tokens, actions=self.actions, logprobs=self.logprobs, values=self.values,
-            advantages=adv, returns=ret, mask=self.mask,
+            obs=self.tokens,
+            actions=self.actions,
+            logprobs=self.logprobs,
+            values=self.values,
+            advantages=adv,
+            returns=ret,
+            mask=self.mask,
         )
         return batch, gae.deltas.T * self.mask
 
@@ -113,7 +118,15 @@ def collect_text_episodes(
         if t + 1 < t_max:
             tokens[:, p + t] = torch.where(active & ~ended, action, PAD_ID)
     return TextRollout(
-        question_idx=question_idx, tokens=tokens, actions=actions, logprobs=logprobs,
-        values=values, rewards=rewards, dones=dones, mask=mask, exact=venv.exact.clone(),
-        answer=venv.answer.clone(), answer_len=venv.answer_len.clone(),
+        question_idx=question_idx,
+        tokens=tokens,
+        actions=actions,
+        logprobs=logprobs,
+        values=values,
+        rewards=rewards,
+        dones=dones,
+        mask=mask,
+        exact=venv.exact.clone(),
+        answer=venv.answer.clone(),
+        answer_len=venv.answer_len.clone(),
     )

@@ -107,7 +107,9 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
             "retrain, or restore the file from a backup",
         ) from exc
     if not isinstance(data, dict) or "format_version" not in data:
-        raise RunError(f"{ckpt}: not a ppoqa checkpoint", "pass a run directory made by `ppoqa train`")
+        raise RunError(
+            f"{ckpt}: not a ppoqa checkpoint", "pass a run directory made by `ppoqa train`"
+        )
     if data["format_version"] > FORMAT_VERSION:
         raise RunError(
             f"{ckpt}: checkpoint format {data['format_version']} is newer than this ppoqa "
@@ -146,9 +148,13 @@ def read_config(run: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise RunError(f"{path}: missing or unreadable", "pass a run directory made by `ppoqa train`") from exc
+        raise RunError(
+            f"{path}: missing or unreadable", "pass a run directory made by `ppoqa train`"
+        ) from exc
     if not isinstance(data, dict):
-        raise RunError(f"{path}: not a config mapping", "pass a run directory made by `ppoqa train`")
+        raise RunError(
+            f"{path}: not a config mapping", "pass a run directory made by `ppoqa train`"
+        )
     return data
 
 
@@ -157,7 +163,9 @@ def find_run(run: str | Path | None, root: Path = DEFAULT_RUNS) -> Path:
     if run is not None:
         p = Path(run)
         if not p.is_dir():
-            raise RunError(f"{p}: run directory not found", "pass a folder written by `ppoqa train`")
+            raise RunError(
+                f"{p}: run directory not found", "pass a folder written by `ppoqa train`"
+            )
         return p
     candidates = [c.parent for c in root.glob(f"*/{CHECKPOINT}")] if root.is_dir() else []
     if not candidates:

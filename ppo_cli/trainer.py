@@ -10,7 +10,6 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +96,9 @@ def balanced_questions(num_questions: int, num_episodes: int) -> torch.Tensor:
 def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
     vocab = Vocabulary.from_dataset(dataset)
     task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
-    policy = build_policy({"kind": cfg.policy, "vocab_size": len(vocab), "hidden_size": cfg.hidden_size})
+    policy = build_policy(
+        {"kind": cfg.policy, "vocab_size": len(vocab), "hidden_size": cfg.hidden_size}
+    )
     return task, policy
 
 
@@ -160,8 +161,18 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
             "mean_reward": float(ro.episode_returns.mean()),
             "train_accuracy": float(ro.exact.float().mean()),
             "mean_length": float(ro.mask.sum(1).float().mean()),
-            **{k: stats[k] for k in ("loss", "policy_loss", "value_loss", "entropy",
-                                     "approx_kl", "clipfrac", "epoch_losses")},
+            **{
+                k: stats[k]
+                for k in (
+                    "loss",
+                    "policy_loss",
+                    "value_loss",
+                    "entropy",
+                    "approx_kl",
+                    "clipfrac",
+                    "epoch_losses",
+                )
+            },
             "learning_rate": optimizer.param_groups[0]["lr"],
         }
         evaluate_now = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
@@ -174,27 +185,45 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
         if not all(math.isfinite(v) for v in (record["loss"], record["mean_reward"])):
             from ppo_cli.errors import TrainingError
 
-            raise TrainingError(f"metrics became NaN/Inf at iteration {iteration}", "lower --learning-rate")
+            raise TrainingError(
+                f"metrics became NaN/Inf at iteration {iteration}", "lower --learning-rate"
+            )
         append_metrics(run_dir, record)
         cb.on_iteration(record)
-        if evaluate_now and cfg.target_accuracy is not None and acc is not None and acc >= cfg.target_accuracy:
+        if (
+            evaluate_now
+            and cfg.target_accuracy is not None
+            and acc is not None
+            and acc >= cfg.target_accuracy
+        ):
             stopped_early = iteration < cfg.iterations
             break
     wall = time.perf_counter() - start
     if not results or iteration % cfg.eval_every != 0:
         results = evaluate_qa(policy, task)
         acc = accuracy(results)
-    save_checkpoint(run_dir, {
-        "policy_spec": policy.spec(),
-        "policy": policy.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "vocab": list(task.vocab.itos),
-        "dataset_fingerprint": dataset.fingerprint(),
-        "iteration": iteration,
-        "env": cfg.env,
-    })
+    save_checkpoint(
+        run_dir,
+        {
+            "policy_spec": policy.spec(),
+            "policy": policy.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "vocab": list(task.vocab.itos),
+            "dataset_fingerprint": dataset.fingerprint(),
+            "iteration": iteration,
+            "env": cfg.env,
+        },
+    )
     return TrainResult(
-        run_dir=run_dir, env=cfg.env, iterations=iteration, episodes=episodes, steps=steps,
-        epochs=epochs, gradient_updates=updates, wall_seconds=wall, final_accuracy=acc,
-        final_results=results, stopped_early=stopped_early,
+        run_dir=run_dir,
+        env=cfg.env,
+        iterations=iteration,
+        episodes=episodes,
+        steps=steps,
+        epochs=epochs,
+        gradient_updates=updates,
+        wall_seconds=wall,
+        final_accuracy=acc,
+        final_results=results,
+        stopped_early=stopped_early,
     )

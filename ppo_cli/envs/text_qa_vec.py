@@ -110,7 +110,9 @@ class TextQAVecEnv:
         self.task = task
         self.max_steps = task.max_steps
 
-    def reset(self, question_idx: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
+    def reset(
+        self, question_idx: torch.Tensor, prompts: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Start one episode per question index; returns the prompts [N, P].
 
         `prompts` replaces the dataset's questions (for `ask`); rewards then score against the

@@ -1,0 +1,44 @@
+"""The `ppoqa` command line: thin Typer commands over the ppo_cli core."""
+
+from __future__ import annotations
+
+import typer
+
+from ppo_cli import __version__
+from ppo_cli.cli.ask import ask_command
+from ppo_cli.cli.common import PpoqaGroup
+from ppo_cli.cli.eval import eval_command
+from ppo_cli.cli.train import train_command
+
+app = typer.Typer(
+    cls=PpoqaGroup,
+    name="ppoqa",
+    help="Train PPO agents on text question answering or gymnasium tasks, and watch them learn.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ppoqa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Train PPO agents on text question answering or gymnasium tasks, and watch them learn."""
+
+
+app.command("train")(train_command)
+app.command("eval")(eval_command)
+app.command("ask")(ask_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,206 @@
+"""`ppoqa train`: options -> Config -> trainer.train() -> progress, tables, run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.config import FIELD_TYPES, Config, apply_overrides, load_config_file, validate
+from ppo_cli.errors import ConfigError, UsageError
+from ppo_cli.render import qa_results_table, training_math_table
+from ppo_cli.trainer import Callbacks, train
+
+
+class RichCallbacks(Callbacks):
+    """Progress bar on stderr with live reward/accuracy; greedy tables every `show_every`."""
+
+    def __init__(self, show_every: int, quiet: bool) -> None:
+        self.show_every = show_every
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.last_acc: float | None = None
+
+    def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
+        if self.quiet:
+            return
+        err.print(f"[bold]ppoqa train[/] env={cfg.env} seed={cfg.seed} -> {run_dir}")
+        self.progress = Progress(
+            TextColumn("[bold blue]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self.task = self.progress.add_task("train", total=total, stats="")
+        self.progress.start()
+
+    def on_iteration(self, record: dict[str, Any]) -> None:
+        if self.progress is None:
+            return
+        if "eval_accuracy" in record:
+            self.last_acc = record["eval_accuracy"]
+        if "mean_reward" in record:
+            stats = f"reward {record['mean_reward']:+.2f}"
+            if self.last_acc is not None:
+                stats += f"  acc {100 * self.last_acc:.0f}%"
+        else:
+            ret = record.get("episodic_return", float("nan"))
+            stats = f"return {ret:.1f}  SPS {record.get('sps', 0):,.0f}"
+        self.progress.update(
+            self.task, completed=record.get("progress", record["iteration"]), stats=stats
+        )
+
+    def on_eval(self, iteration: int, results: list[Any]) -> None:
+        if self.progress is not None and self.show_every and iteration % self.show_every == 0:
+            self.progress.console.print(
+                qa_results_table(results, f"Greedy evaluation, iteration {iteration}")
+            )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def resolve_config(config_file: Path | None, overrides: dict[str, Any]) -> Config:
+    """defaults < --config YAML < explicit flags."""
+    cfg = Config()
+    if config_file is not None:
+        cfg = apply_overrides(cfg, load_config_file(config_file), str(config_file))
+    try:
+        cfg = apply_overrides(cfg, overrides, "option")
+        return validate(cfg, "option")
+    except ConfigError as exc:  # a bad flag value is a usage error: exit 2
+        raise UsageError(exc.message, exc.hint) from None
+
+
+def train_command(
+    env: str = typer.Option(
+        None, "--env", help="text-qa (default) or a gymnasium id such as CartPole-v1."
+    ),
+    dataset: str = typer.Option(
+        None, "--dataset", help="QA dataset YAML file (default: the built-in five questions)."
+    ),
+    seed: int = typer.Option(
+        None, "--seed", help="Random seed (default 0). Same seed, same machine -> same metrics."
+    ),
+    iterations: int = typer.Option(
+        None, "--iterations", help="Text QA: PPO iterations at most (default 150)."
+    ),
+    run_dir: Path = typer.Option(
+        None, "--run-dir", help="Where to write the run (default: a new folder under ./runs/)."
+    ),
+    config: Path = typer.Option(None, "--config", help="YAML file of settings; flags override it."),
+    policy: str = typer.Option(
+        None, "--policy", help="Text QA network: lstm (default) or transformer."
+    ),
+    hidden_size: int = typer.Option(
+        None, "--hidden-size", help="Width of the network (default 64)."
+    ),
+    num_episodes: int = typer.Option(
+        None, "--num-episodes", help="Text QA: episodes generated per iteration (default 64)."
+    ),
+    learning_rate: float = typer.Option(
+        None, "--learning-rate", "--lr", help="Adam learning rate (default 0.005)."
+    ),
+    anneal_lr: bool = typer.Option(
+        None, "--anneal-lr/--no-anneal-lr", help="Decay the learning rate linearly to 0."
+    ),
+    gamma: float = typer.Option(None, "--gamma", help="Discount factor (default 0.99)."),
+    gae_lambda: float = typer.Option(None, "--gae-lambda", help="GAE lambda (default 0.95)."),
+    update_epochs: int = typer.Option(
+        None, "--update-epochs", help="Passes over each batch (default 4)."
+    ),
+    num_minibatches: int = typer.Option(
+        None, "--num-minibatches", help="Minibatches per epoch (default 2)."
+    ),
+    clip_coef: float = typer.Option(
+        None, "--clip-coef", help="PPO clipping epsilon (default 0.2)."
+    ),
+    clip_vloss: bool = typer.Option(
+        None, "--clip-vloss/--no-clip-vloss", help="Clip the value loss too."
+    ),
+    norm_adv: bool = typer.Option(
+        None, "--norm-adv/--no-norm-adv", help="Normalize advantages (default on)."
+    ),
+    ent_coef: float = typer.Option(
+        None, "--ent-coef", help="Entropy bonus coefficient (default 0.01)."
+    ),
+    vf_coef: float = typer.Option(None, "--vf-coef", help="Value loss coefficient (default 0.5)."),
+    max_grad_norm: float = typer.Option(
+        None, "--max-grad-norm", help="Gradient norm clip (default 0.5)."
+    ),
+    target_kl: float = typer.Option(
+        None, "--target-kl", help="Stop an update's epochs once approx_kl exceeds this."
+    ),
+    target_accuracy: float = typer.Option(
+        None,
+        "--target-accuracy",
+        help="Text QA: stop once greedy accuracy reaches this (default 1.0).",
+    ),
+    no_early_stop: bool = typer.Option(
+        False, "--no-early-stop", help="Text QA: run all iterations."
+    ),
+    eval_every: int = typer.Option(
+        None, "--eval-every", help="Text QA: greedy evaluation every N iterations (default 1)."
+    ),
+    max_answer_tokens: int = typer.Option(
+        None,
+        "--max-answer-tokens",
+        help="Text QA: answer length limit (default: dataset's, else 4).",
+    ),
+    timesteps: int = typer.Option(
+        None, "--timesteps", help="Gymnasium: environment steps to train for (default 100000)."
+    ),
+    num_envs: int = typer.Option(None, "--num-envs", help="Gymnasium: parallel environments."),
+    num_steps: int = typer.Option(
+        None, "--num-steps", help="Gymnasium: steps per environment per iteration."
+    ),
+    vector_mode: str = typer.Option(
+        None, "--vector-mode", help="Gymnasium: auto, sync, async (processes) or vector."
+    ),
+    device: str = typer.Option(None, "--device", help="cpu (default), cuda or auto."),
+    threads: int = typer.Option(
+        None, "--threads", help="torch CPU threads (default 1: fastest for small nets)."
+    ),
+    show_every: int = typer.Option(
+        20, "--show-every", help="Print a greedy evaluation table every N iterations (0: never)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables on stderr."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON summary on stdout, nothing else."
+    ),
+) -> None:
+    """Train a PPO agent and write a run directory.
+
+    Example: ppoqa train --seed 1   |   ppoqa train --dataset examples/capitals.yaml
+    """
+    with handle_errors(json_output):
+        given = {k: v for k, v in locals().items() if k in FIELD_TYPES and v is not None}
+        if no_early_stop:
+            given["target_accuracy"] = None
+        cfg = resolve_config(config, given)
+        cb = RichCallbacks(show_every, quiet or json_output)
+        try:
+            result = train(cfg, run_dir, cb)
+        finally:
+            cb.close()
+        summary = result.to_dict()
+        if json_output:
+            print_json(summary)
+            return
+        if result.final_results:
+            out.print(qa_results_table(result.final_results, "Final greedy evaluation"))
+        out.print(training_math_table(summary))
+        err.print(
+            f'Next: ppoqa eval --run {result.run_dir}   |   ppoqa ask "{_example_question(result)}"'
+        )
+
+
+def _example_question(result: Any) -> str:
+    return result.final_results[0].question if result.final_results else "..."

@@ -1,0 +1,56 @@
+"""Rich tables built from plain records: pure functions, no I/O, easy to test."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+
+
+def _mark(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[red]no[/]"
+
+
+def qa_results_table(results: Sequence[Any], title: str = "Greedy evaluation") -> Table:
+    """Question, target, generated answer, reward, correct: one row per question."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("question")
+    table.add_column("target")
+    table.add_column("generated")
+    table.add_column("reward", justify="right")
+    table.add_column("correct", justify="center")
+    for r in results:
+        table.add_row(
+            r.question, r.target, r.answer or "[dim](empty)[/]", f"{r.reward:.2f}", _mark(r.correct)
+        )
+    n = len(results)
+    k = sum(r.correct for r in results)
+    table.caption = f"accuracy {k}/{n} = {100.0 * k / max(1, n):.1f}%"
+    return table
+
+
+def training_math_table(summary: dict[str, Any]) -> Table:
+    """The seed's "training math", for the run that really happened."""
+    table = Table(title="Training math (this run)", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("iterations", f"{summary['iterations']:,}"),
+        ("episodes", f"{summary['episodes']:,}"),
+        (
+            "steps (tokens)" if summary.get("env") == "text-qa" else "environment steps",
+            f"{summary['steps']:,}",
+        ),
+        ("epochs", f"{summary['epochs']:,}"),
+        ("gradient updates", f"{summary['gradient_updates']:,}"),
+        ("wall time", f"{summary['wall_seconds']:.2f} s"),
+    ]
+    if summary.get("final_accuracy") is not None:
+        rows.append(("final greedy accuracy", f"{100 * summary['final_accuracy']:.1f}%"))
+    if summary.get("mean_return") is not None:
+        rows.append(("final eval mean return", f"{summary['mean_return']:.1f}"))
+    rows.append(("run directory", str(summary["run_dir"])))
+    for what, value in rows:
+        table.add_row(what, value)
+    return table
