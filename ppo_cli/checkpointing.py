@@ -186,12 +186,13 @@ def resume_config(run_dir: Path, overrides: dict[str, Any]) -> Config:
                 f"drop {flag}, or start a new run: ppoqa train --config {shlex.quote(source)} "
                 f"{flag} ...",
             )
-    if cfg.anneal_lr and wanted.iterations != cfg.iterations:
-        raise UsageError(
-            "--iterations cannot change when resuming a run with --anneal-lr: the learning-rate "
-            "schedule depends on it",
-            "start a new run with the iterations you want",
-        )
+    for key in ("iterations", "timesteps"):
+        if cfg.anneal_lr and getattr(wanted, key) != getattr(cfg, key):
+            raise UsageError(
+                f"--{key} cannot change when resuming a run with --anneal-lr: the "
+                "learning-rate schedule depends on it",
+                f"start a new run with the {key} you want",
+            )
     return wanted
 
 

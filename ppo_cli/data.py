@@ -248,7 +248,7 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
     hint = "a dataset looks like:  pairs: [{question: ..., answer: ...}]  (see examples/)"
     node, data = _yaml_nodes(text, source)
     if data is None:
-        raise DatasetError(f"{source}: the file is empty", hint)
+        raise DatasetError(f"{source}: file is empty", hint)
     if not isinstance(data, dict):
         raise DatasetError(f"{source}: top level is not a mapping with 'pairs'", hint)
     if "pairs" not in data:

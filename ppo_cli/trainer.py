@@ -187,10 +187,10 @@ def train_text_qa(
         dataset = _load_run_dataset(run_dir)
     else:
         dataset = load_dataset(cfg.dataset)
+    seed_everything(cfg.seed, cfg.threads)
+    task, policy = build_text_setup(cfg, dataset)  # may still refuse the dataset: no folder yet
     run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
     with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
-        seed_everything(cfg.seed, cfg.threads)
-        task, policy = build_text_setup(cfg, dataset)
         optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
         settings = UpdateSettings.from_config(cfg)
         state = TextLoopState()

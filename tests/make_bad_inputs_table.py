@@ -189,7 +189,7 @@ CASES: list[Case] = [
     Case("dataset file missing", [*T, "--dataset", "nope.yaml"], 1, "nope.yaml: dataset file not found"),
     Case("dataset path is a directory", [*T, "--dataset", "data"], 1, "is a directory", mkdir("data")),
     Case("dataset not UTF-8", [*T, "--dataset", "d.yaml"], 1, "not UTF-8", write("d.yaml", b"pairs: \xff\xfe")),
-    Case("dataset empty file", [*T, "--dataset", "d.yaml"], 1, "d.yaml: the file is empty", write("d.yaml", "")),
+    Case("dataset empty file", [*T, "--dataset", "d.yaml"], 1, "d.yaml: file is empty", write("d.yaml", "")),
     Case("dataset invalid YAML", [*T, "--dataset", "d.yaml"], 1, "line 3: not valid YAML (mapping values are not allowed here)", write("d.yaml", "pairs:\n  - question: a\n    answer: b: c\n")),
     Case("dataset is a list, not a mapping", [*T, "--dataset", "d.yaml"], 1, "top level is not a mapping", write("d.yaml", "- question: x\n")),
     Case("dataset entry without an answer", [*T, "--dataset", "d.yaml"], 1, "pair 0 (line 2): missing 'answer'", write("d.yaml", "pairs:\n  - question: Why?\n")),

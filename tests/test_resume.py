@@ -216,3 +216,17 @@ def test_real_sigint_in_a_subprocess(tmp_path: Path) -> None:
     done = len(metrics(run))
     assert load_checkpoint(run)["iteration"] == done >= 1
     assert not (run / LOCK).exists()
+
+
+def test_resume_keeps_the_runs_meaning(tmp_path: Path) -> None:
+    from ppo_cli.config import config_to_yaml
+    from ppo_cli.errors import UsageError
+
+    (tmp_path / "config.yaml").write_text(config_to_yaml(Config(iterations=5, seed=3)))
+    assert resume_config(tmp_path, {"seed": 3, "iterations": 9}).iterations == 9  # no change
+    for flag, value in (("seed", 4), ("learning_rate", 0.1), ("dataset", "x.yaml")):
+        with pytest.raises(UsageError, match=f"--{flag.replace('_', '-')} cannot change"):
+            resume_config(tmp_path, {flag: value})
+    (tmp_path / "config.yaml").write_text(config_to_yaml(Config(iterations=5, anneal_lr=True)))
+    with pytest.raises(UsageError, match="learning-rate schedule"):
+        resume_config(tmp_path, {"iterations": 9})
