@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ppo_cli.errors import ConfigError
+from ppo_cli.errors import ConfigError, short_repr
 
 TEXT_QA = "text-qa"
 
@@ -35,6 +35,7 @@ class Config:
     timesteps: int = 100_000  # gymnasium: environment steps
     target_accuracy: float | None = 1.0  # text-QA: stop once greedy accuracy reaches this
     eval_every: int = 1  # text-QA: greedy evaluation every N iterations
+    save_every: int = 10  # checkpoint every N iterations (0: only at the start and the end)
 
     # Rollout
     num_episodes: int = 64  # text-QA: episodes generated per iteration
@@ -82,15 +83,17 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 # (low, high, low inclusive) ranges checked after merging; None means unbounded.
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "seed": (0, 2**32 - 1, True),  # numpy's seed range
     "hidden_size": (1, 4096, True),
     "threads": (1, 256, True),
     "iterations": (1, None, True),
     "timesteps": (1, None, True),
     "target_accuracy": (0.0, 1.0, True),
     "eval_every": (1, None, True),
-    "num_episodes": (1, None, True),
+    "save_every": (0, None, True),
+    "num_episodes": (1, 1_000_000, True),
     "num_envs": (1, 1024, True),
-    "num_steps": (1, None, True),
+    "num_steps": (1, 1_000_000, True),
     "learning_rate": (0.0, 10.0, False),
     "gamma": (0.0, 1.0, True),
     "gae_lambda": (0.0, 1.0, True),
@@ -102,7 +105,10 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "max_grad_norm": (0.0, None, False),
     "target_kl": (0.0, None, False),
     "max_answer_tokens": (1, 64, True),
-    "step_penalty": (0.0, None, True),
+    "reward_correct": (-1e6, 1e6, True),
+    "reward_overlap": (-1e6, 1e6, True),
+    "reward_wrong": (-1e6, 1e6, True),
+    "step_penalty": (0.0, 1e6, True),
 }
 
 
@@ -123,7 +129,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     bad = ConfigError(
         f"{_label(source, name)} must be {'a' if base != 'int' else 'a whole'} "
         f"{ {'int': 'number', 'float': 'number', 'bool': 'true/false', 'str': 'text'}[base] }, "
-        f"got {value!r}",
+        f"got {short_repr(value)}",
         f"see `ppoqa train --help` for {name}",
     )
     if base == "bool":
@@ -154,7 +160,7 @@ def validate(cfg: Config, source: str = "config") -> Config:
         if getattr(cfg, name) not in choices:
             raise ConfigError(
                 f"{_label(source, name)} must be one of {', '.join(choices)}, "
-                f"got {getattr(cfg, name)!r}",
+                f"got {short_repr(getattr(cfg, name))}",
                 f"pick one of {', '.join(choices)}",
             )
     for name, (low, high, low_incl) in _RANGES.items():
@@ -168,7 +174,8 @@ def validate(cfg: Config, source: str = "config") -> Config:
             hi = "" if high is None else f"<= {high}"
             rng = " and ".join(x for x in (lo, hi) if x)
             raise ConfigError(
-                f"{_label(source, name)} must be {rng}, got {value!r}", f"choose {name} {rng}"
+                f"{_label(source, name)} must be {rng}, got {short_repr(value)}",
+                f"choose {name} {rng}",
             )
     return cfg
 
@@ -182,29 +189,46 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Conf
         if key not in names:
             close = difflib.get_close_matches(key, sorted(names), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "see `ppoqa train --help`"
-            raise ConfigError(f"{source}: unknown setting '{raw_key}'", hint)
+            raise ConfigError(f"{source}: unknown setting {short_repr(str(raw_key))}", hint)
         values[key] = _coerce(key, value, source)
     return dataclasses.replace(cfg, **values)
+
+
+MAX_CONFIG_BYTES = 1_000_000
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of settings (not yet applied)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, not a config file", "pass a .yaml file")
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found", "check the path given to --config")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror})", "check the permissions") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: larger than 1 MB, not a config file", "check the path")
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text", "save the config as UTF-8 YAML") from exc
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None)
         raise ConfigError(
-            f"{p}:{where}: not valid YAML ({getattr(exc, 'problem', None) or 'invalid syntax'})",
+            f"{p}:{where}: not valid YAML ({problem or 'invalid syntax'})",
             "a config is a mapping such as  learning_rate: 0.003",
         ) from exc
     except (ValueError, TypeError, RecursionError) as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})", "a config is a YAML mapping") from exc
+        raise ConfigError(
+            f"{p}: not valid YAML ({short_repr(str(exc))})", "a config is a YAML mapping"
+        ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

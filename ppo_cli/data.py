@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ppo_cli.errors import DatasetError
+from ppo_cli.errors import DatasetError, short_repr
 
 PAD, START, END, UNK = "<PAD>", "<START>", "<END>", "<UNK>"
 SPECIAL_TOKENS = (PAD, START, END, UNK)
@@ -166,7 +166,8 @@ def load_dataset(path: str | Path | None = None) -> QADataset:
     if p.is_dir():
         raise DatasetError(f"{p}: is a directory, not a dataset file", "pass a .yaml file")
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as fh:  # bounded: the path may be a device or a pipe
+            raw = fh.read(MAX_DATASET_BYTES + 1)
     except OSError as exc:
         raise DatasetError(
             f"{p}: cannot read ({exc.strerror})", "check the file permissions"
@@ -189,13 +190,15 @@ def _yaml_nodes(text: str, source: str) -> tuple[Any, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid syntax"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "invalid syntax"
         raise DatasetError(
             f"{source}:{where}: not valid YAML ({problem})",
             "check indentation and quoting; see examples/ for the format",
         ) from exc
     except (ValueError, TypeError, RecursionError) as exc:
-        raise DatasetError(f"{source}: not valid YAML ({exc})", "see examples/") from exc
+        raise DatasetError(
+            f"{source}: not valid YAML ({short_repr(str(exc))})", "see examples/"
+        ) from exc
     return node, data
 
 
@@ -225,10 +228,27 @@ def _text_value(value: Any, source: str, where: str, key: str) -> str:
     return value
 
 
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _optional_text(data: dict[Any, Any], key: str, source: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise DatasetError(
+        f"{source}: '{key}' must be text, got {type(value).__name__}", f"give the {key} as text"
+    )
+
+
 def parse_dataset(text: str, source: str = "<string>") -> QADataset:
     """Validate YAML text as a dataset; raise DatasetError naming file, entry and problem."""
     hint = "a dataset looks like:  pairs: [{question: ..., answer: ...}]  (see examples/)"
     node, data = _yaml_nodes(text, source)
+    if data is None:
+        raise DatasetError(f"{source}: file is empty", hint)
     if not isinstance(data, dict):
         raise DatasetError(f"{source}: top level is not a mapping with 'pairs'", hint)
     if "pairs" not in data:
@@ -252,7 +272,7 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 64:
         raise DatasetError(
             f"{source}: 'max_answer_tokens' must be a whole number from 1 to 64, "
-            f"got {max_tokens!r}",
+            f"got {short_repr(max_tokens)}",
             "omit it for the default of 4",
         )
     rewards = data.get("rewards") or {}
@@ -264,7 +284,9 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
         )
     for k, v in rewards.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) > 1e6:
-            raise DatasetError(f"{source}: rewards.{k} must be a number, got {v!r}", "e.g. 10.0")
+            raise DatasetError(
+                f"{source}: rewards.{k} must be a number, got {short_repr(v)}", "e.g. 10.0"
+            )
 
     pairs: list[QAPair] = []
     seen: dict[str, tuple[str, str]] = {}
@@ -282,13 +304,13 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
         level = entry.get("level", 0)
         if isinstance(level, bool) or not isinstance(level, int) or level < 0:
             raise DatasetError(
-                f"{source}: {where}: 'level' must be a whole number >= 0, got {level!r}",
+                f"{source}: {where}: 'level' must be a whole number >= 0, got {short_repr(level)}",
                 "levels order a curriculum: 0 is easiest",
             )
         n_tokens = len(tokenize(answer))
         if n_tokens > max_tokens:
             raise DatasetError(
-                f"{source}: {where}: answer '{answer}' has {n_tokens} tokens, more than the "
+                f"{source}: {where}: answer '{_clip(answer)}' has {n_tokens} tokens, more than the "
                 f"limit of {max_tokens}",
                 "shorten the answer or raise max_answer_tokens in the dataset file",
             )
@@ -296,20 +318,20 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
             prev_answer, prev_where = seen[question]
             if prev_answer != answer:
                 raise DatasetError(
-                    f"{source}: {where}: question '{question}' has two answers: "
-                    f"'{prev_answer}' ({prev_where}) and '{answer}'",
+                    f"{source}: {where}: question '{_clip(question)}' has two answers: "
+                    f"'{_clip(prev_answer)}' ({prev_where}) and '{_clip(answer)}'",
                     "keep one answer per question",
                 )
             continue  # an exact duplicate adds nothing
         seen[question] = (answer, where)
         pairs.append(QAPair(question, answer, level))
 
-    name = data.get("name")
-    description = data.get("description")
+    name = _optional_text(data, "name", source)
+    description = _optional_text(data, "description", source)
     return QADataset(
         pairs=pairs,
-        name=str(name) if name is not None else Path(source).stem,
-        description=str(description) if description is not None else "",
+        name=name if name is not None else Path(source).stem,
+        description=description if description is not None else "",
         max_answer_tokens=max_tokens,
         rewards={k: float(v) for k, v in rewards.items()},
         source=source,

@@ -12,6 +12,7 @@ class PpoqaError(Exception):
 
     code: str = "error"
     exit_code: int = 1
+    label: str = "error"  # the word after "ppoqa:" on stderr
 
     def __init__(self, message: str, hint: str = "", *, code: str | None = None) -> None:
         super().__init__(message)
@@ -62,3 +63,22 @@ class TrainingError(PpoqaError):
     """Training stopped because the numbers went bad (NaN/Inf)."""
 
     code = "training"
+
+
+class TrainingInterrupted(PpoqaError):
+    """Ctrl-C during training: the run was saved and can be resumed (exit code 130)."""
+
+    code = "interrupted"
+    exit_code = 130
+    label = "interrupted"
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """repr() for error messages, cut short: user input can be huge (or a YAML alias bomb)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother = 2, 4, 4, limit, limit
+    r.maxlong = limit
+    text = r.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit] + "..."

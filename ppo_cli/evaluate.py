@@ -11,10 +11,10 @@ import torch
 from ppo_cli.config import Config, apply_overrides
 from ppo_cli.data import QADataset, Vocabulary, parse_dataset, tokenize
 from ppo_cli.envs.text_qa_vec import QATask, RewardSpec, TextQAVecEnv, encode_prompts
-from ppo_cli.errors import RunError
+from ppo_cli.errors import DatasetError, RunError
 from ppo_cli.policies import ActorCritic, build_policy
 from ppo_cli.rollout import collect_text_episodes
-from ppo_cli.rundir import DATASET, load_checkpoint, read_config
+from ppo_cli.rundir import CONFIG, DATASET, load_checkpoint, read_config
 
 
 @dataclass
@@ -85,6 +85,30 @@ class TextRun:
     checkpoint: dict[str, Any]
 
 
+def check_fits(policy: ActorCritic, prompt_len: int, max_steps: int, source: str) -> None:
+    """A transformer reads at most `max_len` positions: say so instead of an IndexError."""
+    max_len = getattr(policy, "max_len", None)
+    if max_len is not None and prompt_len + max_steps - 1 > max_len:
+        raise DatasetError(
+            f"{source}: a question of {prompt_len - 1} tokens plus an answer of up to "
+            f"{max_steps - 1} tokens is longer than the transformer reads ({max_len} tokens)",
+            "shorten the question, or use --policy lstm",
+        )
+
+
+def _check_spec(spec: Any, vocab_size: int) -> dict[str, Any]:
+    """A checkpoint's network description, checked before anything is allocated for it."""
+    if not isinstance(spec, dict) or spec.get("kind") not in ("lstm", "transformer"):
+        raise ValueError("not a text policy")
+    if spec.get("vocab_size") != vocab_size:
+        raise ValueError("vocabulary size does not match")
+    for key, high in (("hidden_size", 4096), ("num_layers", 64), ("num_heads", 64)):
+        value = spec.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise ValueError(f"{key} out of range")
+    return dict(spec)
+
+
 def load_text_run(run: Path) -> TextRun:
     raw_cfg = read_config(run)
     if raw_cfg.get("env", "text-qa") != "text-qa":
@@ -92,16 +116,30 @@ def load_text_run(run: Path) -> TextRun:
             f"{run}: is a {raw_cfg.get('env')} run, not a text-QA run",
             "`ppoqa ask` answers questions only with runs trained on --env text-qa",
         )
-    cfg = apply_overrides(Config(), raw_cfg, str(run / "config.yaml"))
+    cfg = apply_overrides(Config(), raw_cfg, str(run / CONFIG))
     ckpt = load_checkpoint(run)
     try:
-        vocab = Vocabulary.from_list(list(ckpt["vocab"]))
-        dataset = parse_dataset((run / DATASET).read_text(encoding="utf-8"), str(run / DATASET))
-        policy = build_policy(dict(ckpt["policy_spec"]))
-        policy.load_state_dict(ckpt["policy"])
-    except (KeyError, ValueError, RuntimeError, TypeError, OSError) as exc:
+        dataset_text = (run / DATASET).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise RunError(
-            f"{run}: checkpoint or run files do not fit together ({type(exc).__name__})",
+            f"{run / DATASET}: missing or unreadable",
+            "a text-QA run directory holds the dataset it was trained on; retrain",
+        ) from exc
+    dataset = parse_dataset(dataset_text, str(run / DATASET))
+    from ppo_cli.checkpointing import check_dataset_fingerprint
+
+    check_dataset_fingerprint(ckpt, dataset.fingerprint(), run)
+    try:
+        itos = ckpt["vocab"]
+        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+            raise ValueError("vocabulary is not a list of tokens")
+        vocab = Vocabulary.from_list(itos)
+        policy = build_policy(_check_spec(ckpt["policy_spec"], len(vocab)))
+        policy.load_state_dict(ckpt["policy"])
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
+        raise RunError(
+            f"{run}: checkpoint or run files do not fit together "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:80] if str(exc) else ''})",
             "retrain with `ppoqa train`",
         ) from exc
     policy.eval()
@@ -120,12 +158,14 @@ def answer_questions(run: TextRun, questions: list[str]) -> tuple[list[str], lis
         encoded.append(ids)
         unknown.extend(u for u in unk if u not in unknown)
     n = len(questions)
+    prompts = encode_prompts(encoded)
+    check_fits(run.policy, prompts.shape[1], run.task.max_steps, "question")
     ro = collect_text_episodes(
         run.policy,
         TextQAVecEnv(run.task),
         torch.zeros(n, dtype=torch.long),
         greedy=True,
-        prompts=encode_prompts(encoded),
+        prompts=prompts,
     )
     answers = [
         run.task.answer_text(ro.answer[i, : int(ro.answer_len[i])].tolist()) for i in range(n)
@@ -140,4 +180,5 @@ def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:
 
     dataset = load_dataset(path)
     task = QATask(dataset, run.vocab, run.task.rewards, run.task.max_answer_tokens)
+    check_fits(run.policy, task.prompt_len, task.max_steps, dataset.source)
     return evaluate_qa(run.policy, task)

@@ -6,33 +6,44 @@ bars and tables while tests and library users need no terminal.
 
 from __future__ import annotations
 
+import inspect
 import json
-import math
 import random
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ppo_cli.checkpointing import (
+    TrainingSession,
+    check_finite_metrics,
+    check_finite_parameters,
+    load_resume_checkpoint,
+    restore_training_state,
+    training_state,
+)
 from ppo_cli.config import Config, config_to_yaml, validate
-from ppo_cli.data import QADataset, Vocabulary, load_dataset
+from ppo_cli.data import QADataset, Vocabulary, load_dataset, parse_dataset
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
-from ppo_cli.evaluate import QAResult, accuracy, evaluate_qa, reward_spec
+from ppo_cli.errors import ConfigError, RunError, TrainingError, UsageError
+from ppo_cli.evaluate import QAResult, accuracy, check_fits, evaluate_qa, reward_spec
 from ppo_cli.policies import ActorCritic, build_policy
 from ppo_cli.ppo import UpdateSettings, ppo_update
 from ppo_cli.rollout import collect_text_episodes
 from ppo_cli.rundir import (
     CONFIG,
     DATASET,
+    METRICS,
     VOCAB,
     append_metrics,
     atomic_write_text,
     new_run_dir,
     prepare_run_dir,
-    save_checkpoint,
+    truncate_metrics,
     write_yaml,
 )
 
@@ -69,6 +80,10 @@ class Callbacks:
     def on_iteration(self, record: dict[str, Any]) -> None: ...
     def on_eval(self, iteration: int, results: list[QAResult]) -> None: ...
 
+    def on_warning(self, message: str) -> None:
+        sys.stderr.write(f"ppoqa: warning: {message}\n")
+        sys.stderr.flush()
+
 
 def seed_everything(seed: int, threads: int) -> None:
     random.seed(seed)
@@ -81,8 +96,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from ppo_cli.errors import ConfigError
-
         raise ConfigError("--device cuda: no CUDA device is available", "use --device cpu")
     return torch.device(name)
 
@@ -99,6 +112,7 @@ def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCrit
     policy = build_policy(
         {"kind": cfg.policy, "vocab_size": len(vocab), "hidden_size": cfg.hidden_size}
     )
+    check_fits(policy, task.prompt_len, task.max_steps, dataset.source)
     return task, policy
 
 
@@ -106,124 +120,191 @@ def train(
     cfg: Config,
     run_dir: Path | None = None,
     callbacks: Callbacks | None = None,
+    *,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train on cfg.env and write a run directory; text QA here, gymnasium ids elsewhere."""
+    """Train on cfg.env and write a run directory; text QA here, gymnasium ids elsewhere.
+
+    resume=True continues the run in run_dir from its checkpoint (cfg: resume_config()).
+    """
     validate(cfg)
+    if resume and run_dir is None:
+        raise UsageError("resuming needs the run directory", "ppoqa train --resume DIR")
     if not cfg.is_text_qa:
         from ppo_cli.gym_trainer import train_gym
 
-        return train_gym(cfg, run_dir, callbacks or Callbacks())
-    return train_text_qa(cfg, run_dir, callbacks or Callbacks())
-
-
-def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResult:
-    if cfg.policy == "mlp":
-        from ppo_cli.errors import ConfigError
-
-        raise ConfigError("--policy mlp is for gymnasium environments", "use lstm or transformer")
-    dataset = load_dataset(cfg.dataset)
-    run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
-    seed_everything(cfg.seed, cfg.threads)
-    task, policy = build_text_setup(cfg, dataset)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    settings = UpdateSettings.from_config(cfg)
-
-    atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
-    write_yaml(run_dir / DATASET, dataset.to_dict())
-    atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
-    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    cb.on_start(cfg, run_dir, cfg.iterations)
-
-    venv = TextQAVecEnv(task)
-    episodes = steps = epochs = updates = 0
-    results: list[QAResult] = []
-    acc: float | None = None
-    stopped_early = False
-    start = time.perf_counter()
-    iteration = 0
-    for iteration in range(1, cfg.iterations + 1):
-        if cfg.anneal_lr:
-            frac = 1.0 - (iteration - 1) / cfg.iterations
-            optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
-        q_idx = balanced_questions(task.num_questions, cfg.num_episodes)
-        ro = collect_text_episodes(policy, venv, q_idx)
-        batch, _ = ro.to_batch(cfg.gamma, cfg.gae_lambda)
-        stats = ppo_update(policy, optimizer, batch, settings)
-        episodes += ro.question_idx.shape[0]
-        steps += ro.num_steps
-        epochs += stats["epochs"]
-        updates += stats["gradient_updates"]
-
-        record: dict[str, Any] = {
-            "iteration": iteration,
-            "episodes": episodes,
-            "steps": steps,
-            "mean_reward": float(ro.episode_returns.mean()),
-            "train_accuracy": float(ro.exact.float().mean()),
-            "mean_length": float(ro.mask.sum(1).float().mean()),
-            **{
-                k: stats[k]
-                for k in (
-                    "loss",
-                    "policy_loss",
-                    "value_loss",
-                    "entropy",
-                    "approx_kl",
-                    "clipfrac",
-                    "epoch_losses",
-                )
-            },
-            "learning_rate": optimizer.param_groups[0]["lr"],
-        }
-        evaluate_now = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
-        if evaluate_now:
-            results = evaluate_qa(policy, task)
-            acc = accuracy(results)
-            record["eval_accuracy"] = acc
-            cb.on_eval(iteration, results)
-        record["wall_seconds"] = round(time.perf_counter() - start, 4)
-        if not all(math.isfinite(v) for v in (record["loss"], record["mean_reward"])):
-            from ppo_cli.errors import TrainingError
-
-            raise TrainingError(
-                f"metrics became NaN/Inf at iteration {iteration}", "lower --learning-rate"
+        if not resume:
+            return train_gym(cfg, run_dir, callbacks or Callbacks())
+        if "resume" not in inspect.signature(train_gym).parameters:
+            raise RunError(
+                f"{run_dir}: resuming a gymnasium run is not supported yet", "start a new run"
             )
-        append_metrics(run_dir, record)
-        cb.on_iteration(record)
-        if (
-            evaluate_now
-            and cfg.target_accuracy is not None
-            and acc is not None
-            and acc >= cfg.target_accuracy
-        ):
-            stopped_early = iteration < cfg.iterations
-            break
-    wall = time.perf_counter() - start
-    if not results or iteration % cfg.eval_every != 0:
-        results = evaluate_qa(policy, task)
-        acc = accuracy(results)
-    save_checkpoint(
-        run_dir,
-        {
-            "policy_spec": policy.spec(),
-            "policy": policy.state_dict(),
-            "optimizer": optimizer.state_dict(),
+        return train_gym(cfg, run_dir, callbacks or Callbacks(), resume=True)
+    return train_text_qa(cfg, run_dir, callbacks or Callbacks(), resume=resume)
+
+
+@dataclass
+class TextLoopState:
+    """Everything the text-QA loop carries from one iteration to the next (besides the
+    policy, the optimizer and the RNGs): what a checkpoint must hold to resume exactly."""
+
+    iteration: int = 0
+    episodes: int = 0
+    steps: int = 0
+    epochs: int = 0
+    gradient_updates: int = 0
+    wall_seconds: float = 0.0
+    accuracy: float | None = None  # of the last greedy evaluation
+    results: list[dict[str, Any]] = field(default_factory=list)  # its QAResult dicts
+    stopped_early: bool = False
+    finished: bool = False
+
+    @classmethod
+    def from_counters(cls, counters: dict[str, Any]) -> TextLoopState:
+        known = {k: v for k, v in counters.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _load_run_dataset(run_dir: Path) -> QADataset:
+    """A resumed run trains on its own copy of the dataset, not on the original file."""
+    path = run_dir / DATASET
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(
+            f"{path}: missing or unreadable", "resume only a run directory made by `ppoqa train`"
+        ) from exc
+    return parse_dataset(text, str(path))
+
+
+def train_text_qa(
+    cfg: Config, run_dir: Path | None, cb: Callbacks, resume: bool = False
+) -> TrainResult:
+    if cfg.policy == "mlp":
+        raise ConfigError("--policy mlp is for gymnasium environments", "use lstm or transformer")
+    if resume:
+        assert run_dir is not None
+        dataset = _load_run_dataset(run_dir)
+    else:
+        dataset = load_dataset(cfg.dataset)
+    seed_everything(cfg.seed, cfg.threads)
+    task, policy = build_text_setup(cfg, dataset)  # may still refuse the dataset: no folder yet
+    run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
+    with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
+        optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        settings = UpdateSettings.from_config(cfg)
+        state = TextLoopState()
+        if resume:
+            ckpt = load_resume_checkpoint(run_dir, dataset.fingerprint())
+            state = TextLoopState.from_counters(
+                restore_training_state(ckpt, policy, optimizer, run_dir)
+            )
+            state.finished = state.stopped_early = False
+            if state.iteration >= cfg.iterations:
+                raise RunError(
+                    f"{run_dir}: the run already finished all {state.iteration} iterations",
+                    f"to train further, pass --iterations with more than {state.iteration}",
+                )
+            truncate_metrics(run_dir, state.iteration)
+        else:
+            write_yaml(run_dir / DATASET, dataset.to_dict())
+            atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
+            (run_dir / METRICS).unlink(missing_ok=True)
+        atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
+        extra = {
             "vocab": list(task.vocab.itos),
             "dataset_fingerprint": dataset.fingerprint(),
-            "iteration": iteration,
             "env": cfg.env,
-        },
-    )
+        }
+        session.track(lambda: training_state(policy, optimizer, asdict(state), extra))
+        session.start(state.iteration)
+        cb.on_start(cfg, run_dir, cfg.iterations)
+
+        venv = TextQAVecEnv(task)
+        start = time.perf_counter() - state.wall_seconds
+        for iteration in range(state.iteration + 1, cfg.iterations + 1):
+            session.begin()
+            if cfg.anneal_lr:
+                frac = 1.0 - (iteration - 1) / cfg.iterations
+                optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
+            q_idx = balanced_questions(task.num_questions, cfg.num_episodes)
+            ro = collect_text_episodes(policy, venv, q_idx)
+            batch, _ = ro.to_batch(cfg.gamma, cfg.gae_lambda)
+            try:
+                stats = ppo_update(policy, optimizer, batch, settings)
+            except TrainingError as exc:
+                raise TrainingError(f"iteration {iteration}: {exc.message}", exc.hint) from exc
+            check_finite_parameters(policy, iteration)
+
+            record: dict[str, Any] = {
+                "iteration": iteration,
+                "episodes": state.episodes + ro.question_idx.shape[0],
+                "steps": state.steps + ro.num_steps,
+                "mean_reward": float(ro.episode_returns.mean()),
+                "train_accuracy": float(ro.exact.float().mean()),
+                "mean_length": float(ro.mask.sum(1).float().mean()),
+                **{
+                    k: stats[k]
+                    for k in (
+                        "loss",
+                        "policy_loss",
+                        "value_loss",
+                        "entropy",
+                        "approx_kl",
+                        "clipfrac",
+                        "epoch_losses",
+                    )
+                },
+                "learning_rate": optimizer.param_groups[0]["lr"],
+            }
+            evaluate_now = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
+            results: list[QAResult] = []
+            if evaluate_now:
+                results = evaluate_qa(policy, task)
+                record["eval_accuracy"] = accuracy(results)
+                cb.on_eval(iteration, results)
+            record["wall_seconds"] = round(time.perf_counter() - start, 4)
+            check_finite_metrics(record, ("loss", "mean_reward", "value_loss"), iteration)
+            append_metrics(run_dir, record)
+
+            state.iteration = iteration
+            state.episodes, state.steps = record["episodes"], record["steps"]
+            state.epochs += stats["epochs"]
+            state.gradient_updates += stats["gradient_updates"]
+            state.wall_seconds = record["wall_seconds"]
+            if evaluate_now:
+                state.accuracy = record["eval_accuracy"]
+                state.results = [r.to_dict() for r in results]
+            reached = (
+                evaluate_now
+                and cfg.target_accuracy is not None
+                and state.accuracy is not None
+                and state.accuracy >= cfg.target_accuracy
+            )
+            state.stopped_early = bool(reached and iteration < cfg.iterations)
+            session.end(iteration)
+            cb.on_iteration(record)
+            if reached:
+                break
+            session.stop_if_requested()
+
+        wall = time.perf_counter() - start
+        if not state.results or state.iteration % cfg.eval_every != 0:
+            final = evaluate_qa(policy, task)
+            state.accuracy, state.results = accuracy(final), [r.to_dict() for r in final]
+        state.finished = True
+        state.wall_seconds = wall
+        session.save(state.iteration)
     return TrainResult(
         run_dir=run_dir,
         env=cfg.env,
-        iterations=iteration,
-        episodes=episodes,
-        steps=steps,
-        epochs=epochs,
-        gradient_updates=updates,
+        iterations=state.iteration,
+        episodes=state.episodes,
+        steps=state.steps,
+        epochs=state.epochs,
+        gradient_updates=state.gradient_updates,
         wall_seconds=wall,
-        final_accuracy=acc,
-        final_results=results,
-        stopped_early=stopped_early,
+        final_accuracy=state.accuracy,
+        final_results=[QAResult(**r) for r in state.results],
+        stopped_early=state.stopped_early,
     )

@@ -9,7 +9,22 @@ from pathlib import Path
 import typer
 
 from ppo_cli.cli.common import handle_errors
-from ppo_cli.errors import UsageError
+from ppo_cli.errors import PpoqaError, UsageError
+
+
+def _read_stdin() -> str:
+    """stdin as UTF-8 text; other bytes are a user error, not a traceback."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PpoqaError(
+            f"stdin: not UTF-8 text (byte {exc.start})",
+            "pipe questions as UTF-8 text, one a line",
+            code="input",
+        ) from None
 
 
 def ask_command(
@@ -33,7 +48,7 @@ def ask_command(
                 raise UsageError(
                     "no question given", 'pass one: ppoqa ask "What is 2+2?", or pipe lines in'
                 )
-            questions = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+            questions = [line.strip() for line in _read_stdin().splitlines() if line.strip()]
         else:
             questions = [question]
         from ppo_cli.evaluate import answer_questions, load_text_run

@@ -34,14 +34,29 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
-def fail(code: str, message: str, hint: str, exit_code: int, as_json: bool) -> NoReturn:
+def fail(
+    code: str, message: str, hint: str, exit_code: int, as_json: bool, label: str = "error"
+) -> NoReturn:
+    """The one error shape: `ppoqa: error: <message> (hint: <hint>)` on stderr, or in --json
+    mode {"error": {code, message, hint}} as the only document on stdout."""
     if as_json:
         print_json({"error": {"code": code, "message": message, "hint": hint}})
     else:
-        line = f"ppoqa: error: {message}" + (f" (hint: {hint})" if hint else "")
+        line = f"ppoqa: {label}: {message}" + (f" (hint: {hint})" if hint else "")
         sys.stderr.write(line.replace("\n", " ") + "\n")
         sys.stderr.flush()
     raise typer.Exit(exit_code)
+
+
+def _silence_stdout() -> None:
+    """The reader of our stdout went away (`| head`): point fd 1 at /dev/null so the final
+    flush at exit cannot fail with 'Exception ignored ... BrokenPipeError'."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real fd (e.g. under CliRunner)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
 
 @contextmanager
@@ -55,13 +70,12 @@ def handle_errors(as_json: bool = False) -> Iterator[None]:
     except PpoqaError as exc:
         if debug():
             raise
-        fail(exc.code, exc.message, exc.hint, exc.exit_code, as_json)
+        fail(exc.code, exc.message, exc.hint, exc.exit_code, as_json, exc.label)
     except KeyboardInterrupt:
-        sys.stderr.write("ppoqa: interrupted\n")
-        raise typer.Exit(130) from None
+        fail("interrupted", "stopped by Ctrl-C", "", 130, as_json, "interrupted")
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`): not an error worth a message.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        _silence_stdout()
         raise typer.Exit(0) from None
     except Exception as exc:
         if debug():
@@ -70,30 +84,45 @@ def handle_errors(as_json: bool = False) -> Iterator[None]:
 
 
 class PpoqaGroup(TyperGroup):
-    """Typer group whose usage errors are one line on stderr (or JSON with --json), exit 2."""
+    """Typer group whose usage errors are one line on stderr (or JSON with --json), exit 2.
+
+    Usage errors found by the option parser (unknown option, a value that is not a number)
+    keep exit code 2 in --json mode too, with {"error": {"code": "usage", ...}} on stdout.
+    """
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         standalone = extra.pop("standalone_mode", True)
+        as_json = "--json" in argv
         try:
             rv = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
         except typer.TyperException as exc:  # usage errors (exit 2) and other CLI-level errors
             ctx = getattr(exc, "ctx", None)
             path = ctx.command_path if ctx is not None else "ppoqa"
-            code = exc.exit_code
+            code = getattr(exc, "exit_code", 1)
             try:
                 fail(
                     "usage" if code == 2 else "cli",
-                    exc.format_message(),
+                    exc.format_message() if hasattr(exc, "format_message") else str(exc),
                     f"see `{path} --help`",
                     code,
-                    "--json" in argv,
+                    as_json,
                 )
             except typer.Exit as done:
                 rv = done.exit_code
         except typer.Abort:
             sys.stderr.write("ppoqa: interrupted\n")
             rv = 130
+        except BrokenPipeError:
+            _silence_stdout()
+            rv = 0
+        except Exception as exc:  # last resort: a bug outside a command body
+            if debug():
+                raise
+            try:
+                fail("internal", f"unexpected {type(exc).__name__}: {exc}", DEBUG_HINT, 1, as_json)
+            except typer.Exit as done:
+                rv = done.exit_code
         if not standalone:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -62,6 +62,10 @@ class RichCallbacks(Callbacks):
                 qa_results_table(results, f"Greedy evaluation, iteration {iteration}")
             )
 
+    def on_warning(self, message: str) -> None:
+        console = self.progress.console if self.progress is not None else err
+        console.print(f"ppoqa: warning: {message}", markup=False, highlight=False)
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -72,6 +76,7 @@ def resolve_config(config_file: Path | None, overrides: dict[str, Any]) -> Confi
     cfg = Config()
     if config_file is not None:
         cfg = apply_overrides(cfg, load_config_file(config_file), str(config_file))
+        validate(cfg, str(config_file))  # a bad value in the file: exit 1, naming the file
     try:
         cfg = apply_overrides(cfg, overrides, "option")
         return validate(cfg, "option")
@@ -94,6 +99,15 @@ def train_command(
     ),
     run_dir: Path = typer.Option(
         None, "--run-dir", help="Where to write the run (default: a new folder under ./runs/)."
+    ),
+    resume: Path = typer.Option(
+        None,
+        "--resume",
+        help="Continue an interrupted run in this directory with its own config.yaml "
+        "(--iterations may grow; settings that change what it learns are refused).",
+    ),
+    save_every: int = typer.Option(
+        None, "--save-every", help="Checkpoint every N iterations (default 10; 0: start and end)."
     ),
     config: Path = typer.Option(None, "--config", help="YAML file of settings; flags override it."),
     policy: str = typer.Option(
@@ -184,10 +198,14 @@ def train_command(
         given = {k: v for k, v in locals().items() if k in FIELD_TYPES and v is not None}
         if no_early_stop:
             given["target_accuracy"] = None
-        cfg = resolve_config(config, given)
+        if resume is not None:
+            cfg = _resume_config(resume, run_dir, config, given)
+            run_dir = resume
+        else:
+            cfg = resolve_config(config, given)
         cb = RichCallbacks(show_every, quiet or json_output)
         try:
-            result = train(cfg, run_dir, cb)
+            result = train(cfg, run_dir, cb, resume=resume is not None)
         finally:
             cb.close()
         summary = result.to_dict()
@@ -200,6 +218,26 @@ def train_command(
         err.print(
             f'Next: ppoqa eval --run {result.run_dir}   |   ppoqa ask "{_example_question(result)}"'
         )
+
+
+def _resume_config(
+    resume: Path, run_dir: Path | None, config: Path | None, given: dict[str, Any]
+) -> Config:
+    """The run's own config; --config, another --run-dir and meaning-changing flags refused."""
+    from ppo_cli.checkpointing import resume_config
+    from ppo_cli.rundir import find_run
+
+    if config is not None:
+        raise UsageError(
+            "--config cannot be combined with --resume: the run keeps its own config.yaml",
+            "drop --config",
+        )
+    if run_dir is not None and run_dir.resolve() != resume.resolve():
+        raise UsageError(
+            "--run-dir cannot be combined with --resume: a run resumes in its own directory",
+            "drop --run-dir",
+        )
+    return resume_config(find_run(resume), given)
 
 
 def _example_question(result: Any) -> str:

@@ -1,0 +1,326 @@
+# ruff: noqa: E501
+"""Bad inputs a user can give `ppoqa`, what each one gives, and the docs table made from them.
+
+tests/test_reliability.py runs every case through CliRunner (with and without --json) and
+checks the one-line error shape; it also fails when docs/bad-inputs.md is not what this
+script renders. Regenerate the page with:
+
+    python tests/make_bad_inputs_table.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from ppo_cli.cli import app  # noqa: E402
+from ppo_cli.config import Config  # noqa: E402
+from ppo_cli.rundir import CHECKPOINT, FORMAT_VERSION  # noqa: E402
+from ppo_cli.trainer import Callbacks, train  # noqa: E402
+
+DOC = ROOT / "docs" / "bad-inputs.md"
+MARKER = "PWNED"  # what the pickled-code checkpoint would create if it ever ran
+
+
+@dataclass
+class Case:
+    what: str  # the bad input, in words
+    argv: list[str]
+    exit_code: int
+    expect: str  # a piece of the stderr line that names the problem
+    setup: Callable[[Path], None] = lambda cwd: None
+    stdin: bytes | None = None
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+
+# --- setups (each runs in a fresh, empty working directory) ----------------------------------
+
+GOOD_DATASET = 'pairs:\n  - question: "What is 2+2?"\n    answer: "4"\n  - question: "Hi?"\n    answer: hello\n'
+_TRAINED: Path | None = None
+
+
+def _trained_template() -> Path:
+    """One tiny finished text-QA run, trained once per process and copied per case."""
+    global _TRAINED
+    if _TRAINED is None:
+        root = Path(tempfile.mkdtemp(prefix="ppoqa-bad-inputs-"))
+        cfg = Config(iterations=1, num_episodes=8, hidden_size=8, save_every=0)
+        train(cfg, root / "run", Callbacks())
+        _TRAINED = root / "run"
+    return _TRAINED
+
+
+def trained_run(cwd: Path) -> Path:
+    dest = cwd / "run"
+    shutil.copytree(_trained_template(), dest)
+    return dest
+
+
+def write(name: str, data: str | bytes) -> Callable[[Path], None]:
+    def setup(cwd: Path) -> None:
+        path = cwd / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            path.write_text(data, encoding="utf-8")
+        else:
+            path.write_bytes(data)
+
+    return setup
+
+
+def mkdir(name: str) -> Callable[[Path], None]:
+    return lambda cwd: (cwd / name).mkdir(parents=True)
+
+
+class PickledCode:
+    """Unpickling this would run a shell command: a checkpoint must never do that."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {MARKER}",))
+
+
+def wrap_payload(body: bytes, version: int = FORMAT_VERSION) -> bytes:
+    """A checkpoint file in ppoqa's own format around any payload bytes (valid checksum)."""
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "format_version": version,
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "payload": torch.frombuffer(bytearray(body), dtype=torch.uint8),
+        },
+        buf,
+    )
+    return buf.getvalue()
+
+
+def with_checkpoint(make: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    """A trained run whose checkpoint.pt is replaced by make(original bytes)."""
+
+    def setup(cwd: Path) -> None:
+        run = trained_run(cwd)
+        ckpt = run / CHECKPOINT
+        ckpt.write_bytes(make(ckpt.read_bytes()))
+
+    return setup
+
+
+def pickled_code_raw(_: bytes) -> bytes:
+    buf = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, "policy": PickledCode()}, buf)
+    return buf.getvalue()
+
+
+def pickled_code_wrapped(_: bytes) -> bytes:
+    inner = io.BytesIO()
+    torch.save({"policy": PickledCode(), "vocab": ["<PAD>"]}, inner)
+    return wrap_payload(inner.getvalue())
+
+
+def newer_format(_: bytes) -> bytes:
+    inner = io.BytesIO()
+    torch.save({"policy": {}}, inner)
+    return wrap_payload(inner.getvalue(), version=FORMAT_VERSION + 1)
+
+
+def flip_middle_byte(raw: bytes) -> bytes:
+    b = bytearray(raw)
+    b[len(b) // 2] ^= 0xFF
+    return bytes(b)
+
+
+def run_with(name: str, text: str, mode: str = "w") -> Callable[[Path], None]:
+    """A trained run with one of its files replaced (mode 'w') or appended to ('a')."""
+
+    def setup(cwd: Path) -> None:
+        run = trained_run(cwd)
+        with open(run / name, mode, encoding="utf-8") as fh:
+            fh.write(text)
+
+    return setup
+
+
+def gym_run(cwd: Path) -> None:
+    (cwd / "run").mkdir()
+    (cwd / "run" / "config.yaml").write_text("env: CartPole-v1\n", encoding="utf-8")
+
+
+def locked_run_dir(cwd: Path) -> None:
+    (cwd / "run").mkdir()
+    (cwd / "run" / ".lock").write_text(f"{os.getpid()}\n", encoding="utf-8")
+
+
+def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    def setup(cwd: Path) -> None:
+        for s in setups:
+            s(cwd)
+
+    return setup
+
+
+# --- the cases -------------------------------------------------------------------------------
+
+T = ["train", "--iterations", "1", "--num-episodes", "8"]
+
+CASES: list[Case] = [
+    # datasets
+    Case("dataset file missing", [*T, "--dataset", "nope.yaml"], 1, "nope.yaml: dataset file not found"),
+    Case("dataset path is a directory", [*T, "--dataset", "data"], 1, "is a directory", mkdir("data")),
+    Case("dataset not UTF-8", [*T, "--dataset", "d.yaml"], 1, "not UTF-8", write("d.yaml", b"pairs: \xff\xfe")),
+    Case("dataset empty file", [*T, "--dataset", "d.yaml"], 1, "d.yaml: file is empty", write("d.yaml", "")),
+    Case("dataset invalid YAML", [*T, "--dataset", "d.yaml"], 1, "line 3: not valid YAML (mapping values are not allowed here)", write("d.yaml", "pairs:\n  - question: a\n    answer: b: c\n")),
+    Case("dataset is a list, not a mapping", [*T, "--dataset", "d.yaml"], 1, "top level is not a mapping", write("d.yaml", "- question: x\n")),
+    Case("dataset entry without an answer", [*T, "--dataset", "d.yaml"], 1, "pair 0 (line 2): missing 'answer'", write("d.yaml", "pairs:\n  - question: Why?\n")),
+    Case("dataset answer `yes` read as a boolean", [*T, "--dataset", "d.yaml"], 1, "'answer' is the boolean True", write("d.yaml", "pairs:\n  - question: Is it\n    answer: yes\n")),
+    Case("dataset answer longer than the limit", [*T, "--dataset", "d.yaml"], 1, "more than the limit of 4", write("d.yaml", "pairs:\n  - question: Q\n    answer: a b c d e\n")),
+    Case("dataset question with two answers", [*T, "--dataset", "d.yaml"], 1, "has two answers", write("d.yaml", "pairs:\n  - {question: Q, answer: a}\n  - {question: Q, answer: b}\n")),
+    Case("dataset unknown reward key", [*T, "--dataset", "d.yaml"], 1, "'rewards' must be a mapping", write("d.yaml", GOOD_DATASET + "rewards: {bonus: 1}\n")),
+    Case("dataset YAML alias bomb", [*T, "--dataset", "d.yaml"], 1, "'name' must be text", write("d.yaml", GOOD_DATASET + "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nname: *b\n")),
+    Case("dataset too long for the transformer", [*T, "--policy", "transformer", "--dataset", "d.yaml"], 1, "longer than the transformer reads", write("d.yaml", "pairs:\n  - {question: " + "w " * 300 + ", answer: a}\n")),
+    # config files and flags
+    Case("config file missing", [*T, "--config", "c.yaml"], 1, "c.yaml: config file not found"),
+    Case("config path is a directory", [*T, "--config", "c"], 1, "is a directory", mkdir("c")),
+    Case("config not a mapping", [*T, "--config", "c.yaml"], 1, "top level is not a mapping", write("c.yaml", "- 1\n")),
+    Case("config unknown key (typo)", [*T, "--config", "c.yaml"], 1, "unknown setting 'lerning_rate'", write("c.yaml", "lerning_rate: 0.001\n")),
+    Case("config wrong type", [*T, "--config", "c.yaml"], 1, "'learning_rate' must be a number", write("c.yaml", "learning_rate: fast\n")),
+    Case("config value out of range", [*T, "--config", "c.yaml"], 1, "'gamma' must be >= 0.0 and <= 1.0", write("c.yaml", "gamma: 2\n")),
+    Case("config NaN", [*T, "--config", "c.yaml"], 1, "got nan", write("c.yaml", "learning_rate: .nan\n")),
+    Case("config not UTF-8", [*T, "--config", "c.yaml"], 1, "not UTF-8", write("c.yaml", b"seed: \xff\n")),
+    Case("flag out of range", [*T, "--gamma", "1.5"], 2, "--gamma must be >= 0.0 and <= 1.0"),
+    Case("negative seed", [*T, "--seed", "-1"], 2, "--seed must be >= 0"),
+    Case("flag is not a number", ["train", "--iterations", "many"], 2, "Invalid value for '--iterations'"),
+    Case("unknown flag", ["train", "--lerning-rate", "0.1"], 2, "No such option"),
+    Case("unknown command", ["trian"], 2, "No such command"),
+    # run directories
+    Case("--run-dir under a regular file", [*T, "--run-dir", "f.txt/run"], 1, "a parent of it is a file", write("f.txt", "x")),
+    Case("--run-dir is a file", [*T, "--run-dir", "f.txt"], 1, "exists and is not a directory", write("f.txt", "x")),
+    Case("--run-dir already holds a run", [*T, "--run-dir", "run"], 1, "run: already holds a run", trained_run),
+    Case("--run-dir in use by a live training", [*T, "--run-dir", "run"], 1, "in use by another training", locked_run_dir),
+    # resume
+    Case("--resume a folder that is no run", ["train", "--resume", "empty"], 1, "not a ppoqa run directory", mkdir("empty")),
+    Case("--resume a missing folder", ["train", "--resume", "nope"], 1, "run directory not found"),
+    Case("--resume a finished run", ["train", "--resume", "run"], 1, "already finished all 1 iterations", trained_run),
+    Case("--resume with a changed learning rate", ["train", "--resume", "run", "--lr", "0.1"], 2, "--learning-rate cannot change when resuming", trained_run),
+    Case("--resume with --config", ["train", "--resume", "run", "--config", "c.yaml"], 2, "--config cannot be combined with --resume", both(trained_run, write("c.yaml", "seed: 1\n"))),
+    Case("--resume a run whose dataset.yaml was swapped", ["train", "--resume", "run", "--iterations", "2"], 1, "trained on another dataset", run_with("dataset.yaml", GOOD_DATASET)),
+    # eval / ask on bad runs and checkpoints
+    Case("eval with --run missing", ["eval", "--run", "nope"], 1, "nope: run directory not found"),
+    Case("eval with --run at a file", ["eval", "--run", "f.txt"], 1, "is a file, not a run directory", write("f.txt", "x")),
+    Case("eval with --run at a folder that is no run", ["eval", "--run", "empty"], 1, "not a ppoqa run directory", mkdir("empty")),
+    Case("eval with no run at all", ["eval"], 1, "no trained run found under runs/"),
+    Case("checkpoint carrying pickled code", ["eval", "--run", "run"], 1, "refused, the checkpoint contains pickled code", with_checkpoint(pickled_code_raw)),
+    Case("pickled code inside a well-formed checkpoint", ["ask", "Hi?", "--run", "run"], 1, "refused, the checkpoint contains pickled code", with_checkpoint(pickled_code_wrapped)),
+    Case("checkpoint from a newer ppoqa", ["eval", "--run", "run"], 1, f"checkpoint format {FORMAT_VERSION + 1} is newer", with_checkpoint(newer_format)),
+    Case("checkpoint truncated", ["eval", "--run", "run"], 1, "truncated or corrupted", with_checkpoint(lambda raw: raw[: len(raw) // 2])),
+    Case("checkpoint with a flipped byte", ["eval", "--run", "run"], 1, "corrupted (checksum mismatch)", with_checkpoint(flip_middle_byte)),
+    Case("checkpoint of random bytes", ["eval", "--run", "run"], 1, "not a ppoqa checkpoint (not a torch zip file)", with_checkpoint(lambda raw: bytes(range(256)) * 4)),
+    Case("checkpoint empty", ["ask", "Hi?", "--run", "run"], 1, "checkpoint is empty", with_checkpoint(lambda raw: b"")),
+    Case("checkpoint for another dataset", ["eval", "--run", "run"], 1, "trained on another dataset", run_with("dataset.yaml", GOOD_DATASET)),
+    Case("run config with an unknown key", ["eval", "--run", "run"], 1, "unknown setting 'future_setting'", run_with("config.yaml", "future_setting: 1\n", "a")),
+    Case("run config not UTF-8", ["ask", "Hi?", "--run", "run"], 1, "unreadable (not UTF-8 YAML)", both(trained_run, write("run/config.yaml", b"\xff\xfe"))),
+    Case("run without its dataset.yaml", ["ask", "Hi?", "--run", "run"], 1, "dataset.yaml: missing", lambda cwd: (trained_run(cwd) / "dataset.yaml").unlink()),
+    Case("eval --dataset not UTF-8", ["eval", "--run", "run", "--dataset", "d.yaml"], 1, "not UTF-8", both(trained_run, write("d.yaml", b"\xff"))),
+    Case("eval --episodes 0", ["eval", "--episodes", "0"], 2, "Invalid value for '--episodes'"),
+    Case("ask with a gymnasium run", ["ask", "Hi?", "--run", "run"], 1, "is a CartPole-v1 run, not a text-QA run", gym_run),
+    Case("ask with stdin not UTF-8", ["ask", "--run", "run"], 1, "stdin: not UTF-8 text", trained_run, b"Hi?\n\xff\n"),
+]  # fmt: skip
+
+
+def run_case(case: Case, cwd: Path, json_mode: bool = False) -> Outcome:
+    """Set up the case in cwd (fresh, empty) and run it there through CliRunner."""
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        case.setup(cwd)
+        argv = [*case.argv, "--json"] if json_mode else list(case.argv)
+        result = CliRunner(env={"PPOQA_DEBUG": "", "COLUMNS": "200"}).invoke(
+            app, argv, input=case.stdin
+        )
+    finally:
+        os.chdir(old)
+    exc = result.exception if not isinstance(result.exception, SystemExit) else None
+    return Outcome(result.exit_code, result.stdout, result.stderr, exc)
+
+
+def normalize(text: str) -> str:
+    """Stable table text: our pid varies from run to run."""
+    return re.sub(r"pid \d+", "pid <PID>", text.replace(str(os.getpid()), "<PID>"))
+
+
+def _printf_escape(data: bytes) -> str:
+    return "".join(
+        "\\n" if b == 10 else chr(b) if 32 <= b < 127 and b != 39 else f"\\x{b:02x}" for b in data
+    )
+
+
+def render(outcomes: list[tuple[Case, Outcome]]) -> str:
+    lines = [
+        "# Bad inputs and what ppoqa says",
+        "",
+        "Generated by `python tests/make_bad_inputs_table.py` from the cases that",
+        "`tests/test_reliability.py` runs (a test fails when this page is stale). Every case",
+        "prints exactly one line on stderr and no traceback; with `--json` the same error is",
+        'the only document on stdout: `{"error": {"code", "message", "hint"}}`, same exit code.',
+        "Exit codes: 1 for a problem with a file, a run or a value in a file; 2 for wrong use",
+        "of a command or a flag value (also in `--json` mode).",
+        "",
+        "| # | bad input | command | exit | stderr |",
+        "|---|---|---|---|---|",
+    ]
+    for i, (case, out) in enumerate(outcomes, 1):
+        command = "ppoqa " + shlex.join(case.argv)
+        if case.stdin is not None:
+            command = f"printf '{_printf_escape(case.stdin)}' | {command}"
+        line = normalize(out.stderr.strip()).replace("|", "\\|").replace("`", "'")
+        cmd = command.replace("|", "\\|")
+        lines.append(f"| {i} | {case.what} | `{cmd}` | {out.exit_code} | {line} |")
+    lines += [
+        "",
+        "Not in the table, tested elsewhere in `tests/test_reliability.py` and",
+        "`tests/test_resume.py`: a stale lock left by a killed training is taken over with a",
+        "warning; Ctrl-C during `train` saves, prints the resume command and exits 130;",
+        "NaN/Inf in the loss or the weights stops training naming the iteration and keeps the",
+        "last good checkpoint; `ppoqa ask ... | head -0` exits 0 without a message.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_all() -> list[tuple[Case, Outcome]]:
+    outcomes = []
+    for case in CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            outcomes.append((case, run_case(case, Path(tmp))))
+    return outcomes
+
+
+def main() -> None:
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(render(run_all()), encoding="utf-8")
+    print(f"wrote {DOC.relative_to(ROOT)} ({len(CASES)} cases)")
+
+
+if __name__ == "__main__":
+    main()
