@@ -68,6 +68,11 @@ class Callbacks:
     def on_start(self, cfg: Config, run_dir: Path, total: int) -> None: ...
     def on_iteration(self, record: dict[str, Any]) -> None: ...
     def on_eval(self, iteration: int, results: list[QAResult]) -> None: ...
+    def wants_trace(self, iteration: int, total: int) -> bool:
+        """Whether to record a trace of this iteration's update (see ppo_cli.trace)."""
+        return False
+
+    def on_trace(self, record: dict[str, Any]) -> None: ...
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -147,8 +152,22 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
             optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
         q_idx = balanced_questions(task.num_questions, cfg.num_episodes)
         ro = collect_text_episodes(policy, venv, q_idx)
-        batch, _ = ro.to_batch(cfg.gamma, cfg.gae_lambda)
-        stats = ppo_update(policy, optimizer, batch, settings)
+        batch, deltas = ro.to_batch(cfg.gamma, cfg.gae_lambda)
+        # A trace is recorded when asked for; when the last iteration is asked for and training
+        # may stop early, every iteration records (cheap, capped) and only the final one is shown.
+        traced = cb.wants_trace(iteration, cfg.iterations)
+        may_be_last = cfg.target_accuracy is not None and cb.wants_trace(
+            cfg.iterations, cfg.iterations
+        )
+        recorder = None
+        if traced or may_be_last:
+            from ppo_cli.trace import TraceRecorder
+
+            itos = task.vocab.itos
+            recorder = TraceRecorder(settings.clip_coef, lambda a: itos[int(a)])
+        stats = ppo_update(
+            policy, optimizer, batch, settings, recorder.on_minibatch if recorder else None
+        )
         episodes += ro.question_idx.shape[0]
         steps += ro.num_steps
         epochs += stats["epochs"]
@@ -190,12 +209,29 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
             )
         append_metrics(run_dir, record)
         cb.on_iteration(record)
-        if (
+        stop = (
             evaluate_now
             and cfg.target_accuracy is not None
             and acc is not None
             and acc >= cfg.target_accuracy
-        ):
+        )
+        if recorder is not None and (traced or stop):
+            from ppo_cli.trace import text_qa_trace
+
+            questions = [p.question for p in dataset.pairs]
+            cb.on_trace(
+                text_qa_trace(
+                    iteration,
+                    ro,
+                    batch,
+                    deltas,
+                    recorder,
+                    task.vocab.itos,
+                    questions,
+                    settings.norm_adv,
+                )
+            )
+        if stop:
             stopped_early = iteration < cfg.iterations
             break
     wall = time.perf_counter() - start
