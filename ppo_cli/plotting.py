@@ -20,10 +20,17 @@ FORMATS = ("png", "svg", "pdf")
 DEFAULT_WINDOW = 10
 
 
-def _save(fig: Figure, out: Path) -> Path:
+def _check_suffix(out: Path) -> str:
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise UsageError(f"--out {out}: unknown image type {out.suffix!r}", "end it in .png")
+        raise UsageError(
+            f"--out {out}: unknown image type {out.suffix or '(none)'!r}", "end it in .png"
+        )
+    return fmt
+
+
+def _save(fig: Figure, out: Path) -> Path:
+    fmt = _check_suffix(out)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110)
     try:
@@ -100,7 +107,7 @@ def _kl_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
 
 
-def plot_text_run(run: Path, records: Sequence[dict[str, Any]], out: Path) -> Path:
+def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     fig = Figure(figsize=(13, 8.5), layout="constrained")
     axes = fig.subplots(2, 2)
     x, xlabel = "iteration", "iteration"
@@ -130,12 +137,12 @@ def plot_text_run(run: Path, records: Sequence[dict[str, Any]], out: Path) -> Pa
 
     _kl_panel(axes[1, 1], records, x, xlabel)
     fig.suptitle(f"PPO on text QA: {run.name}", fontsize=14, fontweight="bold")
-    return _save(fig, out)
+    return fig
 
 
-def plot_gym_run(
-    run: Path, env_id: str, records: Sequence[dict[str, Any]], out: Path, window: int
-) -> Path:
+def gym_run_figure(
+    run: Path, env_id: str, records: Sequence[dict[str, Any]], window: int
+) -> Figure:
     fig = Figure(figsize=(13, 8.5), layout="constrained")
     grid = fig.add_gridspec(2, 2)
     ax = fig.add_subplot(grid[0, :])
@@ -164,25 +171,35 @@ def plot_gym_run(
     _loss_panel(fig.add_subplot(grid[1, 0]), records, x, xlabel)
     _kl_panel(fig.add_subplot(grid[1, 1]), records, x, xlabel)
     fig.suptitle(f"PPO on {env_id}: {run.name}", fontsize=14, fontweight="bold")
-    return _save(fig, out)
+    return fig
 
 
-def plot_run(run: Path, out: Path | None = None, window: int = DEFAULT_WINDOW) -> Path:
-    """The training figure of a run (text QA or gymnasium), written to out (default:
-    <run>/training.png)."""
+def run_figure(run: Path, window: int = DEFAULT_WINDOW) -> Figure:
+    """The training figure of a run: text QA or gymnasium, read from its config and metrics."""
     if window < 1:
         raise UsageError("--window must be at least 1", "e.g. --window 10")
     env = str(read_config(run).get("env", "text-qa"))
     records = read_metrics(run)
     if not records:
         raise RunError(f"{run}: metrics.jsonl has no records yet", "train for an iteration first")
-    out = out if out is not None else run / "training.png"
     if env == "text-qa":
-        return plot_text_run(run, records, out)
-    return plot_gym_run(run, env, records, out, window)
+        return text_run_figure(run, records)
+    return gym_run_figure(run, env, records, window)
+
+
+def plot_run(run: Path, out: Path | None = None, window: int = DEFAULT_WINDOW) -> Path:
+    """Write the run's training figure to out (default <run>/training.png)."""
+    if out is not None:
+        _check_suffix(out)
+    return _save(run_figure(run, window), out if out is not None else run / "training.png")
 
 
 def plot_clip(out: Path, clip_coef: float = 0.2) -> Path:
+    _check_suffix(out)
+    return _save(clip_figure(clip_coef), out)
+
+
+def clip_figure(clip_coef: float = 0.2) -> Figure:
     """The clipping figure: the clipped ratio and the clipped objective for A > 0 and A < 0,
     drawn through ppo.clipped_surrogate (the loss's own code)."""
     import torch
@@ -226,4 +243,4 @@ def plot_clip(out: Path, clip_coef: float = 0.2) -> Path:
     for ax in axes:
         ax.grid(True, alpha=0.3)
     fig.suptitle("PPO clipping", fontsize=14, fontweight="bold")
-    return _save(fig, out)
+    return fig

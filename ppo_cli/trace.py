@@ -129,7 +129,8 @@ class TraceRecorder:
             "clip_coef": self.clip_coef,
             "selection": (
                 f"per epoch up to {self.per_epoch_clipped} samples outside the band and "
-                f"{self.per_epoch_inside} inside, first found; sample = row in its minibatch (and step t)"
+                f"{self.per_epoch_inside} inside, first found; "
+                "sample = row in its minibatch (and step t)"
             ),
             "rows": rows,
         }

@@ -163,8 +163,7 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
         if traced or may_be_last:
             from ppo_cli.trace import TraceRecorder
 
-            itos = task.vocab.itos
-            recorder = TraceRecorder(settings.clip_coef, lambda a: itos[int(a)])
+            recorder = TraceRecorder(settings.clip_coef, task.vocab.itos.__getitem__)
         stats = ppo_update(
             policy, optimizer, batch, settings, recorder.on_minibatch if recorder else None
         )

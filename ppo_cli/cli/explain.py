@@ -63,7 +63,9 @@ def explain_gae_command(
                     "--run explains a run's own episodes; it takes no lists, --example or stdin",
                     "drop --run, or drop the lists",
                 )
-            result = explain_run(run, episodes, seed, gamma, lam)
+            from ppo_cli.rundir import find_run
+
+            result = explain_run(find_run(run), episodes, seed, gamma, lam)
             if json_output:
                 print_json(result)
                 return
@@ -101,7 +103,7 @@ def explain_clip_command(
 ) -> None:
     """Walk through PPO's clipped objective: ratios, both terms, the min, the loss.
 
-    Example: ppoqa explain-clip   |   ppoqa explain-clip --old-logprobs -1 --new-logprobs -0.5 --advantages 2
+    Example: ppoqa explain-clip --old-logprobs -1,-2 --new-logprobs -0.5,-2.5 --advantages 1,2
     """
     with handle_errors(json_output):
         from ppo_cli.explain import clip_request, explain_clip, seed_clip_examples

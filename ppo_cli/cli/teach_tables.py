@@ -53,18 +53,31 @@ def gae_table(result: dict[str, Any], title: str) -> Table:
     return table
 
 
+def _p(x: float) -> str:
+    """An operand: negative numbers in parentheses, so '− (−0.3)' reads right."""
+    return f"({x:.3f})" if x < 0 else f"{x:.3f}"
+
+
 def gae_arithmetic(result: dict[str, Any], max_steps: int = 8) -> Text:
     """The backward pass written out as arithmetic, step by step."""
     g, lam = result["gamma"], result["lam"]
+    advantages = result["advantages"]
     lines = []
     for row in result["rows"][:max_steps]:
         t = row["t"]
+        if row["done"]:
+            flow = "   (done: nothing flows back from later steps)"
+            carry = f"{row['delta']:.3f} + 0"
+        elif t + 1 == len(advantages):
+            flow = "   (last step, not done: V after it is the bootstrap value)"
+            carry = f"{row['delta']:.3f} + 0"
+        else:
+            carry = f"{row['delta']:.3f} + {g:g}×{lam:g}×{_p(advantages[t + 1])}"
+            flow = ""
         lines.append(
-            f"t={t}: δ = {row['reward']:.3f} + {g:g}×{row['next_value']:.3f} − {row['value']:.3f}"
-            f" = {row['delta']:.3f};   A = {row['delta']:.3f} + {row['carried']:.3f}"
-            f" = {row['advantage']:.3f};   return = {row['advantage']:.3f} + {row['value']:.3f}"
-            f" = {row['return']:.3f}"
-            + ("   (done: nothing flows back from the next step)" if row["done"] else "")
+            f"t={t}: δ = {row['reward']:.3f} + {g:g}×{_p(row['next_value'])} − {_p(row['value'])}"
+            f" = {row['delta']:.3f};   A = {carry} = {row['advantage']:.3f};   "
+            f"return = {row['advantage']:.3f} + {_p(row['value'])} = {row['return']:.3f}{flow}"
         )
     if len(result["rows"]) > max_steps:
         lines.append(f"... {len(result['rows']) - max_steps} more steps in the table above")
