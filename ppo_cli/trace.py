@@ -215,6 +215,22 @@ def summarize_obs(obs: torch.Tensor, numbers: int = OBS_NUMBERS) -> str:
     return f"[{shown}{', …' if flat.numel() > numbers else ''}]"
 
 
+def start_trace(
+    cb: Any,
+    iteration: int,
+    total: int,
+    clip_coef: float,
+    action_label: Callable[[torch.Tensor], str] | None = None,
+) -> TraceRecorder | None:
+    """A recorder when the callbacks want this iteration traced, else None (the common case)."""
+    wants = getattr(cb, "wants_trace", None)
+    if wants is None or not wants(iteration, total):
+        return None
+    if action_label is None:
+        return TraceRecorder(clip_coef)
+    return TraceRecorder(clip_coef, action_label)
+
+
 def batch_trace(
     iteration: int,
     batch: Batch,
@@ -223,20 +239,31 @@ def batch_trace(
     deltas: torch.Tensor,
     recorder: TraceRecorder,
     norm_adv: bool = True,
+    valid: torch.Tensor | None = None,
     max_episodes: int = MAX_EPISODES,
     max_steps: int = 12,
 ) -> dict[str, Any]:
     """The trace record of one iteration on any environment whose batch is flat steps.
 
-    rewards, dones, deltas: [num_steps, num_envs], time-major; the batch holds the same steps
-    flattened as x.reshape(-1) (CleanRL's b_* layout), so step t of env e is sample
-    t * num_envs + e. Shows env 0's first steps and the first episodes that ended.
+    rewards, dones, deltas, valid: [num_steps, num_envs], time-major. The batch holds the valid
+    steps flattened in time-major order (x[valid], or x.reshape(-1) when every step is valid,
+    CleanRL's b_* layout). Shows env 0's first steps and the first episodes that ended.
     """
     num_steps, num_envs = rewards.shape
+    if valid is None:
+        valid = torch.ones(num_steps, num_envs, dtype=torch.bool)
+    valid = valid.bool().cpu()
+    # sample index of step (t, e) in the batch, -1 where the step is not in it
+    index = torch.full((num_steps, num_envs), -1, dtype=torch.long)  # [T, E]
+    index[valid] = torch.arange(int(valid.sum()))
     norm, normed = _normalized(batch, norm_adv)
     steps = []
-    for t in range(min(max_steps, num_steps)):
-        i = t * num_envs
+    for t in range(num_steps):
+        i = int(index[t, 0])
+        if i < 0:
+            continue
+        if len(steps) == max_steps:
+            break
         steps.append(
             {
                 "episode": "env 0",
@@ -253,19 +280,19 @@ def batch_trace(
         )
     episodes = []
     for e in range(num_envs):
-        start = 0
+        first = 0
         for t in range(num_steps):
-            if not bool(dones[t, e]):
+            if not (bool(dones[t, e]) and bool(valid[t, e])):
                 continue
-            if len(episodes) < max_episodes:
-                idx = [s * num_envs + e for s in range(start, t + 1)]
+            idx = [int(index[s, e]) for s in range(first, t + 1) if bool(valid[s, e])]
+            if len(episodes) < max_episodes and idx:
                 acts = [recorder.action_label(batch.actions[j]) for j in idx]
-                ep_rewards = [_r(x) for x in rewards[start : t + 1, e]]
+                ep_rewards = [_r(rewards[s, e]) for s in range(first, t + 1) if bool(valid[s, e])]
                 episodes.append(
                     {
-                        # an episode ending in the rollout's first segment may have begun
+                        # '+': it ended in the rollout's first stretch, so it may have begun
                         # in the previous rollout
-                        "episode": f"env {e}, steps {start}-{t}" + ("+" if start == 0 else ""),
+                        "episode": f"env {e}, steps {first}-{t}" + ("+" if first == 0 else ""),
                         "question": summarize_obs(batch.obs[idx[0]]),
                         "tokens": acts[:8] + (["…"] if len(acts) > 8 else []),
                         "rewards": ep_rewards[:8],
@@ -273,7 +300,7 @@ def batch_trace(
                         "correct": None,
                     }
                 )
-            start = t + 1
+            first = t + 1
     return {
         "iteration": iteration,
         "kind": "gym",

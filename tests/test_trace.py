@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -18,7 +19,7 @@ from ppo_cli.gae import compute_gae
 from ppo_cli.policies import MLPActorCritic
 from ppo_cli.ppo import UpdateSettings, ppo_update
 from ppo_cli.rollout import Batch
-from ppo_cli.trace import TraceRecorder, TraceSelection, batch_trace, parse_trace_iterations
+from ppo_cli.trace import TraceSelection, batch_trace, parse_trace_iterations, start_trace
 from ppo_cli.trainer import Callbacks, train
 
 runner = CliRunner()
@@ -156,35 +157,61 @@ def test_last_is_traced_when_training_stops_early(tmp_path: Path) -> None:
 
 
 def test_generic_batch_trace_for_flat_step_batches() -> None:
-    """What a gymnasium trainer passes: flat steps, rewards/dones [num_steps, num_envs]."""
+    """What a gymnasium trainer passes: the valid steps flattened time-major, and
+    rewards/dones/deltas/valid as [num_steps, num_envs]."""
     torch.manual_seed(0)
     num_steps, num_envs, obs_dim = 6, 2, 4
     policy = MLPActorCritic(obs_dim, 2, 16)
     obs = torch.randn(num_steps, num_envs, obs_dim)  # [T, E, obs]
     with torch.no_grad():
         actions, logprobs, values = policy.act(obs.reshape(-1, obs_dim), greedy=False)
-    rewards = torch.ones(num_steps, num_envs)  # [T, E]
-    dones = torch.zeros(num_steps, num_envs)
-    dones[2, 0] = dones[4, 1] = 1.0
-    gae = compute_gae(rewards, values.reshape(num_steps, num_envs), dones, 0.5, 0.99, 0.95)
-    batch = Batch(
-        obs=obs.reshape(-1, obs_dim),
-        actions=actions,
-        logprobs=logprobs,
-        values=values,
-        advantages=gae.advantages.reshape(-1),
-        returns=gae.returns.reshape(-1),
-        mask=torch.ones(num_steps * num_envs, dtype=torch.bool),
+    actions, logprobs, values = (
+        x.reshape(num_steps, num_envs) for x in (actions, logprobs, values)
     )
-    rec = TraceRecorder(0.2)
+    rewards = torch.arange(num_steps * num_envs, dtype=torch.float32).reshape(num_steps, num_envs)
+    dones = torch.zeros(num_steps, num_envs, dtype=torch.bool)
+    dones[2, 0] = dones[4, 1] = True
+    valid = torch.ones(num_steps, num_envs, dtype=torch.bool)
+    valid[3, 0] = False  # e.g. a NEXT_STEP autoreset step: not a transition
+    gae = compute_gae(rewards, values, dones, 0.5, 0.99, 0.95)
+    batch = Batch(
+        obs=obs[valid],
+        actions=actions[valid],
+        logprobs=logprobs[valid],
+        values=values[valid],
+        advantages=gae.advantages[valid],
+        returns=gae.returns[valid],
+        mask=torch.ones(int(valid.sum()), dtype=torch.bool),
+    )
+
+    class Wants(Callbacks):
+        def wants_trace(self, iteration: int, total: int) -> bool:
+            return iteration == 3
+
+    assert start_trace(Wants(), 2, 10, 0.2) is None
+    rec = start_trace(Wants(), 3, 10, 0.2)
+    assert rec is not None
     opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
     ppo_update(policy, opt, batch, UpdateSettings(update_epochs=2), rec.on_minibatch)
-    trace = batch_trace(3, batch, rewards, dones, gae.deltas, rec)
+    trace = batch_trace(3, batch, rewards, dones, gae.deltas, rec, valid=valid)
     assert trace["kind"] == "gym" and trace["iteration"] == 3
-    assert [s["t"] for s in trace["steps"]] == list(range(num_steps))
-    label = trace["steps"][0]["label"]  # the observation, summarized
+    steps = trace["steps"]
+    assert [s["t"] for s in steps] == [0, 1, 2, 4, 5]  # env 0, the invalid step left out
+    assert [s["reward"] for s in steps] == [0.0, 2.0, 4.0, 8.0, 10.0]  # rewards[t, 0]
+    assert steps[3]["advantage"] == pytest.approx(float(gae.advantages[4, 0]), abs=1e-5)
+    label = steps[0]["label"]  # the observation, summarized
     assert label.startswith("[") and label.count(",") == obs_dim - 1 and "…" not in label
-    assert trace["steps"][2]["done"] is True
+    assert steps[2]["done"] is True
     assert [ep["episode"] for ep in trace["episodes"]] == ["env 0, steps 0-2+", "env 1, steps 0-4+"]
+    assert trace["episodes"][1]["total"] == sum(float(rewards[t, 1]) for t in range(5))
     assert len(trace["epochs"]) == 2 and trace["clipping"]["rows"]
     json.dumps(trace, allow_nan=False)
+
+    from rich.console import Console
+
+    from ppo_cli.cli.teach_tables import trace_view
+
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(trace_view(trace))
+    text = console.export_text()
+    assert "first observation" in text and "clipping" in text and "per epoch" in text
