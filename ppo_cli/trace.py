@@ -109,7 +109,7 @@ class TraceRecorder:
                     {
                         "epoch": epoch + 1,
                         "minibatch": k + 1,
-                        "sample": f"{idx[0]}, t={idx[1]}" if len(idx) == 2 else str(idx[0]),
+                        "sample": f"{idx[0]},t{idx[1]}" if len(idx) == 2 else str(idx[0]),
                         "action": self.action_label(mb.actions[idx]),
                         "old_logprob": _r(old),
                         "new_logprob": _r(old + float(torch.log(r))),
@@ -128,9 +128,9 @@ class TraceRecorder:
         return {
             "clip_coef": self.clip_coef,
             "selection": (
-                f"per epoch up to {self.per_epoch_clipped} samples outside the band and "
-                f"{self.per_epoch_inside} inside, first found; "
-                "sample = row in its minibatch (and step t)"
+                f"Per epoch up to {self.per_epoch_clipped} samples outside the band and "
+                f"{self.per_epoch_inside} inside, the first found; sample: row in its "
+                "minibatch (and step t)"
             ),
             "rows": rows,
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -288,32 +289,36 @@ def trace_steps_table(record: dict[str, Any]) -> Table:
     return table
 
 
+_TOOK = {"clipped": "clip·A", "unclipped": "r·A", "equal": "="}
+
+
 def trace_clip_table(record: dict[str, Any]) -> Table:
+    """Compact on purpose: twelve numbers per row must fit an 100-column terminal."""
     clip = record["clipping"]
     eps = clip["clip_coef"]
     table = Table(
-        title=f"Iteration {record['iteration']}: clipping, ε = {eps:g} ({clip['selection']})",
+        title=f"Iteration {record['iteration']}: clipping, ε = {eps:g}",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     for name in (
-        "epoch",
-        "mb",
+        "ep/mb",
         "sample",
         "action",
-        "old log p",
-        "new log p",
-        "ratio",
-        "A (norm.)",
-        "ratio·A",
+        "old logp",
+        "new logp",
+        "r",
+        "A",
+        "r·A",
         "clip·A",
-        "min took",
-        "clipped",
+        "min",
+        "out",
     ):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for row in clip["rows"]:
         table.add_row(
-            str(row["epoch"]),
-            str(row["minibatch"]),
+            f"{row['epoch']}/{row['minibatch']}",
             escape(str(row["sample"])),
             escape(str(row["action"])),
             _f(row["old_logprob"]),
@@ -322,13 +327,15 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
             _f(row["advantage"]),
             _f(row["unclipped"]),
             _f(row["clipped"]),
-            row["chosen"],
+            _TOOK.get(row["chosen"], row["chosen"]),
             _yes(row["is_clipped"]),
         )
     table.caption = (
-        "new log p is the policy at the moment this minibatch's loss was computed "
-        "(before its gradient step); clipped = |ratio − 1| > ε, as clipfrac counts"
+        f"{clip['selection']}. r = exp(new logp − old logp), the new policy as this "
+        "minibatch's loss saw it (before its gradient step); A as the loss used it "
+        "(normalized); min: the term min() kept; out: |r − 1| > ε, as clipfrac counts."
     )
+    table.caption_justify = "left"
     return table
 
 
