@@ -158,35 +158,39 @@ def explain_run_view(result: dict[str, Any]) -> Group:
 
 def clip_table(example: dict[str, Any], title: str) -> Table:
     lo, hi = example["band"]
-    table = Table(title=f"{title}  (band [{lo:g}, {hi:g}])", title_justify="left")
+    table = Table(
+        title=f"{title}  (band [{lo:g}, {hi:g}])",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for name in (
         "#",
-        "old log p",
-        "new log p",
-        "p old → new",
-        "ratio",
-        "clip(ratio)",
+        "old logp",
+        "new logp",
+        "p old→new",
+        "r",
+        "clip(r)",
         "A",
-        "ratio·A",
+        "r·A",
         "clip·A",
         "min",
-        "min took",
-        "outside band",
+        "out",
     ):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for row in example["rows"]:
         table.add_row(
             str(row["sample"]),
             _f(row["old_logprob"]),
             _f(row["new_logprob"]),
-            f"{row['old_prob']:.3f} → {row['new_prob']:.3f}",
+            f"{row['old_prob']:.2f}→{row['new_prob']:.2f}",
             _f(row["ratio"]),
             _f(row["clipped_ratio"]),
             _f(row["advantage"]),
             _f(row["unclipped"]),
             _f(row["clipped"]),
             f"[bold]{_f(row['objective'])}[/]",
-            row["chosen"],
             _yes(row["outside_band"]),
         )
     table.caption = (
@@ -194,6 +198,7 @@ def clip_table(example: dict[str, Any], title: str) -> Table:
         f"policy loss (what ppo_loss minimizes) = −mean(min) = {example['policy_loss']:.4f};  "
         f"clipfrac = {example['clipfrac']:.2f}"
     )
+    table.caption_justify = "left"
     return table
 
 
@@ -289,6 +294,10 @@ def trace_steps_table(record: dict[str, Any]) -> Table:
     return table
 
 
+def _short(text: str, width: int = 9) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 _TOOK = {"clipped": "clip·A", "unclipped": "r·A", "equal": "="}
 
 
@@ -301,6 +310,7 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        collapse_padding=True,
     )
     for name in (
         "ep/mb",
@@ -320,7 +330,7 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
         table.add_row(
             f"{row['epoch']}/{row['minibatch']}",
             escape(str(row["sample"])),
-            escape(str(row["action"])),
+            escape(_short(str(row["action"]))),
             _f(row["old_logprob"]),
             _f(row["new_logprob"]),
             _f(row["ratio"]),
