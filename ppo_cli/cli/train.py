@@ -197,7 +197,7 @@ def train_command(
         False,
         "--trace",
         help="Show what the update saw: episodes, advantages, clipping, per-epoch losses "
-        "(stderr; with --json inside the summary).",
+        "(on stderr, also with --quiet; with --json inside the summary).",
     ),
     trace_iterations: str = typer.Option(
         None,
