@@ -22,6 +22,19 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def clipped_surrogate(
+    ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per sample: (unclipped ratio*A, clipped clip(ratio)*A, their min).
+
+    One place for the clipped objective, so ppo_loss, the training traces and
+    `ppoqa explain-clip` show the same terms.
+    """
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * advantages
+    return unclipped, clipped, torch.min(unclipped, clipped)
+
+
 @dataclass
 class LossParts:
     loss: torch.Tensor
@@ -53,9 +66,8 @@ def ppo_loss(
     """
     logratio = new_logprob - old_logprob
     ratio = logratio.exp()
-    surr_unclipped = ratio * advantages
-    surr_clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * advantages
-    policy_loss = -masked_mean(torch.min(surr_unclipped, surr_clipped), mask)
+    _, _, objective = clipped_surrogate(ratio, advantages, clip_coef)
+    policy_loss = -masked_mean(objective, mask)
     if clip_vloss:
         v_clipped = old_value + torch.clamp(new_value - old_value, -clip_coef, clip_coef)
         v_err = torch.max((new_value - returns) ** 2, (v_clipped - returns) ** 2)

@@ -79,6 +79,11 @@ class Callbacks:
     def on_start(self, cfg: Config, run_dir: Path, total: int) -> None: ...
     def on_iteration(self, record: dict[str, Any]) -> None: ...
     def on_eval(self, iteration: int, results: list[QAResult]) -> None: ...
+    def wants_trace(self, iteration: int, total: int) -> bool:
+        """Whether to record a trace of this iteration's update (see ppo_cli.trace)."""
+        return False
+
+    def on_trace(self, record: dict[str, Any]) -> None: ...
 
     def on_warning(self, message: str) -> None:
         sys.stderr.write(f"ppoqa: warning: {message}\n")
@@ -229,9 +234,23 @@ def train_text_qa(
                 optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
             q_idx = balanced_questions(task.num_questions, cfg.num_episodes)
             ro = collect_text_episodes(policy, venv, q_idx)
-            batch, _ = ro.to_batch(cfg.gamma, cfg.gae_lambda)
+            batch, deltas = ro.to_batch(cfg.gamma, cfg.gae_lambda)
+            # A trace is recorded when asked for; when the last iteration is asked for and
+            # training may stop early, every iteration records (cheap, capped) and only the
+            # final one is shown.
+            traced = cb.wants_trace(iteration, cfg.iterations)
+            may_be_last = cfg.target_accuracy is not None and cb.wants_trace(
+                cfg.iterations, cfg.iterations
+            )
+            recorder = None
+            if traced or may_be_last:
+                from ppo_cli.trace import TraceRecorder
+
+                recorder = TraceRecorder(settings.clip_coef, task.vocab.itos.__getitem__)
             try:
-                stats = ppo_update(policy, optimizer, batch, settings)
+                stats = ppo_update(
+                    policy, optimizer, batch, settings, recorder.on_minibatch if recorder else None
+                )
             except TrainingError as exc:
                 raise TrainingError(f"iteration {iteration}: {exc.message}", exc.hint) from exc
             check_finite_parameters(policy, iteration)
@@ -284,6 +303,22 @@ def train_text_qa(
             state.stopped_early = bool(reached and iteration < cfg.iterations)
             session.end(iteration)
             cb.on_iteration(record)
+            if recorder is not None and (traced or reached):
+                from ppo_cli.trace import text_qa_trace
+
+                questions = [p.question for p in dataset.pairs]
+                cb.on_trace(
+                    text_qa_trace(
+                        iteration,
+                        ro,
+                        batch,
+                        deltas,
+                        recorder,
+                        task.vocab.itos,
+                        questions,
+                        settings.norm_adv,
+                    )
+                )
             if reached:
                 break
             session.stop_if_requested()

@@ -249,11 +249,11 @@ def _poison_update(monkeypatch: pytest.MonkeyPatch, at_call: int, how: str) -> N
     real = trainer.ppo_update
     calls = {"n": 0}
 
-    def update(policy: Any, optimizer: Any, batch: Any, settings: Any) -> Any:
+    def update(policy: Any, optimizer: Any, batch: Any, settings: Any, *hooks: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == at_call and how == "loss":
             batch.advantages = batch.advantages * float("nan")
-        out = real(policy, optimizer, batch, settings)
+        out = real(policy, optimizer, batch, settings, *hooks)
         if calls["n"] == at_call and how == "params":
             with torch.no_grad():
                 next(policy.parameters()).view(-1)[0] = float("inf")

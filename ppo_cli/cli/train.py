@@ -12,17 +12,39 @@ from ppo_cli.cli.common import err, handle_errors, out, print_json
 from ppo_cli.config import FIELD_TYPES, Config, apply_overrides, load_config_file, validate
 from ppo_cli.errors import ConfigError, UsageError
 from ppo_cli.render import qa_results_table, training_math_table
+from ppo_cli.trace import TraceSelection, parse_trace_iterations
 from ppo_cli.trainer import Callbacks, train
 
 
 class RichCallbacks(Callbacks):
     """Progress bar on stderr with live reward/accuracy; greedy tables every `show_every`."""
 
-    def __init__(self, show_every: int, quiet: bool) -> None:
+    def __init__(
+        self,
+        show_every: int,
+        quiet: bool,
+        trace: TraceSelection | None = None,
+        keep_traces: bool = False,
+    ) -> None:
         self.show_every = show_every
         self.quiet = quiet
         self.progress: Progress | None = None
         self.last_acc: float | None = None
+        self.trace = trace
+        self.keep_traces = keep_traces  # --json: traces go into the summary, not on stderr
+        self.traces: list[dict[str, Any]] = []
+
+    def wants_trace(self, iteration: int, total: int) -> bool:
+        return self.trace is not None and self.trace.wants(iteration, total)
+
+    def on_trace(self, record: dict[str, Any]) -> None:
+        if self.keep_traces:
+            self.traces.append(record)
+            return
+        from ppo_cli.cli.teach_tables import trace_view
+
+        console = self.progress.console if self.progress is not None else err
+        console.print(trace_view(record))
 
     def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
         if self.quiet:
@@ -185,6 +207,18 @@ def train_command(
     show_every: int = typer.Option(
         20, "--show-every", help="Print a greedy evaluation table every N iterations (0: never)."
     ),
+    trace: bool = typer.Option(
+        False,
+        "--trace",
+        help="Show what the update saw: episodes, advantages, clipping, per-epoch losses "
+        "(on stderr, also with --quiet; with --json inside the summary).",
+    ),
+    trace_iterations: str = typer.Option(
+        None,
+        "--trace-iterations",
+        help="Which iterations --trace shows: numbers, first, last, all (default first,last); "
+        "implies --trace.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables on stderr."),
     json_output: bool = typer.Option(
         False, "--json", help="Print one JSON summary on stdout, nothing else."
@@ -203,12 +237,15 @@ def train_command(
             run_dir = resume
         else:
             cfg = resolve_config(config, given)
-        cb = RichCallbacks(show_every, quiet or json_output)
+        selection = parse_trace_iterations(trace_iterations) if trace or trace_iterations else None
+        cb = RichCallbacks(show_every, quiet or json_output, selection, json_output)
         try:
             result = train(cfg, run_dir, cb, resume=resume is not None)
         finally:
             cb.close()
         summary = result.to_dict()
+        if selection is not None and json_output:
+            summary["traces"] = cb.traces
         if json_output:
             print_json(summary)
             return

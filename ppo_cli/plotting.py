@@ -1,0 +1,246 @@
+"""Figures from a run directory, and the clipping figure, with matplotlib.
+
+Figures are built on matplotlib.figure.Figure directly (never pyplot), which renders with the
+Agg backend: no display, no global state, safe to call from a library or a headless server.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ppo_cli.errors import RunError, UsageError
+from ppo_cli.rundir import atomic_write_bytes, read_config, read_metrics
+
+FORMATS = ("png", "svg", "pdf")
+DEFAULT_WINDOW = 10
+
+
+def _check_suffix(out: Path) -> str:
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise UsageError(
+            f"--out {out}: unknown image type {out.suffix or '(none)'!r}", "end it in .png"
+        )
+    return fmt
+
+
+def _save(fig: Figure, out: Path) -> Path:
+    fmt = _check_suffix(out)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    try:
+        atomic_write_bytes(out, buf.getvalue())
+    except OSError as exc:
+        raise RunError(f"{out}: cannot write the figure ({exc.strerror})", "choose --out") from exc
+    return out
+
+
+def _series(records: Sequence[dict[str, Any]], key: str, x: str) -> tuple[list, list]:
+    pts = [(r[x], r[key]) for r in records if r.get(key) is not None and r.get(x) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """Mean of the last `window` values at each point (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def solved_threshold(env_id: str) -> float | None:
+    """The environment's own 'solved' return from its gymnasium spec (CartPole-v1: 475)."""
+    try:
+        import gymnasium
+
+        return gymnasium.spec(env_id).reward_threshold
+    except Exception:  # unknown or unregistered ids simply have no line
+        return None
+
+
+def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
+    """The seed's loss curve: the loss of every update epoch, then each iteration's mean."""
+    ex, ey = [], []
+    for i, r in enumerate(records):
+        losses = r.get("epoch_losses") or []
+        # Epochs of an update sit between the previous x and this one.
+        x1 = r.get(x)
+        if x1 is None:
+            continue
+        x0 = records[i - 1].get(x, 0) if i else (0 if x == "global_step" else x1 - 1)
+        n = len(losses)
+        for e, loss in enumerate(losses):
+            ex.append(x0 + (x1 - x0) * (e + 1) / n)
+            ey.append(loss)
+    if ey:
+        ax.plot(ex, ey, color="tab:blue", alpha=0.35, linewidth=1, label="per update epoch")
+    xs, ys = _series(records, "loss", x)
+    ax.plot(xs, ys, color="tab:blue", linewidth=2, label="last epoch of each iteration")
+    ax.set_title("Loss curve: policy + value − entropy terms")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _kl_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
+    xs, kl = _series(records, "approx_kl", x)
+    ax.plot(xs, kl, color="tab:purple", label="approx_kl")
+    ax.set_ylabel("approx_kl", color="tab:purple")
+    ax.set_xlabel(xlabel)
+    ax.grid(True, alpha=0.3)
+    ax2 = ax.twinx()
+    xs, cf = _series(records, "clipfrac", x)
+    ax2.plot(xs, cf, color="tab:orange", label="clipfrac")
+    ax2.set_ylabel("clipfrac (share of samples outside the band)", color="tab:orange")
+    ax2.set_ylim(0, 1)
+    ax.set_title("How far each update moved the policy")
+    lines = ax.get_lines() + ax2.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
+
+
+def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
+    fig = Figure(figsize=(13, 8.5), layout="constrained")
+    axes = fig.subplots(2, 2)
+    x, xlabel = "iteration", "iteration"
+    _loss_panel(axes[0, 0], records, x, xlabel)
+
+    ax = axes[0, 1]
+    xs, ys = _series(records, "mean_reward", x)
+    ax.plot(xs, ys, color="tab:green")
+    ax.set_title("Mean episode reward (sampled answers)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("reward per episode")
+    ax.grid(True, alpha=0.3)
+
+    ax = axes[1, 0]
+    xs, ys = _series(records, "train_accuracy", x)
+    ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="sampled (training)")
+    xs, ys = _series(records, "eval_accuracy", x)
+    ax.plot(
+        xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
+    )
+    ax.set_ylim(-3, 103)
+    ax.set_title("Accuracy: exact answers")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("% correct")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+
+    _kl_panel(axes[1, 1], records, x, xlabel)
+    fig.suptitle(f"PPO on text QA: {run.name}", fontsize=14, fontweight="bold")
+    return fig
+
+
+def gym_run_figure(
+    run: Path, env_id: str, records: Sequence[dict[str, Any]], window: int
+) -> Figure:
+    fig = Figure(figsize=(13, 8.5), layout="constrained")
+    grid = fig.add_gridspec(2, 2)
+    ax = fig.add_subplot(grid[0, :])
+    x, xlabel = "global_step", "environment steps"
+    xs, ys = _series(records, "episodic_return", x)
+    if ys:
+        ax.plot(xs, ys, color="tab:blue", alpha=0.3, label="episodic return")
+        ax.plot(
+            xs,
+            trailing_mean(ys, window),
+            color="tab:blue",
+            linewidth=2,
+            label=f"smoothed (mean of last {window})",
+        )
+    else:
+        ax.text(0.5, 0.5, "no episode finished yet", ha="center", transform=ax.transAxes)
+    threshold = solved_threshold(env_id)
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:green", linestyle="--", linewidth=2)
+        ax.plot([], [], color="tab:green", linestyle="--", label=f"solved ({threshold:g})")
+    ax.set_title(f"Episodic return on {env_id}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("return")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9, loc="lower right")
+    _loss_panel(fig.add_subplot(grid[1, 0]), records, x, xlabel)
+    _kl_panel(fig.add_subplot(grid[1, 1]), records, x, xlabel)
+    fig.suptitle(f"PPO on {env_id}: {run.name}", fontsize=14, fontweight="bold")
+    return fig
+
+
+def run_figure(run: Path, window: int = DEFAULT_WINDOW) -> Figure:
+    """The training figure of a run: text QA or gymnasium, read from its config and metrics."""
+    if window < 1:
+        raise UsageError("--window must be at least 1", "e.g. --window 10")
+    env = str(read_config(run).get("env", "text-qa"))
+    records = read_metrics(run)
+    if not records:
+        raise RunError(f"{run}: metrics.jsonl has no records yet", "train for an iteration first")
+    if env == "text-qa":
+        return text_run_figure(run, records)
+    return gym_run_figure(run, env, records, window)
+
+
+def plot_run(run: Path, out: Path | None = None, window: int = DEFAULT_WINDOW) -> Path:
+    """Write the run's training figure to out (default <run>/training.png)."""
+    if out is not None:
+        _check_suffix(out)
+    return _save(run_figure(run, window), out if out is not None else run / "training.png")
+
+
+def plot_clip(out: Path, clip_coef: float = 0.2) -> Path:
+    _check_suffix(out)
+    return _save(clip_figure(clip_coef), out)
+
+
+def clip_figure(clip_coef: float = 0.2) -> Figure:
+    """The clipping figure: the clipped ratio and the clipped objective for A > 0 and A < 0,
+    drawn through ppo.clipped_surrogate (the loss's own code)."""
+    import torch
+
+    from ppo_cli.ppo import clipped_surrogate
+
+    if not (0.0 < clip_coef < 1.0):
+        raise UsageError(f"--clip-coef must be within (0, 1), got {clip_coef!r}", "e.g. 0.2")
+    lo, hi = 1 - clip_coef, 1 + clip_coef
+    r = torch.linspace(0.0, 2.0, 401)  # [401] ratios
+    fig = Figure(figsize=(16, 5), layout="constrained")
+    axes = fig.subplots(1, 3)
+
+    ax = axes[0]
+    ax.plot(r, r, color="tab:blue", linestyle="--", label="ratio r")
+    ax.plot(r, torch.clamp(r, lo, hi), color="tab:red", linewidth=3, label="clip(r, 1−ε, 1+ε)")
+    ax.axhspan(lo, hi, color="tab:green", alpha=0.15, label=f"allowed band [{lo:g}, {hi:g}]")
+    ax.set_title(f"The ratio is clipped to [1−ε, 1+ε], ε = {clip_coef:g}")
+    ax.set_xlabel("ratio r = π_new(a|s) / π_old(a|s)")
+    ax.set_ylabel("ratio used in the clipped term")
+    ax.set_xlim(0, 2)
+    ax.set_ylim(0, 2)
+    ax.legend(fontsize=9, loc="upper left")
+
+    for ax, adv, words in (
+        (axes[1], 1.0, "A = +1: a better-than-expected action"),
+        (axes[2], -1.0, "A = −1: a worse-than-expected action"),
+    ):
+        unclipped, _, objective = clipped_surrogate(r, torch.full_like(r, adv), clip_coef)
+        ax.plot(r, unclipped, color="tab:blue", linestyle="--", label="r·A (unclipped)")
+        ax.plot(r, objective, color="tab:red", linewidth=3, label="min(r·A, clip(r)·A): PPO")
+        ax.axvspan(lo, hi, color="tab:green", alpha=0.15, label="band")
+        flat = (hi, 2.0) if adv > 0 else (0.0, lo)
+        ax.axvspan(*flat, color="tab:gray", alpha=0.12, label="flat: no gradient")
+        ax.axvline(1.0, color="gray", linestyle=":")
+        ax.set_title(f"Objective, {words}")
+        ax.set_xlabel("ratio r")
+        ax.set_ylabel("objective (PPO maximizes it)")
+        ax.set_xlim(0, 2)
+        ax.legend(fontsize=9, loc="upper left" if adv > 0 else "lower left")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("PPO clipping", fontsize=14, fontweight="bold")
+    return fig
