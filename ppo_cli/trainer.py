@@ -122,9 +122,9 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
 
         raise ConfigError("--policy mlp is for gymnasium environments", "use lstm or transformer")
     dataset = load_dataset(cfg.dataset)
-    run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
     seed_everything(cfg.seed, cfg.threads)
-    task, policy = build_text_setup(cfg, dataset)
+    task, policy = build_text_setup(cfg, dataset)  # may still refuse the dataset: no folder yet
+    run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
     settings = UpdateSettings.from_config(cfg)
 

@@ -81,16 +81,19 @@ class PpoqaGroup(TyperGroup):
             ctx = getattr(exc, "ctx", None)
             path = ctx.command_path if ctx is not None else "ppoqa"
             code = exc.exit_code
-            try:
-                fail(
-                    "usage" if code == 2 else "cli",
-                    exc.format_message(),
-                    f"see `{path} --help`",
-                    code,
-                    "--json" in argv,
-                )
-            except typer.Exit as done:
-                rv = done.exit_code
+            rv = code
+            # An empty message: `ppoqa` alone, whose help is already printed; no empty error line.
+            if exc.format_message().strip():
+                try:
+                    fail(
+                        "usage" if code == 2 else "cli",
+                        exc.format_message(),
+                        f"see `{path} --help`",
+                        code,
+                        "--json" in argv,
+                    )
+                except typer.Exit as done:
+                    rv = done.exit_code
         except typer.Abort:
             sys.stderr.write("ppoqa: interrupted\n")
             rv = 130
