@@ -202,7 +202,9 @@ def _yaml_nodes(text: str, source: str) -> tuple[Any, Any]:
     return node, data
 
 
-def _text_value(value: Any, source: str, where: str, key: str) -> str:
+def _text_value(value: Any, source: str, where: str, key: str, raw: str | None = None) -> str:
+    """The text of one question/answer value. `raw` is the scalar as written in the file: a
+    number is kept as typed (`answer: 010` stays "010", not YAML's octal 8; `1:30` is not 90)."""
     if value is None:
         raise DatasetError(f"{source}: {where}: '{key}' is empty", f"give the {key} as text")
     if isinstance(value, bool):
@@ -211,7 +213,7 @@ def _text_value(value: Any, source: str, where: str, key: str) -> str:
             f'put the {key} in quotes, e.g. {key}: "yes"',
         )
     if isinstance(value, (int, float)):
-        value = str(value)
+        value = raw if raw is not None else str(value)
     if isinstance(value, (list, dict)):
         kind = "a list" if isinstance(value, list) else "a mapping"
         raise DatasetError(
@@ -259,7 +261,9 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
     if not raw_pairs:
         raise DatasetError(f"{source}: 'pairs' is empty", "add at least one question and answer")
 
+    # Per entry: its line, and each plain scalar as written (for numbers kept as typed).
     lines: list[int | None] = [None] * len(raw_pairs)
+    written: list[dict[str, str]] = [{} for _ in raw_pairs]
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if getattr(key_node, "value", None) == "pairs" and isinstance(
@@ -267,6 +271,10 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
             ):
                 for i, item in enumerate(value_node.value[: len(raw_pairs)]):
                     lines[i] = item.start_mark.line + 1
+                    if isinstance(item, yaml.MappingNode):
+                        for k, v in item.value:
+                            if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode):
+                                written[i][k.value] = v.value
 
     max_tokens = data.get("max_answer_tokens", DEFAULT_MAX_ANSWER_TOKENS)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 64:
@@ -299,8 +307,10 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
         for key in ("question", "answer"):
             if key not in entry:
                 raise DatasetError(f"{source}: {where}: missing '{key}'", hint)
-        question = _text_value(entry["question"], source, where, "question")
-        answer = _text_value(entry["answer"], source, where, "answer")
+        question = _text_value(
+            entry["question"], source, where, "question", written[i].get("question")
+        )
+        answer = _text_value(entry["answer"], source, where, "answer", written[i].get("answer"))
         level = entry.get("level", 0)
         if isinstance(level, bool) or not isinstance(level, int) or level < 0:
             raise DatasetError(

@@ -57,7 +57,7 @@ def ask_command(
         text_run = load_text_run(find_run(run))
         answers, unknown = answer_questions(text_run, questions)
         if unknown:
-            words = ", ".join(unknown)
+            words = ", ".join(repr(w) for w in unknown)
             sys.stderr.write(
                 f"ppoqa: warning: words this run never saw were read as <UNK>: {words}\n"
             )

@@ -100,16 +100,20 @@ class PpoqaGroup(TyperGroup):
             ctx = getattr(exc, "ctx", None)
             path = ctx.command_path if ctx is not None else "ppoqa"
             code = getattr(exc, "exit_code", 1)
-            try:
-                fail(
-                    "usage" if code == 2 else "cli",
-                    exc.format_message() if hasattr(exc, "format_message") else str(exc),
-                    f"see `{path} --help`",
-                    code,
-                    as_json,
-                )
-            except typer.Exit as done:
-                rv = done.exit_code
+            rv = code
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            # An empty message: `ppoqa` alone, whose help is already printed; no empty error line.
+            if message.strip():
+                try:
+                    fail(
+                        "usage" if code == 2 else "cli",
+                        message,
+                        f"see `{path} --help`",
+                        code,
+                        as_json,
+                    )
+                except typer.Exit as done:
+                    rv = done.exit_code
         except typer.Abort:
             sys.stderr.write("ppoqa: interrupted\n")
             rv = 130

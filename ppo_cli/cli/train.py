@@ -97,8 +97,12 @@ def resolve_config(config_file: Path | None, overrides: dict[str, Any]) -> Confi
     """defaults < --config YAML < explicit flags."""
     cfg = Config()
     if config_file is not None:
-        cfg = apply_overrides(cfg, load_config_file(config_file), str(config_file))
-        validate(cfg, str(config_file))  # a bad value in the file: exit 1, naming the file
+        from_file = load_config_file(config_file)
+        cfg = apply_overrides(cfg, from_file, str(config_file))
+        # A bad value the file sets (and no flag replaces) is the file's error (exit 1), named
+        # as `file: 'key'`, not blamed on a flag the user never typed.
+        kept = {str(k).replace("-", "_") for k in from_file} - set(overrides)
+        validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file))
     try:
         cfg = apply_overrides(cfg, overrides, "option")
         return validate(cfg, "option")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ppo_cli.data import END_ID, PAD_ID, START_ID, QADataset, Vocabulary, detokenize
+from ppo_cli.errors import DatasetError
 
 # Tokens a text policy never generates: they carry no meaning in an answer.
 BANNED_ACTIONS = (PAD_ID, START_ID, 3)  # <PAD>, <START>, <UNK>
@@ -57,6 +58,16 @@ class QATask:
         self.rewards = rewards or RewardSpec()
         self.max_answer_tokens = max_answer_tokens or dataset.max_answer_tokens
         self.max_steps = self.max_answer_tokens + 1
+        for i, pair in enumerate(dataset.pairs):
+            # A limit given from outside the file (a flag, an env kwarg) can be shorter than an
+            # answer: such a question could never be answered right, so refuse it up front.
+            if len(pair.answer_tokens) > self.max_answer_tokens:
+                raise DatasetError(
+                    f"{dataset.source}: pair {i}: answer '{pair.answer}' has "
+                    f"{len(pair.answer_tokens)} tokens, more than the answer-length limit of "
+                    f"{self.max_answer_tokens}",
+                    "raise --max-answer-tokens (or max_answer_tokens) or shorten the answer",
+                )
         questions = [vocab.encode(p.question_tokens)[0] for p in dataset.pairs]
         answers = [vocab.encode(p.answer_tokens)[0] for p in dataset.pairs]
         self.prompts = encode_prompts(questions)  # [Q, P]
@@ -135,7 +146,9 @@ class TextQAVecEnv:
         """
         active = ~self.done
         is_end = actions == END_ID
-        writes = active & ~is_end
+        # The last step (t = max_answer_tokens) can only close the answer: a word chosen there
+        # is dropped, so an answer never holds more than max_answer_tokens tokens.
+        writes = active & ~is_end & (self.t < self.task.max_answer_tokens)
         self.answer[writes, self.t] = actions[writes]
         self.answer_len += writes.long()
         self.t += 1
