@@ -42,6 +42,7 @@ class Config:
     num_envs: int = 8  # gymnasium: parallel environments
     num_steps: int = 128  # gymnasium: steps per environment per iteration
     vector_mode: str = "auto"  # gymnasium: auto | sync | async | vector
+    reward_scale: float = 1.0  # gymnasium: rewards x this for learning (reported returns stay raw)
 
     # PPO
     learning_rate: float = 5e-3
@@ -104,6 +105,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "vf_coef": (0.0, 100.0, True),
     "max_grad_norm": (0.0, None, False),
     "target_kl": (0.0, None, False),
+    "reward_scale": (0.0, None, False),
     "max_answer_tokens": (1, 64, True),
     "reward_correct": (-1e6, 1e6, True),
     "reward_overlap": (-1e6, 1e6, True),
@@ -237,6 +239,26 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             "a config is a mapping such as  learning_rate: 0.003",
         )
     return data
+
+
+TUNED_FILE = "hyperparams/gym.yaml"
+
+
+def tuned_settings(env: str) -> dict[str, Any]:
+    """Shipped per-env settings (like rl-zoo3): the file's `default` entry, then the entry for
+    env. Text QA has none: its defaults are the dataclass's."""
+    if env == TEXT_QA:
+        return {}
+    from importlib import resources
+
+    text = resources.files("ppo_cli").joinpath(TUNED_FILE).read_text(encoding="utf-8")
+    table = yaml.safe_load(text) or {}
+    return {**(table.get("default") or {}), **(table.get(env) or {})}
+
+
+def base_config(env: str = TEXT_QA) -> Config:
+    """Config defaults < tuned settings for env: what `ppoqa train --env ENV` starts from."""
+    return apply_overrides(Config(env=env), tuned_settings(env), TUNED_FILE)
 
 
 def config_to_yaml(cfg: Config) -> str:

@@ -9,7 +9,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ppo_cli.cli.common import err, handle_errors, out, print_json
-from ppo_cli.config import FIELD_TYPES, Config, apply_overrides, load_config_file, validate
+from ppo_cli.config import (
+    FIELD_TYPES,
+    TEXT_QA,
+    Config,
+    apply_overrides,
+    base_config,
+    load_config_file,
+    validate,
+)
 from ppo_cli.errors import ConfigError, UsageError
 from ppo_cli.render import qa_results_table, training_math_table
 from ppo_cli.trace import TraceSelection, parse_trace_iterations
@@ -30,6 +38,7 @@ class RichCallbacks(Callbacks):
         self.quiet = quiet
         self.progress: Progress | None = None
         self.last_acc: float | None = None
+        self.last_return: float | None = None
         self.trace = trace
         self.keep_traces = keep_traces  # --json: traces go into the summary, not on stderr
         self.traces: list[dict[str, Any]] = []
@@ -71,9 +80,10 @@ class RichCallbacks(Callbacks):
             stats = f"reward {record['mean_reward']:+.2f}"
             if self.last_acc is not None:
                 stats += f"  acc {100 * self.last_acc:.0f}%"
-        else:
-            ret = record.get("episodic_return", float("nan"))
-            stats = f"return {ret:.1f}  SPS {record.get('sps', 0):,.0f}"
+        else:  # gymnasium: iterations with no finished episode keep the last return shown
+            self.last_return = record.get("episodic_return", self.last_return)
+            ret = "-" if self.last_return is None else f"{self.last_return:.1f}"
+            stats = f"return {ret}  SPS {record.get('sps', 0):,.0f}"
         self.progress.update(
             self.task, completed=record.get("progress", record["iteration"]), stats=stats
         )
@@ -94,10 +104,11 @@ class RichCallbacks(Callbacks):
 
 
 def resolve_config(config_file: Path | None, overrides: dict[str, Any]) -> Config:
-    """defaults < --config YAML < explicit flags."""
-    cfg = Config()
+    """defaults < tuned settings for the env (gymnasium ids) < --config YAML < explicit flags."""
+    from_file = load_config_file(config_file) if config_file is not None else {}
+    env = overrides.get("env") or from_file.get("env") or TEXT_QA
+    cfg = base_config(env) if isinstance(env, str) else Config()
     if config_file is not None:
-        from_file = load_config_file(config_file)
         cfg = apply_overrides(cfg, from_file, str(config_file))
         # A bad value the file sets (and no flag replaces) is the file's error (exit 1), named
         # as `file: 'key'`, not blamed on a flag the user never typed.
@@ -195,7 +206,9 @@ def train_command(
         help="Text QA: answer length limit (default: dataset's, else 4).",
     ),
     timesteps: int = typer.Option(
-        None, "--timesteps", help="Gymnasium: environment steps to train for (default 100000)."
+        None,
+        "--timesteps",
+        help="Gymnasium: environment steps to train for (default: the env's tuned value).",
     ),
     num_envs: int = typer.Option(None, "--num-envs", help="Gymnasium: parallel environments."),
     num_steps: int = typer.Option(
@@ -203,6 +216,9 @@ def train_command(
     ),
     vector_mode: str = typer.Option(
         None, "--vector-mode", help="Gymnasium: auto, sync, async (processes) or vector."
+    ),
+    reward_scale: float = typer.Option(
+        None, "--reward-scale", help="Gymnasium: multiply rewards by this for learning only."
     ),
     device: str = typer.Option(None, "--device", help="cpu (default), cuda or auto."),
     threads: int = typer.Option(
@@ -256,9 +272,11 @@ def train_command(
         if result.final_results:
             out.print(qa_results_table(result.final_results, "Final greedy evaluation"))
         out.print(training_math_table(summary))
-        err.print(
-            f'Next: ppoqa eval --run {result.run_dir}   |   ppoqa ask "{_example_question(result)}"'
-        )
+        if cfg.is_text_qa:
+            question = _example_question(result)
+            err.print(f'Next: ppoqa eval --run {result.run_dir}   |   ppoqa ask "{question}"')
+        else:
+            err.print(f"Next: ppoqa eval --run {result.run_dir}")
 
 
 def _resume_config(

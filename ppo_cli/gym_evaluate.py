@@ -1,0 +1,94 @@
+"""Greedy evaluation of gymnasium runs (used by train's final eval and `ppoqa eval`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ppo_cli.envs.gym_envs import EpisodeTracker, make_vec_env
+from ppo_cli.errors import RunError
+from ppo_cli.policies import ActorCritic, build_policy
+from ppo_cli.rundir import load_checkpoint, read_config
+
+EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
+EVAL_EPISODES = 20
+_MAX_WIDTH = 32  # sub-envs run side by side during evaluation
+
+
+@dataclass
+class EpisodeResult:
+    episode: int
+    episode_return: float
+    length: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@torch.no_grad()
+def evaluate_gym(
+    policy: ActorCritic, env_id: str, episodes: int = EVAL_EPISODES, seed: int = EVAL_SEED
+) -> list[EpisodeResult]:
+    """`episodes` greedy (argmax) episodes, seeded, on the env's fastest vector form.
+
+    Sub-env i plays a fixed quota of episodes (i, i + W, i + 2W, ...), so episodes that end
+    early are not over-represented the way "first N episodes to finish" would be.
+    """
+    width = min(episodes, _MAX_WIDTH)
+    quota = np.array([len(range(i, episodes, width)) for i in range(width)])  # [W]
+    envs, info = make_vec_env(env_id, width, "auto")
+    device = next(policy.parameters()).device
+    was_training = policy.training
+    policy.eval()
+    done_count = np.zeros(width, dtype=np.int64)  # [W] episodes finished per sub-env
+    found: dict[int, EpisodeResult] = {}
+    try:
+        obs, _ = envs.reset(seed=seed)
+        tracker = EpisodeTracker(width)
+        prev_done = np.zeros(width, dtype=bool)
+        while (done_count < quota).any():
+            x = torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(width, -1))
+            action, _, _ = policy.act(x.to(device), greedy=True)
+            obs, reward, term, trunc, _ = envs.step(action.cpu().numpy() + info.action_start)
+            valid = ~prev_done
+            done = np.logical_or(term, trunc)
+            for i, ret, length in tracker.update(np.asarray(reward), done, valid):
+                if done_count[i] < quota[i]:
+                    k = i + width * int(done_count[i])
+                    found[k] = EpisodeResult(k, ret, length)
+                    done_count[i] += 1
+            prev_done = done & valid
+    finally:
+        envs.close()
+        policy.train(was_training)
+    return [found[k] for k in range(episodes)]
+
+
+@dataclass
+class GymRun:
+    path: Path
+    env_id: str
+    policy: ActorCritic
+    checkpoint: dict[str, Any]
+
+
+def load_gym_run(run: Path) -> GymRun:
+    """Policy and env id of a gymnasium run directory."""
+    env_id = str(read_config(run).get("env", "text-qa"))
+    if env_id == "text-qa":
+        raise RunError(f"{run}: is a text-QA run", "use `ppoqa eval` without gymnasium options")
+    ckpt = load_checkpoint(run)
+    try:
+        policy = build_policy(dict(ckpt["policy_spec"]))
+        policy.load_state_dict(ckpt["policy"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise RunError(
+            f"{run}: checkpoint does not fit this ppoqa ({type(exc).__name__})",
+            "retrain with `ppoqa train --env ...`",
+        ) from exc
+    policy.eval()
+    return GymRun(run, str(ckpt.get("env", env_id)), policy, ckpt)
