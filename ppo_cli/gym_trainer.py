@@ -6,7 +6,6 @@ ppo.ppo_update); only the rollout differs: a sample here is one environment step
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ppo_cli.checkpointing import (
+    TrainingSession,
+    check_finite_metrics,
+    check_finite_parameters,
+    load_resume_checkpoint,
+    restore_training_state,
+    training_state,
+)
 from ppo_cli.config import Config, config_to_yaml
 from ppo_cli.envs.gym_envs import EnvInfo, EpisodeTracker, make_vec_env
-from ppo_cli.errors import ConfigError, TrainingError
+from ppo_cli.errors import ConfigError, RunError, TrainingError
 from ppo_cli.gae import GAEResult, compute_gae
 from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
 from ppo_cli.policies import ActorCritic, MLPActorCritic
@@ -30,8 +37,9 @@ from ppo_cli.rundir import (
     atomic_write_text,
     new_run_dir,
     prepare_run_dir,
-    save_checkpoint,
+    truncate_metrics,
 )
+from ppo_cli.trace import batch_trace, start_trace
 from ppo_cli.trainer import Callbacks, TrainResult, resolve_device, seed_everything
 
 
@@ -152,7 +160,9 @@ def _adam(policy: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(policy.parameters(), lr=lr, eps=1e-5)
 
 
-def train_gym(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResult:
+def train_gym(
+    cfg: Config, run_dir: Path | None, cb: Callbacks, resume: bool = False
+) -> TrainResult:
     """PPO on a gymnasium id; writes config.yaml, metrics.jsonl, checkpoint.pt to run_dir."""
     if cfg.policy != "mlp":
         raise ConfigError(
@@ -163,7 +173,7 @@ def train_gym(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResult:
     seed_everything(cfg.seed, cfg.threads)
     envs, info = make_vec_env(cfg.env, cfg.num_envs, cfg.vector_mode)
     try:
-        return _train(cfg, run_dir, cb, envs, info, device)
+        return _train(cfg, run_dir, cb, envs, info, device, resume)
     finally:
         envs.close()
 
@@ -175,87 +185,121 @@ def _train(
     envs: Any,
     info: EnvInfo,
     device: torch.device,
+    resume: bool,
 ) -> TrainResult:
-    run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
     policy = MLPActorCritic(info.obs_dim, info.num_actions, cfg.hidden_size).to(device)
     optimizer = _adam(policy, cfg.learning_rate)
     settings = UpdateSettings.from_config(cfg)
     batch_size = cfg.num_envs * cfg.num_steps
     num_iterations = max(1, cfg.timesteps // batch_size)
-
-    atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
-    (run_dir / METRICS).unlink(missing_ok=True)
-    cb.on_start(cfg, run_dir, num_iterations)
-
-    collector = GymCollector(envs, info, cfg.seed, device)
-    episodes = epochs = updates = global_step = 0
-    start = time.perf_counter()
-    iteration = 0
-    for iteration in range(1, num_iterations + 1):
-        if cfg.anneal_lr:
-            frac = 1.0 - (iteration - 1) / num_iterations
-            optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
-        rollout, finished = collector.collect(policy, cfg.num_steps)
-        global_step += batch_size
-        batch = rollout.to_batch(cfg.gamma, cfg.gae_lambda, cfg.reward_scale)
-        stats = ppo_update(policy, optimizer, batch, settings)
-        episodes += len(finished)
-        epochs += stats["epochs"]
-        updates += stats["gradient_updates"]
-
-        elapsed = time.perf_counter() - start
-        record: dict[str, Any] = {
-            "iteration": iteration,
-            "global_step": global_step,
-            "progress": iteration,
-        }
-        if finished:
-            record["episodic_return"] = float(np.mean([r for _, r, _ in finished]))
-            record["episodic_length"] = float(np.mean([n for _, _, n in finished]))
-        record.update(
-            {
-                "sps": round(global_step / max(elapsed, 1e-9), 1),
-                **{
-                    k: stats[k]
-                    for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
-                },
-                "clipfrac": stats["clipfrac"],
-                "explained_variance": explained_variance(batch.values, batch.returns),
-                "learning_rate": optimizer.param_groups[0]["lr"],
-                "epoch_losses": stats["epoch_losses"],
-                "wall_seconds": round(elapsed, 4),
-            }
-        )
-        if not math.isfinite(record["loss"]):
-            raise TrainingError(
-                f"metrics became NaN/Inf at iteration {iteration}", "lower --learning-rate"
-            )
-        append_metrics(run_dir, record)
-        cb.on_iteration(record)
-    wall = time.perf_counter() - start
-    save_checkpoint(
-        run_dir,
-        {
-            "policy_spec": policy.spec(),
-            "policy": policy.state_dict(),
-            "optimizer": optimizer.state_dict(),
+    run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
+    with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
+        state = {"iteration": 0, "global_step": 0, "episodes": 0, "epochs": 0,
+                 "gradient_updates": 0, "wall_seconds": 0.0}  # fmt: skip
+        if resume:
+            # Weights, optimizer, RNGs and counters come back; the vector env restarts its
+            # episodes, so a resumed gym run is not bit-identical to an uninterrupted one.
+            ckpt = load_resume_checkpoint(run_dir, None)
+            state.update(restore_training_state(ckpt, policy, optimizer, run_dir))
+            if state["iteration"] >= num_iterations:
+                raise RunError(
+                    f"{run_dir}: the run already finished all {state['iteration']} iterations",
+                    f"to train further, pass a --timesteps larger than {state['global_step']}",
+                )
+            truncate_metrics(run_dir, state["iteration"])
+        else:
+            (run_dir / METRICS).unlink(missing_ok=True)
+        atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
+        extra = {
             "env": cfg.env,
             "obs_dim": info.obs_dim,
             "num_actions": info.num_actions,
             "action_start": info.action_start,
-            "iteration": iteration,
-            "global_step": global_step,
-        },
-    )
+            "global_step": state["global_step"],
+        }
+        session.track(
+            lambda: training_state(
+                policy, optimizer, state, extra | {"global_step": state["global_step"]}
+            )
+        )
+        session.start(state["iteration"])
+        cb.on_start(cfg, run_dir, num_iterations)
+
+        collector = GymCollector(envs, info, cfg.seed + state["iteration"], device)
+        start = time.perf_counter() - state["wall_seconds"]
+        for iteration in range(state["iteration"] + 1, num_iterations + 1):
+            session.begin()
+            if cfg.anneal_lr:
+                frac = 1.0 - (iteration - 1) / num_iterations
+                optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
+            rollout, finished = collector.collect(policy, cfg.num_steps)
+            global_step = state["global_step"] + batch_size
+            batch = rollout.to_batch(cfg.gamma, cfg.gae_lambda, cfg.reward_scale)
+            recorder = start_trace(cb, iteration, num_iterations, settings.clip_coef)
+            try:
+                stats = ppo_update(
+                    policy, optimizer, batch, settings, recorder.on_minibatch if recorder else None
+                )
+            except TrainingError as exc:
+                raise TrainingError(f"iteration {iteration}: {exc.message}", exc.hint) from exc
+            check_finite_parameters(policy, iteration)
+
+            elapsed = time.perf_counter() - start
+            record: dict[str, Any] = {
+                "iteration": iteration,
+                "global_step": global_step,
+                "progress": iteration,
+            }
+            if finished:
+                record["episodic_return"] = float(np.mean([r for _, r, _ in finished]))
+                record["episodic_length"] = float(np.mean([n for _, _, n in finished]))
+            record.update(
+                {
+                    "sps": round(global_step / max(elapsed, 1e-9), 1),
+                    **{
+                        k: stats[k]
+                        for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
+                    },
+                    "clipfrac": stats["clipfrac"],
+                    "explained_variance": explained_variance(batch.values, batch.returns),
+                    "learning_rate": optimizer.param_groups[0]["lr"],
+                    "epoch_losses": stats["epoch_losses"],
+                    "wall_seconds": round(elapsed, 4),
+                }
+            )
+            check_finite_metrics(record, ("loss",), iteration)
+            append_metrics(run_dir, record)
+            state.update(
+                iteration=iteration,
+                global_step=global_step,
+                episodes=state["episodes"] + len(finished),
+                epochs=state["epochs"] + stats["epochs"],
+                gradient_updates=state["gradient_updates"] + stats["gradient_updates"],
+                wall_seconds=record["wall_seconds"],
+            )
+            session.end(iteration)
+            cb.on_iteration(record)
+            if recorder is not None:
+                gae = rollout.advantages(cfg.gamma, cfg.gae_lambda, cfg.reward_scale)
+                cb.on_trace(
+                    batch_trace(
+                        iteration, batch, rollout.rewards, rollout.terminated | rollout.truncated,
+                        gae.deltas, recorder, settings.norm_adv, valid=rollout.valid,
+                    )
+                )  # fmt: skip
+            session.stop_if_requested()
+        wall = time.perf_counter() - start
+        state["wall_seconds"] = wall
+        session.save(state["iteration"])
     returns = [ep.episode_return for ep in evaluate_gym(policy, cfg.env, EVAL_EPISODES, EVAL_SEED)]
     return TrainResult(
         run_dir=run_dir,
         env=cfg.env,
-        iterations=iteration,
-        episodes=episodes,
-        steps=global_step,
-        epochs=epochs,
-        gradient_updates=updates,
+        iterations=state["iteration"],
+        episodes=state["episodes"],
+        steps=state["global_step"],
+        epochs=state["epochs"],
+        gradient_updates=state["gradient_updates"],
         wall_seconds=wall,
         mean_return=float(np.mean(returns)),
     )

@@ -6,7 +6,6 @@ bars and tables while tests and library users need no terminal.
 
 from __future__ import annotations
 
-import inspect
 import json
 import random
 import sys
@@ -138,13 +137,7 @@ def train(
     if not cfg.is_text_qa:
         from ppo_cli.gym_trainer import train_gym
 
-        if not resume:
-            return train_gym(cfg, run_dir, callbacks or Callbacks())
-        if "resume" not in inspect.signature(train_gym).parameters:
-            raise RunError(
-                f"{run_dir}: resuming a gymnasium run is not supported yet", "start a new run"
-            )
-        return train_gym(cfg, run_dir, callbacks or Callbacks(), resume=True)
+        return train_gym(cfg, run_dir, callbacks or Callbacks(), resume=resume)
     return train_text_qa(cfg, run_dir, callbacks or Callbacks(), resume=resume)
 
 

@@ -227,3 +227,45 @@ def test_ask_on_a_gym_run_is_a_clear_error(cartpole_run: Path) -> None:
     assert result.stdout == ""
     assert "is a CartPole-v1 run, not a text-QA run" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_interrupted_gym_run_resumes_to_the_planned_end(tmp_path: Path) -> None:
+    """Ctrl-C keeps a resumable checkpoint; --resume continues the counters and metrics."""
+    from ppo_cli.config import apply_overrides, base_config
+    from ppo_cli.errors import TrainingInterrupted
+    from ppo_cli.trainer import Callbacks, train
+
+    cfg = apply_overrides(
+        base_config("CartPole-v1"), {"env": "CartPole-v1", "timesteps": 4096}, "test"
+    )
+    per_iteration = cfg.num_envs * cfg.num_steps
+
+    class StopAt3(Callbacks):
+        def on_iteration(self, record: dict) -> None:
+            if record["iteration"] == 3:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, run, StopAt3())
+    assert load_checkpoint(run)["iteration"] == 3
+    result = train(cfg, run, Callbacks(), resume=True)
+    assert result.iterations == 4096 // per_iteration
+    assert result.steps == result.iterations * per_iteration
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == list(range(1, result.iterations + 1))
+    assert [r["global_step"] for r in records] == [
+        per_iteration * i for i in range(1, result.iterations + 1)
+    ]
+
+
+def test_trace_works_on_a_gym_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["train", "--env", "CartPole-v1", "--timesteps", "2048", "--run-dir",
+         str(tmp_path / "r"), "--trace-iterations", "1", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert [t["iteration"] for t in doc["traces"]] == [1]
+    assert doc["traces"][0]["epochs"], "per-epoch losses from the real update"
