@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from ppo_cli.data import END_ID, START_ID
 from ppo_cli.envs.text_qa_vec import BANNED_ACTIONS
 
 _NEG = -1e9  # logit for actions a text policy must never take (finite: keeps entropy finite)
@@ -79,6 +80,9 @@ class TextActorCritic(ActorCritic):
         mask = torch.zeros(vocab_size)
         mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = _NEG
         self.register_buffer("action_mask", mask, persistent=False)
+        end = torch.zeros(vocab_size, dtype=torch.bool)
+        end[END_ID] = True
+        self.register_buffer("end_onehot", end, persistent=False)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -87,8 +91,16 @@ class TextActorCritic(ActorCritic):
         self, obs: torch.Tensor, steps: int | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encode(obs)  # [B, L, H]
-        hidden = hidden[:, -1] if steps is None else hidden[:, -steps:]
+        if steps is None:
+            hidden, inputs = hidden[:, -1], obs[:, -1]  # [B, H], [B]
+        else:
+            hidden, inputs = hidden[:, -steps:], obs[:, -steps:]  # [B, T, H], [B, T]
         logits = self.actor(hidden) + self.action_mask
+        # The first decision (input token <START>) may not be <END>: every dataset answer has
+        # at least one token, and an empty answer would be a trap of the seed's rewards (-2.0
+        # for silence beats -2.1 for a wrong word, so a policy can learn to say nothing).
+        first = (inputs == START_ID).unsqueeze(-1) & self.end_onehot  # [..., A]
+        logits = logits.masked_fill(first, _NEG)
         return logits, self.critic(hidden).squeeze(-1)
 
     def spec(self) -> dict[str, Any]:
