@@ -38,7 +38,9 @@ class Config:
     save_every: int = 10  # checkpoint every N iterations (0: only at the start and the end)
 
     # Rollout
-    num_episodes: int = 64  # text-QA: episodes generated per iteration
+    # text-QA: episodes generated per iteration; None = 8 per question, at least 64 (what a
+    # question needs to be tried often enough grows with the number of questions)
+    num_episodes: int | None = None
     num_envs: int = 8  # gymnasium: parallel environments
     num_steps: int = 128  # gymnasium: steps per environment per iteration
     vector_mode: str = "auto"  # gymnasium: auto | sync | async | vector
@@ -54,7 +56,7 @@ class Config:
     clip_coef: float = 0.2
     clip_vloss: bool = False
     norm_adv: bool = True
-    ent_coef: float = 0.01
+    ent_coef: float = 0.03
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     target_kl: float | None = None

@@ -369,7 +369,7 @@ def explain_run(
     from ppo_cli.envs.text_qa_vec import TextQAVecEnv
     from ppo_cli.evaluate import load_text_run
     from ppo_cli.rollout import collect_text_episodes
-    from ppo_cli.trainer import balanced_questions
+    from ppo_cli.trainer import balanced_questions, episodes_per_iteration
 
     if episodes < 1:
         raise UsageError("--episodes must be at least 1", "e.g. --episodes 3")
@@ -381,7 +381,9 @@ def explain_run(
     task = text_run.task
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        q_idx = balanced_questions(task.num_questions, cfg.num_episodes)  # [N]
+        q_idx = balanced_questions(
+            task.num_questions, episodes_per_iteration(cfg, task.num_questions)
+        )  # [N]
         ro = collect_text_episodes(text_run.policy, TextQAVecEnv(task), q_idx)
     batch, _ = ro.to_batch(g, lam)  # the training path: compute_gae over the whole batch
     norm = normalization(batch.advantages, batch.mask)

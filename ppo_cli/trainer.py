@@ -104,6 +104,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def episodes_per_iteration(cfg: Config, num_questions: int) -> int:
+    """cfg.num_episodes, or 8 episodes per question (at least 64) when it is left unset."""
+    if cfg.num_episodes is not None:
+        return cfg.num_episodes
+    return max(64, 8 * num_questions)
+
+
 def balanced_questions(num_questions: int, num_episodes: int) -> torch.Tensor:
     """Every question equally often (up to one), in random order: lower-variance batches."""
     reps = -(-num_episodes // num_questions)
@@ -219,13 +226,14 @@ def train_text_qa(
         cb.on_start(cfg, run_dir, cfg.iterations)
 
         venv = TextQAVecEnv(task)
+        num_episodes = episodes_per_iteration(cfg, task.num_questions)
         start = time.perf_counter() - state.wall_seconds
         for iteration in range(state.iteration + 1, cfg.iterations + 1):
             session.begin()
             if cfg.anneal_lr:
                 frac = 1.0 - (iteration - 1) / cfg.iterations
                 optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
-            q_idx = balanced_questions(task.num_questions, cfg.num_episodes)
+            q_idx = balanced_questions(task.num_questions, num_episodes)
             ro = collect_text_episodes(policy, venv, q_idx)
             batch, deltas = ro.to_batch(cfg.gamma, cfg.gae_lambda)
             # A trace is recorded when asked for; when the last iteration is asked for and

@@ -154,7 +154,9 @@ def train_command(
         None, "--hidden-size", help="Width of the network (default 64)."
     ),
     num_episodes: int = typer.Option(
-        None, "--num-episodes", help="Text QA: episodes generated per iteration (default 64)."
+        None,
+        "--num-episodes",
+        help="Text QA: episodes per iteration (default: 8 per question, at least 64).",
     ),
     learning_rate: float = typer.Option(
         None, "--learning-rate", "--lr", help="Adam learning rate (default 0.005)."
@@ -180,7 +182,7 @@ def train_command(
         None, "--norm-adv/--no-norm-adv", help="Normalize advantages (default on)."
     ),
     ent_coef: float = typer.Option(
-        None, "--ent-coef", help="Entropy bonus coefficient (default 0.01)."
+        None, "--ent-coef", help="Entropy bonus coefficient (default 0.03)."
     ),
     vf_coef: float = typer.Option(None, "--vf-coef", help="Value loss coefficient (default 0.5)."),
     max_grad_norm: float = typer.Option(
