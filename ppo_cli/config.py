@@ -222,11 +222,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"
         ) from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None)
+        from ppo_cli.data import describe_yaml_error
+
         raise ConfigError(
-            f"{p}:{where}: not valid YAML ({problem or 'invalid syntax'})",
+            f"{p}:{describe_yaml_error(exc)}",
             "a config is a mapping such as  learning_rate: 0.003",
         ) from exc
     except (ValueError, TypeError, RecursionError) as exc:

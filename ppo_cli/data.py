@@ -183,16 +183,21 @@ def load_dataset(path: str | Path | None = None) -> QADataset:
     return parse_dataset(text, str(p))
 
 
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """' line N: not valid YAML (problem)', for one-line messages about any YAML file."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" line {mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "invalid syntax"
+    return f"{where}: not valid YAML ({problem})"
+
+
 def _yaml_nodes(text: str, source: str) -> tuple[Any, Any]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "invalid syntax"
         raise DatasetError(
-            f"{source}:{where}: not valid YAML ({problem})",
+            f"{source}:{describe_yaml_error(exc)}",
             "check indentation and quoting; see examples/ for the format",
         ) from exc
     except (ValueError, TypeError, RecursionError) as exc:
