@@ -187,6 +187,12 @@ def train_text_qa(
 ) -> TrainResult:
     if cfg.policy == "mlp":
         raise ConfigError("--policy mlp is for gymnasium environments", "use lstm or transformer")
+    if cfg.device == "cuda":
+        # Honest about it rather than silently ignoring the flag: the text-QA networks are tiny
+        # and step one token at a time, where a GPU's launch overhead outweighs its speed.
+        raise ConfigError(
+            "--device cuda: text QA trains on the CPU only", "drop --device (auto means cpu here)"
+        )
     if resume:
         assert run_dir is not None
         dataset = _load_run_dataset(run_dir)

@@ -269,3 +269,12 @@ def test_trace_works_on_a_gym_run(tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert [t["iteration"] for t in doc["traces"]] == [1]
     assert doc["traces"][0]["epochs"], "per-epoch losses from the real update"
+
+
+def test_eval_dataset_on_a_gym_run_is_a_usage_error(cartpole_run: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["eval", "--run", str(cartpole_run), "--dataset", "examples/capitals.yaml"]
+    )
+    assert result.exit_code == 2
+    assert "--dataset is for text-QA runs" in result.stderr
+    assert "Traceback" not in result.stderr

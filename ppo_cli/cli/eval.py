@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ppo_cli.cli.common import handle_errors, out, print_json
+from ppo_cli.errors import UsageError
 from ppo_cli.rundir import find_run, read_config
 
 
@@ -35,6 +36,11 @@ def eval_command(
         if env != "text-qa":
             from ppo_cli.cli.eval_gym import eval_gym
 
+            if dataset is not None:
+                raise UsageError(
+                    f"--dataset is for text-QA runs; {path} is a {env} run",
+                    "drop --dataset (use --episodes and --seed for gymnasium runs)",
+                )
             eval_gym(path, episodes, seed, json_output)
             return
         from ppo_cli.evaluate import accuracy, evaluate_on_dataset, evaluate_qa, load_text_run

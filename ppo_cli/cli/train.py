@@ -222,7 +222,11 @@ def train_command(
     reward_scale: float = typer.Option(
         None, "--reward-scale", help="Gymnasium: multiply rewards by this for learning only."
     ),
-    device: str = typer.Option(None, "--device", help="cpu (default), cuda or auto."),
+    device: str = typer.Option(
+        None,
+        "--device",
+        help="cpu (default), cuda or auto (gymnasium; text QA always uses the CPU).",
+    ),
     threads: int = typer.Option(
         None, "--threads", help="torch CPU threads (default 1: fastest for small nets)."
     ),
