@@ -64,6 +64,11 @@ class Config:
     reward_wrong: float | None = None
     step_penalty: float | None = None
 
+    # Extensions (issue 6): curriculum over dataset levels, TensorBoard scalars
+    curriculum: bool = False  # text-QA: start with the easiest level, add the next when earned
+    curriculum_threshold: float = 0.8  # greedy accuracy on the active levels that adds the next
+    tensorboard: bool = False  # write CleanRL-named scalars to <run dir>/tensorboard
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -103,6 +108,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "target_kl": (0.0, None, False),
     "max_answer_tokens": (1, 64, True),
     "step_penalty": (0.0, None, True),
+    "curriculum_threshold": (0.0, 1.0, False),
 }
 
 

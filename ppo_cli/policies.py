@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from ppo_cli.data import PAD_ID, START_ID
 from ppo_cli.envs.text_qa_vec import BANNED_ACTIONS
 
 _NEG = -1e9  # logit for actions a text policy must never take (finite: keeps entropy finite)
@@ -138,14 +139,20 @@ class TransformerActorCritic(TextActorCritic):
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
-        pos = torch.arange(length, device=tokens.device)
+        pad = tokens == PAD_ID  # [B, L]
+        # Positions are counted from the <START> token (question before it, answer after it,
+        # centred in the table): the same question gets the same positions however much left
+        # padding its batch needs (e.g. `ask` with one short question), and the answer step
+        # index, which decides when to say <END>, is explicit.
+        start_col = (tokens == START_ID).long().argmax(1, keepdim=True)  # [B, 1]
+        cols = torch.arange(length, device=tokens.device).unsqueeze(0)  # [1, L]
+        pos = (cols - start_col + self.max_len // 2).clamp(0, self.max_len - 1)  # [B, L]
         x = self.embedding(tokens) + self.position(pos)
         causal = torch.triu(
             torch.full((length, length), float("-inf"), device=tokens.device), diagonal=1
         )
         # Left padding: a real token may not attend to <PAD>; a <PAD> row attends to itself so
         # softmax never sees an all -inf row.
-        pad = tokens == 0
         key_block = pad.unsqueeze(1) & ~torch.eye(length, dtype=torch.bool, device=tokens.device)
         mask = causal.unsqueeze(0).masked_fill(key_block, float("-inf"))
         mask = mask.repeat_interleave(self.num_heads, dim=0)

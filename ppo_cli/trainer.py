@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ppo_cli.config import Config, config_to_yaml, validate
+from ppo_cli.curriculum import Curriculum
 from ppo_cli.data import QADataset, Vocabulary, load_dataset
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.evaluate import QAResult, accuracy, evaluate_qa, reward_spec
@@ -93,6 +94,20 @@ def balanced_questions(num_questions: int, num_episodes: int) -> torch.Tensor:
     return torch.cat([torch.randperm(num_questions) for _ in range(reps)])[:num_episodes]
 
 
+def explained_variance(
+    values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor
+) -> float | None:
+    """1 - Var(returns - values) / Var(returns) over real steps (CleanRL's diagnostic):
+    1 means the critic predicts returns perfectly, <= 0 that it explains nothing. None when
+    the returns do not vary."""
+    m = mask.bool()
+    y, v = returns[m], values[m]
+    var_y = float(y.var()) if y.numel() > 1 else 0.0
+    if var_y == 0.0 or not math.isfinite(var_y):
+        return None
+    return 1.0 - float((y - v).var()) / var_y
+
+
 def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
     vocab = Vocabulary.from_dataset(dataset)
     task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
@@ -109,11 +124,20 @@ def train(
 ) -> TrainResult:
     """Train on cfg.env and write a run directory; text QA here, gymnasium ids elsewhere."""
     validate(cfg)
-    if not cfg.is_text_qa:
-        from ppo_cli.gym_trainer import train_gym
+    cb: Callbacks = callbacks or Callbacks()
+    if cfg.tensorboard:  # issue 6: a writer wrapped around the caller's callbacks
+        from ppo_cli.tensorboard import TensorBoardCallbacks
 
-        return train_gym(cfg, run_dir, callbacks or Callbacks())
-    return train_text_qa(cfg, run_dir, callbacks or Callbacks())
+        cb = TensorBoardCallbacks(cb)  # type: ignore[assignment]
+    try:
+        if not cfg.is_text_qa:
+            from ppo_cli.gym_trainer import train_gym
+
+            return train_gym(cfg, run_dir, cb)
+        return train_text_qa(cfg, run_dir, cb)
+    finally:
+        if cfg.tensorboard:
+            cb.close()  # type: ignore[attr-defined]
 
 
 def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResult:
@@ -135,6 +159,9 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
     cb.on_start(cfg, run_dir, cfg.iterations)
 
     venv = TextQAVecEnv(task)
+    curriculum = (
+        Curriculum.from_dataset(dataset, cfg.curriculum_threshold) if cfg.curriculum else None
+    )
     episodes = steps = epochs = updates = 0
     results: list[QAResult] = []
     acc: float | None = None
@@ -145,7 +172,10 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
         if cfg.anneal_lr:
             frac = 1.0 - (iteration - 1) / cfg.iterations
             optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
-        q_idx = balanced_questions(task.num_questions, cfg.num_episodes)
+        if curriculum is not None:  # only the active levels' questions
+            q_idx = curriculum.sample(cfg.num_episodes)
+        else:
+            q_idx = balanced_questions(task.num_questions, cfg.num_episodes)
         ro = collect_text_episodes(policy, venv, q_idx)
         batch, _ = ro.to_batch(cfg.gamma, cfg.gae_lambda)
         stats = ppo_update(policy, optimizer, batch, settings)
@@ -174,12 +204,15 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
                 )
             },
             "learning_rate": optimizer.param_groups[0]["lr"],
+            "explained_variance": explained_variance(ro.values, batch.returns, ro.mask),
         }
         evaluate_now = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
         if evaluate_now:
             results = evaluate_qa(policy, task)
             acc = accuracy(results)
             record["eval_accuracy"] = acc
+            if curriculum is not None:
+                record.update(curriculum.observe([r.correct for r in results]))
             cb.on_eval(iteration, results)
         record["wall_seconds"] = round(time.perf_counter() - start, 4)
         if not all(math.isfinite(v) for v in (record["loss"], record["mean_reward"])):
@@ -195,6 +228,7 @@ def train_text_qa(cfg: Config, run_dir: Path | None, cb: Callbacks) -> TrainResu
             and cfg.target_accuracy is not None
             and acc is not None
             and acc >= cfg.target_accuracy
+            and (curriculum is None or curriculum.complete)
         ):
             stopped_early = iteration < cfg.iterations
             break

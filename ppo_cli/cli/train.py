@@ -9,8 +9,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ppo_cli.cli.common import err, handle_errors, out, print_json
-from ppo_cli.config import FIELD_TYPES, Config, apply_overrides, load_config_file, validate
+from ppo_cli.config import FIELD_TYPES, Config, apply_overrides, validate
 from ppo_cli.errors import ConfigError, UsageError
+from ppo_cli.presets import PRESET_NAMES, base_config
 from ppo_cli.render import qa_results_table, training_math_table
 from ppo_cli.trainer import Callbacks, train
 
@@ -67,11 +68,16 @@ class RichCallbacks(Callbacks):
             self.progress.stop()
 
 
-def resolve_config(config_file: Path | None, overrides: dict[str, Any]) -> Config:
-    """defaults < --config YAML < explicit flags."""
-    cfg = Config()
-    if config_file is not None:
-        cfg = apply_overrides(cfg, load_config_file(config_file), str(config_file))
+def resolve_config(
+    config_file: Path | None, overrides: dict[str, Any], preset: str | None = None
+) -> Config:
+    """defaults < policy defaults < --preset < --config YAML < explicit flags."""
+    try:
+        cfg = base_config(config_file, preset, overrides)
+    except ConfigError as exc:
+        if preset is not None and exc.message.startswith("--preset"):
+            raise UsageError(exc.message, exc.hint) from None
+        raise
     try:
         cfg = apply_overrides(cfg, overrides, "option")
         return validate(cfg, "option")
@@ -168,6 +174,30 @@ def train_command(
     threads: int = typer.Option(
         None, "--threads", help="torch CPU threads (default 1: fastest for small nets)."
     ),
+    # -- issue 6 extensions: presets, curriculum, TensorBoard --
+    preset: str = typer.Option(
+        None,
+        "--preset",
+        help=f"Settings bundle: {', '.join(PRESET_NAMES)} (balanced = defaults); "
+        "--config and flags override it.",
+    ),
+    curriculum: bool = typer.Option(
+        None,
+        "--curriculum/--no-curriculum",
+        help="Text QA: start with the dataset's easiest level, add the next when earned.",
+    ),
+    curriculum_threshold: float = typer.Option(
+        None,
+        "--curriculum-threshold",
+        help="Text QA: greedy accuracy on the active levels that adds the next (default 0.8).",
+    ),
+    tensorboard: bool = typer.Option(
+        None,
+        "--tensorboard/--no-tensorboard",
+        help="Write TensorBoard scalars (CleanRL names) to <run dir>/tensorboard; "
+        "needs pip install 'ppoqa[tensorboard]'.",
+    ),
+    # -- end issue 6 --
     show_every: int = typer.Option(
         20, "--show-every", help="Print a greedy evaluation table every N iterations (0: never)."
     ),
@@ -184,7 +214,7 @@ def train_command(
         given = {k: v for k, v in locals().items() if k in FIELD_TYPES and v is not None}
         if no_early_stop:
             given["target_accuracy"] = None
-        cfg = resolve_config(config, given)
+        cfg = resolve_config(config, given, preset)
         cb = RichCallbacks(show_every, quiet or json_output)
         try:
             result = train(cfg, run_dir, cb)
