@@ -68,6 +68,7 @@ class Config:
     curriculum: bool = False  # text-QA: start with the easiest level, add the next when earned
     curriculum_threshold: float = 0.8  # greedy accuracy on the active levels that adds the next
     tensorboard: bool = False  # write CleanRL-named scalars to <run dir>/tensorboard
+    answer_vocab: bool = False  # text-QA: generate only answer words, never an empty answer
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

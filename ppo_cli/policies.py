@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from ppo_cli.data import PAD_ID, START_ID
+from ppo_cli.data import END_ID, PAD_ID, START_ID
 from ppo_cli.envs.text_qa_vec import BANNED_ACTIONS
 
 _NEG = -1e9  # logit for actions a text policy must never take (finite: keeps entropy finite)
@@ -70,7 +70,9 @@ class TextActorCritic(ActorCritic):
     whole generated episode is scored in one forward pass during the update.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int = 64) -> None:
+    def __init__(
+        self, vocab_size: int, hidden_size: int = 64, answer_vocab: list[int] | None = None
+    ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -79,6 +81,14 @@ class TextActorCritic(ActorCritic):
         self.critic = _orthogonal(nn.Linear(hidden_size, 1), 1.0)
         mask = torch.zeros(vocab_size)
         mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = _NEG
+        # --answer-vocab (issue 6): only ids that occur in some answer (and <END>) may be
+        # generated, and <END> never right after <START> (no empty answers). With hundreds of
+        # question words in the vocabulary this shrinks the search a policy must explore.
+        self.answer_vocab = sorted(set(answer_vocab)) if answer_vocab is not None else None
+        if self.answer_vocab is not None:
+            allowed = torch.zeros(vocab_size, dtype=torch.bool)
+            allowed[[a for a in self.answer_vocab if a < vocab_size] + [END_ID]] = True
+            mask = mask.masked_fill(~allowed, _NEG)
         self.register_buffer("action_mask", mask, persistent=False)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -90,10 +100,16 @@ class TextActorCritic(ActorCritic):
         hidden = self.encode(obs)  # [B, L, H]
         hidden = hidden[:, -1] if steps is None else hidden[:, -steps:]
         logits = self.actor(hidden) + self.action_mask
+        if self.answer_vocab is not None:  # no <END> as the first answer token
+            at_start = (obs[:, -1] if steps is None else obs[:, -steps:]) == START_ID
+            logits[..., END_ID] = logits[..., END_ID].masked_fill(at_start, _NEG)
         return logits, self.critic(hidden).squeeze(-1)
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size}
+        spec = {"kind": self.kind, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size}
+        if self.answer_vocab is not None:
+            spec["answer_vocab"] = list(self.answer_vocab)
+        return spec
 
 
 class LSTMActorCritic(TextActorCritic):
@@ -101,8 +117,10 @@ class LSTMActorCritic(TextActorCritic):
 
     kind = "lstm"
 
-    def __init__(self, vocab_size: int, hidden_size: int = 64) -> None:
-        super().__init__(vocab_size, hidden_size)
+    def __init__(
+        self, vocab_size: int, hidden_size: int = 64, answer_vocab: list[int] | None = None
+    ) -> None:
+        super().__init__(vocab_size, hidden_size, answer_vocab)
         self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -122,8 +140,9 @@ class TransformerActorCritic(TextActorCritic):
         num_layers: int = 2,
         num_heads: int = 4,
         max_len: int = 256,
+        answer_vocab: list[int] | None = None,
     ) -> None:
-        super().__init__(vocab_size, hidden_size)
+        super().__init__(vocab_size, hidden_size, answer_vocab)
         self.num_layers, self.num_heads, self.max_len = num_layers, num_heads, max_len
         self.position = nn.Embedding(max_len, hidden_size)
         layer = nn.TransformerEncoderLayer(

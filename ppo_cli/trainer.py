@@ -111,9 +111,14 @@ def explained_variance(
 def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
     vocab = Vocabulary.from_dataset(dataset)
     task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
-    policy = build_policy(
-        {"kind": cfg.policy, "vocab_size": len(vocab), "hidden_size": cfg.hidden_size}
-    )
+    spec: dict[str, Any] = {
+        "kind": cfg.policy,
+        "vocab_size": len(vocab),
+        "hidden_size": cfg.hidden_size,
+    }
+    if cfg.answer_vocab:  # issue 6: generate only words that occur in some answer
+        spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
+    policy = build_policy(spec)
     return task, policy
 
 

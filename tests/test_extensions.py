@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from ppo_cli.cli import app
 from ppo_cli.config import Config, validate
 from ppo_cli.curriculum import Curriculum
-from ppo_cli.data import START_ID, Vocabulary, load_dataset, tokenize
+from ppo_cli.data import END_ID, START_ID, Vocabulary, load_dataset, tokenize
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError
 from ppo_cli.policies import TransformerActorCritic, build_policy
@@ -114,6 +114,26 @@ def test_ask_answers_a_short_question_alone_like_in_training(tmp_path: Path) -> 
         assert res.stdout.strip() == a
 
 
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_answer_vocab_generates_only_answer_words_and_never_an_empty_answer(kind: str) -> None:
+    ds = load_dataset(None)
+    vocab = Vocabulary.from_dataset(ds)
+    task = QATask(ds, vocab)
+    answer_ids = sorted({int(t) for t in task.targets[task.target_valid]})
+    torch.manual_seed(0)
+    policy = build_policy(
+        {"kind": kind, "vocab_size": len(vocab), "hidden_size": 16, "answer_vocab": answer_ids}
+    )
+    ro = collect_text_episodes(policy, TextQAVecEnv(task), torch.arange(5).repeat(40))
+    assert set(ro.actions[ro.mask].tolist()) <= set(answer_ids) | {END_ID}
+    assert (ro.answer_len >= 1).all()  # <END> is never the first token
+    with torch.no_grad():  # the update scores the same restricted distribution
+        logprob, _, _ = policy.evaluate(ro.tokens, ro.actions)
+    assert torch.allclose(logprob[ro.mask], ro.logprobs[ro.mask], atol=1e-5)
+    rebuilt = build_policy(policy.spec())  # the restriction travels in the checkpoint spec
+    assert rebuilt.spec()["answer_vocab"] == answer_ids
+
+
 # ---------------------------------------------------------------- presets and policy defaults
 
 
@@ -130,15 +150,18 @@ def test_transformer_gets_its_policy_defaults_and_flags_still_win() -> None:
 
 
 def test_order_defaults_preset_config_file_flags(tmp_path: Path) -> None:
-    fast = PRESETS["fast"]["all"]
-    assert resolve({}, preset="fast").num_episodes == fast["num_episodes"]
+    quality = PRESETS["quality"]["all"]
+    assert resolve({}, preset="quality").num_episodes == quality["num_episodes"]
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("num_episodes: 48\nupdate_epochs: 3\n", encoding="utf-8")
-    cfg = resolve({}, config_file=cfg_file, preset="fast")
+    cfg = resolve({}, config_file=cfg_file, preset="quality")
     assert cfg.num_episodes == 48 and cfg.update_epochs == 3  # file beats preset
-    assert cfg.iterations == fast["iterations"]  # preset beats defaults
-    cfg = resolve({"num_episodes": 16}, config_file=cfg_file, preset="fast")
+    assert cfg.iterations == quality["iterations"]  # preset beats defaults
+    cfg = resolve({"num_episodes": 16}, config_file=cfg_file, preset="quality")
     assert cfg.num_episodes == 16  # flag beats file
+    # a policy's own preset refinements beat its policy defaults
+    tf = resolve({"policy": "transformer"}, preset="fast")
+    assert tf.learning_rate == PRESETS["fast"]["transformer"]["learning_rate"]
 
 
 def test_policy_chosen_in_config_file_selects_policy_defaults(tmp_path: Path) -> None:
@@ -166,7 +189,7 @@ def test_cli_preset_is_written_into_the_run_config(tmp_path: Path) -> None:
     res = runner.invoke(app, [*args, "--run-dir", str(run)])
     assert res.exit_code == 0, res.stderr
     text = (run / "config.yaml").read_text(encoding="utf-8")
-    assert f"num_episodes: {PRESETS['fast']['all']['num_episodes']}" in text
+    assert f"learning_rate: {PRESETS['fast']['all']['learning_rate']}" in text
     assert "iterations: 2" in text
 
 

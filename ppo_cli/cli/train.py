@@ -197,6 +197,12 @@ def train_command(
         help="Write TensorBoard scalars (CleanRL names) to <run dir>/tensorboard; "
         "needs pip install 'ppoqa[tensorboard]'.",
     ),
+    answer_vocab: bool = typer.Option(
+        None,
+        "--answer-vocab/--no-answer-vocab",
+        help="Text QA: generate only words that occur in the dataset's answers, and never an "
+        "empty answer (quality preset: on).",
+    ),
     # -- end issue 6 --
     show_every: int = typer.Option(
         20, "--show-every", help="Print a greedy evaluation table every N iterations (0: never)."
