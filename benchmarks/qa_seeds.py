@@ -3,6 +3,9 @@
     python benchmarks/qa_seeds.py                      # seeds 0-9, built-in dataset, defaults
     python benchmarks/qa_seeds.py --policy transformer --seeds 10
     python benchmarks/qa_seeds.py --set learning_rate=0.003 --dataset examples/capitals.yaml
+    python benchmarks/qa_seeds.py --preset fast
+
+Settings resolve as in `ppoqa train`: defaults < policy defaults < --preset < --set.
 
 Each seed trains in-process exactly as `ppoqa train --seed N` does (same Config, same trainer)
 and reports its final greedy accuracy, iterations and wall seconds of training.
@@ -20,8 +23,12 @@ from pathlib import Path
 
 import yaml
 
-from ppo_cli.config import Config, apply_overrides, validate
-from ppo_cli.trainer import train
+# Benchmark this checkout, not whichever ppoqa happens to be installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ppo_cli.config import validate  # noqa: E402
+from ppo_cli.presets import PRESET_NAMES, resolve  # noqa: E402
+from ppo_cli.trainer import train  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -29,6 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
     ap.add_argument("--policy", default=None)
     ap.add_argument("--dataset", default=None)
+    ap.add_argument("--preset", default=None, choices=PRESET_NAMES)
     ap.add_argument(
         "--set",
         action="append",
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            cfg = validate(apply_overrides(Config(), {**overrides, "seed": seed}, "benchmark"))
+            cfg = validate(resolve({**overrides, "seed": seed}, preset=args.preset))
             t0 = time.perf_counter()
             result = train(cfg, Path(tmp) / f"seed{seed}")
             rows.append(
@@ -62,7 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     secs = [r["train_seconds"] for r in rows]
     doc = {
         "benchmark": "qa_seeds",
-        "config": validate(apply_overrides(Config(), overrides, "benchmark")).to_dict(),
+        "preset": args.preset,
+        "config": validate(resolve(overrides, preset=args.preset)).to_dict(),
         "seeds": rows,
         "solved": sum(r["final_accuracy"] == 1.0 for r in rows),
         "num_seeds": len(rows),

@@ -68,6 +68,12 @@ class Config:
     reward_wrong: float | None = None
     step_penalty: float | None = None
 
+    # Extensions (issue 6): curriculum over dataset levels, TensorBoard scalars
+    curriculum: bool = False  # text-QA: start with the easiest level, add the next when earned
+    curriculum_threshold: float = 0.8  # greedy accuracy on the active levels that adds the next
+    tensorboard: bool = False  # write CleanRL-named scalars to <run dir>/tensorboard
+    answer_vocab: bool = False  # text-QA: generate only answer words, never an empty answer
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -113,6 +119,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "reward_overlap": (-1e6, 1e6, True),
     "reward_wrong": (-1e6, 1e6, True),
     "step_penalty": (0.0, 1e6, True),
+    "curriculum_threshold": (0.0, 1.0, False),
 }
 
 

@@ -158,7 +158,12 @@ def answer_questions(run: TextRun, questions: list[str]) -> tuple[list[str], lis
         encoded.append(ids)
         unknown.extend(u for u in unk if u not in unknown)
     n = len(questions)
-    prompts = encode_prompts(encoded)
+    prompts = encode_prompts(encoded)  # [N, P]
+    if prompts.shape[1] < run.task.prompt_len:
+        # Left-pad to the training width: a recurrent policy reads the padding too, so a short
+        # question asked alone must look exactly as it did in training.
+        pad = torch.zeros(n, run.task.prompt_len - prompts.shape[1], dtype=torch.long)
+        prompts = torch.cat([pad, prompts], dim=1)
     check_fits(run.policy, prompts.shape[1], run.task.max_steps, "question")
     ro = collect_text_episodes(
         run.policy,

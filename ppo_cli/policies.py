@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from ppo_cli.data import END_ID, START_ID
+from ppo_cli.data import END_ID, PAD_ID, START_ID
 from ppo_cli.envs.text_qa_vec import BANNED_ACTIONS
 
 _NEG = -1e9  # logit for actions a text policy must never take (finite: keeps entropy finite)
@@ -70,7 +70,9 @@ class TextActorCritic(ActorCritic):
     whole generated episode is scored in one forward pass during the update.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int = 64) -> None:
+    def __init__(
+        self, vocab_size: int, hidden_size: int = 64, answer_vocab: list[int] | None = None
+    ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -79,6 +81,14 @@ class TextActorCritic(ActorCritic):
         self.critic = _orthogonal(nn.Linear(hidden_size, 1), 1.0)
         mask = torch.zeros(vocab_size)
         mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = _NEG
+        # --answer-vocab (issue 6): only ids that occur in some answer (and <END>) may be
+        # generated, and <END> never right after <START> (no empty answers). With hundreds of
+        # question words in the vocabulary this shrinks the search a policy must explore.
+        self.answer_vocab = sorted(set(answer_vocab)) if answer_vocab is not None else None
+        if self.answer_vocab is not None:
+            allowed = torch.zeros(vocab_size, dtype=torch.bool)
+            allowed[[a for a in self.answer_vocab if a < vocab_size] + [END_ID]] = True
+            mask = mask.masked_fill(~allowed, _NEG)
         self.register_buffer("action_mask", mask, persistent=False)
         end = torch.zeros(vocab_size, dtype=torch.bool)
         end[END_ID] = True
@@ -104,7 +114,10 @@ class TextActorCritic(ActorCritic):
         return logits, self.critic(hidden).squeeze(-1)
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size}
+        spec = {"kind": self.kind, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size}
+        if self.answer_vocab is not None:
+            spec["answer_vocab"] = list(self.answer_vocab)
+        return spec
 
 
 class LSTMActorCritic(TextActorCritic):
@@ -112,8 +125,10 @@ class LSTMActorCritic(TextActorCritic):
 
     kind = "lstm"
 
-    def __init__(self, vocab_size: int, hidden_size: int = 64) -> None:
-        super().__init__(vocab_size, hidden_size)
+    def __init__(
+        self, vocab_size: int, hidden_size: int = 64, answer_vocab: list[int] | None = None
+    ) -> None:
+        super().__init__(vocab_size, hidden_size, answer_vocab)
         self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -133,8 +148,9 @@ class TransformerActorCritic(TextActorCritic):
         num_layers: int = 2,
         num_heads: int = 4,
         max_len: int = 256,
+        answer_vocab: list[int] | None = None,
     ) -> None:
-        super().__init__(vocab_size, hidden_size)
+        super().__init__(vocab_size, hidden_size, answer_vocab)
         self.num_layers, self.num_heads, self.max_len = num_layers, num_heads, max_len
         self.position = nn.Embedding(max_len, hidden_size)
         layer = nn.TransformerEncoderLayer(
@@ -150,14 +166,20 @@ class TransformerActorCritic(TextActorCritic):
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
-        pos = torch.arange(length, device=tokens.device)
+        pad = tokens == PAD_ID  # [B, L]
+        # Positions are counted from the <START> token (question before it, answer after it,
+        # centred in the table): the same question gets the same positions however much left
+        # padding its batch needs (e.g. `ask` with one short question), and the answer step
+        # index, which decides when to say <END>, is explicit.
+        start_col = (tokens == START_ID).long().argmax(1, keepdim=True)  # [B, 1]
+        cols = torch.arange(length, device=tokens.device).unsqueeze(0)  # [1, L]
+        pos = (cols - start_col + self.max_len // 2).clamp(0, self.max_len - 1)  # [B, L]
         x = self.embedding(tokens) + self.position(pos)
         causal = torch.triu(
             torch.full((length, length), float("-inf"), device=tokens.device), diagonal=1
         )
         # Left padding: a real token may not attend to <PAD>; a <PAD> row attends to itself so
         # softmax never sees an all -inf row.
-        pad = tokens == 0
         key_block = pad.unsqueeze(1) & ~torch.eye(length, dtype=torch.bool, device=tokens.device)
         mask = causal.unsqueeze(0).masked_fill(key_block, float("-inf"))
         mask = mask.repeat_interleave(self.num_heads, dim=0)

@@ -7,6 +7,7 @@ bars and tables while tests and library users need no terminal.
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import time
@@ -26,6 +27,7 @@ from ppo_cli.checkpointing import (
     training_state,
 )
 from ppo_cli.config import Config, config_to_yaml, validate
+from ppo_cli.curriculum import Curriculum
 from ppo_cli.data import QADataset, Vocabulary, load_dataset, parse_dataset
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError, RunError, TrainingError, UsageError
@@ -117,12 +119,31 @@ def balanced_questions(num_questions: int, num_episodes: int) -> torch.Tensor:
     return torch.cat([torch.randperm(num_questions) for _ in range(reps)])[:num_episodes]
 
 
+def explained_variance(
+    values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor
+) -> float | None:
+    """1 - Var(returns - values) / Var(returns) over real steps (CleanRL's diagnostic):
+    1 means the critic predicts returns perfectly, <= 0 that it explains nothing. None when
+    the returns do not vary."""
+    m = mask.bool()
+    y, v = returns[m], values[m]
+    var_y = float(y.var()) if y.numel() > 1 else 0.0
+    if var_y == 0.0 or not math.isfinite(var_y):
+        return None
+    return 1.0 - float((y - v).var()) / var_y
+
+
 def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
     vocab = Vocabulary.from_dataset(dataset)
     task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
-    policy = build_policy(
-        {"kind": cfg.policy, "vocab_size": len(vocab), "hidden_size": cfg.hidden_size}
-    )
+    spec: dict[str, Any] = {
+        "kind": cfg.policy,
+        "vocab_size": len(vocab),
+        "hidden_size": cfg.hidden_size,
+    }
+    if cfg.answer_vocab:  # issue 6: generate only words that occur in some answer
+        spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
+    policy = build_policy(spec)
     check_fits(policy, task.prompt_len, task.max_steps, dataset.source)
     return task, policy
 
@@ -141,11 +162,20 @@ def train(
     validate(cfg)
     if resume and run_dir is None:
         raise UsageError("resuming needs the run directory", "ppoqa train --resume DIR")
-    if not cfg.is_text_qa:
-        from ppo_cli.gym_trainer import train_gym
+    cb: Callbacks = callbacks or Callbacks()
+    if cfg.tensorboard:  # a writer wrapped around the caller's callbacks
+        from ppo_cli.tensorboard import TensorBoardCallbacks
 
-        return train_gym(cfg, run_dir, callbacks or Callbacks(), resume=resume)
-    return train_text_qa(cfg, run_dir, callbacks or Callbacks(), resume=resume)
+        cb = TensorBoardCallbacks(cb)  # type: ignore[assignment]
+    try:
+        if not cfg.is_text_qa:
+            from ppo_cli.gym_trainer import train_gym
+
+            return train_gym(cfg, run_dir, cb, resume=resume)
+        return train_text_qa(cfg, run_dir, cb, resume=resume)
+    finally:
+        if cfg.tensorboard:
+            cb.close()  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -163,6 +193,7 @@ class TextLoopState:
     results: list[dict[str, Any]] = field(default_factory=list)  # its QAResult dicts
     stopped_early: bool = False
     finished: bool = False
+    curriculum_stage: int = 0  # --curriculum: index of the hardest active level
 
     @classmethod
     def from_counters(cls, counters: dict[str, Any]) -> TextLoopState:
@@ -233,13 +264,20 @@ def train_text_qa(
 
         venv = TextQAVecEnv(task)
         num_episodes = episodes_per_iteration(cfg, task.num_questions)
+        curriculum = None
+        if cfg.curriculum:
+            curriculum = Curriculum.from_dataset(dataset, cfg.curriculum_threshold)
+            curriculum.stage = state.curriculum_stage
         start = time.perf_counter() - state.wall_seconds
         for iteration in range(state.iteration + 1, cfg.iterations + 1):
             session.begin()
             if cfg.anneal_lr:
                 frac = 1.0 - (iteration - 1) / cfg.iterations
                 optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
-            q_idx = balanced_questions(task.num_questions, num_episodes)
+            if curriculum is not None:  # only the active levels' questions
+                q_idx = curriculum.sample(num_episodes)
+            else:
+                q_idx = balanced_questions(task.num_questions, num_episodes)
             ro = collect_text_episodes(policy, venv, q_idx)
             batch, deltas = ro.to_batch(cfg.gamma, cfg.gae_lambda)
             # A trace is recorded when asked for; when the last iteration is asked for and
@@ -282,12 +320,16 @@ def train_text_qa(
                     )
                 },
                 "learning_rate": optimizer.param_groups[0]["lr"],
+                "explained_variance": explained_variance(ro.values, batch.returns, ro.mask),
             }
             evaluate_now = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
             results: list[QAResult] = []
             if evaluate_now:
                 results = evaluate_qa(policy, task)
                 record["eval_accuracy"] = accuracy(results)
+                if curriculum is not None:
+                    record.update(curriculum.observe([r.correct for r in results]))
+                    state.curriculum_stage = curriculum.stage
                 cb.on_eval(iteration, results)
             record["wall_seconds"] = round(time.perf_counter() - start, 4)
             check_finite_metrics(record, ("loss", "mean_reward", "value_loss"), iteration)
@@ -306,6 +348,7 @@ def train_text_qa(
                 and cfg.target_accuracy is not None
                 and state.accuracy is not None
                 and state.accuracy >= cfg.target_accuracy
+                and (curriculum is None or curriculum.complete)
             )
             state.stopped_early = bool(reached and iteration < cfg.iterations)
             session.end(iteration)

@@ -9,16 +9,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ppo_cli.cli.common import err, handle_errors, out, print_json
-from ppo_cli.config import (
-    FIELD_TYPES,
-    TEXT_QA,
-    Config,
-    apply_overrides,
-    base_config,
-    load_config_file,
-    validate,
-)
+from ppo_cli.config import FIELD_TYPES, Config, apply_overrides, load_config_file, validate
 from ppo_cli.errors import ConfigError, UsageError
+from ppo_cli.presets import PRESET_NAMES, base_config
 from ppo_cli.render import qa_results_table, training_math_table
 from ppo_cli.trace import TraceSelection, parse_trace_iterations
 from ppo_cli.trainer import Callbacks, train
@@ -103,15 +96,20 @@ class RichCallbacks(Callbacks):
             self.progress.stop()
 
 
-def resolve_config(config_file: Path | None, overrides: dict[str, Any]) -> Config:
-    """defaults < tuned settings for the env (gymnasium ids) < --config YAML < explicit flags."""
-    from_file = load_config_file(config_file) if config_file is not None else {}
-    env = overrides.get("env") or from_file.get("env") or TEXT_QA
-    cfg = base_config(env) if isinstance(env, str) else Config()
+def resolve_config(
+    config_file: Path | None, overrides: dict[str, Any], preset: str | None = None
+) -> Config:
+    """defaults < tuned env settings < policy defaults < --preset < --config YAML < flags."""
+    try:
+        cfg = base_config(config_file, preset, overrides)
+    except ConfigError as exc:
+        if preset is not None and exc.message.startswith("--preset"):
+            raise UsageError(exc.message, exc.hint) from None
+        raise
     if config_file is not None:
-        cfg = apply_overrides(cfg, from_file, str(config_file))
         # A bad value the file sets (and no flag replaces) is the file's error (exit 1), named
         # as `file: 'key'`, not blamed on a flag the user never typed.
+        from_file = load_config_file(config_file)
         kept = {str(k).replace("-", "_") for k in from_file} - set(overrides)
         validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file))
     try:
@@ -230,6 +228,36 @@ def train_command(
     threads: int = typer.Option(
         None, "--threads", help="torch CPU threads (default 1: fastest for small nets)."
     ),
+    # -- issue 6 extensions: presets, curriculum, TensorBoard --
+    preset: str = typer.Option(
+        None,
+        "--preset",
+        help=f"Settings bundle: {', '.join(PRESET_NAMES)} (balanced = defaults); "
+        "--config and flags override it.",
+    ),
+    curriculum: bool = typer.Option(
+        None,
+        "--curriculum/--no-curriculum",
+        help="Text QA: start with the dataset's easiest level, add the next when earned.",
+    ),
+    curriculum_threshold: float = typer.Option(
+        None,
+        "--curriculum-threshold",
+        help="Text QA: greedy accuracy on the active levels that adds the next (default 0.8).",
+    ),
+    tensorboard: bool = typer.Option(
+        None,
+        "--tensorboard/--no-tensorboard",
+        help="Write TensorBoard scalars (CleanRL names) to <run dir>/tensorboard; "
+        "needs pip install 'ppoqa[tensorboard]'.",
+    ),
+    answer_vocab: bool = typer.Option(
+        None,
+        "--answer-vocab/--no-answer-vocab",
+        help="Text QA: generate only words that occur in the dataset's answers, and never an "
+        "empty answer (quality preset: on).",
+    ),
+    # -- end issue 6 --
     show_every: int = typer.Option(
         20, "--show-every", help="Print a greedy evaluation table every N iterations (0: never)."
     ),
@@ -259,10 +287,14 @@ def train_command(
         if no_early_stop:
             given["target_accuracy"] = None
         if resume is not None:
+            if preset is not None:
+                raise UsageError(
+                    "--preset cannot be combined with --resume", "the run keeps its own settings"
+                )
             cfg = _resume_config(resume, run_dir, config, given)
             run_dir = resume
         else:
-            cfg = resolve_config(config, given)
+            cfg = resolve_config(config, given, preset)
         selection = parse_trace_iterations(trace_iterations) if trace or trace_iterations else None
         cb = RichCallbacks(show_every, quiet or json_output, selection, json_output)
         try:

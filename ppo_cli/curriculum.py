@@ -1,0 +1,74 @@
+"""Curriculum learning for text QA: train on the easiest level first, add harder ones later.
+
+Pairs carry a `level` (0 = easiest). Training starts with the lowest level active; whenever
+greedy accuracy on the active questions reaches the threshold, the next level joins. Episodes
+are sampled only from active questions; evaluation still covers every question, so the
+reported accuracy stays comparable with a run without a curriculum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ppo_cli.data import QADataset
+
+
+def balanced_sample(pool: torch.Tensor, num_episodes: int) -> torch.Tensor:
+    """num_episodes indices from pool, every member equally often (up to one), random order."""
+    from ppo_cli.trainer import balanced_questions
+
+    return pool[balanced_questions(pool.shape[0], num_episodes)]
+
+
+class Curriculum:
+    """Which questions are active, and when the next level joins."""
+
+    def __init__(self, question_levels: Sequence[int], threshold: float) -> None:
+        self.question_levels = torch.tensor(list(question_levels), dtype=torch.long)  # [Q]
+        self.levels: list[int] = sorted(set(int(x) for x in question_levels))
+        self.threshold = threshold
+        self.stage = 0  # index into self.levels of the hardest active level
+
+    @classmethod
+    def from_dataset(cls, dataset: QADataset, threshold: float) -> Curriculum:
+        return cls([p.level for p in dataset.pairs], threshold)
+
+    @property
+    def level(self) -> int:
+        return self.levels[self.stage]
+
+    @property
+    def complete(self) -> bool:
+        """All levels active: from here on the run is an ordinary run on the whole dataset."""
+        return self.stage == len(self.levels) - 1
+
+    @property
+    def active(self) -> torch.Tensor:
+        """Indices [K] of the questions trained on now."""
+        return torch.nonzero(self.question_levels <= self.level).squeeze(1)
+
+    def sample(self, num_episodes: int) -> torch.Tensor:
+        return balanced_sample(self.active, num_episodes)
+
+    def observe(self, correct: Sequence[bool]) -> dict[str, Any]:
+        """Take one greedy evaluation of all questions; add the next level if it is earned.
+
+        Returns the numbers for the metrics record: accuracy on the questions that were active
+        for this evaluation, how many levels were active, and the new level if one joined.
+        """
+        flags = torch.tensor([bool(c) for c in correct])  # [Q]
+        active = self.active
+        active_acc = float(flags[active].float().mean())
+        record: dict[str, Any] = {
+            "active_accuracy": active_acc,
+            "active_questions": int(active.shape[0]),
+            "curriculum_stage": self.stage + 1,
+            "curriculum_stages": len(self.levels),
+        }
+        if not self.complete and active_acc >= self.threshold:
+            self.stage += 1
+            record["curriculum_advanced_to"] = self.level
+        return record

@@ -1,0 +1,125 @@
+"""`--tensorboard`: the per-iteration metrics records as TensorBoard scalars, CleanRL's names.
+
+A wrapper around the caller's callbacks, fed only by the plain metrics records, so it serves
+the text-QA trainer and the gymnasium trainer alike. TensorBoard is an optional extra
+(`pip install 'ppoqa[tensorboard]'`); without it `--tensorboard` stops with one clear line.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ppo_cli.config import Config
+from ppo_cli.errors import ConfigError
+
+LOG_DIR = "tensorboard"  # inside the run directory
+
+# metrics-record key -> TensorBoard tag. CleanRL's ppo.py names first, then text-QA extras.
+TAGS: dict[str, str] = {
+    "episodic_return": "charts/episodic_return",
+    "episodic_length": "charts/episodic_length",
+    "learning_rate": "charts/learning_rate",
+    "sps": "charts/SPS",
+    "value_loss": "losses/value_loss",
+    "policy_loss": "losses/policy_loss",
+    "entropy": "losses/entropy",
+    "old_approx_kl": "losses/old_approx_kl",
+    "approx_kl": "losses/approx_kl",
+    "clipfrac": "losses/clipfrac",
+    "explained_variance": "losses/explained_variance",
+    "loss": "losses/loss",
+    "mean_reward": "charts/mean_reward",
+    "train_accuracy": "charts/train_accuracy",
+    "eval_accuracy": "charts/eval_accuracy",
+    "mean_length": "charts/mean_length",
+    "active_accuracy": "charts/curriculum_active_accuracy",
+    "curriculum_stage": "charts/curriculum_stage",
+}
+
+MISSING_HINT = "pip install 'ppoqa[tensorboard]', or pip install tensorboard"
+
+
+def global_step(record: dict[str, Any]) -> int:
+    """Environment steps so far: gymnasium's global_step, text QA's generated tokens."""
+    for key in ("global_step", "steps", "iteration"):
+        if isinstance(record.get(key), (int, float)):
+            return int(record[key])
+    return 0
+
+
+def scalars_from_record(record: dict[str, Any]) -> dict[str, float]:
+    """TensorBoard tag -> value for one metrics record; absent or non-numeric keys are skipped.
+
+    Text-QA records have no `episodic_return`/`sps`: an episode is one question, so the mean
+    episode return of the iteration (`mean_reward`) and its mean length stand in, and SPS is
+    generated tokens per second since the start, as CleanRL computes it.
+    """
+    values: dict[str, float] = {}
+    for key, tag in TAGS.items():
+        v = record.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            continue
+        values[tag] = float(v)
+    if "charts/episodic_return" not in values and "charts/mean_reward" in values:
+        values["charts/episodic_return"] = values["charts/mean_reward"]
+    if "charts/episodic_length" not in values and "charts/mean_length" in values:
+        values["charts/episodic_length"] = values["charts/mean_length"]
+    wall = record.get("wall_seconds")
+    if "charts/SPS" not in values and isinstance(wall, (int, float)) and wall > 0:
+        values["charts/SPS"] = global_step(record) / wall
+    return values
+
+
+def summary_writer_class() -> Any:
+    """torch's SummaryWriter, or a ConfigError naming the missing optional extra."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ConfigError(
+            "--tensorboard needs the 'tensorboard' package, which is not installed",
+            MISSING_HINT,
+        ) from exc
+    return SummaryWriter
+
+
+class TensorBoardCallbacks:
+    """Forwards every callback to `inner`, and writes each metrics record as scalars.
+
+    Not a Callbacks subclass on purpose: attribute lookups it does not define (hooks other
+    helpers add later) fall through to `inner` via __getattr__.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._writer_cls = summary_writer_class()  # fail before any training time is spent
+        self.writer: Any = None
+        self.log_dir: Path | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
+        self.log_dir = Path(run_dir) / LOG_DIR
+        self.writer = self._writer_cls(log_dir=str(self.log_dir))
+        rows = "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items())
+        self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+        self.inner.on_start(cfg, run_dir, total)
+
+    def on_iteration(self, record: dict[str, Any]) -> None:
+        if self.writer is not None:
+            step = global_step(record)
+            for tag, value in scalars_from_record(record).items():
+                self.writer.add_scalar(tag, value, step)
+            self.writer.flush()  # a crash or Ctrl-C still leaves every finished iteration
+        self.inner.on_iteration(record)
+
+    def on_eval(self, iteration: int, results: Any) -> None:
+        self.inner.on_eval(iteration, results)
+
+    def close(self) -> None:
+        """Close the event file (the trainer calls this; `inner` is closed by its owner)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
