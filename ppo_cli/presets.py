@@ -40,8 +40,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # decoding and a long budget: slower per iteration, for datasets with many questions or a
     # large vocabulary.
     "quality": {
-        "all": {"num_episodes": 256, "ent_coef": 0.03, "answer_vocab": True, "iterations": 2000},
-        "transformer": {"ent_coef": 0.05},
+        "all": {"num_episodes": 256, "ent_coef": 0.05, "answer_vocab": True, "iterations": 2000},
     },
 }
 

@@ -249,7 +249,7 @@ def train_command(
         None,
         "--tensorboard/--no-tensorboard",
         help="Write TensorBoard scalars (CleanRL names) to <run dir>/tensorboard; "
-        "needs pip install 'ppoqa[tensorboard]'.",
+        "needs the optional tensorboard package.",
     ),
     answer_vocab: bool = typer.Option(
         None,
