@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout
+from benchmarks._common import add_set_option, parse_set  # noqa: E402
 from ppo_cli.config import apply_overrides, base_config, validate
 from ppo_cli.trainer import train
 
@@ -73,15 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     ap.add_argument("--env", default=ENV, help=f"gymnasium id (default {ENV})")
     ap.add_argument("--cli", action="store_true", help="also time the full command per seed")
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any Config field, YAML-parsed (repeatable)",
-    )
+    add_set_option(ap)
     args = ap.parse_args(argv)
-    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = parse_set(args.set)
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

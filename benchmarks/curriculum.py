@@ -20,11 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 # Benchmark this checkout, not whichever ppoqa happens to be installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks._common import add_set_option, parse_set  # noqa: E402
 from ppo_cli.config import validate  # noqa: E402
 from ppo_cli.presets import PRESET_NAMES, resolve  # noqa: E402
 from ppo_cli.trainer import train  # noqa: E402
@@ -56,17 +54,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--dataset", default=str(ROOT / "examples" / "curriculum.yaml"))
     ap.add_argument("--policy", default=None)
     ap.add_argument("--preset", default=None, choices=PRESET_NAMES)
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any Config field, YAML-parsed (repeatable)",
-    )
+    add_set_option(ap)
     args = ap.parse_args(argv)
-    overrides: dict[str, Any] = {
-        k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)
-    }
+    overrides: dict[str, Any] = parse_set(args.set)
     overrides["dataset"] = args.dataset
     overrides.setdefault("iterations", 300)
     if args.policy:

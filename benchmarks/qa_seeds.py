@@ -21,11 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 # Benchmark this checkout, not whichever ppoqa happens to be installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks._common import add_set_option, parse_set  # noqa: E402
 from ppo_cli.config import validate  # noqa: E402
 from ppo_cli.presets import PRESET_NAMES, resolve  # noqa: E402
 from ppo_cli.trainer import train  # noqa: E402
@@ -37,15 +35,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--policy", default=None)
     ap.add_argument("--dataset", default=None)
     ap.add_argument("--preset", default=None, choices=PRESET_NAMES)
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any Config field, YAML-parsed (repeatable)",
-    )
+    add_set_option(ap)
     args = ap.parse_args(argv)
-    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = parse_set(args.set)
     if args.policy:
         overrides["policy"] = args.policy
     if args.dataset:
