@@ -64,7 +64,8 @@ def child(flags: dict[str, Any], preset: str | None, run_dir: str) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1")
+    ap.add_argument("--seeds", type=int, default=1, help="how many seeds")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1")
     ap.add_argument("--dataset", default=str(ROOT / "examples" / "general_knowledge.yaml"))
     ap.add_argument("--preset", default="quality", help="fast | balanced | quality | none")
     ap.add_argument("--target-accuracy", type=float, default=0.95)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     flags.setdefault("target_accuracy", args.target_accuracy)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             spec = {"flags": {**flags, "seed": seed}, "run_dir": str(Path(tmp) / f"s{seed}")}
             cmd = [sys.executable, __file__, "--preset", args.preset, "--child", json.dumps(spec)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

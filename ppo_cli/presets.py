@@ -36,9 +36,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # The defaults (the Config values for the LSTM, POLICY_DEFAULTS for the others).
     "balanced": {"all": {}},
-    # Four times the episodes per iteration, more entropy to keep exploring, answer-vocabulary
-    # decoding and a long budget: slower per iteration, for datasets with many questions or a
-    # large vocabulary.
+    # Four times the episodes per iteration, five times the entropy bonus to keep exploring,
+    # answer-vocabulary decoding and a long budget: for datasets with many questions or a large
+    # vocabulary (examples/general_knowledge.yaml: 3/3 seeds reach 95 %, 2/3 without
+    # answer_vocab; README "Extensions").
     "quality": {
         "all": {"num_episodes": 256, "ent_coef": 0.05, "answer_vocab": True, "iterations": 2000},
     },
@@ -106,7 +107,8 @@ def resolve(
     config_file: str | Path | None = None,
     preset: str | None = None,
 ) -> Config:
-    """The full order in one call (for benchmarks and library users)."""
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    """The full order in one call (for benchmarks and library users). A flag given as None
+    sets None (e.g. target_kl=None); leave a key out to keep the lower layers' value."""
+    flags = dict(flags or {})
     cfg = base_config(config_file, preset, flags)
     return apply_overrides(cfg, flags, "option")

@@ -147,6 +147,7 @@ def test_transformer_gets_its_policy_defaults_and_flags_still_win() -> None:
     for key, value in POLICY_DEFAULTS["transformer"].items():
         assert getattr(cfg, key) == value
     assert resolve({"policy": "transformer", "learning_rate": 0.01}).learning_rate == 0.01
+    assert resolve({"policy": "transformer", "target_kl": None}).target_kl is None
 
 
 def test_order_defaults_preset_config_file_flags(tmp_path: Path) -> None:

@@ -255,7 +255,7 @@ def train_command(
         None,
         "--answer-vocab/--no-answer-vocab",
         help="Text QA: generate only words that occur in the dataset's answers, and never an "
-        "empty answer (quality preset: on).",
+        "empty answer (on in --preset quality).",
     ),
     # -- end issue 6 --
     show_every: int = typer.Option(
