@@ -41,7 +41,9 @@ from ppo_cli.rundir import (
 
 # Settings that may differ when resuming: they change how long or where a run trains, not what
 # it learns from. Everything else would silently make the resumed run a different experiment.
-RESUME_MAY_CHANGE = ("iterations", "timesteps", "target_accuracy", "save_every", "threads")
+RESUME_MAY_CHANGE = (
+    "iterations", "timesteps", "target_accuracy", "save_every", "threads", "tensorboard",
+)  # fmt: skip
 
 
 # --- RNG states as plain values --------------------------------------------------------------

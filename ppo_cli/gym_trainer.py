@@ -204,7 +204,10 @@ def _train(
             if state["iteration"] >= num_iterations:
                 raise RunError(
                     f"{run_dir}: the run already finished all {state['iteration']} iterations",
-                    f"to train further, pass a --timesteps larger than {state['global_step']}",
+                    "its learning rate anneals over a fixed length; start a new run"
+                    if cfg.anneal_lr
+                    else f"to train further, pass --timesteps "
+                    f"{(state['iteration'] + 1) * batch_size} or more",
                 )
             truncate_metrics(run_dir, state["iteration"])
         else:

@@ -241,12 +241,27 @@ def train_text_qa(
             state = TextLoopState.from_counters(
                 restore_training_state(ckpt, policy, optimizer, run_dir)
             )
-            state.finished = state.stopped_early = False
+            more = (
+                "its learning rate anneals over a fixed length; start a new run"
+                if cfg.anneal_lr
+                else f"to train further, pass --iterations {state.iteration + 1} or more"
+            )
             if state.iteration >= cfg.iterations:
                 raise RunError(
-                    f"{run_dir}: the run already finished all {state.iteration} iterations",
-                    f"to train further, pass --iterations with more than {state.iteration}",
+                    f"{run_dir}: the run already finished all {state.iteration} iterations", more
                 )
+            if (
+                state.stopped_early
+                and cfg.target_accuracy is not None
+                and state.accuracy is not None
+                and state.accuracy >= cfg.target_accuracy
+            ):
+                raise RunError(
+                    f"{run_dir}: the run already reached --target-accuracy "
+                    f"{cfg.target_accuracy:g} at iteration {state.iteration}",
+                    "to train further, pass --no-early-stop (or a higher --target-accuracy)",
+                )
+            state.finished = state.stopped_early = False
             truncate_metrics(run_dir, state.iteration)
         else:
             write_yaml(run_dir / DATASET, dataset.to_dict())
@@ -374,7 +389,7 @@ def train_text_qa(
             session.stop_if_requested()
 
         wall = time.perf_counter() - start
-        if not state.results or state.iteration % cfg.eval_every != 0:
+        if not state.results:  # the last iteration always evaluates; this is for 0 iterations
             final = evaluate_qa(policy, task)
             state.accuracy, state.results = accuracy(final), [r.to_dict() for r in final]
         state.finished = True

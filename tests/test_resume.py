@@ -230,3 +230,34 @@ def test_resume_keeps_the_runs_meaning(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(config_to_yaml(Config(iterations=5, anneal_lr=True)))
     with pytest.raises(UsageError, match="learning-rate schedule"):
         resume_config(tmp_path, {"iterations": 9})
+
+
+def test_resuming_a_run_that_reached_its_target_says_so(tmp_path: Path) -> None:
+    """A run that stopped at --target-accuracy is done: resume refuses instead of silently
+    training one more iteration, and --no-early-stop continues it."""
+    from ppo_cli.errors import RunError
+
+    run = tmp_path / "run"
+    first = train(Config(), run, Callbacks())  # the built-in set stops early at 100 %
+    assert first.stopped_early
+    with pytest.raises(RunError, match="already reached --target-accuracy") as info:
+        train(resume_config(run, {}), run, Callbacks(), resume=True)
+    assert "--no-early-stop" in info.value.hint
+    assert len(metrics(run)) == first.iterations  # nothing was trained or overwritten
+    more = train(
+        resume_config(run, {"target_accuracy": None, "iterations": first.iterations + 2}),
+        run,
+        Callbacks(),
+        resume=True,
+    )
+    assert more.iterations == first.iterations + 2
+
+
+def test_a_finished_run_hints_the_length_that_would_continue_it(tmp_path: Path) -> None:
+    from ppo_cli.errors import RunError
+
+    run = tmp_path / "run"
+    train(Config(**{**BASE, "iterations": 3}), run, Callbacks())
+    with pytest.raises(RunError, match="finished all 3 iterations") as info:
+        train(resume_config(run, {}), run, Callbacks(), resume=True)
+    assert "--iterations 4" in info.value.hint

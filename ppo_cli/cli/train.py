@@ -254,8 +254,8 @@ def train_command(
     answer_vocab: bool = typer.Option(
         None,
         "--answer-vocab/--no-answer-vocab",
-        help="Text QA: generate only words that occur in the dataset's answers, and never an "
-        "empty answer (on in --preset quality).",
+        help="Text QA: generate only words that occur in the dataset's answers "
+        "(quality preset: on).",
     ),
     # -- end issue 6 --
     show_every: int = typer.Option(
