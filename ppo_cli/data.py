@@ -192,9 +192,11 @@ def describe_yaml_error(exc: yaml.YAMLError) -> str:
 
 
 def _yaml_nodes(text: str, source: str) -> tuple[Any, Any]:
+    loader = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # one parse: the node tree gives line numbers, then data
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise DatasetError(
             f"{source}:{describe_yaml_error(exc)}",
@@ -204,6 +206,9 @@ def _yaml_nodes(text: str, source: str) -> tuple[Any, Any]:
         raise DatasetError(
             f"{source}: not valid YAML ({short_repr(str(exc))})", "see examples/"
         ) from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
     return node, data
 
 

@@ -61,16 +61,22 @@ def _check_number(x: float, name: str) -> float:
     return float(x)
 
 
-def parse_number_list(text: str, name: str) -> list[float]:
-    """'1, -0.5,2' or '[1,-0.5,2]' -> [1.0, -0.5, 2.0]; anything else is a usage error."""
+def _split_list(text: str, name: str, what: str, example: str) -> list[str]:
+    """'a,b' or '[a,b]' -> ['a', 'b'], refusing an empty or over-long list."""
     body = text.strip()
     if body.startswith("[") and body.endswith("]"):
         body = body[1:-1]
     if not body.strip():
-        raise UsageError(f"{name}: the list is empty", f"give comma-separated numbers: {name} 1,2")
+        raise UsageError(f"{name}: the list is empty", example)
     items = body.split(",")
     if len(items) > MAX_STEPS:
-        raise UsageError(f"{name}: more than {MAX_STEPS} numbers", "explain a shorter trajectory")
+        raise UsageError(f"{name}: more than {MAX_STEPS} {what}", "explain a shorter trajectory")
+    return items
+
+
+def parse_number_list(text: str, name: str) -> list[float]:
+    """'1, -0.5,2' or '[1,-0.5,2]' -> [1.0, -0.5, 2.0]; anything else is a usage error."""
+    items = _split_list(text, name, "numbers", f"give comma-separated numbers: {name} 1,2")
     out = []
     for i, item in enumerate(items, 1):
         try:
@@ -90,14 +96,7 @@ _FALSE = {"0", "false", "f", "no", "n"}
 
 def parse_done_list(text: str, name: str = "--dones") -> list[bool]:
     """'0,1' or 'false,true' -> [False, True]."""
-    body = text.strip()
-    if body.startswith("[") and body.endswith("]"):
-        body = body[1:-1]
-    if not body.strip():
-        raise UsageError(f"{name}: the list is empty", f"give 0/1 per step: {name} 0,1")
-    items = body.split(",")
-    if len(items) > MAX_STEPS:
-        raise UsageError(f"{name}: more than {MAX_STEPS} flags", "explain a shorter trajectory")
+    items = _split_list(text, name, "flags", f"give 0/1 per step: {name} 0,1")
     out = []
     for i, item in enumerate(items, 1):
         word = item.strip().lower()

@@ -28,7 +28,7 @@ from ppo_cli.errors import ConfigError, RunError, TrainingError
 from ppo_cli.gae import GAEResult, compute_gae
 from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
 from ppo_cli.policies import ActorCritic, MLPActorCritic
-from ppo_cli.ppo import UpdateSettings, ppo_update
+from ppo_cli.ppo import UpdateSettings, explained_variance, ppo_update
 from ppo_cli.rollout import Batch
 from ppo_cli.rundir import (
     CONFIG,
@@ -141,14 +141,6 @@ class GymCollector:
             last_value=last_value,
         )
         return rollout, finished
-
-
-def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float | None:
-    """1 - Var(returns - V) / Var(returns): 1 is a perfect critic, <= 0 no better than a mean."""
-    var = returns.var()
-    if returns.numel() < 2 or not torch.isfinite(var) or var == 0:
-        return None
-    return float(1.0 - (returns - values).var() / var)
 
 
 def _adam(policy: torch.nn.Module, lr: float) -> torch.optim.Optimizer:

@@ -6,6 +6,7 @@ the same numbers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,20 @@ def clipped_surrogate(
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * advantages
     return unclipped, clipped, torch.min(unclipped, clipped)
+
+
+def explained_variance(
+    values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor | None = None
+) -> float | None:
+    """1 - Var(returns - values) / Var(returns) over the real steps (CleanRL's diagnostic):
+    1 means the critic predicts the returns perfectly, <= 0 that it explains nothing. None
+    when the returns do not vary."""
+    if mask is not None:
+        values, returns = values[mask.bool()], returns[mask.bool()]
+    var_y = float(returns.var()) if returns.numel() > 1 else 0.0
+    if var_y == 0.0 or not math.isfinite(var_y):
+        return None
+    return 1.0 - float((returns - values).var()) / var_y
 
 
 @dataclass

@@ -7,7 +7,6 @@ bars and tables while tests and library users need no terminal.
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 import time
@@ -33,7 +32,7 @@ from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError, RunError, TrainingError, UsageError
 from ppo_cli.evaluate import QAResult, accuracy, check_fits, evaluate_qa, reward_spec
 from ppo_cli.policies import ActorCritic, build_policy
-from ppo_cli.ppo import UpdateSettings, ppo_update
+from ppo_cli.ppo import UpdateSettings, explained_variance, ppo_update
 from ppo_cli.rollout import collect_text_episodes
 from ppo_cli.rundir import (
     CONFIG,
@@ -117,20 +116,6 @@ def balanced_questions(num_questions: int, num_episodes: int) -> torch.Tensor:
     """Every question equally often (up to one), in random order: lower-variance batches."""
     reps = -(-num_episodes // num_questions)
     return torch.cat([torch.randperm(num_questions) for _ in range(reps)])[:num_episodes]
-
-
-def explained_variance(
-    values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor
-) -> float | None:
-    """1 - Var(returns - values) / Var(returns) over real steps (CleanRL's diagnostic):
-    1 means the critic predicts returns perfectly, <= 0 that it explains nothing. None when
-    the returns do not vary."""
-    m = mask.bool()
-    y, v = returns[m], values[m]
-    var_y = float(y.var()) if y.numel() > 1 else 0.0
-    if var_y == 0.0 or not math.isfinite(var_y):
-        return None
-    return 1.0 - float((y - v).var()) / var_y
 
 
 def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
