@@ -45,6 +45,12 @@ class Config:
     num_steps: int = 128  # gymnasium: steps per environment per iteration
     vector_mode: str = "auto"  # gymnasium: auto | sync | async | vector
     reward_scale: float = 1.0  # gymnasium: rewards x this for learning (reported returns stay raw)
+    # gymnasium: running mean/std observation normalization (clip ±10), and rewards divided by
+    # the running std of the discounted return; statistics saved with the model, frozen at eval
+    norm_obs: bool = False
+    norm_reward: bool = False
+    env_kwargs: dict | None = None  # gymnasium: keywords for the env constructor (--env-kwargs)
+    log_std_init: float = 0.0  # gymnasium, Box actions: initial log std of the Gaussian policy
 
     # PPO
     learning_rate: float = 5e-3
@@ -114,6 +120,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "max_grad_norm": (0.0, None, False),
     "target_kl": (0.0, None, False),
     "reward_scale": (0.0, None, False),
+    "log_std_init": (-20.0, 5.0, True),
     "max_answer_tokens": (1, 64, True),
     "reward_correct": (-1e6, 1e6, True),
     "reward_overlap": (-1e6, 1e6, True),
@@ -137,6 +144,14 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return None
         raise ConfigError(f"{_label(source, name)} cannot be empty", f"give a value for {name}")
     base = ftype.replace(" | None", "")
+    if base == "dict":
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(
+                f"{_label(source, name)} must be a mapping of names to values, "
+                f"got {short_repr(value)}",
+                "e.g. env_kwargs: {map_name: 8x8}",
+            )
+        return dict(value)
     bad = ConfigError(
         f"{_label(source, name)} must be {'a' if base != 'int' else 'a whole'} "
         f"{ {'int': 'number', 'float': 'number', 'bool': 'true/false', 'str': 'text'}[base] }, "

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ppo_cli.envs.gym_envs import EpisodeTracker, make_vec_env
+from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.errors import RunError
 from ppo_cli.policies import ActorCritic, build_policy
 from ppo_cli.rundir import load_checkpoint, read_config
@@ -31,16 +32,23 @@ class EpisodeResult:
 
 @torch.no_grad()
 def evaluate_gym(
-    policy: ActorCritic, env_id: str, episodes: int = EVAL_EPISODES, seed: int = EVAL_SEED
+    policy: ActorCritic,
+    env_id: str,
+    episodes: int = EVAL_EPISODES,
+    seed: int = EVAL_SEED,
+    env_kwargs: dict[str, Any] | None = None,
+    normalizer_state: dict[str, Any] | None = None,
 ) -> list[EpisodeResult]:
-    """`episodes` greedy (argmax) episodes, seeded, on the env's fastest vector form.
+    """`episodes` greedy episodes (argmax, or the Gaussian's mean), seeded, on the env's
+    fastest vector form, with the run's env_kwargs and its normalization statistics frozen.
 
     Sub-env i plays a fixed quota of episodes (i, i + W, i + 2W, ...), so episodes that end
     early are not over-represented the way "first N episodes to finish" would be.
     """
     width = min(episodes, _MAX_WIDTH)
     quota = np.array([len(range(i, episodes, width)) for i in range(width)])  # [W]
-    envs, info = make_vec_env(env_id, width, "auto")
+    envs, info = make_vec_env(env_id, width, "auto", env_kwargs)
+    norm = Normalizer.frozen_from(normalizer_state, info.obs_dim, width)
     device = next(policy.parameters()).device
     was_training = policy.training
     policy.eval()
@@ -51,9 +59,9 @@ def evaluate_gym(
         tracker = EpisodeTracker(width)
         prev_done = np.zeros(width, dtype=bool)
         while (done_count < quota).any():
-            x = torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(width, -1))
-            action, _, _ = policy.act(x.to(device), greedy=True)
-            obs, reward, term, trunc, _ = envs.step(action.cpu().numpy() + info.action_start)
+            x = norm.obs(np.asarray(obs, dtype=np.float32).reshape(width, -1))
+            action, _, _ = policy.act(torch.from_numpy(x).to(device), greedy=True)
+            obs, reward, term, trunc, _ = envs.step(info.to_env(action.cpu().numpy()))
             valid = ~prev_done
             done = np.logical_or(term, trunc)
             for i, ret, length in tracker.update(np.asarray(reward), done, valid):
@@ -74,11 +82,14 @@ class GymRun:
     env_id: str
     policy: ActorCritic
     checkpoint: dict[str, Any]
+    env_kwargs: dict[str, Any] | None = None
+    normalizer: dict[str, Any] | None = None
 
 
 def load_gym_run(run: Path) -> GymRun:
     """Policy and env id of a gymnasium run directory."""
-    env_id = str(read_config(run).get("env", "text-qa"))
+    config = read_config(run)
+    env_id = str(config.get("env", "text-qa"))
     if env_id == "text-qa":
         raise RunError(f"{run}: is a text-QA run", "use `ppoqa eval` without gymnasium options")
     ckpt = load_checkpoint(run)
@@ -91,4 +102,7 @@ def load_gym_run(run: Path) -> GymRun:
             "retrain with `ppoqa train --env ...`",
         ) from exc
     policy.eval()
-    return GymRun(run, str(ckpt.get("env", env_id)), policy, ckpt)
+    env_kwargs = ckpt.get("env_kwargs", config.get("env_kwargs")) or None
+    return GymRun(
+        run, str(ckpt.get("env", env_id)), policy, ckpt, env_kwargs, ckpt.get("normalizer")
+    )

@@ -24,6 +24,7 @@ from ppo_cli.checkpointing import (
 )
 from ppo_cli.config import Config, config_to_yaml
 from ppo_cli.envs.gym_envs import EnvInfo, EpisodeTracker, make_vec_env
+from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.errors import ConfigError, RunError, TrainingError
 from ppo_cli.gae import GAEResult, compute_gae
 from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
@@ -47,11 +48,11 @@ from ppo_cli.trainer import Callbacks, TrainResult, resolve_device, seed_everyth
 class GymRollout:
     """One iteration of experience, time-major. T = num_steps, N = num_envs, D = obs_dim."""
 
-    obs: torch.Tensor  # [T, N, D] observation the action was chosen from
-    actions: torch.Tensor  # [T, N] long
+    obs: torch.Tensor  # [T, N, D] observation the action was chosen from (normalized if on)
+    actions: torch.Tensor  # [T, N] long, [T, N, K] long (MultiDiscrete), [T, N, A] float (Box)
     logprobs: torch.Tensor  # [T, N]
     values: torch.Tensor  # [T, N] V(obs)
-    rewards: torch.Tensor  # [T, N]
+    rewards: torch.Tensor  # [T, N] as learned from (scaled when norm_reward is on)
     terminated: torch.Tensor  # [T, N] bool: the MDP ended (no bootstrap)
     truncated: torch.Tensor  # [T, N] bool: cut by a time limit (bootstrap V(final obs))
     valid: torch.Tensor  # [T, N] bool: False on NEXT_STEP reset steps (not a transition)
@@ -77,7 +78,7 @@ class GymRollout:
         n = int(v.sum())
         return Batch(
             obs=self.obs[v],  # [B, D]
-            actions=self.actions[v],  # [B]
+            actions=self.actions[v],  # [B, ...]
             logprobs=self.logprobs[v],
             values=self.values[v],
             advantages=gae.advantages[v],
@@ -89,9 +90,17 @@ class GymRollout:
 class GymCollector:
     """Steps a NEXT_STEP vector env with the policy; keeps the env state across iterations."""
 
-    def __init__(self, envs: Any, info: EnvInfo, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        envs: Any,
+        info: EnvInfo,
+        seed: int,
+        device: torch.device,
+        normalizer: Normalizer | None = None,
+    ) -> None:
         self.envs, self.info, self.device = envs, info, device
         self.num_envs = envs.num_envs
+        self.normalizer = normalizer or Normalizer(info.obs_dim, self.num_envs)
         obs, _ = envs.reset(seed=seed)
         self.next_obs = self._obs_tensor(obs)  # [N, D]
         self.prev_done = np.zeros(self.num_envs, dtype=bool)  # [N] ended on the previous step
@@ -99,7 +108,7 @@ class GymCollector:
 
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         flat = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
-        return torch.from_numpy(flat).to(self.device)
+        return torch.from_numpy(self.normalizer.obs(flat)).to(self.device)
 
     @torch.no_grad()
     def collect(
@@ -108,7 +117,9 @@ class GymCollector:
         """num_steps vector steps; returns the rollout and the episodes that ended in it."""
         t_, n, d, dev = num_steps, self.num_envs, self.info.obs_dim, self.device
         obs = torch.zeros(t_, n, d, device=dev)  # [T, N, D]
-        actions = torch.zeros(t_, n, dtype=torch.long, device=dev)  # [T, N]
+        box = self.info.action_kind == "box"
+        shape = (t_, n) if self.info.action_kind == "discrete" else (t_, n, self.info.num_actions)
+        actions = torch.zeros(shape, dtype=torch.float32 if box else torch.long, device=dev)
         logprobs = torch.zeros(t_, n, device=dev)  # [T, N]
         values = torch.zeros(t_, n, device=dev)  # [T, N]
         rewards = np.zeros((t_, n), dtype=np.float32)  # [T, N]
@@ -121,11 +132,13 @@ class GymCollector:
             valid[step] = ~self.prev_done
             action, logprob, value = policy.act(self.next_obs)
             actions[step], logprobs[step], values[step] = action, logprob, value
-            env_action = action.cpu().numpy() + self.info.action_start
-            next_obs, reward, term, trunc, _ = self.envs.step(env_action)
-            rewards[step], terminated[step], truncated[step] = reward, term, trunc
+            next_obs, reward, term, trunc, _ = self.envs.step(
+                self.info.to_env(action.cpu().numpy())
+            )
+            terminated[step], truncated[step] = term, trunc
             done = np.logical_or(term, trunc)
-            finished.extend(self.tracker.update(rewards[step], done, valid[step]))
+            finished.extend(self.tracker.update(np.asarray(reward), done, valid[step]))  # raw
+            rewards[step] = self.normalizer.reward(np.asarray(reward), done, valid[step])
             self.prev_done = done & valid[step]
             self.next_obs = self._obs_tensor(next_obs)
         last_value = policy.get_value(self.next_obs)  # [N]
@@ -163,7 +176,7 @@ def train_gym(
         )
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed, cfg.threads)
-    envs, info = make_vec_env(cfg.env, cfg.num_envs, cfg.vector_mode)
+    envs, info = make_vec_env(cfg.env, cfg.num_envs, cfg.vector_mode, cfg.env_kwargs)
     try:
         return _train(cfg, run_dir, cb, envs, info, device, resume)
     finally:
@@ -179,7 +192,13 @@ def _train(
     device: torch.device,
     resume: bool,
 ) -> TrainResult:
-    policy = MLPActorCritic(info.obs_dim, info.num_actions, cfg.hidden_size).to(device)
+    policy = MLPActorCritic(
+        info.obs_dim, info.num_actions, cfg.hidden_size, log_std_init=cfg.log_std_init,
+        **info.policy_spec(),
+    ).to(device)  # fmt: skip
+    normalizer = Normalizer(
+        info.obs_dim, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, gamma=cfg.gamma
+    )
     optimizer = _adam(policy, cfg.learning_rate)
     settings = UpdateSettings.from_config(cfg)
     batch_size = cfg.num_envs * cfg.num_steps
@@ -193,6 +212,8 @@ def _train(
             # episodes, so a resumed gym run is not bit-identical to an uninterrupted one.
             ckpt = load_resume_checkpoint(run_dir, None)
             state.update(restore_training_state(ckpt, policy, optimizer, run_dir))
+            if ckpt.get("normalizer") is not None:
+                normalizer.load(ckpt["normalizer"])
             if state["iteration"] >= num_iterations:
                 raise RunError(
                     f"{run_dir}: the run already finished all {state['iteration']} iterations",
@@ -210,17 +231,22 @@ def _train(
             "obs_dim": info.obs_dim,
             "num_actions": info.num_actions,
             "action_start": info.action_start,
+            "action_kind": info.action_kind,
+            "env_kwargs": dict(info.env_kwargs),
             "global_step": state["global_step"],
         }
         session.track(
             lambda: training_state(
-                policy, optimizer, state, extra | {"global_step": state["global_step"]}
+                policy,
+                optimizer,
+                state,
+                extra | {"global_step": state["global_step"], "normalizer": normalizer.state()},
             )
         )
         session.start(state["iteration"])
         cb.on_start(cfg, run_dir, num_iterations)
 
-        collector = GymCollector(envs, info, cfg.seed + state["iteration"], device)
+        collector = GymCollector(envs, info, cfg.seed + state["iteration"], device, normalizer)
         start = time.perf_counter() - state["wall_seconds"]
         for iteration in range(state["iteration"] + 1, num_iterations + 1):
             session.begin()
@@ -286,7 +312,10 @@ def _train(
         wall = time.perf_counter() - start
         state["wall_seconds"] = wall
         session.save(state["iteration"])
-    returns = [ep.episode_return for ep in evaluate_gym(policy, cfg.env, EVAL_EPISODES, EVAL_SEED)]
+    episodes = evaluate_gym(
+        policy, cfg.env, EVAL_EPISODES, EVAL_SEED, cfg.env_kwargs, normalizer.state()
+    )
+    returns = [ep.episode_return for ep in episodes]
     return TrainResult(
         run_dir=run_dir,
         env=cfg.env,

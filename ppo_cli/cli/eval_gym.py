@@ -32,7 +32,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def eval_gym(path: Path, episodes: int, seed: int, json_output: bool) -> None:
     """Run `episodes` greedy episodes of the run's policy from `seed` and print the result."""
     run = load_gym_run(path)
-    results = evaluate_gym(run.policy, run.env_id, episodes, seed)
+    results = evaluate_gym(run.policy, run.env_id, episodes, seed, run.env_kwargs, run.normalizer)
     if json_output:
         returns = [r.episode_return for r in results]
         mean, std = _mean_std(returns)

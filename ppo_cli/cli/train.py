@@ -220,6 +220,21 @@ def train_command(
     reward_scale: float = typer.Option(
         None, "--reward-scale", help="Gymnasium: multiply rewards by this for learning only."
     ),
+    norm_obs: bool = typer.Option(
+        None,
+        "--norm-obs/--no-norm-obs",
+        help="Gymnasium: normalize observations by running mean/std (saved with the model).",
+    ),
+    norm_reward: bool = typer.Option(
+        None,
+        "--norm-reward/--no-norm-reward",
+        help="Gymnasium: scale rewards by the running std of the discounted return.",
+    ),
+    env_kwarg: list[str] = typer.Option(
+        None,
+        "--env-kwargs",
+        help="Gymnasium: KEY=VALUE for the env constructor (repeatable; VALUE is YAML).",
+    ),
     device: str = typer.Option(
         None,
         "--device",
@@ -286,6 +301,10 @@ def train_command(
         given = {k: v for k, v in locals().items() if k in FIELD_TYPES and v is not None}
         if no_early_stop:
             given["target_accuracy"] = None
+        if env_kwarg:
+            from ppo_cli.envs.gym_envs import parse_env_kwargs
+
+            given["env_kwargs"] = parse_env_kwargs(env_kwarg)
         if resume is not None:
             if preset is not None:
                 raise UsageError(

@@ -1,4 +1,8 @@
-"""Vectorized gymnasium environments for the PPO core: Box observations, Discrete actions.
+"""Vectorized gymnasium environments for the PPO core: which spaces, user modules, kwargs.
+
+Observations reach the policy as one flat float vector: Box as is, Discrete one-hot, and
+Tuple/Dict of those through gymnasium's FlattenObservation. Actions: Discrete and MultiDiscrete
+(one categorical per component) or a Box (a Gaussian; clipped to the bounds at the env).
 
 Autoreset: every vector mode runs with gymnasium's NEXT_STEP autoreset, on purpose. It is the
 only mode the numpy-vectorized CartPole supports, SyncVectorEnv and AsyncVectorEnv default to
@@ -13,17 +17,19 @@ of the next step, with no extra call.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from ppo_cli.errors import EnvError
+from ppo_cli.errors import EnvError, UsageError
 
 SUPPORTED = (
-    "ppoqa trains on gymnasium environments with a Box observation space "
-    "and a Discrete action space"
+    "ppoqa supports Box, Discrete, MultiBinary and Tuple/Dict-of-those observation spaces "
+    "and Discrete, MultiDiscrete and Box action spaces"
 )
 VECTOR_MODES = ("auto", "sync", "async", "vector")
 _GYM_MODE = {"sync": "sync", "async": "async", "vector": "vector_entry_point"}
@@ -34,14 +40,91 @@ class EnvInfo:
     """What the policy and the checkpoint need to know about an environment."""
 
     env_id: str
-    obs_dim: int  # flattened Box observation size
-    num_actions: int
+    obs_dim: int  # size of the flat observation the policy reads
+    num_actions: int  # Discrete: n; MultiDiscrete: number of components; Box: action dims
     action_start: int  # Discrete(n, start): env action = policy action + start
     vector_mode: str  # the mode really used: sync | async | vector
+    action_kind: str = "discrete"  # discrete | multi_discrete | box
+    action_nvec: tuple[int, ...] = ()  # MultiDiscrete: choices per component
+    action_starts: tuple[int, ...] = ()  # MultiDiscrete: start per component
+    action_low: tuple[float, ...] = ()  # Box: bounds the sampled action is clipped to
+    action_high: tuple[float, ...] = ()
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        """The policy's action [N, ...] as the env takes it: offset by start, or clipped to
+        the Box bounds (PPO keeps training on the unclipped sample)."""
+        if self.action_kind == "box":
+            return np.clip(action, np.array(self.action_low), np.array(self.action_high))
+        if self.action_kind == "multi_discrete":
+            return action + np.array(self.action_starts, dtype=np.int64)
+        return action + self.action_start
+
+    def policy_spec(self) -> dict[str, Any]:
+        """What MLPActorCritic needs beyond sizes: the kind of action head."""
+        return {"action_kind": self.action_kind, "action_nvec": list(self.action_nvec)}
+
+
+def import_env_module(env_id: str) -> str:
+    """`module:EnvId` as gymnasium.make takes it: import the module (which registers the env)
+    and return EnvId; a plain id is returned unchanged."""
+    if ":" not in env_id:
+        return env_id
+    module, _, name = env_id.partition(":")
+    if not module or not name:
+        raise EnvError(f"--env {env_id!r}: expected module:EnvId", "e.g. --env mypkg.envs:MyEnv-v0")
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # the user's module: any error it raises is its own
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise EnvError(
+            f"--env {env_id}: importing {module} failed ({type(exc).__name__}: {first})",
+            "check that the module imports on its own: python -c 'import " + module + "'",
+        ) from exc
+    if name not in gym.registry:
+        raise EnvError(
+            f"--env {env_id}: {module} was imported but did not register '{name}'",
+            f"call gymnasium.register(id='{name}', entry_point=...) in {module}",
+        )
+    return name
+
+
+def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
+    """`--env-kwargs KEY=VALUE` (repeatable) -> {KEY: VALUE}; VALUE is one YAML scalar read
+    with safe_load (8x8 stays text, 0.5 a number, true a bool), never evaluated as code."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(
+                f"--env-kwargs {item!r}: expected KEY=VALUE with KEY a Python name",
+                "e.g. --env-kwargs map_name=8x8 --env-kwargs is_slippery=false",
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = None
+            bad = True
+        else:
+            bad = not isinstance(value, (str, int, float, bool)) and value is not None
+        if bad:
+            raise UsageError(
+                f"--env-kwargs {key}: {raw!r} is not a single YAML value",
+                "give a number, true/false, null or text; put lists and mappings under "
+                "env_kwargs: in a --config file",
+            )
+        if key in out:
+            raise UsageError(f"--env-kwargs {key} given twice", "give each keyword once")
+        out[key] = value
+    return out
 
 
 def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registered spec, or an EnvError naming the closest registered ids."""
+    env_id = import_env_module(env_id)
     if env_id in gym.registry:
         return gym.registry[env_id]
     ids = sorted(gym.registry)
@@ -71,39 +154,114 @@ def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
     return mode
 
 
-def check_spaces(
-    env_id: str, obs_space: gym.Space, action_space: gym.Space
-) -> tuple[int, int, int]:
-    """(obs_dim, num_actions, action_start), or an EnvError saying what is supported."""
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise EnvError(
-            f"{env_id} has a {type(action_space).__name__} action space; {SUPPORTED}",
-            "try CartPole-v1, Acrobot-v1 or MountainCar-v0",
-        )
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise EnvError(
-            f"{env_id} has a {type(obs_space).__name__} observation space; {SUPPORTED}",
-            "try CartPole-v1, Acrobot-v1 or MountainCar-v0",
-        )
-    return int(np.prod(obs_space.shape)), int(action_space.n), int(action_space.start)
+_OBS_LEAVES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary)
 
 
-def make_vec_env(env_id: str, num_envs: int, mode: str = "auto") -> tuple[VectorEnv, EnvInfo]:
-    """A NEXT_STEP-autoreset vector env of `num_envs` copies of env_id, checked for support."""
+def _flattenable(space: gym.Space) -> bool:
+    """Spaces FlattenObservation turns into a fixed-size vector this policy can read."""
+    if isinstance(space, _OBS_LEAVES):
+        return True
+    if isinstance(space, gym.spaces.Tuple):
+        return all(_flattenable(s) for s in space.spaces)
+    if isinstance(space, gym.spaces.Dict):
+        return all(_flattenable(s) for s in space.spaces.values())
+    return False
+
+
+def _unsupported(env_id: str, what: str, space: gym.Space) -> EnvError:
+    return EnvError(
+        f"{env_id} has a {type(space).__name__} {what} space; {SUPPORTED}",
+        "try CartPole-v1, Pendulum-v1, FrozenLake-v1 or Acrobot-v1",
+    )
+
+
+def check_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> dict[str, Any]:
+    """EnvInfo's space fields for these spaces, or an EnvError saying what is supported."""
+    if not _flattenable(obs_space):
+        raise _unsupported(env_id, "observation", obs_space)
+    obs_dim = int(gym.spaces.flatdim(obs_space))
+    if isinstance(action_space, gym.spaces.Discrete):
+        return {"obs_dim": obs_dim, "num_actions": int(action_space.n),
+                "action_start": int(action_space.start)}  # fmt: skip
+    if isinstance(action_space, gym.spaces.MultiDiscrete) and action_space.nvec.ndim == 1:
+        return {
+            "obs_dim": obs_dim,
+            "num_actions": len(action_space.nvec),
+            "action_start": 0,
+            "action_kind": "multi_discrete",
+            "action_nvec": tuple(int(n) for n in action_space.nvec),
+            "action_starts": tuple(int(x) for x in action_space.start),
+        }
+    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+        low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise EnvError(
+                f"{env_id}: its Box action space is unbounded; ppoqa clips actions to the bounds",
+                "give the action space finite low/high",
+            )
+        return {
+            "obs_dim": obs_dim,
+            "num_actions": int(action_space.shape[0]),
+            "action_start": 0,
+            "action_kind": "box",
+            "action_low": tuple(float(x) for x in low),
+            "action_high": tuple(float(x) for x in high),
+        }
+    raise _unsupported(env_id, "action", action_space)
+
+
+def make_vec_env(
+    env_id: str,
+    num_envs: int,
+    mode: str = "auto",
+    env_kwargs: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+) -> tuple[VectorEnv, EnvInfo]:
+    """A NEXT_STEP-autoreset vector env of `num_envs` copies of env_id (plain or module:EnvId),
+    env_kwargs passed to the env's constructor, checked for support."""
     spec = find_spec(env_id)
+    env_kwargs = dict(env_kwargs or {})
     used = resolve_vector_mode(spec, mode)
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    extra: dict[str, Any] = dict(env_kwargs)
+    if render_mode is not None:
+        extra["render_mode"] = render_mode
     try:
         envs = gym.make_vec(
-            env_id, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs
-        )
-    except Exception as exc:  # missing extras (box2d, mujoco), bad kwargs, ...
+            spec, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs,
+            **extra,
+        )  # fmt: skip
+    except TypeError as exc:  # the constructor rejected a keyword
+        if not env_kwargs:
+            raise EnvError(
+                f"{env_id}: could not be created (TypeError: {exc})", "pick another --env"
+            ) from exc
+        keys = ", ".join(sorted(env_kwargs))
         raise EnvError(
-            f"{env_id}: could not be created ({type(exc).__name__}: {exc})",
-            "install the environment's extra dependencies, or pick another --env",
+            f"{env_id}: its constructor rejected --env-kwargs {keys} ({exc})",
+            "pass only keywords the environment's __init__ accepts",
+        ) from exc
+    except EnvError:
+        raise
+    except Exception as exc:  # missing extras (box2d, mujoco), bad kwarg values, ...
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise EnvError(
+            f"{env_id}: could not be created ({type(exc).__name__}: {msg})",
+            _extra_hint(env_id),
         ) from exc
     try:
-        dims = check_spaces(env_id, envs.single_observation_space, envs.single_action_space)
+        obs_space = envs.single_observation_space
+        dims = check_spaces(env_id, obs_space, envs.single_action_space)
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            if used == "vector":  # gymnasium's vector entry points all have flat Box obs
+                raise EnvError(
+                    f"{env_id}: cannot flatten its observations", "use --vector-mode sync"
+                )
+            envs.close()
+            envs = gym.make_vec(
+                spec, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs,
+                wrappers=[gym.wrappers.FlattenObservation], **extra,
+            )  # fmt: skip
         autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if autoreset != AutoresetMode.NEXT_STEP:
             raise EnvError(
@@ -113,7 +271,21 @@ def make_vec_env(env_id: str, num_envs: int, mode: str = "auto") -> tuple[Vector
     except BaseException:
         envs.close()
         raise
-    return envs, EnvInfo(env_id, *dims, vector_mode=used)
+    return envs, EnvInfo(env_id, vector_mode=used, env_kwargs=env_kwargs, **dims)
+
+
+_EXTRAS = {
+    "box2d": ("LunarLander", "BipedalWalker", "CarRacing"),
+    "mujoco": ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid", "Swimmer", "Reacher",
+               "InvertedPendulum", "InvertedDoublePendulum", "Pusher"),
+}  # fmt: skip
+
+
+def _extra_hint(env_id: str) -> str:
+    for extra, prefixes in _EXTRAS.items():
+        if any(env_id.startswith(p) for p in prefixes):
+            return f"install the {extra} extra: pip install 'ppoqa[{extra}]'"
+    return "install the environment's extra dependencies, or pick another --env"
 
 
 class EpisodeTracker:
