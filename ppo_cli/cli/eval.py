@@ -24,6 +24,14 @@ def eval_command(
     seed: int = typer.Option(
         1000, "--seed", help="Gymnasium: seed of the first evaluation episode."
     ),
+    record: Path = typer.Option(
+        None,
+        "--record",
+        help="Gymnasium: also write greedy episodes as an animation (.gif; .mp4 with ffmpeg).",
+    ),
+    record_episodes: int = typer.Option(
+        1, "--record-episodes", min=1, help="Gymnasium: episodes --record plays (default 1)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Measure a trained run: greedy accuracy per question, or mean episode return.
@@ -41,8 +49,12 @@ def eval_command(
                     f"--dataset is for text-QA runs; {path} is a {env} run",
                     "drop --dataset (use --episodes and --seed for gymnasium runs)",
                 )
-            eval_gym(path, episodes, seed, json_output)
+            eval_gym(path, episodes, seed, json_output, record, record_episodes)
             return
+        if record is not None:
+            raise UsageError(
+                f"--record is for gymnasium runs; {path} is a text-QA run", "drop --record"
+            )
         from ppo_cli.evaluate import accuracy, evaluate_on_dataset, evaluate_qa, load_text_run
         from ppo_cli.render import qa_results_table
 

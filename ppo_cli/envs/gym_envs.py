@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +75,10 @@ def import_env_module(env_id: str) -> str:
     module, _, name = env_id.partition(":")
     if not module or not name:
         raise EnvError(f"--env {env_id!r}: expected module:EnvId", "e.g. --env mypkg.envs:MyEnv-v0")
+    # Like `python -m` and uvicorn's module:app: a module in the current folder imports even
+    # though the `ppoqa` script's own folder is first on sys.path.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         importlib.import_module(module)
     except Exception as exc:  # the user's module: any error it raises is its own
