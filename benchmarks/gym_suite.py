@@ -1,0 +1,269 @@
+"""Every shipped gymnasium entry, as a user runs it, beside Stable-Baselines3 + rl-zoo3 settings.
+
+    python benchmarks/gym_suite.py                         # every entry, seeds 0-2, SB3 too
+    python benchmarks/gym_suite.py --env Pendulum-v1 --env CartPole-v1 --seeds 3
+    python benchmarks/gym_suite.py --no-sb3 --markdown     # ppoqa only; a README table
+
+ppoqa column: the whole `python -m ppo_cli train --env ID --seed N --json` process (wall
+seconds include interpreter and torch start-up, env creation and train's final 20-episode
+greedy evaluation, which is the same as `ppoqa eval --episodes 20`); envs whose bar is measured
+over more episodes (FrozenLake: 200) add a `ppoqa eval --episodes N` command. SB3 column: a
+whole process training stable_baselines3.PPO with rl-zoo3's hyperparameters for the id (its
+hyperparams/ppo.yml, copied below as data) on the *same* step budget, then the same greedy
+(deterministic) episodes from the same seeds, with VecNormalize statistics frozen where rl-zoo3
+normalizes. SB3 is an optional benchmark dependency (`pip install stable-baselines3`), never a
+runtime one; without it the SB3 column is left out.
+
+One JSON line per run on stderr as it finishes, then one JSON document on stdout. The 1-minute
+load average is recorded before and after each run: wall times taken under load are upper
+bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from ppo_cli.config import TUNED_FILE  # noqa: E402
+
+EVAL_SEED = 1000
+# Greedy episodes behind each bar (issue 12); 20 unless said otherwise.
+EVAL_EPISODES = {"FrozenLake-v1": 200}
+BARS = {  # mean greedy return each of the seeds must reach
+    "CartPole-v1": 475.0,
+    "Pendulum-v1": -250.0,
+    "FrozenLake-v1": 0.65,
+}
+
+# rl-zoo3 hyperparams/ppo.yml (DLR-RM/rl-baselines3-zoo), as data, for the ids ppoqa ships.
+# Where rl-zoo3's entry names an older version (LunarLander-v2, HalfCheetah-v3, ...) the
+# settings are the same for the current one. n_timesteps is replaced by ppoqa's budget.
+_MUJOCO_NET = {"log_std_init": -2, "ortho_init": False, "activation_fn": "relu",
+               "net_arch": {"pi": [256, 256], "vf": [256, 256]}}  # fmt: skip
+ZOO: dict[str, dict[str, Any]] = {
+    "CartPole-v1": {"n_envs": 8, "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8,
+                    "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0, "learning_rate": "lin_0.001",
+                    "clip_range": "lin_0.2"},
+    "Pendulum-v1": {"n_envs": 4, "n_steps": 1024, "gae_lambda": 0.95, "gamma": 0.9,
+                    "n_epochs": 10, "ent_coef": 0.0, "learning_rate": 1e-3, "clip_range": 0.2,
+                    "use_sde": True, "sde_sample_freq": 4},
+    "MountainCar-v0": {"normalize": True, "n_envs": 16, "n_steps": 16, "gae_lambda": 0.98,
+                       "gamma": 0.99, "n_epochs": 4, "ent_coef": 0.0},
+    "MountainCarContinuous-v0": {"normalize": True, "n_envs": 1, "batch_size": 256,
+                                 "n_steps": 8, "gamma": 0.9999, "learning_rate": 7.77e-05,
+                                 "ent_coef": 0.00429, "clip_range": 0.1, "n_epochs": 10,
+                                 "gae_lambda": 0.9, "max_grad_norm": 5, "vf_coef": 0.19,
+                                 "use_sde": True,
+                                 "policy_kwargs": {"log_std_init": -3.29, "ortho_init": False}},
+    "Acrobot-v1": {"normalize": True, "n_envs": 16, "n_steps": 256, "gae_lambda": 0.94,
+                   "gamma": 0.99, "n_epochs": 4, "ent_coef": 0.0},
+    "LunarLander-v3": {"n_envs": 16, "n_steps": 1024, "batch_size": 64, "gae_lambda": 0.98,
+                       "gamma": 0.999, "n_epochs": 4, "ent_coef": 0.01},
+    "LunarLanderContinuous-v3": {"n_envs": 16, "n_steps": 1024, "batch_size": 64,
+                                 "gae_lambda": 0.98, "gamma": 0.999, "n_epochs": 4,
+                                 "ent_coef": 0.01},
+    "HalfCheetah-v5": {"normalize": True, "n_envs": 1, "batch_size": 64, "n_steps": 512,
+                       "gamma": 0.98, "learning_rate": 2.0633e-05, "ent_coef": 0.000401762,
+                       "clip_range": 0.1, "n_epochs": 20, "gae_lambda": 0.92,
+                       "max_grad_norm": 0.8, "vf_coef": 0.58096, "policy_kwargs": _MUJOCO_NET},
+    "Hopper-v5": {"normalize": True, "n_envs": 1, "batch_size": 32, "n_steps": 512,
+                  "gamma": 0.999, "learning_rate": 9.80828e-05, "ent_coef": 0.00229519,
+                  "clip_range": 0.2, "n_epochs": 5, "gae_lambda": 0.99, "max_grad_norm": 0.7,
+                  "vf_coef": 0.835671, "policy_kwargs": _MUJOCO_NET},
+    "Walker2d-v5": {"normalize": True, "n_envs": 1, "batch_size": 32, "n_steps": 512,
+                    "gamma": 0.99, "learning_rate": 5.05041e-05, "ent_coef": 0.000585045,
+                    "clip_range": 0.1, "n_epochs": 20, "gae_lambda": 0.95, "max_grad_norm": 1,
+                    "vf_coef": 0.871923, "policy_kwargs": _MUJOCO_NET},
+}  # fmt: skip
+
+
+def shipped_entries() -> dict[str, dict[str, Any]]:
+    import yaml
+
+    table = yaml.safe_load((ROOT / "ppo_cli" / TUNED_FILE).read_text(encoding="utf-8"))
+    default = table.pop("default", {}) or {}
+    return {env: {**default, **(entry or {})} for env, entry in table.items()}
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def run_ppoqa(env: str, seed: int, episodes: int, tmp: Path) -> dict[str, Any]:
+    run_dir = tmp / f"ppoqa-{env.replace('/', '_')}-{seed}"
+    cmd = [sys.executable, "-m", "ppo_cli", "train", "--env", env, "--seed", str(seed),
+           "--run-dir", str(run_dir), "--json"]  # fmt: skip
+    load0, w0 = _load(), time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - w0
+    if proc.returncode != 0:
+        return {"error": proc.stdout.strip()[-300:] or proc.stderr.strip()[-300:]}
+    summary = json.loads(proc.stdout)
+    row = {"steps": summary["steps"], "wall_seconds": round(wall, 1)}
+    if episodes == 20:
+        row["mean_return"] = summary["mean_return"]
+    else:
+        ev = [sys.executable, "-m", "ppo_cli", "eval", "--run", str(run_dir), "--episodes",
+              str(episodes), "--json"]  # fmt: skip
+        doc = json.loads(subprocess.run(ev, capture_output=True, text=True, check=True).stdout)
+        row["mean_return"] = doc["mean_return"]
+    row["load"] = [load0, _load()]
+    return row
+
+
+def run_sb3(env: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--sb3-worker", env, "--seeds", str(seed), "--timesteps",
+           str(steps), "--episodes", str(episodes)]  # fmt: skip
+    load0, w0 = _load(), time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - w0
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1][-300:]}
+    doc = json.loads(proc.stdout)
+    return {"steps": doc["steps"], "wall_seconds": round(wall, 1),
+            "mean_return": doc["mean_return"], "load": [load0, _load()]}  # fmt: skip
+
+
+def sb3_worker(env_id: str, seed: int, steps: int, episodes: int) -> None:
+    """One SB3 run (in its own process, so its wall time is the whole process's)."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(1)
+    hp = dict(ZOO[env_id])
+    normalize = hp.pop("normalize", False)
+    n_envs = hp.pop("n_envs", 1)
+    for key in ("learning_rate", "clip_range"):
+        if isinstance(hp.get(key), str) and hp[key].startswith("lin_"):
+            start = float(hp[key][4:])
+            hp[key] = lambda progress, start=start: progress * start
+    if "policy_kwargs" in hp:
+        kw = dict(hp["policy_kwargs"])
+        if kw.get("activation_fn") == "relu":
+            kw["activation_fn"] = torch.nn.ReLU
+        if "net_arch" in kw:
+            kw["net_arch"] = dict(kw["net_arch"])
+        hp["policy_kwargs"] = kw
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    if normalize:
+        venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
+    model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **hp)
+    model.learn(total_timesteps=steps)
+    returns = []
+    for k in range(episodes):
+        env = gym.make(env_id)
+        obs, _ = env.reset(seed=EVAL_SEED + k)
+        total, done = 0.0, False
+        while not done:
+            x = venv.normalize_obs(obs) if normalize else obs
+            action, _ = model.predict(x, deterministic=True)
+            obs, reward, term, trunc, _ = env.step(action)
+            total += float(reward)
+            done = term or trunc
+        env.close()
+        returns.append(total)
+    print(json.dumps({"steps": int(model.num_timesteps), "mean_return": float(np.mean(returns))}))
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if "mean_return" in r]
+    if not ok:
+        return {"runs": rows}
+    rets = [r["mean_return"] for r in ok]
+    return {
+        "mean_return": round(statistics.fmean(rets), 3),
+        "std_return": round(statistics.pstdev(rets), 3),
+        "min_return": round(min(rets), 3),
+        "median_wall_seconds": round(statistics.median(r["wall_seconds"] for r in ok), 1),
+        "steps": ok[0]["steps"],
+        "runs": rows,
+    }
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    lines = [
+        "| env | steps | ppoqa return (seeds) | ppoqa s | SB3 + rl-zoo3 return | SB3 s | bar |",
+        "|---|---:|---|---:|---|---:|---|",
+    ]
+    for env, res in doc["envs"].items():
+        p, s = res["ppoqa"], res.get("sb3")
+
+        def cell(x: dict[str, Any] | None) -> tuple[str, str]:
+            if not x or "mean_return" not in x:
+                return "—", "—"
+            each = ", ".join(f"{r['mean_return']:.3g}" for r in x["runs"] if "mean_return" in r)
+            return (f"{x['mean_return']:.3g} ± {x['std_return']:.2g} ({each})",
+                    f"{x['median_wall_seconds']:.0f}")  # fmt: skip
+
+        pr, pw = cell(p)
+        sr, sw = cell(s)
+        bar = res.get("bar")
+        met = "—" if bar is None else ("met" if res.get("meets_bar") else "not met") + f" ({bar})"
+        lines.append(f"| {env} | {p.get('steps', '—')} | {pr} | {pw} | {sr} | {sw} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", action="append", help="only these ids (repeatable)")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    ap.add_argument("--no-sb3", action="store_true", help="leave out the SB3 column")
+    ap.add_argument("--markdown", action="store_true", help="also print a table on stderr")
+    ap.add_argument("--sb3-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--timesteps", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--episodes", type=int, default=20, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.sb3_worker:
+        sb3_worker(args.sb3_worker, args.seeds, args.timesteps, args.episodes)
+        return None
+    entries = shipped_entries()
+    envs = args.env or list(entries)
+    try:
+        import stable_baselines3  # noqa: F401
+
+        have_sb3 = not args.no_sb3
+    except ImportError:
+        have_sb3 = False
+    doc: dict[str, Any] = {"benchmark": "gym_suite", "cpu_count": os.cpu_count(), "envs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for env in envs:
+            episodes = EVAL_EPISODES.get(env, 20)
+            ours, theirs = [], []
+            for seed in range(args.seeds):
+                row = {"seed": seed, **run_ppoqa(env, seed, episodes, Path(tmp))}
+                print(json.dumps({"env": env, "impl": "ppoqa", **row}), file=sys.stderr, flush=True)
+                ours.append(row)
+                if have_sb3 and env in ZOO and "steps" in row:
+                    srow = {"seed": seed, **run_sb3(env, seed, row["steps"], episodes)}
+                    print(json.dumps({"env": env, "impl": "sb3", **srow}), file=sys.stderr,
+                          flush=True)  # fmt: skip
+                    theirs.append(srow)
+            res: dict[str, Any] = {"episodes": episodes, "ppoqa": _summary(ours)}
+            if theirs:
+                res["sb3"] = _summary(theirs)
+            if env in BARS:
+                res["bar"] = BARS[env]
+                res["meets_bar"] = all(r.get("mean_return", -1e18) >= BARS[env] for r in ours)
+            doc["envs"][env] = res
+    if args.markdown:
+        print(markdown(doc), file=sys.stderr)
+    print(json.dumps(doc, indent=2))
+    return doc
+
+
+if __name__ == "__main__":
+    main()
