@@ -223,6 +223,11 @@ def train_text_qa(
         state = TextLoopState()
         if resume:
             ckpt = load_resume_checkpoint(run_dir, dataset.fingerprint())
+            if ckpt.get("kind") == "sft":
+                raise RunError(
+                    f"{run_dir}: is a supervised (ppoqa sft) run, not a PPO run to resume",
+                    f"start PPO from it: ppoqa train --init-from {run_dir}",
+                )
             state = TextLoopState.from_counters(
                 restore_training_state(ckpt, policy, optimizer, run_dir)
             )
