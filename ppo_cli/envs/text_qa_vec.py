@@ -7,6 +7,7 @@ An episode is one question; a step is one generated token; it ends at <END> or a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -84,6 +85,9 @@ class QATask:
         earlier = torch.tril(torch.ones(a, a, dtype=torch.bool), diagonal=-1)  # [A, A]
         self.target_first = ~(same & earlier).any(dim=2)
         self.target_valid = torch.arange(a).unsqueeze(0) < self.target_len.unsqueeze(1)
+        # --reward-fn (issue 13): a Python function (question, answer, target) -> float that
+        # replaces final_reward's score of a finished answer; None keeps the rule above.
+        self.score_fn: Callable[[str, str, str], float] | None = None
 
     @property
     def num_questions(self) -> int:
@@ -109,6 +113,26 @@ class QATask:
         present = ((tgt.unsqueeze(2) == answer.unsqueeze(1)) & valid_gen.unsqueeze(1)).any(2)
         counted = present & self.target_first[question_idx] & self.target_valid[question_idx]
         return exact, counted.sum(1)
+
+    def final_scores(
+        self,
+        question_idx: torch.Tensor,
+        answer: torch.Tensor,
+        answer_len: torch.Tensor,
+        exact: torch.Tensor,
+        overlap: torch.Tensor,
+        rows: torch.Tensor,
+    ) -> torch.Tensor:
+        """[N] score of each answer that ends now (rows): the reward rule, or score_fn's."""
+        final = self.rewards.final_reward(exact, overlap)
+        if self.score_fn is None:
+            return final
+        final = final.clone()
+        for i in rows.nonzero().flatten().tolist():
+            pair = self.dataset.pairs[int(question_idx[i])]
+            text = self.answer_text(answer[i, : int(answer_len[i])].tolist())
+            final[i] = self.score_fn(pair.question, text, pair.answer)
+        return final
 
     def answer_text(self, ids: list[int]) -> str:
         return detokenize(self.vocab.decode(ids))
@@ -156,7 +180,9 @@ class TextQAVecEnv:
         rewards = torch.where(active, -self.task.rewards.step_penalty, 0.0)
         if ends_now.any():
             exact, overlap = self.task.score(self.question_idx, self.answer, self.answer_len)
-            final = self.task.rewards.final_reward(exact, overlap)
+            final = self.task.final_scores(
+                self.question_idx, self.answer, self.answer_len, exact, overlap, ends_now
+            )
             rewards = torch.where(ends_now, final, rewards)
             self.exact = torch.where(ends_now, exact, self.exact)
             self.overlap = torch.where(ends_now, overlap, self.overlap)
