@@ -87,22 +87,22 @@ def _split(spec: str) -> tuple[str, str]:
     return target, name
 
 
-def _load_file(path: Path, spec: str) -> Any:
+def _load_file(path: Path, spec: str, shown: str) -> Any:
     if not path.is_file():
         raise ConfigError(
-            f"--reward-fn {spec}: {path} not found" + (" (a directory)" if path.is_dir() else ""),
+            f"--reward-fn {spec}: {shown} " + ("is a directory" if path.is_dir() else "not found"),
             "pass an existing .py file, e.g. --reward-fn examples/proxy_paris.py:is_paris",
         )
     mod_name = f"ppoqa_reward_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
     loader_spec = importlib.util.spec_from_file_location(mod_name, path)
     if loader_spec is None or loader_spec.loader is None:
-        raise ConfigError(f"--reward-fn {spec}: {path} cannot be imported", "pass a .py file")
+        raise ConfigError(f"--reward-fn {spec}: {shown} cannot be imported", "pass a .py file")
     module = importlib.util.module_from_spec(loader_spec)
     try:
         loader_spec.loader.exec_module(module)
     except Exception as exc:
         raise ConfigError(
-            f"--reward-fn {spec}: importing {path} raised {type(exc).__name__}: "
+            f"--reward-fn {spec}: importing {shown} raised {type(exc).__name__}: "
             f"{short_repr(str(exc), 80)}",
             "fix the file so that `python FILE.py` runs",
         ) from exc
@@ -155,7 +155,7 @@ def load_reward_fn(spec: str, base: Path | None = None) -> RewardFunction:
         if not path.is_absolute() and base is not None:
             path = base / path
         path = path.resolve()
-        module = _load_file(path, spec)
+        module = _load_file(path, spec, target)
     else:
         module = _load_module(target, spec)
         source = getattr(module, "__file__", None)

@@ -22,7 +22,7 @@ import torch
 
 from ppo_cli.config import Config
 from ppo_cli.errors import ConfigError, RunError
-from ppo_cli.kl import KLController, kl_estimate
+from ppo_cli.kl import KLController, kl_estimate, per_token_rewards
 from ppo_cli.policies import ActorCritic, build_policy
 from ppo_cli.ppo import masked_mean
 from ppo_cli.rundir import CHECKPOINT, load_checkpoint, read_config
@@ -178,7 +178,7 @@ def apply_kl_penalty(
     rollout.scores = score
     rollout.kl = kl
     rollout.kl_coef = coef
-    rollout.rewards = (score - coef * kl) * mask
+    rollout.rewards = per_token_rewards(score, kl, coef, mask)
     kl_sum = kl.sum(1)  # [N]
     return KLStats(
         kl=float(masked_mean(kl, mask)),

@@ -252,9 +252,9 @@ def train_text_qa(
     if cfg.reward_fn is not None:
         from ppo_cli.reward_fn import absolute_spec, load_reward_fn
 
-        if not resume:
-            cfg = replace(cfg, reward_fn=absolute_spec(cfg.reward_fn))
         reward_fn = load_reward_fn(cfg.reward_fn)
+        if not resume:  # config.yaml names the file absolutely: a resume may start elsewhere
+            cfg = replace(cfg, reward_fn=absolute_spec(cfg.reward_fn))
     if cfg.kl_target is not None and cfg.kl_coef <= 0:
         raise ConfigError(
             "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
