@@ -6,6 +6,7 @@ bars and tables while tests and library users need no terminal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
@@ -216,6 +217,8 @@ def train_text_qa(
         dataset = load_dataset(cfg.dataset)
     seed_everything(cfg.seed, cfg.threads)
     task, policy = build_text_setup(cfg, dataset)  # may still refuse the dataset: no folder yet
+    if cfg.reward != task.rewards.name:  # config.yaml names the reward the run really used
+        cfg = dataclasses.replace(cfg, reward=task.rewards.name)
     run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
     with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
         optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
