@@ -6,6 +6,7 @@ bars and tables while tests and library users need no terminal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
@@ -262,6 +263,8 @@ def train_text_qa(
         )
     seed_everything(cfg.seed, cfg.threads)
     task, policy = build_text_setup(cfg, dataset)  # may still refuse the dataset: no folder yet
+    if cfg.reward != task.rewards.name:  # config.yaml names the reward the run really used
+        cfg = dataclasses.replace(cfg, reward=task.rewards.name)
     if init is not None:
         rlhf.check_same_vocabulary(init, task.vocab.itos, dataset.source)
         policy.load_state_dict(rlhf.init_policy(init).state_dict())
