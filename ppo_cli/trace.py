@@ -169,6 +169,13 @@ def text_qa_trace(
         n = int(rollout.mask[i].sum())
         tokens = [itos[int(a)] for a in rollout.actions[i, :n]]
         rewards = [_r(x) for x in rollout.rewards[i, :n]]
+        # RLHF: each step's reward = score (task score at the end, step penalty before) minus
+        # kl_coef * KL_t (ppo_cli.rlhf.apply_kl_penalty)
+        split = getattr(rollout, "scores", None) is not None
+        if split:
+            scores = [_r(x) for x in rollout.scores[i, :n]]
+            kls = [_r(x) for x in rollout.kl[i, :n]]
+            penalties = [_r(-rollout.kl_coef * x) for x in rollout.kl[i, :n]]
         episodes.append(
             {
                 "episode": i,
@@ -178,6 +185,7 @@ def text_qa_trace(
                 "total": _r(sum(rewards)),
                 "correct": bool(rollout.exact[i]),
             }
+            | ({"score": _r(sum(scores)), "kl_penalty": _r(sum(penalties))} if split else {})
         )
         for t in range(n):
             steps.append(
@@ -185,6 +193,11 @@ def text_qa_trace(
                     "episode": i,
                     "t": t,
                     "label": tokens[t],
+                    **(
+                        {"score": scores[t], "kl": kls[t], "kl_penalty": penalties[t]}
+                        if split
+                        else {}
+                    ),
                     "reward": rewards[t],
                     "done": bool(rollout.dones[i, t]),
                     "value": _r(batch.values[i, t]),
@@ -197,6 +210,7 @@ def text_qa_trace(
     return {
         "iteration": iteration,
         "kind": "text-qa",
+        **({"kl_coef": rollout.kl_coef} if getattr(rollout, "scores", None) is not None else {}),
         "batch_episodes": batch.size,
         "batch_steps": int(batch.mask.sum()),
         "episodes": episodes,

@@ -6,11 +6,12 @@ bars and tables while tests and library users need no terminal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from ppo_cli.data import QADataset, Vocabulary, load_dataset, parse_dataset
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError, RunError, TrainingError, UsageError
 from ppo_cli.evaluate import QAResult, accuracy, check_fits, evaluate_qa, reward_spec
+from ppo_cli.kl import KLController
 from ppo_cli.policies import ActorCritic, build_policy
 from ppo_cli.ppo import UpdateSettings, explained_variance, ppo_update
 from ppo_cli.rollout import collect_text_episodes
@@ -179,6 +181,7 @@ class TextLoopState:
     stopped_early: bool = False
     finished: bool = False
     curriculum_stage: int = 0  # --curriculum: index of the hardest active level
+    kl_coef: float | None = None  # RLHF: the KL coefficient in force (adaptive with kl_target)
 
     @classmethod
     def from_counters(cls, counters: dict[str, Any]) -> TextLoopState:
@@ -198,6 +201,26 @@ def _load_run_dataset(run_dir: Path) -> QADataset:
     return parse_dataset(text, str(path))
 
 
+def _record_reward_fn(run_dir: Path, reward_fn: Any, cb: Callbacks) -> None:
+    """reward_fn.json: which function scored the run, from which file (sha256); a resume with
+    a changed file warns and records both hashes."""
+    from ppo_cli.reward_fn import RECORD, warn_if_changed
+
+    path = run_dir / RECORD
+    doc = reward_fn.record()
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        if isinstance(old, dict):
+            message = warn_if_changed(old, reward_fn)
+            if message:
+                cb.on_warning(message)
+                doc["previous_sha256"] = [*old.get("previous_sha256", []), old.get("sha256")]
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+
+
 def train_text_qa(
     cfg: Config, run_dir: Path | None, cb: Callbacks, resume: bool = False
 ) -> TrainResult:
@@ -209,13 +232,49 @@ def train_text_qa(
         raise ConfigError(
             "--device cuda: text QA trains on the CPU only", "drop --device (auto means cpu here)"
         )
+    from ppo_cli import rlhf
+
+    init = None
     if resume:
         assert run_dir is not None
         dataset = _load_run_dataset(run_dir)
+    elif cfg.init_from is not None:
+        init = rlhf.load_init_run(Path(cfg.init_from))
+        rlhf.check_network(cfg, init)
+        if cfg.dataset is None:  # the starting run's own dataset
+            cfg = replace(cfg, dataset=str((init.path / DATASET).resolve()))
+            dataset = _load_run_dataset(init.path)
+        else:
+            dataset = load_dataset(cfg.dataset)
+        cfg = replace(cfg, init_from=str(init.path.resolve()))
     else:
         dataset = load_dataset(cfg.dataset)
+    reward_fn = None
+    if cfg.reward_fn is not None:
+        from ppo_cli.reward_fn import absolute_spec, load_reward_fn
+
+        reward_fn = load_reward_fn(cfg.reward_fn)
+        if not resume:  # config.yaml names the file absolutely: a resume may start elsewhere
+            cfg = replace(cfg, reward_fn=absolute_spec(cfg.reward_fn))
+    if cfg.kl_target is not None and cfg.kl_coef <= 0:
+        raise ConfigError(
+            "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
+            "e.g. --kl-coef 0.2 --kl-target 0.05",
+        )
     seed_everything(cfg.seed, cfg.threads)
     task, policy = build_text_setup(cfg, dataset)  # may still refuse the dataset: no folder yet
+    if cfg.reward != task.rewards.name:  # config.yaml names the reward the run really used
+        cfg = dataclasses.replace(cfg, reward=task.rewards.name)
+    if init is not None:
+        rlhf.check_same_vocabulary(init, task.vocab.itos, dataset.source)
+        policy.load_state_dict(rlhf.init_policy(init).state_dict())
+    task.score_fn = reward_fn
+    # The reference: a frozen copy of the starting policy (the --init-from run's, or the fresh
+    # network's); kept in the checkpoint so a resumed run compares with the same one.
+    reference = None
+    if cfg.init_from is not None or cfg.kl_coef > 0:
+        reference = rlhf.Reference(policy)
+    controller = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
     run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
     with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
         optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
@@ -223,9 +282,24 @@ def train_text_qa(
         state = TextLoopState()
         if resume:
             ckpt = load_resume_checkpoint(run_dir, dataset.fingerprint())
+            if ckpt.get("kind") == "sft":
+                raise RunError(
+                    f"{run_dir}: is a supervised (ppoqa sft) run, not a PPO run to resume",
+                    f"start PPO from it: ppoqa train --init-from {run_dir}",
+                )
             state = TextLoopState.from_counters(
                 restore_training_state(ckpt, policy, optimizer, run_dir)
             )
+            if reference is not None:
+                if not isinstance(ckpt.get("reference"), dict):
+                    raise RunError(
+                        f"{run_dir}: checkpoint has no reference policy", "start a new run"
+                    )
+                reference.policy.load_state_dict(ckpt["reference"])
+            if state.kl_coef is not None:
+                controller.value = state.kl_coef
+            if reward_fn is not None:
+                _record_reward_fn(run_dir, reward_fn, cb)
             more = (
                 "its learning rate anneals over a fixed length; start a new run"
                 if cfg.anneal_lr
@@ -252,12 +326,19 @@ def train_text_qa(
             write_yaml(run_dir / DATASET, dataset.to_dict())
             atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
             (run_dir / METRICS).unlink(missing_ok=True)
+            if reward_fn is not None:
+                _record_reward_fn(run_dir, reward_fn, cb)
         atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
         extra = {
             "vocab": list(task.vocab.itos),
             "dataset_fingerprint": dataset.fingerprint(),
             "env": cfg.env,
         }
+        if reference is not None:
+            extra["reference"] = reference.state_dict()
+        if init is not None:
+            extra["init_from"] = init.record()
+        state.kl_coef = controller.value if reference is not None else None
         session.track(lambda: training_state(policy, optimizer, asdict(state), extra))
         session.start(state.iteration)
         cb.on_start(cfg, run_dir, cfg.iterations)
@@ -278,7 +359,13 @@ def train_text_qa(
                 q_idx = curriculum.sample(num_episodes)
             else:
                 q_idx = balanced_questions(task.num_questions, num_episodes)
-            ro = collect_text_episodes(policy, venv, q_idx)
+            try:
+                ro = collect_text_episodes(policy, venv, q_idx)
+            except TrainingError as exc:  # a --reward-fn that failed
+                raise TrainingError(f"iteration {iteration}: {exc.message}", exc.hint) from exc
+            kl_stats = None
+            if reference is not None:  # rewards <- score - kl_coef * KL_t
+                kl_stats = rlhf.apply_kl_penalty(ro, reference, controller, cfg.kl_estimator)
             batch, deltas = ro.to_batch(cfg.gamma, cfg.gae_lambda)
             # A trace is recorded when asked for; when the last iteration is asked for and
             # training may stop early, every iteration records (cheap, capped) and only the
@@ -322,6 +409,10 @@ def train_text_qa(
                 "learning_rate": optimizer.param_groups[0]["lr"],
                 "explained_variance": explained_variance(ro.values, batch.returns, ro.mask),
             }
+            if kl_stats is not None:
+                record.update(kl_stats.to_dict())
+                # adapt for the next iteration (a fixed coefficient stays as it is)
+                state.kl_coef = controller.update(kl_stats.kl, ro.question_idx.shape[0])
             evaluate_now = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
             results: list[QAResult] = []
             if evaluate_now:

@@ -197,6 +197,10 @@ CASES: list[Case] = [
     Case("dataset answer longer than the limit", [*T, "--dataset", "d.yaml"], 1, "more than the limit of 4", write("d.yaml", "pairs:\n  - question: Q\n    answer: a b c d e\n")),
     Case("dataset question with two answers", [*T, "--dataset", "d.yaml"], 1, "has two answers", write("d.yaml", "pairs:\n  - {question: Q, answer: a}\n  - {question: Q, answer: b}\n")),
     Case("dataset unknown reward key", [*T, "--dataset", "d.yaml"], 1, "'rewards' must be a mapping", write("d.yaml", GOOD_DATASET + "rewards: {bonus: 1}\n")),
+    Case("dataset unknown reward name", [*T, "--dataset", "d.yaml"], 1, "d.yaml: 'reward': unknown reward 'pefix'", write("d.yaml", "reward: pefix\n" + GOOD_DATASET)),
+    Case("dataset reward that pays a wrong answer like the right one", [*T, "--dataset", "d.yaml"], 1, "pays up to 2 for a wrong answer", write("d.yaml", "rewards: {correct: 1}\n" + GOOD_DATASET)),
+    Case("dataset `overlap` with a reward other than seed", [*T, "--dataset", "d.yaml"], 1, "'overlap' does not apply to reward 'prefix'", write("d.yaml", "rewards: {overlap: 2}\n" + GOOD_DATASET)),
+    Case("unknown --reward", [*T, "--reward", "hedge"], 2, "--reward: unknown reward 'hedge'"),
     Case("dataset YAML alias bomb", [*T, "--dataset", "d.yaml"], 1, "'name' must be text", write("d.yaml", GOOD_DATASET + "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nname: *b\n")),
     Case("dataset too long for the transformer", [*T, "--policy", "transformer", "--dataset", "d.yaml"], 1, "longer than the transformer reads", write("d.yaml", "pairs:\n  - {question: " + "w " * 300 + ", answer: a}\n")),
     # config files and flags
@@ -245,6 +249,15 @@ CASES: list[Case] = [
     Case("eval --episodes 0", ["eval", "--episodes", "0"], 2, "Invalid value for '--episodes'"),
     Case("ask with a gymnasium run", ["ask", "Hi?", "--run", "run"], 1, "is a CartPole-v1 run, not a text-QA run", gym_run),
     Case("ask with stdin not UTF-8", ["ask", "--run", "run"], 1, "stdin: not UTF-8 text", trained_run, b"Hi?\n\xff\n"),
+    # RLHF (issue 13): sft, --init-from, --kl-coef, --reward-fn
+    Case("sft --epochs 0", ["sft", "--epochs", "0"], 2, "--epochs must be >= 1"),
+    Case("--init-from a missing run", [*T, "--init-from", "nope"], 1, "--init-from nope: run directory not found"),
+    Case("--init-from a gymnasium run", [*T, "--init-from", "run"], 1, "is a CartPole-v1 run; RLHF starts from a text-QA run", gym_run),
+    Case("--init-from with another vocabulary", [*T, "--init-from", "run", "--dataset", "d.yaml"], 1, "its vocabulary (", both(trained_run, write("d.yaml", GOOD_DATASET))),
+    Case("negative --kl-coef", [*T, "--kl-coef", "-1"], 2, "--kl-coef must be >= 0.0"),
+    Case("--reward-fn file missing", [*T, "--reward-fn", "nope.py:score"], 1, "nope.py not found"),
+    Case("--reward-fn function missing", [*T, "--reward-fn", "r.py:score"], 1, "has no function 'score'", write("r.py", "def other(question, answer, target):\n    return 0.0\n")),
+    Case("--reward-fn with the wrong signature", [*T, "--reward-fn", "r.py:score"], 1, "cannot take (question, answer, target)", write("r.py", "def score(answer):\n    return 0.0\n")),
 ]  # fmt: skip
 
 

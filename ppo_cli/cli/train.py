@@ -205,6 +205,18 @@ def train_command(
         "--max-answer-tokens",
         help="Text QA: answer length limit (default: dataset's, else 4).",
     ),
+    reward: str = typer.Option(
+        None,
+        "--reward",
+        help="Text QA: named reward: prefix (default), lcs, f1, exact or seed (the seed's "
+        "overlap, which pays for hedging); `ppoqa explain-reward` shows what each pays.",
+    ),
+    reward_partial: float = typer.Option(
+        None,
+        "--reward-partial",
+        help="Text QA: weight of the reward's partial credit in [0, 1] (default 4: a "
+        "half-right answer earns -2 + 2).",
+    ),
     timesteps: int = typer.Option(
         None,
         "--timesteps",
@@ -273,6 +285,41 @@ def train_command(
         "(quality preset: on).",
     ),
     # -- end issue 6 --
+    # -- issue 13: RLHF --
+    init_from: str = typer.Option(
+        None,
+        "--init-from",
+        help="Text QA: start from this run's weights (ppoqa sft or train); its policy, frozen, "
+        "is the reference of the KL penalty. Dataset and network default to that run's.",
+    ),
+    kl_coef: float = typer.Option(
+        None,
+        "--kl-coef",
+        help="Per-token reward -C * KL(pi || pi_ref) to the frozen reference (default 0: off).",
+    ),
+    kl_estimator: str = typer.Option(
+        None,
+        "--kl-estimator",
+        help="k1 = logp - logp_ref (default) or k3 = (r-1) - log r, r = p_ref/p (never < 0).",
+    ),
+    kl_target: float = typer.Option(
+        None,
+        "--kl-target",
+        help="Adapt --kl-coef toward this mean per-token KL (Ziegler et al. 2019).",
+    ),
+    kl_horizon: int = typer.Option(
+        None,
+        "--kl-horizon",
+        help="With --kl-target: episodes over which the coefficient may change by 20% "
+        "(default 640).",
+    ),
+    reward_fn: str = typer.Option(
+        None,
+        "--reward-fn",
+        help="Text QA: FILE.py:NAME or module:NAME, a function (question, answer, target) -> "
+        "float that replaces the task score (e.g. examples/proxy_paris.py:is_paris).",
+    ),
+    # -- end issue 13 --
     show_every: int = typer.Option(
         20, "--show-every", help="Print a greedy evaluation table every N iterations (0: never)."
     ),
@@ -299,6 +346,15 @@ def train_command(
     """
     with handle_errors(json_output):
         given = {k: v for k, v in locals().items() if k in FIELD_TYPES and v is not None}
+        if reward is not None:
+            from ppo_cli.envs.rewards import REWARD_NAMES, check_reward_name
+            from ppo_cli.errors import PpoqaError
+
+            try:
+                check_reward_name(reward, "--reward")
+            except PpoqaError as exc:  # a bad flag value is a usage error: exit 2
+                raise UsageError(exc.message, exc.hint) from None
+            assert reward in REWARD_NAMES
         if no_early_stop:
             given["target_accuracy"] = None
         if env_kwarg:
@@ -313,6 +369,8 @@ def train_command(
             cfg = _resume_config(resume, run_dir, config, given)
             run_dir = resume
         else:
+            if init_from is not None:
+                given = _init_from_network(init_from, given)
             cfg = resolve_config(config, given, preset)
         selection = parse_trace_iterations(trace_iterations) if trace or trace_iterations else None
         cb = RichCallbacks(show_every, quiet or json_output, selection, json_output)
@@ -354,6 +412,22 @@ def _resume_config(
             "drop --run-dir",
         )
     return resume_config(find_run(resume), given)
+
+
+def _init_from_network(init_from: str, given: dict[str, Any]) -> dict[str, Any]:
+    """--init-from: the network (kind, width, answer vocabulary) is the starting run's; a flag
+    that asks for another one is refused by the trainer."""
+    from ppo_cli.rundir import read_config
+
+    path = Path(init_from)
+    if not (path / "config.yaml").is_file():
+        return given  # the trainer reports a missing or foreign run with its own message
+    theirs = read_config(path)
+    filled = dict(given)
+    for key in ("policy", "hidden_size", "answer_vocab"):
+        if key not in filled and key in theirs:
+            filled[key] = theirs[key]
+    return filled
 
 
 def _example_question(result: Any) -> str:
