@@ -167,6 +167,21 @@ def gym_run(cwd: Path) -> None:
     (cwd / "run" / "config.yaml").write_text("env: CartPole-v1\n", encoding="utf-8")
 
 
+def gym_trained_run(cwd: Path) -> None:
+    from ppo_cli.config import apply_overrides, base_config
+
+    cfg = apply_overrides(base_config("CartPole-v1"), {"timesteps": 512}, "test")
+    train(cfg, cwd / "run", Callbacks())
+
+
+TEXT_ENV = """import gymnasium as gym
+class TextEnv(gym.Env):
+    observation_space = gym.spaces.Text(4)
+    action_space = gym.spaces.Discrete(2)
+gym.register(id="Text-v0", entry_point=TextEnv)
+"""
+
+
 def locked_run_dir(cwd: Path) -> None:
     (cwd / "run").mkdir()
     (cwd / "run" / ".lock").write_text(f"{os.getpid()}\n", encoding="utf-8")
@@ -249,6 +264,15 @@ CASES: list[Case] = [
     Case("eval --episodes 0", ["eval", "--episodes", "0"], 2, "Invalid value for '--episodes'"),
     Case("ask with a gymnasium run", ["ask", "Hi?", "--run", "run"], 1, "is a CartPole-v1 run, not a text-QA run", gym_run),
     Case("ask with stdin not UTF-8", ["ask", "--run", "run"], 1, "stdin: not UTF-8 text", trained_run, b"Hi?\n\xff\n"),
+    # gymnasium (issue 12): user env modules, --env-kwargs, spaces, --record
+    Case("--env-kwargs without KEY=", ["train", "--env", "CartPole-v1", "--env-kwargs", "length"], 2, "expected KEY=VALUE"),
+    Case("--env-kwargs value that is not one YAML scalar", ["train", "--env", "CartPole-v1", "--env-kwargs", "length=[1, 2]"], 2, "is not a single YAML value"),
+    Case("--env-kwargs the env's constructor rejects", ["train", "--env", "CartPole-v1", "--env-kwargs", "length=3", "--timesteps", "64"], 1, "its constructor rejected --env-kwargs length"),
+    Case("--env module that fails to import", ["train", "--env", "brokenenv:My-v0"], 1, "importing brokenenv failed (RuntimeError: no config)", write("brokenenv.py", "raise RuntimeError('no config')\n")),
+    Case("--env module that registers nothing", ["train", "--env", "quietenv:My-v0"], 1, "did not register 'My-v0'", write("quietenv.py", "X = 1\n")),
+    Case("--env with an unsupported space", ["train", "--env", "textenv:Text-v0"], 1, "has a Text observation space; ppoqa supports", write("textenv.py", TEXT_ENV)),
+    Case("eval --record with an unknown format", ["eval", "--run", "run", "--record", "a.webm"], 2, "unknown format '.webm'", gym_trained_run),
+    Case("eval --record over an existing file", ["eval", "--run", "run", "--record", "a.gif"], 1, "already exists", both(gym_trained_run, write("a.gif", "mine"))),
     # RLHF (issue 13): sft, --init-from, --kl-coef, --reward-fn
     Case("sft --epochs 0", ["sft", "--epochs", "0"], 2, "--epochs must be >= 1"),
     Case("--init-from a missing run", [*T, "--init-from", "nope"], 1, "--init-from nope: run directory not found"),
