@@ -63,6 +63,8 @@ class Config:
 
     # Text-QA rewards and episode length (None: the dataset's own or the seed's default)
     max_answer_tokens: int | None = None
+    reward: str | None = None  # text-QA: a named reward (seed, exact, f1, prefix, lcs)
+    reward_partial: float | None = None  # weight of the named reward's partial credit
     reward_correct: float | None = None
     reward_overlap: float | None = None
     reward_wrong: float | None = None
@@ -117,6 +119,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "max_answer_tokens": (1, 64, True),
     "reward_correct": (-1e6, 1e6, True),
     "reward_overlap": (-1e6, 1e6, True),
+    "reward_partial": (-1e6, 1e6, True),
     "reward_wrong": (-1e6, 1e6, True),
     "step_penalty": (0.0, 1e6, True),
     "curriculum_threshold": (0.0, 1.0, False),

@@ -71,6 +71,7 @@ class QADataset:
     max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS
     rewards: dict[str, float] = field(default_factory=dict)
     source: str = "<builtin>"
+    reward: str | None = None  # a name from ppo_cli.envs.rewards (None: the default reward)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain form, written to a run directory so `ask` and `eval` need nothing else."""
@@ -84,6 +85,8 @@ class QADataset:
                 for p in self.pairs
             ],
         }
+        if self.reward is not None:
+            doc["reward"] = self.reward
         if self.rewards:
             doc["rewards"] = dict(self.rewards)
         return doc
@@ -294,11 +297,17 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
             "omit it for the default of 4",
         )
     rewards = data.get("rewards") or {}
-    allowed = {"correct", "overlap", "wrong", "step_penalty"}
+    allowed = {"correct", "overlap", "partial", "wrong", "step_penalty"}
     if not isinstance(rewards, dict) or set(rewards) - allowed:
         raise DatasetError(
             f"{source}: 'rewards' must be a mapping with keys from {sorted(allowed)}",
-            "e.g. rewards: {correct: 10, overlap: 2, wrong: -2, step_penalty: 0.1}",
+            "e.g. rewards: {correct: 10, partial: 4, wrong: -2, step_penalty: 0.1}",
+        )
+    reward_name = data.get("reward")
+    if reward_name is not None and (not isinstance(reward_name, str) or not reward_name):
+        raise DatasetError(
+            f"{source}: 'reward' must be a reward name, got {short_repr(reward_name)}",
+            "e.g. reward: prefix  (ppoqa explain-reward lists them)",
         )
     for k, v in rewards.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) > 1e6:
@@ -355,4 +364,5 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
         max_answer_tokens=max_tokens,
         rewards={k: float(v) for k, v in rewards.items()},
         source=source,
+        reward=reward_name,
     )

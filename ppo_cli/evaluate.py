@@ -30,17 +30,48 @@ class QAResult:
 
 
 def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
-    """Seed defaults < the dataset's `rewards:` < explicit config values."""
-    values = dict(dataset.rewards)
+    """Defaults < the dataset's `reward:`/`rewards:` < explicit config values (--reward, ...).
+
+    Refuses an unknown name, a parameter the reward does not use, and a reward under which a
+    wrong answer can earn as much as the exact one.
+    """
+    from ppo_cli.envs.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
+
+    values: dict[str, Any] = dict(dataset.rewards)
+    sources = dict.fromkeys(values, f"{dataset.source}: rewards")
     for key, name in (
         ("correct", "reward_correct"),
         ("overlap", "reward_overlap"),
+        ("partial", "reward_partial"),
         ("wrong", "reward_wrong"),
         ("step_penalty", "step_penalty"),
     ):
         if getattr(cfg, name) is not None:
             values[key] = getattr(cfg, name)
-    return RewardSpec(**values)
+            sources[key] = f"--{name.replace('_', '-')}"
+    if cfg.reward is not None:
+        name, where = cfg.reward, "--reward"
+    elif dataset.reward is not None:
+        name, where = dataset.reward, f"{dataset.source}: 'reward'"
+    else:
+        name, where = DEFAULT_REWARD, "default reward"
+    definition = check_reward_name(name, where)
+    unused = "partial" if definition.uses == "overlap" else "overlap"
+    if unused in values:
+        raise DatasetError(
+            f"{sources[unused]}: '{unused}' does not apply to reward {name!r} "
+            f"(it weighs {'the seed reward' if unused == 'overlap' else 'partial credit'})",
+            f"use '{definition.uses}' with reward {name!r}, or choose "
+            f"{'reward: seed' if unused == 'overlap' else 'another reward'}",
+        )
+    spec = RewardSpec(**values, name=name)
+    check_reward_fits(
+        spec,
+        [len(p.answer_tokens) for p in dataset.pairs],
+        cfg.max_answer_tokens or dataset.max_answer_tokens,
+        f"{dataset.source}",
+    )
+    return spec
 
 
 @torch.no_grad()
@@ -116,6 +147,8 @@ def load_text_run(run: Path) -> TextRun:
             f"{run}: is a {raw_cfg.get('env')} run, not a text-QA run",
             "`ppoqa ask` answers questions only with runs trained on --env text-qa",
         )
+    if "reward" not in raw_cfg:  # a run from before named rewards was trained on the seed's
+        raw_cfg = {**raw_cfg, "reward": "seed"}
     cfg = apply_overrides(Config(), raw_cfg, str(run / CONFIG))
     ckpt = load_checkpoint(run)
     try:

@@ -8,6 +8,7 @@ and checkpoint hold beyond the common part. Everything else is the one loop in t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -97,6 +98,8 @@ class TextQATask:
     def build(self) -> ActorCritic:
         """The env and the network; may still refuse the dataset (before any folder exists)."""
         self.qa, policy = build_text_setup(self.cfg, self.dataset)
+        if self.cfg.reward != self.qa.rewards.name:
+            self.cfg = dataclasses.replace(self.cfg, reward=self.qa.rewards.name)
         return policy
 
     def check_resumable(self, state: LoopState, run_dir: Path) -> None:

@@ -141,6 +141,7 @@ def _train(
 ) -> TrainResult:
     seed_everything(cfg.seed, cfg.threads)
     policy = task.build()  # may still refuse the settings: no folder exists yet
+    cfg = task.cfg  # as built: config.yaml names what the run really uses (text QA: reward)
     optimizer = build_optimizer(policy, cfg.learning_rate, task.fused_adam)
     settings = UpdateSettings.from_config(cfg)
     run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))

@@ -197,6 +197,10 @@ CASES: list[Case] = [
     Case("dataset answer longer than the limit", [*T, "--dataset", "d.yaml"], 1, "more than the limit of 4", write("d.yaml", "pairs:\n  - question: Q\n    answer: a b c d e\n")),
     Case("dataset question with two answers", [*T, "--dataset", "d.yaml"], 1, "has two answers", write("d.yaml", "pairs:\n  - {question: Q, answer: a}\n  - {question: Q, answer: b}\n")),
     Case("dataset unknown reward key", [*T, "--dataset", "d.yaml"], 1, "'rewards' must be a mapping", write("d.yaml", GOOD_DATASET + "rewards: {bonus: 1}\n")),
+    Case("dataset unknown reward name", [*T, "--dataset", "d.yaml"], 1, "d.yaml: 'reward': unknown reward 'pefix'", write("d.yaml", "reward: pefix\n" + GOOD_DATASET)),
+    Case("dataset reward that pays a wrong answer like the right one", [*T, "--dataset", "d.yaml"], 1, "pays up to 2 for a wrong answer", write("d.yaml", "rewards: {correct: 1}\n" + GOOD_DATASET)),
+    Case("dataset `overlap` with a reward other than seed", [*T, "--dataset", "d.yaml"], 1, "'overlap' does not apply to reward 'prefix'", write("d.yaml", "rewards: {overlap: 2}\n" + GOOD_DATASET)),
+    Case("unknown --reward", [*T, "--reward", "hedge"], 2, "--reward: unknown reward 'hedge'"),
     Case("dataset YAML alias bomb", [*T, "--dataset", "d.yaml"], 1, "'name' must be text", write("d.yaml", GOOD_DATASET + "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nname: *b\n")),
     Case("dataset too long for the transformer", [*T, "--policy", "transformer", "--dataset", "d.yaml"], 1, "longer than the transformer reads", write("d.yaml", "pairs:\n  - {question: " + "w " * 300 + ", answer: a}\n")),
     # config files and flags

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from ppo_cli.cli import app
 from ppo_cli.config import Config
 from ppo_cli.data import SPECIAL_TOKENS, parse_dataset
+from ppo_cli.envs.rewards import DEFAULT_REWARD
 from ppo_cli.rundir import load_checkpoint
 
 from .conftest import EXAMPLES
@@ -103,7 +104,8 @@ def test_train_learns_the_builtin_set_and_writes_the_run_directory(trained) -> N
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
 
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert cfg == Config().to_dict()  # the resolved defaults, every field
+    # the resolved defaults, every field, with the reward the run really used named
+    assert cfg == {**Config().to_dict(), "reward": DEFAULT_REWARD}
 
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records] == list(range(1, len(records) + 1))

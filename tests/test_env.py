@@ -109,14 +109,14 @@ def test_step_after_the_end_is_refused() -> None:
         env.step(END_ID)
 
 
-# --- the seed's rewards -------------------------------------------------------------------
+# --- the seed's rewards (reward: seed) ------------------------------------------------------
 
 
 def test_exact_answer_earns_ten_after_one_step_penalty() -> None:
-    rewards, ends, info = play(make(), "What is 2+2?", ["4", "<END>"])
+    rewards, ends, info = play(make(reward="seed"), "What is 2+2?", ["4", "<END>"])
     assert rewards == pytest.approx([-0.1, 10.0])
     assert ends == [False, True]
-    assert info == {"answer": "4", "correct": True, "overlap": 1}
+    assert info == {"answer": "4", "correct": True, "overlap": 1, "credit": 1.0}
 
 
 def test_wrong_answer_earns_minus_two() -> None:
@@ -144,14 +144,14 @@ def test_empty_answer_ends_at_once_with_no_overlap() -> None:
 def test_partial_credit_is_two_per_shared_word_minus_two(
     write_dataset, words: list[str], final: float, overlap: int
 ) -> None:
-    env = make(dataset=str(write_dataset(TWO_WORDS)))
+    env = make(dataset=str(write_dataset(TWO_WORDS)), reward="seed")
     rewards, _, info = play(env, "What is the capital of Argentina?", words)
     assert rewards == pytest.approx([-0.1] * (len(words) - 1) + [final])
     assert info["overlap"] == overlap
 
 
 def test_episode_ends_at_the_length_limit_of_max_answer_tokens_plus_one() -> None:
-    env = make()
+    env = make(reward="seed")
     rewards, ends, info = play(env, "What is 2+2?", ["4"] * 10)
     assert len(rewards) == 5  # 4 answer tokens + the closing step
     assert ends == [False] * 4 + [True]

@@ -9,6 +9,7 @@ from ppo_cli.cli.ask import ask_command
 from ppo_cli.cli.common import PpoqaGroup
 from ppo_cli.cli.eval import eval_command
 from ppo_cli.cli.explain import explain_clip_command, explain_gae_command
+from ppo_cli.cli.explain_reward import explain_reward_command
 from ppo_cli.cli.plot import plot_command
 from ppo_cli.cli.train import train_command
 
@@ -42,6 +43,7 @@ app.command("eval")(eval_command)
 app.command("ask")(ask_command)
 app.command("explain-gae")(explain_gae_command)
 app.command("explain-clip")(explain_clip_command)
+app.command("explain-reward")(explain_reward_command)
 app.command("plot")(plot_command)
 
 

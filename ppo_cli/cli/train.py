@@ -205,6 +205,18 @@ def train_command(
         "--max-answer-tokens",
         help="Text QA: answer length limit (default: dataset's, else 4).",
     ),
+    reward: str = typer.Option(
+        None,
+        "--reward",
+        help="Text QA: named reward: prefix (default), lcs, f1, exact or seed (the seed's "
+        "overlap, which pays for hedging); `ppoqa explain-reward` shows what each pays.",
+    ),
+    reward_partial: float = typer.Option(
+        None,
+        "--reward-partial",
+        help="Text QA: weight of the reward's partial credit in [0, 1] (default 4: a "
+        "half-right answer earns -2 + 2).",
+    ),
     timesteps: int = typer.Option(
         None,
         "--timesteps",
@@ -284,6 +296,15 @@ def train_command(
     """
     with handle_errors(json_output):
         given = {k: v for k, v in locals().items() if k in FIELD_TYPES and v is not None}
+        if reward is not None:
+            from ppo_cli.envs.rewards import REWARD_NAMES, check_reward_name
+            from ppo_cli.errors import PpoqaError
+
+            try:
+                check_reward_name(reward, "--reward")
+            except PpoqaError as exc:  # a bad flag value is a usage error: exit 2
+                raise UsageError(exc.message, exc.hint) from None
+            assert reward in REWARD_NAMES
         if no_early_stop:
             given["target_accuracy"] = None
         if resume is not None:

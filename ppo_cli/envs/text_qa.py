@@ -12,13 +12,15 @@ import numpy as np
 import torch
 
 from ppo_cli.data import PAD_ID, Vocabulary, load_dataset
+from ppo_cli.envs.rewards import DEFAULT_REWARD
 from ppo_cli.envs.text_qa_vec import QATask, RewardSpec, TextQAVecEnv
 
 
 class TextQAEnv(gym.Env):
     """Observation: the token window (left-padded question, <START>, answer so far, padding).
 
-    Action: the next token id. Reward: see RewardSpec. Ends at <END> or at the length limit.
+    Action: the next token id. Reward: the named reward (ppo_cli.envs.rewards). Ends at <END>
+    or at the length limit.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -29,10 +31,13 @@ class TextQAEnv(gym.Env):
         max_answer_tokens: int | None = None,
         rewards: dict[str, float] | None = None,
         render_mode: str | None = None,
+        reward: str | None = None,
     ) -> None:
         data = load_dataset(dataset)
         vocab = Vocabulary.from_dataset(data)
-        spec = RewardSpec(**(data.rewards | (rewards or {})))
+        name = reward or data.reward or DEFAULT_REWARD
+        spec = RewardSpec(**(data.rewards | (rewards or {})), name=name)
+        spec.definition  # noqa: B018 - an unknown name fails here, not at the first step
         self.task = QATask(data, vocab, spec, max_answer_tokens)
         self._venv = TextQAVecEnv(self.task)
         self.window = self.task.prompt_len + self.task.max_steps - 1
@@ -71,6 +76,7 @@ class TextQAEnv(gym.Env):
                 "answer": self.task.answer_text(self._venv.answer[0, :n].tolist()),
                 "correct": bool(self._venv.exact[0]),
                 "overlap": int(self._venv.overlap[0]),
+                "credit": float(self._venv.credit[0]),
             }
         return self._obs.copy(), float(reward[0]), bool(ended[0]), False, info
 

@@ -1,32 +1,23 @@
 """The text-QA task as tensors: many episodes stepped at once.
 
 An episode is one question; a step is one generated token; it ends at <END> or after
-`max_answer_tokens + 1` steps. Rewards follow the seed walkthrough: +10 for the exact answer,
-`overlap * 2 - 2` otherwise, and a -0.1 cost for every step before the last.
+`max_answer_tokens + 1` steps. The final step earns the run's named reward (ppo_cli.envs.rewards:
++10 for the exact answer, -2 plus that reward's partial credit otherwise); every step before the
+last costs `step_penalty` (0.1).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ppo_cli.data import END_ID, PAD_ID, START_ID, QADataset, Vocabulary, detokenize
+from ppo_cli.envs.rewards import RewardSpec, distinct_overlap
 from ppo_cli.errors import DatasetError
+
+__all__ = ["BANNED_ACTIONS", "QATask", "RewardSpec", "TextQAVecEnv", "encode_prompts"]
 
 # Tokens a text policy never generates: they carry no meaning in an answer.
 BANNED_ACTIONS = (PAD_ID, START_ID, 3)  # <PAD>, <START>, <UNK>
-
-
-@dataclass(frozen=True)
-class RewardSpec:
-    correct: float = 10.0
-    overlap: float = 2.0
-    wrong: float = -2.0
-    step_penalty: float = 0.1
-
-    def final_reward(self, exact: torch.Tensor, overlap: torch.Tensor) -> torch.Tensor:
-        return torch.where(exact, self.correct, self.overlap * overlap.float() + self.wrong)
 
 
 def encode_prompts(questions: list[list[int]]) -> torch.Tensor:
@@ -79,10 +70,6 @@ class QATask:
         for i, ids in enumerate(answers):
             self.targets[i, : len(ids)] = torch.tensor(ids)
         self.target_len = torch.tensor([len(x) for x in answers])
-        # first occurrence of each target word, so overlap counts distinct words (a set)
-        same = self.targets.unsqueeze(2) == self.targets.unsqueeze(1)  # [Q, A, A]
-        earlier = torch.tril(torch.ones(a, a, dtype=torch.bool), diagonal=-1)  # [A, A]
-        self.target_first = ~(same & earlier).any(dim=2)
         self.target_valid = torch.arange(a).unsqueeze(0) < self.target_len.unsqueeze(1)
 
     @property
@@ -91,24 +78,15 @@ class QATask:
 
     def score(
         self, question_idx: torch.Tensor, answer: torch.Tensor, answer_len: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact match [N] and distinct overlapping words [N] of generated answers.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(final reward, exact match, reward credit, distinct shared words), each [N].
 
         answer: [N, T] generated ids (without <END>); positions >= answer_len are ignored.
         """
         tgt = self.targets[question_idx]  # [N, A]
         tgt_len = self.target_len[question_idx]  # [N]
-        valid_gen = torch.arange(answer.shape[1]).unsqueeze(0) < answer_len.unsqueeze(1)  # [N, T]
-        a = tgt.shape[1]
-        width = max(a, answer.shape[1])
-        gen_p = torch.full((answer.shape[0], width), -1, dtype=torch.long)
-        gen_p[:, : answer.shape[1]] = torch.where(valid_gen, answer, -1)
-        tgt_p = torch.full((answer.shape[0], width), -2, dtype=torch.long)
-        tgt_p[:, :a] = torch.where(self.target_valid[question_idx], tgt, -2)
-        exact = (answer_len == tgt_len) & (gen_p == torch.where(tgt_p == -2, -1, tgt_p)).all(1)
-        present = ((tgt.unsqueeze(2) == answer.unsqueeze(1)) & valid_gen.unsqueeze(1)).any(2)
-        counted = present & self.target_first[question_idx] & self.target_valid[question_idx]
-        return exact, counted.sum(1)
+        final, exact, credit = self.rewards.score(answer, answer_len, tgt, tgt_len)
+        return final, exact, credit, distinct_overlap(answer, answer_len, tgt, tgt_len)
 
     def answer_text(self, ids: list[int]) -> str:
         return detokenize(self.vocab.decode(ids))
@@ -137,6 +115,7 @@ class TextQAVecEnv:
         self.done = torch.zeros(n, dtype=torch.bool)
         self.exact = torch.zeros(n, dtype=torch.bool)
         self.overlap = torch.zeros(n, dtype=torch.long)
+        self.credit = torch.zeros(n)
         return self.task.prompts[question_idx] if prompts is None else prompts
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,10 +134,12 @@ class TextQAVecEnv:
         ends_now = active & (is_end | (self.t >= self.max_steps))
         rewards = torch.where(active, -self.task.rewards.step_penalty, 0.0)
         if ends_now.any():
-            exact, overlap = self.task.score(self.question_idx, self.answer, self.answer_len)
-            final = self.task.rewards.final_reward(exact, overlap)
+            final, exact, credit, overlap = self.task.score(
+                self.question_idx, self.answer, self.answer_len
+            )
             rewards = torch.where(ends_now, final, rewards)
             self.exact = torch.where(ends_now, exact, self.exact)
+            self.credit = torch.where(ends_now, credit, self.credit)
             self.overlap = torch.where(ends_now, overlap, self.overlap)
         self.done = self.done | ends_now
         return rewards, ends_now

@@ -1,0 +1,96 @@
+"""`ppoqa explain-reward`: what each named reward pays for some answers, computed by the
+environment's own scoring code (ppo_cli.envs.rewards)."""
+
+from __future__ import annotations
+
+import typer
+
+from ppo_cli.cli.common import handle_errors, out, print_json
+from ppo_cli.errors import UsageError
+
+
+def explain_reward_command(
+    target: str = typer.Option(
+        None, "--target", help='The right answer, e.g. "Buenos Aires" (default: two examples).'
+    ),
+    answer: list[str] = typer.Option(
+        None,
+        "--answer",
+        help="A candidate answer to score (repeatable; default: right, hedged, reordered, "
+        "partial).",
+    ),
+    reward: list[str] = typer.Option(
+        None, "--reward", help="Only this reward (repeatable; default: every reward)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Show what every reward pays for hedged, reordered and partial answers.
+
+    Example: ppoqa explain-reward --target "Buenos Aires" --answer "Aires Buenos"
+    """
+    with handle_errors(json_output):
+        from ppo_cli.data import tokenize
+        from ppo_cli.envs.rewards import (
+            DEFAULT_EXAMPLES,
+            DEFAULT_REWARD,
+            REWARD_NAMES,
+            REWARDS,
+            check_reward_name,
+            explain_rewards,
+        )
+        from ppo_cli.errors import PpoqaError
+
+        names = list(reward or REWARD_NAMES)
+        for name in names:
+            try:
+                check_reward_name(name, "--reward")
+            except PpoqaError as exc:
+                raise UsageError(exc.message, exc.hint) from None
+        if target is None and answer:
+            raise UsageError("--answer needs --target", 'e.g. --target "Warsaw" --answer "Oslo"')
+        if target is not None and not tokenize(target):
+            raise UsageError("--target is empty", 'give the right answer, e.g. --target "Warsaw"')
+        if target is not None:
+            examples = [(target, tuple(answer or (target,)))]
+        else:
+            examples = list(DEFAULT_EXAMPLES)
+        rows = []
+        for tgt, answers in examples:
+            rows.extend(explain_rewards(tgt, list(answers), names))
+        if json_output:
+            print_json(
+                {
+                    "default_reward": DEFAULT_REWARD,
+                    "rewards": {n: REWARDS[n].summary for n in names},
+                    "rows": [r.__dict__ for r in rows],
+                }
+            )
+            return
+        from rich.table import Table
+
+        for tgt, _ in examples:
+            table = Table(title=f'What each reward pays, target "{tgt}"')
+            table.add_column("answer")
+            table.add_column("kind")
+            for name in names:
+                label = f"{name}{' (default)' if name == DEFAULT_REWARD else ''}"
+                table.add_column(label, justify="right")
+            mine = [r for r in rows if r.target == " ".join(tokenize(tgt)) or r.target == tgt]
+            answers_seen: list[str] = []
+            for r in mine:
+                if r.answer not in answers_seen:
+                    answers_seen.append(r.answer)
+            for a in answers_seen:
+                cells = []
+                for name in names:
+                    r = next(x for x in mine if x.answer == a and x.reward == name)
+                    cells.append(f"{r.final:+.2f}")
+                kind = next(x.kind for x in mine if x.answer == a)
+                table.add_row(f'"{a}"', kind, *cells)
+            out.print(table)
+        out.print(
+            "Final-step reward (exact: +10; otherwise -2 + partial credit). Each word before "
+            "<END> also costs 0.1 a step."
+        )
+        for name in names:
+            out.print(f"  {name}: {REWARDS[name].summary}", markup=False, highlight=False)
