@@ -62,6 +62,7 @@ class LoopState:
     stopped_early: bool = False
     finished: bool = False
     curriculum_stage: int = 0  # --curriculum: index of the hardest active level
+    kl_coef: float | None = None  # RLHF: the KL coefficient in force (adaptive with kl_target)
 
     @classmethod
     def from_counters(cls, counters: dict[str, Any]) -> LoopState:
@@ -365,6 +366,11 @@ class TrainingSession:
 def load_resume_checkpoint(run_dir: Path, dataset_fingerprint: str | None) -> dict[str, Any]:
     """The run's checkpoint, checked to belong to the run's dataset (text QA)."""
     ckpt = load_checkpoint(run_dir)
+    if ckpt.get("kind") == "sft":
+        raise RunError(
+            f"{run_dir}: is a supervised (ppoqa sft) run, not a PPO run to resume",
+            f"start PPO from it: ppoqa train --init-from {run_dir}",
+        )
     if dataset_fingerprint is not None:
         check_dataset_fingerprint(ckpt, dataset_fingerprint, run_dir)
     return ckpt

@@ -76,6 +76,14 @@ class Config:
     tensorboard: bool = False  # write CleanRL-named scalars to <run dir>/tensorboard
     answer_vocab: bool = False  # text-QA: generate only answer words, never an empty answer
 
+    # RLHF (issue 13): start from a run, stay near it (KL penalty), score with your function
+    init_from: str | None = None  # text-QA: run directory whose weights start PPO (the reference)
+    kl_coef: float = 0.0  # per-token penalty -kl_coef * KL(pi || pi_ref); 0: off
+    kl_estimator: str = "k1"  # k1 = logp - logp_ref; k3 = (r - 1) - log r, r = p_ref / p
+    kl_target: float | None = None  # adapt kl_coef toward this per-token KL (Ziegler et al. 2019)
+    kl_horizon: int = 640  # episodes over which the adaptive coefficient may change by 20 %
+    reward_fn: str | None = None  # FILE.py:NAME or module:NAME replacing the task score
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -90,6 +98,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "policy": ("lstm", "transformer", "mlp"),
     "device": ("cpu", "cuda", "auto"),
     "vector_mode": ("auto", "sync", "async", "vector"),
+    "kl_estimator": ("k1", "k3"),
 }
 
 # (low, high, low inclusive) ranges checked after merging; None means unbounded.
@@ -123,6 +132,9 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "reward_wrong": (-1e6, 1e6, True),
     "step_penalty": (0.0, 1e6, True),
     "curriculum_threshold": (0.0, 1.0, False),
+    "kl_coef": (0.0, 1e6, True),
+    "kl_target": (0.0, None, False),
+    "kl_horizon": (1, None, True),
 }
 
 

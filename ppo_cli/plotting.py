@@ -140,6 +140,80 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     return fig
 
 
+def _accuracy_panel(ax: Any, records: Sequence[dict[str, Any]], title: str) -> None:
+    xs, ys = _series(records, "train_accuracy", "iteration")
+    if ys:
+        ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="sampled (training)")
+    xs, ys = _series(records, "token_accuracy", "iteration")
+    if ys:
+        ax.plot(
+            xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="next token (teacher)"
+        )
+    xs, ys = _series(records, "eval_accuracy", "iteration")
+    ax.plot(
+        xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
+    )
+    ax.set_ylim(-3, 103)
+    ax.set_title(title)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("% correct")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
+    """PPO against a frozen reference: the score rises, the KL grows, does gold accuracy hold?"""
+    fig = Figure(figsize=(13, 8.5), layout="constrained")
+    axes = fig.subplots(2, 2)
+    ax = axes[0, 0]
+    xs, ys = _series(records, "score", "iteration")
+    ax.plot(xs, ys, color="tab:green", linewidth=2, label="score (reward before the KL penalty)")
+    xs, ys = _series(records, "mean_reward", "iteration")
+    ax.plot(xs, ys, color="tab:olive", alpha=0.7, label="reward after the penalty")
+    ax.set_title("What PPO optimizes: the score (proxy) and the penalized reward")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("per episode")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+    ax = axes[0, 1]
+    xs, ys = _series(records, "kl", "iteration")
+    ax.plot(xs, ys, color="tab:purple", linewidth=2, label="kl (mean per token)")
+    ax.axhline(0.0, color="gray", linewidth=0.8)
+    ax.set_ylabel("KL(π ‖ π_ref) estimate", color="tab:purple")
+    ax.set_xlabel("iteration")
+    ax.grid(True, alpha=0.3)
+    ax2 = ax.twinx()
+    xs, ys = _series(records, "kl_coef", "iteration")
+    ax2.plot(xs, ys, color="tab:orange", linestyle="--", label="kl_coef in force")
+    ax2.set_ylabel("kl_coef", color="tab:orange")
+    ax2.set_ylim(bottom=0)
+    lines = [ln for ln in ax.get_lines() + ax2.get_lines() if not ln.get_label().startswith("_")]
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper left")
+    ax.set_title("Distance from the frozen reference")
+
+    _accuracy_panel(axes[1, 0], records, "Gold accuracy: exact answers to the dataset")
+    _loss_panel(axes[1, 1], records, "iteration", "iteration")
+    fig.suptitle(f"RLHF (PPO + KL penalty) on text QA: {run.name}", fontsize=14, fontweight="bold")
+    return fig
+
+
+def sft_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
+    """Supervised warm start: cross-entropy per epoch and the accuracies it buys."""
+    fig = Figure(figsize=(13, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    xs, ys = _series(records, "loss", "iteration")
+    axes[0].plot(xs, ys, color="tab:blue", linewidth=2)
+    axes[0].set_title("Cross-entropy on the answer tokens and <END>")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss (nats per token)")
+    axes[0].grid(True, alpha=0.3)
+    _accuracy_panel(axes[1], records, "Accuracy during SFT")
+    axes[1].set_xlabel("epoch")
+    fig.suptitle(f"Supervised fine-tuning (ppoqa sft): {run.name}", fontsize=14, fontweight="bold")
+    return fig
+
+
 def gym_run_figure(
     run: Path, env_id: str, records: Sequence[dict[str, Any]], window: int
 ) -> Figure:
@@ -183,6 +257,10 @@ def run_figure(run: Path, window: int = DEFAULT_WINDOW) -> Figure:
     if not records:
         raise RunError(f"{run}: metrics.jsonl has no records yet", "train for an iteration first")
     if env == "text-qa":
+        if records[0].get("phase") == "sft":
+            return sft_run_figure(run, records)
+        if any("kl" in r for r in records):
+            return rlhf_run_figure(run, records)
         return text_run_figure(run, records)
     return gym_run_figure(run, env, records, window)
 

@@ -37,6 +37,10 @@ class TextRollout:
     exact: torch.Tensor  # [N] bool
     answer: torch.Tensor  # [N, T] answer ids without <END>
     answer_len: torch.Tensor  # [N]
+    # RLHF (ppo_cli.rlhf.apply_kl_penalty): rewards then hold score - kl_coef * kl
+    scores: torch.Tensor | None = None  # [N, T] the environment's rewards before the penalty
+    kl: torch.Tensor | None = None  # [N, T] per-token KL estimates to the reference
+    kl_coef: float | None = None  # the coefficient that was applied
 
     @property
     def num_episodes(self) -> int:

@@ -8,15 +8,16 @@ and checkpoint hold beyond the common part. Everything else is the one loop in t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ppo_cli import rlhf
 from ppo_cli.checkpointing import LoopState
 from ppo_cli.config import Config
 from ppo_cli.curriculum import Curriculum, balanced_questions, episodes_per_iteration
@@ -26,6 +27,7 @@ from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError, RunError
 from ppo_cli.evaluate import QAResult, accuracy, check_fits, evaluate_qa, reward_spec
 from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
+from ppo_cli.kl import KLController
 from ppo_cli.policies import ActorCritic, MLPActorCritic, build_policy
 from ppo_cli.ppo import Batch, explained_variance
 from ppo_cli.rollout import GymCollector, GymRollout, TextRollout, collect_text_episodes
@@ -89,21 +91,77 @@ class TextQATask:
                 "--device cuda: text QA trains on the CPU only",
                 "drop --device (auto means cpu here)",
             )
-        self.cfg = cfg
-        self.dataset = load_run_dataset(resume_dir) if resume_dir else load_dataset(cfg.dataset)
-        self.fingerprint: str | None = self.dataset.fingerprint()
+        self.init = None  # RLHF: the --init-from run whose weights start PPO
+        if resume_dir is not None:
+            dataset = load_run_dataset(resume_dir)
+        elif cfg.init_from is not None:
+            self.init = rlhf.load_init_run(Path(cfg.init_from))
+            rlhf.check_network(cfg, self.init)
+            if cfg.dataset is None:  # the starting run's own dataset
+                cfg = replace(cfg, dataset=str((self.init.path / DATASET).resolve()))
+                dataset = load_run_dataset(self.init.path)
+            else:
+                dataset = load_dataset(cfg.dataset)
+            cfg = replace(cfg, init_from=str(self.init.path.resolve()))
+        else:
+            dataset = load_dataset(cfg.dataset)
+        self.reward_fn = None
+        if cfg.reward_fn is not None:
+            from ppo_cli.reward_fn import absolute_spec, load_reward_fn
+
+            self.reward_fn = load_reward_fn(cfg.reward_fn)
+            if resume_dir is None:  # config.yaml names the file absolutely: a resume may move
+                cfg = replace(cfg, reward_fn=absolute_spec(cfg.reward_fn))
+        if cfg.kl_target is not None and cfg.kl_coef <= 0:
+            raise ConfigError(
+                "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
+                "e.g. --kl-coef 0.2 --kl-target 0.05",
+            )
+        self.cfg, self.dataset = cfg, dataset
+        self.fingerprint: str | None = dataset.fingerprint()
         self.total = cfg.iterations
         self.may_stop_early = cfg.target_accuracy is not None
 
     def build(self) -> ActorCritic:
         """The env and the network; may still refuse the dataset (before any folder exists)."""
-        self.qa, policy = build_text_setup(self.cfg, self.dataset)
-        if self.cfg.reward != self.qa.rewards.name:
-            self.cfg = dataclasses.replace(self.cfg, reward=self.qa.rewards.name)
+        cfg = self.cfg
+        self.qa, policy = build_text_setup(cfg, self.dataset)
+        if cfg.reward != self.qa.rewards.name:  # config.yaml names the reward really used
+            self.cfg = cfg = replace(cfg, reward=self.qa.rewards.name)
+        if self.init is not None:
+            rlhf.check_same_vocabulary(self.init, self.qa.vocab.itos, self.dataset.source)
+            policy.load_state_dict(rlhf.init_policy(self.init).state_dict())
+        self.qa.score_fn = self.reward_fn
+        # The reference: a frozen copy of the starting policy (the --init-from run's, or the
+        # fresh network's); kept in the checkpoint so a resumed run compares with the same one.
+        self.reference = None
+        if cfg.init_from is not None or cfg.kl_coef > 0:
+            self.reference = rlhf.Reference(policy)
+        self.controller = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
         return policy
 
-    def check_resumable(self, state: LoopState, run_dir: Path) -> None:
+    def prepare_run(
+        self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
+    ) -> None:
+        """A new run's files, or a resumed run's extra state (and the refusal of one that is
+        finished)."""
         cfg = self.cfg
+        if ckpt is None:
+            write_yaml(run_dir / DATASET, self.dataset.to_dict())
+            atomic_write_text(run_dir / VOCAB, json.dumps(self.qa.vocab.itos, ensure_ascii=False))
+        elif self.reference is not None:
+            if not isinstance(ckpt.get("reference"), dict):
+                raise RunError(f"{run_dir}: checkpoint has no reference policy", "start a new run")
+            self.reference.policy.load_state_dict(ckpt["reference"])
+        if ckpt is not None and state.kl_coef is not None:
+            self.controller.value = state.kl_coef
+        if self.reward_fn is not None:
+            from ppo_cli.reward_fn import record_reward_fn
+
+            record_reward_fn(run_dir, self.reward_fn, warn)
+        state.kl_coef = self.controller.value if self.reference is not None else None
+        if ckpt is None:
+            return
         if state.iteration >= self.total:
             raise RunError(
                 f"{run_dir}: the run already finished all {state.iteration} iterations",
@@ -124,15 +182,13 @@ class TextQATask:
             )
         state.finished = state.stopped_early = False
 
-    def write_new_run(self, run_dir: Path) -> None:
-        write_yaml(run_dir / DATASET, self.dataset.to_dict())
-        atomic_write_text(run_dir / VOCAB, json.dumps(self.qa.vocab.itos, ensure_ascii=False))
-
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
         return {
             "vocab": list(self.qa.vocab.itos),
             "dataset_fingerprint": self.fingerprint,
             "env": self.cfg.env,
+            **({"reference": self.reference.state_dict()} if self.reference else {}),
+            **({"init_from": self.init.record()} if self.init is not None else {}),
         }
 
     def start(self, state: LoopState) -> None:
@@ -149,12 +205,17 @@ class TextQATask:
         else:
             q_idx = balanced_questions(self.qa.num_questions, self.num_episodes)
         rollout = collect_text_episodes(policy, self.venv, q_idx)
+        self.kl_stats = None
+        if self.reference is not None:  # rewards <- score - kl_coef * KL_t
+            self.kl_stats = rlhf.apply_kl_penalty(
+                rollout, self.reference, self.controller, self.cfg.kl_estimator
+            )
         return (rollout, *rollout.to_batch(self.cfg.gamma, self.cfg.gae_lambda))
 
     def record(
         self, iteration: int, state: LoopState, ro: TextRollout, batch: Batch, stats: Any, lr: float
     ) -> dict[str, Any]:
-        return {
+        record = {
             "iteration": iteration,
             "episodes": state.episodes + ro.num_episodes,
             "steps": state.steps + ro.num_steps,
@@ -165,6 +226,11 @@ class TextQATask:
             "learning_rate": lr,
             "explained_variance": explained_variance(ro.values, batch.returns, ro.mask),
         }
+        if self.kl_stats is not None:
+            record.update(self.kl_stats.to_dict())
+            # adapt for the next iteration (a fixed coefficient stays as it is)
+            state.kl_coef = self.controller.update(self.kl_stats.kl, ro.num_episodes)
+        return record
 
     def evaluate(
         self, policy: ActorCritic, iteration: int, record: dict[str, Any], state: LoopState
@@ -236,10 +302,12 @@ class GymTask:
         info = self.info
         return MLPActorCritic(info.obs_dim, info.num_actions, cfg.hidden_size).to(self.device)
 
-    def check_resumable(self, state: LoopState, run_dir: Path) -> None:
+    def prepare_run(
+        self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
+    ) -> None:
         # Weights, optimizer, RNGs and counters come back; the vector env restarts its
         # episodes, so a resumed gym run is not bit-identical to an uninterrupted one.
-        if state.iteration >= self.total:
+        if ckpt is not None and state.iteration >= self.total:
             raise RunError(
                 f"{run_dir}: the run already finished all {state.iteration} iterations",
                 "its learning rate anneals over a fixed length; start a new run"
@@ -247,8 +315,6 @@ class GymTask:
                 else f"to train further, pass --timesteps "
                 f"{(state.iteration + 1) * self.batch_size} or more",
             )
-
-    def write_new_run(self, run_dir: Path) -> None: ...
 
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
         info = self.info

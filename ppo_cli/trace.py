@@ -169,6 +169,13 @@ def text_qa_trace(
         n = int(rollout.mask[i].sum())
         tokens = [itos[int(a)] for a in rollout.actions[i, :n]]
         rewards = [rounded(x) for x in rollout.rewards[i, :n]]
+        # RLHF: each step's reward = score (task score at the end, step penalty before) minus
+        # kl_coef * KL_t (ppo_cli.rlhf.apply_kl_penalty)
+        split = getattr(rollout, "scores", None) is not None
+        if split:
+            scores = [rounded(x) for x in rollout.scores[i, :n]]
+            kls = [rounded(x) for x in rollout.kl[i, :n]]
+            penalties = [rounded(-rollout.kl_coef * x) for x in rollout.kl[i, :n]]
         episodes.append(
             {
                 "episode": i,
@@ -178,6 +185,11 @@ def text_qa_trace(
                 "total": rounded(sum(rewards)),
                 "correct": bool(rollout.exact[i]),
             }
+            | (
+                {"score": rounded(sum(scores)), "kl_penalty": rounded(sum(penalties))}
+                if split
+                else {}
+            )
         )
         for t in range(n):
             steps.append(
@@ -185,6 +197,11 @@ def text_qa_trace(
                     "episode": i,
                     "t": t,
                     "label": tokens[t],
+                    **(
+                        {"score": scores[t], "kl": kls[t], "kl_penalty": penalties[t]}
+                        if split
+                        else {}
+                    ),
                     "reward": rewards[t],
                     "done": bool(rollout.dones[i, t]),
                     "value": rounded(batch.old_values[i, t]),
@@ -197,6 +214,7 @@ def text_qa_trace(
     return {
         "iteration": iteration,
         "kind": "text-qa",
+        **({"kl_coef": rollout.kl_coef} if getattr(rollout, "scores", None) is not None else {}),
         "batch_episodes": batch.size,
         "batch_steps": int(batch.mask.sum()),
         "episodes": episodes,
@@ -294,9 +312,8 @@ def batch_trace(
             idx = [int(index[s, e]) for s in range(first, t + 1) if bool(valid[s, e])]
             if len(episodes) < max_episodes and idx:
                 acts = [recorder.action_label(batch.actions[j]) for j in idx]
-                ep_rewards = [
-                    rounded(rewards[s, e]) for s in range(first, t + 1) if bool(valid[s, e])
-                ]
+                span = range(first, t + 1)
+                ep_rewards = [rounded(rewards[s, e]) for s in span if bool(valid[s, e])]
                 episodes.append(
                     {
                         # '+': it ended in the rollout's first stretch, so it may have begun

@@ -146,15 +146,16 @@ def _train(
     settings = UpdateSettings.from_config(cfg)
     run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
     with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
-        state = LoopState()
+        state, ckpt = LoopState(), None
         if resume:
             ckpt = load_resume_checkpoint(run_dir, task.fingerprint)
-            counters = restore_training_state(ckpt, policy, optimizer, run_dir)
-            state = LoopState.from_counters(counters)
-            task.check_resumable(state, run_dir)
+            state = LoopState.from_counters(
+                restore_training_state(ckpt, policy, optimizer, run_dir)
+            )
+        task.prepare_run(run_dir, state, ckpt, cb.on_warning)  # may refuse a finished run
+        if resume:
             truncate_metrics(run_dir, state.iteration)
         else:
-            task.write_new_run(run_dir)
             (run_dir / METRICS).unlink(missing_ok=True)
         atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
         session.track(
@@ -170,15 +171,15 @@ def _train(
             if cfg.anneal_lr:
                 frac = 1.0 - (iteration - 1) / task.total
                 optimizer.param_groups[0]["lr"] = frac * cfg.learning_rate
-            rollout, batch, deltas = task.collect(policy)  # GAE inside to_batch
-            recorder = start_trace(
-                cb, iteration, task.total, settings.clip_coef, task.action_label,
-                task.may_stop_early,
-            )  # fmt: skip
             try:
+                rollout, batch, deltas = task.collect(policy)  # GAE inside to_batch
+                recorder = start_trace(
+                    cb, iteration, task.total, settings.clip_coef, task.action_label,
+                    task.may_stop_early,
+                )  # fmt: skip
                 hook = recorder.on_minibatch if recorder else None
                 stats = ppo_update(policy, optimizer, batch, settings, hook)
-            except TrainingError as exc:
+            except TrainingError as exc:  # a non-finite loss, or a --reward-fn that failed
                 raise TrainingError(f"iteration {iteration}: {exc.message}", exc.hint) from exc
             check_finite_parameters(policy, iteration)
 

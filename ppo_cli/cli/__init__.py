@@ -11,6 +11,7 @@ from ppo_cli.cli.eval import eval_command
 from ppo_cli.cli.explain import explain_clip_command, explain_gae_command
 from ppo_cli.cli.explain_reward import explain_reward_command
 from ppo_cli.cli.plot import plot_command
+from ppo_cli.cli.sft import sft_command
 from ppo_cli.cli.train import train_command
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ def _root(
 
 
 app.command("train")(train_command)
+app.command("sft")(sft_command)
 app.command("eval")(eval_command)
 app.command("ask")(ask_command)
 app.command("explain-gae")(explain_gae_command)

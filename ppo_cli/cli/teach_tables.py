@@ -249,6 +249,10 @@ def trace_episodes_table(record: dict[str, Any]) -> Table:
     table.add_column("question" if text else "first observation")
     table.add_column("generated tokens" if text else "actions")
     table.add_column("per-step rewards", justify="right")
+    split = "score" in (eps[0] if eps else {})  # RLHF: total = score + KL penalty
+    if split:
+        table.add_column("score", justify="right")
+        table.add_column("KL penalty", justify="right")
     table.add_column("total", justify="right")
     if text:
         table.add_column("correct", justify="center")
@@ -257,14 +261,21 @@ def trace_episodes_table(record: dict[str, Any]) -> Table:
             str(ep["episode"]),
             escape(ep["question"]),
             escape(" ".join(ep["tokens"])),
-            ", ".join(f"{r:+.1f}" for r in ep["rewards"]),
-            f"{ep['total']:+.2f}",
+            ", ".join(f"{r:+.2f}" if split else f"{r:+.1f}" for r in ep["rewards"]),
         ]
+        if split:
+            cells += [f"{ep['score']:+.2f}", f"{ep['kl_penalty']:+.3f}"]
+        cells.append(f"{ep['total']:+.2f}")
         if text:
             cells.append("[green]yes[/]" if ep["correct"] else "[red]no[/]")
         table.add_row(*cells)
     if not text:
         table.caption = "episodes that ended in this rollout; '+': it may have begun earlier"
+    elif split:
+        table.caption = (
+            f"reward per step = score − kl_coef·KL_t, kl_coef = {record.get('kl_coef', 0):g}; "
+            "the task score comes at the last step"
+        )
     return table
 
 
@@ -275,13 +286,17 @@ def trace_steps_table(record: dict[str, Any]) -> Table:
         title_justify="left",
     )
     label = record.get("step_label", "token")
-    for name in ("#", "t", label, "reward", "done", "value", "δ", "A", "return", "normalized A"):
+    split = bool(record["steps"]) and "score" in record["steps"][0]  # RLHF reward split
+    names = ["#", "t", label] + (["score", "KL_t", "−C·KL_t"] if split else [])
+    for name in names + ["reward", "done", "value", "δ", "A", "return", "normalized A"]:
         table.add_column(name, justify="right")
     for row in record["steps"]:
+        parts = [_f(row["score"]), _f(row["kl"]), _f(row["kl_penalty"])] if split else []
         table.add_row(
             str(row["episode"]),
             str(row["t"]),
             escape(str(row["label"])),
+            *parts,
             _f(row["reward"]),
             "1" if row["done"] else "0",
             _f(row["value"]),

@@ -270,6 +270,41 @@ def train_command(
         "(quality preset: on).",
     ),
     # -- end issue 6 --
+    # -- issue 13: RLHF --
+    init_from: str = typer.Option(
+        None,
+        "--init-from",
+        help="Text QA: start from this run's weights (ppoqa sft or train); its policy, frozen, "
+        "is the reference of the KL penalty. Dataset and network default to that run's.",
+    ),
+    kl_coef: float = typer.Option(
+        None,
+        "--kl-coef",
+        help="Per-token reward -C * KL(pi || pi_ref) to the frozen reference (default 0: off).",
+    ),
+    kl_estimator: str = typer.Option(
+        None,
+        "--kl-estimator",
+        help="k1 = logp - logp_ref (default) or k3 = (r-1) - log r, r = p_ref/p (never < 0).",
+    ),
+    kl_target: float = typer.Option(
+        None,
+        "--kl-target",
+        help="Adapt --kl-coef toward this mean per-token KL (Ziegler et al. 2019).",
+    ),
+    kl_horizon: int = typer.Option(
+        None,
+        "--kl-horizon",
+        help="With --kl-target: episodes over which the coefficient may change by 20% "
+        "(default 640).",
+    ),
+    reward_fn: str = typer.Option(
+        None,
+        "--reward-fn",
+        help="Text QA: FILE.py:NAME or module:NAME, a function (question, answer, target) -> "
+        "float that replaces the task score (e.g. examples/proxy_paris.py:is_paris).",
+    ),
+    # -- end issue 13 --
     show_every: int = typer.Option(
         20, "--show-every", help="Print a greedy evaluation table every N iterations (0: never)."
     ),
@@ -315,6 +350,8 @@ def train_command(
             cfg = _resume_config(resume, run_dir, config, given)
             run_dir = resume
         else:
+            if init_from is not None:
+                given = _init_from_network(init_from, given)
             cfg = resolve_config(config, given, preset)
         selection = parse_trace_iterations(trace_iterations) if trace or trace_iterations else None
         cb = RichCallbacks(show_every, quiet or json_output, selection, json_output)
@@ -356,6 +393,22 @@ def _resume_config(
             "drop --run-dir",
         )
     return resume_config(find_run(resume), given)
+
+
+def _init_from_network(init_from: str, given: dict[str, Any]) -> dict[str, Any]:
+    """--init-from: the network (kind, width, answer vocabulary) is the starting run's; a flag
+    that asks for another one is refused by the trainer."""
+    from ppo_cli.rundir import read_config
+
+    path = Path(init_from)
+    if not (path / "config.yaml").is_file():
+        return given  # the trainer reports a missing or foreign run with its own message
+    theirs = read_config(path)
+    filled = dict(given)
+    for key in ("policy", "hidden_size", "answer_vocab"):
+        if key not in filled and key in theirs:
+            filled[key] = theirs[key]
+    return filled
 
 
 def _example_question(result: Any) -> str:

@@ -8,6 +8,8 @@ last costs `step_penalty` (0.1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ppo_cli.data import END_ID, PAD_ID, START_ID, QADataset, Vocabulary, detokenize
@@ -71,6 +73,9 @@ class QATask:
             self.targets[i, : len(ids)] = torch.tensor(ids)
         self.target_len = torch.tensor([len(x) for x in answers])
         self.target_valid = torch.arange(a).unsqueeze(0) < self.target_len.unsqueeze(1)
+        # --reward-fn (issue 13): a Python function (question, answer, target) -> float whose
+        # value replaces the named reward's final reward of a finished answer; None keeps it.
+        self.score_fn: Callable[[str, str, str], float] | None = None
 
     @property
     def num_questions(self) -> int:
@@ -87,6 +92,24 @@ class QATask:
         tgt_len = self.target_len[question_idx]  # [N]
         final, exact, credit = self.rewards.score(answer, answer_len, tgt, tgt_len)
         return final, exact, credit, distinct_overlap(answer, answer_len, tgt, tgt_len)
+
+    def user_scores(
+        self,
+        question_idx: torch.Tensor,
+        answer: torch.Tensor,
+        answer_len: torch.Tensor,
+        final: torch.Tensor,
+        rows: torch.Tensor,
+    ) -> torch.Tensor:
+        """[N] final rewards with score_fn's value for each answer that ends now (rows)."""
+        if self.score_fn is None:
+            return final
+        final = final.clone()
+        for i in rows.nonzero().flatten().tolist():
+            pair = self.dataset.pairs[int(question_idx[i])]
+            text = self.answer_text(answer[i, : int(answer_len[i])].tolist())
+            final[i] = self.score_fn(pair.question, text, pair.answer)
+        return final
 
     def answer_text(self, ids: list[int]) -> str:
         return detokenize(self.vocab.decode(ids))
@@ -136,6 +159,9 @@ class TextQAVecEnv:
         if ends_now.any():
             final, exact, credit, overlap = self.task.score(
                 self.question_idx, self.answer, self.answer_len
+            )
+            final = self.task.user_scores(
+                self.question_idx, self.answer, self.answer_len, final, ends_now
             )
             rewards = torch.where(ends_now, final, rewards)
             self.exact = torch.where(ends_now, exact, self.exact)

@@ -1,0 +1,93 @@
+"""The KL penalty of RLHF: per-token estimators and the coefficient controllers.
+
+In RLHF the policy is kept near a frozen reference (the model it started from) by paying, at
+every generated token, `-kl_coef * KL_t`, where KL_t estimates KL(pi || pi_ref) from the one
+token that was sampled. The task score is added at the last token (as TRL's PPO trainer does).
+
+Both estimators take log-probabilities of the *sampled* tokens under the policy (`logprob`)
+and under the reference (`ref_logprob`). With x ~ pi and r = pi_ref(x) / pi(x):
+
+    k1 = log pi(x) - log pi_ref(x) = -log r      unbiased, can be negative on one sample
+    k3 = (r - 1) - log r                         unbiased, never negative, lower variance
+
+(John Schulman, "Approximating KL divergence", 2020.) Their expectation under pi is the
+closed-form KL sum_x pi(x) log(pi(x) / pi_ref(x)); tests/test_kl.py checks both against it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+ESTIMATORS = ("k1", "k3")
+
+
+def kl_k1(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
+    """Per-sample k1 = logp - logp_ref (TRL's default "kl" penalty)."""
+    return logprob - ref_logprob
+
+
+def kl_k3(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
+    """Per-sample k3 = (r - 1) - log r with r = p_ref / p; >= 0 for every sample."""
+    log_r = ref_logprob - logprob
+    return torch.expm1(log_r) - log_r
+
+
+def kl_estimate(logprob: torch.Tensor, ref_logprob: torch.Tensor, estimator: str) -> torch.Tensor:
+    """The chosen estimator, elementwise (shape of logprob)."""
+    if estimator == "k1":
+        return kl_k1(logprob, ref_logprob)
+    if estimator == "k3":
+        return kl_k3(logprob, ref_logprob)
+    raise ValueError(f"unknown KL estimator {estimator!r} (choose one of {', '.join(ESTIMATORS)})")
+
+
+def exact_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+    """Closed-form KL(pi || pi_ref) over the last dimension, for checks and teaching."""
+    logp = torch.log_softmax(logits, -1)
+    logq = torch.log_softmax(ref_logits, -1)
+    return (logp.exp() * (logp - logq)).sum(-1)
+
+
+@dataclass
+class KLController:
+    """The coefficient in force: fixed, or adapted toward a target KL.
+
+    The adaptive rule is Ziegler et al. 2019 ("Fine-Tuning Language Models from Human
+    Preferences", eq. 2), in the form TRL's legacy AdaptiveKLController uses:
+
+        error = clip(kl / target - 1, -0.2, 0.2)
+        coef <- coef * (1 + error * n / horizon)
+
+    where n is the number of episodes the KL was measured on. Too much KL raises the
+    coefficient, too little lowers it, by at most 20 % * n / horizon per update.
+    """
+
+    value: float
+    target: float | None = None
+    horizon: int = 640
+
+    @property
+    def adaptive(self) -> bool:
+        return self.target is not None
+
+    def update(self, current_kl: float, n_episodes: int) -> float:
+        """Adapt after an iteration (no change for a fixed coefficient); returns the new value."""
+        if self.target is None or not math.isfinite(current_kl):
+            return self.value
+        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
+        self.value *= 1.0 + error * n_episodes / self.horizon
+        return self.value
+
+
+def per_token_rewards(
+    score: torch.Tensor, kl: torch.Tensor, kl_coef: float, mask: torch.Tensor
+) -> torch.Tensor:
+    """[N, T] rewards of RLHF: -kl_coef * KL_t at every real step, plus the score.
+
+    score: [N, T] the environment's reward per step (the task score sits at the last step,
+    any step penalty at the others); kl: [N, T] per-token KL estimates; mask: [N, T] real steps.
+    """
+    return (score - kl_coef * kl) * mask

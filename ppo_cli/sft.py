@@ -1,0 +1,217 @@
+"""Supervised fine-tuning (SFT): the warm start every RLHF pipeline begins with.
+
+Teacher forcing: the network reads the question and the *gold* answer so far and is trained
+with cross-entropy to predict the next gold token, and <END> after the last one. The episode
+layout is exactly the rollout's (prompt, then answer tokens, <PAD> after the end), so one
+`policy.evaluate` call scores every position of every answer, as in the PPO update.
+
+The result is an ordinary text-QA run directory (config.yaml, dataset.yaml, vocab.json,
+metrics.jsonl, checkpoint.pt): `eval`, `ask`, `plot` and `explain-gae --run` read it, and
+`train --init-from` starts PPO from it. Its checkpoint says `kind: sft`; the value head is not
+trained here (there is no reward yet), PPO fits it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ppo_cli.checkpointing import TrainingSession, training_state
+from ppo_cli.config import Config, config_to_yaml, validate
+from ppo_cli.data import END_ID, PAD_ID, load_dataset
+from ppo_cli.envs.text_qa_vec import QATask
+from ppo_cli.errors import ConfigError, TrainingError
+from ppo_cli.evaluate import QAResult, accuracy, evaluate_qa
+from ppo_cli.optim import PlainAdam
+from ppo_cli.ppo import check_finite_parameters, masked_mean
+from ppo_cli.rundir import (
+    CONFIG,
+    DATASET,
+    METRICS,
+    VOCAB,
+    append_metrics,
+    atomic_write_text,
+    new_run_dir,
+    prepare_run_dir,
+    write_yaml,
+)
+
+RUN_KIND = "sft"  # the checkpoint's `kind`: train --resume refuses it, --init-from takes it
+DEFAULT_EPOCHS = 60
+DEFAULT_LEARNING_RATE = 1e-2
+DEFAULT_BATCH_SIZE = 64
+
+
+@dataclass
+class TeacherBatch:
+    """Every question with its gold answer, in the rollout's layout.
+
+    obs: [Q, P + T - 1] prompt then gold answer ids (<PAD> after the end); actions: [Q, T] the
+    gold ids then <END>; mask: [Q, T] the steps a perfect episode takes.
+    """
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    mask: torch.Tensor
+
+    def __getitem__(self, idx: torch.Tensor) -> TeacherBatch:
+        return TeacherBatch(self.obs[idx], self.actions[idx], self.mask[idx])
+
+
+def teacher_batch(task: QATask) -> TeacherBatch:
+    q, p, t_max = task.num_questions, task.prompt_len, task.max_steps
+    obs = torch.full((q, p + t_max - 1), PAD_ID, dtype=torch.long)
+    obs[:, :p] = task.prompts
+    actions = torch.full((q, t_max), PAD_ID, dtype=torch.long)
+    mask = torch.zeros(q, t_max, dtype=torch.bool)
+    for i in range(q):
+        n = int(task.target_len[i])
+        gold = task.targets[i, :n]
+        actions[i, :n] = gold
+        actions[i, n] = END_ID  # n <= max_answer_tokens < max_steps: there is room for <END>
+        mask[i, : n + 1] = True
+        if n:
+            obs[i, p : p + n] = gold[: t_max - 1]
+    return TeacherBatch(obs, actions, mask)
+
+
+@dataclass
+class SFTResult:
+    run_dir: Path
+    epochs: int
+    gradient_updates: int
+    wall_seconds: float
+    final_loss: float
+    final_accuracy: float
+    final_results: list[QAResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "kind": RUN_KIND,
+            "epochs": self.epochs,
+            "gradient_updates": self.gradient_updates,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "final_loss": self.final_loss,
+            "final_accuracy": self.final_accuracy,
+            "final_results": [r.to_dict() for r in self.final_results],
+        }
+
+
+class SFTCallbacks:
+    """Hooks the CLI overrides (progress); plain data only."""
+
+    def on_start(self, cfg: Config, run_dir: Path, epochs: int) -> None: ...
+    def on_epoch(self, record: dict[str, Any]) -> None: ...
+    def on_warning(self, message: str) -> None: ...
+
+
+def sft(
+    cfg: Config,
+    epochs: int = DEFAULT_EPOCHS,
+    run_dir: Path | None = None,
+    callbacks: SFTCallbacks | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> SFTResult:
+    """Teacher-forced cross-entropy on the answers (and <END>) of cfg.dataset; writes a run."""
+    from ppo_cli.tasks import build_text_setup
+    from ppo_cli.trainer import seed_everything
+
+    validate(cfg)
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {epochs}", "e.g. --epochs 60")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}", "e.g. --batch-size 64")
+    if cfg.policy == "mlp":
+        raise ConfigError("--policy mlp is for gymnasium environments", "use lstm or transformer")
+    cb = callbacks or SFTCallbacks()
+    dataset = load_dataset(cfg.dataset)
+    seed_everything(cfg.seed, cfg.threads)
+    task, policy = build_text_setup(cfg, dataset)
+    data = teacher_batch(task)
+    run_dir = prepare_run_dir(run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed))
+    n = data.actions.shape[0]
+    mb_size = min(batch_size, n)
+    with TrainingSession(run_dir, 0, False, cb.on_warning) as session:
+        # Same update as torch.optim.Adam, without its 1.5 s torch._dynamo import (ppo_cli.optim)
+        optimizer = PlainAdam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        write_yaml(run_dir / DATASET, dataset.to_dict())
+        atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
+        atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
+        (run_dir / METRICS).unlink(missing_ok=True)
+        counters: dict[str, Any] = {"iteration": 0, "epochs": 0, "gradient_updates": 0}
+        extra = {
+            "vocab": list(task.vocab.itos),
+            "dataset_fingerprint": dataset.fingerprint(),
+            "env": cfg.env,
+            "kind": RUN_KIND,
+            "sft": {"epochs": epochs, "batch_size": batch_size},
+        }
+        session.track(lambda: training_state(policy, optimizer, counters, extra))
+        session.start(0)
+        cb.on_start(cfg, run_dir, epochs)
+        start = time.perf_counter()
+        results: list[QAResult] = []
+        loss_value = float("nan")
+        for epoch in range(1, epochs + 1):
+            session.begin()
+            losses, token_hits, tokens = [], 0.0, 0.0
+            perm = torch.randperm(n) if n > mb_size else torch.arange(n)
+            for k in range(0, n, mb_size):
+                mb = data[perm[k : k + mb_size]]
+                logits, _ = policy.logits_values(mb.obs, mb.actions.shape[1])  # [B, T, A]
+                logprobs = torch.log_softmax(logits, -1)
+                gold = logprobs.gather(-1, mb.actions.unsqueeze(-1)).squeeze(-1)  # [B, T]
+                loss = -masked_mean(gold, mb.mask)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"SFT loss became {loss.item()} at epoch {epoch}", "lower --learning-rate"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                counters["gradient_updates"] += 1
+                losses.append(float(loss.detach()))
+                with torch.no_grad():
+                    hits = (logits.argmax(-1) == mb.actions) & mb.mask
+                    token_hits += float(hits.sum())
+                    tokens += float(mb.mask.sum())
+            check_finite_parameters(policy, epoch)
+            results = evaluate_qa(policy, task)
+            loss_value = sum(losses) / len(losses)
+            record = {
+                "iteration": epoch,
+                "phase": RUN_KIND,
+                "loss": loss_value,
+                "epoch_losses": losses,
+                "token_accuracy": token_hits / max(tokens, 1.0),
+                "eval_accuracy": accuracy(results),
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                "wall_seconds": round(time.perf_counter() - start, 4),
+            }
+            append_metrics(run_dir, record)
+            counters.update(iteration=epoch, epochs=epoch)
+            session.end(epoch)
+            cb.on_epoch(record)
+            session.stop_if_requested()
+        wall = time.perf_counter() - start
+        counters["wall_seconds"] = wall
+        counters["accuracy"] = accuracy(results)
+        counters["results"] = [r.to_dict() for r in results]
+        counters["finished"] = True
+        session.save(epochs)
+    return SFTResult(
+        run_dir=run_dir,
+        epochs=epochs,
+        gradient_updates=counters["gradient_updates"],
+        wall_seconds=wall,
+        final_loss=loss_value,
+        final_accuracy=accuracy(results),
+        final_results=results,
+    )
