@@ -18,8 +18,8 @@ from ppo_cli.cli import app
 from ppo_cli.envs.gym_envs import make_vec_env, parse_env_kwargs
 from ppo_cli.envs.normalize import Normalizer, RunningMeanStd
 from ppo_cli.errors import UsageError
-from ppo_cli.gym_trainer import GymCollector
 from ppo_cli.policies import MLPActorCritic, build_policy
+from ppo_cli.rollout import GymCollector
 from ppo_cli.rundir import load_checkpoint, read_config
 
 runner = CliRunner()
