@@ -12,13 +12,13 @@ Everything stored is a tensor or a plain Python value: torch.load(weights_only=T
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import shlex
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -44,6 +44,30 @@ from ppo_cli.rundir import (
 RESUME_MAY_CHANGE = (
     "iterations", "timesteps", "target_accuracy", "save_every", "threads", "tensorboard",
 )  # fmt: skip
+
+
+@dataclass
+class LoopState:
+    """Everything the training loop carries from one iteration to the next (besides the
+    policy, the optimizer and the RNGs): what a checkpoint's counters hold to resume exactly."""
+
+    iteration: int = 0
+    episodes: int = 0
+    steps: int = 0  # generated tokens (text QA) or environment steps (gymnasium: global_step)
+    epochs: int = 0
+    gradient_updates: int = 0
+    wall_seconds: float = 0.0
+    accuracy: float | None = None  # text QA: of the last greedy evaluation
+    results: list[dict[str, Any]] = field(default_factory=list)  # its QAResult dicts
+    stopped_early: bool = False
+    finished: bool = False
+    curriculum_stage: int = 0  # --curriculum: index of the hardest active level
+    kl_coef: float | None = None  # RLHF: the KL coefficient in force (adaptive with kl_target)
+
+    @classmethod
+    def from_counters(cls, counters: dict[str, Any]) -> LoopState:
+        counters = {"steps": counters.get("global_step", 0), **counters}  # older gym runs
+        return cls(**{k: v for k, v in counters.items() if k in cls.__dataclass_fields__})
 
 
 # --- RNG states as plain values --------------------------------------------------------------
@@ -144,25 +168,6 @@ def restore_training_state(
             "resume only with the run's own files; start a new run otherwise",
         ) from exc
     return counters
-
-
-def check_finite_parameters(policy: nn.Module, iteration: int) -> None:
-    """Stop before NaN/Inf weights are used, logged or saved."""
-    for name, param in policy.named_parameters():
-        if not torch.isfinite(param).all():
-            raise TrainingError(
-                f"parameter {name} became NaN/Inf at iteration {iteration}",
-                "lower --learning-rate or --max-grad-norm",
-            )
-
-
-def check_finite_metrics(record: dict[str, Any], keys: tuple[str, ...], iteration: int) -> None:
-    for key in keys:
-        value = record.get(key)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise TrainingError(
-                f"{key} became {value} at iteration {iteration}", "lower --learning-rate"
-            )
 
 
 def resume_command(run_dir: Path) -> str:
@@ -361,6 +366,11 @@ class TrainingSession:
 def load_resume_checkpoint(run_dir: Path, dataset_fingerprint: str | None) -> dict[str, Any]:
     """The run's checkpoint, checked to belong to the run's dataset (text QA)."""
     ckpt = load_checkpoint(run_dir)
+    if ckpt.get("kind") == "sft":
+        raise RunError(
+            f"{run_dir}: is a supervised (ppoqa sft) run, not a PPO run to resume",
+            f"start PPO from it: ppoqa train --init-from {run_dir}",
+        )
     if dataset_fingerprint is not None:
         check_dataset_fingerprint(ckpt, dataset_fingerprint, run_dir)
     return ckpt

@@ -1,4 +1,5 @@
-"""Curriculum learning for text QA: train on the easiest level first, add harder ones later.
+"""Which questions a text-QA iteration asks: balanced batches, or a curriculum that trains
+on the easiest level first and adds harder ones later.
 
 Pairs carry a `level` (0 = easiest). Training starts with the lowest level active; whenever
 greedy accuracy on the active questions reaches the threshold, the next level joins. Episodes
@@ -16,10 +17,19 @@ import torch
 from ppo_cli.data import QADataset
 
 
+def episodes_per_iteration(num_episodes: int | None, num_questions: int) -> int:
+    """num_episodes (cfg.num_episodes), or 8 episodes per question (at least 64) when unset."""
+    return num_episodes if num_episodes is not None else max(64, 8 * num_questions)
+
+
+def balanced_questions(num_questions: int, num_episodes: int) -> torch.Tensor:
+    """Every question equally often (up to one), in random order: lower-variance batches."""
+    reps = -(-num_episodes // num_questions)
+    return torch.cat([torch.randperm(num_questions) for _ in range(reps)])[:num_episodes]
+
+
 def balanced_sample(pool: torch.Tensor, num_episodes: int) -> torch.Tensor:
     """num_episodes indices from pool, every member equally often (up to one), random order."""
-    from ppo_cli.trainer import balanced_questions
-
     return pool[balanced_questions(pool.shape[0], num_episodes)]
 
 

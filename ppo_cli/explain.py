@@ -47,7 +47,7 @@ SEED_CARTPOLE = GAERequest([1, 1, 1, 1, 10], [5.0, 5.5, 6.0, 7.0, 9.0], [False] 
 EXAMPLES = {"correct": SEED_CORRECT, "wrong": SEED_WRONG, "cartpole": SEED_CARTPOLE}
 
 
-def _r(x: float) -> float:
+def rounded(x: float) -> float:
     """Six decimals are more than float32 carries; +0.0 turns -0.0 into 0.0."""
     return round(float(x), 6) + 0.0
 
@@ -291,14 +291,14 @@ def gae_steps(req: GAERequest) -> dict[str, Any]:
     rows = [
         {
             "t": t,
-            "reward": _r(rewards[t]),
-            "value": _r(values[t]),
+            "reward": rounded(rewards[t]),
+            "value": rounded(values[t]),
             "done": bool(req.dones[t]),
-            "next_value": _r(gae.next_values[t]),
-            "delta": _r(gae.deltas[t]),
-            "carried": _r(carried[t]),
-            "advantage": _r(adv[t]),
-            "return": _r(gae.returns[t]),
+            "next_value": rounded(gae.next_values[t]),
+            "delta": rounded(gae.deltas[t]),
+            "carried": rounded(carried[t]),
+            "advantage": rounded(adv[t]),
+            "return": rounded(gae.returns[t]),
         }
         for t in reversed(range(n))
     ]
@@ -306,13 +306,13 @@ def gae_steps(req: GAERequest) -> dict[str, Any]:
         "gamma": req.gamma,
         "lam": req.gae_lambda,
         "last_value": req.last_value,
-        "rewards": [_r(x) for x in rewards],
-        "values": [_r(x) for x in values],
+        "rewards": [rounded(x) for x in rewards],
+        "values": [rounded(x) for x in values],
         "dones": [bool(x) for x in req.dones],
-        "next_values": [_r(x) for x in gae.next_values],
-        "deltas": [_r(x) for x in gae.deltas],
-        "advantages": [_r(x) for x in adv],
-        "returns": [_r(x) for x in gae.returns],
+        "next_values": [rounded(x) for x in gae.next_values],
+        "deltas": [rounded(x) for x in gae.deltas],
+        "advantages": [rounded(x) for x in adv],
+        "returns": [rounded(x) for x in gae.returns],
         "rows": rows,
         "_advantages": adv,
     }
@@ -328,8 +328,8 @@ def normalization(advantages: torch.Tensor, mask: torch.Tensor | None = None) ->
     std = float(valid.std()) if valid.numel() >= 2 else None
     return {
         "count": int(valid.numel()),
-        "mean": _r(valid.mean()),
-        "std": None if std is None else _r(std),
+        "mean": rounded(valid.mean()),
+        "std": None if std is None else rounded(std),
         "std_convention": STD_CONVENTION,
         "eps": NORM_EPS,
         "note": (
@@ -341,7 +341,7 @@ def normalization(advantages: torch.Tensor, mask: torch.Tensor | None = None) ->
     }
 
 
-def _public(d: dict[str, Any]) -> dict[str, Any]:
+def public(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if not k.startswith("_")}
 
 
@@ -350,9 +350,9 @@ def explain_gae(req: GAERequest) -> dict[str, Any]:
     check_request(req)
     steps = gae_steps(req)
     norm = normalization(steps["_advantages"])
-    result = _public(steps)
-    result["normalization"] = _public(norm)
-    result["normalized_advantages"] = [_r(x) for x in norm["_normalized"]]
+    result = public(steps)
+    result["normalization"] = public(norm)
+    result["normalized_advantages"] = [rounded(x) for x in norm["_normalized"]]
     return result
 
 
@@ -365,10 +365,10 @@ def explain_run(
 ) -> dict[str, Any]:
     """Sample one training-sized batch from a trained text-QA run (seeded) and explain the
     first `episodes` of it, normalized over the whole batch as ppo_update would."""
+    from ppo_cli.curriculum import balanced_questions, episodes_per_iteration
     from ppo_cli.envs.text_qa_vec import TextQAVecEnv
     from ppo_cli.evaluate import load_text_run
     from ppo_cli.rollout import collect_text_episodes
-    from ppo_cli.trainer import balanced_questions, episodes_per_iteration
 
     if episodes < 1:
         raise UsageError("--episodes must be at least 1", "e.g. --episodes 3")
@@ -381,7 +381,7 @@ def explain_run(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         q_idx = balanced_questions(
-            task.num_questions, episodes_per_iteration(cfg, task.num_questions)
+            task.num_questions, episodes_per_iteration(cfg.num_episodes, task.num_questions)
         )  # [N]
         ro = collect_text_episodes(text_run.policy, TextQAVecEnv(task), q_idx)
     batch, _ = ro.to_batch(g, lam)  # the training path: compute_gae over the whole batch
@@ -398,14 +398,14 @@ def explain_run(
             gamma=g,
             gae_lambda=lam,
         )
-        steps = _public(gae_steps(req))
+        steps = public(gae_steps(req))
         steps["tokens"] = [itos[int(a)] for a in ro.actions[i, :n]]
         steps["question"] = task.dataset.pairs[int(ro.question_idx[i])].question
         steps["target"] = task.dataset.pairs[int(ro.question_idx[i])].answer
         steps["correct"] = bool(ro.exact[i])
-        steps["total_reward"] = _r(ro.rewards[i, :n].sum())
-        steps["batch_advantages"] = [_r(x) for x in batch.advantages[i, :n]]
-        steps["normalized_advantages"] = [_r(x) for x in normed[i, :n]]
+        steps["total_reward"] = rounded(ro.rewards[i, :n].sum())
+        steps["batch_advantages"] = [rounded(x) for x in batch.advantages[i, :n]]
+        steps["normalized_advantages"] = [rounded(x) for x in normed[i, :n]]
         shown.append(steps)
     return {
         "run": str(run),
@@ -414,7 +414,7 @@ def explain_run(
         "lam": lam,
         "batch_episodes": int(ro.question_idx.shape[0]),
         "batch_steps": ro.num_steps,
-        "normalization": _public(norm),
+        "normalization": public(norm),
         "episodes": shown,
     }
 
@@ -509,16 +509,16 @@ def explain_clip(req: ClipRequest) -> dict[str, Any]:
         rows.append(
             {
                 "sample": i,
-                "old_logprob": _r(old[i]),
-                "new_logprob": _r(new[i]),
-                "old_prob": _r(math.exp(float(old[i]))),
-                "new_prob": _r(math.exp(float(new[i]))),
-                "ratio": _r(r),
-                "clipped_ratio": _r(min(max(r, 1 - eps), 1 + eps)),
-                "advantage": _r(adv[i]),
-                "unclipped": _r(u),
-                "clipped": _r(c),
-                "objective": _r(objective[i]),
+                "old_logprob": rounded(old[i]),
+                "new_logprob": rounded(new[i]),
+                "old_prob": rounded(math.exp(float(old[i]))),
+                "new_prob": rounded(math.exp(float(new[i]))),
+                "ratio": rounded(r),
+                "clipped_ratio": rounded(min(max(r, 1 - eps), 1 + eps)),
+                "advantage": rounded(adv[i]),
+                "unclipped": rounded(u),
+                "clipped": rounded(c),
+                "objective": rounded(objective[i]),
                 "chosen": chosen,
                 "outside_band": abs(r - 1) > eps,
                 "why": _why(r, float(adv[i]), eps),
@@ -526,12 +526,12 @@ def explain_clip(req: ClipRequest) -> dict[str, Any]:
         )
     return {
         "clip_coef": eps,
-        "band": [_r(1 - eps), _r(1 + eps)],
+        "band": [rounded(1 - eps), rounded(1 + eps)],
         "rows": rows,
-        "objective": _r(-parts.policy_loss),
-        "policy_loss": _r(parts.policy_loss),
-        "clipfrac": _r(parts.clipfrac),
-        "approx_kl": _r(parts.approx_kl),
+        "objective": rounded(-parts.policy_loss),
+        "policy_loss": rounded(parts.policy_loss),
+        "clipfrac": rounded(parts.clipfrac),
+        "approx_kl": rounded(parts.approx_kl),
         "ratios": [row["ratio"] for row in rows],
     }
 

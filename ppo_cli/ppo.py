@@ -15,7 +15,31 @@ import torch
 from torch import nn
 
 from ppo_cli.errors import TrainingError
-from ppo_cli.rollout import Batch
+from ppo_cli.gae import normalize
+
+
+@dataclass
+class Batch:
+    """What the PPO update consumes; every tensor's first dimension indexes samples.
+
+    For text QA a sample is an episode (tensors [N, T] with a mask); for gymnasium a sample is
+    one step (tensors [N], mask all ones). old_* are the numbers stored at collection time.
+    """
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    old_logprobs: torch.Tensor
+    old_values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return self.actions.shape[0]
+
+    def __getitem__(self, idx: torch.Tensor) -> Batch:
+        return Batch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -127,8 +151,6 @@ def ppo_update(
 ) -> dict[str, float]:
     """Several epochs of shuffled minibatches; returns the mean diagnostics of the last epoch
     plus per-epoch losses (for the seed's loss curve)."""
-    from ppo_cli.gae import normalize
-
     if settings.norm_adv:
         # Normalized once over the whole batch's valid steps, so each step's normalized
         # advantage is a single number the traces can show.
@@ -150,10 +172,10 @@ def ppo_update(
             new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
             parts = ppo_loss(
                 new_logprob,
-                mb.logprobs,
+                mb.old_logprobs,
                 mb.advantages,
                 new_value,
-                mb.values,
+                mb.old_values,
                 mb.returns,
                 entropy,
                 mb.mask,
@@ -186,3 +208,22 @@ def ppo_update(
     out["gradient_updates"] = epochs_run * len(range(0, n, mb_size))
     out["kl_stop"] = kl_stop
     return out
+
+
+def check_finite_parameters(policy: nn.Module, iteration: int) -> None:
+    """Stop before NaN/Inf weights are used, logged or saved."""
+    for name, param in policy.named_parameters():
+        if not torch.isfinite(param).all():
+            raise TrainingError(
+                f"parameter {name} became NaN/Inf at iteration {iteration}",
+                "lower --learning-rate or --max-grad-norm",
+            )
+
+
+def check_finite_metrics(record: dict[str, Any], keys: tuple[str, ...], iteration: int) -> None:
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TrainingError(
+                f"{key} became {value} at iteration {iteration}", "lower --learning-rate"
+            )

@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
 import math
 import numbers
 from collections.abc import Callable
@@ -188,3 +189,23 @@ def warn_if_changed(recorded: dict[str, Any], now: RewardFunction) -> str | None
             "new code"
         )
     return None
+
+
+def record_reward_fn(run_dir: Path, reward_fn: Any, warn: Callable[[str], None]) -> None:
+    """reward_fn.json: which function scored the run, from which file (sha256); a resume with
+    a changed file warns and records both hashes."""
+    from ppo_cli.rundir import atomic_write_text
+
+    path = run_dir / RECORD
+    doc = reward_fn.record()
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        if isinstance(old, dict):
+            message = warn_if_changed(old, reward_fn)
+            if message:
+                warn(message)
+                doc["previous_sha256"] = [*old.get("previous_sha256", []), old.get("sha256")]
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

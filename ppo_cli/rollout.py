@@ -1,43 +1,25 @@
-"""Rollout storage and collection for text QA: a batch of whole episodes as padded tensors.
+"""Every rollout's storage and collection, and its to_batch(): mask, bootstrap, then GAE.
 
-Rows are episodes and columns are steps; `mask` marks the steps that really happened, so
-padding after <END> never reaches a loss or an advantage statistic.
+Text QA: a batch of whole episodes as padded tensors; rows are episodes and columns are steps,
+and `mask` marks the steps that really happened, so padding after <END> never reaches a loss or
+an advantage statistic. Gymnasium: time-major [T, N] steps of a NEXT_STEP vector env, flattened
+to one sample per valid step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 
 from ppo_cli.data import PAD_ID
+from ppo_cli.envs.gym_envs import EnvInfo, EpisodeTracker
 from ppo_cli.envs.text_qa_vec import TextQAVecEnv
-from ppo_cli.gae import compute_gae
+from ppo_cli.gae import GAEResult, compute_gae
 from ppo_cli.policies import ActorCritic
-
-
-@dataclass
-class Batch:
-    """What the PPO update consumes; every tensor's first dimension indexes samples.
-
-    For text QA a sample is an episode (tensors [N, T] with a mask); for gymnasium a sample is
-    one step (tensors [N], mask all ones).
-    """
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    logprobs: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-    mask: torch.Tensor
-
-    @property
-    def size(self) -> int:
-        return self.actions.shape[0]
-
-    def __getitem__(self, idx: torch.Tensor) -> Batch:
-        return Batch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+from ppo_cli.ppo import Batch
 
 
 @dataclass
@@ -61,6 +43,10 @@ class TextRollout:
     kl_coef: float | None = None  # the coefficient that was applied
 
     @property
+    def num_episodes(self) -> int:
+        return self.question_idx.shape[0]
+
+    @property
     def num_steps(self) -> int:
         return int(self.mask.sum())
 
@@ -77,8 +63,8 @@ class TextRollout:
         batch = Batch(
             obs=self.tokens,
             actions=self.actions,
-            logprobs=self.logprobs,
-            values=self.values,
+            old_logprobs=self.logprobs,
+            old_values=self.values,
             advantages=adv,
             returns=ret,
             mask=self.mask,
@@ -134,3 +120,119 @@ def collect_text_episodes(
         answer=venv.answer.clone(),
         answer_len=venv.answer_len.clone(),
     )
+
+
+@dataclass
+class GymRollout:
+    """One iteration of experience, time-major. T = num_steps, N = num_envs, D = obs_dim."""
+
+    obs: torch.Tensor  # [T, N, D] observation the action was chosen from
+    actions: torch.Tensor  # [T, N] long
+    logprobs: torch.Tensor  # [T, N]
+    values: torch.Tensor  # [T, N] V(obs)
+    rewards: torch.Tensor  # [T, N]
+    terminated: torch.Tensor  # [T, N] bool: the MDP ended (no bootstrap)
+    truncated: torch.Tensor  # [T, N] bool: cut by a time limit (bootstrap V(final obs))
+    valid: torch.Tensor  # [T, N] bool: False on NEXT_STEP reset steps (not a transition)
+    last_value: torch.Tensor  # [N] V(obs after the last step)
+    finished: list[tuple[int, float, int]] = field(default_factory=list)  # (env, return, length)
+
+    def advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0) -> GAEResult:
+        """GAE with SB3's truncation rule: a step cut by the time limit (and not terminated)
+        gets gamma * V(final obs) added to its reward; then every end is a `done`.
+
+        With NEXT_STEP autoreset the observation stored one step after an episode end *is* that
+        episode's final observation, so V(final obs) is values[t + 1] (or last_value at t = T-1).
+        """
+        next_values = torch.cat([self.values[1:], self.last_value.unsqueeze(0)])  # [T, N]
+        bootstrap = (self.truncated & ~self.terminated & self.valid).float()  # [T, N]
+        rewards = reward_scale * self.rewards + gamma * next_values * bootstrap  # [T, N]
+        dones = self.terminated | self.truncated  # [T, N]
+        return compute_gae(rewards, self.values, dones, self.last_value, gamma, gae_lambda)
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes that ended in this rollout."""
+        return len(self.finished)
+
+    @property
+    def num_steps(self) -> int:
+        """Environment steps taken (reset steps included: CleanRL's global_step)."""
+        return self.rewards.numel()
+
+    def to_batch(
+        self, gamma: float, gae_lambda: float, reward_scale: float = 1.0
+    ) -> tuple[Batch, torch.Tensor]:
+        """Flatten the valid steps to 1-D samples (mask all ones) for ppo_update; returns the
+        batch and the [T, N] TD residuals (for traces)."""
+        gae = self.advantages(gamma, gae_lambda, reward_scale)
+        v = self.valid
+        n = int(v.sum())
+        batch = Batch(
+            obs=self.obs[v],  # [B, D]
+            actions=self.actions[v],  # [B]
+            old_logprobs=self.logprobs[v],
+            old_values=self.values[v],
+            advantages=gae.advantages[v],
+            returns=gae.returns[v],
+            mask=torch.ones(n, dtype=torch.bool, device=v.device),
+        )
+        return batch, gae.deltas
+
+
+class GymCollector:
+    """Steps a NEXT_STEP vector env with the policy; keeps the env state across iterations."""
+
+    def __init__(self, envs: Any, info: EnvInfo, seed: int, device: torch.device) -> None:
+        self.envs, self.info, self.device = envs, info, device
+        self.num_envs = envs.num_envs
+        obs, _ = envs.reset(seed=seed)
+        self.next_obs = self._obs_tensor(obs)  # [N, D]
+        self.prev_done = np.zeros(self.num_envs, dtype=bool)  # [N] ended on the previous step
+        self.tracker = EpisodeTracker(self.num_envs)
+
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        flat = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        return torch.from_numpy(flat).to(self.device)
+
+    @torch.no_grad()
+    def collect(
+        self, policy: ActorCritic, num_steps: int
+    ) -> tuple[GymRollout, list[tuple[int, float, int]]]:
+        """num_steps vector steps; returns the rollout and the episodes that ended in it."""
+        t_, n, d, dev = num_steps, self.num_envs, self.info.obs_dim, self.device
+        obs = torch.zeros(t_, n, d, device=dev)  # [T, N, D]
+        actions = torch.zeros(t_, n, dtype=torch.long, device=dev)  # [T, N]
+        logprobs = torch.zeros(t_, n, device=dev)  # [T, N]
+        values = torch.zeros(t_, n, device=dev)  # [T, N]
+        rewards = np.zeros((t_, n), dtype=np.float32)  # [T, N]
+        terminated = np.zeros((t_, n), dtype=bool)  # [T, N]
+        truncated = np.zeros((t_, n), dtype=bool)  # [T, N]
+        valid = np.zeros((t_, n), dtype=bool)  # [T, N]
+        finished: list[tuple[int, float, int]] = []
+        for step in range(t_):
+            obs[step] = self.next_obs
+            valid[step] = ~self.prev_done
+            action, logprob, value = policy.act(self.next_obs)
+            actions[step], logprobs[step], values[step] = action, logprob, value
+            env_action = action.cpu().numpy() + self.info.action_start
+            next_obs, reward, term, trunc, _ = self.envs.step(env_action)
+            rewards[step], terminated[step], truncated[step] = reward, term, trunc
+            done = np.logical_or(term, trunc)
+            finished.extend(self.tracker.update(rewards[step], done, valid[step]))
+            self.prev_done = done & valid[step]
+            self.next_obs = self._obs_tensor(next_obs)
+        last_value = policy.get_value(self.next_obs)  # [N]
+        rollout = GymRollout(
+            obs=obs,
+            actions=actions,
+            logprobs=logprobs,
+            values=values,
+            rewards=torch.from_numpy(rewards).to(dev),
+            terminated=torch.from_numpy(terminated).to(dev),
+            truncated=torch.from_numpy(truncated).to(dev),
+            valid=torch.from_numpy(valid).to(dev),
+            last_value=last_value,
+            finished=finished,
+        )
+        return rollout, finished

@@ -21,14 +21,14 @@ from typing import Any
 
 import torch
 
-from ppo_cli.checkpointing import TrainingSession, check_finite_parameters, training_state
+from ppo_cli.checkpointing import TrainingSession, training_state
 from ppo_cli.config import Config, config_to_yaml, validate
 from ppo_cli.data import END_ID, PAD_ID, load_dataset
 from ppo_cli.envs.text_qa_vec import QATask
 from ppo_cli.errors import ConfigError, TrainingError
 from ppo_cli.evaluate import QAResult, accuracy, evaluate_qa
 from ppo_cli.optim import PlainAdam
-from ppo_cli.ppo import masked_mean
+from ppo_cli.ppo import check_finite_parameters, masked_mean
 from ppo_cli.rundir import (
     CONFIG,
     DATASET,
@@ -119,7 +119,8 @@ def sft(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> SFTResult:
     """Teacher-forced cross-entropy on the answers (and <END>) of cfg.dataset; writes a run."""
-    from ppo_cli.trainer import build_text_setup, seed_everything
+    from ppo_cli.tasks import build_text_setup
+    from ppo_cli.trainer import seed_everything
 
     validate(cfg)
     if epochs < 1:

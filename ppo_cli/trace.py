@@ -15,9 +15,8 @@ from typing import Any
 import torch
 
 from ppo_cli.errors import UsageError
-from ppo_cli.explain import _public, _r, normalization
-from ppo_cli.ppo import LossParts, clipped_surrogate
-from ppo_cli.rollout import Batch
+from ppo_cli.explain import normalization, public, rounded
+from ppo_cli.ppo import Batch, LossParts, clipped_surrogate
 
 MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
 PER_EPOCH_CLIPPED = 2  # clipping-trace rows per epoch with |ratio - 1| > clip_coef ...
@@ -78,6 +77,7 @@ class TraceRecorder:
     action_label: Callable[[torch.Tensor], str] = lambda a: str(a.tolist())
     per_epoch_clipped: int = PER_EPOCH_CLIPPED
     per_epoch_inside: int = PER_EPOCH_INSIDE
+    wanted: bool = True  # False: recorded in case this iteration turns out to be the last
     rows: list[dict[str, Any]] = field(default_factory=list)
     _epoch_stats: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     _taken: dict[tuple[int, bool], int] = field(default_factory=dict)
@@ -104,20 +104,20 @@ class TraceRecorder:
                 adv = mb.advantages[idx]
                 unclipped, clipped, objective = clipped_surrogate(r, adv, self.clip_coef)
                 u, c = float(unclipped), float(clipped)
-                old = float(mb.logprobs[idx])
+                old = float(mb.old_logprobs[idx])
                 self.rows.append(
                     {
                         "epoch": epoch + 1,
                         "minibatch": k + 1,
                         "sample": f"{idx[0]},t{idx[1]}" if len(idx) == 2 else str(idx[0]),
                         "action": self.action_label(mb.actions[idx]),
-                        "old_logprob": _r(old),
-                        "new_logprob": _r(old + float(torch.log(r))),
-                        "ratio": _r(r),
-                        "advantage": _r(adv),
-                        "unclipped": _r(u),
-                        "clipped": _r(c),
-                        "objective": _r(objective),
+                        "old_logprob": rounded(old),
+                        "new_logprob": rounded(old + float(torch.log(r))),
+                        "ratio": rounded(r),
+                        "advantage": rounded(adv),
+                        "unclipped": rounded(u),
+                        "clipped": rounded(c),
+                        "objective": rounded(objective),
                         "chosen": "equal" if u == c else ("clipped" if c < u else "unclipped"),
                         "is_clipped": is_clipped,
                     }
@@ -137,7 +137,7 @@ class TraceRecorder:
 
     def epochs(self) -> list[dict[str, Any]]:
         return [
-            {"epoch": e + 1, **{k: _r(sum(v) / len(v)) for k, v in stats.items()}}
+            {"epoch": e + 1, **{k: rounded(sum(v) / len(v)) for k, v in stats.items()}}
             for e, stats in sorted(self._epoch_stats.items())
         ]
 
@@ -145,7 +145,7 @@ class TraceRecorder:
 def _normalized(batch: Batch, norm_adv: bool) -> tuple[dict[str, Any], torch.Tensor]:
     norm = normalization(batch.advantages, batch.mask)
     normed = norm["_normalized"] if norm_adv else batch.advantages
-    out = _public(norm)
+    out = public(norm)
     if not norm_adv:
         out["note"] = "--no-norm-adv: the loss uses the raw advantages"
     return out, normed
@@ -168,24 +168,28 @@ def text_qa_trace(
     for i in range(min(max_episodes, batch.size)):
         n = int(rollout.mask[i].sum())
         tokens = [itos[int(a)] for a in rollout.actions[i, :n]]
-        rewards = [_r(x) for x in rollout.rewards[i, :n]]
+        rewards = [rounded(x) for x in rollout.rewards[i, :n]]
         # RLHF: each step's reward = score (task score at the end, step penalty before) minus
         # kl_coef * KL_t (ppo_cli.rlhf.apply_kl_penalty)
         split = getattr(rollout, "scores", None) is not None
         if split:
-            scores = [_r(x) for x in rollout.scores[i, :n]]
-            kls = [_r(x) for x in rollout.kl[i, :n]]
-            penalties = [_r(-rollout.kl_coef * x) for x in rollout.kl[i, :n]]
+            scores = [rounded(x) for x in rollout.scores[i, :n]]
+            kls = [rounded(x) for x in rollout.kl[i, :n]]
+            penalties = [rounded(-rollout.kl_coef * x) for x in rollout.kl[i, :n]]
         episodes.append(
             {
                 "episode": i,
                 "question": questions[int(rollout.question_idx[i])],
                 "tokens": tokens,
                 "rewards": rewards,
-                "total": _r(sum(rewards)),
+                "total": rounded(sum(rewards)),
                 "correct": bool(rollout.exact[i]),
             }
-            | ({"score": _r(sum(scores)), "kl_penalty": _r(sum(penalties))} if split else {})
+            | (
+                {"score": rounded(sum(scores)), "kl_penalty": rounded(sum(penalties))}
+                if split
+                else {}
+            )
         )
         for t in range(n):
             steps.append(
@@ -200,11 +204,11 @@ def text_qa_trace(
                     ),
                     "reward": rewards[t],
                     "done": bool(rollout.dones[i, t]),
-                    "value": _r(batch.values[i, t]),
-                    "delta": _r(deltas[i, t]),
-                    "advantage": _r(batch.advantages[i, t]),
-                    "return": _r(batch.returns[i, t]),
-                    "normalized": _r(normed[i, t]),
+                    "value": rounded(batch.old_values[i, t]),
+                    "delta": rounded(deltas[i, t]),
+                    "advantage": rounded(batch.advantages[i, t]),
+                    "return": rounded(batch.returns[i, t]),
+                    "normalized": rounded(normed[i, t]),
                 }
             )
     return {
@@ -235,14 +239,21 @@ def start_trace(
     total: int,
     clip_coef: float,
     action_label: Callable[[torch.Tensor], str] | None = None,
+    may_stop_early: bool = False,
 ) -> TraceRecorder | None:
-    """A recorder when the callbacks want this iteration traced, else None (the common case)."""
+    """A recorder when the callbacks want this iteration traced, else None (the common case).
+
+    When the last iteration is wanted and training may stop early, every iteration records
+    (cheap, capped) with wanted=False, and only the one that turns out to be the last is shown.
+    """
     wants = getattr(cb, "wants_trace", None)
-    if wants is None or not wants(iteration, total):
+    if wants is None:
         return None
-    if action_label is None:
-        return TraceRecorder(clip_coef)
-    return TraceRecorder(clip_coef, action_label)
+    wanted = wants(iteration, total)
+    if not (wanted or (may_stop_early and wants(total, total))):
+        return None
+    label = {} if action_label is None else {"action_label": action_label}
+    return TraceRecorder(clip_coef, **label, wanted=wanted)
 
 
 def batch_trace(
@@ -283,13 +294,13 @@ def batch_trace(
                 "episode": "env 0",
                 "t": t,
                 "label": summarize_obs(batch.obs[i]),
-                "reward": _r(rewards[t, 0]),
+                "reward": rounded(rewards[t, 0]),
                 "done": bool(dones[t, 0]),
-                "value": _r(batch.values[i]),
-                "delta": _r(deltas[t, 0]),
-                "advantage": _r(batch.advantages[i]),
-                "return": _r(batch.returns[i]),
-                "normalized": _r(normed[i]),
+                "value": rounded(batch.old_values[i]),
+                "delta": rounded(deltas[t, 0]),
+                "advantage": rounded(batch.advantages[i]),
+                "return": rounded(batch.returns[i]),
+                "normalized": rounded(normed[i]),
             }
         )
     episodes = []
@@ -301,7 +312,8 @@ def batch_trace(
             idx = [int(index[s, e]) for s in range(first, t + 1) if bool(valid[s, e])]
             if len(episodes) < max_episodes and idx:
                 acts = [recorder.action_label(batch.actions[j]) for j in idx]
-                ep_rewards = [_r(rewards[s, e]) for s in range(first, t + 1) if bool(valid[s, e])]
+                span = range(first, t + 1)
+                ep_rewards = [rounded(rewards[s, e]) for s in span if bool(valid[s, e])]
                 episodes.append(
                     {
                         # '+': it ended in the rollout's first stretch, so it may have begun
@@ -310,7 +322,7 @@ def batch_trace(
                         "question": summarize_obs(batch.obs[idx[0]]),
                         "tokens": acts[:8] + (["…"] if len(acts) > 8 else []),
                         "rewards": ep_rewards[:8],
-                        "total": _r(sum(ep_rewards)),
+                        "total": rounded(sum(ep_rewards)),
                         "correct": None,
                     }
                 )

@@ -221,7 +221,7 @@ def test_curriculum_run_trains_on_active_level_and_delays_early_stop(
 ) -> None:
     """With an unreachable threshold only level 0 is trained, and even a target accuracy of 0
     does not stop the run: early stop counts only once all levels are active."""
-    import ppo_cli.trainer as trainer_mod
+    import ppo_cli.tasks as trainer_mod
 
     seen: list[torch.Tensor] = []
     real = trainer_mod.collect_text_episodes

@@ -18,8 +18,8 @@ from ppo_cli.cli import app
 from ppo_cli.cli.train import resolve_config
 from ppo_cli.config import Config
 from ppo_cli.envs.gym_envs import EnvInfo
-from ppo_cli.gym_trainer import GymCollector
 from ppo_cli.policies import ActorCritic
+from ppo_cli.rollout import GymCollector
 from ppo_cli.rundir import load_checkpoint
 
 runner = CliRunner()
@@ -111,7 +111,7 @@ def test_gae_lambda_below_one_by_hand() -> None:
 
 def test_batch_keeps_only_real_transitions() -> None:
     rollout, _, _ = _collect(gamma=0.5, gae_lambda=1.0)
-    batch = rollout.to_batch(0.5, 1.0)
+    batch, _ = rollout.to_batch(0.5, 1.0)
     assert batch.size == 9  # 12 steps minus the three reset steps
     assert batch.obs.shape == (9, 1) and bool(batch.mask.all())
     # time-major order: t0 envs 0,1,2; t1 envs 0,1,2; t2 envs 0,2; t3 env 1

@@ -12,8 +12,8 @@ from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import TrainingError
 from ppo_cli.gae import compute_gae, normalize
 from ppo_cli.policies import ActorCritic, build_policy
-from ppo_cli.ppo import UpdateSettings, ppo_loss, ppo_update
-from ppo_cli.rollout import Batch, collect_text_episodes
+from ppo_cli.ppo import Batch, UpdateSettings, ppo_loss, ppo_update
+from ppo_cli.rollout import collect_text_episodes
 
 EPS = 0.2
 
@@ -238,10 +238,10 @@ def full_batch_loss(policy: ActorCritic, batch: Batch) -> float:
         adv = normalize(batch.advantages, batch.mask)
         parts = ppo_loss(
             new_logprob,
-            batch.logprobs,
+            batch.old_logprobs,
             adv,
             new_value,
-            batch.values,
+            batch.old_values,
             batch.returns,
             entropy,
             batch.mask,

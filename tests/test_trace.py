@@ -17,8 +17,7 @@ from ppo_cli.config import Config
 from ppo_cli.errors import UsageError
 from ppo_cli.gae import compute_gae
 from ppo_cli.policies import MLPActorCritic
-from ppo_cli.ppo import UpdateSettings, ppo_update
-from ppo_cli.rollout import Batch
+from ppo_cli.ppo import Batch, UpdateSettings, ppo_update
 from ppo_cli.trace import TraceSelection, batch_trace, parse_trace_iterations, start_trace
 from ppo_cli.trainer import Callbacks, train
 
@@ -177,8 +176,8 @@ def test_generic_batch_trace_for_flat_step_batches() -> None:
     batch = Batch(
         obs=obs[valid],
         actions=actions[valid],
-        logprobs=logprobs[valid],
-        values=values[valid],
+        old_logprobs=logprobs[valid],
+        old_values=values[valid],
         advantages=gae.advantages[valid],
         returns=gae.returns[valid],
         mask=torch.ones(int(valid.sum()), dtype=torch.bool),

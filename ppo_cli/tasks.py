@@ -1,0 +1,385 @@
+"""Where text QA and gymnasium really differ, behind the small seam trainer.train() calls.
+
+A task checks the settings that only make sense for it, builds its env and network (after the
+loop has seeded the RNGs), collects one iteration's rollout as a Batch, turns the iteration
+into a metrics record, evaluates and decides an early stop, and names what its run directory
+and checkpoint hold beyond the common part. Everything else is the one loop in trainer.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ppo_cli import rlhf
+from ppo_cli.checkpointing import LoopState
+from ppo_cli.config import Config
+from ppo_cli.curriculum import Curriculum, balanced_questions, episodes_per_iteration
+from ppo_cli.data import QADataset, Vocabulary, load_dataset, parse_dataset
+from ppo_cli.envs.gym_envs import make_vec_env
+from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
+from ppo_cli.errors import ConfigError, RunError
+from ppo_cli.evaluate import QAResult, accuracy, check_fits, evaluate_qa, reward_spec
+from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
+from ppo_cli.kl import KLController
+from ppo_cli.policies import ActorCritic, MLPActorCritic, build_policy
+from ppo_cli.ppo import Batch, explained_variance
+from ppo_cli.rollout import GymCollector, GymRollout, TextRollout, collect_text_episodes
+from ppo_cli.rundir import DATASET, VOCAB, atomic_write_text, write_yaml
+from ppo_cli.trace import TraceRecorder, batch_trace, text_qa_trace
+
+# The update's diagnostics every metrics record carries (ppo.ppo_update's keys).
+STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available", "use --device cpu")
+    return torch.device(name)
+
+
+def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
+    vocab = Vocabulary.from_dataset(dataset)
+    task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
+    spec: dict[str, Any] = {
+        "kind": cfg.policy,
+        "vocab_size": len(vocab),
+        "hidden_size": cfg.hidden_size,
+    }
+    if cfg.answer_vocab:  # issue 6: generate only words that occur in some answer
+        spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
+    policy = build_policy(spec)
+    check_fits(policy, task.prompt_len, task.max_steps, dataset.source)
+    return task, policy
+
+
+def load_run_dataset(run_dir: Path) -> QADataset:
+    """A resumed run trains on its own copy of the dataset, not on the original file."""
+    path = run_dir / DATASET
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(
+            f"{path}: missing or unreadable", "resume only a run directory made by `ppoqa train`"
+        ) from exc
+    return parse_dataset(text, str(path))
+
+
+class TextQATask:
+    """One episode per question, one step per generated token; greedy evaluation each
+    eval_every iterations, an early stop at target_accuracy, an optional curriculum."""
+
+    fused_adam = False  # the recorded text-QA results were made with the plain Adam
+
+    def __init__(self, cfg: Config, resume_dir: Path | None) -> None:
+        if cfg.policy == "mlp":
+            raise ConfigError(
+                "--policy mlp is for gymnasium environments", "use lstm or transformer"
+            )
+        if cfg.device == "cuda":
+            # Honest about it rather than silently ignoring the flag: the text-QA networks are
+            # tiny and step one token at a time, where a GPU's launch overhead outweighs it.
+            raise ConfigError(
+                "--device cuda: text QA trains on the CPU only",
+                "drop --device (auto means cpu here)",
+            )
+        self.init = None  # RLHF: the --init-from run whose weights start PPO
+        if resume_dir is not None:
+            dataset = load_run_dataset(resume_dir)
+        elif cfg.init_from is not None:
+            self.init = rlhf.load_init_run(Path(cfg.init_from))
+            rlhf.check_network(cfg, self.init)
+            if cfg.dataset is None:  # the starting run's own dataset
+                cfg = replace(cfg, dataset=str((self.init.path / DATASET).resolve()))
+                dataset = load_run_dataset(self.init.path)
+            else:
+                dataset = load_dataset(cfg.dataset)
+            cfg = replace(cfg, init_from=str(self.init.path.resolve()))
+        else:
+            dataset = load_dataset(cfg.dataset)
+        self.reward_fn = None
+        if cfg.reward_fn is not None:
+            from ppo_cli.reward_fn import absolute_spec, load_reward_fn
+
+            self.reward_fn = load_reward_fn(cfg.reward_fn)
+            if resume_dir is None:  # config.yaml names the file absolutely: a resume may move
+                cfg = replace(cfg, reward_fn=absolute_spec(cfg.reward_fn))
+        if cfg.kl_target is not None and cfg.kl_coef <= 0:
+            raise ConfigError(
+                "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
+                "e.g. --kl-coef 0.2 --kl-target 0.05",
+            )
+        self.cfg, self.dataset = cfg, dataset
+        self.fingerprint: str | None = dataset.fingerprint()
+        self.total = cfg.iterations
+        self.may_stop_early = cfg.target_accuracy is not None
+
+    def build(self) -> ActorCritic:
+        """The env and the network; may still refuse the dataset (before any folder exists)."""
+        cfg = self.cfg
+        self.qa, policy = build_text_setup(cfg, self.dataset)
+        if cfg.reward != self.qa.rewards.name:  # config.yaml names the reward really used
+            self.cfg = cfg = replace(cfg, reward=self.qa.rewards.name)
+        if self.init is not None:
+            rlhf.check_same_vocabulary(self.init, self.qa.vocab.itos, self.dataset.source)
+            policy.load_state_dict(rlhf.init_policy(self.init).state_dict())
+        self.qa.score_fn = self.reward_fn
+        # The reference: a frozen copy of the starting policy (the --init-from run's, or the
+        # fresh network's); kept in the checkpoint so a resumed run compares with the same one.
+        self.reference = None
+        if cfg.init_from is not None or cfg.kl_coef > 0:
+            self.reference = rlhf.Reference(policy)
+        self.controller = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+        return policy
+
+    def prepare_run(
+        self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
+    ) -> None:
+        """A new run's files, or a resumed run's extra state (and the refusal of one that is
+        finished)."""
+        cfg = self.cfg
+        if ckpt is None:
+            write_yaml(run_dir / DATASET, self.dataset.to_dict())
+            atomic_write_text(run_dir / VOCAB, json.dumps(self.qa.vocab.itos, ensure_ascii=False))
+        elif self.reference is not None:
+            if not isinstance(ckpt.get("reference"), dict):
+                raise RunError(f"{run_dir}: checkpoint has no reference policy", "start a new run")
+            self.reference.policy.load_state_dict(ckpt["reference"])
+        if ckpt is not None and state.kl_coef is not None:
+            self.controller.value = state.kl_coef
+        if self.reward_fn is not None:
+            from ppo_cli.reward_fn import record_reward_fn
+
+            record_reward_fn(run_dir, self.reward_fn, warn)
+        state.kl_coef = self.controller.value if self.reference is not None else None
+        if ckpt is None:
+            return
+        if state.iteration >= self.total:
+            raise RunError(
+                f"{run_dir}: the run already finished all {state.iteration} iterations",
+                "its learning rate anneals over a fixed length; start a new run"
+                if cfg.anneal_lr
+                else f"to train further, pass --iterations {state.iteration + 1} or more",
+            )
+        if (
+            state.stopped_early
+            and cfg.target_accuracy is not None
+            and state.accuracy is not None
+            and state.accuracy >= cfg.target_accuracy
+        ):
+            raise RunError(
+                f"{run_dir}: the run already reached --target-accuracy "
+                f"{cfg.target_accuracy:g} at iteration {state.iteration}",
+                "to train further, pass --no-early-stop (or a higher --target-accuracy)",
+            )
+        state.finished = state.stopped_early = False
+
+    def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
+        return {
+            "vocab": list(self.qa.vocab.itos),
+            "dataset_fingerprint": self.fingerprint,
+            "env": self.cfg.env,
+            **({"reference": self.reference.state_dict()} if self.reference else {}),
+            **({"init_from": self.init.record()} if self.init is not None else {}),
+        }
+
+    def start(self, state: LoopState) -> None:
+        self.venv = TextQAVecEnv(self.qa)
+        self.num_episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
+        self.curriculum = None
+        if self.cfg.curriculum:
+            self.curriculum = Curriculum.from_dataset(self.dataset, self.cfg.curriculum_threshold)
+            self.curriculum.stage = state.curriculum_stage
+
+    def collect(self, policy: ActorCritic) -> tuple[TextRollout, Batch, torch.Tensor]:
+        if self.curriculum is not None:  # only the active levels' questions
+            q_idx = self.curriculum.sample(self.num_episodes)
+        else:
+            q_idx = balanced_questions(self.qa.num_questions, self.num_episodes)
+        rollout = collect_text_episodes(policy, self.venv, q_idx)
+        self.kl_stats = None
+        if self.reference is not None:  # rewards <- score - kl_coef * KL_t
+            self.kl_stats = rlhf.apply_kl_penalty(
+                rollout, self.reference, self.controller, self.cfg.kl_estimator
+            )
+        return (rollout, *rollout.to_batch(self.cfg.gamma, self.cfg.gae_lambda))
+
+    def record(
+        self, iteration: int, state: LoopState, ro: TextRollout, batch: Batch, stats: Any, lr: float
+    ) -> dict[str, Any]:
+        record = {
+            "iteration": iteration,
+            "episodes": state.episodes + ro.num_episodes,
+            "steps": state.steps + ro.num_steps,
+            "mean_reward": float(ro.episode_returns.mean()),
+            "train_accuracy": float(ro.exact.float().mean()),
+            "mean_length": float(ro.mask.sum(1).float().mean()),
+            **{k: stats[k] for k in (*STATS, "epoch_losses")},
+            "learning_rate": lr,
+            "explained_variance": explained_variance(ro.values, batch.returns, ro.mask),
+        }
+        if self.kl_stats is not None:
+            record.update(self.kl_stats.to_dict())
+            # adapt for the next iteration (a fixed coefficient stays as it is)
+            state.kl_coef = self.controller.update(self.kl_stats.kl, ro.num_episodes)
+        return record
+
+    def evaluate(
+        self, policy: ActorCritic, iteration: int, record: dict[str, Any], state: LoopState
+    ) -> tuple[list[QAResult] | None, bool]:
+        """Greedy answers when due; returns them and whether training reached its target."""
+        cfg = self.cfg
+        if not (iteration % cfg.eval_every == 0 or iteration == self.total):
+            return None, False
+        results = evaluate_qa(policy, self.qa)
+        record["eval_accuracy"] = state.accuracy = accuracy(results)
+        state.results = [r.to_dict() for r in results]
+        if self.curriculum is not None:
+            record.update(self.curriculum.observe([r.correct for r in results]))
+            state.curriculum_stage = self.curriculum.stage
+        reached = (
+            cfg.target_accuracy is not None
+            and state.accuracy >= cfg.target_accuracy
+            and (self.curriculum is None or self.curriculum.complete)
+        )
+        return results, reached
+
+    def action_label(self, action: torch.Tensor) -> str:
+        return self.qa.vocab.itos[action]
+
+    def trace(
+        self,
+        iteration: int,
+        ro: TextRollout,
+        batch: Batch,
+        deltas: torch.Tensor,
+        rec: TraceRecorder,
+    ) -> dict[str, Any]:
+        questions = [p.question for p in self.dataset.pairs]
+        itos = self.qa.vocab.itos
+        return text_qa_trace(iteration, ro, batch, deltas, rec, itos, questions, self.cfg.norm_adv)
+
+    def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
+        if not state.results:  # the last iteration always evaluates; this is for 0 iterations
+            final = evaluate_qa(policy, self.qa)
+            state.accuracy, state.results = accuracy(final), [r.to_dict() for r in final]
+        return {}
+
+    def close(self) -> None: ...
+
+
+class GymTask:
+    """A gymnasium id on a NEXT_STEP vector env: a sample is one environment step; budgeted in
+    timesteps; evaluated once at the end."""
+
+    fused_adam = True  # one kernel per step instead of one per tensor; ~15 % faster here
+
+    def __init__(self, cfg: Config, resume_dir: Path | None) -> None:
+        if cfg.policy != "mlp":
+            raise ConfigError(
+                f"--policy {cfg.policy} is a text-QA network; gymnasium environments use mlp",
+                "drop --policy (mlp is picked for Box observations) or pass --policy mlp",
+            )
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.fingerprint = None
+        self.batch_size = cfg.num_envs * cfg.num_steps
+        self.total = max(1, cfg.timesteps // self.batch_size)
+        self.may_stop_early = False
+        self.envs: Any = None
+
+    def build(self) -> ActorCritic:
+        cfg = self.cfg
+        self.envs, self.info = make_vec_env(cfg.env, cfg.num_envs, cfg.vector_mode)
+        info = self.info
+        return MLPActorCritic(info.obs_dim, info.num_actions, cfg.hidden_size).to(self.device)
+
+    def prepare_run(
+        self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
+    ) -> None:
+        # Weights, optimizer, RNGs and counters come back; the vector env restarts its
+        # episodes, so a resumed gym run is not bit-identical to an uninterrupted one.
+        if ckpt is not None and state.iteration >= self.total:
+            raise RunError(
+                f"{run_dir}: the run already finished all {state.iteration} iterations",
+                "its learning rate anneals over a fixed length; start a new run"
+                if self.cfg.anneal_lr
+                else f"to train further, pass --timesteps "
+                f"{(state.iteration + 1) * self.batch_size} or more",
+            )
+
+    def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
+        info = self.info
+        return {
+            "env": self.cfg.env,
+            "obs_dim": info.obs_dim,
+            "num_actions": info.num_actions,
+            "action_start": info.action_start,
+            "global_step": state.steps,
+        }
+
+    def start(self, state: LoopState) -> None:
+        seed = self.cfg.seed + state.iteration
+        self.collector = GymCollector(self.envs, self.info, seed, self.device)
+        self.started = time.perf_counter() - state.wall_seconds
+
+    def collect(self, policy: ActorCritic) -> tuple[GymRollout, Batch, torch.Tensor]:
+        rollout, _ = self.collector.collect(policy, self.cfg.num_steps)
+        cfg = self.cfg
+        return (rollout, *rollout.to_batch(cfg.gamma, cfg.gae_lambda, cfg.reward_scale))
+
+    def record(
+        self, iteration: int, state: LoopState, ro: GymRollout, batch: Batch, stats: Any, lr: float
+    ) -> dict[str, Any]:
+        global_step = state.steps + ro.num_steps
+        record: dict[str, Any] = {
+            "iteration": iteration,
+            "global_step": global_step,
+            "progress": iteration,
+        }
+        if ro.finished:
+            record["episodic_return"] = float(np.mean([r for _, r, _ in ro.finished]))
+            record["episodic_length"] = float(np.mean([n for _, _, n in ro.finished]))
+        elapsed = time.perf_counter() - self.started
+        return record | {
+            "sps": round(global_step / max(elapsed, 1e-9), 1),
+            **{k: stats[k] for k in STATS},
+            "explained_variance": explained_variance(batch.old_values, batch.returns),
+            "learning_rate": lr,
+            "epoch_losses": stats["epoch_losses"],
+        }
+
+    def evaluate(
+        self, policy: ActorCritic, iteration: int, record: dict[str, Any], state: LoopState
+    ) -> tuple[None, bool]:
+        return None, False
+
+    def action_label(self, action: torch.Tensor) -> str:
+        return str(action.tolist())
+
+    def trace(
+        self, iteration: int, ro: GymRollout, batch: Batch, deltas: torch.Tensor, rec: Any
+    ) -> dict[str, Any]:
+        dones = ro.terminated | ro.truncated
+        return batch_trace(
+            iteration, batch, ro.rewards, dones, deltas, rec, self.cfg.norm_adv, valid=ro.valid
+        )
+
+    def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
+        episodes = evaluate_gym(policy, self.cfg.env, EVAL_EPISODES, EVAL_SEED)
+        return {"mean_return": float(np.mean([ep.episode_return for ep in episodes]))}
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+
+
+Task = TextQATask | GymTask

@@ -1,0 +1,143 @@
+"""The package's shape: every module imports on its own, the import graph (function-level
+imports included) has no cycle, no module imports another's _private names, and the core never
+imports typer or rich."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "ppo_cli"
+# Where typer and rich may be imported: the command line and the Rich builders.
+UI_PREFIXES = ("ppo_cli.cli", "ppo_cli.render")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def imports_of(name: str) -> list[tuple[str, str | None, int]]:
+    """(imported module, imported name or None, line) for every import anywhere in the file."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    is_pkg = MODULES[name].name == "__init__.py"
+    found: list[tuple[str, str | None, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, None, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                pkg = name.split(".") if is_pkg else name.split(".")[:-1]
+                pkg = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join(pkg + ([base] if base else []))
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                found.append(
+                    (sub, None, node.lineno) if sub in MODULES else (base, a.name, node.lineno)
+                )
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    return {
+        name: {mod for mod, _, _ in imports_of(name) if mod in MODULES and mod != name}
+        for name in MODULES
+    }
+
+
+def test_import_graph_is_acyclic() -> None:
+    edges = graph()
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt) :] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for name in sorted(edges):
+        if name not in state:
+            visit(name)
+
+
+def test_no_private_cross_module_imports() -> None:
+    bad = [
+        f"{name}:{line} imports {mod}.{what}"
+        for name in MODULES
+        for mod, what, line in imports_of(name)
+        if mod.startswith("ppo_cli")
+        and mod != name
+        and what
+        and what.startswith("_")
+        and not what.endswith("__")  # __version__ and the like are public
+    ]
+    assert not bad, bad
+
+
+def test_core_never_imports_typer_or_rich() -> None:
+    bad = [
+        f"{name}:{line} imports {mod}"
+        for name in MODULES
+        if not name.startswith(UI_PREFIXES)
+        for mod, _, line in imports_of(name)
+        if mod.split(".")[0] in ("typer", "rich")
+    ]
+    assert not bad, bad
+
+
+def test_the_graph_sees_function_level_imports() -> None:
+    """The checks above read imports inside functions too (a cycle can hide there)."""
+    code = "def f():\n    from ppo_cli.trainer import train\n"
+    tree = ast.parse(code)
+    assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))
+    assert "ppo_cli.trainer" in graph()["ppo_cli.cli.train"]
+
+
+# Import third-party libraries once, then fork one child per ppo_cli module: each child imports
+# its module into an interpreter that has imported no ppo_cli module yet.
+ISOLATED = r"""
+import os, sys, traceback
+import numpy, torch, gymnasium, yaml, typer, rich, matplotlib  # noqa: F401  (third party only)
+assert not [m for m in sys.modules if m.split('.')[0] == 'ppo_cli']
+failed = []
+for name in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            __import__(name)
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
+    if os.waitpid(pid, 0)[1] != 0:
+        failed.append(name)
+print("failed:", failed)
+sys.exit(1 if failed else 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_every_module_imports_on_its_own() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", ISOLATED, *sorted(set(MODULES) - {"ppo_cli.__main__"})],
+        capture_output=True,
+        text=True,
+        cwd=PKG.parent,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
