@@ -156,8 +156,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "seed": seed,
                     "hacked_without_kl": off["paris_share"] > 0.5,
                     "kl_at_most_a_third": on["final_kl"] <= off["final_kl"] / 3,
-                    "gold_40_points_higher": on["final_gold_accuracy"]
-                    >= off["final_gold_accuracy"] + 0.4,
+                    # in whole points: 0.6 - 0.2 is 0.3999... in floating point
+                    "gold_40_points_higher": round(
+                        100 * (on["final_gold_accuracy"] - off["final_gold_accuracy"])
+                    )
+                    >= 40,
                 }
             )
     doc = {

@@ -174,6 +174,13 @@ def test_sft_transformer(tmp_path: Path) -> None:
     assert result.final_accuracy == 1.0
 
 
+def test_sft_json_is_one_document_and_stderr_stays_empty(tmp_path: Path) -> None:
+    result = invoke("sft", "--epochs", "3", "--run-dir", str(tmp_path / "j"), "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "sft" and doc["epochs"] == 3 and len(doc["final_results"]) == 5
+
+
 def test_sft_bad_flags_are_usage_errors(tmp_path: Path) -> None:
     one_error_line(invoke("sft", "--epochs", "0", "--run-dir", str(tmp_path / "x")), 2)
     one_error_line(invoke("sft", "--policy", "mlp", "--run-dir", str(tmp_path / "x")), 2)
