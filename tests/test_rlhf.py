@@ -223,6 +223,18 @@ def test_init_from_missing_gym_or_other_network_is_refused(sft_run: Path, tmp_pa
     one_error_line(invoke("train", "--kl-estimator", "k2", *SMALL), 2)
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [["--kl-coef", "0.5"], ["--reward-fn", PARIS], ["--init-from", "x"]],
+)
+def test_rlhf_flags_are_refused_for_gymnasium(tmp_path: Path, flags: list[str]) -> None:
+    run = tmp_path / "g"
+    args = ["train", "--env", "CartPole-v1", "--timesteps", "256", "--run-dir", str(run), "-q"]
+    line = one_error_line(invoke(*args, *flags))
+    assert f"{flags[0]} is for text QA" in line
+    assert not run.exists()
+
+
 def test_reference_is_really_frozen() -> None:
     torch.manual_seed(0)
     policy = build_policy({"kind": "lstm", "vocab_size": 10, "hidden_size": 8})
