@@ -163,7 +163,9 @@ def test_sft_builtin_reaches_100_percent_and_is_an_ordinary_run(sft_run: Path) -
     assert result.exit_code == 0 and (sft_run / "f.png").stat().st_size > 0
     result = invoke("explain-gae", "--run", str(sft_run), "--json")
     assert result.exit_code == 0, result.stderr
-    # PPO cannot resume an SFT run; it starts from one
+    # never over an existing run; PPO cannot resume an SFT run, it starts from one
+    line = one_error_line(invoke("sft", "--run-dir", str(sft_run)))
+    assert "already holds a run" in line and "another --run-dir" in line
     line = one_error_line(invoke("train", "--resume", str(sft_run)))
     assert "--init-from" in line
 
@@ -172,6 +174,13 @@ def test_sft_transformer(tmp_path: Path) -> None:
     cfg = Config(policy="transformer", learning_rate=3e-3)
     result = sft(cfg, epochs=80, run_dir=tmp_path / "t")
     assert result.final_accuracy == 1.0
+
+
+def test_sft_json_is_one_document_and_stderr_stays_empty(tmp_path: Path) -> None:
+    result = invoke("sft", "--epochs", "3", "--run-dir", str(tmp_path / "j"), "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "sft" and doc["epochs"] == 3 and len(doc["final_results"]) == 5
 
 
 def test_sft_bad_flags_are_usage_errors(tmp_path: Path) -> None:
@@ -214,6 +223,18 @@ def test_init_from_missing_gym_or_other_network_is_refused(sft_run: Path, tmp_pa
     assert "network" in line and "--policy" in line
     one_error_line(invoke("train", "--init-from", str(sft_run), "--kl-coef", "-1", *SMALL), 2)
     one_error_line(invoke("train", "--kl-estimator", "k2", *SMALL), 2)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--kl-coef", "0.5"], ["--reward-fn", PARIS], ["--init-from", "x"]],
+)
+def test_rlhf_flags_are_refused_for_gymnasium(tmp_path: Path, flags: list[str]) -> None:
+    run = tmp_path / "g"
+    args = ["train", "--env", "CartPole-v1", "--timesteps", "256", "--run-dir", str(run), "-q"]
+    line = one_error_line(invoke(*args, *flags))
+    assert f"{flags[0]} is for text QA" in line
+    assert not run.exists()
 
 
 def test_reference_is_really_frozen() -> None:
