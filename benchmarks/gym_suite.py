@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -99,17 +100,24 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def _child_cpu() -> float:
+    """CPU seconds used by finished child processes so far (user + system). Under load, wall
+    time includes waiting for a core; CPU time does not, so both are reported."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_ppoqa(env: str, seed: int, episodes: int, tmp: Path) -> dict[str, Any]:
     run_dir = tmp / f"ppoqa-{env.replace('/', '_')}-{seed}"
     cmd = [sys.executable, "-m", "ppo_cli", "train", "--env", env, "--seed", str(seed),
            "--run-dir", str(run_dir), "--json"]  # fmt: skip
-    load0, w0 = _load(), time.perf_counter()
+    load0, w0, c0 = _load(), time.perf_counter(), _child_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - w0
+    wall, cpu = time.perf_counter() - w0, _child_cpu() - c0
     if proc.returncode != 0:
         return {"error": proc.stdout.strip()[-300:] or proc.stderr.strip()[-300:]}
     summary = json.loads(proc.stdout)
-    row = {"steps": summary["steps"], "wall_seconds": round(wall, 1)}
+    row = {"steps": summary["steps"], "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1)}
     if episodes == 20:
         row["mean_return"] = summary["mean_return"]
     else:
@@ -124,13 +132,13 @@ def run_ppoqa(env: str, seed: int, episodes: int, tmp: Path) -> dict[str, Any]:
 def run_sb3(env: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--sb3-worker", env, "--seeds", str(seed), "--timesteps",
            str(steps), "--episodes", str(episodes)]  # fmt: skip
-    load0, w0 = _load(), time.perf_counter()
+    load0, w0, c0 = _load(), time.perf_counter(), _child_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - w0
+    wall, cpu = time.perf_counter() - w0, _child_cpu() - c0
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1][-300:]}
     doc = json.loads(proc.stdout)
-    return {"steps": doc["steps"], "wall_seconds": round(wall, 1),
+    return {"steps": doc["steps"], "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
             "mean_return": doc["mean_return"], "load": [load0, _load()]}  # fmt: skip
 
 
@@ -189,6 +197,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "std_return": round(statistics.pstdev(rets), 3),
         "min_return": round(min(rets), 3),
         "median_wall_seconds": round(statistics.median(r["wall_seconds"] for r in ok), 1),
+        "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in ok), 1),
         "steps": ok[0]["steps"],
         "runs": rows,
     }

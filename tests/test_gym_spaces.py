@@ -281,3 +281,29 @@ def test_record_needs_rgb_array_rendering(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "has no rgb_array rendering" in result.stderr
     assert not (tmp_path / "a.gif").exists()
+
+
+def test_resume_continues_the_normalization_statistics(tmp_path: Path) -> None:
+    """An interrupted normalized run resumes from its saved statistics, not from zero."""
+    from ppo_cli.config import apply_overrides, base_config
+    from ppo_cli.errors import TrainingInterrupted
+    from ppo_cli.trainer import Callbacks, train
+
+    overrides = {"env": "Pendulum-v1", "timesteps": 2048, "num_envs": 2, "num_steps": 128,
+                 "norm_obs": True, "save_every": 1}  # fmt: skip
+    cfg = apply_overrides(base_config("Pendulum-v1"), overrides, "test")
+
+    class StopAt2(Callbacks):
+        def on_iteration(self, record: dict) -> None:
+            if record["iteration"] == 2:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, run, StopAt2())
+    saved = load_checkpoint(run)["normalizer"]["obs_rms"]
+    assert saved["count"] >= 2 * 256  # two iterations of observations
+    train(cfg, run, Callbacks(), resume=True)
+    final = load_checkpoint(run)["normalizer"]["obs_rms"]
+    # 8 iterations x 256 steps in all (+ the reset observations), not 6 iterations' worth
+    assert final["count"] >= 8 * 256
