@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,8 @@ def load_gym_run(run: Path) -> GymRun:
         ) from exc
     policy.eval()
     return GymRun(run, str(ckpt.get("env", env_id)), policy, ckpt)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Population std (ddof 0), as gymnasium/SB3 evaluation reports it."""
+    return statistics.fmean(values), statistics.pstdev(values)

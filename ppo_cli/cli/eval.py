@@ -8,7 +8,6 @@ import typer
 
 from ppo_cli.cli.common import handle_errors, out, print_json
 from ppo_cli.errors import UsageError
-from ppo_cli.rundir import find_run, read_config
 
 
 def eval_command(
@@ -31,17 +30,17 @@ def eval_command(
     Example: ppoqa eval --json   |   ppoqa eval --run runs/<dir> --dataset examples/capitals.yaml
     """
     with handle_errors(json_output):
+        from ppo_cli.rundir import find_run, read_config
+
         path = find_run(run)
         env = read_config(path).get("env", "text-qa")
         if env != "text-qa":
-            from ppo_cli.cli.eval_gym import eval_gym
-
             if dataset is not None:
                 raise UsageError(
                     f"--dataset is for text-QA runs; {path} is a {env} run",
                     "drop --dataset (use --episodes and --seed for gymnasium runs)",
                 )
-            eval_gym(path, episodes, seed, json_output)
+            _eval_gym(path, episodes, seed, json_output)
             return
         from ppo_cli.evaluate import accuracy, evaluate_on_dataset, evaluate_qa, load_text_run
         from ppo_cli.render import qa_results_table
@@ -66,3 +65,29 @@ def eval_command(
             )
             return
         out.print(qa_results_table(results, f"Greedy evaluation of {path}"))
+
+
+def _eval_gym(path: Path, episodes: int, seed: int, json_output: bool) -> None:
+    """Run `episodes` greedy episodes of the run's policy from `seed` and print the result."""
+    from ppo_cli.gym_evaluate import evaluate_gym, load_gym_run, mean_std
+    from ppo_cli.render import episodes_table
+
+    run = load_gym_run(path)
+    results = evaluate_gym(run.policy, run.env_id, episodes, seed)
+    if json_output:
+        returns = [r.episode_return for r in results]
+        mean, std = mean_std(returns)
+        print_json(
+            {
+                "run": str(path),
+                "env": run.env_id,
+                "episodes": len(results),
+                "seed": seed,
+                "mean_return": mean,
+                "std_return": std,
+                "returns": returns,
+                "lengths": [r.length for r in results],
+            }
+        )
+        return
+    out.print(episodes_table(results, f"Greedy evaluation of {path} on {run.env_id}"))
