@@ -328,6 +328,17 @@ def _pick(key: str, *sources: dict[str, Any], default: Any) -> Any:
     return default
 
 
+def _network_of(run: Path) -> dict[str, Any]:
+    """--init-from: the network (kind, width, answer vocabulary) defaults to the starting
+    run's; a flag that asks for another one is refused by the trainer."""
+    from ppo_cli.rundir import CONFIG, read_config
+
+    if not (run / CONFIG).is_file():
+        return {}  # the trainer reports a missing or foreign run with its own message
+    theirs = read_config(run)
+    return {k: theirs[k] for k in ("policy", "hidden_size", "answer_vocab") if k in theirs}
+
+
 def resolve(
     flags: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
@@ -341,7 +352,8 @@ def resolve(
         Config defaults < the gymnasium id's tuned entry (presets.TUNED_FILE)
         < policy defaults < --preset < --config file < flags
 
-    or, resuming a run (base: its config.yaml, named `source`), that file < flags. A bad value
+    or, resuming a run (base: its config.yaml, named `source`), that file < flags; with
+    --init-from, that run's network counts as flags not given. A bad value
     in a file is the file's error (exit 1); a bad flag value, or a flag that does not apply to
     the chosen kind of run, is a usage error (exit 2). A flag given as None sets None
     (target_kl=None); leave a key out to keep the lower layers' value.
@@ -349,6 +361,8 @@ def resolve(
     from ppo_cli import presets
 
     flags = {str(k).replace("-", "_"): v for k, v in (flags or {}).items()}
+    if base is None and flags.get("init_from") is not None:  # the starting run's network
+        flags = _network_of(Path(flags["init_from"])) | flags
     if base is not None:
         cfg = validate(apply_overrides(Config(), base, source), source)
     else:

@@ -13,7 +13,7 @@ import torch
 from ppo_cli.envs.gym_envs import EpisodeTracker, make_vec_env
 from ppo_cli.errors import RunError
 from ppo_cli.policies import ActorCritic, build_policy
-from ppo_cli.rundir import load_checkpoint, read_config
+from ppo_cli.rundir import load_checkpoint, run_env
 
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20
@@ -50,19 +50,16 @@ def evaluate_gym(
     try:
         obs, _ = envs.reset(seed=seed)
         tracker = EpisodeTracker(width)
-        prev_done = np.zeros(width, dtype=bool)
         while (done_count < quota).any():
             x = torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(width, -1))
             action, _, _ = policy.act(x.to(device), greedy=True)
             obs, reward, term, trunc, _ = envs.step(action.cpu().numpy() + info.action_start)
-            valid = ~prev_done
             done = np.logical_or(term, trunc)
-            for i, ret, length in tracker.update(np.asarray(reward), done, valid):
+            for i, ret, length in tracker.update(np.asarray(reward), done):
                 if done_count[i] < quota[i]:
                     k = i + width * int(done_count[i])
                     found[k] = EpisodeResult(k, ret, length)
                     done_count[i] += 1
-            prev_done = done & valid
     finally:
         envs.close()
         policy.train(was_training)
@@ -79,7 +76,7 @@ class GymRun:
 
 def load_gym_run(run: Path) -> GymRun:
     """Policy and env id of a gymnasium run directory."""
-    env_id = str(read_config(run).get("env", "text-qa"))
+    env_id = run_env(run)
     if env_id == "text-qa":
         raise RunError(f"{run}: is a text-QA run", "use `ppoqa eval` without gymnasium options")
     ckpt = load_checkpoint(run)

@@ -188,7 +188,6 @@ class GymCollector:
         self.num_envs = envs.num_envs
         obs, _ = envs.reset(seed=seed)
         self.next_obs = self._obs_tensor(obs)  # [N, D]
-        self.prev_done = np.zeros(self.num_envs, dtype=bool)  # [N] ended on the previous step
         self.tracker = EpisodeTracker(self.num_envs)
 
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
@@ -212,15 +211,14 @@ class GymCollector:
         finished: list[tuple[int, float, int]] = []
         for step in range(t_):
             obs[step] = self.next_obs
-            valid[step] = ~self.prev_done
+            valid[step] = self.tracker.valid
             action, logprob, value = policy.act(self.next_obs)
             actions[step], logprobs[step], values[step] = action, logprob, value
             env_action = action.cpu().numpy() + self.info.action_start
             next_obs, reward, term, trunc, _ = self.envs.step(env_action)
             rewards[step], terminated[step], truncated[step] = reward, term, trunc
             done = np.logical_or(term, trunc)
-            finished.extend(self.tracker.update(rewards[step], done, valid[step]))
-            self.prev_done = done & valid[step]
+            finished.extend(self.tracker.update(rewards[step], done))
             self.next_obs = self._obs_tensor(next_obs)
         last_value = policy.get_value(self.next_obs)  # [N]
         rollout = GymRollout(

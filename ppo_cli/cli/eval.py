@@ -30,10 +30,10 @@ def eval_command(
     Example: ppoqa eval --json   |   ppoqa eval --run runs/<dir> --dataset examples/capitals.yaml
     """
     with handle_errors(json_output):
-        from ppo_cli.rundir import find_run, read_config
+        from ppo_cli.rundir import find_run, run_env
 
         path = find_run(run)
-        env = read_config(path).get("env", "text-qa")
+        env = run_env(path)
         if env != "text-qa":
             if dataset is not None:
                 raise UsageError(

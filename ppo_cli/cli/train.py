@@ -176,8 +176,6 @@ def train_command(
         else:
             from ppo_cli.config import resolve
 
-            if init_from is not None:
-                given = _init_from_network(init_from, given)
             cfg = resolve(given, config, preset)
         from ppo_cli.render import qa_results_table, training_math_table
         from ppo_cli.render.progress import RichCallbacks
@@ -224,22 +222,6 @@ def _resume_config(
             "drop --run-dir",
         )
     return resume_config(find_run(resume), given)
-
-
-def _init_from_network(init_from: str, given: dict[str, Any]) -> dict[str, Any]:
-    """--init-from: the network (kind, width, answer vocabulary) is the starting run's; a flag
-    that asks for another one is refused by the trainer."""
-    from ppo_cli.rundir import read_config
-
-    path = Path(init_from)
-    if not (path / "config.yaml").is_file():
-        return given  # the trainer reports a missing or foreign run with its own message
-    theirs = read_config(path)
-    filled = dict(given)
-    for key in ("policy", "hidden_size", "answer_vocab"):
-        if key not in filled and key in theirs:
-            filled[key] = theirs[key]
-    return filled
 
 
 def _example_question(result: Any) -> str:
