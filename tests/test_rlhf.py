@@ -174,6 +174,13 @@ def test_sft_transformer(tmp_path: Path) -> None:
     assert result.final_accuracy == 1.0
 
 
+def test_sft_json_is_one_document_and_stderr_stays_empty(tmp_path: Path) -> None:
+    result = invoke("sft", "--epochs", "3", "--run-dir", str(tmp_path / "j"), "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "sft" and doc["epochs"] == 3 and len(doc["final_results"]) == 5
+
+
 def test_sft_bad_flags_are_usage_errors(tmp_path: Path) -> None:
     one_error_line(invoke("sft", "--epochs", "0", "--run-dir", str(tmp_path / "x")), 2)
     one_error_line(invoke("sft", "--policy", "mlp", "--run-dir", str(tmp_path / "x")), 2)
@@ -214,6 +221,18 @@ def test_init_from_missing_gym_or_other_network_is_refused(sft_run: Path, tmp_pa
     assert "network" in line and "--policy" in line
     one_error_line(invoke("train", "--init-from", str(sft_run), "--kl-coef", "-1", *SMALL), 2)
     one_error_line(invoke("train", "--kl-estimator", "k2", *SMALL), 2)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--kl-coef", "0.5"], ["--reward-fn", PARIS], ["--init-from", "x"]],
+)
+def test_rlhf_flags_are_refused_for_gymnasium(tmp_path: Path, flags: list[str]) -> None:
+    run = tmp_path / "g"
+    args = ["train", "--env", "CartPole-v1", "--timesteps", "256", "--run-dir", str(run), "-q"]
+    line = one_error_line(invoke(*args, *flags))
+    assert f"{flags[0]} is for text QA" in line
+    assert not run.exists()
 
 
 def test_reference_is_really_frozen() -> None:

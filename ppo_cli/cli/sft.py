@@ -19,7 +19,10 @@ def sft_command(
     ),
     epochs: int = typer.Option(60, "--epochs", help="Passes over the dataset (default 60)."),
     batch_size: int = typer.Option(
-        64, "--batch-size", help="Question-answer pairs per gradient step (default 64)."
+        8, "--batch-size", help="Question-answer pairs per gradient step (default 8)."
+    ),
+    eval_every: int = typer.Option(
+        1, "--eval-every", help="Greedy evaluation every N epochs, and after the last (default 1)."
     ),
     learning_rate: float = typer.Option(
         0.01, "--learning-rate", "--lr", help="Adam learning rate (default 0.01)."
@@ -67,7 +70,11 @@ def sft_command(
                 raise ConfigError(
                     "--policy mlp is for gymnasium environments", "use lstm or transformer"
                 )
-            for name, value in (("--epochs", epochs), ("--batch-size", batch_size)):
+            for name, value in (
+                ("--epochs", epochs),
+                ("--batch-size", batch_size),
+                ("--eval-every", eval_every),
+            ):
                 if value < 1:
                     raise ConfigError(f"{name} must be >= 1, got {value}", f"e.g. {name} 60")
         except ConfigError as exc:  # a bad flag value is a usage error: exit 2
@@ -83,15 +90,19 @@ def sft_command(
                 if not (quiet or json_output) and (e == epochs or e % max(1, epochs // 6) == 0):
                     err.print(
                         f"epoch {e:>4}/{epochs}  loss {record['loss']:.4f}  "
-                        f"token acc {100 * record['token_accuracy']:.0f}%  "
-                        f"greedy acc {100 * record['eval_accuracy']:.0f}%",
+                        f"token acc {100 * record['token_accuracy']:.0f}%"
+                        + (
+                            f"  greedy acc {100 * record['eval_accuracy']:.0f}%"
+                            if "eval_accuracy" in record
+                            else ""
+                        ),
                         highlight=False,
                     )
 
             def on_warning(self, message: str) -> None:
                 err.print(f"ppoqa: warning: {message}", markup=False, highlight=False)
 
-        result = sft(cfg, epochs, run_dir, Progress(), batch_size)
+        result = sft(cfg, epochs, run_dir, Progress(), batch_size, eval_every)
         if json_output:
             print_json(result.to_dict())
             return
