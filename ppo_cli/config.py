@@ -389,12 +389,12 @@ def resolve(
             kept = {str(k).replace("-", "_") for k in file_values} - set(flags)
             validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file))
     env = flags.get("env", cfg.env)
-    kind, other = ("text-qa", "gymnasium") if env == TEXT_QA else ("gym", "text-QA")
+    kind, other = ("text-qa", "gymnasium ids") if env == TEXT_QA else ("gym", "text QA")
     for key in flags:
         if key in FIELDS and kind not in FIELDS[key].metadata["kinds"]:
             raise UsageError(
-                f"--{key.replace('_', '-')} does not apply to {env} runs: it is a {other} setting",
-                "drop it; see the panels of `ppoqa train --help` for what each kind of run reads",
+                f"--{key.replace('_', '-')} is for {other}, not {env} runs (it does not apply)",
+                "drop it; the panels of `ppoqa train --help` say what each kind of run reads",
             )
     try:
         return validate(apply_overrides(cfg, flags, "option"), "option")
