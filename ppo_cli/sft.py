@@ -25,7 +25,7 @@ from ppo_cli.checkpointing import TrainingSession, training_state
 from ppo_cli.config import Config, config_to_yaml, validate
 from ppo_cli.data import END_ID, PAD_ID, load_dataset
 from ppo_cli.envs.text_qa_vec import QATask
-from ppo_cli.errors import ConfigError, TrainingError
+from ppo_cli.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
 from ppo_cli.evaluate import QAResult, accuracy, evaluate_qa
 from ppo_cli.optim import PlainAdam
 from ppo_cli.ppo import check_finite_parameters, masked_mean
@@ -36,6 +36,7 @@ from ppo_cli.rundir import (
     VOCAB,
     append_metrics,
     atomic_write_text,
+    holds_run,
     new_run_dir,
     prepare_run_dir,
     write_yaml,
@@ -140,76 +141,85 @@ def sft(
     run_dir = prepare_run_dir(run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed))
     n = data.actions.shape[0]
     mb_size = min(batch_size, n)
-    with TrainingSession(run_dir, 0, False, cb.on_warning) as session:
-        # Same update as torch.optim.Adam, without its 1.5 s torch._dynamo import (ppo_cli.optim)
-        optimizer = PlainAdam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-        write_yaml(run_dir / DATASET, dataset.to_dict())
-        atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
-        atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
-        (run_dir / METRICS).unlink(missing_ok=True)
-        counters: dict[str, Any] = {"iteration": 0, "epochs": 0, "gradient_updates": 0}
-        extra = {
-            "vocab": list(task.vocab.itos),
-            "dataset_fingerprint": dataset.fingerprint(),
-            "env": cfg.env,
-            "kind": RUN_KIND,
-            "sft": {"epochs": epochs, "batch_size": batch_size},
-        }
-        session.track(lambda: training_state(policy, optimizer, counters, extra))
-        session.start(0)
-        cb.on_start(cfg, run_dir, epochs)
-        start = time.perf_counter()
-        results: list[QAResult] = []
-        loss_value = float("nan")
-        for epoch in range(1, epochs + 1):
-            session.begin()
-            losses, token_hits, tokens = [], 0.0, 0.0
-            perm = torch.randperm(n) if n > mb_size else torch.arange(n)
-            for k in range(0, n, mb_size):
-                mb = data[perm[k : k + mb_size]]
-                logits, _ = policy.logits_values(mb.obs, mb.actions.shape[1])  # [B, T, A]
-                logprobs = torch.log_softmax(logits, -1)
-                gold = logprobs.gather(-1, mb.actions.unsqueeze(-1)).squeeze(-1)  # [B, T]
-                loss = -masked_mean(gold, mb.mask)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"SFT loss became {loss.item()} at epoch {epoch}", "lower --learning-rate"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                counters["gradient_updates"] += 1
-                losses.append(float(loss.detach()))
-                with torch.no_grad():
-                    hits = (logits.argmax(-1) == mb.actions) & mb.mask
-                    token_hits += float(hits.sum())
-                    tokens += float(mb.mask.sum())
-            check_finite_parameters(policy, epoch)
-            loss_value = sum(losses) / len(losses)
-            record = {
-                "iteration": epoch,
-                "phase": RUN_KIND,
-                "loss": loss_value,
-                "epoch_losses": losses,
-                "token_accuracy": token_hits / max(tokens, 1.0),
-                "learning_rate": optimizer.param_groups[0]["lr"],
+    if holds_run(run_dir):  # a finished SFT run is not resumed: it takes seconds to redo
+        raise RunError(f"{run_dir}: already holds a run", "choose another --run-dir")
+    try:
+        with TrainingSession(run_dir, 0, False, cb.on_warning) as session:
+            # torch.optim.Adam's update without its 1.5 s torch._dynamo import (ppo_cli.optim)
+            optimizer = PlainAdam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
+            write_yaml(run_dir / DATASET, dataset.to_dict())
+            atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
+            atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
+            (run_dir / METRICS).unlink(missing_ok=True)
+            counters: dict[str, Any] = {"iteration": 0, "epochs": 0, "gradient_updates": 0}
+            extra = {
+                "vocab": list(task.vocab.itos),
+                "dataset_fingerprint": dataset.fingerprint(),
+                "env": cfg.env,
+                "kind": RUN_KIND,
+                "sft": {"epochs": epochs, "batch_size": batch_size},
             }
-            if epoch % eval_every == 0 or epoch == epochs:  # greedy answers to every question
-                results = evaluate_qa(policy, task)
-                record["eval_accuracy"] = accuracy(results)
-            record["wall_seconds"] = round(time.perf_counter() - start, 4)
-            append_metrics(run_dir, record)
-            counters.update(iteration=epoch, epochs=epoch)
-            session.end(epoch)
-            cb.on_epoch(record)
-            session.stop_if_requested()
-        wall = time.perf_counter() - start
-        counters["wall_seconds"] = wall
-        counters["accuracy"] = accuracy(results)
-        counters["results"] = [r.to_dict() for r in results]
-        counters["finished"] = True
-        session.save(epochs)
+            session.track(lambda: training_state(policy, optimizer, counters, extra))
+            session.start(0)
+            cb.on_start(cfg, run_dir, epochs)
+            start = time.perf_counter()
+            results: list[QAResult] = []
+            loss_value = float("nan")
+            for epoch in range(1, epochs + 1):
+                session.begin()
+                losses, token_hits, tokens = [], 0.0, 0.0
+                perm = torch.randperm(n) if n > mb_size else torch.arange(n)
+                for k in range(0, n, mb_size):
+                    mb = data[perm[k : k + mb_size]]
+                    logits, _ = policy.logits_values(mb.obs, mb.actions.shape[1])  # [B, T, A]
+                    logprobs = torch.log_softmax(logits, -1)
+                    gold = logprobs.gather(-1, mb.actions.unsqueeze(-1)).squeeze(-1)  # [B, T]
+                    loss = -masked_mean(gold, mb.mask)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"SFT loss became {loss.item()} at epoch {epoch}",
+                            "lower --learning-rate",
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    counters["gradient_updates"] += 1
+                    losses.append(float(loss.detach()))
+                    with torch.no_grad():
+                        hits = (logits.argmax(-1) == mb.actions) & mb.mask
+                        token_hits += float(hits.sum())
+                        tokens += float(mb.mask.sum())
+                check_finite_parameters(policy, epoch)
+                loss_value = sum(losses) / len(losses)
+                record = {
+                    "iteration": epoch,
+                    "phase": RUN_KIND,
+                    "loss": loss_value,
+                    "epoch_losses": losses,
+                    "token_accuracy": token_hits / max(tokens, 1.0),
+                    "learning_rate": optimizer.param_groups[0]["lr"],
+                }
+                if epoch % eval_every == 0 or epoch == epochs:  # greedy answers to every question
+                    results = evaluate_qa(policy, task)
+                    record["eval_accuracy"] = accuracy(results)
+                record["wall_seconds"] = round(time.perf_counter() - start, 4)
+                append_metrics(run_dir, record)
+                counters.update(iteration=epoch, epochs=epoch)
+                session.end(epoch)
+                cb.on_epoch(record)
+                session.stop_if_requested()
+            wall = time.perf_counter() - start
+            counters["wall_seconds"] = wall
+            counters["accuracy"] = accuracy(results)
+            counters["results"] = [r.to_dict() for r in results]
+            counters["finished"] = True
+            session.save(epochs)
+    except TrainingInterrupted as exc:
+        raise TrainingInterrupted(
+            f"ppoqa sft interrupted; {run_dir} holds no finished SFT run",
+            "run ppoqa sft again (with another --run-dir)",
+        ) from exc
     return SFTResult(
         run_dir=run_dir,
         epochs=epochs,

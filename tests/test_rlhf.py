@@ -163,7 +163,9 @@ def test_sft_builtin_reaches_100_percent_and_is_an_ordinary_run(sft_run: Path) -
     assert result.exit_code == 0 and (sft_run / "f.png").stat().st_size > 0
     result = invoke("explain-gae", "--run", str(sft_run), "--json")
     assert result.exit_code == 0, result.stderr
-    # PPO cannot resume an SFT run; it starts from one
+    # never over an existing run; PPO cannot resume an SFT run, it starts from one
+    line = one_error_line(invoke("sft", "--run-dir", str(sft_run)))
+    assert "already holds a run" in line and "another --run-dir" in line
     line = one_error_line(invoke("train", "--resume", str(sft_run)))
     assert "--init-from" in line
 
