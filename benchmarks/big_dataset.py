@@ -38,8 +38,7 @@ def _rss_mib() -> float:
 
 def child(flags: dict[str, Any], preset: str | None, run_dir: str) -> dict[str, Any]:
     """One training run in this process; returns its numbers."""
-    from ppo_cli.config import validate
-    from ppo_cli.presets import resolve
+    from ppo_cli.config import resolve, validate
     from ppo_cli.trainer import train
 
     rss_after_imports = _rss_mib()

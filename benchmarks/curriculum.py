@@ -23,8 +23,11 @@ from typing import Any
 # Benchmark this checkout, not whichever ppoqa happens to be installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import add_set_option, parse_set  # noqa: E402
-from ppo_cli.config import validate  # noqa: E402
-from ppo_cli.presets import PRESET_NAMES, resolve  # noqa: E402
+from ppo_cli.config import (
+    resolve,  # noqa: E402
+    validate,  # noqa: E402
+)
+from ppo_cli.presets import PRESET_NAMES  # noqa: E402
 from ppo_cli.trainer import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

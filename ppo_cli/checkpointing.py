@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ppo_cli.config import Config, apply_overrides, validate
-from ppo_cli.errors import ConfigError, RunError, TrainingError, TrainingInterrupted, UsageError
+from ppo_cli.config import Config, resolve
+from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError
 from ppo_cli.rundir import (
     CONFIG,
     acquire_lock,
@@ -177,12 +177,9 @@ def resume_command(run_dir: Path) -> str:
 def resume_config(run_dir: Path, overrides: dict[str, Any]) -> Config:
     """The run's own config.yaml, plus only the overrides that keep the run's meaning."""
     source = str(run_dir / CONFIG)
-    cfg = validate(apply_overrides(Config(), read_config(run_dir), source), source)
-    # Compare after coercion, so "--seed 0" on a seed-0 run is no change.
-    try:
-        wanted = validate(apply_overrides(cfg, overrides, "option"), "option")
-    except ConfigError as exc:  # a bad flag value is a usage error: exit 2
-        raise UsageError(exc.message, exc.hint) from None
+    own = read_config(run_dir)
+    cfg = resolve(base=own, source=source)
+    wanted = resolve(overrides, base=own, source=source)  # compared after coercion
     for name in overrides:
         key = name.replace("-", "_")
         old, new = getattr(cfg, key), getattr(wanted, key)

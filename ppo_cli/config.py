@@ -1,4 +1,5 @@
-"""One flat training config: dataclass defaults < tuned per-env file < --config YAML < flags.
+"""One flat training config: every field with its help and the kinds of run it applies to,
+its checks, and resolve(), the one precedence chain.
 
 Names follow the PPO paper and CleanRL so that a reader of either finds the same knobs here.
 """
@@ -8,87 +9,142 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ppo_cli.errors import ConfigError, short_repr
+from ppo_cli.errors import ConfigError, UsageError, short_repr
 
 TEXT_QA = "text-qa"
 
 
+TEXT, GYM, BOTH = ("text-qa",), ("gym",), ("text-qa", "gym")  # the kinds of run
+
+
+def setting(
+    default: Any, help: str, kinds: tuple[str, ...] = BOTH, panel: str | None = None
+) -> Any:
+    """A Config field with its --help text, the kinds of run it applies to (a flag for another
+    kind is a usage error) and the help panel `ppoqa train --help` shows it in."""
+    panel = panel or {TEXT: "Text QA", GYM: "Gymnasium"}.get(kinds, "PPO")
+    return field(default=default, metadata={"help": help, "kinds": kinds, "panel": panel})
+
+
+R = "Run"
+
+
 @dataclass
 class Config:
-    # What to train on
-    env: str = TEXT_QA
-    dataset: str | None = None
-    seed: int = 0
-    policy: str = "lstm"  # lstm | transformer (text); mlp is chosen for Box observations
-    hidden_size: int = 64
-    device: str = "cpu"  # cpu | cuda | auto
-    threads: int = 1  # torch CPU threads; small models run fastest on one
+    # What to train on, and where
+    env: str = setting(TEXT_QA, "text-qa or a gymnasium id such as CartPole-v1.", panel=R)
+    dataset: str | None = setting(
+        None, "QA dataset YAML file (default: the built-in five questions).", TEXT, R
+    )
+    seed: int = setting(0, "Random seed. Same seed, same machine -> same metrics.", panel=R)
+    policy: str = setting(
+        "lstm", "Network: lstm or transformer (text QA); mlp (gymnasium, its default).", panel=R
+    )
+    hidden_size: int = setting(64, "Width of the network.", panel=R)
+    device: str = setting("cpu", "cpu, cuda or auto (gymnasium; text QA uses the CPU).", panel=R)
+    threads: int = setting(1, "torch CPU threads (1 is fastest for small networks).", panel=R)
+    iterations: int = setting(150, "PPO iterations at most.", TEXT)
+    timesteps: int = setting(100_000, "Environment steps to train for (tuned per env).", GYM)
+    target_accuracy: float | None = setting(1.0, "Stop once greedy accuracy reaches this.", TEXT)
+    eval_every: int = setting(1, "Greedy evaluation every N iterations.", TEXT)
+    save_every: int = setting(10, "Checkpoint every N iterations (0: start and end).", panel=R)
 
-    # Budget
-    iterations: int = 150  # text-QA: PPO iterations at most
-    timesteps: int = 100_000  # gymnasium: environment steps
-    target_accuracy: float | None = 1.0  # text-QA: stop once greedy accuracy reaches this
-    eval_every: int = 1  # text-QA: greedy evaluation every N iterations
-    save_every: int = 10  # checkpoint every N iterations (0: only at the start and the end)
-
-    # Rollout
-    # text-QA: episodes generated per iteration; None = 8 per question, at least 64 (what a
-    # question needs to be tried often enough grows with the number of questions)
-    num_episodes: int | None = None
-    num_envs: int = 8  # gymnasium: parallel environments
-    num_steps: int = 128  # gymnasium: steps per environment per iteration
-    vector_mode: str = "auto"  # gymnasium: auto | sync | async | vector
-    reward_scale: float = 1.0  # gymnasium: rewards x this for learning (reported returns stay raw)
-    # gymnasium: running mean/std observation normalization (clip ±10), and rewards divided by
-    # the running std of the discounted return; statistics saved with the model, frozen at eval
-    norm_obs: bool = False
-    norm_reward: bool = False
-    env_kwargs: dict | None = None  # gymnasium: keywords for the env constructor (--env-kwargs)
-    log_std_init: float = 0.0  # gymnasium, Box actions: initial log std of the Gaussian policy
+    # Rollout. Text QA: None = 8 episodes per question, at least 64 (what a question needs to
+    # be tried often enough grows with the number of questions)
+    num_episodes: int | None = setting(
+        None, "Episodes per iteration (default: 8 per question, at least 64).", TEXT
+    )
+    num_envs: int = setting(8, "Parallel environments.", GYM)
+    num_steps: int = setting(128, "Steps per environment per iteration.", GYM)
+    vector_mode: str = setting("auto", "auto, sync, async (processes) or vector.", GYM)
+    reward_scale: float = setting(
+        1.0, "Multiply rewards by this for learning only (returns stay raw).", GYM
+    )
+    norm_obs: bool = setting(
+        False, "Normalize observations by running mean/std, clip ±10 (saved with the model).", GYM
+    )
+    norm_reward: bool = setting(
+        False, "Scale rewards by the running std of the discounted return (clip ±10).", GYM
+    )
+    env_kwargs: dict | None = setting(
+        None, "Keywords for the env constructor (--env-kwargs KEY=VALUE, repeatable).", GYM
+    )
+    log_std_init: float = setting(0.0, "Box actions: initial log std of the Gaussian.", GYM)
 
     # PPO
-    learning_rate: float = 5e-3
-    anneal_lr: bool = False
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    update_epochs: int = 4
-    num_minibatches: int = 2
-    clip_coef: float = 0.2
-    clip_vloss: bool = False
-    norm_adv: bool = True
-    ent_coef: float = 0.03
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    target_kl: float | None = None
+    learning_rate: float = setting(5e-3, "Adam learning rate.")
+    anneal_lr: bool = setting(False, "Decay the learning rate linearly to 0.")
+    gamma: float = setting(0.99, "Discount factor.")
+    gae_lambda: float = setting(0.95, "GAE lambda.")
+    update_epochs: int = setting(4, "Passes over each batch.")
+    num_minibatches: int = setting(2, "Minibatches per epoch.")
+    clip_coef: float = setting(0.2, "PPO clipping epsilon.")
+    clip_vloss: bool = setting(False, "Clip the value loss too.")
+    norm_adv: bool = setting(True, "Normalize advantages.")
+    ent_coef: float = setting(0.03, "Entropy bonus coefficient.")
+    vf_coef: float = setting(0.5, "Value loss coefficient.")
+    max_grad_norm: float = setting(0.5, "Gradient norm clip.")
+    target_kl: float | None = setting(None, "Stop an update's epochs once approx_kl exceeds this.")
 
-    # Text-QA rewards and episode length (None: the dataset's own or the seed's default)
-    max_answer_tokens: int | None = None
-    reward: str | None = None  # text-QA: a named reward (seed, exact, f1, prefix, lcs)
-    reward_partial: float | None = None  # weight of the named reward's partial credit
-    reward_correct: float | None = None
-    reward_overlap: float | None = None
-    reward_wrong: float | None = None
-    step_penalty: float | None = None
+    # Text-QA rewards and episode length (None: the dataset's own or the default)
+    max_answer_tokens: int | None = setting(
+        None, "Answer length limit (default: the dataset's, else 4).", TEXT
+    )
+    reward: str | None = setting(
+        None,
+        "Named reward: prefix (default), lcs, f1, exact or seed (the seed's overlap, which pays "
+        "for hedging); `ppoqa explain-reward` shows what each pays.",
+        TEXT,
+    )
+    reward_partial: float | None = setting(
+        None, "Weight of the reward's partial credit (default 4: half right earns -2 + 2).", TEXT
+    )
+    reward_correct: float | None = setting(None, "Reward of an exact answer.", TEXT)
+    reward_overlap: float | None = setting(None, "Seed reward: weight of the overlap.", TEXT)
+    reward_wrong: float | None = setting(None, "Reward of a wrong answer.", TEXT)
+    step_penalty: float | None = setting(None, "Penalty per generated token.", TEXT)
 
     # Extensions (issue 6): curriculum over dataset levels, TensorBoard scalars
-    curriculum: bool = False  # text-QA: start with the easiest level, add the next when earned
-    curriculum_threshold: float = 0.8  # greedy accuracy on the active levels that adds the next
-    tensorboard: bool = False  # write CleanRL-named scalars to <run dir>/tensorboard
-    answer_vocab: bool = False  # text-QA: generate only answer words, never an empty answer
+    curriculum: bool = setting(
+        False, "Start with the dataset's easiest level, add the next when earned.", TEXT
+    )
+    curriculum_threshold: float = setting(
+        0.8, "Greedy accuracy on the active levels that adds the next level.", TEXT
+    )
+    tensorboard: bool = setting(
+        False, "TensorBoard scalars (CleanRL names) in <run dir>/tensorboard.", panel="Output"
+    )
+    answer_vocab: bool = setting(
+        False, "Generate only words of the dataset's answers (quality preset: on).", TEXT
+    )
 
     # RLHF (issue 13): start from a run, stay near it (KL penalty), score with your function
-    init_from: str | None = None  # text-QA: run directory whose weights start PPO (the reference)
-    kl_coef: float = 0.0  # per-token penalty -kl_coef * KL(pi || pi_ref); 0: off
-    kl_estimator: str = "k1"  # k1 = logp - logp_ref; k3 = (r - 1) - log r, r = p_ref / p
-    kl_target: float | None = None  # adapt kl_coef toward this per-token KL (Ziegler et al. 2019)
-    kl_horizon: int = 640  # episodes over which the adaptive coefficient may change by 20 %
-    reward_fn: str | None = None  # FILE.py:NAME or module:NAME replacing the task score
+    init_from: str | None = setting(
+        None,
+        "Start from this run's weights (ppoqa sft or train); its policy, frozen, is the KL "
+        "reference. Dataset and network default to that run's.",
+        TEXT,
+    )
+    kl_coef: float = setting(0.0, "Per-token reward -C * KL(pi || pi_ref) (0: off).", TEXT)
+    kl_estimator: str = setting(
+        "k1", "k1 = logp - logp_ref, or k3 = (r-1) - log r, r = p_ref/p (never < 0).", TEXT
+    )
+    kl_target: float | None = setting(
+        None, "Adapt --kl-coef toward this mean per-token KL (Ziegler et al. 2019).", TEXT
+    )
+    kl_horizon: int = setting(
+        640, "With --kl-target: episodes over which the coefficient may change by 20%.", TEXT
+    )
+    reward_fn: str | None = setting(
+        None,
+        "FILE.py:NAME or module:NAME, a function (question, answer, target) -> float that "
+        "replaces the task score (e.g. examples/proxy_paris.py:is_paris).",
+        TEXT,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,6 +154,7 @@ class Config:
         return self.env == TEXT_QA
 
 
+FIELDS = {f.name: f for f in fields(Config)}
 FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Config)}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -240,6 +297,8 @@ MAX_CONFIG_BYTES = 1_000_000
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of settings (not yet applied)."""
+    import yaml  # here, not at the top: `ppoqa --help` reads this module
+
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{p}: is a directory, not a config file", "pass a .yaml file")
@@ -279,25 +338,90 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-TUNED_FILE = "hyperparams/gym.yaml"
+def _pick(key: str, *sources: dict[str, Any], default: Any) -> Any:
+    """The value the highest-priority source gives for key (sources listed highest first)."""
+    for src in sources:
+        for k, v in src.items():
+            if str(k).replace("-", "_") == key and v is not None:
+                return v
+    return default
 
 
-def tuned_settings(env: str) -> dict[str, Any]:
-    """Shipped per-env settings (like rl-zoo3): the file's `default` entry, then the entry for
-    env. Text QA has none: its defaults are the dataclass's."""
-    if env == TEXT_QA:
-        return {}
-    from importlib import resources
+def _network_of(run: Path) -> dict[str, Any]:
+    """--init-from: the network (kind, width, answer vocabulary) defaults to the starting
+    run's; a flag that asks for another one is refused by the trainer."""
+    from ppo_cli.rundir import CONFIG, read_config
 
-    text = resources.files("ppo_cli").joinpath(TUNED_FILE).read_text(encoding="utf-8")
-    table = yaml.safe_load(text) or {}
-    return {**(table.get("default") or {}), **(table.get(env) or {})}
+    if not (run / CONFIG).is_file():
+        return {}  # the trainer reports a missing or foreign run with its own message
+    theirs = read_config(run)
+    return {k: theirs[k] for k in ("policy", "hidden_size", "answer_vocab") if k in theirs}
 
 
-def base_config(env: str = TEXT_QA) -> Config:
-    """Config defaults < tuned settings for env: what `ppoqa train --env ENV` starts from."""
-    return apply_overrides(Config(env=env), tuned_settings(env), TUNED_FILE)
+def resolve(
+    flags: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    preset: str | None = None,
+    *,
+    base: dict[str, Any] | None = None,
+    source: str = "config",
+) -> Config:
+    """THE precedence chain of ppoqa's settings, later wins:
+
+        Config defaults < the gymnasium id's tuned entry (presets.TUNED_FILE)
+        < policy defaults < --preset < --config file < flags
+
+    or, resuming a run (base: its config.yaml, named `source`), that file < flags; with
+    --init-from, that run's network counts as flags not given. A bad value
+    in a file is the file's error (exit 1); a bad flag value, or a flag that does not apply to
+    the chosen kind of run, is a usage error (exit 2). A flag given as None sets None
+    (target_kl=None); leave a key out to keep the lower layers' value.
+    """
+    from ppo_cli import presets
+
+    flags = {str(k).replace("-", "_"): v for k, v in (flags or {}).items()}
+    if base is None and flags.get("init_from") is not None:  # the starting run's network
+        flags = _network_of(Path(flags["init_from"])) | flags
+    if base is not None:
+        cfg = validate(apply_overrides(Config(), base, source), source)
+    else:
+        file_values = load_config_file(config_file) if config_file is not None else {}
+        env = _pick("env", flags, file_values, default=TEXT_QA)
+        policy = str(_pick("policy", flags, file_values, default=Config.policy))
+        cfg = Config()
+        if isinstance(env, str) and env != TEXT_QA:
+            tuned = presets.tuned_settings(env)
+            cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
+        if env == TEXT_QA:
+            cfg = apply_overrides(cfg, presets.policy_defaults(policy), f"{policy} defaults")
+        if preset is not None:
+            if env != TEXT_QA:
+                raise UsageError(
+                    f"--preset {preset} is for text QA, not {env}",
+                    "drop --preset; gymnasium runs take --timesteps, --num-envs, ...",
+                )
+            cfg = apply_overrides(cfg, presets.preset_settings(preset, policy), f"preset {preset}")
+        if file_values:
+            cfg = apply_overrides(cfg, file_values, str(config_file))
+            # A bad value the file sets (and no flag replaces) is the file's error, named as
+            # `file: 'key'`, not blamed on a flag the user never typed.
+            kept = {str(k).replace("-", "_") for k in file_values} - set(flags)
+            validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file))
+    env = flags.get("env", cfg.env)
+    kind, other = ("text-qa", "gymnasium ids") if env == TEXT_QA else ("gym", "text QA")
+    for key in flags:
+        if key in FIELDS and kind not in FIELDS[key].metadata["kinds"]:
+            raise UsageError(
+                f"--{key.replace('_', '-')} is for {other}, not {env} runs (it does not apply)",
+                "drop it; the panels of `ppoqa train --help` say what each kind of run reads",
+            )
+    try:
+        return validate(apply_overrides(cfg, flags, "option"), "option")
+    except ConfigError as exc:  # a bad flag value is a usage error: exit 2
+        raise UsageError(exc.message, exc.hint) from None
 
 
 def config_to_yaml(cfg: Config) -> str:
+    import yaml
+
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -40,8 +40,9 @@ class ConfigError(PpoqaError):
     code = "config"
 
 
-class UsageError(PpoqaError):
-    """Wrong use of a command: bad option combination or value (exit code 2)."""
+class UsageError(ConfigError):
+    """Wrong use of a command: bad option combination or value (exit code 2); a settings
+    error made on the command line."""
 
     code = "usage"
     exit_code = 2

@@ -14,7 +14,7 @@ from ppo_cli.envs.text_qa_vec import QATask, RewardSpec, TextQAVecEnv, encode_pr
 from ppo_cli.errors import DatasetError, RunError
 from ppo_cli.policies import ActorCritic, build_policy
 from ppo_cli.rollout import collect_text_episodes
-from ppo_cli.rundir import CONFIG, DATASET, load_checkpoint, read_config
+from ppo_cli.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
 
 
 @dataclass
@@ -141,12 +141,12 @@ def _check_spec(spec: Any, vocab_size: int) -> dict[str, Any]:
 
 
 def load_text_run(run: Path) -> TextRun:
-    raw_cfg = read_config(run)
-    if raw_cfg.get("env", "text-qa") != "text-qa":
+    if run_env(run) != "text-qa":
         raise RunError(
-            f"{run}: is a {raw_cfg.get('env')} run, not a text-QA run",
+            f"{run}: is a {run_env(run)} run, not a text-QA run",
             "`ppoqa ask` answers questions only with runs trained on --env text-qa",
         )
+    raw_cfg = read_config(run)
     if "reward" not in raw_cfg:  # a run from before named rewards was trained on the seed's
         raw_cfg = {**raw_cfg, "reward": "seed"}
     cfg = apply_overrides(Config(), raw_cfg, str(run / CONFIG))

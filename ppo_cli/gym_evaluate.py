@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ppo_cli.envs.gym_envs import EpisodeTracker, make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.errors import RunError
 from ppo_cli.policies import ActorCritic, build_policy
-from ppo_cli.rundir import load_checkpoint, read_config
+from ppo_cli.rundir import load_checkpoint, read_config, run_env
 
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20
@@ -57,19 +58,16 @@ def evaluate_gym(
     try:
         obs, _ = envs.reset(seed=seed)
         tracker = EpisodeTracker(width)
-        prev_done = np.zeros(width, dtype=bool)
         while (done_count < quota).any():
             x = norm.obs(np.asarray(obs, dtype=np.float32).reshape(width, -1))
             action, _, _ = policy.act(torch.from_numpy(x).to(device), greedy=True)
             obs, reward, term, trunc, _ = envs.step(info.to_env(action.cpu().numpy()))
-            valid = ~prev_done
             done = np.logical_or(term, trunc)
-            for i, ret, length in tracker.update(np.asarray(reward), done, valid):
+            for i, ret, length in tracker.update(np.asarray(reward), done):
                 if done_count[i] < quota[i]:
                     k = i + width * int(done_count[i])
                     found[k] = EpisodeResult(k, ret, length)
                     done_count[i] += 1
-            prev_done = done & valid
     finally:
         envs.close()
         policy.train(was_training)
@@ -88,8 +86,7 @@ class GymRun:
 
 def load_gym_run(run: Path) -> GymRun:
     """Policy and env id of a gymnasium run directory."""
-    config = read_config(run)
-    env_id = str(config.get("env", "text-qa"))
+    env_id = run_env(run)
     if env_id == "text-qa":
         raise RunError(f"{run}: is a text-QA run", "use `ppoqa eval` without gymnasium options")
     ckpt = load_checkpoint(run)
@@ -102,7 +99,12 @@ def load_gym_run(run: Path) -> GymRun:
             "retrain with `ppoqa train --env ...`",
         ) from exc
     policy.eval()
-    env_kwargs = ckpt.get("env_kwargs", config.get("env_kwargs")) or None
+    env_kwargs = ckpt.get("env_kwargs") or read_config(run).get("env_kwargs") or None
     return GymRun(
         run, str(ckpt.get("env", env_id)), policy, ckpt, env_kwargs, ckpt.get("normalizer")
     )
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Population std (ddof 0), as gymnasium/SB3 evaluation reports it."""
+    return statistics.fmean(values), statistics.pstdev(values)

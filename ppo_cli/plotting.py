@@ -14,7 +14,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ppo_cli.errors import RunError, UsageError
-from ppo_cli.rundir import atomic_write_bytes, read_config, read_metrics
+from ppo_cli.rundir import atomic_write_bytes, read_metrics, run_env
 
 FORMATS = ("png", "svg", "pdf")
 DEFAULT_WINDOW = 10
@@ -252,7 +252,7 @@ def run_figure(run: Path, window: int = DEFAULT_WINDOW) -> Figure:
     """The training figure of a run: text QA or gymnasium, read from its config and metrics."""
     if window < 1:
         raise UsageError("--window must be at least 1", "e.g. --window 10")
-    env = str(read_config(run).get("env", "text-qa"))
+    env = run_env(run)
     records = read_metrics(run)
     if not records:
         raise RunError(f"{run}: metrics.jsonl has no records yet", "train for an iteration first")

@@ -25,7 +25,7 @@ from ppo_cli.errors import ConfigError, RunError
 from ppo_cli.kl import KLController, kl_estimate, per_token_rewards
 from ppo_cli.policies import ActorCritic, build_policy
 from ppo_cli.ppo import masked_mean
-from ppo_cli.rundir import CHECKPOINT, load_checkpoint, read_config
+from ppo_cli.rundir import CHECKPOINT, load_checkpoint, run_env
 
 
 @dataclass
@@ -59,7 +59,7 @@ def load_init_run(path: Path) -> InitRun:
             f"--init-from {path}: is a file, not a run directory",
             "pass a folder written by `ppoqa sft` or `ppoqa train`",
         )
-    env = read_config(path).get("env", "text-qa")
+    env = run_env(path)
     if env != "text-qa":
         raise RunError(
             f"--init-from {path}: is a {env} run; RLHF starts from a text-QA run",

@@ -197,7 +197,6 @@ class GymCollector:
         self.normalizer = normalizer or Normalizer(info.obs_dim, self.num_envs)
         obs, _ = envs.reset(seed=seed)
         self.next_obs = self._obs_tensor(obs)  # [N, D]
-        self.prev_done = np.zeros(self.num_envs, dtype=bool)  # [N] ended on the previous step
         self.tracker = EpisodeTracker(self.num_envs)
 
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
@@ -223,16 +222,15 @@ class GymCollector:
         finished: list[tuple[int, float, int]] = []
         for step in range(t_):
             obs[step] = self.next_obs
-            valid[step] = ~self.prev_done
+            valid[step] = self.tracker.valid
             action, logprob, value = policy.act(self.next_obs)
             actions[step], logprobs[step], values[step] = action, logprob, value
             env_action = self.info.to_env(action.cpu().numpy())  # offset, or clipped (Box)
             next_obs, reward, term, trunc, _ = self.envs.step(env_action)
             terminated[step], truncated[step] = term, trunc
             done = np.logical_or(term, trunc)
-            finished.extend(self.tracker.update(np.asarray(reward), done, valid[step]))  # raw
+            finished.extend(self.tracker.update(np.asarray(reward), done))  # raw rewards
             rewards[step] = self.normalizer.reward(np.asarray(reward), done, valid[step])
-            self.prev_done = done & valid[step]
             self.next_obs = self._obs_tensor(next_obs)
         last_value = policy.get_value(self.next_obs)  # [N]
         rollout = GymRollout(

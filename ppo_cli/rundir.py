@@ -333,6 +333,12 @@ def write_yaml(path: Path, data: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
+def run_env(run: Path) -> str:
+    """The one place a run's kind is decided: its env, text-qa or a gymnasium id (runs from
+    before config.yaml named it are text QA)."""
+    return str(read_config(run).get("env", "text-qa"))
+
+
 def read_config(run: Path) -> dict[str, Any]:
     path = run / CONFIG
     if not path.is_file():

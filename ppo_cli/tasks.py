@@ -144,8 +144,8 @@ class TextQATask:
     def prepare_run(
         self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
     ) -> None:
-        """A new run's files, or a resumed run's extra state (and the refusal of one that is
-        finished)."""
+        """A new run's files, or a resumed run's extra state (and the refusal of one that
+        reached its target)."""
         cfg = self.cfg
         if ckpt is None:
             write_yaml(run_dir / DATASET, self.dataset.to_dict())
@@ -161,17 +161,9 @@ class TextQATask:
 
             record_reward_fn(run_dir, self.reward_fn, warn)
         state.kl_coef = self.controller.value if self.reference is not None else None
-        if ckpt is None:
-            return
-        if state.iteration >= self.total:
-            raise RunError(
-                f"{run_dir}: the run already finished all {state.iteration} iterations",
-                "its learning rate anneals over a fixed length; start a new run"
-                if cfg.anneal_lr
-                else f"to train further, pass --iterations {state.iteration + 1} or more",
-            )
         if (
-            state.stopped_early
+            ckpt is not None
+            and state.stopped_early
             and cfg.target_accuracy is not None
             and state.accuracy is not None
             and state.accuracy >= cfg.target_accuracy
@@ -182,6 +174,10 @@ class TextQATask:
                 "to train further, pass --no-early-stop (or a higher --target-accuracy)",
             )
         state.finished = state.stopped_early = False
+
+    def longer(self, state: LoopState) -> str:
+        """The flag that would let a finished run train further."""
+        return f"--iterations {state.iteration + 1}"
 
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
         return {
@@ -279,7 +275,8 @@ class TextQATask:
 
 class GymTask:
     """A gymnasium id on a NEXT_STEP vector env: a sample is one environment step; budgeted in
-    timesteps; evaluated once at the end."""
+    timesteps; evaluated once at the end. A resumed run gets its weights, optimizer, RNGs and
+    counters back, but the vector env restarts its episodes: not bit-identical."""
 
     fused_adam = True  # one kernel per step instead of one per tensor; ~15 % faster here
 
@@ -323,19 +320,13 @@ class GymTask:
     def prepare_run(
         self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
     ) -> None:
-        # Weights, optimizer, RNGs, counters and normalization statistics come back; the vector
-        # env restarts its episodes, so a resumed gym run is not bit-identical to an
-        # uninterrupted one.
+        # Normalization statistics come back with the weights, optimizer, RNGs and counters
+        # (the vector env restarts its episodes, so a resumed gym run is not bit-identical).
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
-        if ckpt is not None and state.iteration >= self.total:
-            raise RunError(
-                f"{run_dir}: the run already finished all {state.iteration} iterations",
-                "its learning rate anneals over a fixed length; start a new run"
-                if self.cfg.anneal_lr
-                else f"to train further, pass --timesteps "
-                f"{(state.iteration + 1) * self.batch_size} or more",
-            )
+
+    def longer(self, state: LoopState) -> str:
+        return f"--timesteps {(state.iteration + 1) * self.batch_size}"
 
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
         info = self.info

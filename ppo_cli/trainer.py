@@ -28,7 +28,7 @@ from ppo_cli.checkpointing import (
     training_state,
 )
 from ppo_cli.config import Config, config_to_yaml, validate
-from ppo_cli.errors import TrainingError, UsageError
+from ppo_cli.errors import RunError, TrainingError, UsageError
 from ppo_cli.evaluate import QAResult
 from ppo_cli.ppo import (
     UpdateSettings,
@@ -152,6 +152,13 @@ def _train(
             state = LoopState.from_counters(
                 restore_training_state(ckpt, policy, optimizer, run_dir)
             )
+            if state.iteration >= task.total:
+                raise RunError(
+                    f"{run_dir}: the run already finished all {state.iteration} iterations",
+                    "its learning rate anneals over a fixed length; start a new run"
+                    if cfg.anneal_lr
+                    else f"to train further, pass {task.longer(state)} or more",
+                )
         task.prepare_run(run_dir, state, ckpt, cb.on_warning)  # may refuse a finished run
         if resume:
             truncate_metrics(run_dir, state.iteration)

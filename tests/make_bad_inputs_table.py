@@ -168,10 +168,9 @@ def gym_run(cwd: Path) -> None:
 
 
 def gym_trained_run(cwd: Path) -> None:
-    from ppo_cli.config import apply_overrides, base_config
+    from ppo_cli.config import resolve
 
-    cfg = apply_overrides(base_config("CartPole-v1"), {"timesteps": 512}, "test")
-    train(cfg, cwd / "run", Callbacks())
+    train(resolve({"env": "CartPole-v1", "timesteps": 512}), cwd / "run", Callbacks())
 
 
 TEXT_ENV = """import gymnasium as gym

@@ -141,3 +141,63 @@ def test_every_module_imports_on_its_own() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+
+
+def test_every_config_field_says_its_help_and_kinds_of_run() -> None:
+    from ppo_cli.config import BOTH, FIELDS, GYM, TEXT
+
+    for name, f in FIELDS.items():
+        assert f.metadata["help"].strip(), name
+        assert f.metadata["kinds"] in (TEXT, GYM, BOTH), name
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--timesteps", "1000"], "--timesteps"),
+        (["--num-envs", "2"], "--num-envs"),
+        (["--vector-mode", "sync"], "--vector-mode"),
+        (["--env", "CartPole-v1", "--dataset", "x.yaml"], "--dataset"),
+        (["--env", "CartPole-v1", "--curriculum"], "--curriculum"),
+        (["--env", "CartPole-v1", "--target-accuracy", "0.5"], "--target-accuracy"),
+        (["--env", "CartPole-v1", "--answer-vocab"], "--answer-vocab"),
+    ],
+)
+def test_a_flag_for_another_kind_of_run_is_a_usage_error(args: list[str], flag: str) -> None:
+    from typer.testing import CliRunner
+
+    from ppo_cli.cli import app
+
+    res = CliRunner().invoke(app, ["train", "-q", *args])
+    assert res.exit_code == 2, res.output
+    assert f"{flag} is for " in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_train_help_groups_options_in_panels_and_shows_config_defaults() -> None:
+    from typer.testing import CliRunner
+
+    from ppo_cli.cli import app
+
+    res = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0
+    text = res.output
+    panels = [p for p in ("Run", "Text QA", "Gymnasium", "PPO", "Output") if f"─ {p} ─" in text]
+    assert panels == ["Run", "Text QA", "Gymnasium", "PPO", "Output"]
+    assert "[default: 0.005]" in text  # Config.learning_rate, not a copy in the help text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_help_and_version_import_neither_torch_nor_gymnasium() -> None:
+    """`ppoqa --help`, `--version` and `train --help` answer without the heavy libraries (start-up
+    time itself is measured in benchmarks/startup.py)."""
+    code = (
+        "import sys\nfrom ppo_cli.cli import app\n"
+        "for args in (['--help'], ['--version'], ['train', '--help']):\n"
+        "    try:\n        app(args)\n    except SystemExit:\n        pass\n"
+        "heavy = [m for m in ('torch', 'gymnasium', 'numpy', 'matplotlib', 'yaml')"
+        " if m in sys.modules]\nprint(heavy)\nsys.exit(1 if heavy else 0)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PKG.parent
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

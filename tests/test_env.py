@@ -10,7 +10,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-import ppo_cli  # noqa: F401  (registers ppoqa/TextQA-v0)
+import ppo_cli.envs  # noqa: F401  (registers ppoqa/TextQA-v0)
 from ppo_cli.config import Config
 from ppo_cli.data import END_ID, load_dataset
 from ppo_cli.envs.text_qa import TextQAEnv

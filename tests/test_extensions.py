@@ -11,13 +11,13 @@ import torch
 from typer.testing import CliRunner
 
 from ppo_cli.cli import app
-from ppo_cli.config import Config, validate
+from ppo_cli.config import Config, resolve, validate
 from ppo_cli.curriculum import Curriculum
 from ppo_cli.data import END_ID, START_ID, Vocabulary, load_dataset, tokenize
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError
 from ppo_cli.policies import TransformerActorCritic, build_policy
-from ppo_cli.presets import POLICY_DEFAULTS, PRESETS, base_config, resolve
+from ppo_cli.presets import POLICY_DEFAULTS, PRESETS
 from ppo_cli.rollout import collect_text_episodes
 from ppo_cli.trainer import train
 
@@ -139,7 +139,7 @@ def test_answer_vocab_generates_only_answer_words_and_never_an_empty_answer(kind
 
 def test_lstm_defaults_are_the_config_defaults() -> None:
     assert resolve({}) == Config()
-    assert base_config(preset="balanced") == Config()
+    assert resolve(preset="balanced") == Config()
 
 
 def test_transformer_gets_its_policy_defaults_and_flags_still_win() -> None:

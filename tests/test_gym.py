@@ -15,8 +15,7 @@ from gymnasium.wrappers import TimeLimit
 from typer.testing import CliRunner
 
 from ppo_cli.cli import app
-from ppo_cli.cli.train import resolve_config
-from ppo_cli.config import Config
+from ppo_cli.config import Config, resolve
 from ppo_cli.envs.gym_envs import EnvInfo
 from ppo_cli.policies import ActorCritic
 from ppo_cli.rollout import GymCollector
@@ -133,12 +132,12 @@ def test_unsupported_spaces_say_what_is_supported() -> None:
 
 
 def test_tuned_settings_sit_between_defaults_and_config_and_flags(tmp_path: Path) -> None:
-    assert resolve_config(None, {}) == Config()  # text QA: untouched defaults
-    tuned = resolve_config(None, {"env": "CartPole-v1"})
+    assert resolve({}) == Config()  # text QA: untouched defaults
+    tuned = resolve({"env": "CartPole-v1"})
     assert (tuned.policy, tuned.num_envs, tuned.timesteps) == ("mlp", 32, 100_000)
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("env: CartPole-v1\nnum_envs: 8\nlearning_rate: 0.01\n")
-    from_file = resolve_config(cfg_file, {"learning_rate": 0.02})
+    from_file = resolve({"learning_rate": 0.02}, cfg_file)
     assert (from_file.num_envs, from_file.learning_rate) == (8, 0.02)
     assert from_file.num_steps == tuned.num_steps
 
@@ -227,13 +226,10 @@ def test_ask_on_a_gym_run_is_a_clear_error(cartpole_run: Path) -> None:
 
 def test_interrupted_gym_run_resumes_to_the_planned_end(tmp_path: Path) -> None:
     """Ctrl-C keeps a resumable checkpoint; --resume continues the counters and metrics."""
-    from ppo_cli.config import apply_overrides, base_config
     from ppo_cli.errors import TrainingInterrupted
     from ppo_cli.trainer import Callbacks, train
 
-    cfg = apply_overrides(
-        base_config("CartPole-v1"), {"env": "CartPole-v1", "timesteps": 4096}, "test"
-    )
+    cfg = resolve({"env": "CartPole-v1", "timesteps": 4096})
     per_iteration = cfg.num_envs * cfg.num_steps
 
     class StopAt3(Callbacks):

@@ -285,13 +285,13 @@ def test_record_needs_rgb_array_rendering(tmp_path: Path) -> None:
 
 def test_resume_continues_the_normalization_statistics(tmp_path: Path) -> None:
     """An interrupted normalized run resumes from its saved statistics, not from zero."""
-    from ppo_cli.config import apply_overrides, base_config
+    from ppo_cli.config import resolve
     from ppo_cli.errors import TrainingInterrupted
     from ppo_cli.trainer import Callbacks, train
 
     overrides = {"env": "Pendulum-v1", "timesteps": 2048, "num_envs": 2, "num_steps": 128,
                  "norm_obs": True, "save_every": 1}  # fmt: skip
-    cfg = apply_overrides(base_config("Pendulum-v1"), overrides, "test")
+    cfg = resolve(overrides)
 
     class StopAt2(Callbacks):
         def on_iteration(self, record: dict) -> None:

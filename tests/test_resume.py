@@ -160,13 +160,13 @@ def test_first_ctrl_c_finishes_the_iteration_second_stops_at_once(tmp_path: Path
 def test_cli_interrupt_prints_resume_command_and_exits_130(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ppo_cli.cli import train as train_cli
+    from ppo_cli.render.progress import RichCallbacks
 
     def stop_at_2(self: Any, record: dict[str, Any]) -> None:
         if record["iteration"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_cli.RichCallbacks, "on_iteration", stop_at_2)
+    monkeypatch.setattr(RichCallbacks, "on_iteration", stop_at_2)
     run = tmp_path / "run"
     args = ["train", "--iterations", "4", "--num-episodes", "16", "--no-early-stop"]
     runner = CliRunner(env={"PPOQA_DEBUG": ""})

@@ -208,7 +208,7 @@ def test_generic_batch_trace_for_flat_step_batches() -> None:
 
     from rich.console import Console
 
-    from ppo_cli.cli.teach_tables import trace_view
+    from ppo_cli.render.teach import trace_view
 
     console = Console(width=160, record=True, file=io.StringIO())
     console.print(trace_view(trace))

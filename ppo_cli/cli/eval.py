@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ppo_cli.cli.common import handle_errors, out, print_json
+from ppo_cli.cli.common import err, handle_errors, out, print_json
 from ppo_cli.errors import UsageError
-from ppo_cli.rundir import find_run, read_config
 
 
 def eval_command(
@@ -39,17 +38,17 @@ def eval_command(
     Example: ppoqa eval --json   |   ppoqa eval --run runs/<dir> --dataset examples/capitals.yaml
     """
     with handle_errors(json_output):
-        path = find_run(run)
-        env = read_config(path).get("env", "text-qa")
-        if env != "text-qa":
-            from ppo_cli.cli.eval_gym import eval_gym
+        from ppo_cli.rundir import find_run, run_env
 
+        path = find_run(run)
+        env = run_env(path)
+        if env != "text-qa":
             if dataset is not None:
                 raise UsageError(
                     f"--dataset is for text-QA runs; {path} is a {env} run",
                     "drop --dataset (use --episodes and --seed for gymnasium runs)",
                 )
-            eval_gym(path, episodes, seed, json_output, record, record_episodes)
+            _eval_gym(path, episodes, seed, json_output, record, record_episodes)
             return
         if record is not None:
             raise UsageError(
@@ -78,3 +77,54 @@ def eval_command(
             )
             return
         out.print(qa_results_table(results, f"Greedy evaluation of {path}"))
+
+
+def _eval_gym(
+    path: Path,
+    episodes: int,
+    seed: int,
+    json_output: bool,
+    record: Path | None = None,
+    record_episodes: int = 1,
+) -> None:
+    """Run `episodes` greedy episodes of the run's policy from `seed` and print the result;
+    with `record`, also write `record_episodes` greedy episodes as an animation."""
+    from ppo_cli.gym_evaluate import evaluate_gym, load_gym_run, mean_std
+    from ppo_cli.render import episodes_table
+
+    run = load_gym_run(path)
+    recorded = None
+    if record is not None:
+        from ppo_cli.gym_record import check_record_path
+        from ppo_cli.gym_record import record_episodes as record_fn
+
+        check_record_path(record)
+        recorded = record_fn(
+            run.policy, run.env_id, record, record_episodes, seed, run.env_kwargs, run.normalizer
+        )
+        if not json_output:
+            err.print(
+                f"recorded {recorded['episodes']} episode(s), {recorded['frames']} frames "
+                f"-> {record}",
+                markup=False,
+                highlight=False,
+            )
+    results = evaluate_gym(run.policy, run.env_id, episodes, seed, run.env_kwargs, run.normalizer)
+    if json_output:
+        returns = [r.episode_return for r in results]
+        mean, std = mean_std(returns)
+        print_json(
+            {
+                "run": str(path),
+                "env": run.env_id,
+                "episodes": len(results),
+                "seed": seed,
+                "mean_return": mean,
+                "std_return": std,
+                "returns": returns,
+                "lengths": [r.length for r in results],
+            }
+            | ({"record": recorded} if recorded is not None else {})
+        )
+        return
+    out.print(episodes_table(results, f"Greedy evaluation of {path} on {run.env_id}"))

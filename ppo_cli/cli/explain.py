@@ -69,7 +69,7 @@ def explain_gae_command(
             if json_output:
                 print_json(result)
                 return
-            from ppo_cli.cli.teach_tables import explain_run_view
+            from ppo_cli.render.teach import explain_run_view
 
             out.print(explain_run_view(result))
             return
@@ -85,7 +85,7 @@ def explain_gae_command(
         if json_output:
             print_json(result)
             return
-        from ppo_cli.cli.teach_tables import explain_gae_view
+        from ppo_cli.render.teach import explain_gae_view
 
         out.print(explain_gae_view(result))
 
@@ -126,6 +126,6 @@ def explain_clip_command(
         if json_output:
             print_json(examples[0] if all(given) else {"examples": examples})
             return
-        from ppo_cli.cli.teach_tables import explain_clip_view
+        from ppo_cli.render.teach import explain_clip_view
 
         out.print(explain_clip_view(examples))

@@ -304,15 +304,17 @@ class EpisodeTracker:
     def __init__(self, num_envs: int) -> None:
         self.running_return = np.zeros(num_envs, dtype=np.float64)  # [N]
         self.running_length = np.zeros(num_envs, dtype=np.int64)  # [N]
+        self.valid = np.ones(num_envs, dtype=bool)  # [N] False: the next step only resets
 
-    def update(
-        self, reward: np.ndarray, done: np.ndarray, valid: np.ndarray
-    ) -> list[tuple[int, float, int]]:
-        """Add one step; returns (env index, return, length) of every episode that just ended."""
+    def update(self, reward: np.ndarray, done: np.ndarray) -> list[tuple[int, float, int]]:
+        """Add one step (real where self.valid); returns (env index, return, length) of every
+        episode that just ended. With NEXT_STEP autoreset the step after an end is a reset."""
+        valid = self.valid
         self.running_return += np.where(valid, reward, 0.0)
         self.running_length += valid
         ended = np.flatnonzero(done & valid)
         out = [(int(i), float(self.running_return[i]), int(self.running_length[i])) for i in ended]
         self.running_return[ended] = 0.0
         self.running_length[ended] = 0
+        self.valid = ~(done & valid)
         return out

@@ -1,4 +1,5 @@
-"""Rich tables built from plain records: pure functions, no I/O, easy to test."""
+"""Every Rich builder: tables from plain records (pure functions, no I/O, easy to test) here;
+the teaching views in render.teach, the training progress in render.progress."""
 
 from __future__ import annotations
 
@@ -53,4 +54,20 @@ def training_math_table(summary: dict[str, Any]) -> Table:
     rows.append(("run directory", str(summary["run_dir"])))
     for what, value in rows:
         table.add_row(what, value)
+    return table
+
+
+def episodes_table(results: Sequence[Any], title: str) -> Table:
+    """One row per greedy episode (gym_evaluate.EpisodeResult); the caption carries mean ± std
+    of the return."""
+    from ppo_cli.gym_evaluate import mean_std
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("episode", justify="right")
+    table.add_column("return", justify="right")
+    table.add_column("length", justify="right")
+    for r in results:
+        table.add_row(str(r.episode), f"{r.episode_return:.1f}", str(r.length))
+    mean, std = mean_std([r.episode_return for r in results])
+    table.caption = f"mean return {mean:.1f} ± {std:.1f} over {len(results)} episodes"
     return table

@@ -1,0 +1,94 @@
+"""The training progress on stderr: a bar with live reward/accuracy, greedy tables, traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ppo_cli.config import Config
+from ppo_cli.render import qa_results_table
+from ppo_cli.render.teach import trace_view
+from ppo_cli.trace import TraceSelection
+from ppo_cli.trainer import Callbacks
+
+
+class RichCallbacks(Callbacks):
+    """Progress bar on stderr with live reward/accuracy; greedy tables every `show_every`."""
+
+    def __init__(
+        self,
+        err: Console,
+        show_every: int,
+        quiet: bool,
+        trace: TraceSelection | None = None,
+        keep_traces: bool = False,
+    ) -> None:
+        self.err = err  # the stderr console
+        self.show_every = show_every
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.last_acc: float | None = None
+        self.last_return: float | None = None
+        self.trace = trace
+        self.keep_traces = keep_traces  # --json: traces go into the summary, not on stderr
+        self.traces: list[dict[str, Any]] = []
+
+    def wants_trace(self, iteration: int, total: int) -> bool:
+        return self.trace is not None and self.trace.wants(iteration, total)
+
+    def on_trace(self, record: dict[str, Any]) -> None:
+        if self.keep_traces:
+            self.traces.append(record)
+            return
+        console = self.progress.console if self.progress is not None else self.err
+        console.print(trace_view(record))
+
+    def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
+        if self.quiet:
+            return
+        self.err.print(f"[bold]ppoqa train[/] env={cfg.env} seed={cfg.seed} -> {run_dir}")
+        self.progress = Progress(
+            TextColumn("[bold blue]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            console=self.err,
+            transient=False,
+        )
+        self.task = self.progress.add_task("train", total=total, stats="")
+        self.progress.start()
+
+    def on_iteration(self, record: dict[str, Any]) -> None:
+        if self.progress is None:
+            return
+        if "eval_accuracy" in record:
+            self.last_acc = record["eval_accuracy"]
+        if "mean_reward" in record:
+            stats = f"reward {record['mean_reward']:+.2f}"
+            if self.last_acc is not None:
+                stats += f"  acc {100 * self.last_acc:.0f}%"
+        else:  # gymnasium: iterations with no finished episode keep the last return shown
+            self.last_return = record.get("episodic_return", self.last_return)
+            ret = "-" if self.last_return is None else f"{self.last_return:.1f}"
+            stats = f"return {ret}  SPS {record.get('sps', 0):,.0f}"
+        self.progress.update(
+            self.task, completed=record.get("progress", record["iteration"]), stats=stats
+        )
+
+    def on_eval(self, iteration: int, results: list[Any]) -> None:
+        if self.progress is not None and self.show_every and iteration % self.show_every == 0:
+            self.progress.console.print(
+                qa_results_table(results, f"Greedy evaluation, iteration {iteration}")
+            )
+
+    def on_warning(self, message: str) -> None:
+        console = self.progress.console if self.progress is not None else self.err
+        console.print(f"ppoqa: warning: {message}", markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
