@@ -63,6 +63,10 @@ class LoopState:
     finished: bool = False
     curriculum_stage: int = 0  # --curriculum: index of the hardest active level
     kl_coef: float | None = None  # RLHF: the KL coefficient in force (adaptive with kl_target)
+    stop_reason: str | None = None  # text QA: solved | stalled | budget (ppo_cli.budget)
+    stop_message: str = ""
+    best_accuracy: float = -1.0  # text QA: the stall rule's memory (budget.StallDetector)
+    best_iteration: int = 0
 
     @classmethod
     def from_counters(cls, counters: dict[str, Any]) -> LoopState:

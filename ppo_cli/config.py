@@ -47,7 +47,16 @@ class Config:
     hidden_size: int = setting(64, "Width of the network.", panel=R)
     device: str = setting("cpu", "cpu, cuda or auto (gymnasium; text QA uses the CPU).", panel=R)
     threads: int = setting(1, "torch CPU threads (1 is fastest for small networks).", panel=R)
-    iterations: int = setting(150, "PPO iterations at most.", TEXT)
+    # None: grows with the dataset (ppo_cli.budget); config.yaml records the value used
+    iterations: int | None = setting(
+        None, "PPO iterations at most (default: 150 up to 30 questions, then 5 per question).", TEXT
+    )
+    stall_iterations: int | None = setting(
+        None,
+        "Stop when greedy accuracy has not improved for N iterations (default 40, a quarter "
+        "of the questions past 160; 0: never).",
+        TEXT,
+    )
     timesteps: int = setting(100_000, "Environment steps to train for (tuned per env).", GYM)
     target_accuracy: float | None = setting(1.0, "Stop once greedy accuracy reaches this.", TEXT)
     eval_every: int = setting(1, "Greedy evaluation every N iterations.", TEXT)
@@ -96,8 +105,8 @@ class Config:
     )
     reward: str | None = setting(
         None,
-        "Named reward: prefix (default), lcs, f1, exact or seed (the seed's overlap, which pays "
-        "for hedging); `ppoqa explain-reward` shows what each pays.",
+        "Named reward: lcs (default), strict, prefix, f1, exact or seed (the seed's overlap, "
+        "which pays for hedging); `ppoqa explain-reward` shows what each pays.",
         TEXT,
     )
     reward_partial: float | None = setting(
@@ -118,8 +127,16 @@ class Config:
     tensorboard: bool = setting(
         False, "TensorBoard scalars (CleanRL names) in <run dir>/tensorboard.", panel="Output"
     )
+    # invalid-action masking; on by default since issue 10 (README "What learns on a user's
+    # dataset")
     answer_vocab: bool = setting(
-        False, "Generate only words of the dataset's answers (quality preset: on).", TEXT
+        True, "Generate only words of the dataset's answers, never an empty answer.", TEXT
+    )
+    advantage: str = setting(
+        "gae",
+        "gae (critic baseline) or group (each question's episodes against each other, "
+        "GRPO-style; measured no better, README).",
+        TEXT,
     )
 
     # RLHF (issue 13): start from a run, stay near it (KL penalty), score with your function
@@ -162,6 +179,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("cpu", "cuda", "auto"),
     "vector_mode": ("auto", "sync", "async", "vector"),
     "kl_estimator": ("k1", "k3"),
+    "advantage": ("gae", "group"),
 }
 
 # (low, high, low inclusive) ranges checked after merging; None means unbounded.
@@ -170,6 +188,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "hidden_size": (1, 4096, True),
     "threads": (1, 256, True),
     "iterations": (1, None, True),
+    "stall_iterations": (0, None, True),
     "timesteps": (1, None, True),
     "target_accuracy": (0.0, 1.0, True),
     "eval_every": (1, None, True),

@@ -1,4 +1,4 @@
-"""A plain Adam for commands that must start fast (`ppoqa sft`).
+"""A plain Adam for commands that must start fast (`ppoqa sft`, text-QA `ppoqa train`).
 
 Creating any `torch.optim` optimizer imports `torch._dynamo`, about 1.5 s of CPU on this
 machine: more than a whole supervised run on the built-in set takes. This is the same update
@@ -51,11 +51,25 @@ class PlainAdam:
             p.addcdiv_(m, denom, value=-lr / bias1)
 
     def state_dict(self) -> dict[str, Any]:
-        """Tensors and plain values only (a checkpoint loads it with weights_only=True)."""
-        return {
-            "kind": "plain_adam",
-            "step": self.step_count,
-            "param_groups": [dict(g) | {"betas": list(g["betas"])} for g in self.param_groups],
-            "exp_avg": list(self.exp_avg),
-            "exp_avg_sq": list(self.exp_avg_sq),
+        """torch.optim.Adam's layout (tensors and plain values: weights_only=True reads it), so
+        checkpoints written with either optimizer resume with the other."""
+        group = self.param_groups[0]
+        state = {
+            i: {"step": torch.tensor(float(self.step_count)), "exp_avg": m, "exp_avg_sq": v}
+            for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True))
         }
+        params = list(range(len(self.params)))
+        return {"state": state if self.step_count else {}, "param_groups": [group | {
+            "betas": tuple(group["betas"]), "params": params}]}  # fmt: skip
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        group = state_dict["param_groups"][0]
+        if len(group["params"]) != len(self.params):
+            raise ValueError("optimizer state has another number of parameters")
+        self.param_groups[0].update(lr=group["lr"], betas=tuple(group["betas"]), eps=group["eps"])
+        state = state_dict["state"]
+        self.step_count = int(state[0]["step"]) if state else 0
+        for i, p in enumerate(self.params):
+            if i in state:
+                self.exp_avg[i] = state[i]["exp_avg"].to(p).clone()
+                self.exp_avg_sq[i] = state[i]["exp_avg_sq"].to(p).clone()

@@ -20,7 +20,7 @@ FORMATS = ("png", "svg", "pdf")
 DEFAULT_WINDOW = 10
 
 
-def _check_suffix(out: Path) -> str:
+def check_suffix(out: Path) -> str:
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise UsageError(
@@ -29,8 +29,9 @@ def _check_suffix(out: Path) -> str:
     return fmt
 
 
-def _save(fig: Figure, out: Path) -> Path:
-    fmt = _check_suffix(out)
+def save_figure(fig: Figure, out: Path) -> Path:
+    """Render to the format out's suffix names and write it atomically."""
+    fmt = check_suffix(out)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110)
     try:
@@ -268,13 +269,13 @@ def run_figure(run: Path, window: int = DEFAULT_WINDOW) -> Figure:
 def plot_run(run: Path, out: Path | None = None, window: int = DEFAULT_WINDOW) -> Path:
     """Write the run's training figure to out (default <run>/training.png)."""
     if out is not None:
-        _check_suffix(out)
-    return _save(run_figure(run, window), out if out is not None else run / "training.png")
+        check_suffix(out)
+    return save_figure(run_figure(run, window), out if out is not None else run / "training.png")
 
 
 def plot_clip(out: Path, clip_coef: float = 0.2) -> Path:
-    _check_suffix(out)
-    return _save(clip_figure(clip_coef), out)
+    check_suffix(out)
+    return save_figure(clip_figure(clip_coef), out)
 
 
 def clip_figure(clip_coef: float = 0.2) -> Figure:

@@ -18,6 +18,14 @@ import numpy as np
 import torch
 
 from ppo_cli import rlhf
+from ppo_cli.budget import (
+    BUDGET,
+    SOLVED,
+    STALLED,
+    StallDetector,
+    default_iterations,
+    default_stall_iterations,
+)
 from ppo_cli.checkpointing import LoopState
 from ppo_cli.config import Config
 from ppo_cli.curriculum import Curriculum, balanced_questions, episodes_per_iteration
@@ -118,6 +126,18 @@ class TextQATask:
                 "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
                 "e.g. --kl-coef 0.2 --kl-target 0.05",
             )
+        # config.yaml names the cap and the patience the run really uses (ppo_cli.budget)
+        n = len(dataset.pairs)
+        cfg = replace(
+            cfg,
+            iterations=cfg.iterations or default_iterations(n),
+            stall_iterations=(
+                default_stall_iterations(n)
+                if cfg.stall_iterations is None
+                else cfg.stall_iterations
+            ),
+        )
+        assert cfg.iterations is not None and cfg.stall_iterations is not None
         self.cfg, self.dataset = cfg, dataset
         self.fingerprint: str | None = dataset.fingerprint()
         self.total = cfg.iterations
@@ -174,6 +194,9 @@ class TextQATask:
                 "to train further, pass --no-early-stop (or a higher --target-accuracy)",
             )
         state.finished = state.stopped_early = False
+        if state.stop_reason == STALLED:  # asked to go on: the full patience again
+            state.best_iteration = state.iteration
+        state.stop_reason, state.stop_message = None, ""
 
     def longer(self, state: LoopState) -> str:
         """The flag that would let a finished run train further."""
@@ -195,6 +218,10 @@ class TextQATask:
         if self.cfg.curriculum:
             self.curriculum = Curriculum.from_dataset(self.dataset, self.cfg.curriculum_threshold)
             self.curriculum.stage = state.curriculum_stage
+        assert self.cfg.stall_iterations is not None
+        self.stall = StallDetector(
+            self.cfg.stall_iterations, state.best_accuracy, state.best_iteration
+        )
 
     def collect(self, policy: ActorCritic) -> tuple[TextRollout, Batch, torch.Tensor]:
         if self.curriculum is not None:  # only the active levels' questions
@@ -207,7 +234,12 @@ class TextQATask:
             self.kl_stats = rlhf.apply_kl_penalty(
                 rollout, self.reference, self.controller, self.cfg.kl_estimator
             )
-        return (rollout, *rollout.to_batch(self.cfg.gamma, self.cfg.gae_lambda))
+        batch, deltas = rollout.to_batch(self.cfg.gamma, self.cfg.gae_lambda)
+        if self.cfg.advantage == "group":  # each question's episodes against each other
+            from ppo_cli.gae import group_advantages
+
+            batch.advantages = group_advantages(rollout.episode_returns, q_idx, rollout.mask)
+        return rollout, batch, deltas
 
     def record(
         self, iteration: int, state: LoopState, ro: TextRollout, batch: Batch, stats: Any, lr: float
@@ -247,7 +279,26 @@ class TextQATask:
             and state.accuracy >= cfg.target_accuracy
             and (self.curriculum is None or self.curriculum.complete)
         )
-        return results, reached
+        # Which rule ends the run (ppo_cli.budget): solved, stalled, or the iteration cap.
+        self.stall.observe(iteration, state.accuracy)
+        state.best_accuracy, state.best_iteration = self.stall.best, self.stall.best_iteration
+        stalled = not reached and iteration < self.total and self.stall.stalled(iteration)
+        if reached:
+            state.stop_reason = SOLVED
+            state.stop_message = (
+                f"solved: greedy accuracy {100 * state.accuracy:.1f}% reached the target at "
+                f"iteration {iteration}"
+            )
+        elif stalled:
+            state.stop_reason, state.stop_message = STALLED, self.stall.describe(iteration)
+        elif iteration == self.total:
+            state.stop_reason = BUDGET
+            state.stop_message = (
+                f"budget: all {self.total} iterations used, greedy accuracy "
+                f"{100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% at iteration "
+                f"{self.stall.best_iteration}); pass --iterations to train longer"
+            )
+        return results, reached or stalled
 
     def action_label(self, action: torch.Tensor) -> str:
         return self.qa.vocab.itos[action]
@@ -268,7 +319,7 @@ class TextQATask:
         if not state.results:  # the last iteration always evaluates; this is for 0 iterations
             final = evaluate_qa(policy, self.qa)
             state.accuracy, state.results = accuracy(final), [r.to_dict() for r in final]
-        return {}
+        return {"stop_reason": state.stop_reason, "stop_message": state.stop_message}
 
     def close(self) -> None: ...
 

@@ -30,6 +30,7 @@ from ppo_cli.checkpointing import (
 from ppo_cli.config import Config, config_to_yaml, validate
 from ppo_cli.errors import RunError, TrainingError, UsageError
 from ppo_cli.evaluate import QAResult
+from ppo_cli.optim import PlainAdam
 from ppo_cli.ppo import (
     UpdateSettings,
     check_finite_metrics,
@@ -65,6 +66,8 @@ class TrainResult:
     final_results: list[QAResult] = field(default_factory=list)
     mean_return: float | None = None
     stopped_early: bool = False
+    stop_reason: str | None = None  # text QA: solved | stalled | budget (ppo_cli.budget)
+    stop_message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k != "final_results"}
@@ -98,14 +101,16 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def build_optimizer(policy: torch.nn.Module, lr: float, fused: bool) -> torch.optim.Optimizer:
-    """Adam with CleanRL's eps; fused (one kernel per step) where asked and torch has it."""
-    if fused:
-        try:
-            return torch.optim.Adam(policy.parameters(), lr=lr, eps=1e-5, fused=True)
-        except (RuntimeError, ValueError):  # torch < 2.4 has no fused Adam on CPU
-            pass
-    return torch.optim.Adam(policy.parameters(), lr=lr, eps=1e-5)
+def build_optimizer(policy: torch.nn.Module, lr: float, fused: bool) -> Any:
+    """Adam with CleanRL's eps. Fused torch Adam (one kernel per step) for gymnasium; for text
+    QA the same update as torch's plain Adam without its ~1.4 s torch._dynamo import
+    (ppo_cli.optim.PlainAdam: bit-identical metrics, same checkpoint format)."""
+    if not fused:
+        return PlainAdam(policy.parameters(), lr=lr, eps=1e-5)
+    try:
+        return torch.optim.Adam(policy.parameters(), lr=lr, eps=1e-5, fused=True)
+    except (RuntimeError, ValueError):  # torch < 2.4 has no fused Adam on CPU
+        return torch.optim.Adam(policy.parameters(), lr=lr, eps=1e-5)
 
 
 def train(

@@ -213,7 +213,7 @@ CASES: list[Case] = [
     Case("dataset unknown reward key", [*T, "--dataset", "d.yaml"], 1, "'rewards' must be a mapping", write("d.yaml", GOOD_DATASET + "rewards: {bonus: 1}\n")),
     Case("dataset unknown reward name", [*T, "--dataset", "d.yaml"], 1, "d.yaml: 'reward': unknown reward 'pefix'", write("d.yaml", "reward: pefix\n" + GOOD_DATASET)),
     Case("dataset reward that pays a wrong answer like the right one", [*T, "--dataset", "d.yaml"], 1, "pays up to 2 for a wrong answer", write("d.yaml", "rewards: {correct: 1}\n" + GOOD_DATASET)),
-    Case("dataset `overlap` with a reward other than seed", [*T, "--dataset", "d.yaml"], 1, "'overlap' does not apply to reward 'prefix'", write("d.yaml", "rewards: {overlap: 2}\n" + GOOD_DATASET)),
+    Case("dataset `overlap` with a reward other than seed", [*T, "--dataset", "d.yaml"], 1, "'overlap' does not apply to reward 'lcs'", write("d.yaml", "rewards: {overlap: 2}\n" + GOOD_DATASET)),
     Case("unknown --reward", [*T, "--reward", "hedge"], 2, "--reward: unknown reward 'hedge'"),
     Case("dataset YAML alias bomb", [*T, "--dataset", "d.yaml"], 1, "'name' must be text", write("d.yaml", GOOD_DATASET + "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nname: *b\n")),
     Case("dataset too long for the transformer", [*T, "--policy", "transformer", "--dataset", "d.yaml"], 1, "longer than the transformer reads", write("d.yaml", "pairs:\n  - {question: " + "w " * 300 + ", answer: a}\n")),
@@ -244,6 +244,8 @@ CASES: list[Case] = [
     Case("--resume with --config", ["train", "--resume", "run", "--config", "c.yaml"], 2, "--config cannot be combined with --resume", both(trained_run, write("c.yaml", "seed: 1\n"))),
     Case("--resume a run whose dataset.yaml was swapped", ["train", "--resume", "run", "--iterations", "2"], 1, "trained on another dataset", run_with("dataset.yaml", GOOD_DATASET)),
     # eval / ask on bad runs and checkpoints
+    Case("doctor with --run missing", ["doctor", "--run", "nope"], 1, "nope: run directory not found"),
+    Case("doctor on a half-written run (config only)", ["doctor", "--run", "run"], 1, "no metrics.jsonl", write("run/config.yaml", "env: text-qa\n")),
     Case("eval with --run missing", ["eval", "--run", "nope"], 1, "nope: run directory not found"),
     Case("eval with --run at a file", ["eval", "--run", "f.txt"], 1, "is a file, not a run directory", write("f.txt", "x")),
     Case("eval with --run at a folder that is no run", ["eval", "--run", "empty"], 1, "not a ppoqa run directory", mkdir("empty")),
@@ -281,6 +283,13 @@ CASES: list[Case] = [
     Case("--reward-fn file missing", [*T, "--reward-fn", "nope.py:score"], 1, "nope.py not found"),
     Case("--reward-fn function missing", [*T, "--reward-fn", "r.py:score"], 1, "has no function 'score'", write("r.py", "def other(question, answer, target):\n    return 0.0\n")),
     Case("--reward-fn with the wrong signature", [*T, "--reward-fn", "r.py:score"], 1, "cannot take (question, answer, target)", write("r.py", "def score(answer):\n    return 0.0\n")),
+    # ppoqa sweep (issue 14)
+    Case("unparseable --search", ["sweep", "--search", "clip_coef"], 2, "expected NAME=V1,V2"),
+    Case("--search of a name that is not a setting", ["sweep", "--search", "clip_coeff=0.1,0.2"], 2, "'clip_coeff' is not a setting"),
+    Case("--search range for a setting that takes a list", ["sweep", "--search", "policy=log(1,2)"], 2, "takes a list of values, not a range"),
+    Case("--search range without --trials", ["sweep", "--search", "learning_rate=log(1e-4,1e-2)"], 2, "needs --trials"),
+    Case("unreachable --storage", ["sweep", "--search", "clip_coef=0.1", "--storage", "postgresql://u@127.0.0.1:9/x"], 1, "cannot open the storage"),
+    Case("--report on a study that does not exist", ["sweep", "--report", "--study", "nope"], 1, "does not exist"),
 ]  # fmt: skip
 
 

@@ -36,6 +36,7 @@ def pay(name: str, target: str, answer: str) -> float:
         ("f1", -0.4, 2.0),  # F1 stops the hedge, not the word order
         ("prefix", -2.0, -2.0),  # order-aware: neither earns anything
         ("lcs", -0.4, 0.0),
+        ("strict", -2.0, -2.0),  # only a clean beginning of the target earns credit
     ],
 )
 def test_what_each_reward_pays_for_the_issue_examples(
@@ -82,6 +83,13 @@ def test_credit_functions_by_hand_on_a_padded_batch() -> None:
     )
 
 
+def test_strict_pays_only_a_clean_beginning_of_the_target() -> None:
+    assert pay("strict", "Buenos Aires", "Buenos") == pytest.approx(0.0)  # -2 + 4 * 1/2
+    assert pay("strict", "Buenos Aires", "Buenos Aires Buenos") == -2.0
+    assert pay("strict", "Buenos Aires", "Buenos Buenos") == -2.0
+    assert pay("strict", "Warsaw", "Warsaw Warsaw") == -2.0
+
+
 def test_padding_ids_never_count_as_matches() -> None:
     # both padded with 0 beyond their lengths: a 0 in the padding must not match
     ans, ans_len = torch.tensor([[4, 0, 0]]), torch.tensor([1])
@@ -113,7 +121,7 @@ def test_the_dataset_names_its_reward_and_a_flag_overrides_it() -> None:
     data = parse_dataset("reward: f1\n" + PAIRS)
     assert reward_spec(Config(), data).name == "f1"
     assert reward_spec(Config(reward="exact"), data).name == "exact"
-    assert reward_spec(Config(), parse_dataset(PAIRS)).name == "prefix"
+    assert reward_spec(Config(), parse_dataset(PAIRS)).name == "lcs"
 
 
 def test_an_unknown_reward_name_is_refused_with_the_choices() -> None:
@@ -124,7 +132,7 @@ def test_an_unknown_reward_name_is_refused_with_the_choices() -> None:
 
 def test_overlap_only_fits_the_seed_reward() -> None:
     data = parse_dataset("rewards: {overlap: 1}\n" + PAIRS, "d.yaml")
-    with pytest.raises(DatasetError, match="'overlap' does not apply to reward 'prefix'"):
+    with pytest.raises(DatasetError, match="'overlap' does not apply to reward 'lcs'"):
         reward_spec(Config(), data)
     assert reward_spec(Config(reward="seed"), data).overlap == 1.0
 

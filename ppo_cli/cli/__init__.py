@@ -7,11 +7,13 @@ import typer
 from ppo_cli import __version__
 from ppo_cli.cli.ask import ask_command
 from ppo_cli.cli.common import PpoqaGroup
+from ppo_cli.cli.doctor import doctor_command
 from ppo_cli.cli.eval import eval_command
 from ppo_cli.cli.explain import explain_clip_command, explain_gae_command
 from ppo_cli.cli.explain_reward import explain_reward_command
 from ppo_cli.cli.plot import plot_command
 from ppo_cli.cli.sft import sft_command
+from ppo_cli.cli.sweep import sweep_command
 from ppo_cli.cli.train import train_command
 
 app = typer.Typer(
@@ -47,6 +49,8 @@ app.command("explain-gae")(explain_gae_command)
 app.command("explain-clip")(explain_clip_command)
 app.command("explain-reward")(explain_reward_command)
 app.command("plot")(plot_command)
+app.command("doctor")(doctor_command)
+app.command("sweep")(sweep_command)
 
 
 def main() -> None:

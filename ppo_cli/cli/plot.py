@@ -1,4 +1,5 @@
-"""`ppoqa plot`: the training figure of a run, or the clipping figure; prints the PNG path."""
+"""`ppoqa plot`: a run's training figure, runs aggregated over seeds (--runs / --study), or the
+clipping figure; prints the image path."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ def plot_command(
     window: int = typer.Option(
         10, "--window", help="Gymnasium runs: smoothing window, in logged returns."
     ),
+    runs: list[Path] = typer.Option(
+        None,
+        "--runs",
+        help="Aggregate over seeds: run directories or sweep folders (repeatable); runs with "
+        "the same settings but the seed are one configuration.",
+    ),
+    study: str = typer.Option(
+        None, "--study", help="Aggregate a `ppoqa sweep` study's configurations."
+    ),
+    storage: str = typer.Option(
+        None, "--storage", help="With --study: its storage (default ./sweeps/<study>/study.db)."
+    ),
     json_output: bool = typer.Option(
         False, "--json", help='Print {"paths": [...]} on stdout instead of the path.'
     ),
@@ -32,15 +45,33 @@ def plot_command(
     """Draw a run's training curves (loss, reward, accuracy, KL) or the clipping figure.
 
     Example: ppoqa plot   |   ppoqa plot --run runs/<dir> --out curves.png   |   ppoqa plot --clip
+    |   ppoqa plot --runs sweeps/clip_coef   |   ppoqa plot --study clip_coef
     """
     with handle_errors(json_output):
         from ppo_cli.errors import UsageError
         from ppo_cli.plotting import plot_clip, plot_run
         from ppo_cli.rundir import find_run
 
-        if clip:
-            if run is not None:
-                raise UsageError("--clip needs no run", "drop --run, or drop --clip")
+        picked = [name for name, v in (("--run", run), ("--runs", runs), ("--study", study),
+                                        ("--clip", clip)) if v]  # fmt: skip
+        if clip and run is not None:
+            raise UsageError("--clip needs no run", "drop --run, or drop --clip")
+        if len(picked) > 1:
+            raise UsageError(f"{' and '.join(picked)} cannot be combined", "pick one of them")
+        if storage is not None and study is None:
+            raise UsageError("--storage goes with --study", "add --study NAME")
+        if runs or study:
+            from ppo_cli.sweep.figures import groups_from_runs, groups_from_study, plot_groups
+
+            if study:
+                from ppo_cli.sweep.storage import default_storage_url
+
+                url = storage or default_storage_url(Path("sweeps") / study)
+                groups, title = groups_from_study(url, study), f"Study {study}"
+            else:
+                groups, title = groups_from_runs(runs), "Runs aggregated over seeds"
+            paths = [plot_groups(groups, title, out, window)]
+        elif clip:
             paths = [plot_clip(out or Path("ppo_clipping.png"), clip_coef)]
         else:
             paths = [plot_run(find_run(run), out, window)]

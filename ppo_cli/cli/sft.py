@@ -31,9 +31,9 @@ def sft_command(
     hidden_size: int = typer.Option(64, "--hidden-size", help="Width of the network (default 64)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (default 0)."),
     answer_vocab: bool = typer.Option(
-        False,
+        True,
         "--answer-vocab/--no-answer-vocab",
-        help="Generate only words that occur in the dataset's answers (as in train).",
+        help="Generate only words that occur in the dataset's answers (default on, as in train).",
     ),
     max_answer_tokens: int = typer.Option(
         None, "--max-answer-tokens", help="Answer length limit (default: dataset's, else 4)."

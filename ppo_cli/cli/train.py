@@ -43,6 +43,7 @@ def train_command(
     policy: Annotated[Str, opt("policy")] = None,
     hidden_size: Annotated[Int, opt("hidden_size")] = None,
     iterations: Annotated[Int, opt("iterations")] = None,
+    stall_iterations: Annotated[Int, opt("stall_iterations")] = None,
     timesteps: Annotated[Int, opt("timesteps")] = None,
     target_accuracy: Annotated[Float, opt("target_accuracy")] = None,
     no_early_stop: Annotated[
@@ -96,6 +97,7 @@ def train_command(
     max_answer_tokens: Annotated[Int, opt("max_answer_tokens")] = None,
     reward: Annotated[Str, opt("reward")] = None,
     reward_partial: Annotated[Float, opt("reward_partial")] = None,
+    advantage: Annotated[Str, opt("advantage")] = None,
     curriculum: Annotated[Bool, opt("curriculum")] = None,
     curriculum_threshold: Annotated[Float, opt("curriculum_threshold")] = None,
     answer_vocab: Annotated[Bool, opt("answer_vocab")] = None,
@@ -204,6 +206,12 @@ def train_command(
         finally:
             cb.close()
         summary = result.to_dict()
+        findings = []
+        if cfg.is_text_qa and result.stop_reason is not None:
+            from ppo_cli.doctor import diagnose
+
+            findings = diagnose(result.run_dir)
+            summary["findings"] = [f.to_dict() for f in findings]
         if selection is not None and json_output:
             summary["traces"] = cb.traces
         if json_output:
@@ -212,6 +220,14 @@ def train_command(
         if result.final_results:
             out.print(qa_results_table(result.final_results, "Final greedy evaluation"))
         out.print(training_math_table(summary))
+        if result.stop_message:
+            err.print(f"ppoqa: {result.stop_message}", markup=False, highlight=False)
+        if findings:
+            from ppo_cli.doctor import render_findings
+
+            err.print(f"ppoqa doctor found {len(findings)} problem(s):", highlight=False)
+            for line in render_findings(findings):
+                err.print(line, markup=False, highlight=False)
         if cfg.is_text_qa:
             question = _example_question(result)
             err.print(f'Next: ppoqa eval --run {result.run_dir}   |   ppoqa ask "{question}"')

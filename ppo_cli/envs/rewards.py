@@ -11,6 +11,9 @@ credit, and the rewards differ only in that credit:
   hedge earns less than a committed answer; it is blind to word order.
 - ``prefix``: the share of the target matched from its first word on, times `partial`: order
   is all that counts, and a hedge whose first word is wrong earns nothing.
+- ``strict``: credit only for an answer that is the target's first words and nothing else
+  ("Buenos" for "Buenos Aires"): a hedge or a repeated word earns exactly what a wrong answer
+  does, so no answer but the exact one beats committing.
 - ``lcs``: ROUGE-L F1 (longest common subsequence) times `partial`: order-aware like
   ``prefix``, but a right word later in the answer still earns something.
 
@@ -106,6 +109,18 @@ def prefix_credit(
     return lcp / torch.maximum(answer_len, target_len).clamp(min=1).float()
 
 
+def strict_prefix_credit(
+    answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
+) -> torch.Tensor:
+    """[N] float in [0, 1): answer length / target length when the answer is the target's first
+    words and nothing else; 0 as soon as it holds one word more or one word wrong."""
+    k = min(answer.shape[1], target.shape[1])
+    both = _valid(answer[:, :k], answer_len) & _valid(target[:, :k], target_len)
+    lcp = ((answer[:, :k] == target[:, :k]) & both).long().cumprod(1).sum(1)
+    is_prefix = (lcp == answer_len) & (answer_len < target_len)
+    return torch.where(is_prefix, answer_len.float() / target_len.clamp(min=1).float(), 0.0)
+
+
 def lcs_f1(
     answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
@@ -160,6 +175,13 @@ REWARDS: dict[str, RewardDef] = {
         "target words matched from the first on, over the longer length (order-aware)",
         4.0,
     ),
+    "strict": RewardDef(
+        "strict",
+        strict_prefix_credit,
+        "only a correct beginning of the target earns credit; any extra or wrong word, none "
+        "(a hedge earns what a wrong answer does)",
+        4.0,
+    ),
     "lcs": RewardDef(
         "lcs", lcs_f1, "ROUGE-L F1: longest common subsequence (order-aware, softer)", 4.0
     ),
@@ -168,7 +190,7 @@ REWARDS: dict[str, RewardDef] = {
 REWARD_NAMES = tuple(REWARDS)
 # The reward `ppoqa train` uses when neither the dataset nor a flag names one (README "Rewards":
 # benchmarks/own_data.py measured the candidates).
-DEFAULT_REWARD = "prefix"
+DEFAULT_REWARD = "lcs"
 
 
 def check_reward_name(name: str, where: str) -> RewardDef:

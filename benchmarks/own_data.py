@@ -1,0 +1,158 @@
+"""Default `ppoqa train` on user-style datasets, as a user runs it; prints one JSON document.
+
+    python benchmarks/own_data.py                                  # the issue-10 suite
+    python benchmarks/own_data.py --dataset examples/capitals30.yaml --seeds 3
+    python benchmarks/own_data.py --dataset builtin --set reward=seed
+
+Every seed is a whole CLI process (`python -m ppo_cli train --dataset D --seed S --json -q`),
+so start-up, imports and the run directory count. Per seed: final greedy accuracy, solved
+(100 %), iterations, stop reason, hedged and reordered final answers, wall seconds of the whole
+process, its peak RSS (os.wait4) and the load average around it (the machine may be shared:
+wall times taken under load are upper bounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._common import add_set_option, parse_set  # noqa: E402
+
+# (dataset, seeds) of the issue: 0-9, and 0-2 for the largest example.
+SUITE = [
+    ("builtin", 10),
+    ("examples/capitals30.yaml", 10),
+    ("examples/capitals.yaml", 10),
+    ("examples/arithmetic.yaml", 10),
+    ("examples/general_knowledge.yaml", 10),
+    ("examples/heldout/mixed30.yaml", 10),
+    ("examples/numbers_in_words.yaml", 3),
+]
+
+
+def run_one(dataset: str, seed: int, config: Path | None, timeout: float, tmp: Path) -> dict:
+    from ppo_cli.data import tokenize
+    from ppo_cli.envs.rewards import answer_kind
+
+    cmd = [sys.executable, "-m", "ppo_cli", "train", "--seed", str(seed), "--json", "-q"]
+    cmd += ["--run-dir", str(tmp / f"{Path(dataset).stem}-{seed}")]
+    if dataset != "builtin":
+        cmd += ["--dataset", dataset]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    out_path = tmp / "stdout.json"
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    with open(out_path, "w") as out, open(os.devnull, "w") as devnull:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=devnull, cwd=ROOT)
+        deadline = t0 + timeout
+        status, rusage = 0, None
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                _, status, rusage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    row: dict = {
+        "dataset": dataset,
+        "seed": seed,
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(rusage.ru_utime + rusage.ru_stime, 2),  # less load-dependent
+        "peak_rss_mib": round(rusage.ru_maxrss / 1024, 1),  # Linux: KiB
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "exit_code": os.waitstatus_to_exitcode(status),
+    }
+    try:
+        doc = json.loads(out_path.read_text())
+    except json.JSONDecodeError:
+        row["error"] = "timed out" if wall >= timeout else "no JSON summary"
+        return row
+    kinds: dict[str, int] = {}
+    for r in doc.get("final_results", []):
+        kind = answer_kind(tokenize(r["answer"]), tokenize(r["target"]))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    row.update(
+        final_accuracy=doc.get("final_accuracy"),
+        solved=doc.get("final_accuracy") == 1.0,
+        iterations=doc.get("iterations"),
+        stop_reason=doc.get("stop_reason"),
+        hedges=kinds.get("hedge", 0),
+        word_order=kinds.get("word_order", 0),
+        findings=[f["code"] for f in doc.get("findings", [])],
+        hedged_answers=[
+            r["answer"]
+            for r in doc.get("final_results", [])
+            if answer_kind(tokenize(r["answer"]), tokenize(r["target"])) == "hedge"
+        ][:10],
+    )
+    return row
+
+
+def summarize(rows: list[dict]) -> dict:
+    ok = [r for r in rows if "final_accuracy" in r]
+    wall = [r["wall_seconds"] for r in rows]
+    return {
+        "num_seeds": len(rows),
+        "solved": sum(bool(r.get("solved")) for r in rows),
+        "at_least_95": sum((r.get("final_accuracy") or 0) >= 0.95 for r in rows),
+        "median_accuracy": statistics.median(r["final_accuracy"] for r in ok) if ok else None,
+        "median_wall_seconds": round(statistics.median(wall), 2),
+        "max_wall_seconds": max(wall),
+        "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in rows), 2),
+        "median_iterations": statistics.median(r["iterations"] for r in ok) if ok else None,
+        "max_peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
+        "hedges": sum(r.get("hedges", 0) for r in rows),
+        "word_order": sum(r.get("word_order", 0) for r in rows),
+        "stop_reasons": {
+            k: sum(r.get("stop_reason") == k for r in rows) for k in ("solved", "stalled", "budget")
+        },
+        "median_load": statistics.median(r["load_before"] for r in rows),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", action="append", help="dataset path or 'builtin' (repeatable)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the suite's)")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per process")
+    add_set_option(ap)
+    args = ap.parse_args(argv)
+    overrides = parse_set(args.set)
+    suite = [(d, args.seeds or 10) for d in args.dataset] if args.dataset else SUITE
+    if args.seeds and not args.dataset:
+        suite = [(d, min(n, args.seeds)) for d, n in suite]
+    doc: dict = {"benchmark": "own_data", "overrides": overrides, "datasets": {}}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        config = None
+        if overrides:
+            import yaml
+
+            config = tmp / "overrides.yaml"
+            config.write_text(yaml.safe_dump(overrides))
+        for dataset, seeds in suite:
+            rows = []
+            for seed in range(seeds):
+                rows.append(run_one(dataset, seed, config, args.timeout, tmp))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            doc["datasets"][dataset] = {"summary": summarize(rows), "seeds": rows}
+    print(json.dumps(doc, indent=2))
+    return doc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+"""`ppoqa sweep`: train's options + a search -> an Optuna study several workers share -> report.
+
+The command takes every `ppoqa train` option that says what to learn (its signature is built
+from train_command's, so a new train flag is a sweep flag too), minus those a sweep decides
+itself: --seed (--seeds K), --run-dir (--out), --resume (a sweep resumes by itself), --trace,
+--show-every, --quiet and --json (the sweep's own).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.errors import PpoqaError, UsageError
+
+# train options a sweep does not take (it sets them itself, or they are about one run's output)
+NOT_FROM_TRAIN = (
+    "seed",
+    "run_dir",
+    "resume",
+    "trace",
+    "trace_iterations",
+    "show_every",
+    "quiet",
+    "json_output",
+)
+
+
+def _sweep_options(
+    search: list[str] = typer.Option(
+        None,
+        "--search",
+        help="A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or "
+        "NAME=log(LO,HI) / int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). "
+        "All lists: every combination once; any range: --trials configurations.",
+    ),
+    trials: int = typer.Option(
+        None, "--trials", help="Range searches: how many configurations to train in all."
+    ),
+    seeds: int = typer.Option(
+        None, "--seeds", help="Seeds 0..K-1 per configuration (default 3); score = their IQM."
+    ),
+    out_dir: Path = typer.Option(
+        None, "--out", help="Folder of the run directories (default ./sweeps/<study>/)."
+    ),
+    storage: str = typer.Option(
+        None,
+        "--storage",
+        help="Optuna storage shared by the workers: sqlite:///FILE.db (default: "
+        "<out>/study.db), postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared disk.",
+    ),
+    study: str = typer.Option(
+        None,
+        "--study",
+        help="Study name (default: the searched settings). Workers given the same storage and "
+        "study share its configurations; with no --search a worker joins with the study's own.",
+    ),
+    workers: int = typer.Option(1, "--workers", help="Trial processes to run on this machine."),
+    pruner: str = typer.Option(
+        None,
+        "--pruner",
+        help="Range searches: median (default; stop a configuration's remaining seeds when its "
+        "first seeds fall below the median) or none.",
+    ),
+    heartbeat: int = typer.Option(
+        20,
+        "--heartbeat",
+        help="Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
+    ),
+    report: bool = typer.Option(
+        False, "--report", help="Print the study's table (needs --study; trains nothing)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-seed lines on stderr."),
+    json_output: bool = typer.Option(
+        False, "--json", help='Print {"configurations": [...]} on stdout, nothing else.'
+    ),
+) -> None: ...
+
+
+def _combined_signature() -> tuple[inspect.Signature, dict[str, Any]]:
+    from ppo_cli.cli.train import train_command
+
+    train_params = [
+        p
+        for p in inspect.signature(train_command, eval_str=True).parameters.values()
+        if p.name not in NOT_FROM_TRAIN and p.annotation is not typer.Context
+    ]
+    own = list(inspect.signature(_sweep_options, eval_str=True).parameters.values())
+    for p in own:
+        p.default.rich_help_panel = "Sweep"  # typer's OptionInfo: its own --help panel
+    params = own + train_params
+    return inspect.Signature(params), {p.name: p.annotation for p in params}
+
+
+class CliEvents:
+    """A worker's progress as one line per seed on stderr."""
+
+    def __init__(self, tag: str, quiet: bool) -> None:
+        self.tag = tag
+        self.quiet = quiet
+        self.labels: dict[int, str] = {}
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            err.print(f"{self.tag}{text}", markup=False, highlight=False)
+
+    def on_message(self, text: str) -> None:
+        self._say(text)
+
+    def on_trial_start(self, number: int, params: dict[str, Any]) -> None:
+        from ppo_cli.sweep.search import params_label
+
+        self.labels[number] = params_label(params)
+        self._say(f"trial {number} {self.labels[number]}: start")
+
+    def on_seed(self, number: int, seed: int, score: float, run_dir: Path, reused: bool) -> None:
+        how = "kept" if reused else "trained"
+        self._say(f"trial {number} seed {seed}: {score:.4g} ({how}, {run_dir})")
+
+    def on_trial_end(self, number: int, state: str, value: float | None) -> None:
+        tail = f" IQM {value:.4g}" if value is not None else ""
+        self._say(f"trial {number} {self.labels.get(number, '')}: {state}{tail}")
+
+
+def _worker_process(opts: Any, tag: str, quiet: bool) -> None:
+    """Body of one --workers process: its own errors as one line, its own exit code."""
+    from ppo_cli.cli.common import debug
+    from ppo_cli.sweep.worker import run_worker
+
+    try:
+        summary = run_worker(opts, CliEvents(tag, quiet))
+    except PpoqaError as exc:
+        if debug():
+            raise
+        hint = f" (hint: {exc.hint})" if exc.hint else ""
+        sys.stderr.write(f"ppoqa: {exc.label}: {tag}{exc.message}{hint}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(130 if summary.interrupted else 0)
+
+
+def _run_workers(opts: Any, n: int, quiet: bool) -> int:
+    """n worker processes on this machine; the highest exit code wins (130 after Ctrl-C)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
+    procs = [
+        ctx.Process(target=_worker_process, args=(opts, f"[w{i}] ", quiet), daemon=False)
+        for i in range(n)
+    ]
+    for p in procs:
+        p.start()
+    codes = []
+    for p in procs:
+        while True:
+            try:
+                p.join()
+                break
+            except KeyboardInterrupt:  # the workers got the Ctrl-C too: wait for their saves
+                continue
+        codes.append(p.exitcode if p.exitcode is not None else 1)
+    return max((c if c >= 0 else 1) for c in codes)
+
+
+def report_table(rep: Any) -> Any:
+    from rich.table import Table
+
+    names: list[str] = []
+    for c in rep.configurations:
+        names += [k for k in c.params if k not in names]
+    table = Table(
+        title=f"Study {rep.study}: {rep.metric}, IQM over {rep.seeds} seeds, best first",
+        title_justify="left",
+    )
+    table.add_column("#", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("scores per seed")
+    table.add_column("IQM", justify="right")
+    table.add_column("95% CI", justify="right")
+    table.add_column("state")
+    for i, c in enumerate(rep.configurations, 1):
+        cells = [str(c.params.get(n, "")) for n in names]
+        scores = ", ".join(f"{s:.3g}" for s in c.scores) or "-"
+        value = f"{c.iqm:.3f}" if c.iqm is not None else "-"
+        ci = f"[{c.ci[0]:.3f}, {c.ci[1]:.3f}]" if c.ci is not None else "-"
+        table.add_row(str(i), *cells, scores, value, ci, c.state)
+    if not rep.configurations:
+        table.caption = "no configurations yet"
+    else:
+        table.caption = (
+            "CI: 95 % percentile bootstrap of the IQM over seeds (rliable); "
+            "stale = running, but its worker stopped sending heartbeats"
+        )
+    return table
+
+
+def _default_study(axes: list[Any], env: str) -> str:
+    names = "-".join(a.name for a in axes)
+    return names if env == "text-qa" else f"{env}-{names}"
+
+
+def sweep_impl(**kw: Any) -> None:
+    """Train every configuration of a search over seeds, shared through an Optuna study.
+
+    Example: ppoqa sweep --search clip_coef=0.1,0.3 --seeds 5 --env CartPole-v1
+    |  ppoqa sweep --report --study clip_coef
+    """
+    json_output = kw.pop("json_output")
+    with handle_errors(json_output):
+        from ppo_cli.config import FIELD_TYPES
+
+        search = kw.pop("search") or []
+        trials, seeds, out_dir = kw.pop("trials"), kw.pop("seeds"), kw.pop("out_dir")
+        storage, study = kw.pop("storage"), kw.pop("study")
+        workers, pruner, heartbeat = kw.pop("workers"), kw.pop("pruner"), kw.pop("heartbeat")
+        report, quiet = kw.pop("report"), kw.pop("quiet")
+        config_file, preset = kw.get("config"), kw.get("preset")
+        given = {k: v for k, v in kw.items() if k in FIELD_TYPES and v is not None}
+        if kw.get("no_early_stop"):
+            given["target_accuracy"] = None
+        training_options = bool(given or config_file or preset)
+
+        if heartbeat < 1:
+            raise UsageError("--heartbeat must be at least 1 second", "e.g. --heartbeat 20")
+        if workers < 1 or workers > 64:
+            raise UsageError("--workers must be between 1 and 64", "e.g. --workers 2")
+        if seeds is not None and not 1 <= seeds <= 1000:
+            raise UsageError("--seeds must be between 1 and 1000", "e.g. --seeds 5")
+        if pruner is not None and pruner not in ("median", "none"):
+            raise UsageError(f"--pruner must be median or none, got {pruner!r}", "--pruner none")
+
+        if report:
+            if search or training_options or trials is not None or seeds is not None:
+                raise UsageError(
+                    "--report takes only --storage, --study, --out and --json",
+                    "drop the training options",
+                )
+            if study is None:
+                raise UsageError("--report needs --study NAME", "e.g. --report --study clip_coef")
+            _print_report(storage, study, out_dir, json_output)
+            return
+
+        from ppo_cli.config import resolve
+        from ppo_cli.sweep.search import is_grid, parse_search
+        from ppo_cli.sweep.storage import default_storage_url, import_optuna
+        from ppo_cli.sweep.worker import SweepSpec, WorkerOptions, check_spec
+
+        spec = None
+        if search:
+            if given.get("reward") is not None:
+                from ppo_cli.envs.rewards import check_reward_name
+
+                try:
+                    check_reward_name(given["reward"], "--reward")
+                except PpoqaError as exc:  # a bad flag value is a usage error: exit 2
+                    raise UsageError(exc.message, exc.hint) from None
+            cfg = resolve(given, config_file, preset)
+            axes = parse_search(search, cfg)
+            grid = is_grid(axes)
+            if grid and trials is not None:
+                raise UsageError(
+                    "--trials is for range searches: a grid trains each combination once",
+                    "drop --trials, or give a range such as NAME=log(LO,HI)",
+                )
+            if not grid and trials is None:
+                raise UsageError("a range search needs --trials N", "e.g. --trials 20")
+            if trials is not None and trials < 1:
+                raise UsageError("--trials must be at least 1", "e.g. --trials 20")
+            if grid and pruner == "median":
+                raise UsageError(
+                    "--pruner median is for range searches: a grid trains every combination",
+                    "drop --pruner",
+                )
+            spec = SweepSpec(
+                axes=axes,
+                seeds=3 if seeds is None else seeds,
+                base={**cfg.to_dict(), "seed": 0},
+                trials=trials,
+                pruner="none" if grid else (pruner or "median"),
+            )
+            check_spec(spec)
+            study = study or _default_study(axes, cfg.env)
+        elif study is None:
+            raise UsageError(
+                "ppoqa sweep needs --search NAME=V1,V2,... (or --study NAME to join a study)",
+                "e.g. ppoqa sweep --search clip_coef=0.1,0.3 --seeds 3",
+            )
+        elif training_options or trials is not None or seeds is not None or pruner:
+            raise UsageError(
+                "joining a study without --search takes its settings from the study",
+                "drop the training options, or repeat the first worker's --search and options",
+            )
+        import_optuna()  # a missing extra: one line now, not one per worker
+        out_dir = out_dir or Path("sweeps") / study
+        url = storage or default_storage_url(out_dir.resolve())
+        opts = WorkerOptions(url, study, out_dir.resolve(), spec, heartbeat)
+        silent = quiet or json_output
+        if workers == 1:
+            from ppo_cli.sweep.worker import run_worker
+
+            interrupted = run_worker(opts, CliEvents("", silent)).interrupted
+            code = 130 if interrupted else 0
+        else:
+            code = _run_workers(opts, workers, silent)
+        if code == 130:
+            err.print(
+                "ppoqa: interrupted: the running configurations were queued again; "
+                "run the same command to continue",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(130)
+        if code:
+            raise typer.Exit(code)
+        _print_report(url, study, out_dir, json_output)
+
+
+def _print_report(storage: str | None, study: str, out_dir: Path | None, as_json: bool) -> None:
+    from ppo_cli.sweep.report import study_report
+    from ppo_cli.sweep.storage import default_storage_url
+
+    url = storage or default_storage_url(out_dir or Path("sweeps") / study)
+    rep = study_report(url, study)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    out.print(report_table(rep))
+
+
+def _build() -> Any:
+    def sweep_command(**kwargs: Any) -> None:
+        sweep_impl(**kwargs)
+
+    sig, annotations = _combined_signature()
+    sweep_command.__signature__ = sig  # type: ignore[attr-defined]
+    sweep_command.__annotations__ = annotations
+    sweep_command.__doc__ = sweep_impl.__doc__
+    return sweep_command
+
+
+sweep_command = _build()

@@ -1,0 +1,488 @@
+"""One sweep worker: join (or create) the study, then claim configurations and train their seeds
+until none is left. Several workers, here or on other machines, share one study this way.
+
+Claiming is the storage's job (see storage.py): a grid is queued in the study once, by the
+worker that created it, and each queued configuration is claimed by exactly one worker. A range
+search asks Optuna's TPE for each new configuration; retries of interrupted ones are queued and
+claimed the same way.
+
+A trial = one configuration, trained for seeds 0..K-1 as ordinary run directories
+<out>/<configuration>/s<k>. Its value is the IQM of the seeds' scores (greedy accuracy for text
+QA, mean evaluation return for gymnasium). The per-seed scores are stored on the trial as they
+come, and in <run>/sweep_score.json, so an interrupted configuration's finished seeds are not
+trained twice and its interrupted seed resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ppo_cli.config import Config
+from ppo_cli.errors import (
+    ConfigError,
+    PpoqaError,
+    RunError,
+    TrainingError,
+    TrainingInterrupted,
+)
+from ppo_cli.sweep.search import Axis, apply_params, grid_points, is_grid, params_slug
+from ppo_cli.sweep.stats import iqm
+from ppo_cli.sweep.storage import (
+    OpenedStorage,
+    StorageError,
+    import_optuna,
+    load_study,
+    open_storage,
+    worker_id,
+)
+
+SPEC_ATTR = "ppoqa_sweep"
+READY_ATTR = "ppoqa_ready"
+SCORE_FILE = "sweep_score.json"
+DEFAULT_HEARTBEAT = 20
+READY_WAIT_S = 120.0
+
+
+@dataclass
+class SweepSpec:
+    """What a study searches; stored in the study so that every worker trains the same thing."""
+
+    axes: list[Axis]
+    seeds: int
+    base: dict[str, Any]  # the resolved Config (its seed is replaced per run)
+    trials: int | None = None  # range searches: how many configurations
+    pruner: str = "none"
+
+    @property
+    def grid(self) -> bool:
+        return is_grid(self.axes)
+
+    @property
+    def metric(self) -> str:
+        return "greedy_accuracy" if self.base.get("env") == "text-qa" else "mean_eval_return"
+
+    def config(self) -> Config:
+        return Config(**self.base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "axes": [a.to_dict() for a in self.axes],
+            "seeds": self.seeds,
+            "base": self.base,
+            "trials": self.trials,
+            "pruner": self.pruner,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepSpec:
+        return cls(
+            axes=[Axis.from_dict(a) for a in d["axes"]],
+            seeds=int(d["seeds"]),
+            base=dict(d["base"]),
+            trials=d.get("trials"),
+            pruner=d.get("pruner", "none"),
+        )
+
+    def difference(self, other: SweepSpec) -> str | None:
+        """The first way two specs differ, in words; None when they are the same."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        if mine["axes"] != theirs["axes"]:
+            return "--search " + " ".join(a.describe() for a in other.axes)
+        for key in ("seeds", "trials", "pruner"):
+            if mine[key] != theirs[key]:
+                return f"--{key} {theirs[key]}"
+        for key in sorted(set(mine["base"]) | set(theirs["base"])):
+            if mine["base"].get(key) != theirs["base"].get(key):
+                return f"{key}={theirs['base'].get(key)!r}"
+        return None
+
+
+class SweepEvents:
+    """What a worker reports, as plain data; the CLI prints it."""
+
+    def on_message(self, text: str) -> None: ...
+    def on_trial_start(self, number: int, params: dict[str, Any]) -> None: ...
+    def on_seed(
+        self, number: int, seed: int, score: float, run_dir: Path, reused: bool
+    ) -> None: ...
+    def on_trial_end(self, number: int, state: str, value: float | None) -> None: ...
+
+
+@dataclass
+class WorkerSummary:
+    trials: list[int] = field(default_factory=list)  # numbers of the trials this worker ran
+    interrupted: bool = False
+
+
+# --- study: create once, or join ------------------------------------------------------------
+
+
+def _sampler_and_pruner(spec: SweepSpec) -> tuple[Any, Any]:
+    optuna = import_optuna()
+    if spec.grid:
+        # The grid is queued in the study; this sampler never has to choose (see module doc).
+        sampler = optuna.samplers.RandomSampler()
+    else:
+        # constant_liar: a worker treats the others' running trials as if they had a bad value,
+        # so parallel workers do not all sample the same region.
+        startup = min(10, max(2, (spec.trials or 10) // 3))
+        sampler = optuna.samplers.TPESampler(n_startup_trials=startup, constant_liar=True)
+    if spec.pruner == "median":
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    else:
+        pruner = optuna.pruners.NopPruner()
+    return sampler, pruner
+
+
+def create_or_join(
+    opened: OpenedStorage, name: str, spec: SweepSpec | None
+) -> tuple[Any, SweepSpec]:
+    """The study named `name`: created (and its grid queued) by the first worker; later workers
+    check that they were given the same search, or take the study's own when given none."""
+    optuna = import_optuna()
+    if spec is not None:
+        sampler, pruner = _sampler_and_pruner(spec)
+        try:
+            study = optuna.create_study(
+                study_name=name,
+                storage=opened.storage,
+                direction="maximize",
+                sampler=sampler,
+                pruner=pruner,
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            pass
+        else:
+            study.set_user_attr(SPEC_ATTR, spec.to_dict())
+            if spec.grid:
+                for params in grid_points(spec.axes):
+                    study.enqueue_trial(params, user_attrs={"ppoqa_params": params})
+            study.set_user_attr(READY_ATTR, True)
+            return study, spec
+    study = load_study(opened, name)
+    deadline = time.monotonic() + READY_WAIT_S
+    while not study.user_attrs.get(READY_ATTR):
+        if SPEC_ATTR not in study.user_attrs and time.monotonic() > deadline - READY_WAIT_S + 5:
+            raise StorageError(
+                f"--study {name!r}: this study was not made by `ppoqa sweep`",
+                "choose another --study name",
+            )
+        if time.monotonic() > deadline:
+            raise StorageError(
+                f"--study {name!r}: the worker that created it never finished queueing its grid",
+                "start a new study with another --study name",
+            )
+        time.sleep(0.5)
+        study = load_study(opened, name)
+    stored = SweepSpec.from_dict(study.user_attrs[SPEC_ATTR])
+    if spec is not None:
+        diff = spec.difference(stored)
+        if diff is not None:
+            raise ConfigError(
+                f"--study {name!r} was created with other settings (it has {diff})",
+                "give the same options as its first worker, or only --storage/--study to join "
+                "with its own, or choose another --study",
+            )
+    sampler, pruner = _sampler_and_pruner(stored)
+    return load_study(opened, name, sampler=sampler, pruner=pruner), stored
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+
+def _claim_waiting(study: Any) -> int | None:
+    """Move one WAITING trial to RUNNING and return its id; None when none is left. The storage
+    makes the state change atomic, so a trial is claimed by one worker only."""
+    optuna = import_optuna()
+    waiting = optuna.trial.TrialState.WAITING
+    for frozen in study.get_trials(deepcopy=False, states=(waiting,)):
+        try:
+            if study._storage.set_trial_state_values(
+                frozen._trial_id, optuna.trial.TrialState.RUNNING
+            ):
+                return frozen._trial_id
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def _counted(study: Any) -> int:
+    """Configurations a range search has spent or is spending (failed attempts not counted)."""
+    s = import_optuna().trial.TrialState
+    return len(
+        study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING, s.WAITING))
+    )
+
+
+def _has_waiting(study: Any) -> bool:
+    s = import_optuna().trial.TrialState
+    return bool(study.get_trials(deepcopy=False, states=(s.WAITING,)))
+
+
+def requeue(study: Any, frozen: Any) -> None:
+    """Queue a failed or stale trial's configuration again (its finished seeds are kept)."""
+    params = frozen.user_attrs.get("ppoqa_params")
+    if not params:  # a range-search trial that died before it chose its values: nothing to redo
+        return
+    root = frozen.user_attrs.get("ppoqa_retry_of", frozen.number)
+    study.enqueue_trial(params, user_attrs={"ppoqa_params": params, "ppoqa_retry_of": root})
+
+
+def recover_stale(study: Any, opened: OpenedStorage) -> None:
+    """RDB storages: fail trials whose heartbeat stopped (their worker was killed) and queue them
+    again, through Optuna's heartbeat callback. One worker wins each such trial."""
+    if opened.heartbeat:
+        import_optuna().storages.fail_stale_trials(study)
+
+
+class _Heartbeat:
+    """A thread that says "still running" for one trial: Optuna's heartbeat (RDB storages), and
+    a timestamp on the trial that `--report` reads on every storage."""
+
+    def __init__(self, opened: OpenedStorage, trial_id: int, interval: int) -> None:
+        self.storage = opened.storage
+        self.optuna_beat = opened.heartbeat
+        self.trial_id = trial_id
+        self.interval = interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="ppoqa-heartbeat")
+
+    def beat(self) -> None:
+        if self.optuna_beat:
+            self.storage.record_heartbeat(self.trial_id)
+        self.storage.set_trial_user_attr(self.trial_id, "ppoqa_heartbeat", time.time())
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            with contextlib.suppress(Exception):  # a missed beat is retried at the next interval
+                self.beat()
+
+    def __enter__(self) -> _Heartbeat:
+        self.beat()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _no_sigint() -> Iterator[None]:
+    """Let the bookkeeping after a Ctrl-C finish even if Ctrl-C is pressed again."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+# --- training one configuration ---------------------------------------------------------------
+
+
+class _QuietCallbacks:
+    """The trainer's callbacks for a sweep: no progress bars, warnings passed on."""
+
+    def __init__(self, events: SweepEvents) -> None:
+        self.events = events
+
+    def on_start(self, cfg: Config, run_dir: Path, total: int) -> None: ...
+    def on_iteration(self, record: dict[str, Any]) -> None: ...
+    def on_eval(self, iteration: int, results: list[Any]) -> None: ...
+    def wants_trace(self, iteration: int, total: int) -> bool:
+        return False
+
+    def on_trace(self, record: dict[str, Any]) -> None: ...
+    def on_warning(self, message: str) -> None:
+        self.events.on_message(f"warning: {message}")
+
+
+def seed_score(result: Any, cfg: Config) -> float:
+    """Greedy accuracy (text QA) or mean evaluation return (gymnasium) of a finished run."""
+    value = result.final_accuracy if cfg.is_text_qa else result.mean_return
+    if value is None:
+        raise TrainingError(f"{result.run_dir}: the run ended without a final evaluation", "")
+    return float(value)
+
+
+def read_score(run_dir: Path) -> float | None:
+    path = run_dir / SCORE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["score"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def train_seed(
+    cfg: Config, run_dir: Path, metric: str, events: SweepEvents
+) -> tuple[float, Path, bool]:
+    """Train (or resume, or reuse) one seed's run; returns (score, run dir, reused)."""
+    from ppo_cli.checkpointing import resume_config
+    from ppo_cli.rundir import atomic_write_text, holds_run
+    from ppo_cli.trainer import train
+
+    candidates = [run_dir] + [run_dir.with_name(f"{run_dir.name}-{k}") for k in range(2, 10)]
+    for path in candidates:
+        score = read_score(path)
+        if score is not None:
+            return score, path, True
+        resume = holds_run(path)
+        if resume:
+            try:
+                run_cfg = resume_config(path, {})
+            except PpoqaError:
+                continue
+            if run_cfg.to_dict() != cfg.to_dict():
+                continue  # a run with other settings in our folder: leave it alone
+        try:
+            result = train(cfg, path, _QuietCallbacks(events), resume=resume)  # type: ignore[arg-type]
+        except RunError as exc:
+            if resume and "already" in exc.message:  # finished, but killed before its score file
+                continue
+            raise
+        score = seed_score(result, cfg)
+        atomic_write_text(path / SCORE_FILE, json.dumps({"score": score, "metric": metric}) + "\n")
+        return score, path, False
+    raise RunError(f"{run_dir}: no usable run directory for this seed", "remove the extra copies")
+
+
+def _run_trial(
+    study: Any,
+    trial: Any,
+    spec: SweepSpec,
+    opened: OpenedStorage,
+    opts: WorkerOptions,
+    events: SweepEvents,
+) -> None:
+    optuna = import_optuna()
+    storage = opened.storage
+    params: dict[str, Any] = {}
+    for axis in spec.axes:
+        if axis.kind == "list":
+            params[axis.name] = trial.suggest_categorical(axis.name, list(axis.values))
+        elif axis.kind == "int":
+            params[axis.name] = trial.suggest_int(axis.name, int(axis.low), int(axis.high))
+        else:
+            params[axis.name] = trial.suggest_float(
+                axis.name, axis.low, axis.high, log=axis.kind == "log"
+            )
+    storage.set_trial_user_attr(trial._trial_id, "ppoqa_params", params)
+    storage.set_trial_user_attr(trial._trial_id, "ppoqa_worker", worker_id())
+    storage.set_trial_user_attr(trial._trial_id, "ppoqa_heartbeat_interval", opts.heartbeat)
+    events.on_trial_start(trial.number, params)
+    base = spec.config()
+    folder = opts.out / params_slug(params)
+    scores: list[float] = []
+    runs: list[str] = []
+    try:
+        with _Heartbeat(opened, trial._trial_id, opts.heartbeat):
+            for seed in range(spec.seeds):
+                cfg = apply_params(base, params, seed)
+                score, run_dir, reused = train_seed(cfg, folder / f"s{seed}", spec.metric, events)
+                scores.append(score)
+                runs.append(str(run_dir.resolve()))
+                storage.set_trial_user_attr(trial._trial_id, "ppoqa_scores", scores)
+                storage.set_trial_user_attr(trial._trial_id, "ppoqa_runs", runs)
+                events.on_seed(trial.number, seed, score, run_dir, reused)
+                if spec.pruner == "median" and seed < spec.seeds - 1:
+                    trial.report(iqm(scores), step=seed)
+                    if trial.should_prune():
+                        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                        events.on_trial_end(trial.number, "pruned", None)
+                        return
+    except (TrainingInterrupted, KeyboardInterrupt):
+        with _no_sigint():
+            storage.set_trial_user_attr(trial._trial_id, "ppoqa_error", "interrupted (Ctrl-C)")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            requeue(study, study._storage.get_trial(trial._trial_id))
+        events.on_trial_end(trial.number, "interrupted", None)
+        raise
+    except TrainingError as exc:  # NaN/Inf: an outcome of these settings, not worth a retry
+        storage.set_trial_user_attr(trial._trial_id, "ppoqa_error", exc.message)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        events.on_trial_end(trial.number, "failed", None)
+        events.on_message(f"trial {trial.number} failed: {exc.message}")
+        return
+    except BaseException as exc:  # our bug or the user's settings: keep the work for a retry
+        with _no_sigint(), contextlib.suppress(Exception):
+            storage.set_trial_user_attr(trial._trial_id, "ppoqa_error", str(exc)[:300])
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            requeue(study, study._storage.get_trial(trial._trial_id))
+        raise
+    value = iqm(scores)
+    study.tell(trial, value)
+    events.on_trial_end(trial.number, "complete", value)
+
+
+@dataclass
+class WorkerOptions:
+    storage_url: str
+    study: str
+    out: Path
+    spec: SweepSpec | None  # None: join the study with its own spec
+    heartbeat: int = DEFAULT_HEARTBEAT
+
+
+def _on_stale(study: Any, frozen: Any) -> None:
+    requeue(study, frozen)
+
+
+def open_for_worker(opts: WorkerOptions) -> OpenedStorage:
+    return open_storage(opts.storage_url, create=True, heartbeat=opts.heartbeat, on_stale=_on_stale)
+
+
+def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> WorkerSummary:
+    """Claim and train configurations until none is left (or Ctrl-C)."""
+    events = events or SweepEvents()
+    optuna = import_optuna()
+    opened = open_for_worker(opts)
+    study, spec = create_or_join(opened, opts.study, opts.spec)
+    summary = WorkerSummary()
+    try:
+        while True:
+            recover_stale(study, opened)
+            if spec.grid:
+                trial_id = _claim_waiting(study)
+                if trial_id is None:
+                    break
+                trial = optuna.trial.Trial(study, trial_id)
+            else:
+                if not _has_waiting(study) and _counted(study) >= (spec.trials or 0):
+                    break
+                trial = study.ask()
+            summary.trials.append(trial.number)
+            _run_trial(study, trial, spec, opened, opts, events)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        summary.interrupted = True
+    return summary
+
+
+def check_spec(spec: SweepSpec) -> None:
+    """Refuse settings that would make every trial fail, before a study is created."""
+    base = spec.config()
+    points = grid_points(spec.axes) if spec.grid else [{}]
+    for params in points:
+        cfg = apply_params(base, params, 0)
+        if cfg.is_text_qa and cfg.policy == "mlp":
+            raise ConfigError(
+                "--policy mlp is for gymnasium environments", "use lstm or transformer"
+            )
+    if base.is_text_qa:
+        from ppo_cli.data import load_dataset
+
+        load_dataset(base.dataset)  # a missing or broken dataset: one error now, not per trial
