@@ -132,6 +132,17 @@ class Config:
     answer_vocab: bool = setting(
         True, "Generate only words of the dataset's answers, never an empty answer.", TEXT
     )
+    focus_unsolved: float = setting(
+        0.0,
+        "Share of each iteration's episodes spent on the questions the last greedy evaluation "
+        "got wrong (0: every question equally).",
+        TEXT,
+    )
+    answer_positions: bool = setting(
+        False,
+        "With --answer-vocab: answer token k only from words some answer has as its token k.",
+        TEXT,
+    )
     advantage: str = setting(
         "gae",
         "gae (critic baseline) or group (each question's episodes against each other, "
@@ -215,6 +226,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "reward_wrong": (-1e6, 1e6, True),
     "step_penalty": (0.0, 1e6, True),
     "curriculum_threshold": (0.0, 1.0, False),
+    "focus_unsolved": (0.0, 0.95, True),
     "kl_coef": (0.0, 1e6, True),
     "kl_target": (0.0, None, False),
     "kl_horizon": (1, None, True),

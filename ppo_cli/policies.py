@@ -71,7 +71,11 @@ class TextActorCritic(ActorCritic):
     """
 
     def __init__(
-        self, vocab_size: int, hidden_size: int = 64, answer_vocab: list[int] | None = None
+        self,
+        vocab_size: int,
+        hidden_size: int = 64,
+        answer_vocab: list[int] | None = None,
+        answer_positions: list[list[int]] | None = None,
     ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
@@ -90,6 +94,18 @@ class TextActorCritic(ActorCritic):
             allowed[[a for a in self.answer_vocab if a < vocab_size] + [END_ID]] = True
             mask = mask.masked_fill(~allowed, _NEG)
         self.register_buffer("action_mask", mask, persistent=False)
+        # --answer-positions: answer_positions[k] lists the ids (<END> among them) that some
+        # answer has as its token k (k = 0 right after <START>); any other id is masked at
+        # step k. Every target stays reachable; a two-word answer's second word is then chosen
+        # among the few words that ever come second, not the whole answer vocabulary.
+        self.answer_positions = (
+            [sorted(set(ids)) for ids in answer_positions] if answer_positions else None
+        )
+        if self.answer_positions is not None:
+            by_pos = torch.full((len(self.answer_positions), vocab_size), _NEG)
+            for k, ids in enumerate(self.answer_positions):
+                by_pos[k, [a for a in ids if a < vocab_size]] = 0.0
+            self.register_buffer("position_mask", by_pos, persistent=False)
         end = torch.zeros(vocab_size, dtype=torch.bool)
         end[END_ID] = True
         self.register_buffer("end_onehot", end, persistent=False)
@@ -106,6 +122,8 @@ class TextActorCritic(ActorCritic):
         else:
             hidden, inputs = hidden[:, -steps:], obs[:, -steps:]  # [B, T, H], [B, T]
         logits = self.actor(hidden) + self.action_mask
+        if self.answer_positions is not None:
+            logits = logits + self.position_mask[self._answer_step(obs, steps)]
         # The first decision (input token <START>) may not be <END>: every dataset answer has
         # at least one token, and an empty answer would be a trap of the seed's rewards (-2.0
         # for silence beats -2.1 for a wrong word, so a policy can learn to say nothing).
@@ -113,10 +131,22 @@ class TextActorCritic(ActorCritic):
         logits = logits.masked_fill(first, _NEG)
         return logits, self.critic(hidden).squeeze(-1)
 
+    def _answer_step(self, obs: torch.Tensor, steps: int | None) -> torch.Tensor:
+        """Index of the answer token each decision chooses: 0 at <START>; [B] or [B, T]."""
+        length = obs.shape[1]
+        start_col = (obs == START_ID).long().argmax(1)  # [B]
+        last = len(self.answer_positions or ()) - 1
+        if steps is None:
+            return (length - 1 - start_col).clamp(0, last)
+        cols = torch.arange(length - steps, length, device=obs.device)  # [T]
+        return (cols.unsqueeze(0) - start_col.unsqueeze(1)).clamp(0, last)
+
     def spec(self) -> dict[str, Any]:
         spec = {"kind": self.kind, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size}
         if self.answer_vocab is not None:
             spec["answer_vocab"] = list(self.answer_vocab)
+        if self.answer_positions is not None:
+            spec["answer_positions"] = [list(ids) for ids in self.answer_positions]
         return spec
 
 
@@ -126,9 +156,13 @@ class LSTMActorCritic(TextActorCritic):
     kind = "lstm"
 
     def __init__(
-        self, vocab_size: int, hidden_size: int = 64, answer_vocab: list[int] | None = None
+        self,
+        vocab_size: int,
+        hidden_size: int = 64,
+        answer_vocab: list[int] | None = None,
+        answer_positions: list[list[int]] | None = None,
     ) -> None:
-        super().__init__(vocab_size, hidden_size, answer_vocab)
+        super().__init__(vocab_size, hidden_size, answer_vocab, answer_positions)
         self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -149,8 +183,9 @@ class TransformerActorCritic(TextActorCritic):
         num_heads: int = 4,
         max_len: int = 256,
         answer_vocab: list[int] | None = None,
+        answer_positions: list[list[int]] | None = None,
     ) -> None:
-        super().__init__(vocab_size, hidden_size, answer_vocab)
+        super().__init__(vocab_size, hidden_size, answer_vocab, answer_positions)
         self.num_layers, self.num_heads, self.max_len = num_layers, num_heads, max_len
         self.position = nn.Embedding(max_len, hidden_size)
         layer = nn.TransformerEncoderLayer(
