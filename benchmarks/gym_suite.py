@@ -4,15 +4,15 @@
     python benchmarks/gym_suite.py --env Pendulum-v1 --env CartPole-v1 --seeds 3
     python benchmarks/gym_suite.py --no-sb3 --markdown     # ppoqa only; a README table
 
-ppoqa column: the whole `python -m ppo_cli train --env ID --seed N --json` process (wall
-seconds include interpreter and torch start-up, env creation and train's final 20-episode
-greedy evaluation, which is the same as `ppoqa eval --episodes 20`); envs whose bar is measured
-over more episodes (FrozenLake: 200) add a `ppoqa eval --episodes N` command. SB3 column: a
-whole process training stable_baselines3.PPO with rl-zoo3's hyperparameters for the id (its
-hyperparams/ppo.yml, copied below as data) on the *same* step budget, then the same greedy
-(deterministic) episodes from the same seeds, with VecNormalize statistics frozen where rl-zoo3
-normalizes. SB3 is an optional benchmark dependency (`pip install stable-baselines3`), never a
-runtime one; without it the SB3 column is left out.
+ppoqa column: the two whole commands a user runs, `ppoqa train --env ID --seed N --run-dir D
+--json` then `ppoqa eval --run D --episodes E --json` (E = 20, 200 for FrozenLake: success
+rate); wall and CPU seconds are both processes together (interpreter and torch start-up, env
+creation, training, train's own final evaluation, and eval), and each is also given alone.
+SB3 column: a whole process training stable_baselines3.PPO with rl-zoo3's hyperparameters
+for the id (its hyperparams/ppo.yml, copied below as data) on the *same* step budget, then the
+same greedy (deterministic) episodes from the same seeds, with VecNormalize statistics frozen
+where rl-zoo3 normalizes. SB3 is an optional benchmark dependency (`pip install
+stable-baselines3`), never a runtime one; without it the SB3 column is left out.
 
 One JSON line per run on stderr as it finishes, then one JSON document on stdout. The 1-minute
 load average is recorded before and after each run: wall times taken under load are upper
@@ -35,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from ppo_cli.config import TUNED_FILE  # noqa: E402
+from ppo_cli.presets import TUNED_FILE  # noqa: E402
 
 EVAL_SEED = 1000
 # Greedy episodes behind each bar (issue 12); 20 unless said otherwise.
@@ -107,26 +107,45 @@ def _child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_ppoqa(env: str, seed: int, episodes: int, tmp: Path) -> dict[str, Any]:
-    run_dir = tmp / f"ppoqa-{env.replace('/', '_')}-{seed}"
-    cmd = [sys.executable, "-m", "ppo_cli", "train", "--env", env, "--seed", str(seed),
-           "--run-dir", str(run_dir), "--json"]  # fmt: skip
-    load0, w0, c0 = _load(), time.perf_counter(), _child_cpu()
+def _ppoqa_cmd() -> list[str]:
+    """The `ppoqa` console script beside this interpreter (what a user types), else -m."""
+    script = Path(sys.executable).with_name("ppoqa")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ppo_cli"]
+
+
+def _timed(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    w0, c0 = time.perf_counter(), _child_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    wall, cpu = time.perf_counter() - w0, _child_cpu() - c0
+    return proc, time.perf_counter() - w0, _child_cpu() - c0
+
+
+def run_ppoqa(env: str, seed: int, episodes: int, tmp: Path) -> dict[str, Any]:
+    """`ppoqa train --env ID --seed N --run-dir D`, then `ppoqa eval --run D --episodes E
+    --json`: two whole commands, each timed, as a user runs them. `mean_return` is eval's."""
+    run_dir = tmp / f"ppoqa-{env.replace('/', '_')}-{seed}"
+    train = [*_ppoqa_cmd(), "train", "--env", env, "--seed", str(seed), "--run-dir",
+             str(run_dir), "--json"]  # fmt: skip
+    load0 = _load()
+    proc, wall, cpu = _timed(train)
     if proc.returncode != 0:
         return {"error": proc.stdout.strip()[-300:] or proc.stderr.strip()[-300:]}
     summary = json.loads(proc.stdout)
-    row = {"steps": summary["steps"], "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1)}
-    if episodes == 20:
-        row["mean_return"] = summary["mean_return"]
-    else:
-        ev = [sys.executable, "-m", "ppo_cli", "eval", "--run", str(run_dir), "--episodes",
-              str(episodes), "--json"]  # fmt: skip
-        doc = json.loads(subprocess.run(ev, capture_output=True, text=True, check=True).stdout)
-        row["mean_return"] = doc["mean_return"]
-    row["load"] = [load0, _load()]
-    return row
+    ev = [*_ppoqa_cmd(), "eval", "--run", str(run_dir), "--episodes", str(episodes), "--json"]
+    eproc, ewall, ecpu = _timed(ev)
+    if eproc.returncode != 0:
+        return {"error": eproc.stdout.strip()[-300:] or eproc.stderr.strip()[-300:]}
+    doc = json.loads(eproc.stdout)
+    return {
+        "steps": summary["steps"],
+        "mean_return": doc["mean_return"],
+        "std_return": doc.get("std_return"),
+        "train_summary_return": summary.get("mean_return"),
+        "wall_seconds": round(wall + ewall, 1),
+        "cpu_seconds": round(cpu + ecpu, 1),
+        "train_wall_seconds": round(wall, 1),
+        "eval_wall_seconds": round(ewall, 1),
+        "load": [load0, _load()],
+    }
 
 
 def run_sb3(env: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
@@ -231,6 +250,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     ap.add_argument("--env", action="append", help="only these ids (repeatable)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     ap.add_argument("--no-sb3", action="store_true", help="leave out the SB3 column")
+    ap.add_argument("--sb3-seeds", type=int, help="SB3 on seeds 0..N-1 only (default: all)")
+    ap.add_argument("--out", type=Path, help="also write the JSON document to this file")
     ap.add_argument("--markdown", action="store_true", help="also print a table on stderr")
     ap.add_argument("--sb3-worker", help=argparse.SUPPRESS)
     ap.add_argument("--timesteps", type=int, help=argparse.SUPPRESS)
@@ -247,7 +268,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         have_sb3 = not args.no_sb3
     except ImportError:
         have_sb3 = False
-    doc: dict[str, Any] = {"benchmark": "gym_suite", "cpu_count": os.cpu_count(), "envs": {}}
+    doc: dict[str, Any] = {
+        "benchmark": "gym_suite",
+        "command": "python benchmarks/gym_suite.py " + " ".join(argv if argv is not None
+                                                                 else sys.argv[1:]),
+        "cpu_count": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "envs": {},
+    }  # fmt: skip
+    sb3_seeds = args.seeds if args.sb3_seeds is None else args.sb3_seeds
     with tempfile.TemporaryDirectory() as tmp:
         for env in envs:
             episodes = EVAL_EPISODES.get(env, 20)
@@ -256,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 row = {"seed": seed, **run_ppoqa(env, seed, episodes, Path(tmp))}
                 print(json.dumps({"env": env, "impl": "ppoqa", **row}), file=sys.stderr, flush=True)
                 ours.append(row)
-                if have_sb3 and env in ZOO and "steps" in row:
+                if have_sb3 and env in ZOO and "steps" in row and seed < sb3_seeds:
                     srow = {"seed": seed, **run_sb3(env, seed, row["steps"], episodes)}
                     print(json.dumps({"env": env, "impl": "sb3", **srow}), file=sys.stderr,
                           flush=True)  # fmt: skip
@@ -268,9 +297,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 res["bar"] = BARS[env]
                 res["meets_bar"] = all(r.get("mean_return", -1e18) >= BARS[env] for r in ours)
             doc["envs"][env] = res
+    doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    text = json.dumps(doc, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
     if args.markdown:
         print(markdown(doc), file=sys.stderr)
-    print(json.dumps(doc, indent=2))
+    print(text)
     return doc
 
 
