@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -171,19 +172,27 @@ def builtin_dataset_path() -> Path:
     return Path(str(resources.files("ppo_cli").joinpath("datasets/builtin.yaml")))
 
 
-def load_dataset(path: str | Path | None = None) -> QADataset:
-    """Read and validate a QA dataset; None means the built-in five questions."""
+def load_dataset(
+    path: str | Path | None = None, progress: Callable[[str], None] | None = None
+) -> QADataset:
+    """Read and validate a QA dataset; None means the built-in five questions.
+
+    `progress` gets a line now and then while a big file (over 2 MB) is read. A file over
+    MAX_DATASET_BYTES is refused from its size alone, before a byte is read.
+    """
     if path is None:
         return parse_dataset(builtin_dataset_path().read_text(encoding="utf-8"), "<builtin>")
     p = Path(path)
+    size = _file_size(p)
     raw = read_regular(
         p,
         "dataset file",
         MAX_DATASET_BYTES,
         error=DatasetError,
         missing_hint="check the path, or omit --dataset for the built-in set",
-        size_message=f"{p}: file is larger than 20 MB",
-        size_hint="split the dataset",
+        size_message=f"{p}: the file is {_mb(size)}, more than the {_mb(MAX_DATASET_BYTES)} "
+        "a dataset may hold (all of it is kept in memory while training)",
+        size_hint="split the dataset, or keep the pairs that matter most",
     )
     try:
         text = raw.decode("utf-8")
@@ -191,7 +200,36 @@ def load_dataset(path: str | Path | None = None) -> QADataset:
         raise DatasetError(
             f"{p}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8 YAML"
         ) from exc
-    return parse_dataset(text, str(p))
+    del raw
+    report = None
+    if progress is not None and len(text) >= PROGRESS_MIN_CHARS:
+        shown = f"{p} ({_mb(len(text))})"
+        progress(f"reading {shown} ...")
+        report = _every_fifth(lambda f: progress(f"reading {shown}: {f:.0%}"))
+    return parse_dataset(text, str(p), report)
+
+
+def _every_fifth(say: Callable[[float], None]) -> Callable[[float], None]:
+    """A progress callback that passes on 20%, 40%, ... 100% once each."""
+    done = [0.0]
+
+    def report(fraction: float) -> None:
+        if fraction >= done[0] + 0.2 or (fraction >= 1.0 > done[0]):
+            done[0] = fraction
+            say(fraction)
+
+    return report
+
+
+def _file_size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
 
 
 def read_run_dataset(path: Path, hint: str) -> QADataset:
@@ -214,12 +252,168 @@ def describe_yaml_error(exc: yaml.YAMLError) -> str:
     return f"{where}: not valid YAML ({problem})"
 
 
-def _yaml_nodes(text: str, source: str) -> tuple[Any, Any]:
-    loader = None
+class _NotPlain(Exception):
+    """The YAML uses something the streaming reader leaves to PyYAML's own composer (anchors,
+    aliases, explicit tags, merge keys, complex keys, several documents)."""
+
+
+# Report reading progress for texts above this size (characters); smaller ones load at once.
+PROGRESS_MIN_CHARS = 2_000_000
+
+
+def _stream_yaml(
+    text: str, progress: Callable[[float], None] | None
+) -> tuple[Any, list[int | None], list[dict[str, str]]]:
+    """The document, read from libyaml's event stream without building a node tree.
+
+    Linear in the text and light on memory (PyYAML's composer keeps a node and two marks per
+    value: ~100x the file for 300k pairs). Returns the data, the line of each entry of the
+    top-level 'pairs' list, and, per entry, each scalar that YAML resolves to a non-string as
+    written (so `answer: 010` stays "010"). Raises _NotPlain for what it leaves to PyYAML.
+    """
+    loader_cls = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+    helper = yaml.SafeLoader("")  # its resolver and scalar constructors, nothing else
+    loader = loader_cls(text)
+    total = max(1, len(text))
+    step = max(total // 20, 1)
+    next_report = step
+    lines: list[int | None] = []
+    written: list[dict[str, str]] = []
+    # frames: [container, pending key (mappings), is_mapping, role]; role 1: the 'pairs' list,
+    # 2: an entry of it
+    stack: list[list[Any]] = []
+    root: Any = None
+    documents = 0
+    count = 0
+
+    def add(value: Any, raw: str | None = None) -> None:
+        nonlocal root
+        if not stack:
+            root = value
+            return
+        frame = stack[-1]
+        if frame[2]:  # a mapping: a key, then its value
+            if frame[1] is _NO_KEY:
+                if not isinstance(value, (str, int, float, bool, type(None))):
+                    raise _NotPlain
+                frame[1] = value
+                return
+            frame[0][frame[1]] = value
+            if frame[3] == 2 and raw is not None and not isinstance(value, str):
+                written[-1][str(frame[1])] = raw
+            frame[1] = _NO_KEY
+        else:
+            frame[0].append(value)
+
+    def role_of_child() -> int:
+        if not stack:
+            return 0
+        frame = stack[-1]
+        if len(stack) == 1 and frame[2] and frame[1] == "pairs":
+            return 1
+        if frame[3] == 1:
+            return 2
+        return 0
+
     try:
-        loader = yaml.SafeLoader(text)  # one parse: the node tree gives line numbers, then data
+        while loader.check_event():
+            event = loader.get_event()
+            count += 1
+            if progress is not None and count % 2048 == 0:
+                index = event.end_mark.index if event.end_mark is not None else 0
+                if index >= next_report:
+                    progress(min(index / total, 1.0))
+                    next_report = index + step
+            if isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None or event.tag not in (None, "!"):
+                    raise _NotPlain
+                implicit = event.implicit
+                if event.tag == "!":
+                    implicit = (False, False)
+                tag = helper.resolve(yaml.ScalarNode, event.value, implicit)
+                if tag == "tag:yaml.org,2002:str":
+                    value: Any = event.value
+                elif tag == "tag:yaml.org,2002:merge":
+                    raise _NotPlain
+                else:
+                    node = yaml.ScalarNode(
+                        tag, event.value, event.start_mark, event.end_mark, event.style
+                    )
+                    value = helper.yaml_constructors[tag](helper, node)
+                role = role_of_child()
+                if role == 2:  # a scalar entry of 'pairs' (refused later, with its line)
+                    lines.append(event.start_mark.line + 1)
+                    written.append({})
+                add(value, event.value)
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if event.anchor is not None or event.tag not in (None, "!"):
+                    raise _NotPlain
+                role = role_of_child()
+                is_map = isinstance(event, yaml.MappingStartEvent)
+                container: Any = {} if is_map else []
+                if stack and stack[-1][2] and stack[-1][1] is _NO_KEY:
+                    raise _NotPlain  # a mapping or list as a key
+                if role == 1:
+                    lines, written = [], []  # a repeated 'pairs' key: the last one wins
+                if role == 2:
+                    lines.append(event.start_mark.line + 1)
+                    written.append({})
+                add(container)
+                stack.append([container, _NO_KEY, is_map, role])
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                stack.pop()
+            elif isinstance(event, yaml.AliasEvent):
+                raise _NotPlain
+            elif isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise _NotPlain  # PyYAML's composer names the problem
+    finally:
+        loader.dispose()
+    if progress is not None:
+        progress(1.0)
+    return root, lines, written
+
+
+_NO_KEY = object()
+
+
+def _compose_yaml(text: str) -> tuple[Any, list[int | None], list[dict[str, str]]]:
+    """The document through PyYAML's composer (every YAML feature), with the same extras as
+    _stream_yaml."""
+    loader = yaml.SafeLoader(text)  # one parse: the node tree gives line numbers, then data
+    try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    lines: list[int | None] = []
+    written: list[dict[str, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if getattr(key_node, "value", None) == "pairs" and isinstance(
+                value_node, yaml.SequenceNode
+            ):
+                lines, written = [], []
+                for item in value_node.value:
+                    lines.append(item.start_mark.line + 1)
+                    raw: dict[str, str] = {}
+                    if isinstance(item, yaml.MappingNode):
+                        for k, v in item.value:
+                            if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode):
+                                raw[k.value] = v.value
+                    written.append(raw)
+    return data, lines, written
+
+
+def _read_yaml(
+    text: str, source: str, progress: Callable[[float], None] | None = None
+) -> tuple[Any, list[int | None], list[dict[str, str]]]:
+    try:
+        try:
+            return _stream_yaml(text, progress)
+        except _NotPlain:
+            return _compose_yaml(text)
     except yaml.YAMLError as exc:
         raise DatasetError(
             f"{source}:{describe_yaml_error(exc)}",
@@ -229,10 +423,6 @@ def _yaml_nodes(text: str, source: str) -> tuple[Any, Any]:
         raise DatasetError(
             f"{source}: not valid YAML ({short_repr(str(exc))})", "see examples/"
         ) from exc
-    finally:
-        if loader is not None:
-            loader.dispose()
-    return node, data
 
 
 def _text_value(value: Any, source: str, where: str, key: str, raw: str | None = None) -> str:
@@ -284,10 +474,12 @@ def _optional_text(data: dict[Any, Any], key: str, source: str) -> str | None:
     )
 
 
-def parse_dataset(text: str, source: str = "<string>") -> QADataset:
+def parse_dataset(
+    text: str, source: str = "<string>", progress: Callable[[float], None] | None = None
+) -> QADataset:
     """Validate YAML text as a dataset; raise DatasetError naming file, entry and problem."""
     hint = "a dataset looks like:  pairs: [{question: ..., answer: ...}]  (see examples/)"
-    node, data = _yaml_nodes(text, source)
+    data, found_lines, found_written = _read_yaml(text, source, progress)
     if data is None:
         raise DatasetError(f"{source}: file is empty", hint)
     if not isinstance(data, dict):
@@ -300,20 +492,10 @@ def parse_dataset(text: str, source: str = "<string>") -> QADataset:
     if not raw_pairs:
         raise DatasetError(f"{source}: 'pairs' is empty", "add at least one question and answer")
 
-    # Per entry: its line, and each plain scalar as written (for numbers kept as typed).
-    lines: list[int | None] = [None] * len(raw_pairs)
-    written: list[dict[str, str]] = [{} for _ in raw_pairs]
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if getattr(key_node, "value", None) == "pairs" and isinstance(
-                value_node, yaml.SequenceNode
-            ):
-                for i, item in enumerate(value_node.value[: len(raw_pairs)]):
-                    lines[i] = item.start_mark.line + 1
-                    if isinstance(item, yaml.MappingNode):
-                        for k, v in item.value:
-                            if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode):
-                                written[i][k.value] = v.value
+    # Per entry: its line, and each scalar as written (for numbers kept as typed).
+    n = len(raw_pairs)
+    lines = (found_lines + [None] * n)[:n]
+    written = (found_written + [{} for _ in range(n - len(found_written))])[:n]
 
     max_tokens = data.get("max_answer_tokens", DEFAULT_MAX_ANSWER_TOKENS)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 64:

@@ -74,28 +74,44 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
     return spec
 
 
+# One step of a batch computes [batch, vocabulary] logits (and a few same-sized temporaries):
+# greedy evaluation goes through the questions in chunks that keep this near 256 MB, so a
+# dataset of 300k questions is answered in linear time and bounded memory.
+EVAL_STEP_BYTES = 256_000_000
+
+
+def eval_chunk(vocab_size: int) -> int:
+    """How many questions one greedy batch answers at once."""
+    return max(64, EVAL_STEP_BYTES // (12 * max(1, vocab_size)))
+
+
 @torch.no_grad()
 def evaluate_qa(policy: ActorCritic, task: QATask) -> list[QAResult]:
-    """Greedy answer to every question of the task, all in one batch."""
+    """Greedy answer to every question of the task, in batches of eval_chunk() questions."""
     was_training = policy.training
     policy.eval()
     venv = TextQAVecEnv(task)
-    idx = torch.arange(task.num_questions)
-    ro = collect_text_episodes(policy, venv, idx, greedy=True)
-    policy.train(was_training)
     results = []
-    totals = ro.episode_returns
-    for i, pair in enumerate(task.dataset.pairs):
-        n = int(ro.answer_len[i])
-        results.append(
-            QAResult(
-                question=pair.question,
-                target=pair.answer,
-                answer=task.answer_text(ro.answer[i, :n].tolist()),
-                reward=round(float(totals[i]), 4),
-                correct=bool(ro.exact[i]),
-            )
-        )
+    chunk = eval_chunk(len(task.vocab))
+    try:
+        for start in range(0, task.num_questions, chunk):
+            idx = torch.arange(start, min(start + chunk, task.num_questions))
+            ro = collect_text_episodes(policy, venv, idx, greedy=True)
+            totals = ro.episode_returns
+            for j, i in enumerate(idx.tolist()):
+                pair = task.dataset.pairs[i]
+                n = int(ro.answer_len[j])
+                results.append(
+                    QAResult(
+                        question=pair.question,
+                        target=pair.answer,
+                        answer=task.answer_text(ro.answer[j, :n].tolist()),
+                        reward=round(float(totals[j]), 4),
+                        correct=bool(ro.exact[j]),
+                    )
+                )
+    finally:
+        policy.train(was_training)
     return results
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from ppo_cli.data import END_ID, QADataset, Vocabulary, load_dataset, read_run_d
 from ppo_cli.envs.gym_envs import make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
-from ppo_cli.errors import ConfigError, RunError
+from ppo_cli.errors import ConfigError, DatasetError, RunError
 from ppo_cli.evaluate import QAResult, accuracy, check_fits, evaluate_qa, reward_spec
 from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
 from ppo_cli.kl import KLController
@@ -61,8 +62,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# One step of an iteration's rollout computes [episodes, vocabulary] logits and a few
+# temporaries of that size: more than this is refused before any folder is made.
+MAX_STEP_BYTES = 4_000_000_000
+
+
+def check_step_memory(cfg: Config, dataset: QADataset, vocab_size: int) -> None:
+    """Refuse up front an iteration too large for memory (episodes x vocabulary)."""
+    episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
+    need = 12 * episodes * vocab_size
+    if need > MAX_STEP_BYTES:
+        most = max(1, MAX_STEP_BYTES // (12 * vocab_size))
+        raise DatasetError(
+            f"{dataset.source}: {len(dataset.pairs):,} pairs with a {vocab_size:,}-word "
+            f"vocabulary: an iteration of {episodes:,} episodes needs about {need / 1e9:,.1f} GB "
+            f"of memory per step, more than the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
+            f"pass --num-episodes {most} or fewer, or train on fewer pairs",
+        )
+
+
 def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
     vocab = Vocabulary.from_dataset(dataset)
+    check_step_memory(cfg, dataset, len(vocab))
     task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
     spec: dict[str, Any] = {
         "kind": cfg.policy,
@@ -99,7 +120,9 @@ class TextQATask:
 
     fused_adam = False  # the recorded text-QA results were made with the plain Adam
 
-    def __init__(self, cfg: Config, resume_dir: Path | None) -> None:
+    def __init__(
+        self, cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
+    ) -> None:
         if cfg.policy == "mlp":
             raise ConfigError(
                 "--policy mlp is for gymnasium environments", "use lstm or transformer"
@@ -121,10 +144,10 @@ class TextQATask:
                 cfg = replace(cfg, dataset=str((self.init.path / DATASET).resolve()))
                 dataset = load_run_dataset(self.init.path)
             else:
-                dataset = load_dataset(cfg.dataset)
+                dataset = load_dataset(cfg.dataset, progress)
             cfg = replace(cfg, init_from=str(self.init.path.resolve()))
         else:
-            dataset = load_dataset(cfg.dataset)
+            dataset = load_dataset(cfg.dataset, progress)
         self.reward_fn = None
         if cfg.reward_fn is not None:
             from ppo_cli.reward_fn import absolute_spec, load_reward_fn
@@ -372,7 +395,9 @@ class GymTask:
 
     fused_adam = True  # one kernel per step instead of one per tensor; ~15 % faster here
 
-    def __init__(self, cfg: Config, resume_dir: Path | None) -> None:
+    def __init__(
+        self, cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
+    ) -> None:
         if cfg.policy != "mlp":
             raise ConfigError(
                 f"--policy {cfg.policy} is a text-QA network; gymnasium environments use mlp",

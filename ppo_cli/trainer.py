@@ -93,6 +93,9 @@ class Callbacks:
         sys.stderr.write(f"ppoqa: warning: {message}\n")
         sys.stderr.flush()
 
+    def on_progress(self, message: str) -> None:
+        """A line about slow preparation (reading a big dataset), so a wait is explained."""
+
 
 def seed_everything(seed: int, threads: int) -> None:
     random.seed(seed)
@@ -132,7 +135,9 @@ def train(
         from ppo_cli.tensorboard import TensorBoardCallbacks
 
         cb = TensorBoardCallbacks(cb)  # type: ignore[assignment]
-    task: Task = (TextQATask if cfg.is_text_qa else GymTask)(cfg, run_dir if resume else None)
+    task: Task = (TextQATask if cfg.is_text_qa else GymTask)(
+        cfg, run_dir if resume else None, getattr(cb, "on_progress", None)
+    )
     try:
         return _train(cfg, task, run_dir, cb, resume)
     finally:

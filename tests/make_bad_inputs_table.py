@@ -201,6 +201,16 @@ def fifo(name: str) -> Callable[[Path], None]:
     return lambda cwd: os.mkfifo(cwd / name)
 
 
+def sparse(name: str, size: int) -> Callable[[Path], None]:
+    """A file of `size` bytes that takes no disk (refused from its size, never read)."""
+
+    def make(cwd: Path) -> None:
+        with (cwd / name).open("wb") as fh:
+            fh.truncate(size)
+
+    return make
+
+
 def users_folder(cwd: Path) -> None:
     """A folder of the user's own files, with names ppoqa also uses."""
     (cwd / "dataset.yaml").write_text(
@@ -260,6 +270,8 @@ CASES: list[Case] = [
     Case("--dataset with a gymnasium env", ["train", "--env", "CartPole-v1", "--dataset", "d.yaml"], 2, "--dataset is for text QA, not CartPole-v1 runs", write("d.yaml", GOOD_DATASET)),
     Case("--curriculum with a gymnasium env", ["train", "--env", "CartPole-v1", "--curriculum"], 2, "--curriculum is for text QA, not CartPole-v1 runs"),
     Case("--answer-vocab with a gymnasium env", ["train", "--env", "CartPole-v1", "--answer-vocab"], 2, "--answer-vocab is for text QA, not CartPole-v1 runs"),
+    Case("dataset file over the 20 MB limit", [*T, "--dataset", "d.yaml"], 1, "d.yaml: the file is 25.0 MB, more than the 20.0 MB a dataset may hold", sparse("d.yaml", 25_000_000)),
+    Case("an iteration too large for memory (episodes x vocabulary)", [*T, "--num-episodes", "1000000", "--dataset", "d.yaml"], 1, "an iteration of 1,000,000 episodes needs about", write("d.yaml", "pairs:\n" + "".join(f"  - {{question: q{i} x{i}?, answer: a{i}}}\n" for i in range(200)))),
     Case("dataset too long for the transformer", [*T, "--policy", "transformer", "--dataset", "d.yaml"], 1, "longer than the transformer reads", write("d.yaml", "pairs:\n  - {question: " + "w " * 300 + ", answer: a}\n")),
     # config files and flags
     Case("config is a named pipe (FIFO)", [*T, "--config", "c.fifo"], 1, "c.fifo: is a named pipe (FIFO), not a config file", fifo("c.fifo")),

@@ -431,3 +431,81 @@ def test_gym_two_step_batch_of_one_env_trains(tmp_path: Path) -> None:
                    "num_minibatches": 2})  # fmt: skip
     result = train(cfg, tmp_path / "run", Callbacks())
     assert result.iterations == 20
+
+
+# --- 3. large datasets -------------------------------------------------------------------------
+
+
+def _big_yaml(pairs: int) -> str:
+    rows = "".join(
+        f'  - question: "What is item {i}?"\n    answer: "w{i % 50}"\n' for i in range(pairs)
+    )
+    return "name: big\npairs:\n" + "".join(rows)
+
+
+def test_streamed_and_composed_yaml_agree(tmp_path: Path) -> None:
+    """The fast event-stream reader gives what PyYAML's composer gives, numbers kept as typed
+    and entries' lines in the errors; YAML features it leaves to PyYAML still work."""
+    from ppo_cli.data import _compose_yaml, _stream_yaml, parse_dataset
+
+    text = (
+        "name: n\nmax_answer_tokens: 3\nrewards: {correct: 5, wrong: -1.5}\npairs:\n"
+        "  - {question: 'Code?', answer: 010}\n  - question: Time?\n    answer: 1:30\n"
+        "  - question: Yes?\n    answer: 'yes'\n    level: 2\n  - {question: 'Pi?', answer: 3.10}\n"
+    )
+    streamed, composed = _stream_yaml(text, None), _compose_yaml(text)
+    assert streamed[:2] == composed[:2]  # the data, and each entry's line
+    ds = parse_dataset(text, "d.yaml")
+    assert [p.answer for p in ds.pairs] == ["010", "1:30", "yes", "3.10"]
+    assert ds.pairs[2].level == 2 and ds.rewards == {"correct": 5.0, "wrong": -1.5}
+    with pytest.raises(DatasetError, match=r"d.yaml: pair 1 \(line 3\): 'answer' is the boolean"):
+        parse_dataset("pairs:\n  - {question: a, answer: b}\n  - {question: c, answer: no}\n",
+                      "d.yaml")  # fmt: skip
+    anchored = "x: &q What?\npairs:\n  - {question: *q, answer: a}\n"
+    assert parse_dataset(anchored).pairs[0].question == "What?"  # via the composer
+
+
+def test_a_big_dataset_reports_progress(tmp_path: Path) -> None:
+    from ppo_cli.data import PROGRESS_MIN_CHARS, load_dataset
+
+    path = tmp_path / "big.yaml"
+    path.write_text(_big_yaml(45_000))
+    assert path.stat().st_size > PROGRESS_MIN_CHARS
+    lines: list[str] = []
+    ds = load_dataset(path, lines.append)
+    assert len(ds.pairs) == 45_000
+    assert lines[0].startswith(f"reading {path} (") and lines[-1].endswith(": 100%")
+    assert 3 <= len(lines) <= 7
+    small: list[str] = []
+    load_dataset(ROOT / "examples" / "capitals.yaml", small.append)
+    assert small == []
+
+
+def test_a_file_over_the_limit_is_refused_from_its_size(tmp_path: Path) -> None:
+    from ppo_cli.data import load_dataset
+
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as fh:
+        fh.truncate(30_000_000)  # sparse: refused before a byte is read
+    with pytest.raises(DatasetError, match=r"the file is 30.0 MB, more than the 20.0 MB"):
+        load_dataset(path)
+
+
+def test_an_iteration_too_large_for_memory_is_refused_before_any_folder(tmp_path: Path) -> None:
+    pairs = "".join(f"  - {{question: q{i} x{i}?, answer: a{i}}}\n" for i in range(200))
+    (tmp_path / "d.yaml").write_text("pairs:\n" + pairs)
+    cfg = tiny(iterations=1, num_episodes=1_000_000, dataset=str(tmp_path / "d.yaml"))
+    with pytest.raises(DatasetError, match="pass --num-episodes 8"):
+        train(cfg, tmp_path / "run", Callbacks())
+    assert not (tmp_path / "run").exists()
+
+
+def test_greedy_evaluation_in_chunks_answers_as_one_batch(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ppo_cli import evaluate
+
+    run = evaluate.load_text_run(trained)
+    whole = evaluate.evaluate_qa(run.policy, run.task)
+    monkeypatch.setattr(evaluate, "eval_chunk", lambda vocab_size: 2)
+    assert evaluate.evaluate_qa(run.policy, run.task) == whole

@@ -36,6 +36,24 @@ def encode_prompts(questions: list[list[int]]) -> torch.Tensor:
     return prompts
 
 
+# The padded [questions, longest question + 1] prompt tensor (int64) may take at most this
+# much memory: one very long question among many short ones pads every other one to its length.
+MAX_PROMPT_BYTES = 1_000_000_000
+
+
+def check_prompt_memory(source: str, lengths: list[int]) -> None:
+    """Refuse, before allocating it, a prompt tensor too large to keep in memory."""
+    q, p = len(lengths), max(lengths, default=0) + 1
+    need = q * p * 8
+    if need > MAX_PROMPT_BYTES:
+        raise DatasetError(
+            f"{source}: {q:,} questions padded to the longest ({p - 1:,} tokens) need "
+            f"{need / 1e9:.1f} GB of prompts in memory, more than the limit of "
+            f"{MAX_PROMPT_BYTES / 1e9:.1f} GB",
+            "shorten the longest questions or split the dataset",
+        )
+
+
 class QATask:
     """A dataset encoded once into padded tensors, plus the reward rules."""
 
@@ -62,6 +80,7 @@ class QATask:
                     "raise --max-answer-tokens (or max_answer_tokens) or shorten the answer",
                 )
         questions = [vocab.encode(p.question_tokens)[0] for p in dataset.pairs]
+        check_prompt_memory(dataset.source, [len(q) for q in questions])
         answers = [vocab.encode(p.answer_tokens)[0] for p in dataset.pairs]
         self.prompts = encode_prompts(questions)  # [Q, P]
         self.prompt_len = self.prompts.shape[1]

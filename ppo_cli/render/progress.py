@@ -48,6 +48,10 @@ class RichCallbacks(Callbacks):
         console = self.progress.console if self.progress is not None else self.err
         console.print(trace_view(record))
 
+    def on_progress(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(f"ppoqa: {message}", markup=False, highlight=False)
+
     def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
         beyond = sorted(n for n in self.trace.numbers if n > total) if self.trace else []
         if beyond:
