@@ -95,7 +95,9 @@ class Config:
     clip_vloss: bool = setting(False, "Clip the value loss too.")
     norm_adv: bool = setting(True, "Normalize advantages.")
     ent_coef: float = setting(0.03, "Entropy bonus coefficient.")
-    vf_coef: float = setting(0.5, "Value loss coefficient.")
+    # 0.1 for text QA (issue 10): the LSTM trunk is shared by actor and critic, and at 0.5 the
+    # value loss's gradient dominated the clipped total; gymnasium's `default` entry sets 0.5.
+    vf_coef: float = setting(0.1, "Value loss coefficient.")
     max_grad_norm: float = setting(0.5, "Gradient norm clip.")
     target_kl: float | None = setting(None, "Stop an update's epochs once approx_kl exceeds this.")
 
@@ -131,6 +133,17 @@ class Config:
     # dataset")
     answer_vocab: bool = setting(
         True, "Generate only words of the dataset's answers, never an empty answer.", TEXT
+    )
+    focus_unsolved: float = setting(
+        0.5,
+        "Share of each iteration's episodes spent on the questions the last greedy evaluation "
+        "got wrong (0: every question equally).",
+        TEXT,
+    )
+    answer_positions: bool = setting(
+        True,
+        "With --answer-vocab: answer token k only from words some answer has as its token k.",
+        TEXT,
     )
     advantage: str = setting(
         "gae",
@@ -215,6 +228,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "reward_wrong": (-1e6, 1e6, True),
     "step_penalty": (0.0, 1e6, True),
     "curriculum_threshold": (0.0, 1.0, False),
+    "focus_unsolved": (0.0, 0.95, True),
     "kl_coef": (0.0, 1e6, True),
     "kl_target": (0.0, None, False),
     "kl_horizon": (1, None, True),

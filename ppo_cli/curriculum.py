@@ -28,6 +28,29 @@ def balanced_questions(num_questions: int, num_episodes: int) -> torch.Tensor:
     return torch.cat([torch.randperm(num_questions) for _ in range(reps)])[:num_episodes]
 
 
+def focused_questions(correct: torch.Tensor, num_episodes: int, share: float) -> torch.Tensor:
+    """Like balanced_questions, but `share` of the episodes go to the questions the greedy
+    policy gets wrong (correct: [Q] bool), never fewer than their balanced share.
+
+    Why: once most questions are solved, a balanced batch spends most of its episodes where
+    nothing is left to learn, and a question stuck on a partial answer ("Delhi" for "New
+    Delhi") is explored a few times per iteration. Solved questions keep the rest (rehearsal).
+    """
+    q = correct.numel()
+    wrong = (~correct).nonzero().flatten()
+    right = correct.nonzero().flatten()
+    if share <= 0 or wrong.numel() == 0 or right.numel() == 0:
+        return balanced_questions(q, num_episodes)
+    n_wrong = max(round(share * num_episodes), -(-num_episodes * wrong.numel() // q))
+    n_wrong = min(n_wrong, num_episodes - right.numel())  # one episode per solved question
+    if n_wrong <= 0:
+        return balanced_questions(q, num_episodes)
+    idx = torch.cat(
+        [balanced_sample(wrong, n_wrong), balanced_sample(right, num_episodes - n_wrong)]
+    )
+    return idx[torch.randperm(num_episodes)]
+
+
 def balanced_sample(pool: torch.Tensor, num_episodes: int) -> torch.Tensor:
     """num_episodes indices from pool, every member equally often (up to one), random order."""
     return pool[balanced_questions(pool.shape[0], num_episodes)]

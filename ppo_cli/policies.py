@@ -71,7 +71,11 @@ class TextActorCritic(ActorCritic):
     """
 
     def __init__(
-        self, vocab_size: int, hidden_size: int = 64, answer_vocab: list[int] | None = None
+        self,
+        vocab_size: int,
+        hidden_size: int = 64,
+        answer_vocab: list[int] | None = None,
+        answer_positions: list[list[int]] | None = None,
     ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
@@ -90,6 +94,28 @@ class TextActorCritic(ActorCritic):
             allowed[[a for a in self.answer_vocab if a < vocab_size] + [END_ID]] = True
             mask = mask.masked_fill(~allowed, _NEG)
         self.register_buffer("action_mask", mask, persistent=False)
+        # --answer-positions: answer_positions[k] lists the ids (<END> among them) that some
+        # answer has as its token k (k = 0 right after <START>); any other id is masked at
+        # step k. Every target stays reachable; a two-word answer's second word is then chosen
+        # among the few words that ever come second, not the whole answer vocabulary.
+        self.answer_positions = (
+            [sorted(set(ids)) for ids in answer_positions] if answer_positions else None
+        )
+        if self.answer_positions is not None:
+            by_pos = torch.full((len(self.answer_positions), vocab_size), _NEG)
+            for k, ids in enumerate(self.answer_positions):
+                by_pos[k, [a for a in ids if a < vocab_size]] = 0.0
+            self.register_buffer("position_mask", by_pos, persistent=False)
+        if self.answer_vocab is not None:
+            # The ids a decision can take, and each id's place among them (0 for the others,
+            # which only padded steps hold): act and evaluate build their distribution over
+            # these few columns, exactly the masked full distribution (the rest have p = 0),
+            # at a fraction of the softmax work when the vocabulary is mostly question words.
+            ids = torch.tensor(sorted({a for a in self.answer_vocab if a < vocab_size} | {END_ID}))
+            index_of = torch.zeros(vocab_size, dtype=torch.long)
+            index_of[ids] = torch.arange(ids.numel())
+            self.register_buffer("allowed_ids", ids, persistent=False)
+            self.register_buffer("index_of", index_of, persistent=False)
         end = torch.zeros(vocab_size, dtype=torch.bool)
         end[END_ID] = True
         self.register_buffer("end_onehot", end, persistent=False)
@@ -97,15 +123,21 @@ class TextActorCritic(ActorCritic):
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def encode_decisions(self, tokens: torch.Tensor, steps: int) -> torch.Tensor:
+        """Hidden states [B, steps, H] of the last `steps` positions (the decisions)."""
+        return self.encode(tokens)[:, -steps:]
+
     def logits_values(
         self, obs: torch.Tensor, steps: int | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.encode(obs)  # [B, L, H]
+        hidden = self.encode_decisions(obs, 1 if steps is None else steps)  # [B, T, H]
         if steps is None:
             hidden, inputs = hidden[:, -1], obs[:, -1]  # [B, H], [B]
         else:
-            hidden, inputs = hidden[:, -steps:], obs[:, -steps:]  # [B, T, H], [B, T]
+            inputs = obs[:, -steps:]  # [B, T]
         logits = self.actor(hidden) + self.action_mask
+        if self.answer_positions is not None:
+            logits = logits + self.position_mask[self._answer_step(obs, steps)]
         # The first decision (input token <START>) may not be <END>: every dataset answer has
         # at least one token, and an empty answer would be a trap of the seed's rewards (-2.0
         # for silence beats -2.1 for a wrong word, so a policy can learn to say nothing).
@@ -113,10 +145,42 @@ class TextActorCritic(ActorCritic):
         logits = logits.masked_fill(first, _NEG)
         return logits, self.critic(hidden).squeeze(-1)
 
+    def act(
+        self, obs: torch.Tensor, greedy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.answer_vocab is None:
+            return super().act(obs, greedy)
+        logits, value = self.logits_values(obs, None)
+        dist = Categorical(logits=logits[..., self.allowed_ids])
+        k = dist.logits.argmax(-1) if greedy else dist.sample()
+        return self.allowed_ids[k], dist.log_prob(k), value
+
+    def evaluate(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.answer_vocab is None:
+            return super().evaluate(obs, actions)
+        logits, value = self.logits_values(obs, actions.shape[1])
+        dist = Categorical(logits=logits[..., self.allowed_ids])
+        k = self.index_of[actions]
+        return dist.log_prob(k), dist.entropy(), value
+
+    def _answer_step(self, obs: torch.Tensor, steps: int | None) -> torch.Tensor:
+        """Index of the answer token each decision chooses: 0 at <START>; [B] or [B, T]."""
+        length = obs.shape[1]
+        start_col = (obs == START_ID).long().argmax(1)  # [B]
+        last = len(self.answer_positions or ()) - 1
+        if steps is None:
+            return (length - 1 - start_col).clamp(0, last)
+        cols = torch.arange(length - steps, length, device=obs.device)  # [T]
+        return (cols.unsqueeze(0) - start_col.unsqueeze(1)).clamp(0, last)
+
     def spec(self) -> dict[str, Any]:
         spec = {"kind": self.kind, "vocab_size": self.vocab_size, "hidden_size": self.hidden_size}
         if self.answer_vocab is not None:
             spec["answer_vocab"] = list(self.answer_vocab)
+        if self.answer_positions is not None:
+            spec["answer_positions"] = [list(ids) for ids in self.answer_positions]
         return spec
 
 
@@ -126,14 +190,38 @@ class LSTMActorCritic(TextActorCritic):
     kind = "lstm"
 
     def __init__(
-        self, vocab_size: int, hidden_size: int = 64, answer_vocab: list[int] | None = None
+        self,
+        vocab_size: int,
+        hidden_size: int = 64,
+        answer_vocab: list[int] | None = None,
+        answer_positions: list[list[int]] | None = None,
     ) -> None:
-        super().__init__(vocab_size, hidden_size, answer_vocab)
+        super().__init__(vocab_size, hidden_size, answer_vocab, answer_positions)
         self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(self.embedding(tokens))
         return out
+
+    def encode_decisions(self, tokens: torch.Tensor, steps: int) -> torch.Tensor:
+        """The same numbers as encode(tokens)[:, -steps:], cheaper: a batch holds several
+        episodes of each question (8 by default), so the LSTM reads each distinct prompt once
+        and runs on from its state for every episode's answer tokens. The prompt is most of the
+        sequence, so this halves the time of an update (and of a rollout step)."""
+        length = tokens.shape[1]
+        start = (tokens == START_ID).long().argmax(1)  # [B] column of <START>
+        p = int(start[0]) + 1  # prompt length, <START> included
+        if length - p + 1 < steps or not bool((start == start[0]).all()):
+            return super().encode_decisions(tokens, steps)
+        prompts, inverse = torch.unique(tokens[:, :p], dim=0, return_inverse=True)
+        if prompts.shape[0] == tokens.shape[0]:
+            return super().encode_decisions(tokens, steps)
+        out, (h, c) = self.lstm(self.embedding(prompts))  # [U, p, H]
+        first = out[inverse, -1:]  # [B, 1, H] the output at <START>
+        if length == p:
+            return first[:, -steps:]
+        rest, _ = self.lstm(self.embedding(tokens[:, p:]), (h[:, inverse], c[:, inverse]))
+        return torch.cat([first, rest], dim=1)[:, -steps:]  # [B, steps, H]
 
 
 class TransformerActorCritic(TextActorCritic):
@@ -149,8 +237,9 @@ class TransformerActorCritic(TextActorCritic):
         num_heads: int = 4,
         max_len: int = 256,
         answer_vocab: list[int] | None = None,
+        answer_positions: list[list[int]] | None = None,
     ) -> None:
-        super().__init__(vocab_size, hidden_size, answer_vocab)
+        super().__init__(vocab_size, hidden_size, answer_vocab, answer_positions)
         self.num_layers, self.num_heads, self.max_len = num_layers, num_heads, max_len
         self.position = nn.Embedding(max_len, hidden_size)
         layer = nn.TransformerEncoderLayer(

@@ -88,9 +88,11 @@ def check_network(cfg: Config, init: InitRun) -> None:
         "policy": str(init.spec["kind"]),
         "hidden_size": int(init.spec["hidden_size"]),
         "answer_vocab": init.spec.get("answer_vocab") is not None,
+        "answer_positions": init.spec.get("answer_positions") is not None,
     }
+    asked = {"answer_positions": cfg.answer_vocab and cfg.answer_positions}
     for key, value in theirs.items():
-        if getattr(cfg, key) != value:
+        if asked.get(key, getattr(cfg, key)) != value:
             flag = f"--{key.replace('_', '-')}"
             raise ConfigError(
                 f"--init-from {init.path}: its network has {key}={value!r}, this run asks for "

@@ -28,8 +28,13 @@ from ppo_cli.budget import (
 )
 from ppo_cli.checkpointing import LoopState
 from ppo_cli.config import Config
-from ppo_cli.curriculum import Curriculum, balanced_questions, episodes_per_iteration
-from ppo_cli.data import QADataset, Vocabulary, load_dataset, parse_dataset
+from ppo_cli.curriculum import (
+    Curriculum,
+    balanced_questions,
+    episodes_per_iteration,
+    focused_questions,
+)
+from ppo_cli.data import END_ID, QADataset, Vocabulary, load_dataset, parse_dataset
 from ppo_cli.envs.gym_envs import make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
@@ -65,9 +70,21 @@ def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCrit
     }
     if cfg.answer_vocab:  # issue 6: generate only words that occur in some answer
         spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
+        if cfg.answer_positions:
+            spec["answer_positions"] = answer_positions(task)
     policy = build_policy(spec)
     check_fits(policy, task.prompt_len, task.max_steps, dataset.source)
     return task, policy
+
+
+def answer_positions(task: QATask) -> list[list[int]]:
+    """Per answer step k, the ids some target has as token k, and <END> where one ends."""
+    steps: list[set[int]] = [set() for _ in range(task.max_answer_tokens + 1)]
+    for ids, n in zip(task.targets.tolist(), task.target_len.tolist(), strict=True):
+        for k in range(n):
+            steps[k].add(int(ids[k]))
+        steps[n].add(END_ID)
+    return [sorted(ids) for ids in steps]
 
 
 def load_run_dataset(run_dir: Path) -> QADataset:
@@ -214,6 +231,8 @@ class TextQATask:
     def start(self, state: LoopState) -> None:
         self.venv = TextQAVecEnv(self.qa)
         self.num_episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
+        # --focus-unsolved reads the last greedy answers (kept in the checkpoint for a resume)
+        self.last_correct: list[bool] = [bool(r.get("correct")) for r in state.results]
         self.curriculum = None
         if self.cfg.curriculum:
             self.curriculum = Curriculum.from_dataset(self.dataset, self.cfg.curriculum_threshold)
@@ -226,6 +245,9 @@ class TextQATask:
     def collect(self, policy: ActorCritic) -> tuple[TextRollout, Batch, torch.Tensor]:
         if self.curriculum is not None:  # only the active levels' questions
             q_idx = self.curriculum.sample(self.num_episodes)
+        elif self.cfg.focus_unsolved > 0 and len(self.last_correct) == self.qa.num_questions:
+            correct = torch.tensor(self.last_correct, dtype=torch.bool)
+            q_idx = focused_questions(correct, self.num_episodes, self.cfg.focus_unsolved)
         else:
             q_idx = balanced_questions(self.qa.num_questions, self.num_episodes)
         rollout = collect_text_episodes(policy, self.venv, q_idx)
@@ -271,6 +293,7 @@ class TextQATask:
         results = evaluate_qa(policy, self.qa)
         record["eval_accuracy"] = state.accuracy = accuracy(results)
         state.results = [r.to_dict() for r in results]
+        self.last_correct = [r.correct for r in results]
         if self.curriculum is not None:
             record.update(self.curriculum.observe([r.correct for r in results]))
             state.curriculum_stage = self.curriculum.stage

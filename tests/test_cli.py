@@ -130,7 +130,9 @@ def test_train_learns_the_builtin_set_and_writes_the_run_directory(trained) -> N
 
 
 def test_train_json_prints_one_document_and_nothing_on_stderr(tmp_path: Path) -> None:
-    result = invoke("train", "--run-dir", str(tmp_path / "r"), "--iterations", "3", "--json")
+    result = invoke(
+        "train", "--run-dir", str(tmp_path / "r"), "--iterations", "3", "--no-early-stop", "--json"
+    )
     assert result.exit_code == 0
     assert result.stderr == ""  # no progress bar, no tables, no hints
     doc = json.loads(result.stdout)  # fails on anything but exactly one JSON document
