@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ppo_cli.config import resolve  # noqa: E402
 from ppo_cli.data import tokenize  # noqa: E402
 from ppo_cli.envs.rewards import answer_kind  # noqa: E402
-from ppo_cli.config import resolve  # noqa: E402
 from ppo_cli.trainer import train  # noqa: E402
 
 
