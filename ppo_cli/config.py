@@ -137,7 +137,7 @@ class Config:
     focus_unsolved: float = setting(
         0.5,
         "Share of each iteration's episodes spent on the questions the last greedy evaluation "
-        "got wrong (0: every question equally).",
+        "got wrong (0: every question equally; off with --reward-fn).",
         TEXT,
     )
     answer_positions: bool = setting(

@@ -231,7 +231,10 @@ class TextQATask:
     def start(self, state: LoopState) -> None:
         self.venv = TextQAVecEnv(self.qa)
         self.num_episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
-        # --focus-unsolved reads the last greedy answers (kept in the checkpoint for a resume)
+        # --focus-unsolved reads the last greedy answers (kept in the checkpoint for a resume).
+        # Off with --reward-fn: "wrong" means wrong against the dataset's answers, which a
+        # run scored by its own function must not see (the RLHF walkthrough's gold accuracy).
+        self.focus = self.cfg.focus_unsolved > 0 and self.reward_fn is None
         self.last_correct: list[bool] = [bool(r.get("correct")) for r in state.results]
         self.curriculum = None
         if self.cfg.curriculum:
@@ -245,7 +248,7 @@ class TextQATask:
     def collect(self, policy: ActorCritic) -> tuple[TextRollout, Batch, torch.Tensor]:
         if self.curriculum is not None:  # only the active levels' questions
             q_idx = self.curriculum.sample(self.num_episodes)
-        elif self.cfg.focus_unsolved > 0 and len(self.last_correct) == self.qa.num_questions:
+        elif self.focus and len(self.last_correct) == self.qa.num_questions:
             correct = torch.tensor(self.last_correct, dtype=torch.bool)
             q_idx = focused_questions(correct, self.num_episodes, self.cfg.focus_unsolved)
         else:
