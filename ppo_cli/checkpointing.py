@@ -31,6 +31,7 @@ from ppo_cli.config import Config, resolve
 from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError
 from ppo_cli.rundir import (
     CONFIG,
+    RunLock,
     acquire_lock,
     holds_run,
     load_checkpoint,
@@ -229,8 +230,17 @@ class TrainingSession:
 
     The first Ctrl-C only sets a flag; the loop stops at the next iteration boundary. A second
     Ctrl-C (or a KeyboardInterrupt from anywhere) stops at once: if it comes at a boundary the
-    state is saved, otherwise the last checkpoint on disk stays as it is.
+    state is saved, otherwise the last checkpoint on disk stays as it is. SIGTERM (what
+    `timeout`, `docker stop` and SLURM send) and SIGHUP (the terminal closed) are handled the
+    same way, and the process then exits 128 + the signal's number (143, 129), as a shell
+    expects of a process stopped by that signal.
     """
+
+    SIGNALS = {
+        "SIGINT": "Ctrl-C",
+        "SIGTERM": "SIGTERM",
+        "SIGHUP": "SIGHUP",
+    }
 
     def __init__(
         self,
@@ -248,10 +258,11 @@ class TrainingSession:
         self.iteration = 0  # last completed iteration
         self.consistent = False  # True between end() and the next begin()
         self.saved_iteration: int | None = None
-        self._lock: Path | None = None
-        self._old_handler: Any = None
+        self._lock: RunLock | None = None
+        self._old_handlers: dict[int, Any] = {}
+        self.signal: int | None = None  # the signal that asked us to stop
 
-    # context manager: lock + SIGINT flag
+    # context manager: lock + the stop signals' flag
     def __enter__(self) -> TrainingSession:
         self._lock = acquire_lock(self.run_dir, self.warn)
         try:
@@ -265,7 +276,10 @@ class TrainingSession:
             release_lock(self._lock)
             raise
         if threading.current_thread() is threading.main_thread():
-            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            for name in self.SIGNALS:
+                signum = getattr(signal, name, None)
+                if signum is not None:
+                    self._old_handlers[signum] = signal.signal(signum, self._on_signal)
         return self
 
     def __exit__(
@@ -278,6 +292,12 @@ class TrainingSession:
         try:
             if isinstance(exc, KeyboardInterrupt):
                 raise self._interrupted() from None
+            # The reader of our output went away (`ppoqa train | head -1`): keep what was
+            # trained; the command then exits 0 quietly (cli.common's broken-pipe rule).
+            gone = isinstance(exc, BrokenPipeError) and self.consistent
+            if gone and self.saved_iteration != self.iteration:
+                with contextlib.suppress(KeyboardInterrupt, RunError):
+                    self.save(self.iteration)
             if isinstance(exc, TrainingError) and self.saved_iteration is not None:
                 raise TrainingError(
                     exc.message,
@@ -290,22 +310,39 @@ class TrainingSession:
                 self._lock = None
 
     def _restore_handler(self) -> None:
-        if self._old_handler is not None:
-            signal.signal(signal.SIGINT, self._old_handler)
-            self._old_handler = None
+        for signum, old in self._old_handlers.items():
+            signal.signal(signum, old)
+        self._old_handlers = {}
 
-    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+    def _signal_name(self) -> str:
+        if self.signal is None:
+            return "Ctrl-C"
+        return self.SIGNALS.get(signal.Signals(self.signal).name, f"signal {self.signal}")
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_requested:
             raise KeyboardInterrupt
         self.stop_requested = True
-        self.warn("Ctrl-C: saving and stopping after this iteration (Ctrl-C again: stop now)")
+        self.signal = signum
+        name = self._signal_name()
+        again = "Ctrl-C again" if signum == signal.SIGINT else "again"
+        with contextlib.suppress(OSError, ValueError):  # SIGHUP: the terminal may be gone
+            self.warn(f"{name}: saving and stopping after this iteration ({again}: stop now)")
 
     def _interrupted(self) -> TrainingInterrupted:
-        """Save if the state is good, and describe what the user can resume from."""
+        """Save if the state is good, and describe what the user can resume from; the exit
+        code is 130 for Ctrl-C, 128 + the signal's number for SIGTERM and SIGHUP."""
         self._restore_handler()  # a further Ctrl-C during the save aborts it cleanly
         if self.consistent and self.saved_iteration != self.iteration:
             with contextlib.suppress(KeyboardInterrupt, RunError):
                 self.save(self.iteration)
+        done = self._describe_interruption()
+        if self.signal is not None and self.signal != signal.SIGINT:
+            done = TrainingInterrupted(f"{self._signal_name()}: {done.message}", done.hint)
+            done.exit_code = 128 + int(self.signal)
+        return done
+
+    def _describe_interruption(self) -> TrainingInterrupted:
         if self.saved_iteration is None and self.resume:
             return TrainingInterrupted(
                 f"training interrupted while resuming; the checkpoint in {self.run_dir} is "
@@ -364,7 +401,9 @@ class TrainingSession:
         self.saved_iteration = iteration
 
 
-def load_resume_checkpoint(run_dir: Path, dataset_fingerprint: str | None) -> dict[str, Any]:
+def load_resume_checkpoint(
+    run_dir: Path, dataset_fingerprint: str | None, spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The run's checkpoint, checked to belong to the run's dataset (text QA)."""
     ckpt = load_checkpoint(run_dir)
     if ckpt.get("kind") == "sft":
@@ -374,7 +413,32 @@ def load_resume_checkpoint(run_dir: Path, dataset_fingerprint: str | None) -> di
         )
     if dataset_fingerprint is not None:
         check_dataset_fingerprint(ckpt, dataset_fingerprint, run_dir)
+    if spec is not None:
+        check_training_spec(ckpt, spec, run_dir)
     return ckpt
+
+
+def check_training_spec(ckpt: dict[str, Any], spec: dict[str, Any], run_dir: Path) -> None:
+    """Refuse to resume on another dataset setting or reward than the checkpoint learned on
+    (checkpoints from before the spec was stored are checked on their pairs only)."""
+    theirs = ckpt.get("training_spec")
+    if not isinstance(theirs, dict):
+        return
+    changed = [k for k in sorted(set(theirs) | set(spec)) if theirs.get(k) != spec.get(k)]
+    if changed:
+        what = ", ".join(
+            f"{k} ({_short(theirs.get(k))} -> {_short(spec.get(k))})" for k in changed[:3]
+        )
+        raise RunError(
+            f"{run_dir}: what the run learns from changed since its checkpoint: {what}",
+            "restore the run's dataset.yaml and config.yaml, or start a new run with the new "
+            "settings",
+        )
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 70 else text[:67] + "..."
 
 
 def check_dataset_fingerprint(ckpt: dict[str, Any], fingerprint: str, run_dir: Path) -> None:

@@ -308,7 +308,29 @@ def validate(cfg: Config, source: str = "config") -> Config:
                 f"{_label(source, name)} must be {rng}, got {short_repr(value)}",
                 f"choose {name} {rng}",
             )
+    if cfg.env != TEXT_QA:
+        _check_gym_batch(cfg, source)
     return cfg
+
+
+def _check_gym_batch(cfg: Config, source: str) -> None:
+    """The batch arithmetic of a gymnasium iteration, checked before any folder exists: with
+    one step per env, an iteration can hold only the reset steps that follow finished
+    episodes (no transition to learn from), and a batch smaller than --num-minibatches cannot
+    be split into that many minibatches."""
+    batch = cfg.num_envs * cfg.num_steps
+    if cfg.num_steps < 2:
+        raise ConfigError(
+            f"{_label(source, 'num_steps')} must be at least 2 for gymnasium runs, got "
+            f"{cfg.num_steps}: a 1-step rollout can be all reset steps, leaving nothing to learn",
+            "use --num-steps 2 or more (CleanRL uses 128)",
+        )
+    if batch < cfg.num_minibatches:
+        raise ConfigError(
+            f"a batch of num_envs x num_steps = {cfg.num_envs} x {cfg.num_steps} = {batch} "
+            f"steps cannot be split into num_minibatches = {cfg.num_minibatches} minibatches",
+            f"raise --num-steps or --num-envs, or pass --num-minibatches {max(1, batch)} or less",
+        )
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
@@ -332,18 +354,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of settings (not yet applied)."""
     import yaml  # here, not at the top: `ppoqa --help` reads this module
 
+    from ppo_cli.files import read_regular
+
     p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"{p}: is a directory, not a config file", "pass a .yaml file")
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found", "check the path given to --config")
-    try:
-        with open(p, "rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror})", "check the permissions") from exc
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{p}: larger than 1 MB, not a config file", "check the path")
+    raw = read_regular(
+        p,
+        "config file",
+        MAX_CONFIG_BYTES,
+        error=ConfigError,
+        missing_hint="check the path given to --config",
+        size_message=f"{p}: larger than 1 MB, not a config file",
+        size_hint="check the path",
+    )
     try:
         data = yaml.safe_load(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from ppo_cli.errors import DatasetError, short_repr
+from ppo_cli.errors import DatasetError, RunError, short_repr
+from ppo_cli.files import read_regular
 
 PAD, START, END, UNK = "<PAD>", "<START>", "<END>", "<UNK>"
 SPECIAL_TOKENS = (PAD, START, END, UNK)
@@ -31,6 +33,18 @@ _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 def tokenize(text: str) -> list[str]:
     """Split words from punctuation: "What is 2+2?" -> What, is, 2, +, 2, ?."""
     return _TOKEN_RE.findall(text)
+
+
+# Characters that print as nothing: format characters (zero-width space U+200B, joiners, BOM,
+# bidi marks), controls, unassigned and private-use code points, and separators.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+
+
+def is_visible(text: str) -> bool:
+    """True when the text shows at least one character (not only zero-width ones)."""
+    return any(
+        not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text
+    )
 
 
 def detokenize(tokens: list[str]) -> str:
@@ -162,21 +176,15 @@ def load_dataset(path: str | Path | None = None) -> QADataset:
     if path is None:
         return parse_dataset(builtin_dataset_path().read_text(encoding="utf-8"), "<builtin>")
     p = Path(path)
-    if not p.exists():
-        raise DatasetError(
-            f"{p}: dataset file not found", "check the path, or omit --dataset for the built-in set"
-        )
-    if p.is_dir():
-        raise DatasetError(f"{p}: is a directory, not a dataset file", "pass a .yaml file")
-    try:
-        with open(p, "rb") as fh:  # bounded: the path may be a device or a pipe
-            raw = fh.read(MAX_DATASET_BYTES + 1)
-    except OSError as exc:
-        raise DatasetError(
-            f"{p}: cannot read ({exc.strerror})", "check the file permissions"
-        ) from exc
-    if len(raw) > MAX_DATASET_BYTES:
-        raise DatasetError(f"{p}: file is larger than 20 MB", "split the dataset")
+    raw = read_regular(
+        p,
+        "dataset file",
+        MAX_DATASET_BYTES,
+        error=DatasetError,
+        missing_hint="check the path, or omit --dataset for the built-in set",
+        size_message=f"{p}: file is larger than 20 MB",
+        size_hint="split the dataset",
+    )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -184,6 +192,18 @@ def load_dataset(path: str | Path | None = None) -> QADataset:
             f"{p}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8 YAML"
         ) from exc
     return parse_dataset(text, str(p))
+
+
+def read_run_dataset(path: Path, hint: str) -> QADataset:
+    """A run directory's own dataset.yaml (a regular file, never a pipe)."""
+    if not path.exists():
+        raise RunError(f"{path}: missing or unreadable", hint)
+    raw = read_regular(path, "dataset file", 4 * MAX_DATASET_BYTES, missing_hint=hint)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{path}: missing or unreadable (not UTF-8)", hint) from exc
+    return parse_dataset(text, str(path))
 
 
 def describe_yaml_error(exc: yaml.YAMLError) -> str:
@@ -240,6 +260,12 @@ def _text_value(value: Any, source: str, where: str, key: str, raw: str | None =
     value = " ".join(value.split())
     if not value or not tokenize(value):
         raise DatasetError(f"{source}: {where}: '{key}' is empty", f"give the {key} as text")
+    if not is_visible(value):
+        codes = " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(value))[:60]
+        raise DatasetError(
+            f"{source}: {where}: '{key}' holds only invisible characters ({codes})",
+            f"give the {key} as visible text (a zero-width space is not an answer)",
+        )
     return value
 
 

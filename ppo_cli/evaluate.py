@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ppo_cli.config import Config, apply_overrides
-from ppo_cli.data import QADataset, Vocabulary, parse_dataset, tokenize
+from ppo_cli.data import QADataset, Vocabulary, read_run_dataset, tokenize
 from ppo_cli.envs.text_qa_vec import QATask, RewardSpec, TextQAVecEnv, encode_prompts
 from ppo_cli.errors import DatasetError, RunError
 from ppo_cli.policies import ActorCritic, build_policy
@@ -151,14 +151,9 @@ def load_text_run(run: Path) -> TextRun:
         raw_cfg = {**raw_cfg, "reward": "seed"}
     cfg = apply_overrides(Config(), raw_cfg, str(run / CONFIG))
     ckpt = load_checkpoint(run)
-    try:
-        dataset_text = (run / DATASET).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(
-            f"{run / DATASET}: missing or unreadable",
-            "a text-QA run directory holds the dataset it was trained on; retrain",
-        ) from exc
-    dataset = parse_dataset(dataset_text, str(run / DATASET))
+    dataset = read_run_dataset(
+        run / DATASET, "a text-QA run directory holds the dataset it was trained on; retrain"
+    )
     from ppo_cli.checkpointing import check_dataset_fingerprint
 
     check_dataset_fingerprint(ckpt, dataset.fingerprint(), run)

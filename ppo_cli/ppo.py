@@ -156,6 +156,8 @@ def ppo_update(
         # advantage is a single number the traces can show.
         batch = Batch(**{**batch.__dict__, "advantages": normalize(batch.advantages, batch.mask)})
     n = batch.size
+    if n == 0:  # config.validate keeps gymnasium batches from being all reset steps
+        raise TrainingError("the iteration collected no transition to learn from", "")
     mb_size = max(1, -(-n // settings.num_minibatches))
     epoch_losses: list[float] = []
     stats: dict[str, list[float]] = {}

@@ -89,9 +89,12 @@ def _split(spec: str) -> tuple[str, str]:
 
 
 def _load_file(path: Path, spec: str, shown: str) -> Any:
+    from ppo_cli.files import not_regular
+
     if not path.is_file():
+        kind = not_regular(path)
         raise ConfigError(
-            f"--reward-fn {spec}: {shown} " + ("is a directory" if path.is_dir() else "not found"),
+            f"--reward-fn {spec}: {shown} " + (f"is {kind}, not a file" if kind else "not found"),
             "pass an existing .py file, e.g. --reward-fn examples/proxy_paris.py:is_paris",
         )
     mod_name = f"ppoqa_reward_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"

@@ -7,14 +7,19 @@
       vocab.json       text QA: the token list
       checkpoint.pt    tensors and plain values only (torch.load(weights_only=True)), with a
                        format version and a SHA-256 of its payload
-      .lock            while a training runs: its pid (one training per directory)
+      .lock            while a training runs: its pid, and an OS lock (flock) held by the
+                       training process (one training per directory; dies with the process)
+      .ppoqa-run       the marker: this folder was made by ppoqa, so ppoqa may write in it
 
-Every file is written to a temporary name and renamed, so a crash never leaves half a file.
+Every file is written to a temporary name and renamed, so a crash never leaves half a file;
+files get the permissions the user's umask gives (not mkstemp's 0600). ppoqa writes only into a
+new folder, an empty one, or one holding its marker: never over files a user made.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -29,6 +34,7 @@ import torch
 import yaml
 
 from ppo_cli.errors import RunError
+from ppo_cli.files import apply_umask, file_kind, read_regular
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -36,6 +42,10 @@ CONFIG = "config.yaml"
 DATASET = "dataset.yaml"
 VOCAB = "vocab.json"
 LOCK = ".lock"
+MARKER = ".ppoqa-run"
+# What ppoqa itself leaves in a folder besides a run's files (a folder holding only these is
+# as good as empty): the marker, the lock, a write probe or a temp file of a killed write.
+_OWN_TRANSIENT = (MARKER, LOCK)
 # 2: the payload is stored as its own torch file (bytes) next to its SHA-256, so a flipped byte
 # anywhere is caught (torch does not check its zip CRCs on load).
 FORMAT_VERSION = 2
@@ -53,6 +63,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
+        raise RunError(
+            f"{path}: cannot write ({exc.strerror or exc})", "check the run directory's permissions"
+        ) from exc
+    try:
+        apply_umask(fd)
+    except OSError as exc:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
         raise RunError(
             f"{path}: cannot write ({exc.strerror or exc})", "check the run directory's permissions"
         ) from exc
@@ -87,24 +105,82 @@ def new_run_dir(env: str, seed: int, root: Path = DEFAULT_RUNS) -> Path:
     return path
 
 
-def prepare_run_dir(path: Path) -> Path:
-    """Create the folder and prove it is writable before any training time is spent."""
+def _is_own(name: str) -> bool:
+    return name in _OWN_TRANSIENT or name.startswith(".write-test.") or name.endswith(".tmp")
+
+
+def is_legacy_run(path: Path) -> bool:
+    """A run written by a ppoqa from before the marker: its config, checkpoint and metrics."""
+    return all((path / name).is_file() for name in (CONFIG, CHECKPOINT, METRICS))
+
+
+def is_ppoqa_dir(path: Path, legacy: tuple[str, ...] = ()) -> bool:
+    """True when ppoqa made this folder (its marker), or it is an older ppoqa's run (or holds
+    all of `legacy`, the files an older ppoqa left in such a folder)."""
+    if (path / MARKER).is_file():
+        return True
+    if legacy:
+        return all((path / name).is_file() for name in legacy)
+    return is_legacy_run(path)
+
+
+def claim_dir(
+    path: Path,
+    what: str = "run directory",
+    flag: str = "--run-dir",
+    legacy: tuple[str, ...] = (),
+    create: bool = True,
+) -> Path:
+    """Make sure ppoqa may write in `path`: a new folder, an empty one, or one ppoqa made.
+
+    Anything else (a project folder, the current directory with the user's dataset.yaml) is
+    refused: ppoqa's file names (dataset.yaml, vocab.json, config.yaml) are names users use too.
+    The marker is written here, so the folder is recognized from now on.
+    """
+    if path.is_symlink() and not path.exists():
+        raise RunError(f"{path}: is a dangling symbolic link", f"choose another {flag}")
     if path.exists() and not path.is_dir():
-        raise RunError(f"{path}: exists and is not a directory", "choose another --run-dir")
+        raise RunError(f"{path}: exists and is not a directory", f"choose another {flag}")
+    if path.is_dir() and not is_ppoqa_dir(path, legacy):
+        try:
+            names = sorted(n for n in os.listdir(path) if not _is_own(n))
+        except OSError as exc:
+            raise RunError(
+                f"{path}: cannot list the {what} ({exc.strerror})", f"choose another {flag}"
+            ) from exc
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise RunError(
+                f"{path}: is not empty and not a ppoqa {what} (it holds {shown}); ppoqa does "
+                "not write over files it did not make",
+                f"choose a new or empty {flag}",
+            )
+    if not create:  # only the check: the folder is made later, by whoever writes first
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
         os.close(fd)
         os.unlink(probe)
+        if not (path / MARKER).exists():
+            atomic_write_text(
+                path / MARKER, f"ppoqa {what}: ppoqa writes here; do not put your own files here\n"
+            )
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if exc.errno == errno.ENOTDIR:
             reason = "a parent of it is a file, not a directory"
         raise RunError(
-            f"{path}: run directory is not writable ({reason})",
-            "choose another --run-dir",
+            f"{path}: {what} is not writable ({reason})",
+            f"choose another {flag}",
         ) from exc
     return path
+
+
+def prepare_run_dir(path: Path) -> Path:
+    """Claim the folder (see claim_dir) and prove it is writable before any training time is
+    spent."""
+    return claim_dir(path)
 
 
 def holds_run(path: Path) -> bool:
@@ -115,71 +191,137 @@ def holds_run(path: Path) -> bool:
 # --- lock: one training per run directory --------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+class RunLock:
+    """run/.lock, held with flock() for as long as the training runs.
+
+    The OS drops a flock when its process dies, however it dies, so a lock can never outlive
+    its training, and a pid that a later process reuses cannot fool it. The file also holds the
+    pid, for the message a second training gets.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self.fd = path, fd
+
+    def release(self) -> None:
+        """Remove the lock file (if it is still ours) and drop the flock."""
+        if self.fd < 0:
+            return
+        try:
+            if _same_file(self.path, self.fd):
+                self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)  # closing the last descriptor drops the flock
+            self.fd = -1
+
+
+def _same_file(path: Path, fd: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
+        a, b = os.stat(path, follow_symlinks=False), os.fstat(fd)
     except OSError:
         return False
-    return True
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _lock_owner(lock: Path) -> int | None:
+def _check_lock_path(lock: Path, run: Path) -> None:
     try:
-        text = lock.read_text(encoding="utf-8", errors="replace").strip()
+        st = os.lstat(lock)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RunError(f"{lock}: cannot read ({exc.strerror})", "check the permissions") from exc
+    import stat as _stat
+
+    if not _stat.S_ISREG(st.st_mode):
+        kind = "a symbolic link" if _stat.S_ISLNK(st.st_mode) else file_kind(st.st_mode)
+        raise RunError(
+            f"{lock}: is {kind}, not ppoqa's lock file",
+            f"remove it (ppoqa keeps the lock of {run} there), or choose another --run-dir",
+        )
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", errors="replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None
 
 
-def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> Path:
-    """Create run/.lock holding our pid (O_EXCL: exactly one creator wins).
+def lock_is_held(lock: Path) -> bool:
+    """Whether a live process holds the flock of this lock file (a run still training)."""
+    if not lock.is_file():
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
-    A lock whose pid no longer exists (a killed training) is taken over with a warning.
+
+def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> RunLock:
+    """Take run/.lock: flock it (exactly one training wins) and write our pid into it.
+
+    A lock file nobody holds (left by a killed training) is taken over with a warning; one that
+    is not a regular file (a directory, a FIFO) is reported as such.
     """
     lock = run / LOCK
-    for _ in range(3):
+    for _ in range(5):
+        _check_lock_path(lock, run)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            pid = _lock_owner(lock)
-            if pid is None:
-                try:  # a lock being written right now has no pid yet: give it a moment
-                    fresh = time.time() - lock.stat().st_mtime < 2.0
-                except OSError:
-                    continue
-                if fresh:
-                    time.sleep(0.2)
-                    pid = _lock_owner(lock)
-            if pid is not None and _pid_alive(pid):
-                raise RunError(
-                    f"{run}: run directory is in use by another training (pid {pid})",
-                    f"wait for it to finish or stop it; if no such training runs, delete {lock}",
-                ) from None
-            if warn is not None:
-                who = f"pid {pid}" if pid is not None else "an unknown process"
-                warn(f"{run}: taking over a stale lock left by {who}, which is not running")
-            lock.unlink(missing_ok=True)
-            continue
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(lock, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as exc:
+            if exc.errno in (errno.EISDIR, errno.ELOOP, errno.ENXIO):
+                _check_lock_path(lock, run)
             raise RunError(
                 f"{run}: run directory is not writable ({exc.strerror})", "choose another --run-dir"
             ) from exc
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{os.getpid()}\n")
-        return lock
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            who = f" (pid {pid})" if pid is not None else ""
+            raise RunError(
+                f"{run}: run directory is in use by another training{who}",
+                "wait for it to finish or stop it; the lock goes with that process",
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise RunError(
+                f"{lock}: cannot lock ({exc.strerror})", "use a local file system for runs"
+            ) from exc
+        if not _same_file(lock, fd):  # the holder removed it while we waited: lock again
+            os.close(fd)
+            continue
+        pid = _read_pid(fd)
+        if pid is not None and pid != os.getpid() and warn is not None:
+            warn(f"{run}: taking over a stale lock left by pid {pid}, which no longer holds it")
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise RunError(
+                f"{run}: run directory is not writable ({exc.strerror})", "choose another --run-dir"
+            ) from exc
+        return RunLock(lock, fd)
     raise RunError(f"{run}: could not lock the run directory", "try again")
 
 
-def release_lock(lock: Path) -> None:
-    """Remove the lock if it is still ours."""
-    if _lock_owner(lock) == os.getpid():
-        lock.unlink(missing_ok=True)
+def release_lock(lock: RunLock) -> None:
+    """Remove the lock file and drop the flock."""
+    lock.release()
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -224,17 +366,18 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
     Returns the payload given to save_checkpoint plus its format_version.
     """
     ckpt = run / CHECKPOINT
-    if not ckpt.is_file():
+    if not ckpt.exists():
         raise RunError(
             f"{run}: no {CHECKPOINT} in this run directory",
             "train one first with `ppoqa train`, or pass --run to a finished run",
         )
-    try:
-        if ckpt.stat().st_size > MAX_CHECKPOINT_BYTES:
-            raise RunError(f"{ckpt}: checkpoint is larger than 2 GB", "not a ppoqa checkpoint")
-        raw = ckpt.read_bytes()
-    except OSError as exc:
-        raise RunError(f"{ckpt}: cannot read ({exc.strerror})", "check the permissions") from exc
+    raw = read_regular(
+        ckpt,
+        "checkpoint",
+        MAX_CHECKPOINT_BYTES,
+        size_message=f"{ckpt}: checkpoint is larger than 2 GB",
+        size_hint="not a ppoqa checkpoint",
+    )
     not_ours = RunError(
         f"{ckpt}: not a ppoqa checkpoint", "pass a run directory made by `ppoqa train`"
     )
@@ -296,10 +439,11 @@ def append_metrics(run: Path, record: dict[str, Any]) -> None:
 def truncate_metrics(run: Path, iteration: int) -> None:
     """Keep the records up to `iteration` (the checkpoint's), for a resume; drops a half line."""
     path = run / METRICS
-    if not path.is_file():
+    if not path.exists():
         return
+    raw = read_regular(path, "metrics file", MAX_METRICS_BYTES)
     kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in raw.decode("utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -310,22 +454,63 @@ def truncate_metrics(run: Path, iteration: int) -> None:
     atomic_write_text(path, "".join(k + "\n" for k in kept))
 
 
+MAX_METRICS_BYTES = 500_000_000
+# Metrics that `plot`, `doctor` and the sweep read as numbers: a line giving one of them as
+# anything else is named, rather than failing deep inside matplotlib.
+NUMERIC_METRICS = (
+    "episodes", "steps", "global_step", "progress", "mean_reward", "train_accuracy",
+    "eval_accuracy", "mean_length", "loss", "policy_loss", "value_loss", "entropy", "approx_kl",
+    "clipfrac", "learning_rate", "explained_variance", "episodic_return", "episodic_length",
+    "sps", "wall_seconds", "kl", "kl_coef", "token_accuracy",
+)  # fmt: skip
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _metrics_problem(record: Any) -> str | None:
+    """What is wrong with one parsed metrics line, or None."""
+    if not isinstance(record, dict):
+        return f"is a JSON {type(record).__name__}, not an object"
+    step = record.get("iteration")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"'iteration' must be a whole number >= 0, got {json.dumps(step)[:40]}"
+    for key in NUMERIC_METRICS:
+        value = record.get(key)
+        if value is not None and not _is_number(value):
+            return f"'{key}' must be a number, got {json.dumps(value)[:40]}"
+    losses = record.get("epoch_losses")
+    if losses is not None and not (isinstance(losses, list) and all(_is_number(v) for v in losses)):
+        return "'epoch_losses' must be a list of numbers"
+    return None
+
+
 def read_metrics(run: Path) -> list[dict[str, Any]]:
+    """Every record of metrics.jsonl, each checked to have the shape ppoqa writes."""
     path = run / METRICS
-    if not path.is_file():
+    if not path.exists():
         raise RunError(f"{run}: no {METRICS} in this run directory", "train a run first")
+    raw = read_regular(path, "metrics file", MAX_METRICS_BYTES)
     records = []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise RunError(f"{path}: cannot read as UTF-8 text", "the file was edited or cut") from exc
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise RunError(f"{path}: line {i} is not JSON", "the file was edited or cut") from exc
+        problem = _metrics_problem(record)
+        if problem is not None:
+            raise RunError(
+                f"{path}: line {i} {problem}",
+                "the file was edited; ppoqa writes one JSON object per iteration",
+            )
+        records.append(record)
     return records
 
 
@@ -341,14 +526,15 @@ def run_env(run: Path) -> str:
 
 def read_config(run: Path) -> dict[str, Any]:
     path = run / CONFIG
-    if not path.is_file():
+    if not path.exists():
         raise RunError(
             f"{run}: not a ppoqa run directory (no {CONFIG})",
             "pass a run directory made by `ppoqa train`",
         )
+    raw = read_regular(path, "config file", 1_000_000)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (ValueError, yaml.YAMLError, RecursionError) as exc:
         raise RunError(
             f"{path}: unreadable (not UTF-8 YAML)", "pass a run directory made by `ppoqa train`"
         ) from exc
@@ -374,11 +560,7 @@ def find_run(run: str | Path | None, root: Path = DEFAULT_RUNS) -> Path:
         return p
     candidates = [c.parent for c in root.glob(f"*/{CHECKPOINT}")] if root.is_dir() else []
     # A run still training (live lock) is not "finished": skip it unless named with --run.
-    candidates = [
-        c
-        for c in candidates
-        if not ((c / LOCK).exists() and (pid := _lock_owner(c / LOCK)) and _pid_alive(pid))
-    ]
+    candidates = [c for c in candidates if not lock_is_held(c / LOCK)]
     if not candidates:
         raise RunError(
             f"no trained run found under {root}/",

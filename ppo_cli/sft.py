@@ -216,10 +216,12 @@ def sft(
             counters["finished"] = True
             session.save(epochs)
     except TrainingInterrupted as exc:
-        raise TrainingInterrupted(
+        stopped = TrainingInterrupted(
             f"ppoqa sft interrupted; {run_dir} holds no finished SFT run",
             "run ppoqa sft again (with another --run-dir)",
-        ) from exc
+        )
+        stopped.exit_code = exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
+        raise stopped from exc
     return SFTResult(
         run_dir=run_dir,
         epochs=epochs,

@@ -8,9 +8,10 @@ and checkpoint hold beyond the common part. Everything else is the one loop in t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from ppo_cli.curriculum import (
     episodes_per_iteration,
     focused_questions,
 )
-from ppo_cli.data import END_ID, QADataset, Vocabulary, load_dataset, parse_dataset
+from ppo_cli.data import END_ID, QADataset, Vocabulary, load_dataset, read_run_dataset
 from ppo_cli.envs.gym_envs import make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
@@ -89,14 +90,7 @@ def answer_positions(task: QATask) -> list[list[int]]:
 
 def load_run_dataset(run_dir: Path) -> QADataset:
     """A resumed run trains on its own copy of the dataset, not on the original file."""
-    path = run_dir / DATASET
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(
-            f"{path}: missing or unreadable", "resume only a run directory made by `ppoqa train`"
-        ) from exc
-    return parse_dataset(text, str(path))
+    return read_run_dataset(run_dir / DATASET, "resume only a run directory made by `ppoqa train`")
 
 
 class TextQATask:
@@ -219,10 +213,31 @@ class TextQATask:
         """The flag that would let a finished run train further."""
         return f"--iterations {state.iteration + 1}"
 
+    def training_spec(self) -> dict[str, Any]:
+        """Everything about the data and the reward that changes what the run learns, as
+        plain values: a resume refuses a run whose dataset.yaml (pairs, levels, rewards,
+        reward name, max_answer_tokens) or reward settings changed since its checkpoint."""
+        d, cfg = self.dataset, self.cfg
+        levels = json.dumps([p.level for p in d.pairs])
+        reward = asdict(self.qa.rewards)
+        return {
+            "pairs": d.fingerprint(),
+            "levels": hashlib.sha256(levels.encode()).hexdigest()[:16],
+            "max_answer_tokens": int(self.qa.max_answer_tokens),
+            "reward": str(reward.pop("name")),
+            **{f"rewards.{k}": None if v is None else float(v) for k, v in reward.items()},
+            "answer_vocab": bool(cfg.answer_vocab),
+            "answer_positions": bool(cfg.answer_positions),
+            "curriculum": bool(cfg.curriculum),
+            "curriculum_threshold": float(cfg.curriculum_threshold),
+            "reward_fn": str(cfg.reward_fn),
+        }
+
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
         return {
             "vocab": list(self.qa.vocab.itos),
             "dataset_fingerprint": self.fingerprint,
+            "training_spec": self.training_spec(),
             "env": self.cfg.env,
             **({"reference": self.reference.state_dict()} if self.reference else {}),
             **({"init_from": self.init.record()} if self.init is not None else {}),

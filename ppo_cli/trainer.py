@@ -153,7 +153,8 @@ def _train(
     with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
         state, ckpt = LoopState(), None
         if resume:
-            ckpt = load_resume_checkpoint(run_dir, task.fingerprint)
+            spec = task.training_spec() if isinstance(task, TextQATask) else None
+            ckpt = load_resume_checkpoint(run_dir, task.fingerprint, spec)
             state = LoopState.from_counters(
                 restore_training_state(ckpt, policy, optimizer, run_dir)
             )

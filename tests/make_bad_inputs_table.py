@@ -181,9 +181,47 @@ gym.register(id="Text-v0", entry_point=TextEnv)
 """
 
 
+_HELD_LOCKS: list[int] = []  # open descriptors whose flock stands for a live training
+
+
 def locked_run_dir(cwd: Path) -> None:
+    """A run directory whose lock is held, as by a live training: flock() on a descriptor of
+    our own (a second open of the same file conflicts with it, even in this process)."""
+    import fcntl
+
     (cwd / "run").mkdir()
-    (cwd / "run" / ".lock").write_text(f"{os.getpid()}\n", encoding="utf-8")
+    fd = os.open(cwd / "run" / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD_LOCKS.append(fd)
+
+
+def fifo(name: str) -> Callable[[Path], None]:
+    """A named pipe no one writes to: reading it would wait forever."""
+    return lambda cwd: os.mkfifo(cwd / name)
+
+
+def users_folder(cwd: Path) -> None:
+    """A folder of the user's own files, with names ppoqa also uses."""
+    (cwd / "dataset.yaml").write_text(
+        "# my notes\n" + GOOD_DATASET + "extra: 1\n", encoding="utf-8"
+    )
+    (cwd / "proj").mkdir()
+    for name in ("notes.txt", "vocab.json", "dataset.yaml"):
+        (cwd / "proj" / name).write_text("mine\n", encoding="utf-8")
+
+
+def run_with_edited_rewards(cwd: Path) -> None:
+    import yaml
+
+    run = trained_run(cwd)
+    doc = yaml.safe_load((run / "dataset.yaml").read_text(encoding="utf-8"))
+    doc["rewards"] = {"correct": 30.0}
+    (run / "dataset.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+
+
+def lock_dir(cwd: Path) -> None:
+    (trained_run(cwd) / ".lock").mkdir()
 
 
 def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
@@ -216,8 +254,15 @@ CASES: list[Case] = [
     Case("dataset `overlap` with a reward other than seed", [*T, "--dataset", "d.yaml"], 1, "'overlap' does not apply to reward 'lcs'", write("d.yaml", "rewards: {overlap: 2}\n" + GOOD_DATASET)),
     Case("unknown --reward", [*T, "--reward", "hedge"], 2, "--reward: unknown reward 'hedge'"),
     Case("dataset YAML alias bomb", [*T, "--dataset", "d.yaml"], 1, "'name' must be text", write("d.yaml", GOOD_DATASET + "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nname: *b\n")),
+    Case("dataset is a named pipe (FIFO)", [*T, "--dataset", "d.fifo"], 1, "d.fifo: is a named pipe (FIFO), not a dataset file", fifo("d.fifo")),
+    Case("dataset is a character device", [*T, "--dataset", "/dev/zero"], 1, "/dev/zero: is a character device, not a dataset file"),
+    Case("dataset answer of only a zero-width space", [*T, "--dataset", "d.yaml"], 1, "'answer' holds only invisible characters (U+200B)", write("d.yaml", 'pairs:\n  - question: Hi?\n    answer: "\\u200b"\n')),
+    Case("--dataset with a gymnasium env", ["train", "--env", "CartPole-v1", "--dataset", "d.yaml"], 2, "--dataset is for text QA, not CartPole-v1 runs", write("d.yaml", GOOD_DATASET)),
+    Case("--curriculum with a gymnasium env", ["train", "--env", "CartPole-v1", "--curriculum"], 2, "--curriculum is for text QA, not CartPole-v1 runs"),
+    Case("--answer-vocab with a gymnasium env", ["train", "--env", "CartPole-v1", "--answer-vocab"], 2, "--answer-vocab is for text QA, not CartPole-v1 runs"),
     Case("dataset too long for the transformer", [*T, "--policy", "transformer", "--dataset", "d.yaml"], 1, "longer than the transformer reads", write("d.yaml", "pairs:\n  - {question: " + "w " * 300 + ", answer: a}\n")),
     # config files and flags
+    Case("config is a named pipe (FIFO)", [*T, "--config", "c.fifo"], 1, "c.fifo: is a named pipe (FIFO), not a config file", fifo("c.fifo")),
     Case("config file missing", [*T, "--config", "c.yaml"], 1, "c.yaml: config file not found"),
     Case("config path is a directory", [*T, "--config", "c"], 1, "is a directory", mkdir("c")),
     Case("config not a mapping", [*T, "--config", "c.yaml"], 1, "top level is not a mapping", write("c.yaml", "- 1\n")),
@@ -227,6 +272,9 @@ CASES: list[Case] = [
     Case("config NaN", [*T, "--config", "c.yaml"], 1, "got nan", write("c.yaml", "learning_rate: .nan\n")),
     Case("config not UTF-8", [*T, "--config", "c.yaml"], 1, "not UTF-8", write("c.yaml", b"seed: \xff\n")),
     Case("flag out of range", [*T, "--gamma", "1.5"], 2, "--gamma must be >= 0.0 and <= 1.0"),
+    Case("negative --show-every", [*T, "--show-every", "-1"], 2, "Invalid value for '--show-every'"),
+    Case("gymnasium batch of one step per env", ["train", "--env", "CartPole-v1", "--num-envs", "1", "--num-steps", "1"], 2, "--num-steps must be at least 2 for gymnasium runs"),
+    Case("gymnasium batch smaller than --num-minibatches", ["train", "--env", "CartPole-v1", "--num-envs", "1", "--num-steps", "2", "--num-minibatches", "4"], 2, "= 2 steps cannot be split into num_minibatches = 4"),
     Case("negative seed", [*T, "--seed", "-1"], 2, "--seed must be >= 0"),
     Case("flag is not a number", ["train", "--iterations", "many"], 2, "Invalid value for '--iterations'"),
     Case("unknown flag", ["train", "--lerning-rate", "0.1"], 2, "No such option"),
@@ -236,12 +284,20 @@ CASES: list[Case] = [
     Case("--run-dir is a file", [*T, "--run-dir", "f.txt"], 1, "exists and is not a directory", write("f.txt", "x")),
     Case("--run-dir already holds a run", [*T, "--run-dir", "run"], 1, "run: already holds a run", trained_run),
     Case("--run-dir in use by a live training", [*T, "--run-dir", "run"], 1, "in use by another training", locked_run_dir),
+    Case("--run-dir . in a folder of the user's own files", [*T, "--dataset", "dataset.yaml", "--run-dir", "."], 1, ".: is not empty and not a ppoqa run directory", users_folder),
+    Case("--run-dir holding notes.txt, vocab.json, dataset.yaml", [*T, "--run-dir", "proj"], 1, "proj: is not empty and not a ppoqa run directory (it holds dataset.yaml, notes.txt, vocab.json)", users_folder),
+    Case("--run-dir empty (an unset shell variable)", [*T, "--run-dir", ""], 2, "--run-dir is empty"),
+    Case("--run-dir blank", [*T, "--run-dir", "  "], 2, "--run-dir is empty"),
+    Case("sft --run-dir holding the user's files", ["sft", "--epochs", "1", "--run-dir", "proj"], 1, "proj: is not empty and not a ppoqa run directory", users_folder),
+    Case("sweep --out holding the user's files", ["sweep", "--search", "clip_coef=0.1", "--out", "proj"], 1, "proj: is not empty and not a ppoqa sweep folder", users_folder),
+    Case("run's .lock is a directory", ["train", "--resume", "run", "--iterations", "2"], 1, "run/.lock: is a directory, not ppoqa's lock file", lock_dir),
     # resume
     Case("--resume a folder that is no run", ["train", "--resume", "empty"], 1, "not a ppoqa run directory", mkdir("empty")),
     Case("--resume a missing folder", ["train", "--resume", "nope"], 1, "run directory not found"),
     Case("--resume a finished run", ["train", "--resume", "run"], 1, "already finished all 1 iterations", trained_run),
     Case("--resume with a changed learning rate", ["train", "--resume", "run", "--lr", "0.1"], 2, "--learning-rate cannot change when resuming", trained_run),
     Case("--resume with --config", ["train", "--resume", "run", "--config", "c.yaml"], 2, "--config cannot be combined with --resume", both(trained_run, write("c.yaml", "seed: 1\n"))),
+    Case("--resume a run whose dataset.yaml rewards were edited", ["train", "--resume", "run", "--iterations", "2"], 1, "what the run learns from changed since its checkpoint: rewards.correct (10.0 -> 30.0)", run_with_edited_rewards),
     Case("--resume a run whose dataset.yaml was swapped", ["train", "--resume", "run", "--iterations", "2"], 1, "trained on another dataset", run_with("dataset.yaml", GOOD_DATASET)),
     # eval / ask on bad runs and checkpoints
     Case("doctor with --run missing", ["doctor", "--run", "nope"], 1, "nope: run directory not found"),
@@ -261,6 +317,12 @@ CASES: list[Case] = [
     Case("run config with an unknown key", ["eval", "--run", "run"], 1, "unknown setting 'future_setting'", run_with("config.yaml", "future_setting: 1\n", "a")),
     Case("run config not UTF-8", ["ask", "Hi?", "--run", "run"], 1, "unreadable (not UTF-8 YAML)", both(trained_run, write("run/config.yaml", b"\xff\xfe"))),
     Case("run without its dataset.yaml", ["ask", "Hi?", "--run", "run"], 1, "dataset.yaml: missing", lambda cwd: (trained_run(cwd) / "dataset.yaml").unlink()),
+    Case("eval --dataset a named pipe (FIFO)", ["eval", "--run", "run", "--dataset", "d.fifo"], 1, "d.fifo: is a named pipe (FIFO), not a dataset file", both(trained_run, fifo("d.fifo"))),
+    Case("checkpoint.pt is a named pipe (FIFO)", ["eval", "--run", "run"], 1, "checkpoint.pt: is a named pipe (FIFO), not a checkpoint", both(lambda cwd: (trained_run(cwd) / "checkpoint.pt").unlink(), fifo("run/checkpoint.pt"))),
+    Case("ask an empty question", ["ask", "", "--run", "run"], 2, "the question is empty", trained_run),
+    Case("ask a question of only a zero-width space", ["ask", "\u200b", "--run", "run"], 2, "the question is empty (only invisible characters)", trained_run),
+    Case("plot a run whose metrics.jsonl has a [1,2,3] line", ["plot", "--run", "run"], 1, "metrics.jsonl: line 2 is a JSON list, not an object", run_with("metrics.jsonl", "[1, 2, 3]\n", "a")),
+    Case("plot a run whose metrics have \"iteration\": \"x\"", ["plot", "--run", "run"], 1, "metrics.jsonl: line 2 'iteration' must be a whole number >= 0, got \"x\"", run_with("metrics.jsonl", '{"iteration": "x"}\n', "a")),
     Case("eval --dataset not UTF-8", ["eval", "--run", "run", "--dataset", "d.yaml"], 1, "not UTF-8", both(trained_run, write("d.yaml", b"\xff"))),
     Case("eval --episodes 0", ["eval", "--episodes", "0"], 2, "Invalid value for '--episodes'"),
     Case("ask with a gymnasium run", ["ask", "Hi?", "--run", "run"], 1, "is a CartPole-v1 run, not a text-QA run", gym_run),
@@ -343,11 +405,16 @@ def render(outcomes: list[tuple[Case, Outcome]]) -> str:
         lines.append(f"| {i} | {case.what} | `{cmd}` | {out.exit_code} | {line} |")
     lines += [
         "",
-        "Not in the table, tested elsewhere in `tests/test_reliability.py` and",
-        "`tests/test_resume.py`: a stale lock left by a killed training is taken over with a",
-        "warning; Ctrl-C during `train` saves, prints the resume command and exits 130;",
-        "NaN/Inf in the loss or the weights stops training naming the iteration and keeps the",
-        "last good checkpoint; `ppoqa ask ... | head -0` exits 0 without a message.",
+        "Not in the table, tested elsewhere (`tests/test_reliability.py`, `tests/test_resume.py`,",
+        "`tests/test_nothing_lost.py`, most as real processes): a lock file nobody holds (a killed",
+        "training, or a pid now reused by another process) is taken over with a warning, since",
+        "the lock is an OS lock (flock) that dies with its process; Ctrl-C during `train` saves,",
+        "prints the resume command and exits 130, SIGTERM and SIGHUP do the same and exit 143",
+        "and 129; NaN/Inf in the loss or the weights stops training naming the iteration and",
+        "keeps the last good checkpoint; when the reader of the output goes away (`ppoqa eval |",
+        "head -0`, `ppoqa --help | head -1`, `ppoqa train | head -1`) every command exits 0",
+        "without a message and keeps what it saved; `--trace-iterations` beyond the run's",
+        "iterations is a warning; files ppoqa writes keep the user's umask.",
         "",
     ]
     return "\n".join(lines)

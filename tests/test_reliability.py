@@ -314,13 +314,37 @@ def test_absurd_learning_rate_never_crashes(tmp_path: Path) -> None:
 # --- run directories: lock and write probe ---------------------------------------------------
 
 
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, f"{os.getpid()}\\n".encode())
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(lock: Path) -> Any:
+    """A real second process holding the run's flock, as a live training does."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_live_lock_refuses_a_second_training(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    (run / LOCK).write_text(f"{os.getpid()}\n")
-    with pytest.raises(RunError, match="in use by another training"):
-        train(tiny(iterations=1), run, Callbacks())
-    assert (run / LOCK).read_text() == f"{os.getpid()}\n"  # not ours to remove
+    with lock_held_by_another_process(run / LOCK) as holder:
+        with pytest.raises(RunError, match=f"in use by another training \\(pid {holder.pid}\\)"):
+            train(tiny(iterations=1), run, Callbacks())
+        assert (run / LOCK).read_text() == f"{holder.pid}\n"  # not ours to remove
     assert not (run / CHECKPOINT).exists()
 
 
@@ -341,6 +365,22 @@ def test_stale_lock_is_taken_over_with_a_warning(tmp_path: Path) -> None:
     assert any(f"stale lock left by pid {dead.pid}" in m for m in Warned.messages)
     assert (run / CHECKPOINT).exists()
     assert not (run / LOCK).exists()  # released after training
+
+
+def test_a_lock_whose_pid_was_reused_does_not_block(tmp_path: Path) -> None:
+    """The pid in a stale lock now belongs to another live process (pid reuse): the OS lock
+    died with the training that wrote it, so a new training goes ahead."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / LOCK).write_text(f"{other.pid}\n")
+        train(tiny(iterations=1), run, Callbacks())
+        assert (run / CHECKPOINT).exists()
+        assert other.poll() is None  # still alive: its pid fooled nothing
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_lock_is_held_during_training_and_released_after(tmp_path: Path) -> None:
@@ -407,6 +447,7 @@ def test_find_run_skips_a_run_still_training(tmp_path: Path, trained: Path) -> N
     runs = tmp_path / "runs"
     shutil.copytree(trained, runs / "a-done")
     shutil.copytree(trained, runs / "b-training")
-    (runs / "b-training" / LOCK).write_text(f"{os.getpid()}\n")
     os.utime(runs / "b-training" / CHECKPOINT)
-    assert rundir.find_run(None, runs) == runs / "a-done"
+    with lock_held_by_another_process(runs / "b-training" / LOCK):
+        assert rundir.find_run(None, runs) == runs / "a-done"
+    assert rundir.find_run(None, runs) == runs / "b-training"  # the lock went with it

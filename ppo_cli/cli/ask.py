@@ -50,6 +50,13 @@ def ask_command(
                 )
             questions = [line.strip() for line in _read_stdin().splitlines() if line.strip()]
         else:
+            from ppo_cli.data import is_visible
+
+            if not is_visible(question):
+                raise UsageError(
+                    "the question is empty" + (" (only invisible characters)" if question else ""),
+                    'pass a question: ppoqa ask "What is 2+2?"',
+                )
             questions = [question]
         from ppo_cli.evaluate import answer_questions, load_text_run
         from ppo_cli.rundir import find_run

@@ -1,6 +1,13 @@
-"""What every command shares: the two consoles, one error shape, JSON output.
+"""What every command shares: the two consoles, one error shape, JSON output, and the
+broken-pipe rule.
 
 stdout carries data (tables, answers, JSON); stderr carries progress, logs and errors.
+
+The broken-pipe rule, for every command and every output (tables, traces, help, progress,
+JSON): when the reader goes away (`ppoqa eval | head -1`), ppoqa stops writing and exits 0
+without a message; files already saved stay (a training saves its finished iteration first).
+Rich's own handling would exit 1, so a pipeline under `set -o pipefail` would report a
+training that saved its files as failed.
 """
 
 from __future__ import annotations
@@ -8,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, NoReturn
 
 import typer
@@ -17,6 +25,50 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from ppo_cli.errors import PpoqaError
+
+READER_GONE = threading.Event()  # set when a write to stdout or stderr found no reader
+_DEFER = threading.local()  # .on: a training is mid-iteration; stop at its boundary instead
+
+
+def _silence(stream: Any) -> None:
+    """Point the stream's fd at /dev/null, so later writes and the final flush at exit cannot
+    fail ('Exception ignored ... BrokenPipeError')."""
+    try:
+        fd = stream.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real fd (e.g. under CliRunner)
+        pass
+
+
+def _on_broken_pipe(self: Console) -> None:
+    """Every Rich console (ours and typer's help): a broken pipe is the reader leaving.
+
+    In the main thread it raises BrokenPipeError, which handle_errors and PpoqaGroup turn into
+    exit 0; in a thread (a progress bar's refresh) it only notes it, and the training loop stops
+    at its next iteration boundary (RichCallbacks.on_iteration)."""
+    self.quiet = True
+    _silence(self.file)
+    READER_GONE.set()
+    deferred = getattr(_DEFER, "on", False)
+    if threading.current_thread() is threading.main_thread() and not deferred:
+        raise BrokenPipeError
+
+
+@contextmanager
+def reader_gone_stops_at_boundary() -> Iterator[None]:
+    """While a training runs, a reader going away never interrupts an iteration: the output
+    is silenced, and the loop stops at the next boundary with that iteration saved
+    (RichCallbacks.on_iteration raises BrokenPipeError there)."""
+    _DEFER.on = True
+    try:
+        yield
+    finally:
+        _DEFER.on = False
+
+
+Console.on_broken_pipe = _on_broken_pipe  # type: ignore[method-assign]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -49,14 +101,16 @@ def fail(
 
 
 def _silence_stdout() -> None:
-    """The reader of our stdout went away (`| head`): point fd 1 at /dev/null so the final
-    flush at exit cannot fail with 'Exception ignored ... BrokenPipeError'."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # no real fd (e.g. under CliRunner)
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    """The reader of our stdout (or stderr) went away (`| head`): silence both, so nothing
+    more is written and the final flush at exit cannot fail."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.fileno()
+        except (OSError, ValueError, AttributeError):  # no real fd (e.g. under CliRunner)
+            continue
+        with suppress(OSError, ValueError):
+            stream.flush()
+        _silence(stream)
 
 
 @contextmanager
@@ -83,6 +137,34 @@ def handle_errors(as_json: bool = False) -> Iterator[None]:
         fail("internal", f"unexpected {type(exc).__name__}: {exc}", DEBUG_HINT, 1, as_json)
 
 
+def blank_option(command: Any, argv: list[str]) -> str | None:
+    """The first path or text option given an empty or blank value (`--run-dir "$UNSET"`),
+    or None. Path('') is the current directory: taken as given, a run would be written there."""
+    names = set()
+    for param in getattr(command, "params", []):
+        if getattr(param, "param_type_name", "") != "option" or getattr(param, "is_flag", False):
+            continue
+        try:
+            kind = param.bare_type()
+        except Exception:  # a parameter type typer builds differently: not ours to judge
+            continue
+        # a type, or its name when the module was written with `from __future__ import annotations`
+        if getattr(kind, "__name__", kind) in ("str", "Path"):
+            names.update(param.opts)
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        flag, eq, value = arg.partition("=")
+        if flag in names:
+            if not eq:
+                if i + 1 >= len(argv):
+                    continue
+                value = argv[i + 1]
+            if not value.strip():
+                return flag
+    return None
+
+
 class PpoqaGroup(TyperGroup):
     """Typer group whose usage errors are one line on stderr (or JSON with --json), exit 2.
 
@@ -94,6 +176,21 @@ class PpoqaGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         standalone = extra.pop("standalone_mode", True)
         as_json = "--json" in argv
+        name = next((a for a in argv if not a.startswith("-")), None)
+        blank = blank_option(self.commands.get(name or ""), argv)
+        if blank is not None:
+            try:
+                fail(
+                    "usage",
+                    f"{blank} is empty",
+                    f"give {blank} a value (is the shell variable you meant unset?)",
+                    2,
+                    as_json,
+                )
+            except typer.Exit as done:
+                if not standalone:
+                    return done.exit_code
+                sys.exit(done.exit_code)
         try:
             rv = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
         except typer.TyperException as exc:  # usage errors (exit 2) and other CLI-level errors

@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.cli.common import (
+    READER_GONE,
+    err,
+    handle_errors,
+    out,
+    print_json,
+    reader_gone_stops_at_boundary,
+)
 from ppo_cli.config import FIELDS, Config
 from ppo_cli.errors import UsageError
 from ppo_cli.presets import PRESET_NAMES
@@ -128,7 +135,9 @@ def train_command(
     show_every: Annotated[
         int,
         typer.Option(
-            help="A greedy evaluation table every N iterations (0: never).", rich_help_panel=OUT
+            min=0,
+            help="A greedy evaluation table every N iterations (0: never).",
+            rich_help_panel=OUT,
         ),
     ] = 20,
     trace: Annotated[
@@ -202,9 +211,12 @@ def train_command(
         from ppo_cli.trainer import train
 
         selection = parse_trace_iterations(trace_iterations) if trace or trace_iterations else None
-        cb = RichCallbacks(err, show_every, quiet or json_output, selection, json_output)
+        cb = RichCallbacks(
+            err, show_every, quiet or json_output, selection, json_output, READER_GONE
+        )
         try:
-            result = train(cfg, run_dir, cb, resume=resume is not None)
+            with reader_gone_stops_at_boundary():
+                result = train(cfg, run_dir, cb, resume=resume is not None)
         finally:
             cb.close()
         summary = result.to_dict()

@@ -25,6 +25,7 @@ class RichCallbacks(Callbacks):
         quiet: bool,
         trace: TraceSelection | None = None,
         keep_traces: bool = False,
+        reader_gone: Any = None,
     ) -> None:
         self.err = err  # the stderr console
         self.show_every = show_every
@@ -35,6 +36,7 @@ class RichCallbacks(Callbacks):
         self.trace = trace
         self.keep_traces = keep_traces  # --json: traces go into the summary, not on stderr
         self.traces: list[dict[str, Any]] = []
+        self.reader_gone = reader_gone  # a threading.Event: the progress bar's reader left
 
     def wants_trace(self, iteration: int, total: int) -> bool:
         return self.trace is not None and self.trace.wants(iteration, total)
@@ -47,6 +49,13 @@ class RichCallbacks(Callbacks):
         console.print(trace_view(record))
 
     def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
+        beyond = sorted(n for n in self.trace.numbers if n > total) if self.trace else []
+        if beyond:
+            shown = ", ".join(map(str, beyond))
+            self.on_warning(
+                f"--trace-iterations {shown}: the run has only {total} iterations; "
+                "nothing is traced there"
+            )
         if self.quiet:
             return
         self.err.print(f"[bold]ppoqa train[/] env={cfg.env} seed={cfg.seed} -> {run_dir}")
@@ -63,6 +72,8 @@ class RichCallbacks(Callbacks):
         self.progress.start()
 
     def on_iteration(self, record: dict[str, Any]) -> None:
+        if self.reader_gone is not None and self.reader_gone.is_set():
+            raise BrokenPipeError  # the iteration is saved; the command exits 0 quietly
         if self.progress is None:
             return
         if "eval_accuracy" in record:

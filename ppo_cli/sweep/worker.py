@@ -386,6 +386,9 @@ def _run_trial(
     storage.set_trial_user_attr(trial._trial_id, "ppoqa_heartbeat_interval", opts.heartbeat)
     events.on_trial_start(trial.number, params)
     base = spec.config()
+    from ppo_cli.rundir import claim_dir
+
+    claim_dir(opts.out, "sweep folder", "--out", legacy=("study.db",))  # marks it as ours
     folder = opts.out / params_slug(params)
     scores: list[float] = []
     runs: list[str] = []
