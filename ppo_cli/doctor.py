@@ -134,8 +134,10 @@ def diagnose_records(rec: RunRecords) -> list[Finding]:
                     "answers": [{"answer": a, "questions": k} for a, k in repeated],
                     "examples": _examples([r for r in wrong if r["answer"] == answer]),
                 },
-                "premature convergence: raise --ent-coef (e.g. 0.05) or --num-episodes so "
-                "each question is tried more; --answer-vocab shrinks what must be explored",
+                "premature convergence: when many answers share words (numbers, dates), "
+                "--reward prefix, which pays nothing for a wrong first word, where lcs pays a "
+                "generic answer for the shared words; else raise --ent-coef (e.g. 0.05) or "
+                "--num-episodes so each question is tried more",
             )
         )
     hedges = [r for r in wrong if kinds[id(r)] == "hedge"]

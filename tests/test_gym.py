@@ -142,6 +142,14 @@ def test_tuned_settings_sit_between_defaults_and_config_and_flags(tmp_path: Path
     assert from_file.num_steps == tuned.num_steps
 
 
+def test_gym_runs_keep_cleanrl_vf_coef_while_text_qa_uses_its_own() -> None:
+    # Text QA's default vf_coef is 0.1 (issue 10); gymnasium entries measured with 0.5 must keep
+    # it through the `default` entry, including ids with no entry of their own.
+    assert Config().vf_coef == 0.1
+    for env in ("CartPole-v1", "Pendulum-v1", "Blackjack-v1"):
+        assert resolve({"env": env}).vf_coef == 0.5, env
+
+
 METRIC_KEYS = {
     "iteration",
     "global_step",
