@@ -333,8 +333,8 @@ def _stream_yaml(
                 tag = helper.resolve(yaml.ScalarNode, event.value, implicit)
                 if tag == "tag:yaml.org,2002:str":
                     value: Any = event.value
-                elif tag == "tag:yaml.org,2002:merge":
-                    raise _NotPlain
+                elif tag not in helper.yaml_constructors or tag.endswith((":merge", ":value")):
+                    raise _NotPlain  # PyYAML's composer and constructor name the problem
                 else:
                     node = yaml.ScalarNode(
                         tag, event.value, event.start_mark, event.end_mark, event.style
