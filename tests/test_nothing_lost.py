@@ -495,8 +495,9 @@ def test_an_iteration_too_large_for_memory_is_refused_before_any_folder(tmp_path
     pairs = "".join(f"  - {{question: q{i} x{i}?, answer: a{i}}}\n" for i in range(200))
     (tmp_path / "d.yaml").write_text("pairs:\n" + pairs)
     cfg = tiny(iterations=1, num_episodes=1_000_000, dataset=str(tmp_path / "d.yaml"))
-    with pytest.raises(DatasetError, match="pass --num-episodes 8"):
+    with pytest.raises(DatasetError, match="1,000,000 episodes needs about 7.3 GB") as info:
         train(cfg, tmp_path / "run", Callbacks())
+    assert info.value.hint.startswith("pass --num-episodes 550964 or fewer")
     assert not (tmp_path / "run").exists()
 
 
