@@ -412,7 +412,7 @@ def _read_yaml(
     try:
         try:
             return _stream_yaml(text, progress)
-        except _NotPlain:
+        except (_NotPlain, yaml.YAMLError):  # PyYAML's composer: every feature, its wording
             return _compose_yaml(text)
     except yaml.YAMLError as exc:
         raise DatasetError(
