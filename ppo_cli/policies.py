@@ -25,6 +25,11 @@ def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
     return layer
 
 
+def start_columns(tokens: torch.Tensor) -> torch.Tensor:
+    """[B] column of each row's <START>: where its prompt ends and its answer begins."""
+    return (tokens == START_ID).long().argmax(1)
+
+
 class ActorCritic(nn.Module):
     """The interface the rollout and the PPO update rely on."""
 
@@ -168,7 +173,7 @@ class TextActorCritic(ActorCritic):
     def _answer_step(self, obs: torch.Tensor, steps: int | None) -> torch.Tensor:
         """Index of the answer token each decision chooses: 0 at <START>; [B] or [B, T]."""
         length = obs.shape[1]
-        start_col = (obs == START_ID).long().argmax(1)  # [B]
+        start_col = start_columns(obs)  # [B]
         last = len(self.answer_positions or ()) - 1
         if steps is None:
             return (length - 1 - start_col).clamp(0, last)
@@ -209,7 +214,7 @@ class LSTMActorCritic(TextActorCritic):
         and runs on from its state for every episode's answer tokens. The prompt is most of the
         sequence, so this halves the time of an update (and of a rollout step)."""
         length = tokens.shape[1]
-        start = (tokens == START_ID).long().argmax(1)  # [B] column of <START>
+        start = start_columns(tokens)  # [B]
         p = int(start[0]) + 1  # prompt length, <START> included
         if length - p + 1 < steps or not bool((start == start[0]).all()):
             return super().encode_decisions(tokens, steps)
@@ -260,7 +265,7 @@ class TransformerActorCritic(TextActorCritic):
         # centred in the table): the same question gets the same positions however much left
         # padding its batch needs (e.g. `ask` with one short question), and the answer step
         # index, which decides when to say <END>, is explicit.
-        start_col = (tokens == START_ID).long().argmax(1, keepdim=True)  # [B, 1]
+        start_col = start_columns(tokens).unsqueeze(1)  # [B, 1]
         cols = torch.arange(length, device=tokens.device).unsqueeze(0)  # [1, L]
         pos = (cols - start_col + self.max_len // 2).clamp(0, self.max_len - 1)  # [B, L]
         x = self.embedding(tokens) + self.position(pos)
