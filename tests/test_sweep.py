@@ -299,12 +299,14 @@ def _wait_for(proc: subprocess.Popen[str], needle: str, timeout: float = 120) ->
 
 def test_ctrl_c_queues_the_configuration_again(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    slow = ["--seeds", "2", "--iterations", "30", "--no-early-stop", "--save-every", "1",
+    # 150 iterations: long enough that seed 1 is still training when SIGINT arrives on a
+    # fast machine (30 took about 1 s in CI, which let the configuration complete first).
+    slow = ["--seeds", "2", "--iterations", "150", "--no-early-stop", "--save-every", "1",
             "--num-episodes", "16", "--hidden-size", "16"]  # fmt: skip
     args = ["--search", "clip_coef=0.1,0.3", *slow, "--storage", storage, "--study", "c"]
     proc = _sweep(tmp_path, *args)
     _wait_for(proc, "trial 0 seed 0:")
-    time.sleep(0.5)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=120)
     assert proc.returncode == 130, rest
@@ -326,7 +328,9 @@ def test_ctrl_c_queues_the_configuration_again(tmp_path: Path) -> None:
 
 def test_sigkilled_worker_is_stale_then_retrained(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    slow = ["--seeds", "1", "--iterations", "60", "--no-early-stop", "--heartbeat", "1"]
+    # 300 iterations: the worker must still be training when it is killed (60 finished
+    # inside the 1.5 s wait on CI's faster machine, so the trial was already complete).
+    slow = ["--seeds", "1", "--iterations", "300", "--no-early-stop", "--heartbeat", "1"]
     args = ["--search", "clip_coef=0.2", *slow, "--storage", storage, "--study", "k"]
     proc = _sweep(tmp_path, *args)
     _wait_for(proc, "trial 0 clip_coef=0.2: start")
@@ -338,7 +342,7 @@ def test_sigkilled_worker_is_stale_then_retrained(tmp_path: Path) -> None:
     assert config["state"] == "stale"
     # The next worker fails the stale trial (Optuna's heartbeat) and trains the configuration.
     fast = ["--search", "clip_coef=0.2", "--seeds", "1", "--heartbeat", "1"]
-    again = _sweep(tmp_path, *fast, "--iterations", "60", "--no-early-stop",
+    again = _sweep(tmp_path, *fast, "--iterations", "300", "--no-early-stop",
                    "--storage", storage, "--study", "k", "--json")  # fmt: skip
     stdout, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stderr
