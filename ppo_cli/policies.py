@@ -106,11 +106,12 @@ class TextActorCritic(ActorCritic):
         self.answer_positions = (
             [sorted(set(ids)) for ids in answer_positions] if answer_positions else None
         )
+        by_pos = None
         if self.answer_positions is not None:
             by_pos = torch.full((len(self.answer_positions), vocab_size), _NEG)
             for k, ids in enumerate(self.answer_positions):
                 by_pos[k, [a for a in ids if a < vocab_size]] = 0.0
-            self.register_buffer("position_mask", by_pos, persistent=False)
+        self.register_buffer("position_mask", by_pos, persistent=False)
         if self.answer_vocab is not None:
             # The ids a decision can take, and each id's place among them (0 for the others,
             # which only padded steps hold): act and evaluate build their distribution over
@@ -124,6 +125,11 @@ class TextActorCritic(ActorCritic):
         end = torch.zeros(vocab_size, dtype=torch.bool)
         end[END_ID] = True
         self.register_buffer("end_onehot", end, persistent=False)
+        if self.answer_vocab is not None:  # the same masks, on the allowed columns only
+            self.register_buffer("allowed_action_mask", mask[ids], persistent=False)
+            self.register_buffer("allowed_end_onehot", end[ids], persistent=False)
+            allowed_by_pos = None if by_pos is None else by_pos[:, ids]
+            self.register_buffer("allowed_position_mask", allowed_by_pos, persistent=False)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -135,40 +141,84 @@ class TextActorCritic(ActorCritic):
     def logits_values(
         self, obs: torch.Tensor, steps: int | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._head(obs, steps, restrict=False)
+
+    def _head(
+        self, obs: torch.Tensor, steps: int | None, restrict: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked logits [..., A] and values at the decisions (the last decision, or the last
+        `steps`). restrict: only the allowed_ids columns (see _allowed_logits)."""
         hidden = self.encode_decisions(obs, 1 if steps is None else steps)  # [B, T, H]
         if steps is None:
             hidden, inputs = hidden[:, -1], obs[:, -1]  # [B, H], [B]
         else:
             inputs = obs[:, -steps:]  # [B, T]
-        logits = self.actor(hidden) + self.action_mask
-        if self.answer_positions is not None:
-            logits = logits + self.position_mask[self._answer_step(obs, steps)]
-        # The first decision (input token <START>) may not be <END>: every dataset answer has
-        # at least one token, and an empty answer would be a trap of the seed's rewards (-2.0
-        # for silence beats -2.1 for a wrong word, so a policy can learn to say nothing).
-        first = (inputs == START_ID).unsqueeze(-1) & self.end_onehot  # [..., A]
-        logits = logits.masked_fill(first, _NEG)
+        answer_step = self._answer_step(obs, steps) if self.answer_positions else None
+        if restrict:
+            logits = self._allowed_logits(hidden, inputs, answer_step)
+        else:
+            logits = self.actor(hidden) + self.action_mask
+            if answer_step is not None:
+                logits = logits + self.position_mask[answer_step]
+            logits = logits.masked_fill(self._first(inputs, self.end_onehot), _NEG)
         return logits, self.critic(hidden).squeeze(-1)
+
+    def _first(self, inputs: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+        """The first decision (input token <START>) may not be <END>: every dataset answer has
+        at least one token, and an empty answer would be a trap of the seed's rewards (-2.0
+        for silence beats -2.1 for a wrong word, so a policy can learn to say nothing)."""
+        return (inputs == START_ID).unsqueeze(-1) & end  # [..., A]
+
+    def _allowed_logits(
+        self, hidden: torch.Tensor, inputs: torch.Tensor, answer_step: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Masked logits over the allowed_ids columns only, from those rows of the actor: every
+        other column of the full logits is -1e9 (probability 0, gradient 0), so leaving them
+        out changes no probability and saves most of the head's work when the vocabulary is
+        mostly question words."""
+        ids = self.allowed_ids
+        weight, bias = self.actor.weight[ids], self.actor.bias[ids]
+        logits = nn.functional.linear(hidden, weight, bias) + self.allowed_action_mask
+        if answer_step is not None:
+            logits = logits + self.allowed_position_mask[answer_step]
+        return logits.masked_fill(self._first(inputs, self.allowed_end_onehot), _NEG)
 
     def act(
         self, obs: torch.Tensor, greedy: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.answer_vocab is None:
             return super().act(obs, greedy)
-        logits, value = self.logits_values(obs, None)
-        dist = Categorical(logits=logits[..., self.allowed_ids])
-        k = dist.logits.argmax(-1) if greedy else dist.sample()
-        return self.allowed_ids[k], dist.log_prob(k), value
+        logits, value = self._head(obs, None, restrict=True)
+        # What Categorical(logits).sample() and .log_prob() compute, without its logsumexp:
+        # torch.exp and logsumexp take a slow path on the -1e9 of masked columns (underflow,
+        # about 10x slower on this CPU); softmax and log_softmax do not.
+        if greedy:
+            k = logits.argmax(-1)
+        else:
+            k = torch.multinomial(torch.softmax(logits, -1), 1, True).squeeze(-1)
+        logprob = torch.log_softmax(logits, -1).gather(-1, k.unsqueeze(-1)).squeeze(-1)
+        return self.allowed_ids[k], logprob, value
 
     def evaluate(
         self, obs: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As ActorCritic.evaluate, with the policy head on the real steps only: padded steps
+        (action <PAD>, never a real action) get log-prob and entropy 0, which every loss masks
+        out anyway. Once answers are short, most of an episode's columns are padding."""
         if self.answer_vocab is None:
             return super().evaluate(obs, actions)
-        logits, value = self.logits_values(obs, actions.shape[1])
-        dist = Categorical(logits=logits[..., self.allowed_ids])
-        k = self.index_of[actions]
-        return dist.log_prob(k), dist.entropy(), value
+        steps = actions.shape[1]
+        hidden = self.encode_decisions(obs, steps)  # [B, T, H]
+        value = self.critic(hidden).squeeze(-1)
+        real = actions != PAD_ID  # [B, T]
+        answer_step = self._answer_step(obs, steps)[real] if self.answer_positions else None
+        logits = self._allowed_logits(hidden[real], obs[:, -steps:][real], answer_step)
+        logp = torch.log_softmax(logits, -1)  # [n, A]
+        chosen = logp.gather(-1, self.index_of[actions[real]].unsqueeze(-1)).squeeze(-1)
+        ent = -(torch.softmax(logits, -1) * logp).sum(-1)  # softmax, not logp.exp(): see act
+        logprob = value.new_zeros(actions.shape).masked_scatter(real, chosen)
+        entropy = value.new_zeros(actions.shape).masked_scatter(real, ent)
+        return logprob, entropy, value
 
     def _answer_step(self, obs: torch.Tensor, steps: int | None) -> torch.Tensor:
         """Index of the answer token each decision chooses: 0 at <START>; [B] or [B, T]."""

@@ -110,3 +110,30 @@ def test_the_lstm_reads_each_distinct_prompt_once_with_the_same_numbers() -> Non
     (g_whole,) = torch.autograd.grad(whole.square().sum(), policy.lstm.weight_hh_l0)
     (g_shared,) = torch.autograd.grad(shared.square().sum(), policy.lstm.weight_hh_l0)
     assert torch.allclose(g_whole, g_shared, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_the_allowed_columns_head_is_the_full_masked_distribution(kind: str) -> None:
+    """act/evaluate compute logits for the allowed ids only and the policy head on real steps
+    only; log-probs, entropies and gradients must be those of the full masked distribution."""
+    task = _task()
+    answer_ids = sorted({int(t) for t in task.targets[task.target_valid]})
+    spec = {"kind": kind, "vocab_size": len(task.vocab), "hidden_size": 16,
+            "answer_vocab": answer_ids, "answer_positions": answer_positions(task)}  # fmt: skip
+    torch.manual_seed(0)
+    policy = build_policy(spec)
+    ro = collect_text_episodes(policy, TextQAVecEnv(task), torch.arange(4).repeat(8))
+    logprob, entropy, value = policy.evaluate(ro.tokens, ro.actions)
+    full_logits, full_value = policy.logits_values(ro.tokens, ro.actions.shape[1])  # [B, T, V]
+    full = torch.distributions.Categorical(logits=full_logits)
+    m = ro.mask
+    assert torch.allclose(logprob[m], full.log_prob(ro.actions)[m], atol=1e-5)
+    assert torch.allclose(logprob[m], ro.logprobs[m], atol=1e-5)  # what the rollout recorded
+    assert torch.allclose(entropy[m], full.entropy()[m], atol=1e-5)
+    assert torch.equal(value, full_value)
+    assert not logprob[~m].any() and not entropy[~m].any()  # padding: 0, masked by every loss
+    weight = policy.actor.weight
+    (g_ours,) = torch.autograd.grad((logprob[m] + 0.1 * entropy[m]).sum(), weight)
+    ref = (full.log_prob(ro.actions)[m] + 0.1 * full.entropy()[m]).sum()
+    (g_full,) = torch.autograd.grad(ref, weight)
+    assert torch.allclose(g_ours, g_full, atol=1e-5)
