@@ -6,6 +6,7 @@ flat observation vector. The PPO update only ever calls `evaluate`.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -28,6 +29,26 @@ def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
 def start_columns(tokens: torch.Tensor) -> torch.Tensor:
     """[B] column of each row's <START>: where its prompt ends and its answer begins."""
     return (tokens == START_ID).long().argmax(1)
+
+
+def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distinct rows [U, L], inverse [B]) with rows == distinct[inverse], as
+    torch.unique(rows, dim=0, return_inverse=True) gives, without its row sort (about 1 ms
+    for a minibatch of prompts, every forward pass): rows are grouped by a polynomial hash
+    and the grouping is checked; a collision falls back to torch.unique."""
+    keys, inverse = torch.unique((rows * _hash_weights(rows.shape[1])).sum(1), return_inverse=True)
+    first = torch.full((keys.numel(),), rows.shape[0], dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(rows.shape[0]), "amin")
+    distinct = rows[first]
+    if not torch.equal(distinct[inverse], rows):
+        return torch.unique(rows, dim=0, return_inverse=True)
+    return distinct, inverse
+
+
+@functools.cache
+def _hash_weights(length: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(length)  # its own: training's RNG is untouched
+    return torch.randint(1, 2**31, (length,), generator=generator, dtype=torch.long)
 
 
 class ActorCritic(nn.Module):
@@ -58,6 +79,15 @@ class ActorCritic(nn.Module):
         logits, value = self.logits_values(obs, steps)
         dist = Categorical(logits=logits)
         return dist.log_prob(actions), dist.entropy(), value
+
+    def act_step(
+        self, obs: torch.Tensor, greedy: bool, memory: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        """act() while generating one token at a time: obs is the prompt plus the tokens so
+        far, and memory what this policy kept from reading the previous obs (None at the
+        first step). A policy that can resume from it (the LSTM: its state) reads only the
+        new token; the default reads obs whole. Returns act()'s triple and the new memory."""
+        return (*self.act(obs, greedy), None)
 
     def get_value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.logits_values(obs, None)[1]
@@ -138,6 +168,16 @@ class TextActorCritic(ActorCritic):
         """Hidden states [B, steps, H] of the last `steps` positions (the decisions)."""
         return self.encode(tokens)[:, -steps:]
 
+    def decision_states(self, tokens: torch.Tensor, steps: int) -> torch.Tensor:
+        """encode_decisions, reading each distinct sequence once: once a policy is sure of an
+        answer, most episodes of a question are the same tokens (129 distinct of 968 at the
+        end of a general_knowledge run), and the encoder is most of an update's time. Rows
+        are independent, so the numbers (and gradients, summed over the copies) are the same."""
+        rows, inverse = distinct_rows(tokens)
+        if rows.shape[0] == tokens.shape[0]:
+            return self.encode_decisions(tokens, steps)
+        return self.encode_decisions(rows, steps)[inverse]
+
     def logits_values(
         self, obs: torch.Tensor, steps: int | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,20 +188,23 @@ class TextActorCritic(ActorCritic):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked logits [..., A] and values at the decisions (the last decision, or the last
         `steps`). restrict: only the allowed_ids columns (see _allowed_logits)."""
-        hidden = self.encode_decisions(obs, 1 if steps is None else steps)  # [B, T, H]
+        hidden = self.decision_states(obs, 1 if steps is None else steps)  # [B, T, H]
         if steps is None:
-            hidden, inputs = hidden[:, -1], obs[:, -1]  # [B, H], [B]
-        else:
-            inputs = obs[:, -steps:]  # [B, T]
+            hidden = hidden[:, -1]  # [B, H]
+        return self._decide(hidden, obs, steps, restrict), self.critic(hidden).squeeze(-1)
+
+    def _decide(
+        self, hidden: torch.Tensor, obs: torch.Tensor, steps: int | None, restrict: bool
+    ) -> torch.Tensor:
+        """The masked logits for hidden states of obs's decision positions."""
+        inputs = obs[:, -1] if steps is None else obs[:, -steps:]  # [B] or [B, T]
         answer_step = self._answer_step(obs, steps) if self.answer_positions else None
         if restrict:
-            logits = self._allowed_logits(hidden, inputs, answer_step)
-        else:
-            logits = self.actor(hidden) + self.action_mask
-            if answer_step is not None:
-                logits = logits + self.position_mask[answer_step]
-            logits = logits.masked_fill(self._first(inputs, self.end_onehot), _NEG)
-        return logits, self.critic(hidden).squeeze(-1)
+            return self._allowed_logits(hidden, inputs, answer_step)
+        logits = self.actor(hidden) + self.action_mask
+        if answer_step is not None:
+            logits = logits + self.position_mask[answer_step]
+        return logits.masked_fill(self._first(inputs, self.end_onehot), _NEG)
 
     def _first(self, inputs: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
         """The first decision (input token <START>) may not be <END>: every dataset answer has
@@ -186,9 +229,18 @@ class TextActorCritic(ActorCritic):
     def act(
         self, obs: torch.Tensor, greedy: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self._act_on(self.decision_states(obs, 1)[:, -1], obs, greedy)
+
+    def _act_on(
+        self, hidden: torch.Tensor, obs: torch.Tensor, greedy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """act() from the hidden state [B, H] at obs's last position."""
+        value = self.critic(hidden).squeeze(-1)
         if self.answer_vocab is None:
-            return super().act(obs, greedy)
-        logits, value = self._head(obs, None, restrict=True)
+            dist = Categorical(logits=self._decide(hidden, obs, None, restrict=False))
+            action = dist.logits.argmax(-1) if greedy else dist.sample()
+            return action, dist.log_prob(action), value
+        logits = self._decide(hidden, obs, None, restrict=True)
         # What Categorical(logits).sample() and .log_prob() compute, without its logsumexp:
         # torch.exp and logsumexp take a slow path on the -1e9 of masked columns (underflow,
         # about 10x slower on this CPU); softmax and log_softmax do not.
@@ -208,7 +260,7 @@ class TextActorCritic(ActorCritic):
         if self.answer_vocab is None:
             return super().evaluate(obs, actions)
         steps = actions.shape[1]
-        hidden = self.encode_decisions(obs, steps)  # [B, T, H]
+        hidden = self.decision_states(obs, steps)  # [B, T, H]
         value = self.critic(hidden).squeeze(-1)
         real = actions != PAD_ID  # [B, T]
         answer_step = self._answer_step(obs, steps)[real] if self.answer_positions else None
@@ -258,6 +310,20 @@ class LSTMActorCritic(TextActorCritic):
         out, _ = self.lstm(self.embedding(tokens))
         return out
 
+    def act_step(
+        self, obs: torch.Tensor, greedy: bool, memory: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        """The LSTM carries its (h, c) from step to step: each generation step reads one
+        token instead of the whole prefix again (the same numbers as act(obs))."""
+        if memory is None:  # obs is the prompts: read each distinct one once
+            prompts, inverse = distinct_rows(obs)
+            out, (h, c) = self.lstm(self.embedding(prompts))
+            hidden, memory = out[inverse, -1], (h[:, inverse], c[:, inverse])
+        else:
+            out, memory = self.lstm(self.embedding(obs[:, -1:]), memory)
+            hidden = out[:, -1]
+        return (*self._act_on(hidden, obs, greedy), memory)
+
     def encode_decisions(self, tokens: torch.Tensor, steps: int) -> torch.Tensor:
         """The same numbers as encode(tokens)[:, -steps:], cheaper: a batch holds several
         episodes of each question (8 by default), so the LSTM reads each distinct prompt once
@@ -268,7 +334,7 @@ class LSTMActorCritic(TextActorCritic):
         p = int(start[0]) + 1  # prompt length, <START> included
         if length - p + 1 < steps or not bool((start == start[0]).all()):
             return super().encode_decisions(tokens, steps)
-        prompts, inverse = torch.unique(tokens[:, :p], dim=0, return_inverse=True)
+        prompts, inverse = distinct_rows(tokens[:, :p])
         if prompts.shape[0] == tokens.shape[0]:
             return super().encode_decisions(tokens, steps)
         out, (h, c) = self.lstm(self.embedding(prompts))  # [U, p, H]

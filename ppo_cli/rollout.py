@@ -93,11 +93,12 @@ def collect_text_episodes(
     rewards = torch.zeros(n, t_max)
     dones = torch.zeros(n, t_max)
     mask = torch.zeros(n, t_max, dtype=torch.bool)
+    memory = None  # what the policy carries between steps (the LSTM's state)
     for t in range(t_max):
         active = ~venv.done
         if not active.any():
             break
-        action, logprob, value = policy.act(tokens[:, : p + t], greedy=greedy)
+        action, logprob, value, memory = policy.act_step(tokens[:, : p + t], greedy, memory)
         action = torch.where(active, action, PAD_ID)
         reward, ended = venv.step(action)
         mask[:, t] = active
