@@ -45,6 +45,17 @@ def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return distinct, inverse
 
 
+def sample_rows(probs: torch.Tensor) -> torch.Tensor:
+    """One index per row of probs [B, A], drawn with those probabilities by inverting the
+    cumulative sum (torch.multinomial takes ~16x longer on a rollout's 968 x 125). The
+    uniform draw is kept below each row's total, so the index found always has p > 0."""
+    cdf = probs.cumsum(-1)
+    total = cdf[:, -1:]
+    u = torch.rand(total.shape, dtype=probs.dtype, device=probs.device) * total
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1)
+
+
 @functools.cache
 def _hash_weights(length: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(length)  # its own: training's RNG is untouched
@@ -244,10 +255,7 @@ class TextActorCritic(ActorCritic):
         # What Categorical(logits).sample() and .log_prob() compute, without its logsumexp:
         # torch.exp and logsumexp take a slow path on the -1e9 of masked columns (underflow,
         # about 10x slower on this CPU); softmax and log_softmax do not.
-        if greedy:
-            k = logits.argmax(-1)
-        else:
-            k = torch.multinomial(torch.softmax(logits, -1), 1, True).squeeze(-1)
+        k = logits.argmax(-1) if greedy else sample_rows(torch.softmax(logits, -1))
         logprob = torch.log_softmax(logits, -1).gather(-1, k.unsqueeze(-1)).squeeze(-1)
         return self.allowed_ids[k], logprob, value
 

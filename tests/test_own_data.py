@@ -137,3 +137,18 @@ def test_the_allowed_columns_head_is_the_full_masked_distribution(kind: str) -> 
     ref = (full.log_prob(ro.actions)[m] + 0.1 * full.entropy()[m]).sum()
     (g_full,) = torch.autograd.grad(ref, weight)
     assert torch.allclose(g_ours, g_full, atol=1e-5)
+
+
+def test_sample_rows_draws_with_the_given_probabilities_and_never_a_zero() -> None:
+    from ppo_cli.policies import sample_rows
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.8, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0]])
+    draws = torch.stack([sample_rows(probs) for _ in range(20_000)])  # [n, 2]
+    assert set(draws[:, 0].tolist()) == {1, 3} and set(draws[:, 1].tolist()) == {4}
+    assert abs(float((draws[:, 0] == 3).float().mean()) - 0.8) < 0.01
+    # a row whose float total rounds below 1 still never yields a zero-probability column
+    edge = torch.tensor([[0.3, 0.7 - 3e-8, 0.0]])
+    with torch.random.fork_rng():
+        for _ in range(2000):
+            assert int(sample_rows(edge)) in (0, 1)
