@@ -90,7 +90,7 @@ class Config:
     gamma: float = setting(0.99, "Discount factor.")
     gae_lambda: float = setting(0.95, "GAE lambda.")
     update_epochs: int = setting(4, "Passes over each batch.")
-    num_minibatches: int = setting(2, "Minibatches per epoch.")
+    num_minibatches: int = setting(4, "Minibatches per epoch.")
     clip_coef: float = setting(0.2, "PPO clipping epsilon.")
     clip_vloss: bool = setting(False, "Clip the value loss too.")
     norm_adv: bool = setting(True, "Normalize advantages.")
