@@ -33,32 +33,13 @@ class Batch:
     advantages: torch.Tensor
     returns: torch.Tensor
     mask: torch.Tensor
-    # Text QA: each episode's question. The update then keeps a question's episodes in one
-    # minibatch (see minibatch_order), so the encoder reads each shared prompt once there.
-    groups: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
         return self.actions.shape[0]
 
     def __getitem__(self, idx: torch.Tensor) -> Batch:
-        fields = (getattr(self, f) for f in self.__dataclass_fields__)
-        return Batch(*(None if t is None else t[idx] for t in fields))
-
-
-def minibatch_order(n: int, groups: torch.Tensor | None) -> torch.Tensor:
-    """A random order of the n samples, cut into minibatches by the caller. Without groups, a
-    plain shuffle (CleanRL). With groups, the groups come in random order and each group's
-    samples stay together (in random order among themselves): a question's episodes share
-    their prompt, and its converged episodes are the same tokens, which the text encoders read
-    once per minibatch (policies.distinct_rows), so an update costs less. Each epoch still
-    sees every sample once."""
-    if groups is None:
-        return torch.randperm(n)
-    _, group = torch.unique(groups, return_inverse=True)
-    rank = torch.randperm(int(group.max()) + 1)[group]  # each group's place in this epoch
-    within = torch.randperm(n)
-    return within[torch.argsort(rank[within], stable=True)]
+        return Batch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -186,7 +167,7 @@ def ppo_update(
         stats = {
             k: [] for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
         }
-        perm = minibatch_order(n, batch.groups)
+        perm = torch.randperm(n)
         for k, start in enumerate(range(0, n, mb_size)):
             idx = perm[start : start + mb_size]
             mb = batch[idx]

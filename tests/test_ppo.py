@@ -12,7 +12,7 @@ from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import TrainingError
 from ppo_cli.gae import compute_gae, normalize
 from ppo_cli.policies import ActorCritic, build_policy
-from ppo_cli.ppo import Batch, UpdateSettings, minibatch_order, ppo_loss, ppo_update
+from ppo_cli.ppo import Batch, UpdateSettings, ppo_loss, ppo_update
 from ppo_cli.rollout import collect_text_episodes
 
 EPS = 0.2
@@ -120,19 +120,6 @@ def test_clipped_value_loss_takes_the_larger_error() -> None:
     # step (0,0): v 1.0 from old 0.0 clipped to 0.2 -> max((1-2)^2, (0.2-2)^2) = 3.24
     # step (0,1): unchanged value 2.0 -> 1.0; step (1,0): 0.0 from 0.5 -> clipped 0.3 -> 1.0
     assert float(parts.value_loss) == pytest.approx(0.5 * (3.24 + 1.0 + 1.0) / 3)
-
-
-def test_minibatch_order_keeps_each_questions_episodes_together() -> None:
-    torch.manual_seed(0)
-    groups = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8] * 4)
-    orders = [minibatch_order(groups.numel(), groups) for _ in range(20)]
-    for order in orders:
-        assert sorted(order.tolist()) == list(range(groups.numel()))  # each sample once
-        seq = groups[order].tolist()
-        runs = [g for i, g in enumerate(seq) if i == 0 or seq[i - 1] != g]
-        assert len(runs) == len(set(seq))  # one contiguous run per question
-    assert len({tuple(o.tolist()) for o in orders}) == 20  # still a random order each epoch
-    assert sorted(minibatch_order(7, None).tolist()) == list(range(7))
 
 
 def test_padded_steps_change_nothing_in_the_loss() -> None:
