@@ -83,6 +83,10 @@ class Config:
         None, "Keywords for the env constructor (--env-kwargs KEY=VALUE, repeatable).", GYM
     )
     log_std_init: float = setting(0.0, "Box actions: initial log std of the Gaussian.", GYM)
+    activation: str = setting("tanh", "MLP hidden activation: tanh (CleanRL) or relu.", GYM)
+    ortho_init: bool = setting(
+        True, "Orthogonal init of the MLP (CleanRL); off: torch's default (rl-zoo3 MuJoCo).", GYM
+    )
 
     # PPO
     learning_rate: float = setting(5e-3, "Adam learning rate.")
@@ -193,6 +197,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "vector_mode": ("auto", "sync", "async", "vector"),
     "kl_estimator": ("k1", "k3"),
     "advantage": ("gae", "group"),
+    "activation": ("tanh", "relu"),
 }
 
 # (low, high, low inclusive) ranges checked after merging; None means unbounded.

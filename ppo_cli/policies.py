@@ -55,6 +55,7 @@ def sample_rows(probs: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u, right=True).squeeze(-1)
 
 
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
@@ -103,7 +104,7 @@ class FastNormal:
 
 
 def _sequential(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """net(x) for a Sequential of Linear and Tanh, calling the same functions those modules'
+    """net(x) for a Sequential of Linear and Tanh/ReLU, calling the same functions those modules'
     forward() call (bit-identical) without nn.Module.__call__'s hook machinery, which was a
     tenth of CartPole's rollout and update time."""
     for layer in net:
@@ -111,6 +112,8 @@ def _sequential(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
             x = torch.nn.functional.linear(x, layer.weight, layer.bias)
         elif isinstance(layer, nn.Tanh):
             x = torch.tanh(x)
+        elif isinstance(layer, nn.ReLU):
+            x = torch.relu(x)
         else:
             x = layer(x)
     return x
@@ -489,9 +492,14 @@ class MLPActorCritic(ActorCritic):
         action_kind: str = "discrete",
         action_nvec: list[int] | None = None,
         log_std_init: float = 0.0,
+        activation: str = "tanh",
+        ortho_init: bool = True,
     ) -> None:
         super().__init__()
         self.obs_dim, self.num_actions, self.hidden_size = obs_dim, num_actions, hidden_size
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}")
+        self.activation, self.ortho_init = activation, ortho_init
         self.action_kind = action_kind
         self.action_nvec = [int(n) for n in (action_nvec or [])]
         if action_kind not in ("discrete", "multi_discrete", "box"):
@@ -500,17 +508,23 @@ class MLPActorCritic(ActorCritic):
             raise ValueError("action_nvec must have num_actions entries")
         out = sum(self.action_nvec) if action_kind == "multi_discrete" else num_actions
         g = math.sqrt(2)
+        act = _ACTIVATIONS[activation]
+
+        def init(layer: nn.Linear, gain: float) -> nn.Linear:
+            # CleanRL's orthogonal init; without it, torch's default (as rl-zoo3's MuJoCo
+            # entries ask with ortho_init=False)
+            return _orthogonal(layer, gain) if ortho_init else layer
 
         def trunk() -> list[nn.Module]:
             return [
-                _orthogonal(nn.Linear(obs_dim, hidden_size), g),
-                nn.Tanh(),
-                _orthogonal(nn.Linear(hidden_size, hidden_size), g),
-                nn.Tanh(),
+                init(nn.Linear(obs_dim, hidden_size), g),
+                act(),
+                init(nn.Linear(hidden_size, hidden_size), g),
+                act(),
             ]
 
-        self.critic = nn.Sequential(*trunk(), _orthogonal(nn.Linear(hidden_size, 1), 1.0))
-        self.actor = nn.Sequential(*trunk(), _orthogonal(nn.Linear(hidden_size, out), 0.01))
+        self.critic = nn.Sequential(*trunk(), init(nn.Linear(hidden_size, 1), 1.0))
+        self.actor = nn.Sequential(*trunk(), init(nn.Linear(hidden_size, out), 0.01))
         if action_kind == "box":
             self.log_std = nn.Parameter(torch.full((num_actions,), float(log_std_init)))
 
@@ -569,6 +583,10 @@ class MLPActorCritic(ActorCritic):
             spec["action_kind"] = self.action_kind
         if self.action_nvec:
             spec["action_nvec"] = list(self.action_nvec)
+        if self.activation != "tanh":  # older checkpoints have neither key: tanh, orthogonal
+            spec["activation"] = self.activation
+        if not self.ortho_init:
+            spec["ortho_init"] = False
         return spec
 
 

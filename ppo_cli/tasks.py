@@ -431,7 +431,7 @@ class GymTask:
         )
         return MLPActorCritic(
             info.obs_dim, info.num_actions, cfg.hidden_size, log_std_init=cfg.log_std_init,
-            **info.policy_spec(),
+            activation=cfg.activation, ortho_init=cfg.ortho_init, **info.policy_spec(),
         ).to(self.device)  # fmt: skip
 
     def prepare_run(

@@ -131,6 +131,8 @@ def train_command(
         ),
     ] = None,
     log_std_init: Annotated[Float, opt("log_std_init")] = None,
+    activation: Annotated[Str, opt("activation")] = None,
+    ortho_init: Annotated[Bool, opt("ortho_init")] = None,
     tensorboard: Annotated[Bool, opt("tensorboard")] = None,
     show_every: Annotated[
         int,
