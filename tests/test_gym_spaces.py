@@ -152,6 +152,41 @@ def test_continuous_run_learns_on_a_user_box_env(tmp_path: Path) -> None:
     assert read_config(run)["env"] == "tests.user_envs:Target-v0"
 
 
+def test_relu_network_without_orthogonal_init_round_trips_and_learns(tmp_path: Path) -> None:
+    """rl-zoo3's MuJoCo networks (ReLU, torch's default init): eval rebuilds the same network
+    from the checkpoint and plays the same greedy episodes as train's summary."""
+    args = ["--env", "tests.user_envs:Target-v0", "--timesteps", "4096", "--num-envs", "4",
+            "--num-steps", "64", "--learning-rate", "0.01", "--ent-coef", "0", "--activation",
+            "relu", "--no-ortho-init"]  # fmt: skip
+    run, summary = _train(tmp_path, "relu", *args)
+    spec = load_checkpoint(run)["policy_spec"]
+    assert spec["activation"] == "relu" and spec["ortho_init"] is False
+    policy = build_policy(spec)
+    assert any(isinstance(m, torch.nn.ReLU) for m in policy.modules())
+    assert not any(isinstance(m, torch.nn.Tanh) for m in policy.modules())
+    assert summary["mean_return"] > -1.5
+    assert _eval(run)["mean_return"] == pytest.approx(summary["mean_return"])
+
+
+def test_default_mlp_spec_has_no_activation_keys_so_old_checkpoints_read_the_same() -> None:
+    spec = MLPActorCritic(3, 2, 16).spec()
+    assert "activation" not in spec and "ortho_init" not in spec
+    torch.manual_seed(0)
+    relu = MLPActorCritic(3, 2, 16, activation="relu")
+    x = torch.randn(4, 3)
+    by_modules = relu.actor(x)  # nn.Module forward
+    assert torch.equal(relu.logits_values(x, None)[0], by_modules)
+    with pytest.raises(ValueError, match="activation"):
+        MLPActorCritic(3, 2, 16, activation="gelu")
+
+
+def test_an_unknown_activation_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["train", "--env", "CartPole-v1", "--activation", "gelu"])
+    assert result.exit_code == 2
+    assert "activation" in result.stderr and "tanh" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # -- spaces, user modules, kwargs --------------------------------------------------------------
 
 
