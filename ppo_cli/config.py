@@ -98,6 +98,9 @@ class Config:
     clip_coef: float = setting(0.2, "PPO clipping epsilon.")
     clip_vloss: bool = setting(False, "Clip the value loss too.")
     norm_adv: bool = setting(True, "Normalize advantages.")
+    norm_adv_minibatch: bool = setting(
+        False, "Normalize advantages per minibatch (CleanRL, SB3), not once per batch."
+    )
     ent_coef: float = setting(0.03, "Entropy bonus coefficient.")
     # 0.1 for text QA (issue 10): the LSTM trunk is shared by actor and critic, and at 0.5 the
     # value loss's gradient dominated the clipped total; gymnasium's `default` entry sets 0.5.

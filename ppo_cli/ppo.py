@@ -131,6 +131,7 @@ class UpdateSettings:
     max_grad_norm: float = 0.5
     clip_vloss: bool = False
     norm_adv: bool = True
+    norm_adv_minibatch: bool = False
     target_kl: float | None = None
 
     @classmethod
@@ -151,9 +152,11 @@ def ppo_update(
 ) -> dict[str, float]:
     """Several epochs of shuffled minibatches; returns the mean diagnostics of the last epoch
     plus per-epoch losses (for the seed's loss curve)."""
-    if settings.norm_adv:
+    per_minibatch = settings.norm_adv and settings.norm_adv_minibatch
+    if settings.norm_adv and not per_minibatch:
         # Normalized once over the whole batch's valid steps, so each step's normalized
-        # advantage is a single number the traces can show.
+        # advantage is a single number the traces can show. Per minibatch (CleanRL's and
+        # SB3's way) is the option; with rl-zoo3's 64-sample minibatches it is noisier.
         batch = Batch(**{**batch.__dict__, "advantages": normalize(batch.advantages, batch.mask)})
     n = batch.size
     if n == 0:  # config.validate keeps gymnasium batches from being all reset steps
@@ -172,6 +175,8 @@ def ppo_update(
         for k, start in enumerate(range(0, n, mb_size)):
             idx = perm[start : start + mb_size]
             mb = batch[idx]
+            if per_minibatch:
+                mb = Batch(**{**mb.__dict__, "advantages": normalize(mb.advantages, mb.mask)})
             new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
             parts = ppo_loss(
                 new_logprob,

@@ -285,3 +285,35 @@ def test_a_nan_loss_stops_training_with_a_clear_error(builtin_task: QATask) -> N
     optimizer = torch.optim.Adam(policy.parameters(), lr=5e-3)
     with pytest.raises(TrainingError, match="loss became nan"):
         ppo_update(policy, optimizer, batch, UpdateSettings())
+
+
+@pytest.mark.parametrize("per_minibatch", [False, True])
+def test_advantages_are_normalized_per_batch_or_per_minibatch(per_minibatch: bool) -> None:
+    """--norm-adv-minibatch: each minibatch's advantages reach the loss with mean 0 and std 1
+    (CleanRL's and SB3's way); by default the whole batch is normalized once, so a minibatch's
+    mean is not 0 but every step keeps the one normalized value the traces show."""
+    from ppo_cli.policies import MLPActorCritic
+
+    torch.manual_seed(0)
+    policy = MLPActorCritic(3, 2, 8)
+    n = 64
+    obs = torch.randn(n, 3)
+    with torch.no_grad():
+        actions, logprobs, values = policy.act(obs)
+    advantages = torch.randn(n) * 5 + 3
+    batch = Batch(obs, actions, logprobs, values, advantages, values + advantages,
+                  torch.ones(n, dtype=torch.bool))  # fmt: skip
+    seen: list[torch.Tensor] = []
+    settings = UpdateSettings(update_epochs=1, num_minibatches=4, norm_adv_minibatch=per_minibatch)
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.0)
+    ppo_update(
+        policy, optimizer, batch, settings, lambda e, k, mb, parts: seen.append(mb.advantages)
+    )
+    assert len(seen) == 4
+    means = torch.stack([a.mean() for a in seen]).abs()
+    stds = torch.stack([a.std() for a in seen])
+    if per_minibatch:
+        assert means.max() < 1e-5 and (stds - 1).abs().max() < 1e-4
+    else:
+        assert means.max() > 0.05
+        assert torch.allclose(torch.cat(seen).sort().values, normalize(advantages).sort().values)

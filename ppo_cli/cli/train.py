@@ -96,6 +96,7 @@ def train_command(
     clip_coef: Annotated[Float, opt("clip_coef")] = None,
     clip_vloss: Annotated[Bool, opt("clip_vloss")] = None,
     norm_adv: Annotated[Bool, opt("norm_adv")] = None,
+    norm_adv_minibatch: Annotated[Bool, opt("norm_adv_minibatch")] = None,
     ent_coef: Annotated[Float, opt("ent_coef")] = None,
     vf_coef: Annotated[Float, opt("vf_coef")] = None,
     max_grad_norm: Annotated[Float, opt("max_grad_norm")] = None,
