@@ -84,6 +84,9 @@ class Config:
     )
     log_std_init: float = setting(0.0, "Box actions: initial log std of the Gaussian.", GYM)
     activation: str = setting("tanh", "MLP hidden activation: tanh (CleanRL) or relu.", GYM)
+    action_mask: bool = setting(
+        False, "Discrete actions: never sample what the env's info['action_mask'] rules out.", GYM
+    )
     ortho_init: bool = setting(
         True, "Orthogonal init of the MLP (CleanRL); off: torch's default (rl-zoo3 MuJoCo).", GYM
     )

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppo_cli.envs.gym_envs import EpisodeTracker, make_vec_env
+from ppo_cli.envs.gym_envs import EnvInfo, EpisodeTracker, action_mask_from_info, make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.errors import RunError
 from ppo_cli.policies import ActorCritic, build_policy
@@ -29,6 +29,16 @@ class EpisodeResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def greedy_action(
+    policy: ActorCritic, obs: torch.Tensor, infos: dict[str, Any], info: EnvInfo, width: int
+) -> torch.Tensor:
+    """argmax (or the Gaussian's mean), under the env's action mask when the run uses one."""
+    if getattr(policy, "uses_action_mask", False):
+        mask = action_mask_from_info(infos, info, width).to(obs.device)
+        return policy.act(obs, greedy=True, action_mask=mask)[0]  # type: ignore[call-arg]
+    return policy.act(obs, greedy=True)[0]
 
 
 @torch.no_grad()
@@ -56,12 +66,12 @@ def evaluate_gym(
     done_count = np.zeros(width, dtype=np.int64)  # [W] episodes finished per sub-env
     found: dict[int, EpisodeResult] = {}
     try:
-        obs, _ = envs.reset(seed=seed)
+        obs, infos = envs.reset(seed=seed)
         tracker = EpisodeTracker(width)
         while (done_count < quota).any():
             x = norm.obs(np.asarray(obs, dtype=np.float32).reshape(width, -1))
-            action, _, _ = policy.act(torch.from_numpy(x).to(device), greedy=True)
-            obs, reward, term, trunc, _ = envs.step(info.to_env(action.cpu().numpy()))
+            action = greedy_action(policy, torch.from_numpy(x).to(device), infos, info, width)
+            obs, reward, term, trunc, infos = envs.step(info.to_env(action.cpu().numpy()))
             done = np.logical_or(term, trunc)
             for i, ret, length in tracker.update(np.asarray(reward), done):
                 if done_count[i] < quota[i]:

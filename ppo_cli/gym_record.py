@@ -20,6 +20,7 @@ import torch
 from ppo_cli.envs.gym_envs import make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.errors import EnvError, RunError, UsageError
+from ppo_cli.gym_evaluate import greedy_action
 from ppo_cli.policies import ActorCritic
 
 FORMATS = (".gif", ".mp4")
@@ -90,13 +91,13 @@ def record_episodes(
     try:
         fps = int(envs.metadata.get("render_fps") or 30)
         for k in range(episodes):
-            obs, _ = envs.reset(seed=seed + k)
+            obs, infos = envs.reset(seed=seed + k)
             frames.append(_frame(envs, env_id))
             total, done = 0.0, False
             while not done and len(frames) < MAX_FRAMES:
                 x = norm.obs(np.asarray(obs, dtype=np.float32).reshape(1, -1))
-                action, _, _ = policy.act(torch.from_numpy(x).to(device), greedy=True)
-                obs, reward, term, trunc, _ = envs.step(info.to_env(action.cpu().numpy()))
+                action = greedy_action(policy, torch.from_numpy(x).to(device), infos, info, 1)
+                obs, reward, term, trunc, infos = envs.step(info.to_env(action.cpu().numpy()))
                 total += float(reward[0])
                 done = bool(term[0] or trunc[0])
                 frames.append(_frame(envs, env_id))

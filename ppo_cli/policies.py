@@ -119,6 +119,13 @@ def _sequential(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _masked(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Logits with the disallowed actions at _NEG (finite, so entropies stay finite); a row
+    that allows nothing is left as it is rather than made all -inf."""
+    allowed = allowed.bool() | ~allowed.bool().any(-1, keepdim=True)
+    return logits.masked_fill(~allowed, _NEG)
+
+
 @functools.cache
 def _hash_weights(length: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(length)  # its own: training's RNG is untouched
@@ -494,12 +501,18 @@ class MLPActorCritic(ActorCritic):
         log_std_init: float = 0.0,
         activation: str = "tanh",
         ortho_init: bool = True,
+        action_mask: bool = False,
     ) -> None:
         super().__init__()
         self.obs_dim, self.num_actions, self.hidden_size = obs_dim, num_actions, hidden_size
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}")
         self.activation, self.ortho_init = activation, ortho_init
+        # Invalid-action masking (Huang & Ontañón 2020): the rollout and evaluation pass the
+        # env's info["action_mask"]; masked logits get _NEG, in sampling and in the update.
+        self.uses_action_mask = action_mask
+        if action_mask and action_kind != "discrete":
+            raise ValueError("action_mask needs a Discrete action space")
         self.action_kind = action_kind
         self.action_nvec = [int(n) for n in (action_nvec or [])]
         if action_kind not in ("discrete", "multi_discrete", "box"):
@@ -539,11 +552,17 @@ class MLPActorCritic(ActorCritic):
         return [FastCategorical(x) for x in logits.split(self.action_nvec, dim=-1)]
 
     def act(
-        self, obs: torch.Tensor, greedy: bool = False
+        self, obs: torch.Tensor, greedy: bool = False, action_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(action, logprob [B], value [B]); action is [B] for discrete, [B, A] otherwise."""
+        """(action, logprob [B], value [B]); action is [B] for discrete, [B, A] otherwise.
+        action_mask [B, A] bool (Discrete only): actions never to take."""
         if self.action_kind == "discrete":
-            return super().act(obs, greedy)
+            if action_mask is None:
+                return super().act(obs, greedy)
+            logits, value = self.logits_values(obs, None)
+            dist = FastCategorical(_masked(logits, action_mask))
+            action = dist.logits.argmax(-1) if greedy else dist.sample()
+            return action, dist.log_prob(action), value
         out, value = self.logits_values(obs, None)
         if self.action_kind == "box":
             dist = FastNormal(out, self.log_std.exp().expand_as(out))
@@ -557,12 +576,12 @@ class MLPActorCritic(ActorCritic):
         return torch.stack(parts, -1), logprob, value  # [B, K]
 
     def evaluate(
-        self, obs: torch.Tensor, actions: torch.Tensor
+        self, obs: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """log pi(a|s) [B], entropy [B] and V(s) [B] for the sampled (unclipped) actions."""
         out, value = self.logits_values(obs, None)
         if self.action_kind == "discrete":
-            dist = FastCategorical(out)
+            dist = FastCategorical(out if action_mask is None else _masked(out, action_mask))
             return dist.log_prob(actions), dist.entropy(), value
         if self.action_kind == "box":
             dist = FastNormal(out, self.log_std.exp().expand_as(out))
@@ -587,6 +606,8 @@ class MLPActorCritic(ActorCritic):
             spec["activation"] = self.activation
         if not self.ortho_init:
             spec["ortho_init"] = False
+        if self.uses_action_mask:
+            spec["action_mask"] = True
         return spec
 
 

@@ -33,13 +33,16 @@ class Batch:
     advantages: torch.Tensor
     returns: torch.Tensor
     mask: torch.Tensor
+    # gymnasium with action_mask on: [N, A] bool, the actions the env allowed at each step
+    action_mask: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
         return self.actions.shape[0]
 
     def __getitem__(self, idx: torch.Tensor) -> Batch:
-        return Batch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        parts = (getattr(self, f) for f in self.__dataclass_fields__)
+        return Batch(*(None if x is None else x[idx] for x in parts))
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -177,7 +180,12 @@ def ppo_update(
             mb = batch[idx]
             if per_minibatch:
                 mb = Batch(**{**mb.__dict__, "advantages": normalize(mb.advantages, mb.mask)})
-            new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
+            if mb.action_mask is None:
+                new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
+            else:  # scored under the same mask the actions were sampled with
+                new_logprob, entropy, new_value = policy.evaluate(
+                    mb.obs, mb.actions, action_mask=mb.action_mask
+                )
             parts = ppo_loss(
                 new_logprob,
                 mb.old_logprobs,

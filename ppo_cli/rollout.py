@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ppo_cli.data import PAD_ID
-from ppo_cli.envs.gym_envs import EnvInfo, EpisodeTracker
+from ppo_cli.envs.gym_envs import EnvInfo, EpisodeTracker, action_mask_from_info
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.envs.text_qa_vec import TextQAVecEnv
 from ppo_cli.gae import GAEResult, compute_gae
@@ -138,6 +138,7 @@ class GymRollout:
     valid: torch.Tensor  # [T, N] bool: False on NEXT_STEP reset steps (not a transition)
     last_value: torch.Tensor  # [N] V(obs after the last step)
     finished: list[tuple[int, float, int]] = field(default_factory=list)  # (env, return, length)
+    action_masks: torch.Tensor | None = None  # [T, N, A] bool: allowed actions (action_mask on)
 
     def advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0) -> GAEResult:
         """GAE with SB3's truncation rule: a step cut by the time limit (and not terminated)
@@ -178,6 +179,7 @@ class GymRollout:
             advantages=gae.advantages[v],
             returns=gae.returns[v],
             mask=torch.ones(n, dtype=torch.bool, device=v.device),
+            action_mask=None if self.action_masks is None else self.action_masks[v],
         )
         return batch, gae.deltas
 
@@ -192,13 +194,22 @@ class GymCollector:
         seed: int,
         device: torch.device,
         normalizer: Normalizer | None = None,
+        use_action_mask: bool = False,
     ) -> None:
         self.envs, self.info, self.device = envs, info, device
         self.num_envs = envs.num_envs
         self.normalizer = normalizer or Normalizer(info.obs_dim, self.num_envs)
-        obs, _ = envs.reset(seed=seed)
+        self.use_mask = use_action_mask
+        obs, infos = envs.reset(seed=seed)
         self.next_obs = self._obs_tensor(obs)  # [N, D]
+        self.next_mask = self._mask(infos)  # [N, A] or None
         self.tracker = EpisodeTracker(self.num_envs)
+
+    def _mask(self, infos: dict[str, Any]) -> torch.Tensor | None:
+        """The allowed actions for next_obs (NEXT_STEP: the info returned with that obs)."""
+        if not self.use_mask:
+            return None
+        return action_mask_from_info(infos, self.info, self.num_envs).to(self.device)
 
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         flat = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
@@ -221,13 +232,23 @@ class GymCollector:
         truncated = np.zeros((t_, n), dtype=bool)  # [T, N]
         valid = np.zeros((t_, n), dtype=bool)  # [T, N]
         finished: list[tuple[int, float, int]] = []
+        masks = None  # [T, N, A] bool when the env's action masks are used
+        if self.next_mask is not None:
+            masks = torch.zeros(t_, *self.next_mask.shape, dtype=torch.bool, device=dev)
         for step in range(t_):
             obs[step] = self.next_obs
             valid[step] = self.tracker.valid
-            action, logprob, value = policy.act(self.next_obs)
+            if masks is None:
+                action, logprob, value = policy.act(self.next_obs)
+            else:
+                masks[step] = self.next_mask
+                action, logprob, value = policy.act(  # type: ignore[call-arg]
+                    self.next_obs, action_mask=self.next_mask
+                )
             actions[step], logprobs[step], values[step] = action, logprob, value
             env_action = self.info.to_env(action.cpu().numpy())  # offset, or clipped (Box)
-            next_obs, reward, term, trunc, _ = self.envs.step(env_action)
+            next_obs, reward, term, trunc, infos = self.envs.step(env_action)
+            self.next_mask = self._mask(infos)
             terminated[step], truncated[step] = term, trunc
             done = np.logical_or(term, trunc)
             finished.extend(self.tracker.update(np.asarray(reward), done))  # raw rewards
@@ -245,5 +266,6 @@ class GymCollector:
             valid=torch.from_numpy(valid).to(dev),
             last_value=last_value,
             finished=finished,
+            action_masks=masks,
         )
         return rollout, finished

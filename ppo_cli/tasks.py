@@ -40,7 +40,7 @@ from ppo_cli.data import END_ID, QADataset, Vocabulary, load_dataset, read_run_d
 from ppo_cli.envs.gym_envs import make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
-from ppo_cli.errors import ConfigError, DatasetError, RunError
+from ppo_cli.errors import ConfigError, DatasetError, EnvError, RunError
 from ppo_cli.evaluate import QAResult, accuracy, check_fits, evaluate_qa, reward_spec
 from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
 from ppo_cli.kl import KLController
@@ -426,12 +426,18 @@ class GymTask:
         cfg = self.cfg
         self.envs, self.info = make_vec_env(cfg.env, cfg.num_envs, cfg.vector_mode, cfg.env_kwargs)
         info = self.info
+        if cfg.action_mask and info.action_kind != "discrete":
+            raise EnvError(
+                f"{cfg.env}: action_mask needs Discrete actions, not {info.action_kind}",
+                "leave action_mask off for this env (--no-action-mask)",
+            )
         self.normalizer = Normalizer(
             info.obs_dim, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, gamma=cfg.gamma
         )
         return MLPActorCritic(
             info.obs_dim, info.num_actions, cfg.hidden_size, log_std_init=cfg.log_std_init,
-            activation=cfg.activation, ortho_init=cfg.ortho_init, **info.policy_spec(),
+            activation=cfg.activation, ortho_init=cfg.ortho_init, action_mask=cfg.action_mask,
+            **info.policy_spec(),
         ).to(self.device)  # fmt: skip
 
     def prepare_run(
@@ -460,7 +466,9 @@ class GymTask:
 
     def start(self, state: LoopState) -> None:
         seed = self.cfg.seed + state.iteration
-        self.collector = GymCollector(self.envs, self.info, seed, self.device, self.normalizer)
+        self.collector = GymCollector(
+            self.envs, self.info, seed, self.device, self.normalizer, self.cfg.action_mask
+        )
         self.started = time.perf_counter() - state.wall_seconds
 
     def collect(self, policy: ActorCritic) -> tuple[GymRollout, Batch, torch.Tensor]:

@@ -187,6 +187,60 @@ def test_an_unknown_activation_is_a_usage_error() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_masked_actions_are_never_sampled_and_scored_under_the_same_mask() -> None:
+    torch.manual_seed(0)
+    policy = MLPActorCritic(4, 6, 8, action_mask=True)
+    obs = torch.randn(2000, 4)
+    allowed = torch.rand(2000, 6) < 0.4
+    allowed[torch.arange(2000), torch.randint(0, 6, (2000,))] = True  # at least one each
+    action, logprob, _ = policy.act(obs, action_mask=allowed)
+    assert allowed[torch.arange(2000), action].all()
+    logits, _ = policy.logits_values(obs, None)
+    by_hand = torch.log_softmax(logits.masked_fill(~allowed, float("-inf")), -1)
+    assert torch.allclose(logprob, by_hand.gather(1, action[:, None]).squeeze(1), atol=1e-5)
+    new_logprob, entropy, _ = policy.evaluate(obs, action, action_mask=allowed)
+    assert torch.allclose(new_logprob, logprob)
+    assert (entropy <= torch.log(allowed.sum(1).float()) + 1e-5).all()
+    greedy, _, _ = policy.act(obs, greedy=True, action_mask=allowed)
+    assert allowed[torch.arange(2000), greedy].all()
+    assert policy.spec()["action_mask"] is True
+    assert "action_mask" not in MLPActorCritic(4, 6, 8).spec()
+
+
+def test_taxi_trains_and_evaluates_under_its_action_mask(tmp_path: Path) -> None:
+    args = ["--env", "Taxi-v4", "--timesteps", "2048", "--num-envs", "4", "--num-steps",
+            "128", "--action-mask"]  # fmt: skip
+    run, summary = _train(tmp_path, "taxi", *args)
+    assert load_checkpoint(run)["policy_spec"]["action_mask"] is True
+    assert _eval(run)["mean_return"] == pytest.approx(summary["mean_return"])  # same episodes
+    # the greedy policy never takes an action the env ruled out: no illegal pickup/drop-off
+    from ppo_cli.gym_evaluate import load_gym_run
+
+    loaded = load_gym_run(run)
+    env = gym.make("Taxi-v4")
+    obs, info = env.reset(seed=3)
+    for _ in range(50):
+        x = torch.nn.functional.one_hot(torch.tensor([obs]), 500).float()
+        mask = torch.from_numpy(info["action_mask"].astype(bool))[None]
+        a, _, _ = loaded.policy.act(x, greedy=True, action_mask=mask)
+        assert info["action_mask"][int(a)] == 1
+        obs, reward, term, trunc, info = env.step(int(a))
+        assert reward != -10  # Taxi's penalty for an illegal pickup or drop-off
+        if term or trunc:
+            obs, info = env.reset()
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [("CartPole-v1", "has no 'action_mask'"), ("Pendulum-v1", "needs Discrete actions")],
+)
+def test_action_mask_where_the_env_has_none_is_one_line(env: str, says: str) -> None:
+    result = runner.invoke(app, ["train", "--env", env, "--timesteps", "256", "--action-mask"])
+    assert result.exit_code == 1
+    assert says in result.stderr and "--no-action-mask" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 # -- spaces, user modules, kwargs --------------------------------------------------------------
 
 

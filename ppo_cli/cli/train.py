@@ -134,6 +134,7 @@ def train_command(
     log_std_init: Annotated[Float, opt("log_std_init")] = None,
     activation: Annotated[Str, opt("activation")] = None,
     ortho_init: Annotated[Bool, opt("ortho_init")] = None,
+    action_mask: Annotated[Bool, opt("action_mask")] = None,
     tensorboard: Annotated[Bool, opt("tensorboard")] = None,
     show_every: Annotated[
         int,

@@ -294,6 +294,31 @@ def _extra_hint(env_id: str) -> str:
     return "install the environment's extra dependencies, or pick another --env"
 
 
+def action_mask_from_info(infos: dict[str, Any], info: EnvInfo, num_envs: int) -> Any:
+    """[N, A] bool tensor of the actions each sub-env allows now, from the vector env's
+    infos["action_mask"] (Taxi, and any env that documents the key the same way)."""
+    import torch
+
+    mask = infos.get("action_mask") if isinstance(infos, dict) else None
+    if info.action_kind != "discrete" or mask is None:
+        raise EnvError(
+            f"{info.env_id}: action_mask is on, but the env's info has no 'action_mask'"
+            + ("" if info.action_kind == "discrete" else " (and its actions are not Discrete)"),
+            "leave action_mask off for this env (--no-action-mask)",
+        )
+    arr = np.asarray(mask).astype(bool).reshape(num_envs, -1)
+    flags = infos.get("_action_mask")
+    if flags is not None:  # sub-envs that returned no mask this step allow everything
+        arr[~np.asarray(flags, dtype=bool)] = True
+    if arr.shape[1] != info.num_actions:
+        raise EnvError(
+            f"{info.env_id}: info['action_mask'] has {arr.shape[1]} entries for "
+            f"{info.num_actions} actions",
+            "the env's action_mask must have one entry per action",
+        )
+    return torch.from_numpy(arr)
+
+
 class EpisodeTracker:
     """Counts returns and lengths per sub-env ourselves, over real transitions only.
 
