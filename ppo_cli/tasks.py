@@ -37,7 +37,7 @@ from ppo_cli.curriculum import (
     focused_questions,
 )
 from ppo_cli.data import END_ID, QADataset, Vocabulary, load_dataset, read_run_dataset
-from ppo_cli.envs.gym_envs import make_vec_env
+from ppo_cli.envs.gym_envs import action_mask_from_info, make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError, DatasetError, EnvError, RunError
@@ -434,6 +434,9 @@ class GymTask:
         self.normalizer = Normalizer(
             info.obs_dim, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, gamma=cfg.gamma
         )
+        if cfg.action_mask:  # refused before any run folder exists
+            _, infos = self.envs.reset(seed=cfg.seed)
+            action_mask_from_info(infos, info, cfg.num_envs)
         return MLPActorCritic(
             info.obs_dim, info.num_actions, cfg.hidden_size, log_std_init=cfg.log_std_init,
             activation=cfg.activation, ortho_init=cfg.ortho_init, action_mask=cfg.action_mask,
