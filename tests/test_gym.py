@@ -142,6 +142,28 @@ def test_tuned_settings_sit_between_defaults_and_config_and_flags(tmp_path: Path
     assert from_file.num_steps == tuned.num_steps
 
 
+def test_every_shipped_entry_names_a_registered_env_and_resolves_to_its_values() -> None:
+    # A typo in hyperparams/gym.yaml (a key, a value, an id) would otherwise reach only the
+    # users of that one env, after they installed its extra.
+    from importlib import resources
+
+    import yaml
+
+    from ppo_cli.presets import TUNED_FILE
+
+    text = resources.files("ppo_cli").joinpath(TUNED_FILE).read_text(encoding="utf-8")
+    table = yaml.safe_load(text)
+    table.pop("default")
+    assert {"Pendulum-v1", "MountainCarContinuous-v0", "HalfCheetah-v5", "Walker2d-v5"} <= set(
+        table
+    )
+    for env_id, entry in table.items():
+        assert env_id in gym.registry, env_id
+        cfg = resolve({"env": env_id})
+        for key, value in entry.items():
+            assert getattr(cfg, key) == value, (env_id, key)
+
+
 def test_gym_runs_keep_cleanrl_vf_coef_while_text_qa_uses_its_own() -> None:
     # Text QA's default vf_coef is 0.1 (issue 10); gymnasium entries measured with 0.5 must keep
     # it through the `default` entry, including ids with no entry of their own.
