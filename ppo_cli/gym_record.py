@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ def record_episodes(
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    headless_opengl_default(os.environ, sys.platform)
     probe, _ = make_vec_env(env_id, 1, "sync", env_kwargs)
     modes = list(probe.metadata.get("render_modes") or [])
     probe.close()
@@ -109,14 +111,35 @@ def record_episodes(
             "returns": returns}  # fmt: skip
 
 
+def headless_opengl_default(environ: Any, platform: str) -> None:
+    """MuJoCo envs render through OpenGL, and gymnasium tries GLFW first, which needs a display:
+    on a Linux machine without one (a server, CI, ssh) it fails with an OpenGL context error
+    and GLFW warnings. EGL renders off-screen there, so it is the default when the user has
+    not chosen a backend (MUJOCO_GL); only MuJoCo reads the variable."""
+    has_display = environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")
+    if platform.startswith("linux") and not has_display:
+        environ.setdefault("MUJOCO_GL", "egl")
+
+
+def render_failure_hint(message: str) -> str:
+    """The remedy that fits why rendering failed: an OpenGL backend for MuJoCo, else pygame."""
+    if "gl" in message.lower():  # OpenGL, EGL, GLFW, OSMesa, mjr_makeContext
+        chosen = os.environ.get("MUJOCO_GL")
+        other = f" (MUJOCO_GL={chosen} is set here)" if chosen else ""
+        return (
+            "MuJoCo renders with OpenGL: set MUJOCO_GL=egl, or MUJOCO_GL=osmesa with the "
+            f"OSMesa library installed, on a machine without a display{other}"
+        )
+    return "pip install 'ppoqa[render]' (pygame) for the classic-control and toy-text envs"
+
+
 def _frame(envs: Any, env_id: str) -> np.ndarray:
     try:
         out = envs.render()
     except Exception as exc:  # e.g. pygame missing for classic-control rendering
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EnvError(
-            f"--record: {env_id} could not render ({msg})",
-            "pip install 'ppoqa[render]' (pygame) for the classic-control and toy-text envs",
+            f"--record: {env_id} could not render ({msg})", render_failure_hint(msg)
         ) from exc
     frame = out[0] if isinstance(out, (tuple, list)) else out
     if frame is None:

@@ -372,6 +372,25 @@ def test_record_needs_rgb_array_rendering(tmp_path: Path) -> None:
     assert not (tmp_path / "a.gif").exists()
 
 
+def test_record_picks_off_screen_opengl_for_mujoco_only_without_a_display() -> None:
+    # GLFW (gymnasium's first choice) needs a display; on a headless Linux machine MuJoCo's
+    # --record failed with an OpenGL context error until EGL was chosen for it.
+    from ppo_cli.gym_record import headless_opengl_default, render_failure_hint
+
+    for environ, platform, expected in [
+        ({}, "linux", "egl"),
+        ({"DISPLAY": ":0"}, "linux", None),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "linux", None),
+        ({"MUJOCO_GL": "osmesa"}, "linux", "osmesa"),  # the user's choice stands
+        ({}, "darwin", None),  # no EGL on macOS
+    ]:
+        headless_opengl_default(environ, platform)
+        assert environ.get("MUJOCO_GL") == expected, (environ, platform)
+    opengl = "an OpenGL platform library has not been loaded into this process"
+    assert "MUJOCO_GL=egl" in render_failure_hint(opengl)
+    assert "ppoqa[render]" in render_failure_hint("No module named 'pygame'")
+
+
 def test_resume_continues_the_normalization_statistics(tmp_path: Path) -> None:
     """An interrupted normalized run resumes from its saved statistics, not from zero."""
     from ppo_cli.config import resolve
