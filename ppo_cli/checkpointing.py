@@ -261,6 +261,7 @@ class TrainingSession:
         self._lock: RunLock | None = None
         self._old_handlers: dict[int, Any] = {}
         self.signal: int | None = None  # the signal that asked us to stop
+        self.total: int | None = None  # the run's iterations, once the loop knows them
 
     # context manager: lock + the stop signals' flag
     def __enter__(self) -> TrainingSession:
@@ -356,6 +357,13 @@ class TrainingSession:
                 "start the training again",
             )
         if self.saved_iteration == self.iteration and self.consistent:
+            if self.total is not None and self.iteration >= self.total:
+                # nothing is left to resume: say so instead of pointing at --resume
+                return TrainingInterrupted(
+                    f"training interrupted after its last iteration ({self.iteration}); the "
+                    f"trained model and metrics are in {self.run_dir}",
+                    f"the run is complete: evaluate it with `ppoqa eval --run {self.run_dir}`",
+                )
             what = f"training interrupted after iteration {self.iteration}; checkpoint and "
         else:
             what = (

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppo_cli.envs.gym_envs import make_vec_env
+from ppo_cli.envs.gym_envs import make_vec_env, opengl_hint
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.errors import EnvError, RunError, UsageError
 from ppo_cli.gym_evaluate import greedy_action
@@ -123,13 +123,9 @@ def headless_opengl_default(environ: Any, platform: str) -> None:
 
 def render_failure_hint(message: str) -> str:
     """The remedy that fits why rendering failed: an OpenGL backend for MuJoCo, else pygame."""
-    if "gl" in message.lower():  # OpenGL, EGL, GLFW, OSMesa, mjr_makeContext
-        chosen = os.environ.get("MUJOCO_GL")
-        other = f" (MUJOCO_GL={chosen} is set here)" if chosen else ""
-        return (
-            "MuJoCo renders with OpenGL: set MUJOCO_GL=egl, or MUJOCO_GL=osmesa with the "
-            f"OSMesa library installed, on a machine without a display{other}"
-        )
+    gl = opengl_hint(message)
+    if gl is not None:
+        return gl
     return "pip install 'ppoqa[render]' (pygame) for the classic-control and toy-text envs"
 
 

@@ -29,11 +29,36 @@ def check_suffix(out: Path) -> str:
     return fmt
 
 
+# Written into every figure's metadata (PNG text chunk, SVG dc:creator, PDF /Creator), so a
+# later plot may replace a figure ppoqa drew and never a file the user made.
+CREATOR = "ppoqa figure"
+MAX_OURS_BYTES = 64 * 1024 * 1024
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse to write over a file ppoqa did not draw (the user's image, notes, anything)."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    ours = False
+    if out.is_file() and not out.is_symlink() and out.stat().st_size <= MAX_OURS_BYTES:
+        try:
+            ours = CREATOR.encode() in out.read_bytes()
+        except OSError:
+            ours = False
+    if not ours:
+        raise RunError(
+            f"{out}: already exists and ppoqa did not draw it",
+            "ppoqa never overwrites a file it did not create; pick another path with --out",
+        )
+
+
 def save_figure(fig: Figure, out: Path) -> Path:
-    """Render to the format out's suffix names and write it atomically."""
+    """Render to the format out's suffix names and write it atomically, replacing only a
+    figure ppoqa drew earlier."""
     fmt = check_suffix(out)
+    check_replaceable(out)
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
+    fig.savefig(buf, format=fmt, dpi=110, metadata={"Creator": CREATOR})
     try:
         atomic_write_bytes(out, buf.getvalue())
     except OSError as exc:

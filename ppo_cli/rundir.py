@@ -369,7 +369,9 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
     if not ckpt.exists():
         raise RunError(
             f"{run}: no {CHECKPOINT} in this run directory",
-            "train one first with `ppoqa train`, or pass --run to a finished run",
+            "it stopped before saving one, so there is nothing to resume or evaluate: run "
+            "`ppoqa train` again with another --run-dir (or delete this folder), or pass "
+            "--run to a finished run",
         )
     raw = read_regular(
         ckpt,

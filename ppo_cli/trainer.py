@@ -166,6 +166,7 @@ def _train(
                     else f"to train further, pass {task.longer(state)} or more",
                 )
         task.prepare_run(run_dir, state, ckpt, cb.on_warning)  # may refuse a finished run
+        session.total = task.total
         if resume:
             truncate_metrics(run_dir, state.iteration)
         else:

@@ -335,6 +335,8 @@ CASES: list[Case] = [
     Case("ask a question of only a zero-width space", ["ask", "\u200b", "--run", "run"], 2, "the question is empty (only invisible characters)", trained_run),
     Case("plot a run whose metrics.jsonl has a [1,2,3] line", ["plot", "--run", "run"], 1, "metrics.jsonl: line 2 is a JSON list, not an object", run_with("metrics.jsonl", "[1, 2, 3]\n", "a")),
     Case("plot a run whose metrics have \"iteration\": \"x\"", ["plot", "--run", "run"], 1, "metrics.jsonl: line 2 'iteration' must be a whole number >= 0, got \"x\"", run_with("metrics.jsonl", '{"iteration": "x"}\n', "a")),
+    Case("plot --out over a file ppoqa did not draw", ["plot", "--clip", "--out", "mine.png"], 1, "mine.png: already exists and ppoqa did not draw it", write("mine.png", "mine")),
+    Case("eval --seed below 0", ["eval", "--seed", "-5"], 2, "Invalid value for '--seed'"),
     Case("eval --dataset not UTF-8", ["eval", "--run", "run", "--dataset", "d.yaml"], 1, "not UTF-8", both(trained_run, write("d.yaml", b"\xff"))),
     Case("eval --episodes 0", ["eval", "--episodes", "0"], 2, "Invalid value for '--episodes'"),
     Case("ask with a gymnasium run", ["ask", "Hi?", "--run", "run"], 1, "is a CartPole-v1 run, not a text-QA run", gym_run),
@@ -342,6 +344,7 @@ CASES: list[Case] = [
     # gymnasium (issue 12): user env modules, --env-kwargs, spaces, --record
     Case("--env-kwargs without KEY=", ["train", "--env", "CartPole-v1", "--env-kwargs", "length"], 2, "expected KEY=VALUE"),
     Case("--env-kwargs value that is not one YAML scalar", ["train", "--env", "CartPole-v1", "--env-kwargs", "length=[1, 2]"], 2, "is not a single YAML value"),
+    Case("--env-kwargs value the env rejects", ["train", "--env", "FrozenLake-v1", "--env-kwargs", "map_name=9x9", "--timesteps", "64"], 1, "the env rejected a value: check --env-kwargs map_name"),
     Case("--env-kwargs the env's constructor rejects", ["train", "--env", "CartPole-v1", "--env-kwargs", "length=3", "--timesteps", "64"], 1, "its constructor rejected --env-kwargs length"),
     Case("--env module that fails to import", ["train", "--env", "brokenenv:My-v0"], 1, "importing brokenenv failed (RuntimeError: no config)", write("brokenenv.py", "raise RuntimeError('no config')\n")),
     Case("--env module that registers nothing", ["train", "--env", "quietenv:My-v0"], 1, "did not register 'My-v0'", write("quietenv.py", "X = 1\n")),

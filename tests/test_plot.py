@@ -168,3 +168,24 @@ def test_empty_metrics_is_a_run_error(tmp_path: Path) -> None:
     run = write_run(tmp_path / "empty", "text-qa", [])
     result = runner.invoke(app, ["plot", "--run", str(run)])
     assert result.exit_code == 1 and "no records" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_plot_replaces_its_own_figure_but_never_a_users_file(tmp_path: Path, suffix: str) -> None:
+    run = write_run(tmp_path / "run", "text-qa", text_records())
+    ours = tmp_path / f"curves{suffix}"
+    for _ in range(2):  # re-plotting to the same path is what a user does while training
+        result = runner.invoke(app, ["plot", "--run", str(run), "--out", str(ours)])
+        assert result.exit_code == 0, result.stderr
+    mine = tmp_path / f"mine{suffix}"
+    mine.write_bytes(b"the user's own picture")
+    for args in (["--run", str(run)], ["--clip"]):
+        result = runner.invoke(app, ["plot", *args, "--out", str(mine)])
+        assert result.exit_code == 1
+        assert "already exists and ppoqa did not draw it" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert mine.read_bytes() == b"the user's own picture"
+    # the default output inside the run folder obeys the same rule
+    (run / "training.png").write_bytes(b"a user's file in the run folder")
+    assert runner.invoke(app, ["plot", "--run", str(run)]).exit_code == 1
+    assert (run / "training.png").read_bytes() == b"a user's file in the run folder"

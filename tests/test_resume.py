@@ -116,6 +116,17 @@ def test_interrupt_message_says_what_was_saved(tmp_path: Path) -> None:
     assert len(metrics(tmp_path / "b")) == 2
 
 
+def test_ctrl_c_after_the_last_iteration_points_at_eval_not_resume(tmp_path: Path) -> None:
+    # --resume would refuse a run that finished all its iterations, so the hint must not send
+    # the user there
+    with pytest.raises(TrainingInterrupted) as info:
+        train(Config(**BASE), tmp_path / "run", StopAt(BASE["iterations"]))
+    assert "after its last iteration (6)" in info.value.message
+    assert "--resume" not in info.value.hint
+    assert f"ppoqa eval --run {tmp_path / 'run'}" in info.value.hint
+    assert load_checkpoint(tmp_path / "run")["iteration"] == BASE["iterations"]
+
+
 def test_resume_can_extend_a_finished_run(tmp_path: Path) -> None:
     short, long = tmp_path / "short", tmp_path / "long"
     train(Config(**{**BASE, "iterations": 3}), short, Callbacks())

@@ -21,7 +21,7 @@ def eval_command(
         20, "--episodes", min=1, help="Gymnasium: greedy episodes to run."
     ),
     seed: int = typer.Option(
-        1000, "--seed", help="Gymnasium: seed of the first evaluation episode."
+        1000, "--seed", min=0, help="Gymnasium: seed of the first evaluation episode."
     ),
     record: Path = typer.Option(
         None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,7 +254,7 @@ def make_vec_env(
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise EnvError(
             f"{env_id}: could not be created ({type(exc).__name__}: {msg})",
-            _extra_hint(env_id),
+            _creation_hint(env_id, exc, msg, env_kwargs),
         ) from exc
     try:
         obs_space = envs.single_observation_space
@@ -285,6 +286,35 @@ _EXTRAS = {
     "mujoco": ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid", "Swimmer", "Reacher",
                "InvertedPendulum", "InvertedDoublePendulum", "Pusher"),
 }  # fmt: skip
+
+
+_OPENGL = re.compile(r"opengl|\begl\b|glfw|osmesa|mujoco_gl|glgeterror|mjr_makecontext", re.I)
+
+
+def opengl_hint(message: str) -> str | None:
+    """MuJoCo's remedy when an error is about its OpenGL backend (MUJOCO_GL), else None."""
+    if not _OPENGL.search(message):
+        return None
+    chosen = os.environ.get("MUJOCO_GL")
+    now = f" (MUJOCO_GL={chosen} is set here)" if chosen else ""
+    return (
+        "MuJoCo renders with OpenGL: set MUJOCO_GL=egl, or MUJOCO_GL=osmesa with the OSMesa "
+        f"library installed, on a machine without a display{now}"
+    )
+
+
+def _creation_hint(env_id: str, exc: Exception, msg: str, env_kwargs: dict[str, Any]) -> str:
+    """What to do when the env's constructor raised: the remedy the error points at."""
+    gl = opengl_hint(msg)
+    if gl is not None:
+        return gl
+    missing = isinstance(exc, (ImportError, gym.error.DependencyNotInstalled))
+    if env_kwargs and not missing:
+        keys = ", ".join(sorted(env_kwargs))
+        return f"the env rejected a value: check --env-kwargs {keys}"
+    if missing or any(env_id.startswith(p) for ps in _EXTRAS.values() for p in ps):
+        return _extra_hint(env_id)
+    return "the env's own constructor raised this; fix the env or pick another --env"
 
 
 def _extra_hint(env_id: str) -> str:
