@@ -391,6 +391,19 @@ def test_record_picks_off_screen_opengl_for_mujoco_only_without_a_display() -> N
     assert "ppoqa[render]" in render_failure_hint("No module named 'pygame'")
 
 
+def test_mujoco_warnings_are_said_once(capfd: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("mujoco")
+    from ppo_cli.envs.gym_envs import make_vec_env
+
+    for _ in range(2):
+        envs, _info = make_vec_env("HalfCheetah-v5", 2, "sync")
+        envs.reset(seed=0)
+        envs.close()
+    err = capfd.readouterr().err
+    assert err.count("settotalmass") <= 1, err
+    assert "WARNING: compiler attribute" not in err
+
+
 def test_resume_continues_the_normalization_statistics(tmp_path: Path) -> None:
     """An interrupted normalized run resumes from its saved statistics, not from zero."""
     from ppo_cli.config import resolve

@@ -231,6 +231,8 @@ def make_vec_env(
     used = resolve_vector_mode(spec, mode)
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
     extra: dict[str, Any] = dict(env_kwargs)
+    if "mujoco" in str(spec.entry_point):
+        say_mujoco_warnings_once()
     if render_mode is not None:
         extra["render_mode"] = render_mode
     try:
@@ -286,6 +288,27 @@ _EXTRAS = {
     "mujoco": ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid", "Swimmer", "Reacher",
                "InvertedPendulum", "InvertedDoublePendulum", "Pusher"),
 }  # fmt: skip
+
+
+_MUJOCO_SEEN: set[str] = set()
+
+
+def _mujoco_warning(message: str) -> None:
+    if message not in _MUJOCO_SEEN:
+        _MUJOCO_SEEN.add(message)
+        print(f"MuJoCo warning: {message}", file=sys.stderr)
+
+
+def say_mujoco_warnings_once() -> None:
+    """MuJoCo 3.3+ warns that gymnasium's v5 models use the deprecated `settotalmass` once
+    per model compiled: 22 identical stderr lines for one HalfCheetah train. Each distinct
+    warning is shown once per process instead."""
+    try:
+        import mujoco
+    except ImportError:  # the "could not be created" path names the extra
+        return
+    if hasattr(mujoco, "set_mju_user_warning"):
+        mujoco.set_mju_user_warning(_mujoco_warning)
 
 
 _OPENGL = re.compile(r"opengl|\begl\b|glfw|osmesa|mujoco_gl|glgeterror|mjr_makecontext", re.I)
