@@ -404,6 +404,21 @@ def test_mujoco_warnings_are_said_once(capfd: pytest.CaptureFixture[str]) -> Non
     assert "WARNING: compiler attribute" not in err
 
 
+def test_an_error_in_the_users_env_names_the_env_and_the_call(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["train", "--env", "tests.user_envs:Crash-v0", "--timesteps", "512", "--num-envs", "2",
+         "--num-steps", "64", "--run-dir", str(tmp_path / "run")],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        "ppoqa: error: tests.user_envs:Crash-v0: the env's step() raised ZeroDivisionError: "
+        "the user's physics divided by zero"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_resume_continues_the_normalization_statistics(tmp_path: Path) -> None:
     """An interrupted normalized run resumes from its saved statistics, not from zero."""
     from ppo_cli.config import resolve

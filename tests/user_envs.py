@@ -87,7 +87,22 @@ class Words(gym.Env):
         return "a", 0.0, True, False, {}
 
 
+class Crash(Corridor):
+    """A Corridor whose step() raises after `after` steps: a bug in a user's env."""
+
+    def __init__(self, length: int = 4, after: int = 50) -> None:
+        super().__init__(length)
+        self.after, self.steps = int(after), 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps > self.after:
+            raise ZeroDivisionError("the user's physics divided by zero")
+        return super().step(action)
+
+
 gym.register(id="Corridor-v0", entry_point=Corridor, max_episode_steps=20)
+gym.register(id="Crash-v0", entry_point=Crash, max_episode_steps=20)
 gym.register(id="Target-v0", entry_point=Target, max_episode_steps=10)
 gym.register(id="Pick-v0", entry_point=Pick, max_episode_steps=5)
 gym.register(id="Words-v0", entry_point=Words, max_episode_steps=5)

@@ -280,7 +280,42 @@ def make_vec_env(
     except BaseException:
         envs.close()
         raise
-    return envs, EnvInfo(env_id, vector_mode=used, env_kwargs=env_kwargs, **dims)
+    return NamedEnvErrors(envs, env_id), EnvInfo(
+        env_id, vector_mode=used, env_kwargs=env_kwargs, **dims
+    )
+
+
+class NamedEnvErrors(gym.vector.VectorWrapper):
+    """An exception from the env's own reset() or step() (a user's module, usually) becomes one
+    line naming the env and the call, instead of an "unexpected error" that looks like ppoqa's."""
+
+    def __init__(self, env: VectorEnv, env_id: str) -> None:
+        super().__init__(env)
+        self.env_id = env_id
+
+    def reset(self, **kwargs: Any) -> Any:
+        try:
+            return self.env.reset(**kwargs)
+        except EnvError:
+            raise
+        except Exception as exc:
+            raise self._named("reset", exc) from exc
+
+    def step(self, actions: Any) -> Any:
+        try:
+            return self.env.step(actions)
+        except EnvError:
+            raise
+        except Exception as exc:
+            raise self._named("step", exc) from exc
+
+    def _named(self, call: str, exc: Exception) -> EnvError:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return EnvError(
+            f"{self.env_id}: the env's {call}() raised {type(exc).__name__}"
+            + (f": {msg}" if msg else ""),
+            "the error is in the environment's code; PPOQA_DEBUG=1 shows its traceback",
+        )
 
 
 _EXTRAS = {
