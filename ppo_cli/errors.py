@@ -83,3 +83,9 @@ def short_repr(value: object, limit: int = 60) -> str:
     r.maxlong = limit
     text = r.repr(value)
     return text if len(text) <= limit + 10 else text[:limit] + "..."
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (a one-line error has room for no more)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

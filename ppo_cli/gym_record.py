@@ -20,7 +20,7 @@ import torch
 
 from ppo_cli.envs.gym_envs import make_vec_env, opengl_hint
 from ppo_cli.envs.normalize import Normalizer
-from ppo_cli.errors import EnvError, RunError, UsageError
+from ppo_cli.errors import EnvError, RunError, UsageError, first_line
 from ppo_cli.gym_evaluate import greedy_action
 from ppo_cli.policies import ActorCritic
 
@@ -133,7 +133,7 @@ def _frame(envs: Any, env_id: str) -> np.ndarray:
     try:
         out = envs.render()
     except Exception as exc:  # e.g. pygame missing for classic-control rendering
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc) or type(exc).__name__
         raise EnvError(
             f"--record: {env_id} could not render ({msg})", render_failure_hint(msg)
         ) from exc

@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from ppo_cli.errors import EnvError, UsageError
+from ppo_cli.errors import EnvError, UsageError, first_line
 
 SUPPORTED = (
     "ppoqa supports Box, Discrete, MultiBinary and Tuple/Dict-of-those observation spaces "
@@ -83,7 +83,7 @@ def import_env_module(env_id: str) -> str:
     try:
         importlib.import_module(module)
     except Exception as exc:  # the user's module: any error it raises is its own
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        first = first_line(exc)
         raise EnvError(
             f"--env {env_id}: importing {module} failed ({type(exc).__name__}: {first})",
             "check that the module imports on its own: python -c 'import " + module + "'",
@@ -253,7 +253,7 @@ def make_vec_env(
     except EnvError:
         raise
     except Exception as exc:  # missing extras (box2d, mujoco), bad kwarg values, ...
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        msg = first_line(exc)
         raise EnvError(
             f"{env_id}: could not be created ({type(exc).__name__}: {msg})",
             _creation_hint(env_id, exc, msg, env_kwargs),
@@ -310,7 +310,7 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
             raise self._named("step", exc) from exc
 
     def _named(self, call: str, exc: Exception) -> EnvError:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        msg = first_line(exc)
         return EnvError(
             f"{self.env_id}: the env's {call}() raised {type(exc).__name__}"
             + (f": {msg}" if msg else ""),
