@@ -345,3 +345,27 @@ def test_a_bad_value_in_the_config_file_names_the_file(tmp_path: Path) -> None:
     assert result.exit_code == 1
     line = one_error_line(result.stderr)
     assert f"{config}: 'learning_rate'" in line and "--learning-rate" not in line
+
+
+def test_the_console_script_keeps_output_files_and_exit_codes(tmp_path: Path) -> None:
+    # main() ends the process with os._exit once the command is done (the interpreter's
+    # teardown after `import torch` costs ~0.7 s): nothing written may be lost by that.
+    import subprocess
+    import sys
+
+    def ppoqa(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "ppo_cli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+    run = tmp_path / "run"
+    done = ppoqa("train", "-q", "--json", "--run-dir", str(run))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["final_accuracy"] == 1.0  # exactly one JSON document
+    assert load_checkpoint(run)["iteration"] >= 1
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(line) for line in lines)
+    answer = ppoqa("ask", "What is 2+2?", "--run", str(run))
+    assert (answer.returncode, answer.stdout.strip()) == (0, "4")
+    missing = ppoqa("eval", "--run", str(tmp_path / "nope"))
+    assert missing.returncode == 1 and missing.stderr.startswith("ppoqa: error:")
+    assert ppoqa("train", "--bogus").returncode == 2

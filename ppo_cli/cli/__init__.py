@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import suppress
+from typing import Any
+
 import typer
 
 from ppo_cli import __version__
@@ -54,4 +59,26 @@ app.command("sweep")(sweep_command)
 
 
 def main() -> None:
-    app()
+    """The console script. Once a command has finished and its output is flushed, the process
+    ends with os._exit: after `import torch`, the interpreter's own teardown (freeing every
+    module and object) takes about 0.7 s on the project's 2-core machine, a quarter of
+    `ppoqa train` on the built-in set. Every file ppoqa writes is closed by then. `sweep` is
+    left to the normal exit, since its storage backends (SQLAlchemy, Optuna's journal) may
+    clean up in atexit handlers."""
+    try:
+        app()
+        code: Any = 0
+    except SystemExit as done:
+        code = done.code
+    if "torch" not in sys.modules or "sweep" in sys.argv[1:2]:
+        sys.exit(code)
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message") prints it and exits 1
+        with suppress(OSError, ValueError):
+            print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a reader that went away (`| head`)
+            stream.flush()
+    os._exit(code)
