@@ -370,16 +370,17 @@ def _creation_hint(env_id: str, exc: Exception, msg: str, env_kwargs: dict[str, 
     if env_kwargs and not missing:
         keys = ", ".join(sorted(env_kwargs))
         return f"the env rejected a value: check --env-kwargs {keys}"
-    if missing or any(env_id.startswith(p) for ps in _EXTRAS.values() for p in ps):
-        return _extra_hint(env_id)
+    extra = _extra_of(env_id)
+    if extra is not None:
+        return f"install the {extra} extra: pip install 'ppoqa[{extra}]'"
+    if missing:
+        return "install the environment's extra dependencies, or pick another --env"
     return "the env's own constructor raised this; fix the env or pick another --env"
 
 
-def _extra_hint(env_id: str) -> str:
-    for extra, prefixes in _EXTRAS.items():
-        if any(env_id.startswith(p) for p in prefixes):
-            return f"install the {extra} extra: pip install 'ppoqa[{extra}]'"
-    return "install the environment's extra dependencies, or pick another --env"
+def _extra_of(env_id: str) -> str | None:
+    """The ppoqa extra that brings env_id's dependencies (box2d, mujoco), if one does."""
+    return next((x for x, ps in _EXTRAS.items() if any(env_id.startswith(p) for p in ps)), None)
 
 
 def action_mask_from_info(infos: dict[str, Any], info: EnvInfo, num_envs: int) -> Any:
