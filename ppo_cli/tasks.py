@@ -355,6 +355,14 @@ class TextQATask:
             )
         elif stalled:
             state.stop_reason, state.stop_message = STALLED, self.stall.describe(iteration)
+        elif iteration == self.total and cfg.target_accuracy is None:
+            # No early stop was asked for: running every iteration is the plan, not a shortfall.
+            state.stop_reason = BUDGET
+            state.stop_message = (
+                f"done: ran all {self.total} iterations (no early stop), greedy accuracy "
+                f"{100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% at iteration "
+                f"{self.stall.best_iteration})"
+            )
         elif iteration == self.total:
             state.stop_reason = BUDGET
             state.stop_message = (

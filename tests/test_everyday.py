@@ -1,0 +1,149 @@
+"""Everyday use, run as a new user would: the documented RLHF commands, doctor on each kind of
+run, ask's confidence, 80-column views, large-dataset output, sweep objectives, run names."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ppo_cli.cli import app
+from ppo_cli.doctor import RunRecords, diagnose_records
+from tests.conftest import EXAMPLES, ROOT
+
+runner = CliRunner()
+
+TOUR = [
+    "ppoqa sft --run-dir runs/sft",
+    "ppoqa train --init-from runs/sft --kl-coef 1.0 --reward-fn examples/proxy_paris.py:is_paris",
+]
+
+
+def documented(command: str) -> bool:
+    """The command appears in the README or a docs page, as a user would copy it."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
+    return any(command in p.read_text(encoding="utf-8") for p in pages if p.is_file())
+
+
+def invoke(*args: str) -> object:
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working directory with the repository's examples/, as after a checkout."""
+    (tmp_path / "examples").symlink_to(EXAMPLES)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def newest_run(root: Path) -> Path:
+    runs = [p for p in (root / "runs").iterdir() if p.name != "sft"]
+    return max(runs, key=lambda p: p.stat().st_mtime)
+
+
+# -- 1. the tour's RLHF commands train ---------------------------------------------------------
+
+
+def test_the_tours_rlhf_commands_train_as_printed(in_tmp: Path) -> None:
+    for command in TOUR:
+        assert documented(command), f"not in the docs any more: {command}"
+        res = runner.invoke(app, shlex.split(command)[1:])
+        assert res.exit_code == 0, res.output
+    # It trains: not "solved at iteration 1" on the gold accuracy SFT already has
+    assert "solved" not in res.stderr
+    assert "done: ran all 40 iterations" in res.stderr
+    run = newest_run(in_tmp)
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 40 and all("kl" in m and "score" in m for m in metrics)
+    # ...and a healthy KL run has nothing for doctor to report (it ends at 100 % gold)
+    assert metrics[-1]["eval_accuracy"] == 1.0
+    assert "ppoqa doctor found" not in res.stderr
+    res = invoke("doctor", "--json")  # the newest run, like eval/ask/plot
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["run"] == str(Path("runs") / run.name)
+    assert doc["findings"] == [] and doc["still_wrong"] == []
+
+
+def test_an_rlhf_run_still_early_stops_when_asked(in_tmp: Path) -> None:
+    assert invoke("sft", "--run-dir", "runs/sft", "-q").exit_code == 0
+    res = invoke("train", "--init-from", "runs/sft", "--target-accuracy", "1.0", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["stop_reason"] == "solved" and doc["iterations"] < 40
+
+
+# -- 2. doctor reads the kind of run --------------------------------------------------------
+
+
+def test_doctor_names_reward_hacking_with_the_kl_remedy(in_tmp: Path) -> None:
+    assert invoke("sft", "--run-dir", "runs/sft", "-q").exit_code == 0
+    res = invoke(
+        "train", "--init-from", "runs/sft", "--kl-coef", "0", "--reward-fn",
+        "examples/proxy_paris.py:is_paris", "--run-dir", "runs/kl0", "-q",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = invoke("doctor", "--run", "runs/kl0", "--json")
+    doc = json.loads(res.stdout)
+    codes = [f["code"] for f in doc["findings"]]
+    assert codes == ["reward_hacking"], doc
+    assert "--kl-coef" in doc["findings"][0]["remedy"]
+    assert doc["still_wrong"] and all(r["answer"] == "Paris" for r in doc["still_wrong"])
+    text = invoke("doctor", "--run", "runs/kl0").stdout
+    assert "[reward_hacking]" in text and "still wrong:" in text
+
+
+def test_doctor_remedies_read_the_runs_settings_and_list_what_is_wrong(tmp_path: Path) -> None:
+    run = str(tmp_path / "r")
+    res = invoke(
+        "train", "--iterations", "20", "--num-episodes", "8", "--learning-rate", "1e-9",
+        "--run-dir", run, "-q",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(invoke("doctor", "--run", run, "--json").stdout)
+    finding = next(f for f in doc["findings"] if f["code"] == "not_learning")
+    assert "this run used 8" in finding["remedy"] and "--num-episodes 16" in finding["remedy"]
+    assert len(doc["still_wrong"]) == round(5 * (1 - doc["final_accuracy"])) > 0
+    text = invoke("doctor", "--run", run).stdout
+    wrong = doc["still_wrong"][0]["question"]
+    assert f"still wrong: {len(doc['still_wrong'])} of 5 questions" in text and wrong in text
+
+
+def test_an_entropy_remedy_never_suggests_the_value_already_used() -> None:
+    metrics = [
+        {"iteration": i, "eval_accuracy": 0.4, "loss": 1.0, "entropy": 1.0 if i < 5 else 0.01}
+        for i in range(1, 11)
+    ]
+    results = [{"question": "Q?", "target": "a", "answer": "b", "correct": False}]
+    for ent, says in ((0.03, "e.g. 0.05"), (0.05, "above this run's 0.05 (e.g. 0.1)")):
+        cfg = {"target_accuracy": 1.0, "reward": "lcs", "ent_coef": ent}
+        found = diagnose_records(RunRecords(cfg, metrics, results, "stalled"))
+        (collapse,) = [f for f in found if f.code == "entropy_collapse"]
+        assert says in collapse.remedy
+
+
+def test_doctor_does_not_call_a_solved_no_early_stop_run_out_of_budget(tmp_path: Path) -> None:
+    run = str(tmp_path / "r")
+    res = invoke("train", "--iterations", "8", "--no-early-stop", "--run-dir", run, "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["final_accuracy"] == 1.0 and summary["iterations"] == 8
+    assert summary["findings"] == []
+    assert json.loads(invoke("doctor", "--run", run, "--json").stdout)["findings"] == []
+
+
+# -- 7. smaller items ----------------------------------------------------------------------
+
+
+def test_a_module_env_id_makes_a_run_folder_without_a_colon(in_tmp: Path) -> None:
+    res = invoke(
+        "train", "--env", "tests.user_envs:Corridor-v0", "--timesteps", "128", "--num-envs",
+        "2", "--num-steps", "64", "--json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    name = Path(json.loads(res.stdout)["run_dir"]).name
+    assert ":" not in name and "tests.user_envs_Corridor-v0-s0" in name
