@@ -147,3 +147,65 @@ def test_a_module_env_id_makes_a_run_folder_without_a_colon(in_tmp: Path) -> Non
     assert res.exit_code == 0, res.output
     name = Path(json.loads(res.stdout)["run_dir"]).name
     assert ":" not in name and "tests.user_envs_Corridor-v0-s0" in name
+
+
+# -- 3. ask knows when it doesn't know -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A solved run on the built-in set, and one that has barely trained."""
+    root = tmp_path_factory.mktemp("ask")
+    solved, raw = root / "solved", root / "raw"
+    assert invoke("train", "--run-dir", str(solved), "-q", "--json").exit_code == 0
+    res = invoke(
+        "train", "--run-dir", str(raw), "-q", "--json", "--iterations", "1",
+        "--num-episodes", "8", "--learning-rate", "1e-9",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return {"solved": solved, "raw": raw}
+
+
+def ask_json(run: Path, *questions: str) -> list[dict]:
+    res = runner.invoke(app, ["ask", "--run", str(run), "--json", "-"], input="\n".join(questions))
+    assert res.exit_code == 0, res.output
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
+def test_ask_reports_the_answers_probability(runs: dict[str, Path]) -> None:
+    (trained,) = ask_json(runs["solved"], "What is 2+2?")
+    (untrained,) = ask_json(runs["raw"], "What is 2+2?")
+    assert trained["answer"] == "4" and 0 < untrained["confidence"] < trained["confidence"] <= 1
+    res = invoke("ask", "--run", str(runs["solved"]), "-v", "What is 2+2?")
+    assert res.stdout == "4\n"  # stdout stays the answer alone
+    assert f"confidence {100 * trained['confidence']:.0f}%" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("question", "why"),
+    [
+        ("What comes after three?", "<UNK>: 'comes', 'after', 'three'"),
+        ("Who is the sky?", "unlike every training question"),
+    ],
+)
+def test_ask_flags_an_unfamiliar_question(runs: dict[str, Path], question: str, why: str) -> None:
+    run = str(runs["solved"])
+    res = invoke("ask", "--run", run, question)
+    assert res.exit_code == 0 and res.stdout.count("\n") == 1  # still answers, data only
+    assert res.stderr.startswith("ppoqa: warning: unfamiliar question") and why in res.stderr
+    assert "confidence" in res.stderr
+    (doc,) = ask_json(runs["solved"], question)
+    assert doc["familiar"] is False and doc["nearest"] in BUILTIN
+    strict = invoke("ask", "--run", run, "--strict", question)
+    assert strict.exit_code == 3 and strict.stdout == res.stdout
+    familiar = invoke("ask", "--run", run, "--strict", "what is 2+2?")
+    assert (familiar.exit_code, familiar.stdout, familiar.stderr) == (0, "4\n", "")
+
+
+BUILTIN = {
+    "What is the capital of France?",
+    "What is 2+2?",
+    "What color is the sky?",
+    "Who wrote Romeo and Juliet?",
+    "What is the largest planet?",
+}
