@@ -4,6 +4,7 @@ run, ask's confidence, 80-column views, large-dataset output, sweep objectives, 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -209,3 +210,48 @@ BUILTIN = {
     "Who wrote Romeo and Juliet?",
     "What is the largest planet?",
 }
+
+
+# -- 5. large datasets: the periodic evaluation shows accuracy and the misses -----------------
+
+
+def test_periodic_evaluation_of_a_larger_set_shows_the_misses_not_every_row(
+    tmp_path: Path,
+) -> None:
+    res = runner.invoke(
+        app,
+        ["train", "--dataset", str(EXAMPLES / "capitals30.yaml"), "--iterations", "2",
+         "--show-every", "1", "--run-dir", str(tmp_path / "r")],
+        env={"COLUMNS": "80"},
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    tables = res.stderr.split("Greedy evaluation, iteration ")[1:]
+    assert len(tables) == 2
+    for table in tables:
+        rows = re.findall(r"│\s+(yes|no)\s+│", table)
+        caption = re.search(r"accuracy (\d+)/30 = [\d.]+%; (\d+) wrong", table)
+        assert caption, table
+        right, wrong = int(caption[1]), int(caption[2])
+        assert right + wrong == 30 and rows == ["no"] * min(wrong, 10)
+
+
+def test_a_small_set_still_shows_every_question(tmp_path: Path) -> None:
+    res = invoke("train", "--iterations", "1", "--show-every", "1", "--run-dir", str(tmp_path))
+    table = res.stderr.split("Greedy evaluation, iteration 1")[1]
+    assert len(re.findall(r"│\s+(yes|no)\s+│", table)) == 5
+
+
+def test_the_gym_eval_table_keeps_the_digits_of_small_returns(tmp_path: Path) -> None:
+    run = str(tmp_path / "r")
+    res = invoke(
+        "train", "--env", "tests.user_envs:Target-v0", "--timesteps", "128", "--num-envs", "2",
+        "--num-steps", "64", "--run-dir", run, "--json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(invoke("eval", "--run", run, "--json", "--episodes", "3").stdout)
+    table = invoke("eval", "--run", run, "--episodes", "3").stdout
+    shown = [float(x) for x in re.findall(r"│\s+\d+\s+│\s+(-?[\d.]+)\s+│", table)]
+    returns = doc["returns"]
+    assert len(shown) == len(returns) == 3
+    for s, r in zip(shown, returns, strict=True):
+        assert abs(s - r) <= max(0.006 * abs(r), 0.005), (s, r, table)
