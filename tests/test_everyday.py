@@ -255,3 +255,55 @@ def test_the_gym_eval_table_keeps_the_digits_of_small_returns(tmp_path: Path) ->
     assert len(shown) == len(returns) == 3
     for s, r in zip(shown, returns, strict=True):
         assert abs(s - r) <= max(0.006 * abs(r), 0.005), (s, r, table)
+
+
+# -- 6. sweeps that rank configurations that all solve -------------------------------------
+
+
+def test_a_sweep_ranks_configurations_that_all_solve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    search = ["sweep", "--search", "learning_rate=0.002,0.01", "--seeds", "2", "-q"]
+    res = invoke(*search, "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["objective"] == "auc" and doc["metric"] == "greedy_accuracy_auc"
+    configs = doc["configurations"]
+    finals = [
+        json.loads(Path(r, "metrics.jsonl").read_text().splitlines()[-1])["eval_accuracy"]
+        for c in configs
+        for r in c["runs"]
+    ]
+    assert finals == [1.0] * 4  # every seed of both solves: the final score ties...
+    iqms = [c["iqm"] for c in configs]
+    assert iqms[0] > iqms[1] and all(0 < v < 1 for v in iqms)  # ...the curve's area does not
+
+    res = invoke(*search, "--objective", "iterations-to-solve", "--study", "its", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    scores = [s for c in doc["configurations"] for s in c["scores"]]
+    assert doc["lower_is_better"] and all(s == int(s) and s >= 1 for s in scores)
+    iqms = [c["iqm"] for c in doc["configurations"]]
+    assert iqms == sorted(iqms)  # fewest iterations first
+    text = invoke("sweep", "--report", "--study", "its").stdout
+    assert "iterations_to_solve (lower is better)" in text
+
+    import ppo_cli.plotting
+
+    figures = []
+    monkeypatch.setattr(
+        ppo_cli.plotting, "save_figure", lambda fig, out: figures.append(fig) or out
+    )
+    res = invoke("plot", "--study", "its")
+    assert res.exit_code == 0, res.output
+    curve, bars = figures[0].axes[:2]
+    for ax in (curve, bars):  # iterations are whole numbers on both axes
+        ticks = ax.get_xticks()
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_bad_objective_is_a_usage_error(tmp_path: Path) -> None:
+    res = invoke("sweep", "--search", "clip_coef=0.1,0.2", "--objective", "best", "--out",
+                 str(tmp_path / "o"))  # fmt: skip
+    assert res.exit_code == 2 and "--objective must be one of" in res.stderr
