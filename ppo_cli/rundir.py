@@ -42,6 +42,7 @@ METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 DATASET = "dataset.yaml"
 VOCAB = "vocab.json"
+FINAL_EVAL = "final_eval.json"  # gymnasium: the greedy evaluation after training
 LOCK = ".lock"
 MARKER = ".ppoqa-run"
 # What ppoqa itself leaves in a folder besides a run's files (a folder holding only these is

@@ -307,3 +307,29 @@ def test_a_bad_objective_is_a_usage_error(tmp_path: Path) -> None:
     res = invoke("sweep", "--search", "clip_coef=0.1,0.2", "--objective", "best", "--out",
                  str(tmp_path / "o"))  # fmt: skip
     assert res.exit_code == 2 and "--objective must be one of" in res.stderr
+
+
+def test_a_gym_plot_smooths_few_points_lightly_and_marks_the_final_greedy_eval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = str(tmp_path / "r")
+    res = invoke(
+        "train", "--env", "tests.user_envs:Corridor-v0", "--timesteps", "3072", "--num-envs",
+        "2", "--num-steps", "64", "--run-dir", run, "--json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    final = json.loads(res.stdout)["mean_return"]
+    import ppo_cli.plotting
+
+    figures = []
+    monkeypatch.setattr(
+        ppo_cli.plotting, "save_figure", lambda fig, out: figures.append(fig) or out
+    )
+    assert invoke("plot", "--run", run).exit_code == 0
+    ax = figures[0].axes[0]
+    points = [json.loads(x) for x in Path(run, "metrics.jsonl").read_text().splitlines()]
+    logged = sum("episodic_return" in r for r in points)
+    assert 20 <= logged < 30
+    labels = ax.get_legend_handles_labels()[1]
+    assert "smoothed (mean of last 2)" in labels, labels
+    assert any(label.startswith(f"final greedy eval ({final:.3g}") for label in labels), labels
