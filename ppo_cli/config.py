@@ -205,7 +205,7 @@ class Config:
 FIELDS = {f.name: f for f in fields(Config)}
 FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Config)}
 
-_CHOICES: dict[str, tuple[str, ...]] = {
+CHOICES: dict[str, tuple[str, ...]] = {
     "policy": ("lstm", "transformer", "mlp"),
     "device": ("cpu", "cuda", "auto"),
     "vector_mode": ("auto", "sync", "async", "vector"),
@@ -213,6 +213,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "advantage": ("gae", "group"),
     "activation": ("tanh", "relu"),
 }
+
+# The named rewards (ppo_cli.envs.rewards.REWARDS, which imports torch): offered by TAB
+# completion of --reward, which must not pay for torch; a test keeps the two lists equal.
+REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "seed")
 
 # (low, high, low inclusive) ranges checked after merging; None means unbounded.
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -306,7 +310,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 def validate(cfg: Config, source: str = "config") -> Config:
     """Range and choice checks, so a bad value stops before any training starts."""
-    for name, choices in _CHOICES.items():
+    for name, choices in CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise ConfigError(
                 f"{_label(source, name)} must be one of {', '.join(choices)}, "

@@ -333,3 +333,123 @@ def test_a_gym_plot_smooths_few_points_lightly_and_marks_the_final_greedy_eval(
     labels = ax.get_legend_handles_labels()[1]
     assert "smoothed (mean of last 2)" in labels, labels
     assert any(label.startswith(f"final greedy eval ({final:.3g}") for label in labels), labels
+
+
+# -- 4. 80 columns -------------------------------------------------------------------------
+
+NARROW = {"COLUMNS": "80"}
+CUT_NUMBER = re.compile(r"\d…|…\d")
+
+
+def narrow(*args: str, **kw: object) -> object:
+    return runner.invoke(app, list(args), env=NARROW, **kw)
+
+
+def widths_ok(text: str) -> bool:
+    from rich.cells import cell_len
+
+    return all(cell_len(line.rstrip()) <= 80 for line in text.splitlines())
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["train", "sft", "eval", "ask", "explain-gae", "explain-clip", "explain-reward", "plot",
+     "doctor", "sweep"],
+)  # fmt: skip
+def test_help_at_80_columns_cuts_no_option_and_shows_no_bool(command: str) -> None:
+    from typer.main import get_command
+
+    from ppo_cli.cli import app as typer_app
+
+    res = narrow(command, "--help")
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.stdout and "<bool>" not in res.stdout
+    assert widths_ok(res.stdout)
+    click_command = get_command(typer_app).commands[command]  # type: ignore[attr-defined]
+    for param in click_command.params:
+        for name in [*param.opts, *param.secondary_opts]:
+            if name.startswith("--"):
+                assert re.search(rf"(^|[\s,/]){re.escape(name)}($|[\s,/])", res.stdout), name
+
+
+def test_train_help_groups_its_options_in_panels() -> None:
+    text = narrow("train", "--help").stdout
+    panels = [line.strip() for line in text.splitlines() if re.fullmatch(r" \S.*", line)]
+    for panel in ("Run", "Text QA", "PPO", "Gymnasium", "Output"):
+        assert panel in panels, panels
+    assert text.index("--dataset") < text.index("--num-envs")  # Run before Gymnasium
+
+
+def test_wide_help_shows_switches_without_a_type() -> None:
+    res = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "160"})
+    assert res.exit_code == 0 and "--no-early-stop" in res.stdout
+    assert "<bool>" not in res.stdout and "<int>" in res.stdout
+
+
+def test_explain_clip_at_80_columns_shows_every_number_whole() -> None:
+    doc = json.loads(runner.invoke(app, ["explain-clip", "--json"]).stdout)
+    text = narrow("explain-clip").stdout
+    assert not CUT_NUMBER.search(text) and widths_ok_tables(text)
+    for example in doc["examples"]:
+        for row in example["rows"]:
+            for key in ("ratio", "clipped_ratio", "advantage", "unclipped", "clipped"):
+                assert f"{row[key]:.3f}" in text, (key, row[key])
+
+
+def widths_ok_tables(text: str) -> bool:
+    """Table lines fit 80 columns (prose lines may be longer: the terminal wraps them)."""
+    from rich.cells import cell_len
+
+    boxes = ("│", "┃", "─", "━")
+    return all(
+        cell_len(ln.rstrip()) <= 80 for ln in text.splitlines() if any(b in ln for b in boxes)
+    )
+
+
+def test_explain_gae_and_a_trace_at_80_columns_cut_no_number(tmp_path: Path) -> None:
+    text = narrow("explain-gae").stdout
+    assert not CUT_NUMBER.search(text) and "…" not in text
+    res = narrow("train", "--iterations", "1", "--trace", "-q", "--run-dir", str(tmp_path / "r"))
+    assert res.exit_code == 0, res.output
+    assert "trace of iteration 1" in res.stderr
+    assert not CUT_NUMBER.search(res.stderr) and widths_ok_tables(res.stderr)
+    assert "normalized A" in res.stderr and "clip·A" in res.stderr  # split, not dropped
+
+
+def complete(*words: str) -> list[str]:
+    """What TAB offers after `ppoqa WORDS` (bash completion, as typer's script asks)."""
+    res = runner.invoke(
+        app,
+        [],
+        env={
+            "_PPOQA_COMPLETE": "complete_bash",
+            "COMP_WORDS": " ".join(["ppoqa", *words]),
+            "COMP_CWORD": str(len(words)),
+        },
+        prog_name="ppoqa",
+    )
+    return res.stdout.split()
+
+
+def test_tab_completes_choices_and_registered_env_ids() -> None:
+    assert complete("train", "--policy", "") == ["lstm", "transformer", "mlp"]
+    assert complete("train", "--reward", "") == ["lcs", "strict", "prefix", "f1", "exact", "seed"]
+    assert complete("train", "--preset", "") == ["fast", "balanced", "quality"]
+    assert set(complete("train", "--env", "Cart")) == {"CartPole-v0", "CartPole-v1"}
+    assert "text-qa" in complete("train", "--env", "")
+    assert complete("sweep", "--objective", "") == ["auc", "final", "iterations-to-solve"]
+
+
+def test_the_completed_reward_names_are_the_rewards() -> None:
+    from ppo_cli.config import REWARD_CHOICES
+    from ppo_cli.envs.rewards import REWARD_NAMES
+
+    assert set(REWARD_CHOICES) == set(REWARD_NAMES)
+
+
+def test_root_help_and_explain_reward_at_80_columns() -> None:
+    res = narrow("--help")
+    assert res.exit_code == 0 and "<bool>" not in res.stdout and "…" not in res.stdout
+    assert "--install-completion" in res.stdout and "sweep" in res.stdout
+    text = narrow("explain-reward").stdout
+    assert "…" not in text and "word_order" in text and widths_ok_tables(text)
