@@ -130,6 +130,7 @@ class Context:
     # RLHF (--init-from, --reward-fn or a KL penalty): gold accuracy is watched, not optimized,
     # and the run starts from a trained policy; curve rules for plain runs do not apply.
     rlhf: bool
+    scored_by_fn: bool  # --reward-fn replaced the dataset's reward
 
     def series(self, key: str) -> list[tuple[int, float]]:
         return [
@@ -163,6 +164,7 @@ def _context(rec: RunRecords) -> Context:
         solved=final_acc >= (1.0 if target is None else target) - 1e-9,
         reward=str(cfg.get("reward") or "seed"),
         rlhf=rlhf,
+        scored_by_fn=bool(cfg.get("reward_fn")),
     )
     ctx.evals = ctx.series("eval_accuracy")
     return ctx
@@ -207,9 +209,23 @@ def _more_episodes(ctx: Context) -> str:
 def rule_same_answer(ctx: Context) -> Finding | None:
     counts = Counter(r["answer"] for r in ctx.wrong if r["answer"])
     repeated = [(a, n) for a, n in counts.most_common() if n >= SAME_ANSWER_MIN]
-    if not repeated:
+    if not repeated or _hacking(ctx) is not None:  # reward hacking names the cause
         return None
     answer, n = repeated[0]
+    evidence = {
+        "answers": [{"answer": a, "questions": k} for a, k in repeated],
+        "examples": _examples([r for r in ctx.wrong if r["answer"] == answer]),
+    }
+    message = f'the same wrong answer "{answer}" is given to {n} questions'
+    if ctx.scored_by_fn:  # the run's own function chose this answer, not a lack of exploring
+        return Finding(
+            "same_answer",
+            message,
+            evidence,
+            f'the --reward-fn pays "{answer}" for questions it does not answer: check what it '
+            "scores; from a supervised start (ppoqa sft, then --init-from) a KL penalty "
+            "(--kl-coef 1.0) keeps the policy near the right answers",
+        )
     prefix = (
         "when many answers share words (numbers, dates), --reward prefix, which pays nothing "
         "for a wrong first word, where lcs pays a generic answer for the shared words; else "
@@ -218,11 +234,8 @@ def rule_same_answer(ctx: Context) -> Finding | None:
     )
     return Finding(
         "same_answer",
-        f'the same wrong answer "{answer}" is given to {n} questions',
-        {
-            "answers": [{"answer": a, "questions": k} for a, k in repeated],
-            "examples": _examples([r for r in ctx.wrong if r["answer"] == answer]),
-        },
+        message,
+        evidence,
         f"premature convergence: {prefix}{_raise(ctx, 'ent_coef', 0.05, 0.03)} or "
         f"{_more_episodes(ctx)} so each question is tried more",
     )
@@ -230,7 +243,7 @@ def rule_same_answer(ctx: Context) -> Finding | None:
 
 def rule_hedging(ctx: Context) -> Finding | None:
     hedges = [r for r in ctx.wrong if ctx.kinds[id(r)] == "hedge"]
-    if not hedges:
+    if not hedges or ctx.scored_by_fn:  # a --reward-fn run is not paid by a named --reward
         return None
     reward = ctx.reward
     return Finding(
@@ -252,7 +265,7 @@ def rule_hedging(ctx: Context) -> Finding | None:
 
 def rule_word_order(ctx: Context) -> Finding | None:
     reordered = [r for r in ctx.wrong if ctx.kinds[id(r)] == "word_order"]
-    if not reordered:
+    if not reordered or ctx.scored_by_fn:
         return None
     reward = ctx.reward
     return Finding(
@@ -419,7 +432,8 @@ def rule_loss_exploding(ctx: Context) -> Finding | None:
 def rule_entropy_collapse(ctx: Context) -> Finding | None:
     entropy = ctx.series("entropy")
     # Collapse means it *fell*: a run that starts below the floor (an SFT start) inherited it.
-    if ctx.solved or not entropy or entropy[0][1] < ENTROPY_FLOOR:
+    # An RLHF run converging on what its score pays is not an exploration problem.
+    if ctx.solved or ctx.rlhf or not entropy or entropy[0][1] < ENTROPY_FLOOR:
         return None
     low = [(it, e) for it, e in entropy if e < ENTROPY_FLOOR]
     if not low:

@@ -453,3 +453,24 @@ def test_root_help_and_explain_reward_at_80_columns() -> None:
     assert "--install-completion" in res.stdout and "sweep" in res.stdout
     text = narrow("explain-reward").stdout
     assert "…" not in text and "word_order" in text and widths_ok_tables(text)
+
+
+def test_a_reward_fn_runs_findings_name_the_function_not_the_named_rewards() -> None:
+    rows = [("Q1?", "a", "Paris"), ("Q2?", "b", "Paris"), ("Q3?", "c", "Paris"),
+            ("Q4?", "d e", "e d"), ("Q5?", "Paris", "Paris")]  # fmt: skip
+    results = [{"question": q, "target": t, "answer": a, "correct": a == t} for q, t, a in rows]
+    metrics = [
+        {"iteration": i, "eval_accuracy": 0.2, "loss": 1.0, "entropy": 1.0 if i == 1 else 0.01,
+         "score": 0.1 * i}
+        for i in range(1, 4)
+    ]  # fmt: skip
+    cfg = {"target_accuracy": None, "reward": "lcs", "reward_fn": "proxy.py:is_paris"}
+    found = diagnose_records(RunRecords(cfg, metrics, results, "budget"))
+    assert [f.code for f in found] == ["same_answer"]
+    assert "--reward-fn pays" in found[0].remedy and "--ent-coef" not in found[0].remedy
+    # the same answers after a fall from 100 % with the KL growing: reward hacking alone
+    hacked = [dict(m, eval_accuracy=1.0 if m["iteration"] == 1 else 0.2, kl=0.5 * m["iteration"])
+              for m in metrics]  # fmt: skip
+    cfg["init_from"] = "runs/sft"
+    found = diagnose_records(RunRecords(cfg, hacked, results, "budget"))
+    assert [f.code for f in found] == ["reward_hacking"]
