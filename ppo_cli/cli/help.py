@@ -54,7 +54,16 @@ def _type(param: Any, ctx: Any) -> str:
         shown = param.display_type_rich(ctx=ctx)
     except Exception:  # a parameter type typer builds differently: show no type
         return ""
-    return f"<{shown}>" if shown and not str(shown).startswith("<") else (shown or "")
+    shown = str(shown or "").replace(" range", "")
+    kind = f"<{shown}>" if shown and not shown.startswith("<") else shown
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if low is not None and high is not None:
+        kind += f" [{low}<=x<={high}]"
+    elif low is not None:
+        kind += f" [x>={low}]"
+    elif high is not None:
+        kind += f" [x<={high}]"
+    return kind
 
 
 def _default(param: Any) -> str:
@@ -85,7 +94,7 @@ def stacked_help(command: Any, ctx: Any) -> Group:
         head.append(_names(param), style="bold cyan")
         shown = _type(param, ctx)
         if shown:
-            head.append(f" {shown}", style="yellow")
+            head.append(Text(f" {shown}", style="yellow"))
         body = (getattr(param, "help", None) or "") + _default(param)
         rows = panels.setdefault(panel, [])
         rows.append(head)
