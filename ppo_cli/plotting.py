@@ -317,11 +317,23 @@ def run_figure(run: Path, window: int | None = None) -> Figure:
         raise RunError(f"{run}: metrics.jsonl has no records yet", "train for an iteration first")
     if env == "text-qa":
         if records[0].get("phase") == "sft":
-            return sft_run_figure(run, records)
-        if any("kl" in r for r in records):
-            return rlhf_run_figure(run, records)
-        return text_run_figure(run, records)
+            fig = sft_run_figure(run, records)
+        elif any("kl" in r for r in records):
+            fig = rlhf_run_figure(run, records)
+        else:
+            fig = text_run_figure(run, records)
+        return whole_number_axes(fig)
     return gym_run_figure(run, env, records, window)
+
+
+def whole_number_axes(fig: Figure) -> Figure:
+    """Iterations and epochs are counted: no 1.2, 1.4, ... ticks on a short run's axes."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:
+        if ax.get_xlabel() in ("iteration", "epoch"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
 
 
 def plot_run(run: Path, out: Path | None = None, window: int | None = None) -> Path:

@@ -474,3 +474,23 @@ def test_a_reward_fn_runs_findings_name_the_function_not_the_named_rewards() -> 
     cfg["init_from"] = "runs/sft"
     found = diagnose_records(RunRecords(cfg, hacked, results, "budget"))
     assert [f.code for f in found] == ["reward_hacking"]
+
+
+def test_a_short_text_runs_plot_counts_iterations_in_whole_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = str(tmp_path / "r")
+    assert (
+        invoke("train", "--iterations", "2", "--num-episodes", "8", "--run-dir", run).exit_code == 0
+    )
+    import ppo_cli.plotting
+
+    figures = []
+    monkeypatch.setattr(
+        ppo_cli.plotting, "save_figure", lambda fig, out: figures.append(fig) or out
+    )
+    assert invoke("plot", "--run", run).exit_code == 0
+    iteration_axes = [ax for ax in figures[0].axes if ax.get_xlabel() == "iteration"]
+    assert iteration_axes
+    for ax in iteration_axes:
+        assert all(float(t).is_integer() for t in ax.get_xticks()), ax.get_xticks()
