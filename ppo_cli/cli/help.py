@@ -13,9 +13,8 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.errors import MarkupError
-from rich.padding import Padding
 from rich.text import Text
 from typer.core import TyperCommand
 
@@ -37,7 +36,8 @@ def _markup(text: str) -> Text:
 def _paragraphs(doc: str) -> list[str]:
     """A docstring's paragraphs, each on one line (the terminal wraps them)."""
     text = inspect.cleandoc(doc).replace("\\\\", "\\")
-    return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    # lines joined, spaces inside a line kept ("ppoqa train   |   ppoqa eval": two examples)
+    return [" ".join(ln.strip() for ln in p.splitlines()) for p in text.split("\n\n") if p.strip()]
 
 
 def _names(param: Any) -> str:
@@ -77,11 +77,25 @@ def _default(param: Any) -> str:
     return f" \\[default: {value}]"
 
 
+class Indented:
+    """Text wrapped to the width left after `indent` spaces, with no trailing padding (Rich's
+    Padding fills every line to the width with spaces)."""
+
+    def __init__(self, text: Text, indent: int) -> None:
+        self.text, self.indent = text, indent
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(20, options.max_width - self.indent)
+        for line in self.text.wrap(console, width):
+            line.rstrip()
+            yield Text(" " * self.indent) + line
+
+
 def stacked_help(command: Any, ctx: Any) -> Group:
     """The help of a command with each option stacked: names, then its help indented."""
     parts: list[Any] = [Text(f" {command.get_usage(ctx)}", style="bold"), Text("")]
     for para in _paragraphs(command.help or ""):
-        parts += [Padding(_markup(para), (0, 1), expand=False), Text("")]
+        parts += [Indented(_markup(para), 1), Text("")]
     panels: dict[str, list[Any]] = {}
     for param in command.get_params(ctx):
         if getattr(param, "hidden", False):
@@ -99,7 +113,7 @@ def stacked_help(command: Any, ctx: Any) -> Group:
         rows = panels.setdefault(panel, [])
         rows.append(head)
         if body.strip():
-            rows.append(Padding(_markup(body.strip()), (0, 0, 0, 7), expand=False))
+            rows.append(Indented(_markup(body.strip()), 7))
     order = ["Arguments", *[p for p in panels if p not in ("Arguments", "Options")], "Options"]
     for name in order:
         if name in panels:
@@ -111,7 +125,7 @@ def stacked_group_help(group: Any, ctx: Any) -> Group:
     """The root help at a narrow width: options, then each command with its summary below."""
     parts: list[Any] = [Text(f" {group.get_usage(ctx)}", style="bold"), Text("")]
     for para in _paragraphs(group.help or ""):
-        parts += [Padding(_markup(para), (0, 1), expand=False), Text("")]
+        parts += [Indented(_markup(para), 1), Text("")]
     parts.append(Text(" Options", style="bold"))
     for param in group.get_params(ctx):
         if getattr(param, "hidden", False):
@@ -120,7 +134,7 @@ def stacked_group_help(group: Any, ctx: Any) -> Group:
         head.append(_names(param), style="bold cyan")
         parts.append(head)
         if param.help:
-            parts.append(Padding(_markup(param.help), (0, 0, 0, 7), expand=False))
+            parts.append(Indented(_markup(param.help), 7))
     parts += [Text(""), Text(" Commands", style="bold")]
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
@@ -129,7 +143,7 @@ def stacked_group_help(group: Any, ctx: Any) -> Group:
         summary = _paragraphs(command.help or "")[:1]
         parts.append(Text(f"   {name}", style="bold cyan"))
         if summary:
-            parts.append(Padding(_markup(summary[0]), (0, 0, 0, 7), expand=False))
+            parts.append(Indented(_markup(summary[0]), 7))
     return Group(*parts)
 
 
