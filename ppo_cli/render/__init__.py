@@ -139,7 +139,7 @@ def _sub_table(table: Table, columns: list[int], first: bool, last: bool) -> Tab
     return sub
 
 
-def _fits(table: Table, console: Console, width: int) -> bool:
+def _fits(table: Table, width: int) -> bool:
     """Drawn at this width, every number and every header word of the table is whole."""
     probe = Console(width=width, file=io.StringIO(), color_system=None, legacy_windows=False)
     probe.print(table)
@@ -160,11 +160,11 @@ def _fits(table: Table, console: Console, width: int) -> bool:
 KEY_HEADERS = ("#", "t", "step", "sample", "ep/mb", "episode")
 
 
-def split_to_fit(table: Table, console: Console, width: int) -> list[Table]:
+def split_to_fit(table: Table, width: int) -> list[Table]:
     """The table, or when drawing it whole at this width would cut a number, its columns
     split over several tables stacked one below the other, each repeating the leading
     columns that name a row (#, t, sample: KEY_HEADERS)."""
-    if len(table.columns) < 3 or _fits(table, console, width):
+    if len(table.columns) < 3 or _fits(table, width):
         return [table]
     keys = 1
     while keys < len(table.columns) - 1 and _plain(table.columns[keys].header) in KEY_HEADERS:
@@ -173,7 +173,7 @@ def split_to_fit(table: Table, console: Console, width: int) -> list[Table]:
     chunks: list[list[int]] = []
     while rest:
         chunk = [*range(keys), rest.pop(0)]
-        while rest and _fits(_sub_table(table, [*chunk, rest[0]], False, False), console, width):
+        while rest and _fits(_sub_table(table, [*chunk, rest[0]], False, False), width):
             chunk.append(rest.pop(0))
         chunks.append(chunk)
     last = len(chunks) - 1
@@ -188,4 +188,4 @@ class Fit:
         self.table = table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield from split_to_fit(self.table, console, options.max_width)
+        yield from split_to_fit(self.table, options.max_width)
