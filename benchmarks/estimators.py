@@ -1,0 +1,128 @@
+"""The advantage estimators with their documented settings, measured with whole CLI commands;
+prints one JSON document.
+
+    python benchmarks/estimators.py bar     # solved seeds: built-in set and capitals30
+    python benchmarks/estimators.py cost    # seconds per iteration, critic or not
+
+bar: `ppoqa train --advantage NAME --seed S [--dataset D] --quiet --json` for seeds 0..N-1
+and each estimator; a seed counts as solved when the run stops with stop_reason "solved".
+
+cost: `ppoqa train --advantage NAME --iterations K --no-early-stop --eval-every K` on one
+dataset, several seeds; the seconds of iterations 2..K (from metrics.jsonl's wall_seconds, the
+first iteration's warm-up left out) divided by K-1, and the process's peak RSS (/usr/bin/time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
+PPOQA = [sys.executable, "-m", "ppo_cli"]
+
+
+def train(args: list[str], run_dir: Path) -> tuple[dict, int | None, float]:
+    """One whole `ppoqa train` command: its JSON summary, peak RSS in KB and wall seconds."""
+    cmd = [*PPOQA, "train", *args, "--run-dir", str(run_dir), "--quiet", "--json"]
+    rss_file = run_dir.parent / f"{run_dir.name}.rss"
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if timer:
+        cmd = [timer, "-f", "%M", "-o", str(rss_file), *cmd]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    rss = int(rss_file.read_text().split()[-1]) if timer and rss_file.exists() else None
+    return json.loads(proc.stdout), rss, wall
+
+
+def bar(seeds: int, datasets: list[str | None]) -> dict:
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset in datasets:
+            name = Path(dataset).stem if dataset else "builtin"
+            for est in ESTIMATORS:
+                rows = []
+                for seed in range(seeds):
+                    args = ["--advantage", est, "--seed", str(seed)]
+                    if dataset:
+                        args += ["--dataset", dataset]
+                    doc, rss, wall = train(args, Path(tmp) / f"{name}-{est}-{seed}")
+                    rows.append(
+                        {
+                            "seed": seed,
+                            "solved": doc.get("stop_reason") == "solved",
+                            "final_accuracy": doc.get("final_accuracy"),
+                            "iterations": doc.get("iterations"),
+                            "episodes": doc.get("episodes"),
+                            "train_seconds": doc.get("wall_seconds"),
+                            "command_seconds": round(wall, 2),
+                        }
+                    )
+                out.setdefault(name, {})[est] = {
+                    "command": f"ppoqa train --advantage {est} --seed S"
+                    + (f" --dataset {dataset}" if dataset else ""),
+                    "solved": sum(r["solved"] for r in rows),
+                    "seeds": seeds,
+                    "median_episodes": statistics.median(r["episodes"] for r in rows),
+                    "median_train_seconds": statistics.median(r["train_seconds"] for r in rows),
+                    "runs": rows,
+                }
+    return out
+
+
+def cost(seeds: int, dataset: str, iterations: int) -> dict:
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for est in ESTIMATORS:
+            per_iter, rss_all = [], []
+            for seed in range(seeds):
+                run = Path(tmp) / f"{est}-{seed}"
+                args = ["--advantage", est, "--seed", str(seed), "--dataset", dataset]
+                args += ["--iterations", str(iterations), "--no-early-stop"]
+                args += ["--eval-every", str(iterations), "--stall-iterations", "0"]
+                _, rss, _ = train(args, run)
+                recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+                # iterations 2..K-1: the last one evaluates, the first warms up
+                span = recs[-2]["wall_seconds"] - recs[0]["wall_seconds"]
+                per_iter.append(span / (len(recs) - 2))
+                if rss is not None:
+                    rss_all.append(rss)
+            out[est] = {
+                "seconds_per_iteration": round(statistics.median(per_iter), 4),
+                "seconds_per_iteration_runs": [round(x, 4) for x in per_iter],
+                "peak_rss_mb": round(statistics.median(rss_all) / 1024, 1) if rss_all else None,
+            }
+    base = out["gae"]["seconds_per_iteration"]
+    for est in out:
+        out[est]["vs_gae"] = round(out[est]["seconds_per_iteration"] / base, 3)
+    return {
+        "command": f"ppoqa train --advantage NAME --dataset {dataset} --iterations {iterations} "
+        f"--no-early-stop --eval-every {iterations} --stall-iterations 0",
+        "estimators": out,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("bar", "cost"))
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--dataset", action="append", default=None)
+    ap.add_argument("--iterations", type=int, default=30)
+    args = ap.parse_args(argv)
+    if args.what == "bar":
+        doc = bar(args.seeds, args.dataset or [None, "examples/capitals30.yaml"])
+    else:
+        doc = cost(args.seeds, (args.dataset or ["examples/capitals30.yaml"])[0], args.iterations)
+    print(json.dumps(doc, indent=1))
+    return doc
+
+
+if __name__ == "__main__":
+    main()
