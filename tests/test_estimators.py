@@ -200,7 +200,9 @@ def test_group_size_one_for_a_group_estimator_is_refused() -> None:
         (["--loss-agg", "mean"], "--loss-agg must be one of"),
     ],
 )
-def test_bad_estimator_input_is_one_line_exit_2(tmp_path: Path, args: list[str], words: str) -> None:
+def test_bad_estimator_input_is_one_line_exit_2(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
     line = one_error_line(invoke("train", *args, "--run-dir", str(tmp_path / "r")), 2)
     assert words in line
     assert not (tmp_path / "r").exists()
