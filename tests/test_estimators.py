@@ -268,3 +268,44 @@ def test_kl_in_loss_keeps_the_reward_and_logs_the_term(tmp_path: Path) -> None:
     rows = read_metrics(reward_run)
     assert all("kl_loss" not in r for r in rows)
     assert any(r["kl_penalty"] > 0 for r in rows)
+
+
+def test_trl_names_reach_tensorboard_under_train() -> None:
+    from ppo_cli.tensorboard import scalars_from_record
+
+    rec = {"steps": 10, "reward": 2.0, "reward_std": 1.0, "frac_reward_zero_std": 0.25}
+    rec |= {"kl": 0.1, "clip_ratio": 0.2, "completions/mean_length": 2.5}
+    tags = scalars_from_record(rec)
+    for key in ("reward", "reward_std", "frac_reward_zero_std", "kl", "clip_ratio"):
+        assert tags[f"train/{key}"] == rec[key]
+    assert tags["train/completions/mean_length"] == 2.5
+
+
+def test_explain_advantage_fits_80_columns_and_matches_the_estimators(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert invoke("train", "--iterations", "1", "--run-dir", str(run), "-q").exit_code == 0
+    result = runner.invoke(
+        app, ["explain-advantage", "--run", str(run), "--group-size", "4"], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    for word in ("grpo", "dr_grpo", "rloo", "rf++", "gae", "R - mean(others)"):
+        assert word in result.stdout
+    doc = json.loads(invoke("explain-advantage", "--run", str(run), "--json").stdout)
+    rows = doc["rows"]
+    assert len(rows) == doc["groups"] * doc["group_size"] == 12
+    r = torch.tensor([row["reward"] for row in rows])
+    g = torch.tensor([row["group"] for row in rows]) - 1
+    assert [x["adv_rloo"] for x in rows] == pytest.approx(estimators.rloo(r, g).tolist(), abs=1e-4)
+    assert [x["adv_grpo"] for x in rows] == pytest.approx(estimators.grpo(r, g).tolist(), abs=1e-3)
+    for row in rows:  # each number from the ones shown beside it
+        assert row["adv_dr_grpo"] == pytest.approx(row["reward"] - row["group_mean"], abs=1e-4)
+        assert row["adv_rloo"] == pytest.approx(row["reward"] - row["loo_mean"], abs=1e-4)
+
+
+def test_explain_advantage_without_a_run_trains_a_short_one_and_refuses_groups_of_one() -> None:
+    result = invoke("explain-advantage", "--json", "--questions", "2")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert len(json.loads(result.stdout)["rows"]) == 8
+    line = one_error_line(invoke("explain-advantage", "--group-size", "1"), 2)
+    assert "--group-size" in line

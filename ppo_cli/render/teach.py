@@ -394,3 +394,70 @@ def trace_epochs_table(record: dict[str, Any]) -> Table:
         )
     table.caption = "means over the epoch's minibatches (ppo_update's own numbers)"
     return table
+
+
+def explain_advantage_view(result: dict[str, Any]) -> Group:
+    """explain-advantage: the groups' questions, one row per completion with the advantage
+    under every estimator, and each formula worked on the first completion's numbers."""
+    rows = result["rows"]
+    head = Text(
+        f"{result['groups']} question(s) x {result['group_size']} completions, seed "
+        f"{result['seed']}, sampled from\n{result['run']}\n(trained with "
+        f"{result['trained_with']}"
+        + ("" if result["critic_trained"] else ": its critic is untrained")
+        + ")"
+    )
+    seen: dict[int, str] = {}
+    for row in rows:
+        line = f"group {row['group']}: {row['question']}  -> {row['target']}"
+        seen.setdefault(row["group"], line)
+    questions = Text("\n".join(seen.values()))
+    table = Table(title="Advantage of each completion (first token)", title_justify="left")
+    for name in ("#", "grp", "answer", "R", "mean", "std", "V(s0)"):
+        table.add_column(name, justify="left" if name == "answer" else "right")
+    for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++"):
+        table.add_column(f"[bold]{name}[/]", justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["completion"]),
+            str(row["group"]),
+            escape(row["answer"]),
+            _f(row["reward"], 2),
+            _f(row["group_mean"], 2),
+            _f(row["group_std"], 2),
+            _f(row["value_0"], 2),
+            _f(row["adv_gae_normalized"], 2),
+            _f(row["adv_grpo"], 2),
+            _f(row["adv_dr_grpo"], 2),
+            _f(row["adv_rloo"], 2),
+            _f(row["adv_reinforce_pp"], 2),
+        )
+    r = rows[0]
+    norm = result["gae_normalization"]
+    work = Text(
+        f"Worked for completion 1 (R = {r['reward']:.2f}):\n"
+        f"  grpo     (R - mean) / (std + {result['grpo_eps']:g}) = ({r['reward']:.2f} - "
+        f"{r['group_mean']:.2f}) / {r['group_std']:.2f} = {r['adv_grpo']:.2f}\n"
+        f"  dr_grpo  R - mean = {r['reward']:.2f} - {r['group_mean']:.2f} = "
+        f"{r['adv_dr_grpo']:.2f}\n"
+        f"  rloo     R - mean(others) = {r['reward']:.2f} - {r['loo_mean']:.2f} = "
+        f"{r['adv_rloo']:.2f}\n"
+        f"  rf++     (G_0 - batch mean) / batch std = ({r['return_to_go_0']:.2f} - "
+        f"{result['batch_return_mean']:.2f}) / {result['batch_return_std']:.2f} = "
+        f"{r['adv_reinforce_pp']:.2f}\n"
+        f"  gae      A_0 from V(s0) = {r['value_0']:.2f} and the TD errors "
+        f"(γ {result['gamma']:g}, λ {result['lam']:g}) = {r['adv_gae']:.2f},\n"
+        f"           normalized over the batch (mean {_f(norm['mean'], 2)}, std "
+        f"{_f(norm['std'], 2)}) = {r['adv_gae_normalized']:.2f}\n"
+        "           (`ppoqa explain-gae --run RUN` shows every step)"
+    )
+    parts: list[RenderableType] = [head, questions, Fit(table), work]
+    if result["groups_with_zero_std"]:
+        parts.append(
+            Text(
+                f"{result['groups_with_zero_std']} group(s) whose completions all scored the "
+                "same:\ngrpo, dr_grpo and rloo give them 0 (nothing to learn from them);\n"
+                "gae and rf++ do not, their baseline is the critic or the whole batch."
+            )
+        )
+    return Group(*parts)
