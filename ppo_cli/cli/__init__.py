@@ -12,6 +12,7 @@ import typer
 from ppo_cli import __version__
 from ppo_cli.cli.ask import ask_command
 from ppo_cli.cli.common import PpoqaGroup
+from ppo_cli.cli.compare import compare_command
 from ppo_cli.cli.doctor import doctor_command
 from ppo_cli.cli.eval import eval_command
 from ppo_cli.cli.explain import (
@@ -62,6 +63,7 @@ app.command("explain-advantage", cls=PpoqaCommand)(explain_advantage_command)
 app.command("plot", cls=PpoqaCommand)(plot_command)
 app.command("doctor", cls=PpoqaCommand)(doctor_command)
 app.command("sweep", cls=PpoqaCommand)(sweep_command)
+app.command("compare", cls=PpoqaCommand)(compare_command)
 
 
 def main() -> None:

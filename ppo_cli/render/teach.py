@@ -461,3 +461,50 @@ def explain_advantage_view(result: dict[str, Any]) -> Group:
             )
         )
     return Group(*parts)
+
+
+def _ci(x: dict[str, Any], scale: float = 1.0, digits: int = 0) -> str:
+    def one(v: float | None) -> str:
+        return "never" if v is None else f"{scale * v:.{digits}f}"
+
+    return f"{one(x['iqm'])} [{one(x['ci95'][0])}, {one(x['ci95'][1])}]"
+
+
+def compare_view(report: dict[str, Any]) -> Group:
+    """ppoqa compare: per estimator, IQM [95 % CI] over seeds, then what it cost."""
+    head = Text(
+        f"{report['dataset']}: {report['seeds']} seed(s) per estimator, "
+        f"{report['iterations']} iterations x {report['completions_per_iteration']} "
+        f"completions = {report['completions_per_run']} per run"
+    )
+    table = Table(title="IQM over seeds [95 % bootstrap CI]", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("estimator")
+    table.add_column("solved", justify="right")
+    table.add_column("completions to 100%", justify="right")
+    table.add_column("final acc %", justify="right")
+    table.add_column("mean acc %", justify="right")
+    cost = Table(title="Cost (wall time: this machine, not reproducible)", title_justify="left")
+    for name in ("#", "estimator", "G", "critic", "ms / iteration", "peak RSS MB"):
+        cost.add_column(name, justify="left" if name in ("estimator", "critic") else "right")
+    for i, (name, e) in enumerate(report["estimators"].items(), 1):
+        table.add_row(
+            str(i),
+            name,
+            f"{e['solved_seeds']}/{report['seeds']}",
+            _ci(e["completions_to_solve"]),
+            _ci(e["final_accuracy"], 100),
+            _ci(e["accuracy_auc"], 100),
+        )
+        cost.add_row(
+            str(i),
+            name,
+            str(e["settings"].get("group_size", 1)),
+            "yes" if name == "gae" else "no",
+            f"{1000 * e['wall']['seconds_per_iteration']:.1f}",
+            f"{e['wall']['peak_rss_mb']:.0f}",
+        )
+    parts: list[RenderableType] = [head, Fit(table), Fit(cost)]
+    if report.get("figures"):
+        parts.append(Text("Figures: " + ", ".join(report["figures"])))
+    return Group(*parts)
