@@ -309,3 +309,45 @@ def test_explain_advantage_without_a_run_trains_a_short_one_and_refuses_groups_o
     assert len(json.loads(result.stdout)["rows"]) == 8
     line = one_error_line(invoke("explain-advantage", "--group-size", "1"), 2)
     assert "--group-size" in line
+
+
+def _without_wall(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = {k: v for k, v in doc.items() if k not in ("wall_seconds", "figures")}
+    doc["estimators"] = {
+        k: {kk: vv for kk, vv in e.items() if kk != "wall"} for k, e in doc["estimators"].items()
+    }
+    return doc
+
+
+def test_compare_reports_iqm_and_cis_and_repeats_itself(tmp_path: Path) -> None:
+    args = ["compare", "--estimators", "gae,grpo", "--seeds", "2", "--iterations", "2", "--json"]
+    first = invoke(*args, "--out", str(tmp_path / "a"))
+    assert first.exit_code == 0, first.stderr
+    assert first.stderr == ""
+    doc = json.loads(first.stdout)
+    assert doc["completions_per_run"] == 128
+    for name in ("gae", "grpo"):
+        e = doc["estimators"][name]
+        lo, hi = e["final_accuracy"]["ci95"]
+        assert lo <= e["final_accuracy"]["iqm"] <= hi
+        assert e["curve"]["completions"] == [64, 128]  # the same x axis for every estimator
+        assert e["wall"]["peak_rss_mb"] > 0
+    assert (tmp_path / "a" / "accuracy_vs_completions.png").stat().st_size > 0
+    assert (tmp_path / "a" / "cost.png").stat().st_size > 0
+    second = json.loads(invoke(*args, "--no-figures").stdout)
+    assert _without_wall(second) == _without_wall(doc)
+    text = runner.invoke(app, [*args[:-1], "--no-figures"], env={"COLUMNS": "80"})
+    assert text.exit_code == 0 and "IQM over seeds" in text.stdout
+    assert max(len(line) for line in text.stdout.splitlines()) <= 80
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--estimators", "gae,ppo"], "unknown estimator 'ppo'"),
+        (["--num-episodes", "60"], "not a multiple"),
+        (["--seeds", "0"], "at least 1"),
+    ],
+)
+def test_compare_bad_input_is_one_line_exit_2(args: list[str], words: str) -> None:
+    assert words in one_error_line(invoke("compare", *args, "--no-figures"), 2)
