@@ -80,11 +80,14 @@ def bar(seeds: int, datasets: list[str | None]) -> dict:
 def cost(seeds: int, dataset: str, iterations: int) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for est in ESTIMATORS:
+        # gae with groups of 8 too: the same sampling as grpo, so the difference is the critic
+        variants = [(e, ["--advantage", e]) for e in ESTIMATORS]
+        variants.insert(1, ("gae_group8", ["--advantage", "gae", "--group-size", "8"]))
+        for est, flags in variants:
             per_iter, rss_all = [], []
             for seed in range(seeds):
                 run = Path(tmp) / f"{est}-{seed}"
-                args = ["--advantage", est, "--seed", str(seed), "--dataset", dataset]
+                args = [*flags, "--seed", str(seed), "--dataset", dataset]
                 args += ["--iterations", str(iterations), "--no-early-stop"]
                 args += ["--eval-every", str(iterations), "--stall-iterations", "0"]
                 _, rss, _ = train(args, run)

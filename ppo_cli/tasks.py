@@ -48,7 +48,7 @@ from ppo_cli.policies import ActorCritic, MLPActorCritic, build_policy
 from ppo_cli.ppo import Batch, explained_variance
 from ppo_cli.rollout import GymCollector, GymRollout, TextRollout, collect_text_episodes
 from ppo_cli.rundir import DATASET, FINAL_EVAL, VOCAB, atomic_write_text, write_yaml
-from ppo_cli.trace import TraceRecorder, batch_trace, text_qa_trace
+from ppo_cli.trace import TraceRecorder, batch_trace, group_trace, text_qa_trace
 
 # The update's diagnostics every metrics record carries (ppo.ppo_update's keys).
 STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
@@ -410,7 +410,14 @@ class TextQATask:
     ) -> dict[str, Any]:
         questions = [p.question for p in self.dataset.pairs]
         itos = self.qa.vocab.itos
-        return text_qa_trace(iteration, ro, batch, deltas, rec, itos, questions, self.cfg.norm_adv)
+        record = text_qa_trace(
+            iteration, ro, batch, deltas, rec, itos, questions, self.cfg.norm_adv
+        )
+        if self.group_size > 1:  # the completions of a question side by side
+            record["completion_groups"] = group_trace(
+                ro, batch, self.groups, itos, questions, self.cfg.advantage
+            )
+        return record
 
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
         if not state.results:  # the last iteration always evaluates; this is for 0 iterations

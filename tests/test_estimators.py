@@ -351,3 +351,19 @@ def test_compare_reports_iqm_and_cis_and_repeats_itself(tmp_path: Path) -> None:
 )
 def test_compare_bad_input_is_one_line_exit_2(args: list[str], words: str) -> None:
     assert words in one_error_line(invoke("compare", *args, "--no-figures"), 2)
+
+
+def test_trace_shows_each_group_with_its_estimator_advantages(tmp_path: Path) -> None:
+    args = ["train", "--advantage", "rloo", "--iterations", "1", "--json", "--trace"]
+    result = invoke(*args, "--run-dir", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)["traces"][0]["completion_groups"]
+    assert info["estimator"] == "rloo" and len(info["groups"]) == 2
+    for group in info["groups"]:
+        rewards = torch.tensor([c["reward"] for c in group["completions"]])
+        assert len(rewards) == 4
+        loo = (rewards.sum() - rewards) / 3
+        got = [c["advantage"] for c in group["completions"]]
+        assert got == pytest.approx((rewards - loo).tolist(), abs=1e-4)
+    shown = runner.invoke(app, [*args[:-2], "--trace", "--run-dir", str(tmp_path / "s"), "-q"])
+    assert "completions per question, advantage by rloo" in shown.stderr

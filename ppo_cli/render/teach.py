@@ -234,6 +234,8 @@ def trace_view(record: dict[str, Any]) -> Group:
     parts: list[RenderableType] = [Text(f"── trace of iteration {it} ──", style="bold magenta")]
     if record.get("episodes"):
         parts.append(Fit(trace_episodes_table(record)))
+    if record.get("completion_groups"):
+        parts.append(Fit(trace_groups_table(record)))
     if record.get("steps"):
         parts.append(Fit(trace_steps_table(record)))
     if record.get("clipping"):
@@ -508,3 +510,28 @@ def compare_view(report: dict[str, Any]) -> Group:
     if report.get("figures"):
         parts.append(Text("Figures: " + ", ".join(report["figures"])))
     return Group(*parts)
+
+
+def trace_groups_table(record: dict[str, Any]) -> Table:
+    """The first groups of a grouped iteration: question, each completion, its reward and
+    advantage under the run's estimator."""
+    info = record["completion_groups"]
+    table = Table(
+        title=f"Iteration {record['iteration']}: completions per question, advantage by "
+        f"{info['estimator']}",
+        title_justify="left",
+    )
+    for name in ("#", "question", "completion", "reward", "advantage"):
+        table.add_column(name, justify="left" if name in ("question", "completion") else "right")
+    for group in info["groups"]:
+        for k, c in enumerate(group["completions"]):
+            table.add_row(
+                str(c["episode"]),
+                escape(group["question"]) if k == 0 else "",
+                escape(c["answer"]),
+                f"{c['reward']:+.2f}",
+                f"{c['advantage']:+.3f}",
+                end_section=k == len(group["completions"]) - 1,
+            )
+    table.caption = "a group: one question's completions of one iteration (--group-size)"
+    return table
