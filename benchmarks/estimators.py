@@ -42,12 +42,12 @@ def train(args: list[str], run_dir: Path) -> tuple[dict, int | None, float]:
     return json.loads(proc.stdout), rss, wall
 
 
-def bar(seeds: int, datasets: list[str | None]) -> dict:
+def bar(seeds: int, datasets: list[str | None], names: tuple[str, ...] = ESTIMATORS) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in datasets:
             name = Path(dataset).stem if dataset else "builtin"
-            for est in ESTIMATORS:
+            for est in names:
                 rows = []
                 for seed in range(seeds):
                     args = ["--advantage", est, "--seed", str(seed)]
@@ -118,9 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--dataset", action="append", default=None)
     ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--estimators", default=",".join(ESTIMATORS))
     args = ap.parse_args(argv)
+    names = tuple(args.estimators.split(","))
     if args.what == "bar":
-        doc = bar(args.seeds, args.dataset or [None, "examples/capitals30.yaml"])
+        doc = bar(args.seeds, args.dataset or [None, "examples/capitals30.yaml"], names)
     else:
         doc = cost(args.seeds, (args.dataset or ["examples/capitals30.yaml"])[0], args.iterations)
     print(json.dumps(doc, indent=1))
