@@ -367,6 +367,11 @@ CASES: list[Case] = [
     Case("--search range without --trials", ["sweep", "--search", "learning_rate=log(1e-4,1e-2)"], 2, "needs --trials"),
     Case("unreachable --storage", ["sweep", "--search", "clip_coef=0.1", "--storage", "postgresql://u@127.0.0.1:9/x"], 1, "cannot open the storage"),
     Case("--report on a study that does not exist", ["sweep", "--report", "--study", "nope"], 1, "does not exist"),
+    # advantage estimators (issue 23): --advantage, --group-size, --kl-in, compare
+    Case("a group estimator with --group-size 1", [*T, "--advantage", "grpo", "--group-size", "1"], 2, "--group-size 1 leaves none"),
+    Case("--kl-in loss without a reference", [*T, "--kl-in", "loss"], 2, "--kl-in loss puts a KL term toward a reference"),
+    Case("an estimator flag on a gymnasium run", ["train", "--env", "CartPole-v1", "--advantage", "rloo"], 2, "--advantage is for text QA"),
+    Case("compare with an unknown estimator", ["compare", "--estimators", "gae,ppo"], 2, "unknown estimator 'ppo'"),
 ]  # fmt: skip
 
 
