@@ -3,6 +3,7 @@ prints one JSON document.
 
     python benchmarks/estimators.py bar     # solved seeds: built-in set and capitals30
     python benchmarks/estimators.py cost    # seconds per iteration, critic or not
+    python benchmarks/estimators.py critic  # the value head's cost on identical batches
 
 bar: `ppoqa train --advantage NAME --seed S [--dataset D] --quiet --json` for seeds 0..N-1
 and each estimator; a seed counts as solved when the run stops with stop_reason "solved".
@@ -112,9 +113,67 @@ def cost(seeds: int, dataset: str, iterations: int) -> dict:
     }
 
 
+def critic_cost(dataset: str, repeats: int) -> dict:
+    """The value head's own cost, on identical batches: the same network, seed and rollout,
+    one iteration's collection and update timed with the critic on (gae) and off (the
+    critic-free estimators); medians over `repeats` alternating trials, in this process."""
+    import copy
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from ppo_cli.config import resolve
+    from ppo_cli.ppo import UpdateSettings, ppo_update
+    from ppo_cli.rollout import collect_text_episodes
+    from ppo_cli.tasks import TextQATask
+    from ppo_cli.trainer import build_optimizer, seed_everything
+
+    cfg = resolve({"dataset": dataset})
+    seed_everything(0, 1)
+    task = TextQATask(cfg, None)
+    base = task.build()
+    from ppo_cli.checkpointing import LoopState
+
+    task.start(LoopState())
+    q_idx = torch.arange(task.qa.num_questions).repeat_interleave(8)  # 240 completions
+    times: dict[str, dict[str, list[float]]] = {}
+    for trial in range(repeats):
+        for critic in (True, False) if trial % 2 == 0 else (False, True):
+            policy = copy.deepcopy(base)
+            policy.use_critic = critic
+            opt = build_optimizer(policy, cfg.learning_rate, False)
+            torch.manual_seed(trial)
+            t0 = time.perf_counter()
+            ro = collect_text_episodes(policy, task.venv, q_idx)
+            t1 = time.perf_counter()
+            batch, _ = ro.to_batch(cfg.gamma, cfg.gae_lambda)
+            settings = UpdateSettings.from_config(cfg)
+            settings.use_critic = critic
+            ppo_update(policy, opt, batch, settings)
+            t2 = time.perf_counter()
+            key = "with_critic" if critic else "without_critic"
+            times.setdefault(key, {"rollout": [], "update": []})
+            times[key]["rollout"].append(t1 - t0)
+            times[key]["update"].append(t2 - t1)
+    out = {
+        k: {part: round(1000 * statistics.median(v), 2) for part, v in d.items()}
+        for k, d in times.items()
+    }
+    for d in out.values():
+        d["total"] = round(d["rollout"] + d["update"], 2)
+    saved = 1 - out["without_critic"]["total"] / out["with_critic"]["total"]
+    return {
+        "what": f"ms per iteration (median of {repeats}), {dataset}, 240 completions, "
+        "identical batches, 1 thread",
+        **out,
+        "saved_share": round(saved, 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("bar", "cost"))
+    ap.add_argument("what", choices=("bar", "cost", "critic"))
+    ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--dataset", action="append", default=None)
     ap.add_argument("--iterations", type=int, default=30)
@@ -123,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
     names = tuple(args.estimators.split(","))
     if args.what == "bar":
         doc = bar(args.seeds, args.dataset or [None, "examples/capitals30.yaml"], names)
+    elif args.what == "critic":
+        doc = critic_cost((args.dataset or ["examples/capitals30.yaml"])[0], args.repeats)
     else:
         doc = cost(args.seeds, (args.dataset or ["examples/capitals30.yaml"])[0], args.iterations)
     print(json.dumps(doc, indent=1))
