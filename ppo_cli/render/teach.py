@@ -466,16 +466,18 @@ def explain_advantage_view(result: dict[str, Any]) -> Group:
 
 
 def _ci(x: dict[str, Any], scale: float = 1.0, digits: int = 0) -> str:
-    def one(v: float | None) -> str:
-        return "never" if v is None else f"{scale * v:.{digits}f}"
+    """IQM [low, high]; ∞ where seeds never got there (completions to 100 %)."""
 
-    return f"{one(x['iqm'])} [{one(x['ci95'][0])}, {one(x['ci95'][1])}]"
+    def one(v: float | None) -> str:
+        return "∞" if v is None else f"{scale * v:.{digits}f}"
+
+    return f"{one(x['iqm'])} [{one(x['ci95'][0])},{one(x['ci95'][1])}]"
 
 
 def compare_view(report: dict[str, Any]) -> Group:
     """ppoqa compare: per estimator, IQM [95 % CI] over seeds, then what it cost."""
     head = Text(
-        f"{report['dataset']}: {report['seeds']} seed(s) per estimator, "
+        f"{report['dataset']}: {report['seeds']} seed(s) per estimator,\n"
         f"{report['iterations']} iterations x {report['completions_per_iteration']} "
         f"completions = {report['completions_per_run']} per run"
     )
@@ -483,7 +485,7 @@ def compare_view(report: dict[str, Any]) -> Group:
     table.add_column("#", justify="right")
     table.add_column("estimator")
     table.add_column("solved", justify="right")
-    table.add_column("completions to 100%", justify="right")
+    table.add_column("to 100 %", justify="right")
     table.add_column("final acc %", justify="right")
     table.add_column("mean acc %", justify="right")
     cost = Table(title="Cost (wall time: this machine, not reproducible)", title_justify="left")
@@ -506,6 +508,10 @@ def compare_view(report: dict[str, Any]) -> Group:
             f"{1000 * e['wall']['seconds_per_iteration']:.1f}",
             f"{e['wall']['peak_rss_mb']:.0f}",
         )
+    table.caption = (
+        "to 100 %: completions sampled when greedy accuracy first reached 100 %\n"
+        "(∞: some seeds never did within the runs)"
+    )
     parts: list[RenderableType] = [head, Fit(table), Fit(cost)]
     if report.get("figures"):
         parts.append(Text("Figures: " + ", ".join(report["figures"])))
