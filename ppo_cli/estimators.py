@@ -171,3 +171,24 @@ def trl_metrics(rollout: Any, stats: dict[str, Any], groups: torch.Tensor | None
     out["clip_ratio"] = stats["clipfrac"]
     out["completions/mean_length"] = float(mask.sum(1).float().mean())
     return out
+
+
+def extend_groups(groups: torch.Tensor, question_idx: torch.Tensor) -> torch.Tensor:
+    """Group ids [N] for a batch whose first len(groups) rows were sampled in groups and whose
+    remaining rows were added afterwards (answers replayed from memory): an added row joins
+    the first group that asked its question, so a group estimator compares it with that
+    question's samples; a question no group asked gets a group of its own."""
+    n = groups.numel()
+    if question_idx.numel() == n:
+        return groups
+    out = [int(g) for g in groups.tolist()]
+    first: dict[int, int] = {}
+    for q, g in zip(question_idx[:n].tolist(), out, strict=True):
+        first.setdefault(int(q), g)
+    fresh = max(out, default=-1) + 1
+    for q in question_idx[n:].tolist():
+        if int(q) not in first:
+            first[int(q)] = fresh
+            fresh += 1
+        out.append(first[int(q)])
+    return torch.tensor(out, dtype=torch.long)

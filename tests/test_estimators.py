@@ -367,3 +367,10 @@ def test_trace_shows_each_group_with_its_estimator_advantages(tmp_path: Path) ->
         assert got == pytest.approx((rewards - loo).tolist(), abs=1e-4)
     shown = runner.invoke(app, [*args[:-2], "--trace", "--run-dir", str(tmp_path / "s"), "-q"])
     assert "completions per question, advantage by rloo" in shown.stderr
+
+
+def test_rows_added_after_sampling_join_their_question_group() -> None:
+    groups = torch.tensor([0, 0, 1, 1])
+    questions = torch.tensor([7, 7, 3, 3, 3, 9])  # a replayed 3, then a 9 no group asked
+    assert estimators.extend_groups(groups, questions).tolist() == [0, 0, 1, 1, 1, 2]
+    assert estimators.extend_groups(groups, questions[:4]).tolist() == [0, 0, 1, 1]
