@@ -155,10 +155,12 @@ def trl_metrics(rollout: Any, stats: dict[str, Any], groups: torch.Tensor | None
     group, averaged over groups, as TRL's GRPO; the batch's std without groups),
     frac_reward_zero_std (groups whose completions all scored the same: no signal for the
     group estimators), clip_ratio (= clipfrac), completions/mean_length (tokens per
-    completion, <END> included) and entropy (as ppoqa's)."""
-    mask = rollout.mask
-    score = rollout.scores if rollout.scores is not None else rollout.rewards
-    per = (score * mask).sum(1)  # [N] each completion's score
+    completion, <END> included) and entropy (as ppoqa's). Over the sampled completions only,
+    not answers replayed from memory (the rows after them); groups: the sampled rows'."""
+    n = rollout.num_episodes - getattr(rollout, "num_replayed", 0)
+    mask = rollout.mask[:n]
+    score = (rollout.scores if rollout.scores is not None else rollout.rewards)[:n]
+    per = (score * mask).sum(1)  # [n] each completion's score
     out: dict[str, Any] = {"reward": float(per.mean())}
     if groups is None:
         out["reward_std"] = float(per.std()) if per.numel() > 1 else 0.0
