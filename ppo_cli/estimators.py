@@ -157,7 +157,7 @@ def trl_metrics(rollout: Any, stats: dict[str, Any], groups: torch.Tensor | None
     group estimators), clip_ratio (= clipfrac), completions/mean_length (tokens per
     completion, <END> included) and entropy (as ppoqa's). Over the sampled completions only,
     not answers replayed from memory (the rows after them); groups: the sampled rows'."""
-    n = rollout.num_episodes - getattr(rollout, "num_replayed", 0)
+    n = rollout.num_episodes  # the sampled rows (replayed ones follow them)
     mask = rollout.mask[:n]
     score = (rollout.scores if rollout.scores is not None else rollout.rewards)[:n]
     per = (score * mask).sum(1)  # [n] each completion's score
