@@ -39,6 +39,8 @@ def train(args: list[str], run_dir: Path) -> tuple[dict, int | None, float]:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    if not proc.stdout.strip():  # killed from outside: say so rather than stop the benchmark
+        return {"error": f"no output, exit {proc.returncode}: {proc.stderr[-300:]}"}, None, wall
     rss = int(rss_file.read_text().split()[-1]) if timer and rss_file.exists() else None
     return json.loads(proc.stdout), rss, wall
 
@@ -55,6 +57,7 @@ def bar(seeds: int, datasets: list[str | None], names: tuple[str, ...] = ESTIMAT
                     if dataset:
                         args += ["--dataset", dataset]
                     doc, rss, wall = train(args, Path(tmp) / f"{name}-{est}-{seed}")
+                    print(name, est, seed, doc.get("stop_reason"), file=sys.stderr, flush=True)
                     rows.append(
                         {
                             "seed": seed,
@@ -175,13 +178,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("what", choices=("bar", "cost", "critic"))
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--dataset", action="append", default=None)
+    ap.add_argument("--dataset", action="append", default=None, help="repeatable; builtin")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--estimators", default=",".join(ESTIMATORS))
     args = ap.parse_args(argv)
     names = tuple(args.estimators.split(","))
     if args.what == "bar":
-        doc = bar(args.seeds, args.dataset or [None, "examples/capitals30.yaml"], names)
+        datasets = [None if d == "builtin" else d for d in args.dataset or ["builtin"]]
+        if not args.dataset:
+            datasets.append("examples/capitals30.yaml")
+        doc = bar(args.seeds, datasets, names)
     elif args.what == "critic":
         doc = critic_cost((args.dataset or ["examples/capitals30.yaml"])[0], args.repeats)
     else:
