@@ -140,3 +140,18 @@ def test_the_memory_and_probes_learn_distinct_answers_plain_sampling_does_not(
         last = json.loads(metrics[-1])
         assert ("probe_episodes" in last) == (name == "default")
     assert accuracy["default"] >= 0.9 and accuracy["plain"] < 0.5, accuracy
+
+
+def test_doctor_names_the_warm_start_when_a_large_set_runs_out_of_budget() -> None:
+    from ppo_cli.doctor import RunRecords, diagnose_records
+
+    metrics = [{"iteration": i, "eval_accuracy": 0.5, "loss": 1.0} for i in range(1, 31)]
+    results = [
+        {"question": f"Q{i}?", "target": f"a{i}", "answer": f"a{i}", "correct": i % 2 == 0}
+        for i in range(300)
+    ]
+    cfg = {"target_accuracy": 1.0, "reward": "lcs", "ent_coef": 0.03}
+    found = diagnose_records(RunRecords(cfg, metrics, results, "budget"))
+    (budget,) = [f for f in found if f.code == "budget_exhausted"]
+    assert "ppoqa sft" in budget.remedy and "--init-from" in budget.remedy
+    assert "--target-accuracy 0.9" in budget.remedy
