@@ -120,6 +120,13 @@ def test_train_says_what_a_dataset_will_cost_before_training(tmp_path: Path) -> 
     first = res.stderr.splitlines()[0]
     assert first.startswith("ppoqa: cards.yaml: 60 pairs, 60 answer words: about ")
     assert "on this machine), at most 2 " in first
+    res = runner.invoke(
+        app, ["train", "--dataset", str(data), "--iterations", "1", "--json",
+              "--run-dir", str(tmp_path / "j")],
+    )  # fmt: skip
+    assert res.exit_code == 0 and res.stderr == ""
+    plan = json.loads(res.stdout)["plan"]
+    assert plan["pairs"] == 60 and plan["cap"] == 1 and plan["seconds_per_iteration"] > 0
 
 
 def test_the_memory_and_probes_learn_distinct_answers_plain_sampling_does_not(
@@ -140,3 +147,18 @@ def test_the_memory_and_probes_learn_distinct_answers_plain_sampling_does_not(
         last = json.loads(metrics[-1])
         assert ("probe_episodes" in last) == (name == "default")
     assert accuracy["default"] >= 0.9 and accuracy["plain"] < 0.5, accuracy
+
+
+def test_doctor_names_the_warm_start_when_a_large_set_runs_out_of_budget() -> None:
+    from ppo_cli.doctor import RunRecords, diagnose_records
+
+    metrics = [{"iteration": i, "eval_accuracy": 0.5, "loss": 1.0} for i in range(1, 31)]
+    results = [
+        {"question": f"Q{i}?", "target": f"a{i}", "answer": f"a{i}", "correct": i % 2 == 0}
+        for i in range(300)
+    ]
+    cfg = {"target_accuracy": 1.0, "reward": "lcs", "ent_coef": 0.03}
+    found = diagnose_records(RunRecords(cfg, metrics, results, "budget"))
+    (budget,) = [f for f in found if f.code == "budget_exhausted"]
+    assert "ppoqa sft" in budget.remedy and "--init-from" in budget.remedy
+    assert "--target-accuracy 0.9" in budget.remedy
