@@ -374,3 +374,16 @@ def test_rows_added_after_sampling_join_their_question_group() -> None:
     questions = torch.tensor([7, 7, 3, 3, 3, 9])  # a replayed 3, then a 9 no group asked
     assert estimators.extend_groups(groups, questions).tolist() == [0, 0, 1, 1, 1, 2]
     assert estimators.extend_groups(groups, questions[:4]).tolist() == [0, 0, 1, 1]
+
+
+def test_a_sweep_over_estimators_gives_each_its_own_settings(tmp_path: Path) -> None:
+    args = ["sweep", "--search", "advantage=gae,rloo", "--seeds", "1", "--iterations", "1"]
+    result = invoke(*args, "--num-episodes", "16", "--out", str(tmp_path / "s"), "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert {c["state"] for c in doc["configurations"]} == {"complete"}
+    seen = {}
+    for path in (tmp_path / "s").rglob("config.yaml"):
+        cfg = yaml.safe_load(path.read_text())
+        seen[cfg["advantage"]] = (cfg["group_size"], cfg["norm_adv"])
+    assert seen == {"gae": (1, True), "rloo": (4, False)}
