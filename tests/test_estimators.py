@@ -387,3 +387,17 @@ def test_a_sweep_over_estimators_gives_each_its_own_settings(tmp_path: Path) -> 
         cfg = yaml.safe_load(path.read_text())
         seen[cfg["advantage"]] = (cfg["group_size"], cfg["norm_adv"])
     assert seen == {"gae": (1, True), "rloo": (4, False)}
+
+
+def test_plot_of_a_grouped_run_shows_the_all_equal_groups(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    args = ["train", "--advantage", "grpo", "--iterations", "2", "--no-early-stop"]
+    assert invoke(*args, "--run-dir", str(run), "-q").exit_code == 0
+    assert "frac_reward_zero_std" in read_metrics(run)[0]
+    from ppo_cli.plotting import text_run_figure
+
+    fig = text_run_figure(run, read_metrics(run))
+    labels = [a.get_ylabel() for a in fig.axes]
+    assert any("frac_reward_zero_std" in label for label in labels)
+    result = invoke("plot", "--run", str(run), "--out", str(tmp_path / "f.png"))
+    assert result.exit_code == 0 and (tmp_path / "f.png").stat().st_size > 0
