@@ -1,0 +1,150 @@
+"""The documentation runs: its marked shell examples, its generated pages, its site build.
+
+Convention (docs/contributing.md): every ```console block in README.md and docs/*.md is
+preceded by a marker line, either
+
+    <!-- test: run -->             the block's `$ ` commands run in order, each must exit 0
+    <!-- test: not run: WHY -->    shown only (too slow as printed, needs an extra, ...)
+
+Lines of a block that do not start with `$ ` are sample output and are not compared; a command
+line ending in a backslash continues on the next line. The commands of one file share one
+temporary folder (so `ppoqa train` then `ppoqa ask` work), which holds links to the
+repository's examples/ and tests/ (for `--env tests.user_envs:...`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+MARKER = re.compile(r"^<!-- test: (run|not run: .+) -->$")
+FENCE = re.compile(r"^(`{3,})(\w*)")
+
+
+def console_blocks(path: Path) -> list[tuple[int, str | None, list[str]]]:
+    """(line number, marker or None, lines) of every ```console block of one file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks = []
+    i = 0
+    while i < len(lines):
+        fence = FENCE.match(lines[i].strip())
+        if not fence:
+            i += 1
+            continue
+        start, body = i, []
+        i += 1
+        while i < len(lines) and lines[i].strip() != fence.group(1):
+            body.append(lines[i])
+            i += 1
+        i += 1
+        if fence.group(2) == "console":
+            before = lines[start - 1].strip() if start else ""
+            marker = MARKER.match(before)
+            blocks.append((start + 1, marker.group(1) if marker else None, body))
+    return blocks
+
+
+def commands(body: list[str]) -> list[str]:
+    """The `$ ` commands of a block, continuation lines joined."""
+    out: list[str] = []
+    pending: str | None = None
+    for line in body:
+        if pending is not None:
+            pending += "\n" + line
+            if not line.rstrip().endswith("\\"):
+                out.append(pending)
+                pending = None
+        elif line.startswith("$ "):
+            if line.rstrip().endswith("\\"):
+                pending = line[2:]
+            else:
+                out.append(line[2:])
+    assert pending is None, f"a command ends in a backslash with nothing after it: {pending}"
+    return out
+
+
+def runnable(path: Path) -> list[str]:
+    return [cmd for _, m, body in console_blocks(path) if m == "run" for cmd in commands(body)]
+
+
+def test_every_console_block_is_marked() -> None:
+    unmarked = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in DOC_FILES
+        for line, marker, _ in console_blocks(path)
+        if marker is None
+    ]
+    assert not unmarked, (
+        "console blocks without '<!-- test: run -->' or '<!-- test: not run: WHY -->' "
+        f"on the line before: {unmarked}"
+    )
+
+
+def test_the_tour_is_runnable() -> None:
+    tour = runnable(ROOT / "README.md")
+    assert any(cmd.startswith("ppoqa train") for cmd in tour)
+    assert any(cmd.startswith("ppoqa ask") for cmd in tour)
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in DOC_FILES if runnable(p)], ids=lambda p: p.relative_to(ROOT).as_posix()
+)
+def test_runnable_examples(path: Path, tmp_path: Path) -> None:
+    for name in ("examples", "tests"):
+        (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+    env = dict(os.environ)
+    # the ppoqa and python of the environment running the tests, as a user's shell finds them
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["COLUMNS"] = "100"
+    env.pop("PPOQA_DEBUG", None)
+    for cmd in runnable(path):
+        proc = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", cmd],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert proc.returncode == 0, (
+            f"{path.name}: `{cmd}` exited {proc.returncode}\n{proc.stderr[-2000:]}"
+        )
+
+
+def test_benchmarks_page_is_generated_from_the_results() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import make_results_page
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    page = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert page == make_results_page.render(), (
+        "docs/benchmarks.md is stale: run python benchmarks/make_results_page.py"
+    )
+
+
+def test_readme_is_short() -> None:
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 300
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed (docs extra)"
+)
+def test_site_builds_strict(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
