@@ -19,7 +19,9 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,29 +97,57 @@ def test_the_tour_is_runnable() -> None:
     assert any(cmd.startswith("ppoqa ask") for cmd in tour)
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in DOC_FILES if runnable(p)], ids=lambda p: p.relative_to(ROOT).as_posix()
-)
-def test_runnable_examples(path: Path, tmp_path: Path) -> None:
+RUNNABLE_FILES = [p for p in DOC_FILES if runnable(p)]
+
+
+def run_page(path: Path, folder: Path) -> list[tuple[str, int, str]]:
+    """Run one page's commands in order in `folder`; (command, exit code, stderr) of each,
+    stopping at the first that fails."""
+    folder.mkdir()
     for name in ("examples", "tests"):
-        (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+        (folder / name).symlink_to(ROOT / name, target_is_directory=True)
     env = dict(os.environ)
     # the ppoqa and python of the environment running the tests, as a user's shell finds them
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["COLUMNS"] = "100"
     env.pop("PPOQA_DEBUG", None)
+    results = []
     for cmd in runnable(path):
         proc = subprocess.run(
             ["bash", "-o", "pipefail", "-c", cmd],
-            cwd=tmp_path,
+            cwd=folder,
             env=env,
             capture_output=True,
             text=True,
             timeout=180,
         )
-        assert proc.returncode == 0, (
-            f"{path.name}: `{cmd}` exited {proc.returncode}\n{proc.stderr[-2000:]}"
-        )
+        results.append((cmd, proc.returncode, proc.stderr))
+        if proc.returncode != 0:
+            break
+    return results
+
+
+@pytest.fixture(scope="module")
+def page_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Any]:
+    """Every runnable page at once, two pages at a time: each command is one single-threaded
+    process (mostly Python start-up and imports), so two cores run two pages in parallel."""
+    base = tmp_path_factory.mktemp("docs")
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        longest_first = sorted(RUNNABLE_FILES, key=lambda p: -len(runnable(p)))
+        futures = {
+            path: pool.submit(run_page, path, base / f"page{i}")
+            for i, path in enumerate(longest_first)
+        }
+        return {path: future.result() for path, future in futures.items()}
+
+
+@pytest.mark.parametrize("path", RUNNABLE_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_runnable_examples(path: Path, page_runs: dict[Path, Any]) -> None:
+    results = page_runs[path]
+    assert len(results) == len(runnable(path)) or results[-1][1] != 0
+    for cmd, code, stderr in results:
+        assert code == 0, f"{path.name}: `{cmd}` exited {code}\n{stderr[-2000:]}"
 
 
 def test_benchmarks_page_is_generated_from_the_results() -> None:
