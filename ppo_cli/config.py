@@ -158,7 +158,7 @@ class Config:
     advantage: str = setting(
         "gae",
         "gae (critic baseline) or group (each question's episodes against each other, "
-        "GRPO-style; measured no better, README).",
+        "GRPO-style; measured no better on the example datasets).",
         TEXT,
     )
 
