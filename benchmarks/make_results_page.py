@@ -181,9 +181,9 @@ def script_summary(name: str) -> str | None:
     return " ".join(doc.split("\n\n")[0].split()) or None
 
 
-def render() -> str:
+def render(results: Path = RESULTS) -> str:
     families: dict[str, list[tuple[Path, Any, list[dict[str, Any]]]]] = {}
-    for path in sorted(RESULTS.glob("*.json*")):
+    for path in sorted(results.glob("*.json*")):
         if path.suffix not in (".json", ".jsonl"):
             continue
         try:

@@ -162,6 +162,32 @@ def test_benchmarks_page_is_generated_from_the_results() -> None:
     )
 
 
+def test_benchmarks_page_tolerates_any_result_file(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import make_results_page
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    (tmp_path / "qa_seeds_new.json").write_text(
+        '{"benchmark": "qa_seeds", "command": "python benchmarks/qa_seeds.py --seeds 2", '
+        '"solved": 2, "num_seeds": 2, "config": {"lr": 1}, "seeds": [{"seed": 0}]}'
+    )
+    (tmp_path / "mystery_thing.json").write_text("[1, 2, 3]")
+    (tmp_path / "broken_file.json").write_text("{not json")
+    (tmp_path / "own_data_rows.jsonl").write_text(
+        '{"v": "a", "seed": 0, "acc": 0.5}\n{"v": "a", "seed": 1, "acc": 1.0}\n\n'
+        '{"v": "b|c", "seed": 0, "acc": 0.25}\n'
+    )
+    (tmp_path / "empty_rows.jsonl").write_text("")
+    page = make_results_page.render(tmp_path)
+    assert "## qa_seeds" in page and "python benchmarks/qa_seeds.py --seeds 2" in page
+    assert "| `qa_seeds_new.json` | 2 | 2 |" in page  # scalars kept; config and seeds left out
+    assert "unreadable" in page and "## broken" in page  # one bad file does not hide the rest
+    assert "| `own_data_rows.jsonl` | a | 2 | 0-1 | 0.75 |" in page  # grouped, median
+    assert "b\\|c" in page  # a pipe in a value does not break the table
+    assert "## mystery" in page
+
+
 def test_readme_is_short() -> None:
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 300
 
