@@ -188,6 +188,15 @@ def test_benchmarks_page_tolerates_any_result_file(tmp_path: Path) -> None:
     assert "## mystery" in page
 
 
+def test_readme_links_point_at_files_that_exist() -> None:
+    # mkdocs checks the links of docs/; the README is outside the site, so check it here
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((?!https?:|#)([^)#\s]+)", text)
+    assert targets
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert not missing, missing
+
+
 def test_readme_is_short() -> None:
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 300
 
