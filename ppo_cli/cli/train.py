@@ -122,6 +122,8 @@ def train_command(
     curriculum_threshold: Annotated[Float, opt("curriculum_threshold")] = None,
     answer_vocab: Annotated[Bool, opt("answer_vocab")] = None,
     answer_positions: Annotated[Bool, opt("answer_positions")] = None,
+    answer_memory: Annotated[Bool, opt("answer_memory")] = None,
+    probes: Annotated[Int, opt("probes")] = None,
     init_from: Annotated[Str, opt("init_from")] = None,
     kl_coef: Annotated[Float, opt("kl_coef")] = None,
     kl_estimator: Annotated[Str, opt("kl_estimator")] = None,
@@ -235,6 +237,8 @@ def train_command(
         finally:
             cb.close()
         summary = result.to_dict()
+        if cb.plan is not None:
+            summary["plan"] = cb.plan.to_dict()
         findings = []
         if cfg.is_text_qa and result.stop_reason is not None:
             from ppo_cli.doctor import diagnose
