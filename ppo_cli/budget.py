@@ -25,10 +25,10 @@ def answer_words(dataset: QADataset) -> int:
 
 def estimate_iterations(answer_words: int) -> int:
     """Iterations a run is expected to need to learn its questions, from the number of
-    distinct answer words: what the exploration searches through for each question
-    (ppo_cli.answer_memory). Fitted on the example datasets of 5 to 1,000 pairs (docs:
-    large datasets)."""
-    return max(10, math.ceil(10 + 0.15 * answer_words))
+    distinct answer words, what the exploration searches through for each question
+    (ppo_cli.answer_memory): iterations to 95 % greedy accuracy measured on the trivia
+    examples of 250 to 1,000 pairs grow about as the square root (docs: large datasets)."""
+    return max(10, math.ceil(4.3 * math.sqrt(answer_words)))
 
 
 def default_iterations(answer_words: int) -> int:

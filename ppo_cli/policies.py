@@ -243,8 +243,15 @@ class TextActorCritic(ActorCritic):
         if self.answer_vocab is not None:  # the same masks, on the allowed columns only
             self.register_buffer("allowed_action_mask", mask[ids], persistent=False)
             self.register_buffer("allowed_end_onehot", end[ids], persistent=False)
-            allowed_by_pos = None if by_pos is None else by_pos[:, ids]
+            # one table per answer step, the action mask already added: one [rows, A] add
+            # per decision instead of two
+            allowed_by_pos = None if by_pos is None else by_pos[:, ids] + mask[ids]
             self.register_buffer("allowed_position_mask", allowed_by_pos, persistent=False)
+        # With answer positions, step 0 never allows <END> (no answer is empty): the <START>
+        # rule of _first is already in the table, and its [rows, A] mask can be skipped.
+        self.first_in_table = bool(
+            self.answer_positions is not None and END_ID not in self.answer_positions[0]
+        )
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -306,9 +313,13 @@ class TextActorCritic(ActorCritic):
         mostly question words."""
         ids = self.allowed_ids
         weight, bias = self.actor.weight[ids], self.actor.bias[ids]
-        logits = nn.functional.linear(hidden, weight, bias) + self.allowed_action_mask
-        if answer_step is not None:
+        logits = nn.functional.linear(hidden, weight, bias)
+        if answer_step is None:
+            logits = logits + self.allowed_action_mask
+        else:  # the action mask is in the per-step table
             logits = logits + self.allowed_position_mask[answer_step]
+            if self.first_in_table:
+                return logits
         return logits.masked_fill(self._first(inputs, self.allowed_end_onehot), _NEG)
 
     def act(

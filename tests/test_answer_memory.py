@@ -120,6 +120,13 @@ def test_train_says_what_a_dataset_will_cost_before_training(tmp_path: Path) -> 
     first = res.stderr.splitlines()[0]
     assert first.startswith("ppoqa: cards.yaml: 60 pairs, 60 answer words: about ")
     assert "on this machine), at most 2 " in first
+    res = runner.invoke(
+        app, ["train", "--dataset", str(data), "--iterations", "1", "--json",
+              "--run-dir", str(tmp_path / "j")],
+    )  # fmt: skip
+    assert res.exit_code == 0 and res.stderr == ""
+    plan = json.loads(res.stdout)["plan"]
+    assert plan["pairs"] == 60 and plan["cap"] == 1 and plan["seconds_per_iteration"] > 0
 
 
 def test_the_memory_and_probes_learn_distinct_answers_plain_sampling_does_not(

@@ -231,6 +231,7 @@ def train_command(
         cb = RichCallbacks(
             err, show_every, quiet or json_output, selection, json_output, READER_GONE
         )
+        cb.plan_wanted = not quiet or json_output  # --json: the plan goes into the summary
         try:
             with reader_gone_stops_at_boundary():
                 result = train(cfg, run_dir, cb, resume=resume is not None)

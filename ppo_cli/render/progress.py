@@ -42,6 +42,7 @@ class RichCallbacks(Callbacks):
         self.traces: list[dict[str, Any]] = []
         self.reader_gone = reader_gone  # a threading.Event: the progress bar's reader left
         self.plan: Plan | None = None  # the run's expected cost, when it was measured
+        self.plan_wanted = not quiet
 
     def wants_trace(self, iteration: int, total: int) -> bool:
         return self.trace is not None and self.trace.wants(iteration, total)
@@ -58,10 +59,12 @@ class RichCallbacks(Callbacks):
             self.err.print(f"ppoqa: {message}", markup=False, highlight=False)
 
     def wants_plan(self) -> bool:
-        return not self.quiet
+        return self.plan_wanted
 
     def on_plan(self, plan: Plan) -> None:
         self.plan = plan
+        if self.quiet:
+            return
         self.err.print(f"ppoqa: {plan.line()}", markup=False, highlight=False)
         if plan.too_long:
             self.on_warning(plan.remedy())
