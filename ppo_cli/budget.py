@@ -110,7 +110,7 @@ class Plan:
         return self.estimated_seconds > LONG_RUN_SECONDS
 
     def line(self) -> str:
-        est = min(self.estimated_iterations, self.cap)
+        est = self.estimated_iterations
         return (
             f"{self.source}: {self.pairs:,} pairs, {self.answer_words:,} answer words: about "
             f"{est:,} iterations (~{duration(est * self.seconds_per_iteration)} on this "
@@ -128,8 +128,10 @@ class Plan:
     def eta(self, iteration: int, elapsed: float) -> str:
         """The time left to the estimate, from the measured pace so far."""
         pace = elapsed / max(1, iteration)
-        left = self.estimated_iterations - iteration
-        return f"~{duration(left * pace)} left" if left > 0 else "past the estimate"
+        left = min(self.estimated_iterations, self.cap) - iteration
+        if left > 0:
+            return f"~{duration(left * pace)} left"
+        return "past the estimate" if iteration < self.cap else ""
 
     def to_dict(self) -> dict[str, object]:
         return {

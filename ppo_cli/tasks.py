@@ -218,7 +218,9 @@ class TextQATask:
         # Off with --reward-fn: the memory would replay whatever the user's function scores
         # best, the very answers the RLHF walkthrough shows the KL penalty holding back.
         self.memory = None
-        if cfg.answer_memory and self.reward_fn is None:
+        if cfg.answer_memory and self.reward_fn is not None:  # config.yaml says what is used
+            self.cfg = cfg = replace(cfg, answer_memory=False)
+        if cfg.answer_memory:
             columns = policy.decision_columns()  # type: ignore[operator]
             self.memory = AnswerMemory(self.qa.num_questions, self.qa.max_steps, columns)
         return policy
@@ -251,7 +253,8 @@ class TextQATask:
             source=Path(self.dataset.source).name,
             pairs=qa.num_questions,
             answer_words=words,
-            estimated_iterations=estimate_iterations(words),
+            # a run that never stops early (RLHF) runs all its iterations
+            estimated_iterations=estimate_iterations(words) if self.may_stop_early else self.total,
             cap=self.total,
             seconds_per_iteration=per_iteration,
         )

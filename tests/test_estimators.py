@@ -4,6 +4,8 @@ aggregations, the KL term in the loss, their defaults in the settings chain, and
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -401,3 +403,20 @@ def test_plot_of_a_grouped_run_shows_the_all_equal_groups(tmp_path: Path) -> Non
     assert any("frac_reward_zero_std" in label for label in labels)
     result = invoke("plot", "--run", str(run), "--out", str(tmp_path / "f.png"))
     assert result.exit_code == 0 and (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_compare_never_writes_over_a_users_file_and_says_so_before_training(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "cost.png").write_text("my own picture")
+    res = subprocess.run(
+        [sys.executable, "-m", "ppo_cli", "compare", "--seeds", "1", "--estimators", "gae",
+         "--iterations", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "ppoqa did not draw it" in res.stderr
+    assert "compare:" not in res.stderr  # refused before any seed trained
+    assert (out / "cost.png").read_text() == "my own picture"

@@ -37,7 +37,12 @@ def compare_command(
     Example: ppoqa compare   |   ppoqa compare --dataset examples/capitals30.yaml --iterations 40
     """
     with handle_errors(json_output):
-        from ppo_cli.sweep.compare import CompareSpec, compare, compare_figures
+        from ppo_cli.sweep.compare import (
+            CompareSpec,
+            check_figures_writable,
+            compare,
+            compare_figures,
+        )
 
         names = tuple(x.strip() for x in estimators.split(",") if x.strip())
         spec = CompareSpec(names, seeds, dataset, iterations, num_episodes)
@@ -45,6 +50,9 @@ def compare_command(
             from ppo_cli.data import load_dataset
 
             load_dataset(dataset)  # a bad file stops here, before any process starts
+
+        if not no_figures:  # refused before any training, not after it
+            check_figures_writable(out_dir or Path("compare"))
 
         def progress(line: str) -> None:
             if not json_output:

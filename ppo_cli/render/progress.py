@@ -104,7 +104,8 @@ class RichCallbacks(Callbacks):
             if self.last_acc is not None:
                 stats += f"  acc {100 * self.last_acc:.0f}%"
             if self.plan is not None and "wall_seconds" in record:
-                stats += f"  {self.plan.eta(record['iteration'], record['wall_seconds'])}"
+                eta = self.plan.eta(record["iteration"], record["wall_seconds"])
+                stats += f"  {eta}" if eta else ""
         else:  # gymnasium: iterations with no finished episode keep the last return shown
             self.last_return = record.get("episodic_return", self.last_return)
             ret = "-" if self.last_return is None else number(self.last_return)

@@ -188,11 +188,29 @@ def _summarize(name: str, done: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+FIGURES = ("accuracy_vs_completions.png", "cost.png")
+
+
+def check_figures_writable(out_dir: Path) -> None:
+    """Before any training: the folder can hold the figures, and none of them would replace
+    a file ppoqa did not draw."""
+    from ppo_cli.errors import RunError
+    from ppo_cli.plotting import check_replaceable
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"{out_dir}: is a file, not a folder for the figures", "pass --out DIR")
+    for name in FIGURES:
+        check_replaceable(out_dir / name)
+
+
 def compare_figures(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """accuracy_vs_completions.png (IQM and 95 % band over seeds) and cost.png (seconds per
-    iteration and peak memory per estimator)."""
+    iteration and peak memory per estimator); each replaces only a figure ppoqa drew."""
     from matplotlib.figure import Figure
 
+    from ppo_cli.plotting import save_figure
+
+    check_figures_writable(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ests = report["estimators"]
     fig = Figure(figsize=(8, 5), layout="constrained")
@@ -210,8 +228,7 @@ def compare_figures(report: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title(f"{report['dataset']}: {report['seeds']} seeds per estimator")
-    paths = [out_dir / "accuracy_vs_completions.png"]
-    fig.savefig(paths[0], dpi=100)
+    paths = [save_figure(fig, out_dir / FIGURES[0])]
 
     fig = Figure(figsize=(9, 3.8), layout="constrained")
     ax_t, ax_m = fig.subplots(1, 2)
@@ -226,6 +243,5 @@ def compare_figures(report: dict[str, Any], out_dir: Path) -> list[Path]:
     for a in (ax_t, ax_m):
         a.grid(True, axis="x", alpha=0.3)
     fig.suptitle("What each estimator costs (this machine)")
-    paths.append(out_dir / "cost.png")
-    fig.savefig(paths[1], dpi=100)
+    paths.append(save_figure(fig, out_dir / FIGURES[1]))
     return paths
