@@ -421,6 +421,7 @@ class GymTask:
         self.total = max(1, cfg.timesteps // self.batch_size)
         self.may_stop_early = False
         self.envs: Any = None
+        self.warn: Any = None  # the run's warning callback, from prepare_run
 
     def build(self) -> ActorCritic:
         cfg = self.cfg
@@ -448,6 +449,7 @@ class GymTask:
     ) -> None:
         # Normalization statistics come back with the weights, optimizer, RNGs and counters
         # (the vector env restarts its episodes, so a resumed gym run is not bit-identical).
+        self.warn = warn
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
 
@@ -519,7 +521,13 @@ class GymTask:
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
         cfg = self.cfg
         episodes = evaluate_gym(
-            policy, cfg.env, EVAL_EPISODES, EVAL_SEED, cfg.env_kwargs, self.normalizer.state()
+            policy,
+            cfg.env,
+            EVAL_EPISODES,
+            EVAL_SEED,
+            cfg.env_kwargs,
+            self.normalizer.state(),
+            self.warn,
         )
         return {"mean_return": float(np.mean([ep.episode_return for ep in episodes]))}
 

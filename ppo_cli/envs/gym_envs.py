@@ -16,11 +16,13 @@ of the next step, with no extra call.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import os
 import re
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from ppo_cli.errors import EnvError, UsageError, first_line
+from ppo_cli.usercode import user_code
 
 SUPPORTED = (
     "ppoqa supports Box, Discrete, MultiBinary and Tuple/Dict-of-those observation spaces "
@@ -53,6 +56,7 @@ class EnvInfo:
     action_low: tuple[float, ...] = ()  # Box: bounds the sampled action is clipped to
     action_high: tuple[float, ...] = ()
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    added_time_limit: int | None = None  # ppoqa's cap on an env registered without one
 
     def to_env(self, action: np.ndarray) -> np.ndarray:
         """The policy's action [N, ...] as the env takes it: offset by start, or clipped to
@@ -68,6 +72,16 @@ class EnvInfo:
         return {"action_kind": self.action_kind, "action_nvec": list(self.action_nvec)}
 
 
+_FIX_ENV = "the error is in the environment's code; PPOQA_DEBUG=1 shows its traceback"
+
+
+def is_user_env(spec: gym.envs.registration.EnvSpec) -> bool:
+    """An env whose code is not gymnasium's own (a user's module, a third-party package): its
+    calls run under ppo_cli.usercode's rules."""
+    entry = spec.entry_point if spec.vector_entry_point is None else spec.vector_entry_point
+    return not (isinstance(entry, str) and entry.startswith("gymnasium."))
+
+
 def import_env_module(env_id: str) -> str:
     """`module:EnvId` as gymnasium.make takes it: import the module (which registers the env)
     and return EnvId; a plain id is returned unchanged."""
@@ -80,13 +94,17 @@ def import_env_module(env_id: str) -> str:
     # though the `ppoqa` script's own folder is first on sys.path.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    fix = f"check that the module imports on its own: python -c 'import {module}'"
     try:
-        importlib.import_module(module)
+        with user_code(f"--env {env_id}: importing {module}", EnvError, fix):
+            importlib.import_module(module)
+    except EnvError:
+        raise
     except Exception as exc:  # the user's module: any error it raises is its own
         first = first_line(exc)
         raise EnvError(
             f"--env {env_id}: importing {module} failed ({type(exc).__name__}: {first})",
-            "check that the module imports on its own: python -c 'import " + module + "'",
+            fix,
         ) from exc
     if name not in gym.registry:
         raise EnvError(
@@ -217,16 +235,40 @@ def check_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> 
     raise _unsupported(env_id, "action", action_space)
 
 
+# Greedy evaluation and recording play whole episodes: an env without a time limit whose
+# greedy policy never reaches a terminal state would play forever.
+EVAL_MAX_EPISODE_STEPS = 1000
+_TIME_LIMIT_SAID: set[str] = set()
+
+
+def time_limit_note(env_id: str, steps: int) -> str | None:
+    """The one-time note that an env without a time limit is cut at `steps` when played
+    greedily (None once said in this process)."""
+    if env_id in _TIME_LIMIT_SAID:
+        return None
+    _TIME_LIMIT_SAID.add(env_id)
+    return (
+        f"{env_id} has no time limit (max_episode_steps), so evaluation ends each episode "
+        f"after {steps} steps; register it with max_episode_steps=N to choose"
+    )
+
+
 def make_vec_env(
     env_id: str,
     num_envs: int,
     mode: str = "auto",
     env_kwargs: dict[str, Any] | None = None,
     render_mode: str | None = None,
+    max_episode_steps: int | None = None,
 ) -> tuple[VectorEnv, EnvInfo]:
     """A NEXT_STEP-autoreset vector env of `num_envs` copies of env_id (plain or module:EnvId),
-    env_kwargs passed to the env's constructor, checked for support."""
+    env_kwargs passed to the env's constructor, checked for support. max_episode_steps: a
+    time limit for an env registered without one (EnvInfo.added_time_limit says if it was)."""
     spec = find_spec(env_id)
+    added = None
+    if max_episode_steps is not None and spec.max_episode_steps is None:
+        spec = dataclasses.replace(spec, max_episode_steps=max_episode_steps)
+        added = max_episode_steps
     env_kwargs = dict(env_kwargs or {})
     used = resolve_vector_mode(spec, mode)
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -235,11 +277,13 @@ def make_vec_env(
         say_mujoco_warnings_once()
     if render_mode is not None:
         extra["render_mode"] = render_mode
+    user = is_user_env(spec)
     try:
-        envs = gym.make_vec(
-            spec, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs,
-            **extra,
-        )  # fmt: skip
+        with user_code(f"{env_id}'s constructor", EnvError, _FIX_ENV) if user else nullcontext():
+            envs = gym.make_vec(
+                spec, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs,
+                **extra,
+            )  # fmt: skip
     except TypeError as exc:  # the constructor rejected a keyword
         if not env_kwargs:
             raise EnvError(
@@ -280,22 +324,31 @@ def make_vec_env(
     except BaseException:
         envs.close()
         raise
-    return NamedEnvErrors(envs, env_id), EnvInfo(
-        env_id, vector_mode=used, env_kwargs=env_kwargs, **dims
+    return NamedEnvErrors(envs, env_id, user), EnvInfo(
+        env_id, vector_mode=used, env_kwargs=env_kwargs, added_time_limit=added, **dims
     )
 
 
 class NamedEnvErrors(gym.vector.VectorWrapper):
     """An exception from the env's own reset() or step() (a user's module, usually) becomes one
-    line naming the env and the call, instead of an "unexpected error" that looks like ppoqa's."""
+    line naming the env and the call, instead of an "unexpected error" that looks like ppoqa's.
+    A user's env (not gymnasium's own code) also runs under ppo_cli.usercode's rules: its
+    prints go to stderr, sys.exit is an error, a call that blocks is stopped."""
 
-    def __init__(self, env: VectorEnv, env_id: str) -> None:
+    def __init__(self, env: VectorEnv, env_id: str, user: bool = False) -> None:
         super().__init__(env)
         self.env_id = env_id
+        self.user = user
+
+    def _guard(self, call: str) -> Any:
+        if not self.user:
+            return nullcontext()
+        return user_code(f"{self.env_id}: the env's {call}()", EnvError, _FIX_ENV)
 
     def reset(self, **kwargs: Any) -> Any:
         try:
-            return self.env.reset(**kwargs)
+            with self._guard("reset"):
+                return self.env.reset(**kwargs)
         except EnvError:
             raise
         except Exception as exc:
@@ -303,7 +356,8 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
 
     def step(self, actions: Any) -> Any:
         try:
-            return self.env.step(actions)
+            with self._guard("step"):
+                return self.env.step(actions)
         except EnvError:
             raise
         except Exception as exc:
@@ -314,7 +368,7 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
         return EnvError(
             f"{self.env_id}: the env's {call}() raised {type(exc).__name__}"
             + (f": {msg}" if msg else ""),
-            "the error is in the environment's code; PPOQA_DEBUG=1 shows its traceback",
+            _FIX_ENV,
         )
 
 
