@@ -1,0 +1,254 @@
+"""Nothing hangs, nothing of the user's is touched, stdout stays data: each class of broken
+promise from the second hostile pass, run as a real `python -m ppo_cli` child process with a
+timeout, so that a hang fails the test instead of stalling the suite.
+
+docs/reliability.md lists each promise with the tests here that keep it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ppo_cli.config import Config
+from ppo_cli.trainer import Callbacks, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = ["train", "--iterations", "2", "--num-episodes", "8", "--hidden-size", "8"]
+GYM = ["--timesteps", "32", "--num-envs", "2", "--num-steps", "16", "--num-minibatches", "2"]
+
+REWARDS = """\
+import os, sys, time
+
+def prints(question, answer, target):
+    print("reward says hi")
+    sys.stdout.write("and writes\\n")
+    os.write(1, b"and writes to fd 1\\n")
+    return 1.0
+
+def exits(question, answer, target):
+    sys.exit(0)
+
+def exits_3(question, answer, target):
+    sys.exit(3)
+
+def blocks(question, answer, target):
+    time.sleep(10000)
+    return 0.0
+
+def swallows(question, answer, target):
+    try:
+        time.sleep(10000)
+    except Exception:
+        pass
+    return 0.0
+"""
+
+ENVS = """\
+import os, sys
+import gymnasium as gym
+import numpy as np
+
+print("env module says hi at import")
+
+
+class Endless(gym.Env):
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        if os.environ.get("ENV_PRINTS"):
+            print("step says hi")
+        if os.environ.get("ENV_EXITS"):
+            sys.exit(0)
+        return np.zeros(2, np.float32), 1.0, False, False, {}
+
+
+gym.register("Endless-v0", entry_point=Endless)
+gym.register("Bounded-v0", entry_point=Endless, max_episode_steps=5)
+"""
+
+
+def ppoqa(
+    *args: str,
+    cwd: Path,
+    timeout: float = 120,
+    stdout: Any = subprocess.PIPE,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ppo_cli", *args],
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+        env=_env(env),
+    )
+
+
+def _env(more: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "PPOQA_DEBUG": "", "PYTHONPATH": str(ROOT), **(more or {})}
+
+
+def one_line(stderr: str) -> str:
+    """The single error line on stderr (progress lines ignored); no traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("ppoqa: ")]
+    errors = [line for line in errors if not line.startswith("ppoqa: warning")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+@pytest.fixture
+def user(tmp_path: Path) -> Path:
+    (tmp_path / "r.py").write_text(REWARDS)
+    (tmp_path / "envs.py").write_text(ENVS)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("text") / "run"
+    train(Config(iterations=1, num_episodes=8, hidden_size=8), run, Callbacks())
+    return run
+
+
+# --- 1. nothing hangs -------------------------------------------------------------------------
+
+
+def test_env_whose_episodes_never_end_trains_and_evaluates(user: Path) -> None:
+    """Greedy evaluation (train's last step, and `ppoqa eval`) caps an env without a time
+    limit, and says so."""
+    proc = ppoqa("train", "--env", "envs:Endless-v0", *GYM, "--run-dir", "run", cwd=user)
+    assert proc.returncode == 0, proc.stderr
+    assert "no time limit" in proc.stderr and "1000 steps" in proc.stderr
+    proc = ppoqa("eval", "--run", "run", "--episodes", "1", "--json", cwd=user)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["lengths"] == [1000]
+    assert "no time limit" in proc.stderr
+
+
+def test_blocking_reward_fn_stops_on_one_sigterm(user: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppo_cli", *TEXT, "--reward-fn", "r.py:blocks", "--run-dir", "run"],
+        cwd=user, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (user / "run" / "checkpoint.pt").exists():  # iteration 1 has started
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - sent < 15
+    assert proc.returncode == 128 + signal.SIGTERM
+    line = one_line(stderr)
+    assert "reward function blocks" in line and "resume" in line
+
+
+@pytest.mark.parametrize("name", ["blocks", "swallows"])
+def test_blocking_reward_fn_meets_the_time_limit(user: Path, name: str) -> None:
+    proc = ppoqa(
+        *TEXT, "--reward-fn", f"r.py:{name}", "--run-dir", "run", cwd=user, timeout=60,
+        env={"PPOQA_USER_CODE_TIMEOUT": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert f"reward function {name} did not return within 1 s" in line
+    assert "PPOQA_USER_CODE_TIMEOUT" in line
+
+
+# --- 4. stdout stays data; exit codes tell the truth ------------------------------------------
+
+
+def test_reward_fn_prints_never_reach_stdout(user: Path) -> None:
+    proc = ppoqa(*TEXT, "--reward-fn", "r.py:prints", "--json", cwd=user)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["iterations"] == 2  # one document, nothing else
+    assert "reward says hi" in proc.stderr and "and writes to fd 1" in proc.stderr
+
+
+def test_env_module_prints_never_reach_stdout(user: Path) -> None:
+    proc = ppoqa(
+        "train", "--env", "envs:Bounded-v0", *GYM, "--json", cwd=user, env={"ENV_PRINTS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout)
+    assert "env module says hi at import" in proc.stderr and "step says hi" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, env, named",
+    [
+        (["--reward-fn", "r.py:exits"], {}, "reward function exits called sys.exit(0)"),
+        (["--reward-fn", "r.py:exits_3"], {}, "reward function exits_3 called sys.exit(3)"),
+        (["--env", "envs:Bounded-v0"], {"ENV_EXITS": "1"}, "the env's step() called sys.exit(0)"),
+    ],
+    ids=["reward-exit-0", "reward-exit-3", "env-step-exit-0"],
+)
+def test_sys_exit_in_user_code_is_an_error_naming_it(
+    user: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    argv = ["train", *GYM, *args] if "--env" in args else [*TEXT, *args]
+    proc = ppoqa(*argv, "--json", cwd=user, env=env)
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert named in doc["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "--run", "{run}"],
+        ["eval", "--run", "{run}", "--json"],
+        ["ask", "--run", "{run}", "What is the capital of France?"],
+        ["explain-gae"],
+        ["explain-gae", "--json"],
+        ["--version"],
+        ["train", "--iterations", "1", "--num-episodes", "8", "--json", "--run-dir", "new"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+@pytest.mark.parametrize("how", ["closed", "full"])
+def test_closed_or_full_stdout_is_one_line(
+    text_run: Path, tmp_path: Path, args: list[str], how: str
+) -> None:
+    argv = [a.replace("{run}", str(text_run)) for a in args]
+    if how == "closed":
+        proc = subprocess.run(
+            [sys.executable, "-m", "ppo_cli", *argv], cwd=tmp_path, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, timeout=120, env=_env(),
+            preexec_fn=lambda: os.close(1),
+        )  # fmt: skip
+    else:
+        with open("/dev/full", "w") as full:
+            proc = ppoqa(*argv, cwd=tmp_path, stdout=full)
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert "stdout" in line
+    assert proc.stderr.count("\n") <= 3  # the error line, at most a run header and its warning
+
+
+def test_narrow_columns_never_cut_data_on_a_pipe(text_run: Path, tmp_path: Path) -> None:
+    for columns in ("40", "20"):
+        proc = ppoqa("eval", "--run", str(text_run), cwd=tmp_path, env={"COLUMNS": columns})
+        assert proc.returncode == 0, proc.stderr
+        assert "What is the capital of France?" in proc.stdout
+        assert "…" not in proc.stdout
