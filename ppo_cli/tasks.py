@@ -51,6 +51,32 @@ from ppo_cli.rundir import DATASET, VOCAB, atomic_write_text, write_yaml
 from ppo_cli.trace import TraceRecorder, batch_trace, text_qa_trace
 
 # The update's diagnostics every metrics record carries (ppo.ppo_update's keys).
+# Settings a text-QA run fills in when they are left unset (None): config.yaml names what the
+# run really used (TextQATask.__init__ and .build). A run recorded with them filled in is still
+# the run that a config leaving them unset asks for (a sweep resuming its seeds relies on it).
+FILLED_BY_RUN = ("iterations", "stall_iterations", "reward", "dataset", "init_from")
+
+
+def is_run_of(wanted: Config, recorded: Config) -> bool:
+    """Whether a run recorded with `recorded` is the run `wanted` asks for: the two resolved
+    configs agree, a setting `wanted` leaves unset matching whatever the run filled in, and a
+    --reward-fn FILE.py:NAME matching its absolute form."""
+    mine = wanted.to_dict()
+    theirs = recorded.to_dict()
+    for key in FILLED_BY_RUN:
+        if mine.get(key) is None:
+            mine[key] = theirs.get(key)
+    for key in ("dataset", "init_from"):
+        for d in (mine, theirs):
+            if d.get(key) is not None:
+                d[key] = str(Path(d[key]).resolve())
+    if mine.get("reward_fn") is not None:
+        from ppo_cli.reward_fn import absolute_spec
+
+        mine["reward_fn"] = absolute_spec(mine["reward_fn"])
+    return mine == theirs
+
+
 STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 
