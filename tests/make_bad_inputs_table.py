@@ -367,6 +367,10 @@ CASES: list[Case] = [
     Case("--search range without --trials", ["sweep", "--search", "learning_rate=log(1e-4,1e-2)"], 2, "needs --trials"),
     Case("unreachable --storage", ["sweep", "--search", "clip_coef=0.1", "--storage", "postgresql://u@127.0.0.1:9/x"], 1, "cannot open the storage"),
     Case("--report on a study that does not exist", ["sweep", "--report", "--study", "nope"], 1, "does not exist"),
+    Case("dataset entry with a key given twice", [*T, "--dataset", "d.yaml"], 1, "line 4: key 'answer' is given twice", write("d.yaml", "pairs:\n  - question: Q\n    answer: a\n    answer: b\n")),
+    Case("dataset with `pairs:` given twice", [*T, "--dataset", "d.yaml"], 1, "key 'pairs' is given twice", write("d.yaml", GOOD_DATASET + GOOD_DATASET)),
+    Case("--storage journal: on a file that is not a journal", ["sweep", "--search", "clip_coef=0.1", "--storage", "journal:notes.txt"], 1, "is not an Optuna journal", write("notes.txt", "my notes\n")),
+    Case("--storage in-memory SQLite", ["sweep", "--search", "clip_coef=0.1", "--storage", "sqlite://"], 1, "in-memory SQLite"),
 ]  # fmt: skip
 
 
