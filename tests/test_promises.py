@@ -252,3 +252,96 @@ def test_narrow_columns_never_cut_data_on_a_pipe(text_run: Path, tmp_path: Path)
         assert proc.returncode == 0, proc.stderr
         assert "What is the capital of France?" in proc.stdout
         assert "…" not in proc.stdout
+
+
+# --- 2. files the user made are never touched -------------------------------------------------
+
+SWEEP = ["sweep", "--search", "clip_coef=0.2", "--seeds", "1", "--iterations", "1",
+         "--num-episodes", "8", "--hidden-size", "8"]  # fmt: skip
+
+
+def test_journal_storage_on_a_users_file_is_refused(tmp_path: Path) -> None:
+    notes = tmp_path / "u.txt"
+    notes.write_text("my notes\n")
+    proc = ppoqa(*SWEEP, "--storage", "journal:u.txt", "--out", "o", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "is not an Optuna journal" in one_line(proc.stderr)
+    assert notes.read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sweep", "--report", "--storage", "sqlite:///u2.db", "--study", "x"],
+        ["plot", "--study", "x", "--storage", "sqlite:///u2.db"],
+        [*SWEEP, "--storage", "sqlite:///u2.db", "--out", "o"],
+    ],
+    ids=["report", "plot", "sweep"],
+)
+def test_a_users_sqlite_database_gets_no_optuna_tables(tmp_path: Path, args: list[str]) -> None:
+    import sqlite3
+
+    db = tmp_path / "u2.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE mine (x INTEGER)")
+    before = db.read_bytes()
+    proc = ppoqa(*args, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "holds no Optuna study" in one_line(proc.stderr)
+    assert db.read_bytes() == before
+
+
+def test_a_dataset_key_given_twice_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(
+        "pairs:\n  - question: Q\n    answer: a\n    answer: b\n", encoding="utf-8"
+    )
+    proc = ppoqa("train", "--iterations", "1", "--dataset", "d.yaml", cwd=tmp_path)
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert "d.yaml: line 4: key 'answer' is given twice" in line and "line 3" in line
+
+
+# --- 3. work is not thrown away -----------------------------------------------------------------
+
+SLOW = "import time\n\ndef slow(q, a, t):\n    time.sleep(0.02)\n    return float(a == t)\n"
+
+
+def test_an_interrupted_sweep_resumes_its_seed(tmp_path: Path) -> None:
+    """Ctrl-C in a sweep, then the same command: the seed continues from its checkpoint in
+    its own folder (no s0-2 trained from scratch)."""
+    (tmp_path / "slow.py").write_text(SLOW)
+    args = ["sweep", "--search", "clip_coef=0.2", "--seeds", "1", "--iterations", "12",
+            "--num-episodes", "16", "--hidden-size", "8", "--no-early-stop",
+            "--reward-fn", "slow.py:slow", "--out", "o"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppo_cli", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        metrics: list[Path] = []
+        while not metrics or len(metrics[0].read_text().splitlines()) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+            metrics = list((tmp_path / "o").glob("*/s0/metrics.jsonl"))
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    done_before = len(metrics[0].read_text().splitlines())
+    assert done_before < 12
+    again = ppoqa(*args, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    seeds = sorted(p.name for p in metrics[0].parent.parent.iterdir())
+    assert seeds == ["s0"]
+    records = [json.loads(line) for line in metrics[0].read_text().splitlines()]
+    assert [r["iteration"] for r in records] == list(range(1, 13))
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_storage_is_refused_before_training(tmp_path: Path, url: str) -> None:
+    proc = ppoqa(*SWEEP, "--storage", url, "--out", "o", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "in-memory SQLite" in one_line(proc.stderr)
+    assert not (tmp_path / "o").exists()
