@@ -345,3 +345,45 @@ def test_an_in_memory_storage_is_refused_before_training(tmp_path: Path, url: st
     assert proc.returncode == 1
     assert "in-memory SQLite" in one_line(proc.stderr)
     assert not (tmp_path / "o").exists()
+
+
+def test_an_interrupted_sft_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    import torch
+
+    from ppo_cli.rundir import load_checkpoint
+
+    args = ["sft", "--epochs", "1500", "--eval-every", "500", "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppo_cli", *args, "--run-dir", "cut"], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    try:
+        deadline = time.monotonic() + 60
+        while not metrics.exists() or len(metrics.read_text().splitlines()) < 5:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    line = one_line(stderr)
+    assert "ppoqa sft --resume cut" in line
+    assert len(metrics.read_text().splitlines()) < 1500
+    # the folder is refused as a new run, with the resume named; new settings are refused too
+    assert "--resume" in one_line(ppoqa(*args, "--run-dir", "cut", cwd=tmp_path).stderr)
+    changed = ppoqa("sft", "--resume", "cut", "--epochs", "9", cwd=tmp_path)
+    assert changed.returncode == 2
+    resumed = ppoqa("sft", "--resume", "cut", "-q", "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["epochs"] == 1500
+    whole = ppoqa(*args, "--run-dir", "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    a, b = load_checkpoint(tmp_path / "cut"), load_checkpoint(tmp_path / "whole")
+    assert all(torch.equal(a["policy"][k], b["policy"][k]) for k in b["policy"])
+    loss = [json.loads(x)["loss"] for x in metrics.read_text().splitlines()]
+    whole_loss = [json.loads(x)["loss"] for x in (tmp_path / "whole/metrics.jsonl").open()]
+    assert loss == whole_loss
+    finished = ppoqa("sft", "--resume", "cut", cwd=tmp_path)
+    assert "already finished all 1500 epochs" in one_line(finished.stderr)
