@@ -485,6 +485,7 @@ def _text_value(value: Any, source: str, where: str, key: str, raw: str | None =
             f"{source}: {where}: '{key}' has type {type(value).__name__}, not text",
             f"give the {key} as quoted text",
         )
+    _refuse_surrogates(value, f"{source}: {where}: '{key}'")
     value = " ".join(value.split())
     if not value or not tokenize(value):
         raise DatasetError(f"{source}: {where}: '{key}' is empty", f"give the {key} as text")
@@ -497,6 +498,17 @@ def _text_value(value: Any, source: str, where: str, key: str, raw: str | None =
     return value
 
 
+def _refuse_surrogates(text: str, what: str) -> None:
+    """A lone UTF-16 surrogate ("\\ud800" in a quoted YAML string) is no character: it cannot
+    be written to the run's files or printed, so it is refused where it was written."""
+    bad = next((c for c in text if "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        raise DatasetError(
+            f"{what} holds a lone surrogate (U+{ord(bad):04X}), which is not a character",
+            "write the character itself, or its escape as a pair (\\U0001F600 style)",
+        )
+
+
 def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -506,6 +518,7 @@ def _optional_text(data: dict[Any, Any], key: str, source: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        _refuse_surrogates(str(value), f"{source}: '{key}'")
         return str(value)
     raise DatasetError(
         f"{source}: '{key}' must be text, got {type(value).__name__}", f"give the {key} as text"

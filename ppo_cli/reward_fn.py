@@ -28,6 +28,7 @@ from typing import Any
 from ppo_cli.errors import ConfigError, TrainingError, short_repr
 from ppo_cli.usercode import user_code
 
+FLOAT32_MAX = 3.4028234663852886e38  # rewards are float32 tensors
 RECORD = "reward_fn.json"  # in the run directory: which function, from which file, its sha256
 _FIX_FILE = "fix the file so that `python FILE.py` runs"
 _FIX_MODULE = "fix the module so that it imports"
@@ -70,11 +71,15 @@ class RewardFunction:
                 f"{where} returned {short_repr(value)} ({type(value).__name__}), not a number",
                 f"return an int or float from {self.spec}, then resume the run",
             )
-        value = float(value)
-        if not math.isfinite(value):
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond any float (10**400)
+            value = math.inf
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
             raise TrainingError(
                 f"{where} (answer {short_repr(answer)}) returned {value}",
-                f"return a finite number from {self.spec}, then resume the run",
+                f"return a finite number (|x| < 3.4e38, rewards are float32) from {self.spec}, "
+                "then resume the run",
             )
         return value
 

@@ -107,10 +107,27 @@ def check_step_memory(cfg: Config, dataset: QADataset, vocab_size: int) -> None:
         )
 
 
+def check_sequence_memory(cfg: Config, dataset: QADataset, seq_len: int) -> None:
+    """Refuse up front questions too long to run the network over: the recurrent network keeps
+    about 8 * hidden_size floats per token of every episode for the backward pass, so one
+    question of millions of words needs gigabytes per iteration."""
+    episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
+    need = 32 * episodes * seq_len * cfg.hidden_size
+    if need > MAX_STEP_BYTES:
+        longest = max(1, MAX_STEP_BYTES // (32 * episodes * cfg.hidden_size))
+        raise DatasetError(
+            f"{dataset.source}: the longest question plus its answer is {seq_len:,} tokens: "
+            f"{episodes:,} episodes of it need about {need / 1e9:,.1f} GB of memory, more than "
+            f"the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
+            f"keep questions under {longest:,} tokens, or pass fewer --num-episodes",
+        )
+
+
 def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
     vocab = Vocabulary.from_dataset(dataset)
     check_step_memory(cfg, dataset, len(vocab))
     task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
+    check_sequence_memory(cfg, dataset, task.prompt_len + task.max_steps)
     spec: dict[str, Any] = {
         "kind": cfg.policy,
         "vocab_size": len(vocab),

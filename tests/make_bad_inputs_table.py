@@ -370,6 +370,8 @@ CASES: list[Case] = [
     Case("dataset entry with a key given twice", [*T, "--dataset", "d.yaml"], 1, "line 4: key 'answer' is given twice", write("d.yaml", "pairs:\n  - question: Q\n    answer: a\n    answer: b\n")),
     Case("dataset with `pairs:` given twice", [*T, "--dataset", "d.yaml"], 1, "key 'pairs' is given twice", write("d.yaml", GOOD_DATASET + GOOD_DATASET)),
     Case("--storage journal: on a file that is not a journal", ["sweep", "--search", "clip_coef=0.1", "--storage", "journal:notes.txt"], 1, "is not an Optuna journal", write("notes.txt", "my notes\n")),
+    Case("dataset with a lone surrogate escape", [*T, "--dataset", "d.yaml"], 1, "holds a lone surrogate (U+D800)", write("d.yaml", 'pairs:\n  - question: "a \\ud800 b?"\n    answer: b\n')),
+    Case("dataset question too long to run the network over", ["train", "--iterations", "1", "--num-episodes", "64", "--hidden-size", "1024", "--dataset", "d.yaml"], 1, "the longest question plus its answer is 3,006 tokens", write("d.yaml", "pairs:\n  - question: " + " ".join(["word"] * 3000) + "\n    answer: b\n")),
     Case("--storage in-memory SQLite", ["sweep", "--search", "clip_coef=0.1", "--storage", "sqlite://"], 1, "in-memory SQLite"),
 ]  # fmt: skip
 
@@ -433,7 +435,9 @@ def render(outcomes: list[tuple[Case, Outcome]]) -> str:
         "keeps the last good checkpoint; when the reader of the output goes away (`ppoqa eval |",
         "head -0`, `ppoqa --help | head -1`, `ppoqa train | head -1`) every command exits 0",
         "without a message and keeps what it saved; `--trace-iterations` beyond the run's",
-        "iterations is a warning; files ppoqa writes keep the user's umask.",
+        "iterations is a warning; files ppoqa writes keep the user's umask. What ppoqa promises",
+        "about hangs, the user's code, the user's files, interrupted work and stdout, and the",
+        "real-process test of each promise, is in [reliability.md](reliability.md).",
         "",
     ]
     return "\n".join(lines)

@@ -44,6 +44,9 @@ def blocks(question, answer, target):
     time.sleep(10000)
     return 0.0
 
+def huge(question, answer, target):
+    return 1e308
+
 def swallows(question, answer, target):
     try:
         time.sleep(10000)
@@ -76,7 +79,13 @@ class Endless(gym.Env):
         return np.zeros(2, np.float32), 1.0, False, False, {}
 
 
+class NanObs(Endless):
+    def step(self, action):
+        return np.full(2, np.nan, np.float32), 1.0, False, False, {}
+
+
 gym.register("Endless-v0", entry_point=Endless)
+gym.register("NanObs-v0", entry_point=NanObs, max_episode_steps=50)
 gym.register("Bounded-v0", entry_point=Endless, max_episode_steps=5)
 """
 
@@ -387,3 +396,68 @@ def test_an_interrupted_sft_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert loss == whole_loss
     finished = ppoqa("sft", "--resume", "cut", cwd=tmp_path)
     assert "already finished all 1500 epochs" in one_line(finished.stderr)
+
+
+# --- 4b. what used to be "unexpected ..." is a named problem ----------------------------------
+
+
+def test_reward_fn_beyond_float32_is_named(user: Path) -> None:
+    proc = ppoqa(*TEXT, "--reward-fn", "r.py:huge", cwd=user)
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert "reward function huge" in line and "returned 1e+308" in line
+    assert "unexpected" not in line
+
+
+def test_env_returning_nan_observations_is_named(user: Path) -> None:
+    proc = ppoqa("train", "--env", "envs:NanObs-v0", *GYM, cwd=user)
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert "envs:NanObs-v0: the env's step() returned an observation holding nan" in line
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ('pairs:\n  - question: "a \\ud800 b?"\n    answer: b\n', "lone surrogate (U+D800)"),
+        (
+            "pairs:\n  - question: " + " ".join(["w"] * 3000) + "\n    answer: b\n",
+            "the longest question plus its answer is 3,006 tokens",
+        ),
+    ],
+    ids=["surrogate", "long-question"],
+)
+def test_hostile_datasets_are_named(tmp_path: Path, text: str, named: str) -> None:
+    (tmp_path / "d.yaml").write_text(text, encoding="utf-8")
+    args = ["--num-episodes", "64", "--hidden-size", "1024", "--dataset", "d.yaml"]
+    proc = ppoqa("train", "--iterations", "1", *args, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert named in one_line(proc.stderr)
+
+
+def test_record_onto_a_full_disk_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full or read-only filesystem cannot be made in a test process without privileges:
+    the write fails the way ENOSPC does, under CliRunner."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    from ppo_cli import gym_record
+    from ppo_cli.cli import app
+
+    run = tmp_path / "run"
+    cfg = Config(env="CartPole-v1", policy="mlp", timesteps=64, num_envs=2, num_steps=32)
+    train(cfg, run, Callbacks())
+
+    def full(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gym_record, "_write_frames", full)
+    out = tmp_path / "ep.gif"
+    result = CliRunner().invoke(app, ["eval", "--run", str(run), "--record", str(out)])
+    assert result.exit_code == 1
+    line = one_line(result.stderr)
+    assert f"--record {out}: writing the animation failed (No space left on device)" in line
+    assert not out.exists() and not list(tmp_path.glob(".ppoqa-*"))

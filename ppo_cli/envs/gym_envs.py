@@ -348,20 +348,39 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
     def reset(self, **kwargs: Any) -> Any:
         try:
             with self._guard("reset"):
-                return self.env.reset(**kwargs)
+                out = self.env.reset(**kwargs)
         except EnvError:
             raise
         except Exception as exc:
             raise self._named("reset", exc) from exc
+        self._check_finite("reset", "observation", out[0])
+        return out
 
     def step(self, actions: Any) -> Any:
         try:
             with self._guard("step"):
-                return self.env.step(actions)
+                out = self.env.step(actions)
         except EnvError:
             raise
         except Exception as exc:
             raise self._named("step", exc) from exc
+        self._check_finite("step", "observation", out[0])
+        self._check_finite("step", "reward", out[1])
+        return out
+
+    def _check_finite(self, call: str, what: str, values: Any) -> None:
+        """A NaN or inf from the env would surface later as a torch error about probability
+        tensors that names nothing; say which env and which call returned it."""
+        arr = np.asarray(values)
+        if arr.dtype.kind != "f" or np.isfinite(arr).all():
+            return
+        bad = arr[~np.isfinite(arr)].flat[0]
+        raise EnvError(
+            f"{self.env_id}: the env's {call}() returned a{'n' if what[0] == 'o' else ''} "
+            f"{what} holding {bad}",
+            "the env must return finite numbers; check its "
+            + ("dynamics and observation code" if what == "observation" else "reward code"),
+        )
 
     def _named(self, call: str, exc: Exception) -> EnvError:
         msg = first_line(exc)
