@@ -446,6 +446,7 @@ def resolve(
     from ppo_cli import presets
 
     flags = {str(k).replace("-", "_"): v for k, v in (flags or {}).items()}
+    typed = list(flags)  # what the user gave, blamed before what --init-from brings along
     if base is None and flags.get("init_from") is not None:  # the starting run's network
         flags = _network_of(Path(flags["init_from"])) | flags
     if base is not None:
@@ -475,7 +476,7 @@ def resolve(
             validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file))
     env = flags.get("env", cfg.env)
     kind, other = ("text-qa", "gymnasium ids") if env == TEXT_QA else ("gym", "text QA")
-    for key in flags:
+    for key in typed + [k for k in flags if k not in typed]:
         if key in FIELDS and kind not in FIELDS[key].metadata["kinds"]:
             raise UsageError(
                 f"--{key.replace('_', '-')} is for {other}, not {env} runs (it does not apply)",

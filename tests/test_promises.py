@@ -84,6 +84,13 @@ class NanObs(Endless):
         return np.full(2, np.nan, np.float32), 1.0, False, False, {}
 
 
+class OffSpace(Endless):
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.full(2, 5.0, np.float32), {}
+
+
+gym.register("OffSpace-v0", entry_point=OffSpace, max_episode_steps=5)
 gym.register("Endless-v0", entry_point=Endless)
 gym.register("NanObs-v0", entry_point=NanObs, max_episode_steps=50)
 gym.register("Bounded-v0", entry_point=Endless, max_episode_steps=5)
@@ -461,3 +468,54 @@ def test_record_onto_a_full_disk_names_the_file(
     line = one_line(result.stderr)
     assert f"--record {out}: writing the animation failed (No space left on device)" in line
     assert not out.exists() and not list(tmp_path.glob(".ppoqa-*"))
+
+
+# --- 5. smaller promises ----------------------------------------------------------------------
+
+
+def test_run_and_sweep_folders_are_told_apart(text_run: Path, tmp_path: Path) -> None:
+    sweep = ppoqa(*SWEEP, "--out", "sw", cwd=tmp_path, timeout=300)
+    assert sweep.returncode == 0, sweep.stderr
+    into_sweep = ppoqa("train", "--iterations", "1", "--run-dir", "sw", cwd=tmp_path)
+    assert into_sweep.returncode == 1
+    assert "is a ppoqa sweep folder, not a run directory" in one_line(into_sweep.stderr)
+    into_run = ppoqa(*SWEEP, "--out", str(text_run), cwd=tmp_path)
+    assert into_run.returncode == 1
+    assert "is a ppoqa run directory, not a sweep folder" in one_line(into_run.stderr)
+    assert sorted(p.name for p in text_run.iterdir() if p.suffix == ".db") == []
+
+
+def test_gymnasium_warnings_honour_no_color(user: Path) -> None:
+    proc = ppoqa("train", "--env", "envs:OffSpace-v0", *GYM, cwd=user, env={"NO_COLOR": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "not within the observation space" in proc.stderr
+    assert "\x1b[" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, exit_code, named",
+    [
+        (
+            ["train", "--env", "CartPole-v1", "--init-from", "{run}"],
+            2,
+            "--init-from is for text QA",
+        ),
+        (["sft", "--batch-size", "0"], 2, "e.g. --batch-size 8"),
+        (["sft", "--eval-every", "0"], 2, "e.g. --eval-every 5"),
+        (["train", "--env", "envs:bounded-v0"], 1, "did you mean envs:Bounded-v0?"),
+    ],
+    ids=["init-from-gym", "sft-batch-size", "sft-eval-every", "module-env-case"],
+)
+def test_errors_blame_what_was_typed(
+    user: Path, text_run: Path, args: list[str], exit_code: int, named: str
+) -> None:
+    proc = ppoqa(*[a.replace("{run}", str(text_run)) for a in args], cwd=user)
+    assert proc.returncode == exit_code
+    assert named in one_line(proc.stderr)
+
+
+def test_env_kwargs_hash_is_text_not_a_comment() -> None:
+    from ppo_cli.envs.gym_envs import parse_env_kwargs
+
+    got = parse_env_kwargs(["mode=# comment", "b=a # b", 'c="x # y"', "d=8x8", "e=null"])
+    assert got == {"mode": "# comment", "b": "a # b", "c": "x # y", "d": "8x8", "e": None}

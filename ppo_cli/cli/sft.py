@@ -88,7 +88,8 @@ def sft_command(
                 ("--eval-every", eval_every),
             ):
                 if value < 1:
-                    raise ConfigError(f"{name} must be >= 1, got {value}", f"e.g. {name} 60")
+                    example = {"--epochs": 60, "--batch-size": 8, "--eval-every": 5}[name]
+                    raise ConfigError(f"{name} must be >= 1, got {value}", f"e.g. {name} {example}")
         except ConfigError as exc:  # a bad flag value is a usage error: exit 2
             raise UsageError(exc.message, exc.hint) from None
 

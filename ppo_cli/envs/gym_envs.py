@@ -107,11 +107,26 @@ def import_env_module(env_id: str) -> str:
             fix,
         ) from exc
     if name not in gym.registry:
+        close = _close_ids(name, sorted(gym.registry))
         raise EnvError(
             f"--env {env_id}: {module} was imported but did not register '{name}'",
-            f"call gymnasium.register(id='{name}', entry_point=...) in {module}",
+            f"did you mean {', '.join(f'{module}:{c}' for c in close)}?"
+            if close
+            else f"call gymnasium.register(id='{name}', entry_point=...) in {module}",
         )
     return name
+
+
+def _close_ids(env_id: str, ids: list[str]) -> list[str]:
+    """Registered ids close to env_id, comparing case-insensitively too ("good-v0" -> Good-v0)."""
+    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.5)
+    lower = {i.lower(): i for i in ids}
+    exact = lower.get(env_id.lower())
+    if exact is not None:
+        return [exact]
+    if not close:  # "cartpole" -> CartPole-v1
+        close = [lower[c] for c in difflib.get_close_matches(env_id.lower(), list(lower), n=3)]
+    return close
 
 
 def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
@@ -129,7 +144,10 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
                 "e.g. --env-kwargs map_name=8x8 --env-kwargs is_slippery=false",
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            # On a command line '#' is text, never a YAML comment: `mode=# note` is "# note",
+            # not null (unless the value is quoted, where YAML keeps it anyway).
+            is_text = raw.strip() and raw.lstrip()[0] not in "'\"" and re.search(r"(^|\s)#", raw)
+            value = raw.strip() if is_text else yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = None
             bad = True
@@ -147,16 +165,29 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _plain(text: str, *args: Any, **kwargs: Any) -> str:
+    return text
+
+
+def plain_gym_warnings() -> None:
+    """gymnasium colours its warnings (the passive env checker's "WARN: ...") with ANSI codes
+    whatever the output: under NO_COLOR (no-color.org) or when stderr is not a terminal they
+    are plain text."""
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if os.environ.get("NO_COLOR") or not tty:
+        gym.logger.colorize = _plain  # type: ignore[attr-defined]
+
+
 def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registered spec, or an EnvError naming the closest registered ids."""
+    plain_gym_warnings()
     env_id = import_env_module(env_id)
     if env_id in gym.registry:
         return gym.registry[env_id]
-    ids = sorted(gym.registry)
-    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.5)
-    if not close:  # "cartpole" -> CartPole-v1: compare case-insensitively too
-        lower = {i.lower(): i for i in ids}
-        close = [lower[c] for c in difflib.get_close_matches(env_id.lower(), list(lower), n=3)]
+    close = _close_ids(env_id, sorted(gym.registry))
     hint = (
         f"did you mean {', '.join(close)}?"
         if close
