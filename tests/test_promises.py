@@ -519,3 +519,16 @@ def test_env_kwargs_hash_is_text_not_a_comment() -> None:
 
     got = parse_env_kwargs(["mode=# comment", "b=a # b", 'c="x # y"', "d=8x8", "e=null"])
     assert got == {"mode": "# comment", "b": "a # b", "c": "x # y", "d": "8x8", "e": None}
+
+
+def test_reliability_page_names_every_promise_test() -> None:
+    """docs/reliability.md lists each promise with its test: a test here it does not name
+    is a promise the page does not tell."""
+    import re
+
+    page = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    tests = re.findall(r"^def (test_\w+)", Path(__file__).read_text(), flags=re.M)
+    missing = [
+        t for t in tests if t not in page and t != "test_reliability_page_names_every_promise_test"
+    ]
+    assert not missing, f"docs/reliability.md does not name {missing}"
