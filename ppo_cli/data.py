@@ -391,18 +391,23 @@ class _DuplicateKey(Exception):
 
 
 def _check_duplicate_keys(node: Any) -> None:
-    """_DuplicateKey for the first mapping in the node tree that repeats a key."""
+    """_DuplicateKey for the first mapping in the node graph that repeats a key. Each node is
+    visited once: aliases make a graph (an alias bomb, or a list that holds itself)."""
     todo = [node]
+    seen_nodes: set[int] = set()
     while todo:
         n = todo.pop()
+        if id(n) in seen_nodes:
+            continue
+        seen_nodes.add(id(n))
         if isinstance(n, yaml.MappingNode):
-            seen: dict[Any, int] = {}
+            keys: dict[tuple[str, str], int] = {}
             for k, v in n.value:
                 if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
                     line = k.start_mark.line + 1
-                    if k.value in seen:
-                        raise _DuplicateKey(k.value, line, seen[k.value])
-                    seen[k.value] = line
+                    if (k.tag, k.value) in keys:
+                        raise _DuplicateKey(k.value, line, keys[k.tag, k.value])
+                    keys[k.tag, k.value] = line
                 todo.append(v)
         elif isinstance(n, yaml.SequenceNode):
             todo.extend(n.value)
