@@ -21,7 +21,8 @@ from contextlib import contextmanager, suppress
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console, ConsoleDimensions
+from rich.console import Console
+from rich.measure import Measurement
 from typer.core import TyperGroup
 
 from ppo_cli.errors import PpoqaError
@@ -70,21 +71,37 @@ def reader_gone_stops_at_boundary() -> Iterator[None]:
 
 Console.on_broken_pipe = _on_broken_pipe  # type: ignore[method-assign]
 
-PIPE_WIDTH = 10_000  # columns of stdout when it is not a terminal: data is never cut
+_MEASURE_WIDTH = 100_000  # "as wide as it likes", for measuring a table's natural width
 
 
 class DataConsole(Console):
-    """The stdout console. On a terminal it fits the terminal; on a pipe or a file it is as
-    wide as its data, so `COLUMNS=40 ppoqa eval | cat` prints every cell whole (Rich would
-    otherwise shorten cells to COLUMNS, or to 80, with "…")."""
+    """The stdout console. On a terminal it fits the terminal. On a pipe or a file a table is
+    never drawn narrower than its data: `COLUMNS=40 ppoqa eval | cat` prints every cell whole,
+    where Rich would shorten cells to COLUMNS (or 80) with "…". A view that splits itself to
+    fit a width (render.Fit) still splits at COLUMNS: it measures as no wider than that."""
 
-    def _data_size(self) -> ConsoleDimensions:
-        size = Console.size.fget(self)  # type: ignore[attr-defined]
-        if not self.is_terminal:  # COLUMNS included: it sizes a terminal, not a file
-            return ConsoleDimensions(PIPE_WIDTH, size.height)
-        return size
-
-    size = property(_data_size, Console.size.fset)  # type: ignore[assignment]
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        if self.is_terminal or kwargs.get("width") is not None:
+            super().print(*objects, **kwargs)
+            return
+        options = self.options
+        unbounded = options.update_width(_MEASURE_WIDTH)
+        sizes = [
+            Measurement.get(self, unbounded, o).maximum
+            for o in objects
+            if not isinstance(o, str) and hasattr(o, "__rich_measure__")
+        ]
+        # what fills any width it is given (a view that fits itself) says nothing
+        widest = max((w for w in sizes if w < _MEASURE_WIDTH), default=0)
+        if widest <= options.max_width:
+            super().print(*objects, **kwargs)
+            return
+        saved = self._width
+        self._width = widest
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self._width = saved
 
 
 out = DataConsole(soft_wrap=True)
