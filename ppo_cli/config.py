@@ -49,16 +49,24 @@ class Config:
     threads: int = setting(1, "torch CPU threads (1 is fastest for small networks).", panel=R)
     # None: grows with the dataset (ppo_cli.budget); config.yaml records the value used
     iterations: int | None = setting(
-        None, "PPO iterations at most (default: 150 up to 30 questions, then 5 per question).", TEXT
+        None,
+        "PPO iterations at most (default: 150 up to 30 questions, then 5 per question; "
+        "40 for --init-from/--reward-fn runs).",
+        TEXT,
     )
     stall_iterations: int | None = setting(
         None,
         "Stop when greedy accuracy has not improved for N iterations (default 40, a quarter "
-        "of the questions past 160; 0: never).",
+        "of the questions past 160; 0: never; off for --init-from/--reward-fn runs).",
         TEXT,
     )
     timesteps: int = setting(100_000, "Environment steps to train for (tuned per env).", GYM)
-    target_accuracy: float | None = setting(1.0, "Stop once greedy accuracy reaches this.", TEXT)
+    target_accuracy: float | None = setting(
+        1.0,
+        "Stop once greedy accuracy reaches this (off for --init-from/--reward-fn runs "
+        "unless given).",
+        TEXT,
+    )
     eval_every: int = setting(1, "Greedy evaluation every N iterations.", TEXT)
     save_every: int = setting(10, "Checkpoint every N iterations (0: start and end).", panel=R)
 
@@ -197,7 +205,7 @@ class Config:
 FIELDS = {f.name: f for f in fields(Config)}
 FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Config)}
 
-_CHOICES: dict[str, tuple[str, ...]] = {
+CHOICES: dict[str, tuple[str, ...]] = {
     "policy": ("lstm", "transformer", "mlp"),
     "device": ("cpu", "cuda", "auto"),
     "vector_mode": ("auto", "sync", "async", "vector"),
@@ -205,6 +213,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "advantage": ("gae", "group"),
     "activation": ("tanh", "relu"),
 }
+
+# The named rewards (ppo_cli.envs.rewards.REWARDS, which imports torch): offered by TAB
+# completion of --reward, which must not pay for torch; a test keeps the two lists equal.
+REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "seed")
 
 # (low, high, low inclusive) ranges checked after merging; None means unbounded.
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -298,7 +310,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 def validate(cfg: Config, source: str = "config") -> Config:
     """Range and choice checks, so a bad value stops before any training starts."""
-    for name, choices in _CHOICES.items():
+    for name, choices in CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise ConfigError(
                 f"{_label(source, name)} must be one of {', '.join(choices)}, "
@@ -424,6 +436,13 @@ def _network_of(run: Path) -> dict[str, Any]:
     return {k: theirs[k] for k in ("policy", "hidden_size", "answer_vocab") if k in theirs}
 
 
+# An RLHF run (--init-from or --reward-fn) runs its iterations: early stopping on the dataset's
+# gold accuracy would end an SFT start at iteration 1, and the stall rule watches the same gold
+# number. 40 iterations is what the README's RLHF walkthrough and benchmarks/rlhf_paris.py
+# measure (the proxy hack happens within 5, the KL run settles by 20).
+RLHF_DEFAULTS: dict[str, Any] = {"target_accuracy": None, "stall_iterations": 0, "iterations": 40}
+
+
 def resolve(
     flags: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
@@ -435,7 +454,8 @@ def resolve(
     """THE precedence chain of ppoqa's settings, later wins:
 
         Config defaults < the gymnasium id's tuned entry (presets.TUNED_FILE)
-        < policy defaults < --preset < --config file < flags
+        < policy defaults < RLHF_DEFAULTS (with --init-from or --reward-fn, for the keys no
+        --preset, file or flag names) < --preset < --config file < flags
 
     or, resuming a run (base: its config.yaml, named `source`), that file < flags; with
     --init-from, that run's network counts as flags not given. A bad value
@@ -468,6 +488,16 @@ def resolve(
                     "drop --preset; gymnasium runs take --timesteps, --num-envs, ...",
                 )
             cfg = apply_overrides(cfg, presets.preset_settings(preset, policy), f"preset {preset}")
+        chosen = set(flags) | {str(k).replace("-", "_") for k in file_values}
+        if preset is not None and env == TEXT_QA:
+            chosen |= set(presets.preset_settings(preset, policy))
+        if _pick("init_from", flags, file_values, default=None) is not None or (
+            _pick("reward_fn", flags, file_values, default=None) is not None
+        ):
+            # RLHF: how long to run is the plan, not gold accuracy (the SFT start already has
+            # it; a --reward-fn run never sees it). Any layer that names a key keeps its value.
+            rlhf = {k: v for k, v in RLHF_DEFAULTS.items() if k not in chosen}
+            cfg = apply_overrides(cfg, rlhf, "RLHF defaults")
         if file_values:
             cfg = apply_overrides(cfg, file_values, str(config_file))
             # A bad value the file sets (and no flag replaces) is the file's error, named as

@@ -191,16 +191,98 @@ def load_text_run(run: Path) -> TextRun:
     return TextRun(run, cfg, policy, vocab, dataset, task, ckpt)
 
 
+# A question counts as familiar when every word is in the run's vocabulary and it shares at
+# least this share of its words with some training question (Jaccard similarity of the
+# lower-cased word sets, punctuation ignored). 0.6 keeps "What day comes after Tuesday?" close
+# to "What day comes after Monday?" (4 of 6 words, 0.67) and puts "What comes after three?"
+# far from it (3 of 6, 0.5); the exact training question scores 1.
+FAMILIAR_SIMILARITY = 0.6
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The lower-cased words of a text, without punctuation tokens."""
+    return frozenset(t.lower() for t in tokenize(text) if any(c.isalnum() for c in t))
+
+
+@dataclass
+class Answer:
+    """A greedy answer, how sure the policy is of it, and how close the question is to the
+    ones the run trained on (a policy answers anything, and is often confidently wrong on
+    questions unlike its training data)."""
+
+    question: str
+    answer: str
+    confidence: float  # probability of the whole greedy answer (its tokens and <END>)
+    unknown_words: list[str]
+    nearest: str | None  # the most similar training question
+    similarity: float  # Jaccard similarity of the word sets, 0..1
+
+    @property
+    def familiar(self) -> bool:
+        return not self.unknown_words and self.similarity >= FAMILIAR_SIMILARITY
+
+    def reason(self) -> str:
+        """Why the question is unfamiliar, in one clause ('' when it is familiar)."""
+        if self.unknown_words:
+            words = ", ".join(repr(w) for w in self.unknown_words)
+            return f"words this run never saw were read as <UNK>: {words}"
+        if self.similarity < FAMILIAR_SIMILARITY:
+            return (
+                f'unlike every training question (nearest: "{self.nearest}", word overlap '
+                f"{self.similarity:.2f} < {FAMILIAR_SIMILARITY})"
+            )
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "confidence": round(self.confidence, 4),
+            "familiar": self.familiar,
+            "unknown_words": self.unknown_words,
+            "nearest": self.nearest,
+            "similarity": round(self.similarity, 4),
+        }
+
+
+class NearestQuestion:
+    """The training question sharing the most words with a query (Jaccard), via an inverted
+    index, so a run with many questions is searched only where words are shared."""
+
+    def __init__(self, questions: list[str]) -> None:
+        self.questions = questions
+        self.sets = [word_set(q) for q in questions]
+        self.index: dict[str, list[int]] = {}
+        for i, words in enumerate(self.sets):
+            for w in words:
+                self.index.setdefault(w, []).append(i)
+
+    def find(self, question: str) -> tuple[str | None, float]:
+        words = word_set(question)
+        shared: dict[int, int] = {}
+        for w in words:
+            for i in self.index.get(w, ()):
+                shared[i] = shared.get(i, 0) + 1
+        best, best_sim = None, 0.0
+        for i, n in shared.items():
+            sim = n / (len(words) + len(self.sets[i]) - n)
+            if sim > best_sim:
+                best, best_sim = i, sim
+        if best is None:
+            return (self.questions[0] if self.questions else None), 0.0
+        return self.questions[best], best_sim
+
+
 @torch.no_grad()
-def answer_questions(run: TextRun, questions: list[str]) -> tuple[list[str], list[str]]:
-    """Greedy answers for free-text questions; also returns the words the run never saw."""
+def ask(run: TextRun, questions: list[str]) -> list[Answer]:
+    """Greedy answers for free-text questions, each with its confidence and familiarity."""
     if not questions:
-        return [], []
+        return []
     encoded, unknown = [], []
     for q in questions:
         ids, unk = run.vocab.encode(tokenize(q))
         encoded.append(ids)
-        unknown.extend(u for u in unk if u not in unknown)
+        unknown.append(list(dict.fromkeys(unk)))
     n = len(questions)
     prompts = encode_prompts(encoded)  # [N, P]
     if prompts.shape[1] < run.task.prompt_len:
@@ -216,10 +298,32 @@ def answer_questions(run: TextRun, questions: list[str]) -> tuple[list[str], lis
         greedy=True,
         prompts=prompts,
     )
-    answers = [
-        run.task.answer_text(ro.answer[i, : int(ro.answer_len[i])].tolist()) for i in range(n)
-    ]
-    return answers, unknown
+    # the product of the greedy tokens' probabilities: exp of the summed log-probs
+    confidence = torch.exp((ro.logprobs * ro.mask).sum(1))  # [N]
+    nearest = NearestQuestion([p.question for p in run.dataset.pairs])
+    answers = []
+    for i, q in enumerate(questions):
+        near, sim = nearest.find(q)
+        answers.append(
+            Answer(
+                question=q,
+                answer=run.task.answer_text(ro.answer[i, : int(ro.answer_len[i])].tolist()),
+                confidence=float(confidence[i]),
+                unknown_words=unknown[i],
+                nearest=near,
+                similarity=sim,
+            )
+        )
+    return answers
+
+
+def answer_questions(run: TextRun, questions: list[str]) -> tuple[list[str], list[str]]:
+    """Greedy answers for free-text questions; also returns the words the run never saw."""
+    answers = ask(run, questions)
+    unknown: list[str] = []
+    for a in answers:
+        unknown.extend(w for w in a.unknown_words if w not in unknown)
+    return [a.answer for a in answers], unknown
 
 
 def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:

@@ -14,7 +14,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ppo_cli.errors import RunError, UsageError
-from ppo_cli.rundir import atomic_write_bytes, read_metrics, run_env
+from ppo_cli.rundir import FINAL_EVAL, atomic_write_bytes, read_metrics, run_env
 
 FORMATS = ("png", "svg", "pdf")
 DEFAULT_WINDOW = 10
@@ -240,8 +240,26 @@ def sft_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     return fig
 
 
+def smoothing_window(points: int) -> int:
+    """A tenth of the logged returns, at most 10: 24 points get a window of 2, not 10, so the
+    smoothed line still shows the curve's shape; under 20 points it is not smoothed."""
+    return max(1, min(DEFAULT_WINDOW, points // 10))
+
+
+def _final_eval(run: Path) -> dict[str, Any] | None:
+    """The run's final greedy evaluation (final_eval.json), or None for an older run."""
+    import json
+
+    try:
+        doc = json.loads((run / FINAL_EVAL).read_text(encoding="utf-8"))
+        float(doc["mean_return"]), int(doc["global_step"]), int(doc["episodes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def gym_run_figure(
-    run: Path, env_id: str, records: Sequence[dict[str, Any]], window: int
+    run: Path, env_id: str, records: Sequence[dict[str, Any]], window: int | None
 ) -> Figure:
     fig = Figure(figsize=(13, 8.5), layout="constrained")
     grid = fig.add_gridspec(2, 2)
@@ -249,16 +267,31 @@ def gym_run_figure(
     x, xlabel = "global_step", "environment steps"
     xs, ys = _series(records, "episodic_return", x)
     if ys:
+        window = smoothing_window(len(ys)) if window is None else window
         ax.plot(xs, ys, color="tab:blue", alpha=0.3, label="episodic return")
-        ax.plot(
-            xs,
-            trailing_mean(ys, window),
-            color="tab:blue",
-            linewidth=2,
-            label=f"smoothed (mean of last {window})",
-        )
+        if window > 1:
+            ax.plot(
+                xs,
+                trailing_mean(ys, window),
+                color="tab:blue",
+                linewidth=2,
+                label=f"smoothed (mean of last {window})",
+            )
     else:
         ax.text(0.5, 0.5, "no episode finished yet", ha="center", transform=ax.transAxes)
+    final = _final_eval(run)
+    if final is not None:  # the greedy policy after training, as `ppoqa eval` measures it
+        ax.errorbar(
+            [final["global_step"]],
+            [final["mean_return"]],
+            yerr=[final.get("std_return", 0.0)],
+            color="tab:red",
+            marker="*",
+            markersize=14,
+            capsize=4,
+            linestyle="none",
+            label=f"final greedy eval ({final['mean_return']:.3g}, {final['episodes']} episodes)",
+        )
     threshold = solved_threshold(env_id)
     if threshold is not None:
         ax.axhline(threshold, color="tab:green", linestyle="--", linewidth=2)
@@ -274,9 +307,9 @@ def gym_run_figure(
     return fig
 
 
-def run_figure(run: Path, window: int = DEFAULT_WINDOW) -> Figure:
+def run_figure(run: Path, window: int | None = None) -> Figure:
     """The training figure of a run: text QA or gymnasium, read from its config and metrics."""
-    if window < 1:
+    if window is not None and window < 1:
         raise UsageError("--window must be at least 1", "e.g. --window 10")
     env = run_env(run)
     records = read_metrics(run)
@@ -284,14 +317,26 @@ def run_figure(run: Path, window: int = DEFAULT_WINDOW) -> Figure:
         raise RunError(f"{run}: metrics.jsonl has no records yet", "train for an iteration first")
     if env == "text-qa":
         if records[0].get("phase") == "sft":
-            return sft_run_figure(run, records)
-        if any("kl" in r for r in records):
-            return rlhf_run_figure(run, records)
-        return text_run_figure(run, records)
+            fig = sft_run_figure(run, records)
+        elif any("kl" in r for r in records):
+            fig = rlhf_run_figure(run, records)
+        else:
+            fig = text_run_figure(run, records)
+        return whole_number_axes(fig)
     return gym_run_figure(run, env, records, window)
 
 
-def plot_run(run: Path, out: Path | None = None, window: int = DEFAULT_WINDOW) -> Path:
+def whole_number_axes(fig: Figure) -> Figure:
+    """Iterations and epochs are counted: no 1.2, 1.4, ... ticks on a short run's axes."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:
+        if ax.get_xlabel() in ("iteration", "epoch"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+def plot_run(run: Path, out: Path | None = None, window: int | None = None) -> Path:
     """Write the run's training figure to out (default <run>/training.png)."""
     if out is not None:
         check_suffix(out)

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 DATASET = "dataset.yaml"
 VOCAB = "vocab.json"
+FINAL_EVAL = "final_eval.json"  # gymnasium: the greedy evaluation after training
 LOCK = ".lock"
 MARKER = ".ppoqa-run"
 # What ppoqa itself leaves in a folder besides a run's files (a folder holding only these is
@@ -96,7 +98,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def new_run_dir(env: str, seed: int, root: Path = DEFAULT_RUNS) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe_env = env.replace("/", "_")
+    # Only characters every shell, scp and Windows path takes: "mymod:LineWorld-v0" has a
+    # colon (scp reads host:path; Windows refuses it), "ALE/Pong-v5" a slash.
+    safe_env = re.sub(r"[^A-Za-z0-9._-]+", "_", env).strip("._") or "env"
     base = root / f"{stamp}-{safe_env}-s{seed}"
     path, k = base, 1
     while path.exists():

@@ -47,7 +47,7 @@ from ppo_cli.kl import KLController
 from ppo_cli.policies import ActorCritic, MLPActorCritic, build_policy
 from ppo_cli.ppo import Batch, explained_variance
 from ppo_cli.rollout import GymCollector, GymRollout, TextRollout, collect_text_episodes
-from ppo_cli.rundir import DATASET, VOCAB, atomic_write_text, write_yaml
+from ppo_cli.rundir import DATASET, FINAL_EVAL, VOCAB, atomic_write_text, write_yaml
 from ppo_cli.trace import TraceRecorder, batch_trace, text_qa_trace
 
 # The update's diagnostics every metrics record carries (ppo.ppo_update's keys).
@@ -398,6 +398,14 @@ class TextQATask:
             )
         elif stalled:
             state.stop_reason, state.stop_message = STALLED, self.stall.describe(iteration)
+        elif iteration == self.total and cfg.target_accuracy is None:
+            # No early stop was asked for: running every iteration is the plan, not a shortfall.
+            state.stop_reason = BUDGET
+            state.stop_message = (
+                f"done: ran all {self.total} iterations (no early stop), greedy accuracy "
+                f"{100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% at iteration "
+                f"{self.stall.best_iteration})"
+            )
         elif iteration == self.total:
             state.stop_reason = BUDGET
             state.stop_message = (
@@ -490,6 +498,7 @@ class GymTask:
     def prepare_run(
         self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
     ) -> None:
+        self.run_dir = run_dir
         # Normalization statistics come back with the weights, optimizer, RNGs and counters
         # (the vector env restarts its episodes, so a resumed gym run is not bit-identical).
         self.warn = warn
@@ -572,7 +581,19 @@ class GymTask:
             self.normalizer.state(),
             self.warn,
         )
-        return {"mean_return": float(np.mean([ep.episode_return for ep in episodes]))}
+        returns = [float(ep.episode_return) for ep in episodes]
+        mean = float(np.mean(returns))
+        # Kept in the run folder so `ppoqa plot` can mark it at the end of the training curve.
+        final = {
+            "mean_return": mean,
+            "std_return": float(np.std(returns)),
+            "returns": returns,
+            "episodes": len(returns),
+            "seed": EVAL_SEED,
+            "global_step": state.steps,
+        }
+        atomic_write_text(self.run_dir / FINAL_EVAL, json.dumps(final) + "\n")
+        return {"mean_return": mean}
 
     def close(self) -> None:
         if self.envs is not None:

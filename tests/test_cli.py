@@ -239,9 +239,11 @@ def test_ask_json_prints_one_object_per_line(trained) -> None:
     result = invoke("ask", "-", "--run", str(run_dir), "--json", input="\n".join(questions))
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert [json.loads(line) for line in lines] == [
-        {"question": q, "answer": BUILTIN_ANSWERS[q]} for q in questions
+    docs = [json.loads(line) for line in lines]
+    assert [(d["question"], d["answer"]) for d in docs] == [
+        (q, BUILTIN_ANSWERS[q]) for q in questions
     ]
+    assert all(d["familiar"] and 0 < d["confidence"] <= 1 for d in docs)
 
 
 def test_ask_warns_about_unknown_words_and_still_answers(trained) -> None:

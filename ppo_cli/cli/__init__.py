@@ -22,6 +22,7 @@ from ppo_cli.cli.doctor import doctor_command
 from ppo_cli.cli.eval import eval_command
 from ppo_cli.cli.explain import explain_clip_command, explain_gae_command
 from ppo_cli.cli.explain_reward import explain_reward_command
+from ppo_cli.cli.help import PpoqaCommand
 from ppo_cli.cli.plot import plot_command
 from ppo_cli.cli.sft import sft_command
 from ppo_cli.cli.sweep import sweep_command
@@ -52,16 +53,16 @@ def _root(
     """Train PPO agents on text question answering or gymnasium tasks, and watch them learn."""
 
 
-app.command("train")(train_command)
-app.command("sft")(sft_command)
-app.command("eval")(eval_command)
-app.command("ask")(ask_command)
-app.command("explain-gae")(explain_gae_command)
-app.command("explain-clip")(explain_clip_command)
-app.command("explain-reward")(explain_reward_command)
-app.command("plot")(plot_command)
-app.command("doctor")(doctor_command)
-app.command("sweep")(sweep_command)
+app.command("train", cls=PpoqaCommand)(train_command)
+app.command("sft", cls=PpoqaCommand)(sft_command)
+app.command("eval", cls=PpoqaCommand)(eval_command)
+app.command("ask", cls=PpoqaCommand)(ask_command)
+app.command("explain-gae", cls=PpoqaCommand)(explain_gae_command)
+app.command("explain-clip", cls=PpoqaCommand)(explain_clip_command)
+app.command("explain-reward", cls=PpoqaCommand)(explain_reward_command)
+app.command("plot", cls=PpoqaCommand)(plot_command)
+app.command("doctor", cls=PpoqaCommand)(doctor_command)
+app.command("sweep", cls=PpoqaCommand)(sweep_command)
 
 
 def main() -> None:

@@ -27,6 +27,11 @@ def _read_stdin() -> str:
         ) from None
 
 
+# `--strict`: every answer is still printed, then the exit code says a question was
+# unfamiliar: 3, apart from 1 (an error: nothing answered) and 2 (bad usage).
+UNFAMILIAR_EXIT = 3
+
+
 def ask_command(
     question: str = typer.Argument(
         None, help="The question; '-' (or none, with stdin piped) reads one per line."
@@ -35,12 +40,30 @@ def ask_command(
         None, "--run", help="Run directory (default: the newest under ./runs/)."
     ),
     json_output: bool = typer.Option(
-        False, "--json", help="One JSON object per answer: {question, answer}."
+        False,
+        "--json",
+        help="One JSON object per answer: {question, answer, confidence, familiar, "
+        "unknown_words, nearest, similarity}.",
+    ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help=f"Exit {UNFAMILIAR_EXIT} (after printing every answer) when a question is "
+        "unfamiliar: unknown words, or under 0.6 word overlap with every training question.",
+    ),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Also a line on stderr per answer: its confidence and the nearest training question.",
     ),
 ) -> None:
     """Answer a question with a trained text-QA run; prints only the answer.
 
-    Example: ppoqa ask "What is 2+2?"   |   printf 'What is 2+2?\\n' | ppoqa ask
+    stdout holds the answers alone; an unfamiliar question gets a warning on stderr with the
+    answer's confidence (its probability under the policy). --json carries both per answer.
+
+    Example: ppoqa ask "What is 2+2?"   |   printf 'What is 2+2?\\n' | ppoqa ask --json
     """
     with handle_errors(json_output):
         if question is None or question == "-":
@@ -58,19 +81,31 @@ def ask_command(
                     'pass a question: ppoqa ask "What is 2+2?"',
                 )
             questions = [question]
-        from ppo_cli.evaluate import answer_questions, load_text_run
+        from ppo_cli.evaluate import ask, load_text_run
         from ppo_cli.rundir import find_run
 
         text_run = load_text_run(find_run(run))
-        answers, unknown = answer_questions(text_run, questions)
-        if unknown:
-            words = ", ".join(repr(w) for w in unknown)
-            sys.stderr.write(
-                f"ppoqa: warning: words this run never saw were read as <UNK>: {words}\n"
-            )
-        for q, a in zip(questions, answers, strict=True):
-            line = (
-                json.dumps({"question": q, "answer": a}, ensure_ascii=False) if json_output else a
-            )
+        answers = ask(text_run, questions)
+        notes = []
+        for a in answers:
+            line = json.dumps(a.to_dict(), ensure_ascii=False) if json_output else a.answer
             sys.stdout.write(line + "\n")
+            if json_output:
+                continue
+            if not a.familiar:
+                notes.append(
+                    f'ppoqa: warning: unfamiliar question "{a.question}": {a.reason()}; '
+                    f"the answer is a guess (confidence {100 * a.confidence:.0f}%)"
+                )
+            elif verbose:
+                notes.append(
+                    f'ppoqa: "{a.question}" -> "{a.answer}": confidence '
+                    f'{100 * a.confidence:.0f}%, nearest training question "{a.nearest}" '
+                    f"(word overlap {a.similarity:.2f})"
+                )
         sys.stdout.flush()
+        if notes:  # after the answers, so a reader of stdout gets them first
+            sys.stderr.write("\n".join(notes) + "\n")
+            sys.stderr.flush()
+        if strict and not all(a.familiar for a in answers):
+            raise typer.Exit(UNFAMILIAR_EXIT)

@@ -1,4 +1,4 @@
-"""`ppoqa doctor --run DIR`: what went wrong in a text-QA run, with evidence and remedies."""
+"""`ppoqa doctor [--run DIR]`: what went wrong in a text-QA run, with evidence and remedies."""
 
 from __future__ import annotations
 
@@ -10,27 +10,47 @@ from ppo_cli.cli.common import handle_errors, out, print_json
 
 
 def doctor_command(
-    run: Path = typer.Option(..., "--run", help="A run directory written by `ppoqa train`."),
+    run: Path = typer.Option(
+        None, "--run", help="Run directory (default: the newest under ./runs/)."
+    ),
     json_output: bool = typer.Option(
         False,
         "--json",
-        help='Print {"findings": [{"code", "message", "evidence", "remedy"}]} on stdout.',
+        help='Print {"run", "final_accuracy", "findings": [{"code", "message", "evidence", '
+        '"remedy"}], "still_wrong": [{"question", "answer", "target"}]} on stdout.',
     ),
 ) -> None:
     """Diagnose a run from its own records: same answer for many questions, hedging, word order,
-    not learning, forgetting, loss exploding, entropy collapse, budget exhausted.
+    reward hacking, not learning, forgetting, loss exploding, entropy collapse, budget
+    exhausted; then the questions still wrong.
 
-    Example: ppoqa doctor --run runs/text-qa-seed0-...
+    Example: ppoqa doctor   |   ppoqa doctor --run runs/text-qa-seed0-... --json
     """
     with handle_errors(json_output):
-        from ppo_cli.doctor import diagnose, render_findings
+        from ppo_cli.doctor import (
+            diagnose_records,
+            load_records,
+            render_findings,
+            render_still_wrong,
+            still_wrong,
+        )
+        from ppo_cli.rundir import find_run
 
-        findings = diagnose(run)
+        path = find_run(run)
+        records = load_records(path)
+        findings = diagnose_records(records)
+        wrong = still_wrong(records)
+        total = len(records.results)
         if json_output:
-            print_json({"findings": [f.to_dict() for f in findings]})
+            print_json(
+                {
+                    "run": str(path),
+                    "final_accuracy": round((total - len(wrong)) / max(1, total), 4),
+                    "findings": [f.to_dict() for f in findings],
+                    "still_wrong": wrong,
+                }
+            )
             return
-        if not findings:
-            out.print(f"{run}: no problems found")
-            return
-        for line in render_findings(findings):
+        lines = render_findings(findings) or [f"{path}: no problems found"]
+        for line in lines + render_still_wrong(wrong, total):
             out.print(line, markup=False, highlight=False)

@@ -68,6 +68,8 @@ def explain_reward_command(
             return
         from rich.table import Table
 
+        from ppo_cli.render import Fit
+
         for tgt, _ in examples:
             table = Table(title=f'What each reward pays, target "{tgt}"')
             table.add_column("answer")
@@ -87,7 +89,7 @@ def explain_reward_command(
                     cells.append(f"{r.final:+.2f}")
                 kind = next(x.kind for x in mine if x.answer == a)
                 table.add_row(f'"{a}"', kind, *cells)
-            out.print(table)
+            out.print(Fit(table))
         out.print(
             "Final-step reward (exact: +10; otherwise -2 + partial credit). Each word before "
             "<END> also costs 0.1 a step."

@@ -24,7 +24,10 @@ def plot_command(
     ),
     clip_coef: float = typer.Option(0.2, "--clip-coef", help="With --clip: ε of the band."),
     window: int = typer.Option(
-        10, "--window", help="Gymnasium runs: smoothing window, in logged returns."
+        None,
+        "--window",
+        help="Gymnasium runs: smoothing window, in logged returns (default: a tenth of them, "
+        "at most 10; a sweep's curves: 10).",
     ),
     runs: list[Path] = typer.Option(
         None,
@@ -70,7 +73,7 @@ def plot_command(
                 groups, title = groups_from_study(url, study), f"Study {study}"
             else:
                 groups, title = groups_from_runs(runs), "Runs aggregated over seeds"
-            paths = [plot_groups(groups, title, out, window)]
+            paths = [plot_groups(groups, title, out, 10 if window is None else window)]
         elif clip:
             paths = [plot_clip(out or Path("ppo_clipping.png"), clip_coef)]
         else:

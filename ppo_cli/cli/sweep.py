@@ -45,6 +45,14 @@ def _sweep_options(
     seeds: int = typer.Option(
         None, "--seeds", help="Seeds 0..K-1 per configuration (default 3); score = their IQM."
     ),
+    objective: str = typer.Option(
+        None,
+        "--objective",
+        help="What a seed scores: auc (text QA's default: greedy accuracy averaged over the "
+        "run's iterations, so solving sooner ranks higher), final (gymnasium's default: final "
+        "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
+        autocompletion=lambda: ["auc", "final", "iterations-to-solve"],
+    ),
     out_dir: Path = typer.Option(
         None, "--out", help="Folder of the run directories (default ./sweeps/<study>/)."
     ),
@@ -175,7 +183,9 @@ def report_table(rep: Any) -> Any:
     for c in rep.configurations:
         names += [k for k in c.params if k not in names]
     table = Table(
-        title=f"Study {rep.study}: {rep.metric}, IQM over {rep.seeds} seeds, best first",
+        title=f"Study {rep.study}: {rep.metric}"
+        + (" (lower is better)" if rep.lower_is_better else "")
+        + f", IQM over {rep.seeds} seeds, best first",
         title_justify="left",
     )
     table.add_column("#", justify="right")
@@ -218,6 +228,7 @@ def sweep_impl(**kw: Any) -> None:
 
         search = kw.pop("search") or []
         trials, seeds, out_dir = kw.pop("trials"), kw.pop("seeds"), kw.pop("out_dir")
+        objective = kw.pop("objective")
         storage, study = kw.pop("storage"), kw.pop("study")
         workers, pruner, heartbeat = kw.pop("workers"), kw.pop("pruner"), kw.pop("heartbeat")
         report, quiet = kw.pop("report"), kw.pop("quiet")
@@ -233,11 +244,24 @@ def sweep_impl(**kw: Any) -> None:
             raise UsageError("--workers must be between 1 and 64", "e.g. --workers 2")
         if seeds is not None and not 1 <= seeds <= 1000:
             raise UsageError("--seeds must be between 1 and 1000", "e.g. --seeds 5")
+        from ppo_cli.sweep.worker import OBJECTIVES
+
+        if objective is not None and objective not in OBJECTIVES:
+            raise UsageError(
+                f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}",
+                "e.g. --objective auc",
+            )
         if pruner is not None and pruner not in ("median", "none"):
             raise UsageError(f"--pruner must be median or none, got {pruner!r}", "--pruner none")
 
         if report:
-            if search or training_options or trials is not None or seeds is not None:
+            if (
+                search
+                or training_options
+                or trials is not None
+                or seeds is not None
+                or objective is not None
+            ):
                 raise UsageError(
                     "--report takes only --storage, --study, --out and --json",
                     "drop the training options",
@@ -278,7 +302,16 @@ def sweep_impl(**kw: Any) -> None:
                     "--pruner median is for range searches: a grid trains every combination",
                     "drop --pruner",
                 )
+            from ppo_cli.sweep.worker import default_objective
+
+            objective = objective or default_objective(cfg.is_text_qa)
+            if objective == "iterations-to-solve" and not cfg.is_text_qa:
+                raise UsageError(
+                    f"--objective iterations-to-solve is for text QA, not {cfg.env}",
+                    "use --objective final or auc",
+                )
             spec = SweepSpec(
+                objective=objective,
                 axes=axes,
                 seeds=3 if seeds is None else seeds,
                 base={**cfg.to_dict(), "seed": 0},
@@ -292,7 +325,7 @@ def sweep_impl(**kw: Any) -> None:
                 "ppoqa sweep needs --search NAME=V1,V2,... (or --study NAME to join a study)",
                 "e.g. ppoqa sweep --search clip_coef=0.1,0.3 --seeds 3",
             )
-        elif training_options or trials is not None or seeds is not None or pruner:
+        elif training_options or trials is not None or seeds is not None or pruner or objective:
             raise UsageError(
                 "joining a study without --search takes its settings from the study",
                 "drop the training options, or repeat the first worker's --search and options",

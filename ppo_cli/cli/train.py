@@ -19,9 +19,16 @@ from ppo_cli.cli.common import (
     print_json,
     reader_gone_stops_at_boundary,
 )
-from ppo_cli.config import FIELDS, Config
+from ppo_cli.cli.help import complete_from, env_ids
+from ppo_cli.config import CHOICES, FIELDS, REWARD_CHOICES, Config
 from ppo_cli.errors import UsageError
 from ppo_cli.presets import PRESET_NAMES
+
+# TAB completion of the settings that take one of a few values, and of --env
+COMPLETIONS = {name: complete_from(values) for name, values in CHOICES.items()} | {
+    "reward": complete_from(REWARD_CHOICES),
+    "env": complete_from(env_ids),
+}
 
 
 def opt(name: str, *flags: str) -> Any:
@@ -34,7 +41,10 @@ def opt(name: str, *flags: str) -> Any:
     shown = {True: "on", False: "off"}.get(default) if isinstance(default, bool) else default
     more = "" if shown is None else f" \\[default: {shown}]"
     return typer.Option(
-        *(flags or (flag,)), help=f.metadata["help"] + more, rich_help_panel=f.metadata["panel"]
+        *(flags or (flag,)),
+        help=f.metadata["help"] + more,
+        rich_help_panel=f.metadata["panel"],
+        autocompletion=COMPLETIONS.get(name),
     )
 
 
@@ -65,6 +75,7 @@ def train_command(
             help=f"Settings bundle: {', '.join(PRESET_NAMES)} (balanced = defaults); "
             "--config and flags override it.",
             rich_help_panel=QA,
+            autocompletion=complete_from(PRESET_NAMES),
         ),
     ] = None,
     config: Annotated[

@@ -9,10 +9,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ppo_cli.config import Config
-from ppo_cli.render import qa_results_table
+from ppo_cli.render import number, qa_results_table
 from ppo_cli.render.teach import trace_view
 from ppo_cli.trace import TraceSelection
 from ppo_cli.trainer import Callbacks
+
+FULL_TABLE_MAX = 10  # questions up to which a periodic evaluation shows every row
+MISSES_SHOWN = 10  # wrong answers a periodic evaluation of a larger set shows
 
 
 class RichCallbacks(Callbacks):
@@ -88,7 +91,7 @@ class RichCallbacks(Callbacks):
                 stats += f"  acc {100 * self.last_acc:.0f}%"
         else:  # gymnasium: iterations with no finished episode keep the last return shown
             self.last_return = record.get("episodic_return", self.last_return)
-            ret = "-" if self.last_return is None else f"{self.last_return:.1f}"
+            ret = "-" if self.last_return is None else number(self.last_return)
             stats = f"return {ret}  SPS {record.get('sps', 0):,.0f}"
         self.progress.update(
             self.task, completed=record.get("progress", record["iteration"]), stats=stats
@@ -96,8 +99,10 @@ class RichCallbacks(Callbacks):
 
     def on_eval(self, iteration: int, results: list[Any]) -> None:
         if self.progress is not None and self.show_every and iteration % self.show_every == 0:
+            # A small set shows every question; a larger one its accuracy and the misses.
+            misses = None if len(results) <= FULL_TABLE_MAX else MISSES_SHOWN
             self.progress.console.print(
-                qa_results_table(results, f"Greedy evaluation, iteration {iteration}")
+                qa_results_table(results, f"Greedy evaluation, iteration {iteration}", misses)
             )
 
     def on_warning(self, message: str) -> None:

@@ -15,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ppo_cli.render import Fit
+
 GAE_FORMULAS = (
     "δ_t = r_t + γ·V(s_{t+1})·(1 − done_t) − V(s_t)   (TD error: how much better than V expected)\n"
     "A_t = δ_t + γ·λ·(1 − done_t)·A_{t+1}             (GAE, computed backward from the end)\n"
@@ -110,14 +112,16 @@ def explain_gae_view(result: dict[str, Any]) -> Group:
     return Group(
         Text("Generalized Advantage Estimation, the function training uses (gae.compute_gae)\n"),
         Text(GAE_FORMULAS + "\n", style="cyan"),
-        gae_table(result, "Backward pass, one row per step"),
+        Fit(gae_table(result, "Backward pass, one row per step")),
         gae_arithmetic(result),
         Text(""),
-        normalization_table(
-            result["advantages"],
-            result["normalized_advantages"],
-            result["normalization"],
-            "Advantage normalization before the PPO loss (gae.normalize, as ppo_update does)",
+        Fit(
+            normalization_table(
+                result["advantages"],
+                result["normalized_advantages"],
+                result["normalization"],
+                "Advantage normalization before the PPO loss (gae.normalize, as ppo_update does)",
+            )
         ),
         Text(
             "In training, the mean and std come from every valid step of the batch "
@@ -142,14 +146,16 @@ def explain_run_view(result: dict[str, Any]) -> Group:
             f"Episode {k}: {escape(ep['question'])} → {escape(answer)}  "
             f"(target {escape(ep['target'])}, {mark}, total reward {ep['total_reward']:.2f})"
         )
-        parts.append(gae_table(ep, title))
+        parts.append(Fit(gae_table(ep, title)))
         parts.append(gae_arithmetic(ep))
         parts.append(
-            normalization_table(
-                ep["advantages"],
-                ep["normalized_advantages"],
-                result["normalization"],
-                "Normalized over the whole batch, as ppo_update does",
+            Fit(
+                normalization_table(
+                    ep["advantages"],
+                    ep["normalized_advantages"],
+                    result["normalization"],
+                    "Normalized over the whole batch, as ppo_update does",
+                )
             )
         )
         parts.append(Text(""))
@@ -214,7 +220,7 @@ def explain_clip_view(examples: Sequence[dict[str, Any]]) -> Group:
         Text(CLIP_FORMULAS + "\n", style="cyan"),
     ]
     for ex in examples:
-        parts.append(clip_table(ex, ex.get("title", "Your numbers")))
+        parts.append(Fit(clip_table(ex, ex.get("title", "Your numbers"))))
         parts.append(Text("\n".join(f"  #{r['sample']}: {r['why']}" for r in ex["rows"]) + "\n"))
     return Group(*parts)
 
@@ -227,13 +233,13 @@ def trace_view(record: dict[str, Any]) -> Group:
     it = record["iteration"]
     parts: list[RenderableType] = [Text(f"── trace of iteration {it} ──", style="bold magenta")]
     if record.get("episodes"):
-        parts.append(trace_episodes_table(record))
+        parts.append(Fit(trace_episodes_table(record)))
     if record.get("steps"):
-        parts.append(trace_steps_table(record))
+        parts.append(Fit(trace_steps_table(record)))
     if record.get("clipping"):
-        parts.append(trace_clip_table(record))
+        parts.append(Fit(trace_clip_table(record)))
     if record.get("epochs"):
-        parts.append(trace_epochs_table(record))
+        parts.append(Fit(trace_epochs_table(record)))
     return Group(*parts)
 
 

@@ -30,6 +30,7 @@ class Group:
     label: str
     runs: list[Path]
     scores: list[float] = field(default_factory=list)
+    metric: str | None = None  # what the scores are (a study's metric); None: final score
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -104,6 +105,7 @@ def _curve(run: Path, env: str, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     env = str(read_config(groups[0].runs[0]).get("env", "text-qa"))
     text = env == "text-qa"
@@ -143,9 +145,13 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
     ax_curve.grid(True, alpha=0.3)
     ax_curve.legend(fontsize=8, loc="lower right")
 
-    unit = 100.0 if text else 1.0  # text QA in %, like the curves
+    metric = groups[0].metric if groups else None
+    steps = metric == "iterations_to_solve"
+    lower_is_better = steps
+    unit = 100.0 if text and not steps else 1.0  # accuracy in %, like the curves
     scored = [(g, c) for g, c in zip(groups, colors, strict=True) if g.scores]
-    scored.sort(key=lambda gc: iqm(gc[0].scores))
+    # the best on top (barh draws index 0 at the bottom)
+    scored.sort(key=lambda gc: iqm(gc[0].scores), reverse=lower_is_better)
     for i, (g, color) in enumerate(scored):
         center = unit * iqm(g.scores)
         lo, hi = (unit * v for v in bootstrap_ci(g.scores))
@@ -154,9 +160,19 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
         dots = [unit * s for s in g.scores]
         ax_bar.plot(dots, [i] * len(dots), "o", color="black", markersize=3, alpha=0.6)
     ax_bar.set_yticks(range(len(scored)), [g.label for g, _ in scored], fontsize=8)
-    ax_bar.set_xlabel("final greedy accuracy, %" if text else "final score (mean eval return)")
-    ax_bar.set_title("Final score: IQM, 95 % CI, dots = seeds")
+    labels = {
+        "greedy_accuracy_auc": "greedy accuracy averaged over the run's iterations (AUC), %",
+        "episodic_return_auc": "episode return averaged over training (AUC)",
+        "iterations_to_solve": "iterations to reach the target (lower is better)",
+    }
+    default = "final greedy accuracy, %" if text else "final score (mean eval return)"
+    ax_bar.set_xlabel(labels.get(metric or "", default))
+    ax_bar.set_title("Score: IQM, 95 % CI, dots = seeds")
     ax_bar.grid(True, axis="x", alpha=0.3)
+    if text:  # iterations are whole numbers: no 1.2, 1.4, ... ticks
+        ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if steps:
+        ax_bar.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=13, fontweight="bold")
     return fig
 
@@ -178,7 +194,7 @@ def groups_from_study(storage_url: str, study: str) -> list[Group]:
 
     rep = study_report(storage_url, study)
     groups = [
-        Group(params_label(c.params), [Path(r) for r in c.runs], list(c.scores))
+        Group(params_label(c.params), [Path(r) for r in c.runs], list(c.scores), rep.metric)
         for c in rep.configurations
         if c.runs
     ]

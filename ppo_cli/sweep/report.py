@@ -48,12 +48,16 @@ class Report:
     metric: str
     seeds: int
     configurations: list[Configuration]
+    objective: str = "final"
+    lower_is_better: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
             "storage": self.storage,
             "metric": self.metric,
+            "objective": self.objective,
+            "lower_is_better": self.lower_is_better,
             "seeds": self.seeds,
             "configurations": [c.to_dict() for c in self.configurations],
         }
@@ -78,8 +82,11 @@ def trial_state(frozen: Any, now: float) -> str:
     }[frozen.state]
 
 
-def configurations(trials: list[Any], now: float | None = None) -> list[Configuration]:
-    """Group a study's trials by configuration; the best IQM first, unscored ones last."""
+def configurations(
+    trials: list[Any], now: float | None = None, lower_is_better: bool = False
+) -> list[Configuration]:
+    """Group a study's trials by configuration; the best IQM first, unscored ones last
+    (lowest first for a score such as iterations-to-solve)."""
     now = time.time() if now is None else now
     groups: dict[str, list[Any]] = {}
     order: dict[str, dict[str, Any]] = {}
@@ -109,12 +116,13 @@ def configurations(trials: list[Any], now: float | None = None) -> list[Configur
                 error=best.user_attrs.get("ppoqa_error") if state == "failed" else None,
             )
         )
-    # Best IQM first; among equal IQMs the one whose interval reaches less low.
+    # Best IQM first; among equal IQMs the one whose interval reaches less far the wrong way.
+    sign = 1.0 if lower_is_better else -1.0
     rows.sort(
         key=lambda r: (
             r.iqm is None,
-            -(r.iqm or 0.0),
-            -(r.ci[0] if r.ci else 0.0),
+            sign * (r.iqm or 0.0),
+            sign * ((r.ci[1] if lower_is_better else r.ci[0]) if r.ci else 0.0),
             _PRIORITY[r.state],
         )
     )
@@ -139,5 +147,9 @@ def study_report(storage_url: str, study_name: str) -> Report:
         storage=display_url(storage_url),
         metric=spec.metric,
         seeds=spec.seeds,
-        configurations=configurations(study.get_trials(deepcopy=False)),
+        configurations=configurations(
+            study.get_trials(deepcopy=False), lower_is_better=spec.direction == "minimize"
+        ),
+        objective=spec.objective,
+        lower_is_better=spec.direction == "minimize",
     )

@@ -60,6 +60,7 @@ class SweepSpec:
     base: dict[str, Any]  # the resolved Config (its seed is replaced per run)
     trials: int | None = None  # range searches: how many configurations
     pruner: str = "none"
+    objective: str = "final"  # OBJECTIVES; a study from before objectives scored "final"
 
     @property
     def grid(self) -> bool:
@@ -67,7 +68,11 @@ class SweepSpec:
 
     @property
     def metric(self) -> str:
-        return "greedy_accuracy" if self.base.get("env") == "text-qa" else "mean_eval_return"
+        return metric_name(self.objective, self.base.get("env") == "text-qa")
+
+    @property
+    def direction(self) -> str:
+        return "minimize" if self.objective == "iterations-to-solve" else "maximize"
 
     def config(self) -> Config:
         return Config(**self.base)
@@ -80,6 +85,7 @@ class SweepSpec:
             "base": self.base,
             "trials": self.trials,
             "pruner": self.pruner,
+            "objective": self.objective,
         }
 
     @classmethod
@@ -90,6 +96,7 @@ class SweepSpec:
             base=dict(d["base"]),
             trials=d.get("trials"),
             pruner=d.get("pruner", "none"),
+            objective=d.get("objective", "final"),
         )
 
     def difference(self, other: SweepSpec) -> str | None:
@@ -97,7 +104,7 @@ class SweepSpec:
         mine, theirs = self.to_dict(), other.to_dict()
         if mine["axes"] != theirs["axes"]:
             return "--search " + " ".join(a.describe() for a in other.axes)
-        for key in ("seeds", "trials", "pruner"):
+        for key in ("seeds", "trials", "pruner", "objective"):
             if mine[key] != theirs[key]:
                 return f"--{key} {theirs[key]}"
         for key in sorted(set(mine["base"]) | set(theirs["base"])):
@@ -155,7 +162,7 @@ def create_or_join(
             study = optuna.create_study(
                 study_name=name,
                 storage=opened.storage,
-                direction="maximize",
+                direction=spec.direction,
                 sampler=sampler,
                 pruner=pruner,
             )
@@ -310,12 +317,60 @@ class _QuietCallbacks:
         self.events.on_message(f"warning: {message}")
 
 
-def seed_score(result: Any, cfg: Config) -> float:
-    """Greedy accuracy (text QA) or mean evaluation return (gymnasium) of a finished run."""
+# What a seed's run scores, `--objective`:
+#   final                the final greedy accuracy (text QA) or mean evaluation return (gym)
+#   auc                  the mean of the learning curve over the run's whole budget: text QA's
+#                        greedy accuracy per iteration up to --iterations, an early-stopped
+#                        run counted at its last accuracy to the end (so solving sooner scores
+#                        higher); gymnasium's episode returns over training
+#   iterations-to-solve  text QA: the iteration that reached --target-accuracy, or the
+#                        budget + 1 when none did (lower is better)
+OBJECTIVES = ("auc", "final", "iterations-to-solve")
+
+
+def default_objective(text_qa: bool) -> str:
+    """auc for text QA: on a set every configuration solves, final accuracy ties at 1.0 and
+    ranks nothing, while how soon each got there still differs. final for gymnasium, whose
+    evaluation returns rarely tie and whose curves are noisy."""
+    return "auc" if text_qa else "final"
+
+
+def metric_name(objective: str, text_qa: bool) -> str:
+    return {
+        ("final", True): "greedy_accuracy",
+        ("final", False): "mean_eval_return",
+        ("auc", True): "greedy_accuracy_auc",
+        ("auc", False): "episodic_return_auc",
+        ("iterations-to-solve", True): "iterations_to_solve",
+    }[(objective, text_qa)]
+
+
+def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
+    """The score of one finished run under the objective (OBJECTIVES)."""
     value = result.final_accuracy if cfg.is_text_qa else result.mean_return
     if value is None:
         raise TrainingError(f"{result.run_dir}: the run ended without a final evaluation", "")
-    return float(value)
+    if objective == "final":
+        return float(value)
+    from ppo_cli.rundir import read_config, read_metrics
+
+    records = read_metrics(result.run_dir)
+    if not cfg.is_text_qa:
+        returns = [float(r["episodic_return"]) for r in records if "episodic_return" in r]
+        return float(sum(returns) / len(returns)) if returns else float(value)
+    budget = int(read_config(result.run_dir).get("iterations") or len(records))
+    curve: dict[int, float] = {
+        int(r["iteration"]): float(r["eval_accuracy"]) for r in records if "eval_accuracy" in r
+    }
+    if objective == "iterations-to-solve":
+        target = cfg.target_accuracy if cfg.target_accuracy is not None else 1.0
+        solved = [it for it, acc in sorted(curve.items()) if acc >= target - 1e-9]
+        return float(solved[0] if solved else budget + 1)
+    total, last = 0.0, 0.0
+    for it in range(1, budget + 1):  # evaluated every --eval-every: carry the last value
+        last = curve.get(it, last)
+        total += last
+    return total / max(1, budget)
 
 
 def read_score(run_dir: Path) -> float | None:
@@ -329,7 +384,7 @@ def read_score(run_dir: Path) -> float | None:
 
 
 def train_seed(
-    cfg: Config, run_dir: Path, metric: str, events: SweepEvents
+    cfg: Config, run_dir: Path, metric: str, events: SweepEvents, objective: str = "final"
 ) -> tuple[float, Path, bool]:
     """Train (or resume, or reuse) one seed's run; returns (score, run dir, reused)."""
     from ppo_cli.checkpointing import resume_config
@@ -357,7 +412,7 @@ def train_seed(
             if resume and "already" in exc.message:  # finished, but killed before its score file
                 continue
             raise
-        score = seed_score(result, cfg)
+        score = seed_score(result, cfg, objective)
         atomic_write_text(path / SCORE_FILE, json.dumps({"score": score, "metric": metric}) + "\n")
         return score, path, False
     raise RunError(f"{run_dir}: no usable run directory for this seed", "remove the extra copies")
@@ -398,7 +453,9 @@ def _run_trial(
         with _Heartbeat(opened, trial._trial_id, opts.heartbeat):
             for seed in range(spec.seeds):
                 cfg = apply_params(base, params, seed)
-                score, run_dir, reused = train_seed(cfg, folder / f"s{seed}", spec.metric, events)
+                score, run_dir, reused = train_seed(
+                    cfg, folder / f"s{seed}", spec.metric, events, spec.objective
+                )
                 scores.append(score)
                 runs.append(str(run_dir.resolve()))
                 storage.set_trial_user_attr(trial._trial_id, "ppoqa_scores", scores)
