@@ -262,11 +262,24 @@ def test_closed_or_full_stdout_is_one_line(
     assert proc.stderr.count("\n") <= 3  # the error line, at most a run header and its warning
 
 
-def test_narrow_columns_never_cut_data_on_a_pipe(text_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args, whole",
+    [
+        (["eval", "--run", "{run}"], "What is the capital of France?"),
+        (["explain-gae"], "γλ(1−d)·A_{t+1}"),
+        (["explain-clip"], "ratio"),
+        (["explain-reward"], "Warsaw"),
+    ],
+    ids=lambda a: a[0] if isinstance(a, list) else "",
+)
+def test_narrow_columns_never_cut_data_on_a_pipe(
+    text_run: Path, tmp_path: Path, args: list[str], whole: str
+) -> None:
+    argv = [a.replace("{run}", str(text_run)) for a in args]
     for columns in ("40", "20"):
-        proc = ppoqa("eval", "--run", str(text_run), cwd=tmp_path, env={"COLUMNS": columns})
+        proc = ppoqa(*argv, cwd=tmp_path, env={"COLUMNS": columns})
         assert proc.returncode == 0, proc.stderr
-        assert "What is the capital of France?" in proc.stdout
+        assert whole in proc.stdout
         assert "…" not in proc.stdout
 
 

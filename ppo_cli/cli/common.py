@@ -85,14 +85,7 @@ class DataConsole(Console):
             super().print(*objects, **kwargs)
             return
         options = self.options
-        unbounded = options.update_width(_MEASURE_WIDTH)
-        sizes = [
-            Measurement.get(self, unbounded, o).maximum
-            for o in objects
-            if not isinstance(o, str) and hasattr(o, "__rich_measure__")
-        ]
-        # what fills any width it is given (a view that fits itself) says nothing
-        widest = max((w for w in sizes if w < _MEASURE_WIDTH), default=0)
+        widest = max((self._data_width(o) for o in objects), default=0)
         if widest <= options.max_width:
             super().print(*objects, **kwargs)
             return
@@ -102,6 +95,21 @@ class DataConsole(Console):
             super().print(*objects, **kwargs)
         finally:
             self._width = saved
+
+    def _data_width(self, obj: Any) -> int:
+        """The narrowest width that draws obj's tables whole: a table's natural width, a view
+        that splits itself (render.Fit) its narrowest whole split, a Group its widest part.
+        Text says nothing: soft_wrap never cuts it."""
+        from rich.console import Group
+        from rich.table import Table
+
+        if isinstance(obj, Table):
+            return Measurement.get(self, self.options.update_width(_MEASURE_WIDTH), obj).maximum
+        if hasattr(obj, "whole_width"):
+            return int(obj.whole_width())
+        if isinstance(obj, Group):
+            return max((self._data_width(o) for o in obj.renderables), default=0)
+        return 0
 
 
 out = DataConsole(soft_wrap=True)
