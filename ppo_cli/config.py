@@ -389,8 +389,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         size_message=f"{p}: larger than 1 MB, not a config file",
         size_hint="check the path",
     )
+    from ppo_cli.data import DuplicateKey, load_yaml_unique
+
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = load_yaml_unique(raw.decode("utf-8"))
+    except DuplicateKey as dup:
+        raise ConfigError(
+            f"{p}: line {dup.line}: {short_repr(dup.key)} is set twice (first on line "
+            f"{dup.first}); YAML would keep only the last",
+            "keep one of them",
+        ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"

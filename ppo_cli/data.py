@@ -298,7 +298,7 @@ def _stream_yaml(
                     raise _NotPlain
                 first = frame[4].get(value)
                 if first is not None:
-                    raise _DuplicateKey(value, line, first)
+                    raise DuplicateKey(value, line, first)
                 frame[4][value] = line
                 frame[1] = value
                 return
@@ -382,7 +382,7 @@ def _stream_yaml(
 _NO_KEY = object()
 
 
-class _DuplicateKey(Exception):
+class DuplicateKey(Exception):
     """A key written twice in one mapping: YAML would keep only the last value."""
 
     def __init__(self, key: Any, line: int, first: int) -> None:
@@ -390,8 +390,22 @@ class _DuplicateKey(Exception):
         self.key, self.line, self.first = key, line, first
 
 
+def load_yaml_unique(text: str) -> Any:
+    """yaml.safe_load, except that a key given twice in one mapping raises DuplicateKey
+    (YAML would keep only the last value, silently dropping what the user wrote)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicate_keys(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _check_duplicate_keys(node: Any) -> None:
-    """_DuplicateKey for the first mapping in the node graph that repeats a key. Each node is
+    """DuplicateKey for the first mapping in the node graph that repeats a key. Each node is
     visited once: aliases make a graph (an alias bomb, or a list that holds itself)."""
     todo = [node]
     seen_nodes: set[int] = set()
@@ -406,7 +420,7 @@ def _check_duplicate_keys(node: Any) -> None:
                 if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
                     line = k.start_mark.line + 1
                     if (k.tag, k.value) in keys:
-                        raise _DuplicateKey(k.value, line, keys[k.tag, k.value])
+                        raise DuplicateKey(k.value, line, keys[k.tag, k.value])
                     keys[k.tag, k.value] = line
                 todo.append(v)
         elif isinstance(n, yaml.SequenceNode):
@@ -451,7 +465,7 @@ def _read_yaml(
             return _stream_yaml(text, progress)
         except (_NotPlain, yaml.YAMLError):  # PyYAML's composer: every feature, its wording
             return _compose_yaml(text)
-    except _DuplicateKey as dup:
+    except DuplicateKey as dup:
         raise DatasetError(
             f"{source}: line {dup.line}: key {short_repr(dup.key)} is given twice in one "
             f"mapping (first on line {dup.first}); YAML would keep only the last",

@@ -369,6 +369,7 @@ CASES: list[Case] = [
     Case("--report on a study that does not exist", ["sweep", "--report", "--study", "nope"], 1, "does not exist"),
     Case("dataset entry with a key given twice", [*T, "--dataset", "d.yaml"], 1, "line 4: key 'answer' is given twice", write("d.yaml", "pairs:\n  - question: Q\n    answer: a\n    answer: b\n")),
     Case("dataset with `pairs:` given twice", [*T, "--dataset", "d.yaml"], 1, "key 'pairs' is given twice", write("d.yaml", GOOD_DATASET + GOOD_DATASET)),
+    Case("config setting given twice", [*T, "--config", "c.yaml"], 1, "line 2: 'learning_rate' is set twice (first on line 1)", write("c.yaml", "learning_rate: 0.01\nlearning_rate: 0.02\n")),
     Case("--storage journal: on a file that is not a journal", ["sweep", "--search", "clip_coef=0.1", "--storage", "journal:notes.txt"], 1, "is not an Optuna journal", write("notes.txt", "my notes\n")),
     Case("dataset with a lone surrogate escape", [*T, "--dataset", "d.yaml"], 1, "holds a lone surrogate (U+D800)", write("d.yaml", 'pairs:\n  - question: "a \\ud800 b?"\n    answer: b\n')),
     Case("dataset question too long to run the network over", ["train", "--iterations", "1", "--num-episodes", "64", "--hidden-size", "1024", "--dataset", "d.yaml"], 1, "the longest question plus its answer is 3,006 tokens", write("d.yaml", "pairs:\n  - question: " + " ".join(["word"] * 3000) + "\n    answer: b\n")),
