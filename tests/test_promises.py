@@ -157,7 +157,8 @@ def test_env_whose_episodes_never_end_trains_and_evaluates(user: Path) -> None:
     assert "no time limit" in proc.stderr
 
 
-def test_blocking_reward_fn_stops_on_one_sigterm(user: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_blocking_reward_fn_stops_on_one_signal(user: Path, signum: int) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ppo_cli", *TEXT, "--reward-fn", "r.py:blocks", "--run-dir", "run"],
         cwd=user, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
@@ -169,12 +170,12 @@ def test_blocking_reward_fn_stops_on_one_sigterm(user: Path) -> None:
             time.sleep(0.1)
         time.sleep(0.5)
         sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert time.monotonic() - sent < 15
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == 128 + signum
     line = one_line(stderr)
     assert "reward function blocks" in line and "resume" in line
 
