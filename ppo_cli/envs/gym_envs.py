@@ -107,7 +107,7 @@ def import_env_module(env_id: str) -> str:
             fix,
         ) from exc
     if name not in gym.registry:
-        close = _close_ids(name, sorted(gym.registry))
+        close = _close_ids(name, _ids_of_module(module), cutoff=0.7)
         raise EnvError(
             f"--env {env_id}: {module} was imported but did not register '{name}'",
             f"did you mean {', '.join(f'{module}:{c}' for c in close)}?"
@@ -117,15 +117,31 @@ def import_env_module(env_id: str) -> str:
     return name
 
 
-def _close_ids(env_id: str, ids: list[str]) -> list[str]:
+def _ids_of_module(module: str) -> list[str]:
+    """The ids whose entry point lives in `module` (what importing it registered)."""
+    ids = []
+    for env_id, spec in gym.registry.items():
+        entry = spec.entry_point
+        where = (
+            entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
+        )
+        if where == module:
+            ids.append(env_id)
+    return sorted(ids)
+
+
+def _close_ids(env_id: str, ids: list[str], cutoff: float = 0.5) -> list[str]:
     """Registered ids close to env_id, comparing case-insensitively too ("good-v0" -> Good-v0)."""
-    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=cutoff)
     lower = {i.lower(): i for i in ids}
     exact = lower.get(env_id.lower())
     if exact is not None:
         return [exact]
     if not close:  # "cartpole" -> CartPole-v1
-        close = [lower[c] for c in difflib.get_close_matches(env_id.lower(), list(lower), n=3)]
+        close = [
+            lower[c]
+            for c in difflib.get_close_matches(env_id.lower(), list(lower), n=3, cutoff=cutoff)
+        ]
     return close
 
 
