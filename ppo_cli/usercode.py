@@ -22,7 +22,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -47,8 +46,8 @@ class _TimeLimit(BaseException):
     `except Exception:` cannot swallow it."""
 
 
-_stack: list[str] = []  # what is running now, outermost first (main thread only)
-_state: dict[str, Any] = {"stop": False, "started": 0.0, "limit": 0.0}
+_stack: list[str] = []  # the user code running now, outermost first
+_state: dict[str, Any] = {"stop": False, "limit": 0.0}
 _saved_stdout_fd: list[int] = []  # a duplicate of the real fd 1, made once
 
 
@@ -62,11 +61,6 @@ def limit_seconds() -> float:
     except ValueError:
         return DEFAULT_LIMIT
     return value if value > 0 and value == value else 0.0
-
-
-def running() -> str | None:
-    """What user code is running now in the main thread (innermost), or None."""
-    return _stack[-1] if _stack else None
 
 
 def _main_thread() -> bool:
@@ -137,7 +131,6 @@ def user_code(what: str, error: type[PpoqaError], hint: str) -> Iterator[None]:
             sys.stdout = sys.stderr
         if main:
             old_handler = signal.signal(signal.SIGALRM, _on_alarm)
-            _state["started"] = time.monotonic()
             _state["limit"] = limit
             if _state["stop"]:
                 _arm(min(limit, STOP_GRACE) if limit else STOP_GRACE)
