@@ -425,9 +425,13 @@ def load_resume_checkpoint(
     """The run's checkpoint, checked to belong to the run's dataset (text QA)."""
     ckpt = load_checkpoint(run_dir)
     if ckpt.get("kind") == "sft":
+        counters = ckpt.get("counters") if isinstance(ckpt.get("counters"), dict) else {}
+        quoted = shlex.quote(str(run_dir))
         raise RunError(
             f"{run_dir}: is a supervised (ppoqa sft) run, not a PPO run to resume",
-            f"start PPO from it: ppoqa train --init-from {run_dir}",
+            f"start PPO from it: ppoqa train --init-from {quoted}"
+            if counters.get("finished")
+            else f"it was interrupted: continue it with `ppoqa sft --resume {quoted}`",
         )
     if dataset_fingerprint is not None:
         check_dataset_fingerprint(ckpt, dataset_fingerprint, run_dir)
