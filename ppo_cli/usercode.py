@@ -152,8 +152,10 @@ def user_code(what: str, error: type[PpoqaError], hint: str) -> Iterator[None]:
             signal.signal(signal.SIGALRM, signal.SIG_DFL if old_handler is None else old_handler)
         _stack.pop()
         if outermost:
-            with suppress(OSError, ValueError, AttributeError):
-                sys.stdout.flush()
+            # what the user's code wrote, even to sys.__stdout__, leaves while fd 1 is stderr
+            for stream in (sys.stdout, sys.__stdout__):
+                with suppress(OSError, ValueError, AttributeError):
+                    stream.flush()  # type: ignore[union-attr]
             if restore_fd is not None:
                 with suppress(OSError):
                     os.dup2(restore_fd, 1)

@@ -32,6 +32,7 @@ def prints(question, answer, target):
     print("reward says hi")
     sys.stdout.write("and writes\\n")
     os.write(1, b"and writes to fd 1\\n")
+    print("and to sys.__stdout__", file=sys.__stdout__)
     return 1.0
 
 def exits(question, answer, target):
@@ -200,6 +201,7 @@ def test_reward_fn_prints_never_reach_stdout(user: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["iterations"] == 2  # one document, nothing else
     assert "reward says hi" in proc.stderr and "and writes to fd 1" in proc.stderr
+    assert "and to sys.__stdout__" in proc.stderr
 
 
 def test_env_module_prints_never_reach_stdout(user: Path) -> None:
