@@ -56,6 +56,11 @@ def _resume_settings(run_dir: Path) -> tuple[Config, dict[str, Any], int, int, i
     """An interrupted SFT run's config, checkpoint, epochs, batch size and eval interval."""
     from ppo_cli.checkpointing import resume_config
 
+    if not run_dir.is_dir():
+        raise RunError(
+            f"--resume {run_dir}: run directory not found",
+            "give the folder an interrupted `ppoqa sft` wrote (its --run-dir)",
+        )
     ckpt = load_checkpoint(run_dir)
     if ckpt.get("kind") != RUN_KIND:
         raise RunError(
