@@ -57,7 +57,7 @@ def swallows(question, answer, target):
 """
 
 ENVS = """\
-import os, sys
+import os, sys, time
 import gymnasium as gym
 import numpy as np
 
@@ -77,6 +77,8 @@ class Endless(gym.Env):
             print("step says hi")
         if os.environ.get("ENV_EXITS"):
             sys.exit(0)
+        if os.environ.get("ENV_BLOCKS"):
+            time.sleep(10000)
         return np.zeros(2, np.float32), 1.0, False, False, {}
 
 
@@ -191,6 +193,18 @@ def test_blocking_reward_fn_meets_the_time_limit(user: Path, name: str) -> None:
     line = one_line(proc.stderr)
     assert f"reward function {name} did not return within 1 s" in line
     assert "PPOQA_USER_CODE_TIMEOUT" in line
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_blocking_env_step_meets_the_time_limit(user: Path, mode: str) -> None:
+    """Also with the env's workers in subprocesses (async), whose close would otherwise wait
+    for the blocked call forever."""
+    proc = ppoqa(
+        "train", "--env", "envs:Bounded-v0", *GYM, "--vector-mode", mode, cwd=user, timeout=90,
+        env={"PPOQA_USER_CODE_TIMEOUT": "1", "ENV_BLOCKS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "envs:Bounded-v0: the env's step() did not return within 1 s" in one_line(proc.stderr)
 
 
 # --- 4. stdout stays data; exit codes tell the truth ------------------------------------------

@@ -22,13 +22,14 @@ import importlib
 import os
 import re
 import sys
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 
 from ppo_cli.errors import EnvError, UsageError, first_line
 from ppo_cli.usercode import user_code
@@ -386,11 +387,26 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
         super().__init__(env)
         self.env_id = env_id
         self.user = user
+        self.broken = False  # a call was interrupted: an async env's workers may be mid-call
 
-    def _guard(self, call: str) -> Any:
-        if not self.user:
-            return nullcontext()
-        return user_code(f"{self.env_id}: the env's {call}()", EnvError, _FIX_ENV)
+    @contextmanager
+    def _guard(self, call: str) -> Iterator[None]:
+        try:
+            if not self.user:
+                yield
+                return
+            with user_code(f"{self.env_id}: the env's {call}()", EnvError, _FIX_ENV):
+                yield
+        except BaseException:
+            self.broken = True
+            raise
+
+    def close(self, **kwargs: Any) -> None:
+        """AsyncVectorEnv.close() first waits for a pending call, forever when the call was
+        stopped because it blocked: after an interrupted call its workers are terminated."""
+        if self.broken and isinstance(self.env, AsyncVectorEnv):
+            kwargs.setdefault("terminate", True)
+        self.env.close(**kwargs)
 
     def reset(self, **kwargs: Any) -> Any:
         try:
