@@ -3,6 +3,7 @@
     python benchmarks/own_data.py                                  # the issue-10 suite
     python benchmarks/own_data.py --dataset examples/capitals30.yaml --seeds 3
     python benchmarks/own_data.py --dataset builtin --set reward=seed
+    python benchmarks/own_data.py --scaling --figure docs/large-datasets.png  # 250-1,000 pairs
 
 Every seed is a whole CLI process (`python -m ppo_cli train --dataset D --seed S --json -q`),
 so start-up, imports and the run directory count. Per seed: final greedy accuracy, solved
@@ -36,6 +37,17 @@ SUITE = [
     ("examples/general_knowledge.yaml", 10),
     ("examples/heldout/mixed30.yaml", 10),
     ("examples/numbers_in_words.yaml", 3),
+    ("examples/trivia1000.yaml", 3),
+    ("examples/heldout/trivia950.yaml", 3),
+]
+
+# --scaling: time to 95 % and peak memory against the number of pairs (nested subsets of one
+# mixed set), and the held-out set of the same kind that no setting was tuned on.
+SCALING = [
+    ("examples/trivia250.yaml", 3),
+    ("examples/trivia500.yaml", 3),
+    ("examples/trivia1000.yaml", 3),
+    ("examples/heldout/trivia950.yaml", 3),
 ]
 
 
@@ -43,7 +55,8 @@ def run_one(dataset: str, seed: int, config: Path | None, timeout: float, tmp: P
     from ppo_cli.data import tokenize
     from ppo_cli.envs.rewards import answer_kind
 
-    cmd = [sys.executable, "-m", "ppo_cli", "train", "--seed", str(seed), "--json", "-q"]
+    # not -q: the plan (the rehearsal that times an iteration) is part of what a user runs
+    cmd = [sys.executable, "-m", "ppo_cli", "train", "--seed", str(seed), "--json"]
     cmd += ["--run-dir", str(tmp / f"{Path(dataset).stem}-{seed}")]
     if dataset != "builtin":
         cmd += ["--dataset", dataset]
@@ -81,6 +94,9 @@ def run_one(dataset: str, seed: int, config: Path | None, timeout: float, tmp: P
     except json.JSONDecodeError:
         row["error"] = "timed out" if wall >= timeout else "no JSON summary"
         return row
+    row.update(_time_to(tmp / f"{Path(dataset).stem}-{seed}", wall, 0.95))
+    if "plan" in doc:
+        row["plan"] = doc["plan"]
     kinds: dict[str, int] = {}
     for r in doc.get("final_results", []):
         kind = answer_kind(tokenize(r["answer"]), tokenize(r["target"]))
@@ -102,6 +118,26 @@ def run_one(dataset: str, seed: int, config: Path | None, timeout: float, tmp: P
     return row
 
 
+def _time_to(run: Path, wall: float, target: float) -> dict:
+    """Whole-command seconds until greedy accuracy first reached target: the training time
+    then, plus everything of the process outside the training loop (start-up, the final
+    evaluation and summary; so an upper bound), and the iteration."""
+    try:
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if not records:
+        return {}
+    outside = wall - records[-1]["wall_seconds"]
+    for r in records:
+        if (r.get("eval_accuracy") or 0) >= target:
+            return {
+                "seconds_to_95": round(outside + r["wall_seconds"], 2),
+                "iterations_to_95": r["iteration"],
+            }
+    return {"seconds_to_95": None, "iterations_to_95": None}
+
+
 def summarize(rows: list[dict]) -> dict:
     ok = [r for r in rows if "final_accuracy" in r]
     wall = [r["wall_seconds"] for r in rows]
@@ -121,7 +157,50 @@ def summarize(rows: list[dict]) -> dict:
             k: sum(r.get("stop_reason") == k for r in rows) for k in ("solved", "stalled", "budget")
         },
         "median_load": statistics.median(r["load_before"] for r in rows),
+        "max_seconds_to_95": max(
+            (r.get("seconds_to_95") or float("inf") for r in rows), default=None
+        ),
+        "median_iterations_to_95": statistics.median(
+            r.get("iterations_to_95") or float("inf") for r in rows
+        ),
     }
+
+
+def draw_scaling(doc: dict, path: Path) -> None:
+    """Time to 95 % and peak memory against the number of pairs, one point per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for dataset, entry in doc["datasets"].items():
+        held_out = "heldout" in dataset
+        for r in entry["seeds"]:
+            pairs = r.get("plan", {}).get("pairs") or _pairs(dataset)
+            style = {"marker": "s" if held_out else "o", "color": "C1" if held_out else "C0"}
+            if r.get("seconds_to_95") is not None:
+                ax_t.scatter(pairs, r["seconds_to_95"], **style)
+            ax_m.scatter(pairs, r["peak_rss_mib"], **style)
+    ax_t.axhline(300, color="grey", ls="--", lw=1)
+    ax_t.set(xlabel="pairs", ylabel="whole command to 95 % (s)", title="Time to 95 %")
+    ax_m.axhline(1024, color="grey", ls="--", lw=1)
+    ax_m.set(xlabel="pairs", ylabel="peak RSS (MiB)", title="Memory")
+    ax_m.set_ylim(0, 1100)
+    ax_t.set_ylim(bottom=0)
+    for ax in (ax_t, ax_m):
+        ax.scatter([], [], marker="o", color="C0", label="trivia subsets")
+        ax.scatter([], [], marker="s", color="C1", label="held-out trivia950")
+    ax_t.legend(loc="upper left", fontsize=8)
+    fig.suptitle("Default `ppoqa train`, seeds 0-2, whole commands", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Creator": "ppoqa benchmarks/own_data.py"})
+
+
+def _pairs(dataset: str) -> int:
+    from ppo_cli.data import load_dataset
+
+    return len(load_dataset(dataset).pairs)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -129,10 +208,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dataset", action="append", help="dataset path or 'builtin' (repeatable)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the suite's)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per process")
+    ap.add_argument("--scaling", action="store_true", help="the 250-1,000-pair scaling suite")
+    ap.add_argument("--figure", type=Path, help="draw time to 95 %% and memory to this PNG")
     add_set_option(ap)
     args = ap.parse_args(argv)
     overrides = parse_set(args.set)
     suite = [(d, args.seeds or 10) for d in args.dataset] if args.dataset else SUITE
+    if args.scaling:
+        suite = [(d, args.seeds or n) for d, n in SCALING]
     if args.seeds and not args.dataset:
         suite = [(d, min(n, args.seeds)) for d, n in suite]
     doc: dict = {"benchmark": "own_data", "overrides": overrides, "datasets": {}}
@@ -151,6 +234,8 @@ def main(argv: list[str] | None = None) -> dict:
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             doc["datasets"][dataset] = {"summary": summarize(rows), "seeds": rows}
     print(json.dumps(doc, indent=2))
+    if args.figure:
+        draw_scaling(doc, args.figure)
     return doc
 
 

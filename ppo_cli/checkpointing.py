@@ -69,6 +69,9 @@ class LoopState:
     stop_message: str = ""
     best_accuracy: float = -1.0  # text QA: the stall rule's memory (budget.StallDetector)
     best_iteration: int = 0
+    progress_accuracy: float = -1.0  # the stall rule's last progress (budget.StallDetector)
+    progress_iteration: int = 0
+    probe_episodes: int = 0  # text QA: exploration probes run (ppo_cli.answer_memory)
 
     @classmethod
     def from_counters(cls, counters: dict[str, Any]) -> LoopState:

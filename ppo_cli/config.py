@@ -70,10 +70,10 @@ class Config:
     eval_every: int = setting(1, "Greedy evaluation every N iterations.", TEXT)
     save_every: int = setting(10, "Checkpoint every N iterations (0: start and end).", panel=R)
 
-    # Rollout. Text QA: None = 8 episodes per question, at least 64 (what a question needs to
+    # Rollout. Text QA: None = 4 episodes per question, at least 64 (what a question needs to
     # be tried often enough grows with the number of questions)
     num_episodes: int | None = setting(
-        None, "Episodes per iteration (default: 8 per question, at least 64).", TEXT
+        None, "Episodes per iteration (default: 4 per question, at least 64).", TEXT
     )
     num_envs: int = setting(8, "Parallel environments.", GYM)
     num_steps: int = setting(128, "Steps per environment per iteration.", GYM)
@@ -161,6 +161,18 @@ class Config:
     answer_positions: bool = setting(
         True,
         "With --answer-vocab: answer token k only from words some answer has as its token k.",
+        TEXT,
+    )
+    answer_memory: bool = setting(
+        True,
+        "Keep each question's best answer sampled so far and train on it every iteration it "
+        "beats the new samples (MAPO's memory; off with --reward-fn).",
+        TEXT,
+    )
+    probes: int = setting(
+        8,
+        "Per question the greedy policy gets wrong, forward-only episodes per iteration that "
+        "start with a first word not tried yet; what they find enters the memory (0: off).",
         TEXT,
     )
     advantage: str = setting(
@@ -252,6 +264,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "step_penalty": (0.0, 1e6, True),
     "curriculum_threshold": (0.0, 1.0, False),
     "focus_unsolved": (0.0, 0.95, True),
+    "probes": (0, 1024, True),
     "kl_coef": (0.0, 1e6, True),
     "kl_target": (0.0, None, False),
     "kl_horizon": (1, None, True),

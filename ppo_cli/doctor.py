@@ -35,6 +35,7 @@ LOSS_LIMIT = 100.0  # the seed's "loss > 100 or NaN"
 ENTROPY_FLOOR = 0.05
 NOT_LEARNING_MIN_ITERATIONS = 20
 MAX_EXAMPLES = 5
+LARGE_SET = 200  # questions from which a long run's remedies include a supervised warm start
 
 
 @dataclass
@@ -469,7 +470,14 @@ def rule_budget_exhausted(ctx: Context) -> Finding | None:
             "still_improving": rising,
         },
         f"train longer: ppoqa train --iterations {2 * iterations} ... "
-        "(or --resume the run with a larger --iterations)",
+        "(or --resume the run with a larger --iterations)"
+        + (
+            "; or start from a supervised warm start (ppoqa sft --dataset FILE --run-dir "
+            "runs/sft, then ppoqa train --init-from runs/sft), or aim lower "
+            "(--target-accuracy 0.9)"
+            if len(ctx.rec.results) >= LARGE_SET
+            else ""
+        ),
     )
 
 

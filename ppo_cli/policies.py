@@ -162,7 +162,11 @@ class ActorCritic(nn.Module):
         return dist.log_prob(actions), dist.entropy(), value
 
     def act_step(
-        self, obs: torch.Tensor, greedy: bool, memory: Any = None
+        self,
+        obs: torch.Tensor,
+        greedy: bool,
+        memory: Any = None,
+        force: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
         """act() while generating one token at a time: obs is the prompt plus the tokens so
         far, and memory what this policy kept from reading the previous obs (None at the
@@ -239,8 +243,15 @@ class TextActorCritic(ActorCritic):
         if self.answer_vocab is not None:  # the same masks, on the allowed columns only
             self.register_buffer("allowed_action_mask", mask[ids], persistent=False)
             self.register_buffer("allowed_end_onehot", end[ids], persistent=False)
-            allowed_by_pos = None if by_pos is None else by_pos[:, ids]
+            # one table per answer step, the action mask already added: one [rows, A] add
+            # per decision instead of two
+            allowed_by_pos = None if by_pos is None else by_pos[:, ids] + mask[ids]
             self.register_buffer("allowed_position_mask", allowed_by_pos, persistent=False)
+        # With answer positions, step 0 never allows <END> (no answer is empty): the <START>
+        # rule of _first is already in the table, and its [rows, A] mask can be skipped.
+        self.first_in_table = bool(
+            self.answer_positions is not None and END_ID not in self.answer_positions[0]
+        )
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -302,30 +313,79 @@ class TextActorCritic(ActorCritic):
         mostly question words."""
         ids = self.allowed_ids
         weight, bias = self.actor.weight[ids], self.actor.bias[ids]
-        logits = nn.functional.linear(hidden, weight, bias) + self.allowed_action_mask
-        if answer_step is not None:
+        logits = nn.functional.linear(hidden, weight, bias)
+        if answer_step is None:
+            logits = logits + self.allowed_action_mask
+        else:  # the action mask is in the per-step table
             logits = logits + self.allowed_position_mask[answer_step]
+            if self.first_in_table:
+                return logits
         return logits.masked_fill(self._first(inputs, self.allowed_end_onehot), _NEG)
 
     def act(
-        self, obs: torch.Tensor, greedy: bool = False
+        self, obs: torch.Tensor, greedy: bool = False, force: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self._act_on(self.decision_states(obs, 1)[:, -1], obs, greedy)
+        return self._act_on(self.decision_states(obs, 1)[:, -1], obs, greedy, force)
+
+    def act_step(
+        self,
+        obs: torch.Tensor,
+        greedy: bool,
+        memory: Any = None,
+        force: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        return (*self.act(obs, greedy, force), None)
+
+    def decision_columns(self) -> torch.Tensor:
+        """Token ids of the columns first_logits() returns (the answer vocabulary and <END>
+        with --answer-vocab, else every id)."""
+        if self.answer_vocab is None:
+            return torch.arange(self.vocab_size)
+        return self.allowed_ids
+
+    @torch.no_grad()
+    def first_logits(self, prompts: torch.Tensor) -> torch.Tensor:
+        """Masked logits [B, C] of the first answer token over decision_columns(): what the
+        exploration probes choose among (ppo_cli.answer_memory)."""
+        hidden = self.decision_states(prompts, 1)[:, -1]
+        return self._decide(hidden, prompts, None, restrict=self.answer_vocab is not None)
+
+    @staticmethod
+    def _can_take(
+        logits: torch.Tensor, column: torch.Tensor, force: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[B] where the forced token (column of logits; force: the ids, <PAD> = none) is one
+        the policy could have chosen here: a masked one is never forced (its log-prob would
+        be -1e9, and the answer one the policy cannot give)."""
+        ids = column if force is None else force
+        allowed = logits.gather(-1, column.unsqueeze(-1)).squeeze(-1) > _NEG / 10
+        return (ids != PAD_ID) & allowed
 
     def _act_on(
-        self, hidden: torch.Tensor, obs: torch.Tensor, greedy: bool
+        self,
+        hidden: torch.Tensor,
+        obs: torch.Tensor,
+        greedy: bool,
+        force: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """act() from the hidden state [B, H] at obs's last position."""
+        """act() from the hidden state [B, H] at obs's last position. force [B]: token ids
+        to take instead of choosing (<PAD> where the policy chooses), with their log-probs:
+        a replayed answer is scored as the policy would have sampled it."""
         value = self.critic(hidden).squeeze(-1)
         if self.answer_vocab is None:
             dist = FastCategorical(self._decide(hidden, obs, None, restrict=False))
             action = dist.logits.argmax(-1) if greedy else dist.sample()
+            if force is not None:
+                action = torch.where(self._can_take(dist.logits, force), force, action)
             return action, dist.log_prob(action), value
         logits = self._decide(hidden, obs, None, restrict=True)
         # What Categorical(logits).sample() and .log_prob() compute, without its logsumexp:
         # torch.exp and logsumexp take a slow path on the -1e9 of masked columns (underflow,
         # about 10x slower on this CPU); softmax and log_softmax do not.
         k = logits.argmax(-1) if greedy else sample_rows(torch.softmax(logits, -1))
+        if force is not None:
+            column = self.index_of[force]
+            k = torch.where(self._can_take(logits, column, force), column, k)
         logprob = torch.log_softmax(logits, -1).gather(-1, k.unsqueeze(-1)).squeeze(-1)
         return self.allowed_ids[k], logprob, value
 
@@ -389,7 +449,11 @@ class LSTMActorCritic(TextActorCritic):
         return out
 
     def act_step(
-        self, obs: torch.Tensor, greedy: bool, memory: Any = None
+        self,
+        obs: torch.Tensor,
+        greedy: bool,
+        memory: Any = None,
+        force: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
         """The LSTM carries its (h, c) from step to step: each generation step reads one
         token instead of the whole prefix again (the same numbers as act(obs))."""
@@ -400,7 +464,7 @@ class LSTMActorCritic(TextActorCritic):
         else:
             out, memory = self.lstm(self.embedding(obs[:, -1:]), memory)
             hidden = out[:, -1]
-        return (*self._act_on(hidden, obs, greedy), memory)
+        return (*self._act_on(hidden, obs, greedy, force), memory)
 
     def encode_decisions(self, tokens: torch.Tensor, steps: int) -> torch.Tensor:
         """The same numbers as encode(tokens)[:, -steps:], cheaper: a batch holds several

@@ -42,10 +42,25 @@ class TextRollout:
     scores: torch.Tensor | None = None  # [N, T] the environment's rewards before the penalty
     kl: torch.Tensor | None = None  # [N, T] per-token KL estimates to the reference
     kl_coef: float | None = None  # the coefficient that was applied
+    # rows at the end that replay remembered answers (ppo_cli.answer_memory), not samples
+    num_replayed: int = 0
 
     @property
     def num_episodes(self) -> int:
-        return self.question_idx.shape[0]
+        """Episodes the policy sampled (rows of the batch less the replayed ones)."""
+        return self.question_idx.shape[0] - self.num_replayed
+
+    @property
+    def sampled(self) -> slice:
+        """The rows the policy sampled (the replayed ones follow them)."""
+        return slice(0, self.num_episodes)
+
+    def cat(self, replayed: TextRollout) -> TextRollout:
+        """This rollout with `replayed`'s episodes appended as replayed rows."""
+        names = ("question_idx", "tokens", "actions", "logprobs", "values", "rewards", "dones")
+        names += ("mask", "exact", "answer", "answer_len")
+        both = {n: torch.cat([getattr(self, n), getattr(replayed, n)]) for n in names}
+        return TextRollout(**both, num_replayed=self.num_replayed + replayed.num_episodes)
 
     @property
     def num_steps(self) -> int:
@@ -80,8 +95,13 @@ def collect_text_episodes(
     question_idx: torch.Tensor,
     greedy: bool = False,
     prompts: torch.Tensor | None = None,
+    force: torch.Tensor | None = None,
 ) -> TextRollout:
-    """Generate one episode per question index, all in lockstep, one token per step."""
+    """Generate one episode per question index, all in lockstep, one token per step.
+
+    force [N, T]: tokens to take instead of choosing, <PAD> where the policy chooses; their
+    log-probs and values are recorded as if sampled (a replayed answer, an exploration probe).
+    """
     prompts = venv.reset(question_idx, prompts)  # [N, P]
     n, p = prompts.shape
     t_max = venv.max_steps
@@ -98,7 +118,8 @@ def collect_text_episodes(
         active = ~venv.done
         if not active.any():
             break
-        action, logprob, value, memory = policy.act_step(tokens[:, : p + t], greedy, memory)
+        forced = None if force is None else force[:, t]
+        action, logprob, value, memory = policy.act_step(tokens[:, : p + t], greedy, memory, forced)
         action = torch.where(active, action, PAD_ID)
         reward, ended = venv.step(action)
         mask[:, t] = active

@@ -8,6 +8,7 @@ and checkpoint hold beyond the common part. Everything else is the one loop in t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -20,13 +21,18 @@ import numpy as np
 import torch
 
 from ppo_cli import rlhf
+from ppo_cli.answer_memory import AnswerMemory
 from ppo_cli.budget import (
     BUDGET,
     SOLVED,
     STALLED,
+    Plan,
     StallDetector,
+    answer_words,
     default_iterations,
     default_stall_iterations,
+    estimate_iterations,
+    stall_min_gain,
 )
 from ppo_cli.checkpointing import LoopState
 from ppo_cli.config import Config
@@ -41,14 +47,25 @@ from ppo_cli.envs.gym_envs import action_mask_from_info, make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError, DatasetError, EnvError, RunError
-from ppo_cli.evaluate import QAResult, accuracy, check_fits, evaluate_qa, reward_spec
+from ppo_cli.evaluate import (
+    QAResult,
+    accuracy,
+    check_fits,
+    eval_chunk,
+    evaluate_qa,
+    reward_spec,
+)
 from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
 from ppo_cli.kl import KLController
+from ppo_cli.optim import PlainAdam
 from ppo_cli.policies import ActorCritic, MLPActorCritic, build_policy
-from ppo_cli.ppo import Batch, explained_variance
+from ppo_cli.ppo import Batch, UpdateSettings, explained_variance, ppo_update
 from ppo_cli.rollout import GymCollector, GymRollout, TextRollout, collect_text_episodes
 from ppo_cli.rundir import DATASET, FINAL_EVAL, VOCAB, atomic_write_text, write_yaml
 from ppo_cli.trace import TraceRecorder, batch_trace, text_qa_trace
+
+# Episodes the plan's timed rehearsal collects and learns from (ppo_cli.budget.Plan).
+REHEARSAL_EPISODES = 512
 
 # The update's diagnostics every metrics record carries (ppo.ppo_update's keys).
 # Settings a text-QA run fills in when they are left unset (None): config.yaml names what the
@@ -207,7 +224,7 @@ class TextQATask:
         n = len(dataset.pairs)
         cfg = replace(
             cfg,
-            iterations=cfg.iterations or default_iterations(n),
+            iterations=cfg.iterations or default_iterations(answer_words(dataset)),
             stall_iterations=(
                 default_stall_iterations(n)
                 if cfg.stall_iterations is None
@@ -236,7 +253,46 @@ class TextQATask:
         if cfg.init_from is not None or cfg.kl_coef > 0:
             self.reference = rlhf.Reference(policy)
         self.controller = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+        # Off with --reward-fn: the memory would replay whatever the user's function scores
+        # best, the very answers the RLHF walkthrough shows the KL penalty holding back.
+        self.memory = None
+        if cfg.answer_memory and self.reward_fn is None:
+            columns = policy.decision_columns()  # type: ignore[operator]
+            self.memory = AnswerMemory(self.qa.num_questions, self.qa.max_steps, columns)
         return policy
+
+    def plan(self, policy: ActorCritic) -> Plan:
+        """The run's expected cost, from a timed rehearsal of part of an iteration on a copy
+        of the network (the run's own random numbers are left as they were)."""
+        cfg, qa = self.cfg, self.qa
+        episodes = episodes_per_iteration(cfg.num_episodes, qa.num_questions)
+        n = min(episodes, REHEARSAL_EPISODES)
+        settings = UpdateSettings.from_config(cfg)
+        minibatches = max(1, round(settings.num_minibatches * n / episodes))
+        with torch.random.fork_rng():
+            clone = copy.deepcopy(policy)
+            start = time.perf_counter()
+            rollout = collect_text_episodes(
+                clone, TextQAVecEnv(qa), balanced_questions(qa.num_questions, n)
+            )
+            collected = time.perf_counter()
+            batch, _ = rollout.to_batch(cfg.gamma, cfg.gae_lambda)
+            optimizer = PlainAdam(clone.parameters(), lr=cfg.learning_rate, eps=1e-5)
+            ppo_update(clone, optimizer, batch, replace(settings, num_minibatches=minibatches))
+            done = time.perf_counter()
+        forward, update = (collected - start) / n, (done - collected) / n
+        # probes run for the unsolved questions: all at first, none at the end
+        probes = cfg.probes * qa.num_questions / 2 if self.memory is not None else 0
+        per_iteration = episodes * (forward + update) + (probes + qa.num_questions) * forward
+        words = answer_words(self.dataset)
+        return Plan(
+            source=Path(self.dataset.source).name,
+            pairs=qa.num_questions,
+            answer_words=words,
+            estimated_iterations=estimate_iterations(words),
+            cap=self.total,
+            seconds_per_iteration=per_iteration,
+        )
 
     def prepare_run(
         self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
@@ -251,6 +307,10 @@ class TextQATask:
             if not isinstance(ckpt.get("reference"), dict):
                 raise RunError(f"{run_dir}: checkpoint has no reference policy", "start a new run")
             self.reference.policy.load_state_dict(ckpt["reference"])
+        if ckpt is not None and self.memory is not None:
+            if not isinstance(ckpt.get("answer_memory"), dict):
+                raise RunError(f"{run_dir}: checkpoint has no answer memory", "start a new run")
+            self.memory.load_state_dict(ckpt["answer_memory"])
         if ckpt is not None and state.kl_coef is not None:
             self.controller.value = state.kl_coef
         if self.reward_fn is not None:
@@ -272,7 +332,7 @@ class TextQATask:
             )
         state.finished = state.stopped_early = False
         if state.stop_reason == STALLED:  # asked to go on: the full patience again
-            state.best_iteration = state.iteration
+            state.progress_iteration = state.iteration
         state.stop_reason, state.stop_message = None, ""
 
     def longer(self, state: LoopState) -> str:
@@ -306,6 +366,7 @@ class TextQATask:
             "training_spec": self.training_spec(),
             "env": self.cfg.env,
             **({"reference": self.reference.state_dict()} if self.reference else {}),
+            **({"answer_memory": self.memory.state_dict()} if self.memory else {}),
             **({"init_from": self.init.record()} if self.init is not None else {}),
         }
 
@@ -323,7 +384,12 @@ class TextQATask:
             self.curriculum.stage = state.curriculum_stage
         assert self.cfg.stall_iterations is not None
         self.stall = StallDetector(
-            self.cfg.stall_iterations, state.best_accuracy, state.best_iteration
+            self.cfg.stall_iterations,
+            state.best_accuracy,
+            state.best_iteration,
+            stall_min_gain(self.qa.num_questions),
+            state.progress_accuracy,
+            state.progress_iteration,
         )
 
     def collect(self, policy: ActorCritic) -> tuple[TextRollout, Batch, torch.Tensor]:
@@ -335,6 +401,9 @@ class TextQATask:
         else:
             q_idx = balanced_questions(self.qa.num_questions, self.num_episodes)
         rollout = collect_text_episodes(policy, self.venv, q_idx)
+        self.probe_count = 0
+        if self.memory is not None:
+            rollout = self.remember(policy, rollout)
         self.kl_stats = None
         if self.reference is not None:  # rewards <- score - kl_coef * KL_t
             self.kl_stats = rlhf.apply_kl_penalty(
@@ -344,23 +413,65 @@ class TextQATask:
         if self.cfg.advantage == "group":  # each question's episodes against each other
             from ppo_cli.gae import group_advantages
 
-            batch.advantages = group_advantages(rollout.episode_returns, q_idx, rollout.mask)
+            batch.advantages = group_advantages(
+                rollout.episode_returns, rollout.question_idx, rollout.mask
+            )
         return rollout, batch, deltas
+
+    def remember(self, policy: ActorCritic, rollout: TextRollout) -> TextRollout:
+        """Update the answer memory from the samples and this iteration's probes; returns the
+        rollout with the remembered answers that beat every new sample appended."""
+        memory = self.memory
+        assert memory is not None
+        returns = rollout.episode_returns
+        memory.observe(rollout.question_idx, returns, rollout.actions, rollout.exact)
+        if self.cfg.probes > 0:
+            size = max(1, eval_chunk(len(self.qa.vocab)) // self.cfg.probes)
+            for chunk in self.unsolved().split(size):
+                if chunk.numel() == 0:
+                    continue
+                logits = policy.first_logits(self.qa.prompts[chunk])  # type: ignore[operator]
+                q, force = memory.probe_force(chunk, logits, self.cfg.probes, self.qa.max_steps)
+                if q.numel():
+                    probes = collect_text_episodes(policy, self.venv, q, force=force)
+                    memory.observe(q, probes.episode_returns, probes.actions, probes.exact)
+                    self.probe_count += q.numel()
+        replay = memory.replay_questions(rollout.question_idx, returns)
+        if replay.numel() == 0:
+            return rollout
+        force = memory.best_actions[replay]
+        return rollout.cat(collect_text_episodes(policy, self.venv, replay, force=force))
+
+    def unsolved(self) -> torch.Tensor:
+        """The questions the last greedy evaluation got wrong (all before the first), among
+        the curriculum's active ones."""
+        pool = torch.arange(self.qa.num_questions)
+        if self.curriculum is not None:
+            pool = self.curriculum.active
+        if len(self.last_correct) == self.qa.num_questions:
+            pool = pool[~torch.tensor(self.last_correct, dtype=torch.bool)[pool]]
+        return pool
 
     def record(
         self, iteration: int, state: LoopState, ro: TextRollout, batch: Batch, stats: Any, lr: float
     ) -> dict[str, Any]:
+        sampled = ro.sampled  # the statistics of what the policy sampled, not of replays
         record = {
             "iteration": iteration,
             "episodes": state.episodes + ro.num_episodes,
             "steps": state.steps + ro.num_steps,
-            "mean_reward": float(ro.episode_returns.mean()),
-            "train_accuracy": float(ro.exact.float().mean()),
-            "mean_length": float(ro.mask.sum(1).float().mean()),
+            "mean_reward": float(ro.episode_returns[sampled].mean()),
+            "train_accuracy": float(ro.exact[sampled].float().mean()),
+            "mean_length": float(ro.mask[sampled].sum(1).float().mean()),
             **{k: stats[k] for k in (*STATS, "epoch_losses")},
             "learning_rate": lr,
             "explained_variance": explained_variance(ro.values, batch.returns, ro.mask),
         }
+        if self.memory is not None:
+            state.probe_episodes += self.probe_count
+            record["replayed_episodes"] = ro.num_replayed
+            record["probe_episodes"] = state.probe_episodes
+            record["memory_exact"] = round(self.memory.exact_share, 4)
         if self.kl_stats is not None:
             record.update(self.kl_stats.to_dict())
             # adapt for the next iteration (a fixed coefficient stays as it is)
@@ -389,6 +500,8 @@ class TextQATask:
         # Which rule ends the run (ppo_cli.budget): solved, stalled, or the iteration cap.
         self.stall.observe(iteration, state.accuracy)
         state.best_accuracy, state.best_iteration = self.stall.best, self.stall.best_iteration
+        state.progress_accuracy = self.stall.progress
+        state.progress_iteration = self.stall.progress_iteration
         stalled = not reached and iteration < self.total and self.stall.stalled(iteration)
         if reached:
             state.stop_reason = SOLVED
@@ -504,6 +617,9 @@ class GymTask:
         self.warn = warn
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
+
+    def plan(self, policy: ActorCritic) -> Plan | None:
+        return None
 
     def longer(self, state: LoopState) -> str:
         return f"--timesteps {(state.iteration + 1) * self.batch_size}"

@@ -216,6 +216,7 @@ def text_qa_trace(
         "kind": "text-qa",
         **({"kl_coef": rollout.kl_coef} if getattr(rollout, "scores", None) is not None else {}),
         "batch_episodes": batch.size,
+        "replayed_episodes": int(getattr(rollout, "num_replayed", 0)),  # of batch_episodes
         "batch_steps": int(batch.mask.sum()),
         "episodes": episodes,
         "step_label": "token",

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ppo_cli.budget import Plan
 from ppo_cli.checkpointing import (
     LoopState,
     TrainingSession,
@@ -95,6 +96,13 @@ class Callbacks:
 
     def on_progress(self, message: str) -> None:
         """A line about slow preparation (reading a big dataset), so a wait is explained."""
+
+    def wants_plan(self) -> bool:
+        """Whether to time a rehearsal and report the run's expected cost (on_plan)."""
+        return False
+
+    def on_plan(self, plan: Plan) -> None:
+        """The expected cost of a new text-QA run, before it starts (ppo_cli.budget.Plan)."""
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -176,6 +184,9 @@ def _train(
             lambda: training_state(policy, optimizer, asdict(state), task.checkpoint_extras(state))
         )
         session.start(state.iteration)
+        plan = task.plan(policy) if not resume and cb.wants_plan() else None
+        if plan is not None:
+            cb.on_plan(plan)
         cb.on_start(cfg, run_dir, task.total)
         task.start(state)
 

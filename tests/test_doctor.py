@@ -17,10 +17,10 @@ from ppo_cli.trainer import Callbacks, train
 runner = CliRunner()
 
 
-def test_the_default_cap_and_patience_grow_with_the_dataset() -> None:
-    assert default_iterations(5) == default_iterations(30) == 150
-    assert default_iterations(500) > default_iterations(121) > 150
-    assert default_stall_iterations(5) == 40 and default_stall_iterations(1000) == 250
+def test_the_default_cap_grows_with_the_answer_words_and_the_patience_stays() -> None:
+    assert default_iterations(5) == default_iterations(120) == 150
+    assert default_iterations(1000) > default_iterations(600) > 150
+    assert default_stall_iterations(5) == 40 and default_stall_iterations(1000) == 40
 
 
 def test_stall_detector_counts_from_the_last_improvement() -> None:

@@ -55,7 +55,7 @@ def test_json_summary_carries_one_trace_per_chosen_iteration(traced) -> None:  #
 def test_episodes_and_advantages_tables(traced) -> None:  # noqa: ANN001
     summary, _ = traced
     trace = summary["traces"][0]
-    assert trace["batch_episodes"] == 16
+    assert trace["batch_episodes"] == 16 + trace["replayed_episodes"]  # sampled + remembered
     assert 1 <= len(trace["episodes"]) <= 3
     for ep in trace["episodes"]:
         assert ep["question"].endswith("?")

@@ -122,6 +122,8 @@ def train_command(
     curriculum_threshold: Annotated[Float, opt("curriculum_threshold")] = None,
     answer_vocab: Annotated[Bool, opt("answer_vocab")] = None,
     answer_positions: Annotated[Bool, opt("answer_positions")] = None,
+    answer_memory: Annotated[Bool, opt("answer_memory")] = None,
+    probes: Annotated[Int, opt("probes")] = None,
     init_from: Annotated[Str, opt("init_from")] = None,
     kl_coef: Annotated[Float, opt("kl_coef")] = None,
     kl_estimator: Annotated[Str, opt("kl_estimator")] = None,
@@ -229,12 +231,15 @@ def train_command(
         cb = RichCallbacks(
             err, show_every, quiet or json_output, selection, json_output, READER_GONE
         )
+        cb.plan_wanted = not quiet or json_output  # --json: the plan goes into the summary
         try:
             with reader_gone_stops_at_boundary():
                 result = train(cfg, run_dir, cb, resume=resume is not None)
         finally:
             cb.close()
         summary = result.to_dict()
+        if cb.plan is not None:
+            summary["plan"] = cb.plan.to_dict()
         findings = []
         if cfg.is_text_qa and result.stop_reason is not None:
             from ppo_cli.doctor import diagnose

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ppo_cli.budget import Plan
 from ppo_cli.config import Config
 from ppo_cli.render import number, qa_results_table
 from ppo_cli.render.teach import trace_view
@@ -40,6 +41,8 @@ class RichCallbacks(Callbacks):
         self.keep_traces = keep_traces  # --json: traces go into the summary, not on stderr
         self.traces: list[dict[str, Any]] = []
         self.reader_gone = reader_gone  # a threading.Event: the progress bar's reader left
+        self.plan: Plan | None = None  # the run's expected cost, when it was measured
+        self.plan_wanted = not quiet
 
     def wants_trace(self, iteration: int, total: int) -> bool:
         return self.trace is not None and self.trace.wants(iteration, total)
@@ -54,6 +57,17 @@ class RichCallbacks(Callbacks):
     def on_progress(self, message: str) -> None:
         if not self.quiet:
             self.err.print(f"ppoqa: {message}", markup=False, highlight=False)
+
+    def wants_plan(self) -> bool:
+        return self.plan_wanted
+
+    def on_plan(self, plan: Plan) -> None:
+        self.plan = plan
+        if self.quiet:
+            return
+        self.err.print(f"ppoqa: {plan.line()}", markup=False, highlight=False)
+        if plan.too_long:
+            self.on_warning(plan.remedy())
 
     def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
         beyond = sorted(n for n in self.trace.numbers if n > total) if self.trace else []
@@ -89,6 +103,8 @@ class RichCallbacks(Callbacks):
             stats = f"reward {record['mean_reward']:+.2f}"
             if self.last_acc is not None:
                 stats += f"  acc {100 * self.last_acc:.0f}%"
+            if self.plan is not None and "wall_seconds" in record:
+                stats += f"  {self.plan.eta(record['iteration'], record['wall_seconds'])}"
         else:  # gymnasium: iterations with no finished episode keep the last return shown
             self.last_return = record.get("episodic_return", self.last_return)
             ret = "-" if self.last_return is None else number(self.last_return)

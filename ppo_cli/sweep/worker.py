@@ -300,21 +300,16 @@ def _no_sigint() -> Iterator[None]:
 # --- training one configuration ---------------------------------------------------------------
 
 
-class _QuietCallbacks:
-    """The trainer's callbacks for a sweep: no progress bars, warnings passed on."""
+def _quiet_callbacks(events: SweepEvents) -> Any:
+    """The trainer's callbacks for a sweep: no progress bars, warnings passed on. (Made here:
+    the trainer imports torch, which a sweep's coordinator never needs.)"""
+    from ppo_cli.trainer import Callbacks
 
-    def __init__(self, events: SweepEvents) -> None:
-        self.events = events
+    class QuietCallbacks(Callbacks):
+        def on_warning(self, message: str) -> None:
+            events.on_message(f"warning: {message}")
 
-    def on_start(self, cfg: Config, run_dir: Path, total: int) -> None: ...
-    def on_iteration(self, record: dict[str, Any]) -> None: ...
-    def on_eval(self, iteration: int, results: list[Any]) -> None: ...
-    def wants_trace(self, iteration: int, total: int) -> bool:
-        return False
-
-    def on_trace(self, record: dict[str, Any]) -> None: ...
-    def on_warning(self, message: str) -> None:
-        self.events.on_message(f"warning: {message}")
+    return QuietCallbacks()
 
 
 # What a seed's run scores, `--objective`:
@@ -407,7 +402,7 @@ def train_seed(
             if not is_run_of(cfg, run_cfg):
                 continue  # a run with other settings in our folder: leave it alone
         try:
-            result = train(run_cfg, path, _QuietCallbacks(events), resume=resume)  # type: ignore[arg-type]
+            result = train(run_cfg, path, _quiet_callbacks(events), resume=resume)
         except RunError as exc:
             if resume and "already" in exc.message:  # finished, but killed before its score file
                 continue
