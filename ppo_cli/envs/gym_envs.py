@@ -389,12 +389,13 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
         self.user = user
         self.broken = False  # a call was interrupted: an async env's workers may be mid-call
 
+    def _guard(self, call: str) -> Any:
+        """gymnasium's own envs run as they are (no cost per step); a user's under usercode."""
+        return self._user_code(call) if self.user else nullcontext()
+
     @contextmanager
-    def _guard(self, call: str) -> Iterator[None]:
+    def _user_code(self, call: str) -> Iterator[None]:
         try:
-            if not self.user:
-                yield
-                return
             with user_code(f"{self.env_id}: the env's {call}()", EnvError, _FIX_ENV):
                 yield
         except BaseException:
