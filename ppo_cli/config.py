@@ -202,7 +202,8 @@ class Config:
     reward_fn: str | None = setting(
         None,
         "FILE.py:NAME or module:NAME, a function (question, answer, target) -> float that "
-        "replaces the task score (e.g. examples/proxy_paris.py:is_paris).",
+        "replaces the task score (e.g. examples/proxy_paris.py:is_paris). Its prints go to "
+        "stderr; a call may take PPOQA_USER_CODE_TIMEOUT seconds (default 60).",
         TEXT,
     )
 
