@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ppo_cli.data import PAD_ID
+from ppo_cli.data import END_ID, PAD_ID
 
 _TIE = 1e-6  # returns closer than this are the same score (float sums of step penalties)
 
@@ -107,20 +107,44 @@ class AnswerMemory:
         q = questions.unsqueeze(1).expand_as(top.indices)[ok]
         first = self.columns[top.indices[ok]]  # [n]
         rank = torch.arange(k).expand_as(top.indices)[ok]  # [n]
-        return q, self._probe_answers(q, first, rank, max_steps)
+        short_q, short = self._shorter(questions, max_steps)
+        force = torch.cat([self._probe_answers(q, first, rank, max_steps), short])
+        return torch.cat([q, short_q]), force
+
+    def _shorter(
+        self, questions: torch.Tensor, max_steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two more probes for each of these questions whose remembered answer has two words or
+        more and is not exactly right: that answer without its first word, and without its
+        last ("forty three" -> "three"; "Ge red" -> "Ge"). A reward that pays for every right
+        word keeps a policy on such a hedge; these two take it off."""
+        best = self.best_actions[questions]  # [U, T]
+        length = (best != PAD_ID).sum(1) - 1  # words before <END> (-1 with no memory)
+        keep = (length >= 2) & ~self.best_exact[questions] & (best[:, 0] != PAD_ID)
+        best, length = best[keep], length[keep]
+        without_first = torch.full_like(best, PAD_ID)
+        without_first[:, :-1] = best[:, 1:]
+        without_last = best.clone()
+        rows = torch.arange(best.shape[0])
+        without_last[rows, length - 1] = without_last[rows, length]  # <END> a word earlier
+        without_last[rows, length] = PAD_ID
+        q = questions[keep]
+        return torch.cat([q, q]), torch.cat([without_first, without_last])[:, :max_steps]
 
     def _probe_answers(
         self, q: torch.Tensor, first: torch.Tensor, rank: torch.Tensor, max_steps: int
     ) -> torch.Tensor:
         """force [n, T] for probes with these first tokens. The probes of a question take
-        turns (by rank): the policy continues; the new word replaces the remembered answer's
-        first word ("Abuja Delhi" -> "New Delhi"); it goes before the remembered answer
-        ("three" -> "eighty three"); it goes after the remembered first word. Partly right
-        answers are where the last questions of a large set get stuck."""
+        turns (by rank): the policy continues after the new word; the new word alone; it
+        replaces the remembered answer's first word ("Abuja Delhi" -> "New Delhi"); it goes
+        before the remembered answer ("three" -> "eighty three"); it goes after the
+        remembered first word. Partly right answers are where the last questions of a large
+        set get stuck."""
         force = torch.full((q.numel(), max_steps), PAD_ID, dtype=torch.long)
         force[:, 0] = first
         best = self.best_actions[q]  # [n, T] (<PAD> for a question with no memory yet)
-        replace, before, after = rank % 4 == 1, rank % 4 == 2, rank % 4 == 3
+        alone, replace, before, after = (rank % 5 == i for i in range(1, 5))
+        force[alone, 1] = END_ID
         force[replace, 1:] = best[replace, 1:]
         force[before, 1:] = best[before, :-1]
         force[after, 0] = best[after, 0]
@@ -128,7 +152,7 @@ class AnswerMemory:
         force[after, 2:] = best[after, 1:-1]
         # a remembered answer never holds a word after its <END>: <PAD> there, the policy's
         # choice; where the memory is empty, the policy continues after the new word
-        empty = best[:, 0] == PAD_ID
+        empty = (best[:, 0] == PAD_ID) & ~alone
         force[empty, 1:] = PAD_ID
         force[empty, 0] = first[empty]
         return force

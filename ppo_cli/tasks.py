@@ -64,6 +64,9 @@ from ppo_cli.rollout import GymCollector, GymRollout, TextRollout, collect_text_
 from ppo_cli.rundir import DATASET, FINAL_EVAL, VOCAB, atomic_write_text, write_yaml
 from ppo_cli.trace import TraceRecorder, batch_trace, text_qa_trace
 
+# Probe episodes generated at once (ppo_cli.answer_memory): bounds their memory.
+PROBE_ROWS = 2048
+
 # Episodes the plan's timed rehearsal collects and learns from (ppo_cli.budget.Plan).
 REHEARSAL_EPISODES = 512
 
@@ -426,7 +429,9 @@ class TextQATask:
         returns = rollout.episode_returns
         memory.observe(rollout.question_idx, returns, rollout.actions, rollout.exact)
         if self.cfg.probes > 0:
-            size = max(1, eval_chunk(len(self.qa.vocab)) // self.cfg.probes)
+            # a few thousand probes at a time: their temporaries stay small next to the model
+            rows = min(PROBE_ROWS, eval_chunk(len(self.qa.vocab)))
+            size = max(1, rows // (self.cfg.probes + 2))
             for chunk in self.unsolved().split(size):
                 if chunk.numel() == 0:
                     continue

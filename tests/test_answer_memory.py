@@ -63,18 +63,21 @@ def test_probes_try_first_words_without_repeats_until_all_were_tried() -> None:
 
 
 def test_probes_also_edit_a_partly_right_remembered_answer() -> None:
-    mem = AnswerMemory(1, T, torch.tensor([10, 11, 12, 13, 14]))
+    mem = AnswerMemory(1, T, torch.tensor([10, 11, 12, 13, 14, 15]))
     best = _actions([11, 12, END_ID])
     mem.observe(torch.tensor([0]), torch.tensor([1.0]), best, torch.tensor([False]))
-    q, force = mem.probe_force(torch.tensor([0]), torch.zeros(1, 5), 4, T)
-    first = force[:, 0].tolist()
+    q, force = mem.probe_force(torch.tensor([0]), torch.zeros(1, 6), 5, T)
     rows = force.tolist()
-    new = [first[0], *rows[0][1:]]
+    new = [r[0] for r in rows[:4]] + [rows[4][1]]  # the five words the probes try
+    assert 11 not in new[:4] and len(set(new)) == 5  # untried words, all different
     assert rows[0] == [new[0], PAD_ID, PAD_ID, PAD_ID]  # the policy continues
-    assert rows[1] == [first[1], 12, END_ID, PAD_ID]  # replaces the first word
-    assert rows[2] == [first[2], 11, 12, END_ID]  # goes before the answer
-    assert rows[3][0] == 11 and rows[3][2:] == [12, END_ID]  # goes after its first word
-    assert rows[3][1] not in (11, PAD_ID)
+    assert rows[1] == [new[1], END_ID, PAD_ID, PAD_ID]  # the new word alone
+    assert rows[2] == [new[2], 12, END_ID, PAD_ID]  # replaces the first word
+    assert rows[3] == [new[3], 11, 12, END_ID]  # goes before the answer
+    assert rows[4][0] == 11 and rows[4][2:] == [12, END_ID]  # goes after its first word
+    # and the remembered hedge shortened at either end: "11 12" -> "12", "11"
+    assert rows[5:] == [[12, END_ID, PAD_ID, PAD_ID], [11, END_ID, PAD_ID, PAD_ID]]
+    assert q.tolist() == [0] * 7
 
 
 def test_the_stall_rule_of_a_large_set_wants_a_hundredth_of_the_questions() -> None:
