@@ -50,14 +50,14 @@ class Config:
     # None: grows with the dataset (ppo_cli.budget); config.yaml records the value used
     iterations: int | None = setting(
         None,
-        "PPO iterations at most (default: 150 up to 30 questions, then 5 per question; "
-        "40 for --init-from/--reward-fn runs).",
+        "PPO iterations at most (default: 3x the estimate from the answer words, at least "
+        "150, said before training; 40 for --init-from/--reward-fn runs).",
         TEXT,
     )
     stall_iterations: int | None = setting(
         None,
-        "Stop when greedy accuracy has not improved for N iterations (default 40, a quarter "
-        "of the questions past 160; 0: never; off for --init-from/--reward-fn runs).",
+        "Stop when greedy accuracy has not gained for N iterations (default 40; on 200+ "
+        "questions a gain is 1% of them; 0: never; off for --init-from/--reward-fn runs).",
         TEXT,
     )
     timesteps: int = setting(100_000, "Environment steps to train for (tuned per env).", GYM)
@@ -178,7 +178,7 @@ class Config:
     advantage: str = setting(
         "gae",
         "gae (critic baseline) or group (each question's episodes against each other, "
-        "GRPO-style; measured no better, README).",
+        "GRPO-style; measured no better on the example datasets).",
         TEXT,
     )
 

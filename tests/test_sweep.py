@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from ppo_cli.cli import app
 from ppo_cli.config import Config
 from ppo_cli.errors import UsageError
+from ppo_cli.rundir import load_checkpoint, read_config
 from ppo_cli.sweep.search import grid_points, is_grid, parse_search
 from ppo_cli.sweep.stats import bootstrap_ci, iqm
 
@@ -361,3 +362,21 @@ def test_sqlite_claims_are_exclusive(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     [row] = json.loads(proc.stdout)["results"]
     assert row["claims"] == row["distinct"] == 60
+
+
+def test_env_kwargs_reach_the_env_of_every_run(tmp_path: Path, monkeypatch: Any) -> None:
+    # train's --env-kwargs is a sweep flag too; it must reach each run's env, not be dropped.
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", "--env", "tests.user_envs:Corridor-v0", "--env-kwargs", "length=6",
+            "--search", "clip_coef=0.1,0.3", "--seeds", "1", "--timesteps", "256",
+            "--num-envs", "2", "--num-steps", "64", "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    configs = json.loads(result.stdout)["configurations"]
+    assert len(configs) == 2
+    runs = sorted(p.parent for p in (tmp_path / "sweeps").rglob("config.yaml"))
+    assert len(runs) == 2
+    for run in runs:
+        ckpt = load_checkpoint(run)
+        assert ckpt["obs_dim"] == 6 and ckpt["env_kwargs"] == {"length": 6}, run
+        assert read_config(run)["env_kwargs"] == {"length": 6}

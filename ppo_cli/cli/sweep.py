@@ -233,9 +233,14 @@ def sweep_impl(**kw: Any) -> None:
         workers, pruner, heartbeat = kw.pop("workers"), kw.pop("pruner"), kw.pop("heartbeat")
         report, quiet = kw.pop("report"), kw.pop("quiet")
         config_file, preset = kw.get("config"), kw.get("preset")
+        env_kwarg = kw.pop("env_kwarg", None)
         given = {k: v for k, v in kw.items() if k in FIELD_TYPES and v is not None}
         if kw.get("no_early_stop"):
             given["target_accuracy"] = None
+        if env_kwarg:  # the flag is KEY=VALUE items; the setting is the env_kwargs mapping
+            from ppo_cli.envs.gym_envs import parse_env_kwargs
+
+            given["env_kwargs"] = parse_env_kwargs(env_kwarg)
         training_options = bool(given or config_file or preset)
 
         if heartbeat < 1:
