@@ -331,7 +331,9 @@ def test_sigkilled_worker_is_stale_then_retrained(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 's.db'}"
     # 300 iterations: the worker must still be training when it is killed (60 finished
     # inside the 1.5 s wait on CI's faster machine, so the trial was already complete).
-    slow = ["--seeds", "1", "--iterations", "300", "--no-early-stop", "--heartbeat", "1"]
+    # --stall-iterations 0: the stall rule would end the run after ~40 iterations otherwise.
+    slow = ["--seeds", "1", "--iterations", "300", "--no-early-stop", "--stall-iterations", "0",
+            "--heartbeat", "1"]  # fmt: skip
     args = ["--search", "clip_coef=0.2", *slow, "--storage", storage, "--study", "k"]
     proc = _sweep(tmp_path, *args)
     _wait_for(proc, "trial 0 clip_coef=0.2: start")
@@ -344,7 +346,8 @@ def test_sigkilled_worker_is_stale_then_retrained(tmp_path: Path) -> None:
     # The next worker fails the stale trial (Optuna's heartbeat) and trains the configuration.
     fast = ["--search", "clip_coef=0.2", "--seeds", "1", "--heartbeat", "1"]
     again = _sweep(tmp_path, *fast, "--iterations", "300", "--no-early-stop",
-                   "--storage", storage, "--study", "k", "--json")  # fmt: skip
+                   "--stall-iterations", "0", "--storage", storage, "--study", "k",
+                   "--json")  # fmt: skip
     stdout, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stderr
     [config] = json.loads(stdout)["configurations"]
