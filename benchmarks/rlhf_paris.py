@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--estimator", default="k1", choices=["k1", "k3"])
     ap.add_argument("--policy", default="lstm")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument(
+        "--train-args",
+        default="",
+        help='more `ppoqa train` flags for every PPO run, e.g. "--kl-in loss" or '
+        '"--advantage grpo"',
+    )
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
@@ -108,6 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     str(seed),
                     "--run-dir",
                     str(run),
+                    *args.train_args.split(),
                 )
                 m = read_metrics(run)
                 answers = [r["answer"] for r in doc["final_results"]]
@@ -168,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "policy": args.policy,
         "iterations": args.iterations,
         "estimator": args.estimator,
+        "train_args": args.train_args,
         "seeds": args.seeds,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),

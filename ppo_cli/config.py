@@ -177,8 +177,21 @@ class Config:
     )
     advantage: str = setting(
         "gae",
-        "gae (critic baseline) or group (each question's episodes against each other, "
-        "GRPO-style; measured no better on the example datasets).",
+        "Advantage estimator: gae (PPO's learned critic), grpo, dr_grpo, rloo or reinforce_pp "
+        "(critic-free; `group` = grpo). Each brings its own defaults (group size, KL place, "
+        "normalization; docs/what-the-critic-buys.md).",
+        TEXT,
+    )
+    group_size: int = setting(
+        1,
+        "Completions per question per iteration (--num-episodes is rounded up to a multiple; "
+        "grpo/dr_grpo default 8, rloo 4).",
+        TEXT,
+    )
+    loss_agg: str = setting(
+        "token",
+        "Policy loss average: token (every token alike, DAPO), sequence (every completion "
+        "alike, GRPO) or constant (token sum / longest possible answer, Dr. GRPO).",
         TEXT,
     )
 
@@ -189,7 +202,15 @@ class Config:
         "reference. Dataset and network default to that run's.",
         TEXT,
     )
-    kl_coef: float = setting(0.0, "Per-token reward -C * KL(pi || pi_ref) (0: off).", TEXT)
+    kl_coef: float = setting(
+        0.0, "KL coefficient: per-token reward -C * KL_t, or C * k3 in the loss (0: off).", TEXT
+    )
+    kl_in: str | None = setting(
+        None,
+        "Where the KL to the reference goes: reward (PPO-RLHF, per-token penalty) or loss "
+        "(GRPO: k3 term, TRL's beta); default: the estimator's, when there is a reference.",
+        TEXT,
+    )
     kl_estimator: str = setting(
         "k1", "k1 = logp - logp_ref, or k3 = (r-1) - log r, r = p_ref/p (never < 0).", TEXT
     )
@@ -223,7 +244,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("cpu", "cuda", "auto"),
     "vector_mode": ("auto", "sync", "async", "vector"),
     "kl_estimator": ("k1", "k3"),
-    "advantage": ("gae", "group"),
+    "advantage": ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp", "group"),
+    "loss_agg": ("token", "sequence", "constant"),
     "activation": ("tanh", "relu"),
 }
 
@@ -269,6 +291,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "kl_coef": (0.0, 1e6, True),
     "kl_target": (0.0, None, False),
     "kl_horizon": (1, None, True),
+    "group_size": (1, 4096, True),
 }
 
 
@@ -322,8 +345,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     return value
 
 
-def validate(cfg: Config, source: str = "config") -> Config:
-    """Range and choice checks, so a bad value stops before any training starts."""
+def validate(cfg: Config, source: str = "config", whole: bool = True) -> Config:
+    """Range and choice checks, so a bad value stops before any training starts; whole=False
+    checks each value alone (a part of the settings, not yet the run's combination)."""
     for name, choices in CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise ConfigError(
@@ -347,7 +371,35 @@ def validate(cfg: Config, source: str = "config") -> Config:
             )
     if cfg.env != TEXT_QA:
         _check_gym_batch(cfg, source)
+    elif whole:  # the estimator's needs depend on settings other layers may give
+        _check_estimator(cfg, source)
     return cfg
+
+
+GROUPED = ("grpo", "dr_grpo", "rloo", "group")  # ppo_cli.estimators.GROUPED, and the alias
+
+
+def _check_estimator(cfg: Config, source: str) -> None:
+    """The estimator's needs: groups of two or more completions for the group baselines, a
+    reference for a KL term in the loss."""
+    if cfg.kl_in not in (None, "reward", "loss"):
+        raise ConfigError(
+            f"{_label(source, 'kl_in')} must be one of reward, loss, got {short_repr(cfg.kl_in)}",
+            "pick reward (PPO-RLHF) or loss (GRPO)",
+        )
+    if cfg.advantage in GROUPED and cfg.group_size < 2 and cfg.advantage != "group":
+        raise ConfigError(
+            f"--advantage {cfg.advantage} compares each completion with the others of its "
+            f"question, but {_label(source, 'group_size')} {cfg.group_size} leaves none",
+            "use --group-size 2 or more (or leave it out for the estimator's own), or "
+            "--advantage gae / reinforce_pp",
+        )
+    if cfg.kl_in == "loss" and not has_reference(cfg):
+        raise ConfigError(
+            f"{_label(source, 'kl_in')} loss puts a KL term toward a reference policy in the "
+            "loss, but this run has none",
+            "add --init-from RUN and --kl-coef C (TRL's beta), or drop --kl-in",
+        )
 
 
 def _check_gym_batch(cfg: Config, source: str) -> None:
@@ -503,6 +555,14 @@ def resolve(
             cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
         if env == TEXT_QA:
             cfg = apply_overrides(cfg, presets.policy_defaults(policy), f"{policy} defaults")
+        advantage = _pick("advantage", flags, file_values, default=Config.advantage)
+        if env == TEXT_QA and isinstance(advantage, str):
+            advantage = presets.ESTIMATOR_ALIASES.get(advantage, advantage)
+            flags = _renamed(flags, "advantage", advantage)
+            file_values = _renamed(file_values, "advantage", advantage)
+            estimator = presets.estimator_defaults(advantage)
+            estimator.pop("kl_in", None)  # placed below, once the reference is known
+            cfg = apply_overrides(cfg, estimator, f"{advantage} defaults")
         if preset is not None:
             if env != TEXT_QA:
                 raise UsageError(
@@ -525,7 +585,7 @@ def resolve(
             # A bad value the file sets (and no flag replaces) is the file's error, named as
             # `file: 'key'`, not blamed on a flag the user never typed.
             kept = {str(k).replace("-", "_") for k in file_values} - set(flags)
-            validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file))
+            validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file), whole=False)
     env = flags.get("env", cfg.env)
     kind, other = ("text-qa", "gymnasium ids") if env == TEXT_QA else ("gym", "text QA")
     for key in typed + [k for k in flags if k not in typed]:
@@ -535,9 +595,27 @@ def resolve(
                 "drop it; the panels of `ppoqa train --help` say what each kind of run reads",
             )
     try:
-        return validate(apply_overrides(cfg, flags, "option"), "option")
+        cfg = validate(apply_overrides(cfg, flags, "option"), "option")
     except ConfigError as exc:  # a bad flag value is a usage error: exit 2
         raise UsageError(exc.message, exc.hint) from None
+    if cfg.is_text_qa and cfg.kl_in is None and has_reference(cfg):
+        # the estimator's place for the KL, now that there is a reference to measure it to
+        place = presets.estimator_defaults(cfg.advantage).get("kl_in", "reward")
+        cfg = dataclasses.replace(cfg, kl_in=place)
+    return cfg
+
+
+def _renamed(values: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """values with key (spelled with - or _) set to value, if it is there at all."""
+    if not any(str(k).replace("-", "_") == key for k in values):
+        return values
+    return {k: (value if str(k).replace("-", "_") == key else v) for k, v in values.items()}
+
+
+def has_reference(cfg: Config) -> bool:
+    """A run has a frozen reference policy to measure the KL to when it starts from another
+    run or pays a KL coefficient (the fresh network is then its own reference)."""
+    return cfg.init_from is not None or cfg.kl_coef > 0
 
 
 def config_to_yaml(cfg: Config) -> str:

@@ -562,3 +562,93 @@ def seed_clip_examples(clip_coef: float = 0.2) -> list[dict[str, Any]]:
         ),
     ]
     return [{"name": n, "title": t, **explain_clip(req)} for n, t, req in examples]
+
+
+def explain_advantage(
+    run: Path, seed: int = 0, group_size: int = 4, questions: int = 3
+) -> dict[str, Any]:
+    """One batch sampled from a text-QA run (seeded): `questions` questions, `group_size`
+    completions each, and the advantage every completion gets under every estimator, with
+    the numbers that produced it (group mean, std, leave-one-out mean, V(s_0), the batch's
+    return statistics). The batch is the shown completions: REINFORCE++'s normalization and
+    GAE's are over them. GAE reads the run's critic; a run trained without one has its
+    untrained head, which the record says."""
+    from ppo_cli import estimators
+    from ppo_cli.curriculum import balanced_questions
+    from ppo_cli.envs.text_qa_vec import TextQAVecEnv
+    from ppo_cli.evaluate import load_text_run
+    from ppo_cli.rollout import collect_text_episodes
+
+    if group_size < 2:
+        raise UsageError(
+            "--group-size must be at least 2: the group estimators compare a completion "
+            "with the others of its question",
+            "e.g. --group-size 4",
+        )
+    if questions < 1:
+        raise UsageError("--questions must be at least 1", "e.g. --questions 3")
+    text_run = load_text_run(run)
+    cfg, task = text_run.config, text_run.task
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        slots = balanced_questions(task.num_questions, min(questions, task.num_questions))
+        q_idx = slots.repeat_interleave(group_size)  # [N]
+        ro = collect_text_episodes(text_run.policy, TextQAVecEnv(task), q_idx)
+    groups = estimators.group_ids(slots.numel(), group_size)  # [N]
+    mask = ro.mask.float()
+    score = (ro.rewards * mask).sum(1)  # [N] R_i
+    stats = estimators.group_stats(score, groups)
+    adv: dict[str, torch.Tensor] = {}
+    for name in estimators.NAMES:
+        est = estimators.compute(
+            name, ro.rewards, ro.mask, groups, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda
+        )
+        adv[name] = est.advantages[:, 0]  # the first token's: the whole answer's for groups
+    rtg0 = estimators.returns_to_go(ro.rewards, mask)[:, 0]  # [N] REINFORCE++'s G_0
+    real_rtg = estimators.returns_to_go(ro.rewards, mask)[ro.mask]
+    gae_norm = normalization(
+        estimators.compute(
+            "gae", ro.rewards, ro.mask, groups, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda
+        ).advantages,
+        ro.mask,
+    )
+    adv["gae_normalized"] = gae_norm["_normalized"][:, 0]
+    itos = text_run.vocab.itos
+    rows = []
+    for i in range(q_idx.numel()):
+        n = int(ro.mask[i].sum())
+        pair = task.dataset.pairs[int(q_idx[i])]
+        words = [itos[int(a)] for a in ro.actions[i, :n]]
+        rows.append(
+            {
+                "completion": i + 1,
+                "group": int(groups[i]) + 1,
+                "question": pair.question,
+                "target": pair.answer,
+                "answer": " ".join(w for w in words if w != "<END>"),
+                "reward": rounded(score[i]),
+                "group_mean": rounded(stats.mean[i]),
+                "group_std": rounded(stats.std[i]),
+                "loo_mean": rounded(stats.loo_mean[i]),
+                "value_0": rounded(ro.values[i, 0]),
+                "return_to_go_0": rounded(rtg0[i]),
+                **{f"adv_{k}": rounded(v[i]) for k, v in adv.items()},
+            }
+        )
+    zero_std = sum(1 for g in range(slots.numel()) if float(stats.std[groups == g][0]) < 1e-6)
+    return {
+        "run": str(run),
+        "seed": seed,
+        "group_size": group_size,
+        "groups": int(slots.numel()),
+        "trained_with": cfg.advantage,
+        "critic_trained": cfg.advantage in ("gae",),
+        "gamma": cfg.gamma,
+        "lam": cfg.gae_lambda,
+        "grpo_eps": 1e-4,
+        "batch_return_mean": rounded(real_rtg.mean()),
+        "batch_return_std": rounded(real_rtg.std()) if real_rtg.numel() > 1 else 0.0,
+        "gae_normalization": public(gae_norm),
+        "groups_with_zero_std": zero_std,
+        "rows": rows,
+    }

@@ -57,23 +57,3 @@ def normalize(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e
         return torch.where(mask, x - valid.mean() if valid.numel() else x, torch.zeros_like(x))
     mean, std = valid.mean(), valid.std()
     return torch.where(mask, (x - mean) / (std + eps), torch.zeros_like(x))
-
-
-def group_advantages(
-    episode_returns: torch.Tensor, groups: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6
-) -> torch.Tensor:
-    """Per-question baseline (GRPO's group-relative advantage): each episode's return minus the
-    mean return of the episodes that asked the same question, over their std, on every step.
-
-    episode_returns: [N]; groups: [N] question index; mask: [N, T]. A question whose episodes
-    all earned the same gets advantage 0: nothing to prefer among them.
-    """
-    n_groups = int(groups.max()) + 1 if groups.numel() else 0
-    count = torch.zeros(n_groups).index_add_(0, groups, torch.ones_like(episode_returns))
-    total = torch.zeros(n_groups).index_add_(0, groups, episode_returns)
-    mean = total / count.clamp(min=1)
-    sq = torch.zeros(n_groups).index_add_(0, groups, (episode_returns - mean[groups]) ** 2)
-    std = (sq / (count - 1).clamp(min=1)).sqrt()
-    adv = (episode_returns - mean[groups]) / (std[groups] + eps)  # [N]
-    adv = torch.where(count[groups] > 1, adv, torch.zeros_like(adv))
-    return adv.unsqueeze(1) * mask.float()

@@ -146,6 +146,13 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax.set_xlabel(xlabel)
     ax.set_ylabel("reward per episode")
     ax.grid(True, alpha=0.3)
+    xs, ys = _series(records, "frac_reward_zero_std", x)
+    if ys:  # a group estimator: the groups it learned nothing from (TRL's name)
+        ax2 = ax.twinx()
+        ax2.plot(xs, [100 * y for y in ys], color="tab:purple", alpha=0.7)
+        ax2.set_ylim(-3, 103)
+        ax2.set_ylabel("all-equal groups, % (frac_reward_zero_std)")
+        ax2.yaxis.label.set_color("tab:purple")
 
     ax = axes[1, 0]
     xs, ys = _series(records, "train_accuracy", x)

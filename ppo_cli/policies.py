@@ -253,6 +253,16 @@ class TextActorCritic(ActorCritic):
             self.answer_positions is not None and END_ID not in self.answer_positions[0]
         )
 
+    # False for the critic-free estimators (ppo_cli.estimators): the value head is not run,
+    # and V reads 0 everywhere (runtime only: a checkpoint's network is the same either way)
+    use_critic = True
+
+    def _value(self, hidden: torch.Tensor) -> torch.Tensor:
+        """V at the hidden states [..., H] -> [...], or zeros without the critic."""
+        if not self.use_critic:
+            return hidden.new_zeros(hidden.shape[:-1])
+        return self.critic(hidden).squeeze(-1)
+
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -283,7 +293,7 @@ class TextActorCritic(ActorCritic):
         hidden = self.decision_states(obs, 1 if steps is None else steps)  # [B, T, H]
         if steps is None:
             hidden = hidden[:, -1]  # [B, H]
-        return self._decide(hidden, obs, steps, restrict), self.critic(hidden).squeeze(-1)
+        return self._decide(hidden, obs, steps, restrict), self._value(hidden)
 
     def _decide(
         self, hidden: torch.Tensor, obs: torch.Tensor, steps: int | None, restrict: bool
@@ -371,7 +381,7 @@ class TextActorCritic(ActorCritic):
         """act() from the hidden state [B, H] at obs's last position. force [B]: token ids
         to take instead of choosing (<PAD> where the policy chooses), with their log-probs:
         a replayed answer is scored as the policy would have sampled it."""
-        value = self.critic(hidden).squeeze(-1)
+        value = self._value(hidden)
         if self.answer_vocab is None:
             dist = FastCategorical(self._decide(hidden, obs, None, restrict=False))
             action = dist.logits.argmax(-1) if greedy else dist.sample()
@@ -399,7 +409,7 @@ class TextActorCritic(ActorCritic):
             return super().evaluate(obs, actions)
         steps = actions.shape[1]
         hidden = self.decision_states(obs, steps)  # [B, T, H]
-        value = self.critic(hidden).squeeze(-1)
+        value = self._value(hidden)
         real = actions != PAD_ID  # [B, T]
         answer_step = self._answer_step(obs, steps)[real] if self.answer_positions else None
         logits = self._allowed_logits(hidden[real], obs[:, -steps:][real], answer_step)

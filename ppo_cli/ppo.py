@@ -35,6 +35,8 @@ class Batch:
     mask: torch.Tensor
     # gymnasium with action_mask on: [N, A] bool, the actions the env allowed at each step
     action_mask: torch.Tensor | None = None
+    # text QA with --kl-in loss: [N, T] log pi_ref of the sampled tokens (GRPO's KL term)
+    ref_logprobs: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -48,6 +50,33 @@ class Batch:
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.float()
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+LOSS_AGGREGATIONS = ("token", "sequence", "constant")
+
+
+def aggregate(x: torch.Tensor, mask: torch.Tensor, how: str = "token") -> torch.Tensor:
+    """One number from per-token terms x [N, T] over the real tokens (mask), three ways:
+
+    token     sum over all tokens / number of tokens: a long completion weighs more (DAPO,
+              Yu et al. 2025; what ppoqa always did)
+    sequence  each completion's mean over its own tokens, then the mean over completions:
+              every completion weighs the same, a token of a short one more (GRPO's 1/|o_i|)
+    constant  sum over all tokens / (N x T), T the longest possible completion: no length
+              bias either way (Dr. GRPO, Liu et al. 2025)
+
+    A 1-D mask (gymnasium's one step per sample) has no completions: every way is `token`.
+    """
+    if how == "token" or mask.dim() < 2:
+        return masked_mean(x, mask)
+    m = mask.float()
+    if how == "sequence":
+        per_row = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # [N]
+        rows = (m.sum(1) > 0).float()
+        return (per_row * rows).sum() / rows.sum().clamp(min=1.0)
+    if how == "constant":
+        return (x * m).sum() / max(1, m.numel())
+    raise ValueError(f"unknown loss aggregation {how!r} (one of {', '.join(LOSS_AGGREGATIONS)})")
 
 
 def clipped_surrogate(
@@ -86,6 +115,7 @@ class LossParts:
     approx_kl: torch.Tensor
     clipfrac: torch.Tensor
     ratio: torch.Tensor  # per sample, for traces
+    kl: torch.Tensor | None = None  # mean k3 KL to the reference (--kl-in loss), else None
 
 
 def ppo_loss(
@@ -101,27 +131,48 @@ def ppo_loss(
     vf_coef: float = 0.5,
     ent_coef: float = 0.01,
     clip_vloss: bool = False,
+    *,
+    loss_agg: str = "token",
+    use_critic: bool = True,
+    ref_logprob: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
 ) -> LossParts:
     """Clipped surrogate + value loss - entropy bonus, averaged over the valid samples.
 
     approx_kl is the low-variance estimator (r - 1) - log r (Schulman's "Approximating KL").
+    loss_agg: how the policy terms are averaged (see aggregate). use_critic=False (the
+    critic-free estimators): no value loss at all. ref_logprob with kl_coef: GRPO's KL term
+    kl_coef * k3(pi_new, pi_ref) per token, in the loss rather than in the reward.
     """
     logratio = new_logprob - old_logprob
     ratio = logratio.exp()
     _, _, objective = clipped_surrogate(ratio, advantages, clip_coef)
-    policy_loss = -masked_mean(objective, mask)
-    if clip_vloss:
-        v_clipped = old_value + torch.clamp(new_value - old_value, -clip_coef, clip_coef)
-        v_err = torch.max((new_value - returns) ** 2, (v_clipped - returns) ** 2)
+    policy_loss = -aggregate(objective, mask, loss_agg)
+    if not use_critic:
+        value_loss = torch.zeros(())
     else:
-        v_err = (new_value - returns) ** 2
-    value_loss = 0.5 * masked_mean(v_err, mask)
-    entropy_mean = masked_mean(entropy, mask)
-    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
+        if clip_vloss:
+            v_clipped = old_value + torch.clamp(new_value - old_value, -clip_coef, clip_coef)
+            v_err = torch.max((new_value - returns) ** 2, (v_clipped - returns) ** 2)
+        else:
+            v_err = (new_value - returns) ** 2
+        value_loss = 0.5 * masked_mean(v_err, mask)
+    entropy_mean = aggregate(entropy, mask, loss_agg)
+    if use_critic:
+        loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
+    else:
+        loss = policy_loss - ent_coef * entropy_mean
+    kl = None
+    if ref_logprob is not None:
+        log_r = ref_logprob - new_logprob  # k3 = (r - 1) - log r, r = pi_ref / pi: >= 0
+        kl = aggregate(torch.expm1(log_r) - log_r, mask, loss_agg)
+        if kl_coef > 0:
+            loss = loss + kl_coef * kl
+        kl = kl.detach()
     with torch.no_grad():
         approx_kl = masked_mean((ratio - 1) - logratio, mask)
         clipfrac = masked_mean(((ratio - 1).abs() > clip_coef).float(), mask)
-    return LossParts(loss, policy_loss, value_loss, entropy_mean, approx_kl, clipfrac, ratio)
+    return LossParts(loss, policy_loss, value_loss, entropy_mean, approx_kl, clipfrac, ratio, kl)
 
 
 @dataclass
@@ -136,10 +187,22 @@ class UpdateSettings:
     norm_adv: bool = True
     norm_adv_minibatch: bool = False
     target_kl: float | None = None
+    loss_agg: str = "token"
+    use_critic: bool = True  # False: no value loss (the critic-free estimators)
+    kl_loss_coef: float = 0.0  # > 0 with --kl-in loss: the k3 term's coefficient
 
     @classmethod
     def from_config(cls, cfg: Any) -> UpdateSettings:
-        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__})
+        """The update's settings from a Config (the text-QA-only ones where it has them)."""
+        own = {"use_critic", "kl_loss_coef"}
+        values = {
+            k: getattr(cfg, k) for k in cls.__dataclass_fields__ if k not in own and hasattr(cfg, k)
+        }
+        advantage = getattr(cfg, "advantage", "gae")
+        values["use_critic"] = not cfg.is_text_qa or advantage == "gae"
+        if cfg.is_text_qa and getattr(cfg, "kl_in", None) == "loss":
+            values["kl_loss_coef"] = cfg.kl_coef
+        return cls(**values)
 
 
 # Called once per minibatch with (epoch, minibatch index, minibatch, loss parts): traces hook in.
@@ -174,6 +237,7 @@ def ppo_update(
         stats = {
             k: [] for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
         }
+        kl_values: list[float] = []  # the k3 term of --kl-in loss, when there is one
         perm = torch.randperm(n)
         for k, start in enumerate(range(0, n, mb_size)):
             idx = perm[start : start + mb_size]
@@ -199,6 +263,10 @@ def ppo_update(
                 settings.vf_coef,
                 settings.ent_coef,
                 settings.clip_vloss,
+                loss_agg=settings.loss_agg,
+                use_critic=settings.use_critic,
+                ref_logprob=mb.ref_logprobs,
+                kl_coef=settings.kl_loss_coef,
             )
             if not torch.isfinite(parts.loss):
                 raise TrainingError(
@@ -213,6 +281,8 @@ def ppo_update(
                 on_minibatch(epoch, k, mb, parts)
             for key in stats:
                 stats[key].append(float(getattr(parts, key).detach()))
+            if parts.kl is not None:
+                kl_values.append(float(parts.kl))
         epochs_run += 1
         epoch_losses.append(sum(stats["loss"]) / len(stats["loss"]))
         if settings.target_kl is not None and stats["approx_kl"][-1] > settings.target_kl:
@@ -223,6 +293,8 @@ def ppo_update(
     out["epochs"] = epochs_run
     out["gradient_updates"] = epochs_run * len(range(0, n, mb_size))
     out["kl_stop"] = kl_stop
+    if kl_values:
+        out["kl_loss"] = sum(kl_values) / len(kl_values)
     return out
 
 

@@ -26,6 +26,41 @@ POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Each advantage estimator's documented settings (docs/what-the-critic-buys.md), applied above
+# the policy defaults so that `--advantage NAME` alone is enough; --preset, --config and flags
+# override them. `kl_in` takes effect only for a run with a reference (--init-from or
+# --kl-coef > 0). The critic-free estimators bring their own normalization, so the batch-wide
+# --norm-adv of PPO is off for them.
+ESTIMATOR_DEFAULTS: dict[str, dict[str, Any]] = {
+    # PPO-RLHF as TRL's PPOTrainer and OpenRLHF run it: learned critic, KL in the reward
+    "gae": {"group_size": 1, "kl_in": "reward", "norm_adv": True, "loss_agg": "token"},
+    # DeepSeekMath's GRPO as TRL's GRPOTrainer: G completions, z-score per group, k3 KL term
+    # in the loss (beta), each completion's loss averaged over its own tokens
+    "grpo": {"group_size": 8, "kl_in": "loss", "norm_adv": False, "loss_agg": "sequence"},
+    # Dr. GRPO: no std division, and the token sum over a constant length (no length bias).
+    # Its advantages are in reward units (about 5 x GRPO's here), so the entropy bonus must
+    # grow with them to keep the same weight: at 0.03 it solved capitals30 on 6 of 10 seeds,
+    # at 0.2 on 10 of 10 (benchmarks/results/estimators_bar*.json).
+    "dr_grpo": {
+        "group_size": 8,
+        "kl_in": "loss",
+        "norm_adv": False,
+        "loss_agg": "constant",
+        "ent_coef": 0.2,
+    },
+    # RLOO: k = 4 completions (Ahmadian et al.'s main setting), KL in the reward as TRL had it
+    "rloo": {"group_size": 4, "kl_in": "reward", "norm_adv": False, "loss_agg": "token"},
+    # REINFORCE++: one completion per question, per-token KL in the reward, batch-normalized
+    # returns (inside the estimator), token-level loss as OpenRLHF
+    "reinforce_pp": {"group_size": 1, "kl_in": "reward", "norm_adv": False, "loss_agg": "token"},
+}
+ESTIMATOR_ALIASES = {"group": "grpo"}  # the first release's name for GRPO-style advantages
+
+
+def estimator_defaults(name: str) -> dict[str, Any]:
+    return dict(ESTIMATOR_DEFAULTS.get(ESTIMATOR_ALIASES.get(name, name), {}))
+
+
 # Each preset: settings for every policy ("all"), then per-policy refinements on top.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # A larger step size and a short iteration budget: a run never takes long, and fails

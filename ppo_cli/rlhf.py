@@ -164,13 +164,20 @@ class KLStats:
 
 
 def apply_kl_penalty(
-    rollout: Any, reference: Reference, controller: KLController, estimator: str
+    rollout: Any,
+    reference: Reference,
+    controller: KLController,
+    estimator: str,
+    in_reward: bool = True,
 ) -> KLStats:
     """rewards <- score - kl_coef * KL_t at every real step (rollout: rollout.TextRollout).
 
     The environment's rewards are the score (task score at the last step, any step penalty
     before); they are kept in `rollout.scores`, the per-token estimates in `rollout.kl`.
     The estimate uses the log-probabilities the rollout sampled with, as TRL does.
+    in_reward=False (--kl-in loss, GRPO): the rewards stay the score and the reference's
+    log-probabilities go to `rollout.ref_logprobs` for the loss's k3 term; the KL is still
+    measured here, for the metrics and an adaptive coefficient.
     """
     mask = rollout.mask
     ref_logprob = reference.logprobs(rollout.tokens, rollout.actions)  # [N, T]
@@ -180,12 +187,15 @@ def apply_kl_penalty(
     rollout.scores = score
     rollout.kl = kl
     rollout.kl_coef = coef
-    rollout.rewards = per_token_rewards(score, kl, coef, mask)
     kl_sum = kl.sum(1)  # [N]
+    if in_reward:
+        rollout.rewards = per_token_rewards(score, kl, coef, mask)
+    else:
+        rollout.ref_logprobs = ref_logprob * mask
     return KLStats(
         kl=float(masked_mean(kl, mask)),
         kl_episode=float(kl_sum.mean()),
         score=float(score.sum(1).mean()),
-        kl_penalty=float(coef * kl_sum.mean()),
+        kl_penalty=float(coef * kl_sum.mean()) if in_reward else 0.0,
         kl_coef=coef,
     )

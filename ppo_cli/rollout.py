@@ -42,6 +42,7 @@ class TextRollout:
     scores: torch.Tensor | None = None  # [N, T] the environment's rewards before the penalty
     kl: torch.Tensor | None = None  # [N, T] per-token KL estimates to the reference
     kl_coef: float | None = None  # the coefficient that was applied
+    ref_logprobs: torch.Tensor | None = None  # [N, T] log pi_ref, for --kl-in loss
     # rows at the end that replay remembered answers (ppo_cli.answer_memory), not samples
     num_replayed: int = 0
 

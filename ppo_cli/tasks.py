@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppo_cli import rlhf
+from ppo_cli import estimators, rlhf
 from ppo_cli.answer_memory import AnswerMemory
 from ppo_cli.budget import (
     BUDGET,
@@ -62,7 +62,7 @@ from ppo_cli.policies import ActorCritic, MLPActorCritic, build_policy
 from ppo_cli.ppo import Batch, UpdateSettings, explained_variance, ppo_update
 from ppo_cli.rollout import GymCollector, GymRollout, TextRollout, collect_text_episodes
 from ppo_cli.rundir import DATASET, FINAL_EVAL, VOCAB, atomic_write_text, write_yaml
-from ppo_cli.trace import TraceRecorder, batch_trace, text_qa_trace
+from ppo_cli.trace import TraceRecorder, batch_trace, group_trace, text_qa_trace
 
 # Probe episodes generated at once (ppo_cli.answer_memory): bounds their memory.
 PROBE_ROWS = 2048
@@ -256,6 +256,8 @@ class TextQATask:
         if cfg.init_from is not None or cfg.kl_coef > 0:
             self.reference = rlhf.Reference(policy)
         self.controller = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+        # the critic-free estimators neither run nor train the value head
+        policy.use_critic = cfg.advantage in estimators.CRITIC  # type: ignore[assignment]
         # Off with --reward-fn: the memory would replay whatever the user's function scores
         # best, the very answers the RLHF walkthrough shows the KL penalty holding back.
         self.memory = None
@@ -376,6 +378,9 @@ class TextQATask:
     def start(self, state: LoopState) -> None:
         self.venv = TextQAVecEnv(self.qa)
         self.num_episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
+        # whole groups: each sampled question gets --group-size completions side by side
+        self.group_size = self.cfg.group_size
+        self.num_episodes = -(-self.num_episodes // self.group_size) * self.group_size
         # --focus-unsolved reads the last greedy answers (kept in the checkpoint for a resume).
         # Off with --reward-fn: "wrong" means wrong against the dataset's answers, which a
         # run scored by its own function must not see (the RLHF walkthrough's gold accuracy).
@@ -396,30 +401,46 @@ class TextQATask:
         )
 
     def collect(self, policy: ActorCritic) -> tuple[TextRollout, Batch, torch.Tensor]:
+        slots = self.num_episodes // self.group_size  # questions asked, each group_size times
         if self.curriculum is not None:  # only the active levels' questions
-            q_idx = self.curriculum.sample(self.num_episodes)
+            q_idx = self.curriculum.sample(slots)
         elif self.focus and len(self.last_correct) == self.qa.num_questions:
             correct = torch.tensor(self.last_correct, dtype=torch.bool)
-            q_idx = focused_questions(correct, self.num_episodes, self.cfg.focus_unsolved)
+            q_idx = focused_questions(correct, slots, self.cfg.focus_unsolved)
         else:
-            q_idx = balanced_questions(self.qa.num_questions, self.num_episodes)
+            q_idx = balanced_questions(self.qa.num_questions, slots)
+        q_idx = q_idx.repeat_interleave(self.group_size)  # [N], a group's completions together
+        self.groups = estimators.group_ids(slots, self.group_size)  # [N]
         rollout = collect_text_episodes(policy, self.venv, q_idx)
         self.probe_count = 0
         if self.memory is not None:
             rollout = self.remember(policy, rollout)
         self.kl_stats = None
-        if self.reference is not None:  # rewards <- score - kl_coef * KL_t
+        if self.reference is not None:  # rewards <- score - kl_coef * KL_t, or the loss's
             self.kl_stats = rlhf.apply_kl_penalty(
-                rollout, self.reference, self.controller, self.cfg.kl_estimator
-            )
+                rollout, self.reference, self.controller, self.cfg.kl_estimator,
+                in_reward=self.cfg.kl_in != "loss",
+            )  # fmt: skip
         batch, deltas = rollout.to_batch(self.cfg.gamma, self.cfg.gae_lambda)
-        if self.cfg.advantage == "group":  # each question's episodes against each other
-            from ppo_cli.gae import group_advantages
-
-            batch.advantages = group_advantages(
-                rollout.episode_returns, rollout.question_idx, rollout.mask
-            )
+        self.estimate(rollout, batch)
         return rollout, batch, deltas
+
+    def estimate(self, rollout: TextRollout, batch: Batch) -> None:
+        """Replace GAE's advantages by the chosen critic-free estimator's (ppo_cli.estimators);
+        with --kl-in loss, hand the reference's log-probabilities to the update."""
+        batch.ref_logprobs = rollout.ref_logprobs
+        name = self.cfg.advantage
+        if name == "gae":  # to_batch's numbers, unchanged
+            return
+        # a run of the first release's `group` groups by question, as it always did; a
+        # replayed answer joins the group of its question
+        groups = (
+            rollout.question_idx
+            if name == "group"
+            else estimators.extend_groups(self.groups, rollout.question_idx)
+        )
+        est = estimators.compute(estimators.canonical(name), rollout.rewards, rollout.mask, groups)
+        batch.advantages, batch.returns = est.advantages, est.returns
 
     def remember(self, policy: ActorCritic, rollout: TextRollout) -> TextRollout:
         """Update the answer memory from the samples and this iteration's probes; returns the
@@ -470,8 +491,15 @@ class TextQATask:
             "mean_length": float(ro.mask[sampled].sum(1).float().mean()),
             **{k: stats[k] for k in (*STATS, "epoch_losses")},
             "learning_rate": lr,
-            "explained_variance": explained_variance(ro.values, batch.returns, ro.mask),
+            "explained_variance": (
+                explained_variance(ro.values, batch.returns, ro.mask)
+                if self.cfg.advantage == "gae"
+                else None  # no critic
+            ),
+            **estimators.trl_metrics(ro, stats, self.groups if self.group_size > 1 else None),
         }
+        if "kl_loss" in stats:
+            record["kl_loss"] = stats["kl_loss"]
         if self.memory is not None:
             state.probe_episodes += self.probe_count
             record["replayed_episodes"] = ro.num_replayed
@@ -546,7 +574,14 @@ class TextQATask:
     ) -> dict[str, Any]:
         questions = [p.question for p in self.dataset.pairs]
         itos = self.qa.vocab.itos
-        return text_qa_trace(iteration, ro, batch, deltas, rec, itos, questions, self.cfg.norm_adv)
+        record = text_qa_trace(
+            iteration, ro, batch, deltas, rec, itos, questions, self.cfg.norm_adv
+        )
+        if self.group_size > 1:  # the completions of a question side by side
+            record["completion_groups"] = group_trace(
+                ro, batch, self.groups, itos, questions, self.cfg.advantage
+            )
+        return record
 
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
         if not state.results:  # the last iteration always evaluates; this is for 0 iterations

@@ -36,6 +36,13 @@ TAGS: dict[str, str] = {
     "mean_length": "charts/mean_length",
     "active_accuracy": "charts/curriculum_active_accuracy",
     "curriculum_stage": "charts/curriculum_stage",
+    # TRL's names (its trainers log them under train/), for the estimators' comparison
+    "reward": "train/reward",
+    "reward_std": "train/reward_std",
+    "frac_reward_zero_std": "train/frac_reward_zero_std",
+    "kl": "train/kl",
+    "clip_ratio": "train/clip_ratio",
+    "completions/mean_length": "train/completions/mean_length",
 }
 
 MISSING_HINT = "pip install 'ppoqa[tensorboard]', or pip install tensorboard"

@@ -340,3 +340,46 @@ def batch_trace(
         "clipping": recorder.clipping(),
         "epochs": recorder.epochs(),
     }
+
+
+MAX_GROUPS = 2  # groups of completions shown per traced iteration
+
+
+def group_trace(
+    rollout: Any,
+    batch: Batch,
+    groups: torch.Tensor,
+    itos: list[str],
+    questions: list[str],
+    estimator: str,
+    max_groups: int = MAX_GROUPS,
+) -> dict[str, Any]:
+    """The first groups of a grouped batch (rollout: rollout.TextRollout; groups [N] ids, a
+    group's completions side by side): each completion, its reward and the advantage the
+    estimator gave it (its first token's: the whole answer's for the group estimators)."""
+    shown = []
+    mask = rollout.mask
+    reward = (rollout.rewards * mask).sum(1)  # [N]
+    for g in range(min(max_groups, int(groups.max()) + 1 if groups.numel() else 0)):
+        rows = (groups == g).nonzero().flatten().tolist()
+        completions = []
+        for i in rows:
+            n = int(mask[i].sum())
+            words = [itos[int(a)] for a in rollout.actions[i, :n]]
+            completions.append(
+                {
+                    "episode": i,
+                    "answer": " ".join(w for w in words if w != "<END>"),
+                    "reward": rounded(reward[i]),
+                    "advantage": rounded(batch.advantages[i, 0]),
+                    "correct": bool(rollout.exact[i]),
+                }
+            )
+        shown.append(
+            {
+                "group": g + 1,
+                "question": questions[int(rollout.question_idx[rows[0]])],
+                "completions": completions,
+            }
+        )
+    return {"estimator": estimator, "groups": shown}

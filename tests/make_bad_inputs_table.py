@@ -367,6 +367,11 @@ CASES: list[Case] = [
     Case("--search range without --trials", ["sweep", "--search", "learning_rate=log(1e-4,1e-2)"], 2, "needs --trials"),
     Case("unreachable --storage", ["sweep", "--search", "clip_coef=0.1", "--storage", "postgresql://u@127.0.0.1:9/x"], 1, "cannot open the storage"),
     Case("--report on a study that does not exist", ["sweep", "--report", "--study", "nope"], 1, "does not exist"),
+    # advantage estimators (issue 23): --advantage, --group-size, --kl-in, compare
+    Case("a group estimator with --group-size 1", [*T, "--advantage", "grpo", "--group-size", "1"], 2, "--group-size 1 leaves none"),
+    Case("--kl-in loss without a reference", [*T, "--kl-in", "loss"], 2, "--kl-in loss puts a KL term toward a reference"),
+    Case("an estimator flag on a gymnasium run", ["train", "--env", "CartPole-v1", "--advantage", "rloo"], 2, "--advantage is for text QA"),
+    Case("compare with an unknown estimator", ["compare", "--estimators", "gae,ppo"], 2, "unknown estimator 'ppo'"),
     Case("dataset entry with a key given twice", [*T, "--dataset", "d.yaml"], 1, "line 4: key 'answer' is given twice", write("d.yaml", "pairs:\n  - question: Q\n    answer: a\n    answer: b\n")),
     Case("dataset with `pairs:` given twice", [*T, "--dataset", "d.yaml"], 1, "key 'pairs' is given twice", write("d.yaml", GOOD_DATASET + GOOD_DATASET)),
     Case("config setting given twice", [*T, "--config", "c.yaml"], 1, "line 2: 'learning_rate' is set twice (first on line 1)", write("c.yaml", "learning_rate: 0.01\nlearning_rate: 0.02\n")),

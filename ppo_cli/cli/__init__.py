@@ -18,9 +18,14 @@ from ppo_cli.cli.common import (
     say_stdout_failed,
     stdout_failure,
 )
+from ppo_cli.cli.compare import compare_command
 from ppo_cli.cli.doctor import doctor_command
 from ppo_cli.cli.eval import eval_command
-from ppo_cli.cli.explain import explain_clip_command, explain_gae_command
+from ppo_cli.cli.explain import (
+    explain_advantage_command,
+    explain_clip_command,
+    explain_gae_command,
+)
 from ppo_cli.cli.explain_reward import explain_reward_command
 from ppo_cli.cli.help import PpoqaCommand
 from ppo_cli.cli.plot import plot_command
@@ -60,9 +65,11 @@ app.command("ask", cls=PpoqaCommand)(ask_command)
 app.command("explain-gae", cls=PpoqaCommand)(explain_gae_command)
 app.command("explain-clip", cls=PpoqaCommand)(explain_clip_command)
 app.command("explain-reward", cls=PpoqaCommand)(explain_reward_command)
+app.command("explain-advantage", cls=PpoqaCommand)(explain_advantage_command)
 app.command("plot", cls=PpoqaCommand)(plot_command)
 app.command("doctor", cls=PpoqaCommand)(doctor_command)
 app.command("sweep", cls=PpoqaCommand)(sweep_command)
+app.command("compare", cls=PpoqaCommand)(compare_command)
 
 
 def main() -> None:

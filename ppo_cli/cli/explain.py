@@ -129,3 +129,45 @@ def explain_clip_command(
         from ppo_cli.render.teach import explain_clip_view
 
         out.print(explain_clip_view(examples))
+
+
+def explain_advantage_command(
+    run: Path = typer.Option(
+        None,
+        "--run",
+        help="A trained text-QA run to sample from (default: a fresh 1-iteration run on the "
+        "built-in set).",
+    ),
+    group_size: int = typer.Option(4, "--group-size", help="Completions per question."),
+    questions: int = typer.Option(3, "--questions", help="Questions in the batch."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled batch (and fresh run)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """One batch, the advantage each completion gets under every estimator, side by side.
+
+    Example: ppoqa explain-advantage   |   ppoqa explain-advantage --run runs/x --group-size 8
+    """
+    with handle_errors(json_output):
+        from ppo_cli.explain import explain_advantage
+
+        if run is not None:
+            from ppo_cli.rundir import find_run
+
+            result = explain_advantage(find_run(run), seed, group_size, questions)
+        else:
+            import tempfile
+
+            from ppo_cli.config import resolve
+            from ppo_cli.trainer import train
+
+            cfg = resolve({"iterations": 1, "seed": seed, "target_accuracy": None})
+            with tempfile.TemporaryDirectory(prefix="ppoqa-explain-") as tmp:
+                train(cfg, Path(tmp) / "run")
+                result = explain_advantage(Path(tmp) / "run", seed, group_size, questions)
+            result["run"] = "a fresh 1-iteration run on the built-in set"
+        if json_output:
+            print_json(result)
+            return
+        from ppo_cli.render.teach import explain_advantage_view
+
+        out.print(explain_advantage_view(result))

@@ -27,6 +27,7 @@ from ppo_cli.presets import PRESET_NAMES
 # TAB completion of the settings that take one of a few values, and of --env
 COMPLETIONS = {name: complete_from(values) for name, values in CHOICES.items()} | {
     "reward": complete_from(REWARD_CHOICES),
+    "kl_in": complete_from(("reward", "loss")),
     "env": complete_from(env_ids),
 }
 
@@ -117,6 +118,8 @@ def train_command(
     reward: Annotated[Str, opt("reward")] = None,
     reward_partial: Annotated[Float, opt("reward_partial")] = None,
     advantage: Annotated[Str, opt("advantage")] = None,
+    group_size: Annotated[Int, opt("group_size")] = None,
+    loss_agg: Annotated[Str, opt("loss_agg")] = None,
     focus_unsolved: Annotated[Float, opt("focus_unsolved")] = None,
     curriculum: Annotated[Bool, opt("curriculum")] = None,
     curriculum_threshold: Annotated[Float, opt("curriculum_threshold")] = None,
@@ -126,6 +129,7 @@ def train_command(
     probes: Annotated[Int, opt("probes")] = None,
     init_from: Annotated[Str, opt("init_from")] = None,
     kl_coef: Annotated[Float, opt("kl_coef")] = None,
+    kl_in: Annotated[Str, opt("kl_in")] = None,
     kl_estimator: Annotated[Str, opt("kl_estimator")] = None,
     kl_target: Annotated[Float, opt("kl_target")] = None,
     kl_horizon: Annotated[Int, opt("kl_horizon")] = None,

@@ -234,6 +234,8 @@ def trace_view(record: dict[str, Any]) -> Group:
     parts: list[RenderableType] = [Text(f"── trace of iteration {it} ──", style="bold magenta")]
     if record.get("episodes"):
         parts.append(Fit(trace_episodes_table(record)))
+    if record.get("completion_groups"):
+        parts.append(Fit(trace_groups_table(record)))
     if record.get("steps"):
         parts.append(Fit(trace_steps_table(record)))
     if record.get("clipping"):
@@ -393,4 +395,149 @@ def trace_epochs_table(record: dict[str, Any]) -> Table:
             _f(row["clipfrac"], 3),
         )
     table.caption = "means over the epoch's minibatches (ppo_update's own numbers)"
+    return table
+
+
+def explain_advantage_view(result: dict[str, Any]) -> Group:
+    """explain-advantage: the groups' questions, one row per completion with the advantage
+    under every estimator, and each formula worked on the first completion's numbers."""
+    rows = result["rows"]
+    head = Text(
+        f"{result['groups']} question(s) x {result['group_size']} completions, seed "
+        f"{result['seed']}, sampled from\n{result['run']}\n(trained with "
+        f"{result['trained_with']}"
+        + ("" if result["critic_trained"] else ": its critic is untrained")
+        + ")"
+    )
+    seen: dict[int, str] = {}
+    for row in rows:
+        line = f"group {row['group']}: {row['question']}  -> {row['target']}"
+        seen.setdefault(row["group"], line)
+    questions = Text("\n".join(seen.values()))
+    table = Table(title="Advantage of each completion (first token)", title_justify="left")
+    for name in ("#", "grp", "answer", "R", "mean", "std", "V(s0)"):
+        table.add_column(name, justify="left" if name == "answer" else "right")
+    for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++"):
+        table.add_column(f"[bold]{name}[/]", justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["completion"]),
+            str(row["group"]),
+            escape(row["answer"]),
+            _f(row["reward"], 2),
+            _f(row["group_mean"], 2),
+            _f(row["group_std"], 2),
+            _f(row["value_0"], 2),
+            _f(row["adv_gae_normalized"], 2),
+            _f(row["adv_grpo"], 2),
+            _f(row["adv_dr_grpo"], 2),
+            _f(row["adv_rloo"], 2),
+            _f(row["adv_reinforce_pp"], 2),
+        )
+    r = rows[0]
+    norm = result["gae_normalization"]
+    work = Text(
+        f"Worked for completion 1 (R = {r['reward']:.2f}):\n"
+        f"  grpo     (R - mean) / (std + {result['grpo_eps']:g}) = ({r['reward']:.2f} - "
+        f"{r['group_mean']:.2f}) / {r['group_std']:.2f} = {r['adv_grpo']:.2f}\n"
+        f"  dr_grpo  R - mean = {r['reward']:.2f} - {r['group_mean']:.2f} = "
+        f"{r['adv_dr_grpo']:.2f}\n"
+        f"  rloo     R - mean(others) = {r['reward']:.2f} - {r['loo_mean']:.2f} = "
+        f"{r['adv_rloo']:.2f}\n"
+        f"  rf++     (G_0 - batch mean) / batch std = ({r['return_to_go_0']:.2f} - "
+        f"{result['batch_return_mean']:.2f}) / {result['batch_return_std']:.2f} = "
+        f"{r['adv_reinforce_pp']:.2f}\n"
+        f"  gae      A_0 from V(s0) = {r['value_0']:.2f} and the TD errors "
+        f"(γ {result['gamma']:g}, λ {result['lam']:g}) = {r['adv_gae']:.2f},\n"
+        f"           normalized over the batch (mean {_f(norm['mean'], 2)}, std "
+        f"{_f(norm['std'], 2)}) = {r['adv_gae_normalized']:.2f}\n"
+        "           (`ppoqa explain-gae --run RUN` shows every step)"
+    )
+    parts: list[RenderableType] = [head, questions, Fit(table), work]
+    if result["groups_with_zero_std"]:
+        parts.append(
+            Text(
+                f"{result['groups_with_zero_std']} group(s) whose completions all scored the "
+                "same:\ngrpo, dr_grpo and rloo give them 0 (nothing to learn from them);\n"
+                "gae and rf++ do not, their baseline is the critic or the whole batch."
+            )
+        )
+    return Group(*parts)
+
+
+def _ci(x: dict[str, Any], scale: float = 1.0, digits: int = 0) -> str:
+    """IQM [low, high]; ∞ where seeds never got there (completions to 100 %)."""
+
+    def one(v: float | None) -> str:
+        return "∞" if v is None else f"{scale * v:.{digits}f}"
+
+    return f"{one(x['iqm'])} [{one(x['ci95'][0])},{one(x['ci95'][1])}]"
+
+
+def compare_view(report: dict[str, Any]) -> Group:
+    """ppoqa compare: per estimator, IQM [95 % CI] over seeds, then what it cost."""
+    head = Text(
+        f"{report['dataset']}: {report['seeds']} seed(s) per estimator,\n"
+        f"{report['iterations']} iterations x {report['completions_per_iteration']} "
+        f"completions = {report['completions_per_run']} per run"
+    )
+    table = Table(title="IQM over seeds [95 % bootstrap CI]", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("estimator")
+    table.add_column("solved", justify="right")
+    table.add_column("to 100 %", justify="right")
+    table.add_column("final acc %", justify="right")
+    table.add_column("mean acc %", justify="right")
+    cost = Table(title="Cost (wall time: this machine, not reproducible)", title_justify="left")
+    for name in ("#", "estimator", "G", "critic", "ms / iteration", "peak RSS MB"):
+        cost.add_column(name, justify="left" if name in ("estimator", "critic") else "right")
+    for i, (name, e) in enumerate(report["estimators"].items(), 1):
+        table.add_row(
+            str(i),
+            name,
+            f"{e['solved_seeds']}/{report['seeds']}",
+            _ci(e["completions_to_solve"]),
+            _ci(e["final_accuracy"], 100),
+            _ci(e["accuracy_auc"], 100),
+        )
+        cost.add_row(
+            str(i),
+            name,
+            str(e["settings"].get("group_size", 1)),
+            "yes" if name == "gae" else "no",
+            f"{1000 * e['wall']['seconds_per_iteration']:.1f}",
+            f"{e['wall']['peak_rss_mb']:.0f}",
+        )
+    table.caption = (
+        "to 100 %: completions sampled when greedy accuracy first reached 100 %\n"
+        "(∞: some seeds never did within the runs)"
+    )
+    parts: list[RenderableType] = [head, Fit(table), Fit(cost)]
+    if report.get("figures"):
+        parts.append(Text("Figures: " + ", ".join(report["figures"])))
+    return Group(*parts)
+
+
+def trace_groups_table(record: dict[str, Any]) -> Table:
+    """The first groups of a grouped iteration: question, each completion, its reward and
+    advantage under the run's estimator."""
+    info = record["completion_groups"]
+    table = Table(
+        title=f"Iteration {record['iteration']}: completions per question, advantage by "
+        f"{info['estimator']}",
+        title_justify="left",
+    )
+    for name in ("#", "question", "completion", "reward", "advantage"):
+        table.add_column(name, justify="left" if name in ("question", "completion") else "right")
+    for group in info["groups"]:
+        for k, c in enumerate(group["completions"]):
+            table.add_row(
+                str(c["episode"]),
+                escape(group["question"]) if k == 0 else "",
+                escape(c["answer"]),
+                f"{c['reward']:+.2f}",
+                f"{c['advantage']:+.3f}",
+                end_section=k == len(group["completions"]) - 1,
+            )
+    table.caption = "a group: one question's completions of one iteration (--group-size)"
     return table

@@ -87,8 +87,7 @@ def _setting_name(raw: str, text: str) -> str:
 def _check_value(base: Config, name: str, value: Any, text: str) -> Any:
     """The value as the Config stores it, or a usage error naming --search."""
     try:
-        cfg = apply_overrides(base, {name: value}, "option")
-        validate(cfg, "option")
+        cfg = validate(with_params(base, {name: value}, "option"), "option")
     except ConfigError as exc:
         msg = exc.message.replace(f"--{name.replace('_', '-')}", f"--search {text!r}:", 1)
         raise UsageError(msg, exc.hint) from None
@@ -193,7 +192,24 @@ def parse_search(texts: list[str], base: Config) -> list[Axis]:
 
 def apply_params(base: Config, params: dict[str, Any], seed: int) -> Config:
     """The config one seed of one configuration trains with."""
-    return validate(dataclasses.replace(apply_overrides(base, params, "search"), seed=seed))
+    return validate(dataclasses.replace(with_params(base, params, "search"), seed=seed))
+
+
+def with_params(base: Config, params: dict[str, Any], source: str) -> Config:
+    """base with a configuration's params. One that names an advantage estimator gets that
+    estimator's settings below its own params, as `ppoqa train --advantage NAME` would (a
+    sweep over estimators compares each as documented)."""
+    if base.is_text_qa and isinstance(params.get("advantage"), str):
+        from ppo_cli.config import has_reference
+        from ppo_cli.presets import estimator_defaults
+
+        own = estimator_defaults(params["advantage"])
+        place = own.pop("kl_in", None)
+        if has_reference(base):
+            own["kl_in"] = place
+        own = {k: v for k, v in own.items() if k not in params}
+        base = apply_overrides(base, own, f"{params['advantage']} defaults")
+    return apply_overrides(base, params, source)
 
 
 def params_label(params: dict[str, Any]) -> str:

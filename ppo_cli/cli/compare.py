@@ -1,0 +1,62 @@
+"""`ppoqa compare`: advantage estimators side by side (ppo_cli.sweep.compare): a report on
+stdout (or one JSON document), figures in --out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ppo_cli.cli.common import err, handle_errors, out, print_json
+
+
+def compare_command(
+    estimators: str = typer.Option(
+        "gae,grpo,rloo,reinforce_pp",
+        "--estimators",
+        help="Comma-separated: gae, grpo, dr_grpo, rloo, reinforce_pp.",
+    ),
+    seeds: int = typer.Option(5, "--seeds", help="Seeds 0..N-1 per estimator."),
+    dataset: str = typer.Option(
+        None, "--dataset", help="QA dataset YAML (default: the built-in five questions)."
+    ),
+    iterations: int = typer.Option(
+        8, "--iterations", help="Iterations per run, the same for all (no early stop)."
+    ),
+    num_episodes: int = typer.Option(
+        64, "--num-episodes", help="Completions per iteration (a multiple of every group size)."
+    ),
+    out_dir: Path = typer.Option(
+        None, "--out", help="Folder for the figures (default: ./compare)."
+    ),
+    no_figures: bool = typer.Option(False, "--no-figures", help="Write no figures."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Compare advantage estimators: same dataset, same completions, N seeds each.
+
+    Example: ppoqa compare   |   ppoqa compare --dataset examples/capitals30.yaml --iterations 40
+    """
+    with handle_errors(json_output):
+        from ppo_cli.sweep.compare import CompareSpec, compare, compare_figures
+
+        names = tuple(x.strip() for x in estimators.split(",") if x.strip())
+        spec = CompareSpec(names, seeds, dataset, iterations, num_episodes)
+        if dataset is not None:
+            from ppo_cli.data import load_dataset
+
+            load_dataset(dataset)  # a bad file stops here, before any process starts
+
+        def progress(line: str) -> None:
+            if not json_output:
+                err.print(f"ppoqa compare: {line}", markup=False, highlight=False)
+
+        report = compare(spec, progress)
+        if not no_figures:
+            paths = compare_figures(report, out_dir or Path("compare"))
+            report["figures"] = [str(p) for p in paths]
+        if json_output:
+            print_json(report)
+            return
+        from ppo_cli.render.teach import compare_view
+
+        out.print(compare_view(report))
