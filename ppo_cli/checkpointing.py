@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ppo_cli import usercode
 from ppo_cli.config import Config, resolve
 from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError
 from ppo_cli.rundir import (
@@ -293,7 +294,15 @@ class TrainingSession:
         tb: TracebackType | None,
     ) -> None:
         self._restore_handler()
+        usercode.clear_stop()
         try:
+            if isinstance(exc, usercode.UserCodeStopped):
+                done = self._interrupted()
+                done.message += (
+                    f" ({exc.what} was still running {usercode.STOP_GRACE:g} s after the "
+                    "signal, so it was stopped there)"
+                )
+                raise done from None
             if isinstance(exc, KeyboardInterrupt):
                 raise self._interrupted() from None
             # The reader of our output went away (`ppoqa train | head -1`): keep what was
@@ -328,6 +337,7 @@ class TrainingSession:
             raise KeyboardInterrupt
         self.stop_requested = True
         self.signal = signum
+        usercode.request_stop()  # the user's code, if running now, gets a few seconds
         name = self._signal_name()
         again = "Ctrl-C again" if signum == signal.SIGINT else "again"
         with contextlib.suppress(OSError, ValueError):  # SIGHUP: the terminal may be gone
@@ -418,9 +428,13 @@ def load_resume_checkpoint(
     """The run's checkpoint, checked to belong to the run's dataset (text QA)."""
     ckpt = load_checkpoint(run_dir)
     if ckpt.get("kind") == "sft":
+        counters = ckpt.get("counters") if isinstance(ckpt.get("counters"), dict) else {}
+        quoted = shlex.quote(str(run_dir))
         raise RunError(
             f"{run_dir}: is a supervised (ppoqa sft) run, not a PPO run to resume",
-            f"start PPO from it: ppoqa train --init-from {run_dir}",
+            f"start PPO from it: ppoqa train --init-from {quoted}"
+            if counters.get("finished")
+            else f"it was interrupted: continue it with `ppoqa sft --resume {quoted}`",
         )
     if dataset_fingerprint is not None:
         check_dataset_fingerprint(ckpt, dataset_fingerprint, run_dir)

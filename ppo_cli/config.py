@@ -223,7 +223,8 @@ class Config:
     reward_fn: str | None = setting(
         None,
         "FILE.py:NAME or module:NAME, a function (question, answer, target) -> float that "
-        "replaces the task score (e.g. examples/proxy_paris.py:is_paris).",
+        "replaces the task score (e.g. examples/proxy_paris.py:is_paris). Its prints go to "
+        "stderr; a call may take PPOQA_USER_CODE_TIMEOUT seconds (default 60).",
         TEXT,
     )
 
@@ -454,8 +455,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         size_message=f"{p}: larger than 1 MB, not a config file",
         size_hint="check the path",
     )
+    from ppo_cli.data import DuplicateKey, load_yaml_unique
+
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = load_yaml_unique(raw.decode("utf-8"))
+    except DuplicateKey as dup:
+        raise ConfigError(
+            f"{p}: line {dup.line}: {short_repr(dup.key)} is set twice (first on line "
+            f"{dup.first}); YAML would keep only the last",
+            "keep one of them",
+        ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"
@@ -531,6 +540,7 @@ def resolve(
     from ppo_cli import presets
 
     flags = {str(k).replace("-", "_"): v for k, v in (flags or {}).items()}
+    typed = list(flags)  # what the user gave, blamed before what --init-from brings along
     if base is None and flags.get("init_from") is not None:  # the starting run's network
         flags = _network_of(Path(flags["init_from"])) | flags
     if base is not None:
@@ -578,7 +588,7 @@ def resolve(
             validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file), whole=False)
     env = flags.get("env", cfg.env)
     kind, other = ("text-qa", "gymnasium ids") if env == TEXT_QA else ("gym", "text QA")
-    for key in flags:
+    for key in typed + [k for k in flags if k not in typed]:
         if key in FIELDS and kind not in FIELDS[key].metadata["kinds"]:
             raise UsageError(
                 f"--{key.replace('_', '-')} is for {other}, not {env} runs (it does not apply)",

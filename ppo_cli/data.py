@@ -286,7 +286,7 @@ def _stream_yaml(
     documents = 0
     count = 0
 
-    def add(value: Any, raw: str | None = None) -> None:
+    def add(value: Any, raw: str | None = None, line: int = 0) -> None:
         nonlocal root
         if not stack:
             root = value
@@ -296,6 +296,10 @@ def _stream_yaml(
             if frame[1] is _NO_KEY:
                 if not isinstance(value, (str, int, float, bool, type(None))):
                     raise _NotPlain
+                first = frame[4].get(value)
+                if first is not None:
+                    raise DuplicateKey(value, line, first)
+                frame[4][value] = line
                 frame[1] = value
                 return
             frame[0][frame[1]] = value
@@ -344,7 +348,7 @@ def _stream_yaml(
                 if role == 2:  # a scalar entry of 'pairs' (refused later, with its line)
                     lines.append(event.start_mark.line + 1)
                     written.append({})
-                add(value, event.value)
+                add(value, event.value, event.start_mark.line + 1)
             elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 if event.anchor is not None or event.tag not in (None, "!"):
                     raise _NotPlain
@@ -354,12 +358,12 @@ def _stream_yaml(
                 if stack and stack[-1][2] and stack[-1][1] is _NO_KEY:
                     raise _NotPlain  # a mapping or list as a key
                 if role == 1:
-                    lines, written = [], []  # a repeated 'pairs' key: the last one wins
+                    lines, written = [], []
                 if role == 2:
                     lines.append(event.start_mark.line + 1)
                     written.append({})
                 add(container)
-                stack.append([container, _NO_KEY, is_map, role])
+                stack.append([container, _NO_KEY, is_map, role, {}])  # + each key's line
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 stack.pop()
             elif isinstance(event, yaml.AliasEvent):
@@ -378,12 +382,59 @@ def _stream_yaml(
 _NO_KEY = object()
 
 
+class DuplicateKey(Exception):
+    """A key written twice in one mapping: YAML would keep only the last value."""
+
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+def load_yaml_unique(text: str) -> Any:
+    """yaml.safe_load, except that a key given twice in one mapping raises DuplicateKey
+    (YAML would keep only the last value, silently dropping what the user wrote)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicate_keys(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_duplicate_keys(node: Any) -> None:
+    """DuplicateKey for the first mapping in the node graph that repeats a key. Each node is
+    visited once: aliases make a graph (an alias bomb, or a list that holds itself)."""
+    todo = [node]
+    seen_nodes: set[int] = set()
+    while todo:
+        n = todo.pop()
+        if id(n) in seen_nodes:
+            continue
+        seen_nodes.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            keys: dict[tuple[str, str], int] = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    line = k.start_mark.line + 1
+                    if (k.tag, k.value) in keys:
+                        raise DuplicateKey(k.value, line, keys[k.tag, k.value])
+                    keys[k.tag, k.value] = line
+                todo.append(v)
+        elif isinstance(n, yaml.SequenceNode):
+            todo.extend(n.value)
+
+
 def _compose_yaml(text: str) -> tuple[Any, list[int | None], list[dict[str, str]]]:
     """The document through PyYAML's composer (every YAML feature), with the same extras as
     _stream_yaml."""
     loader = yaml.SafeLoader(text)  # one parse: the node tree gives line numbers, then data
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _check_duplicate_keys(node)
         data = loader.construct_document(node) if node is not None else None
     finally:
         loader.dispose()
@@ -414,6 +465,12 @@ def _read_yaml(
             return _stream_yaml(text, progress)
         except (_NotPlain, yaml.YAMLError):  # PyYAML's composer: every feature, its wording
             return _compose_yaml(text)
+    except DuplicateKey as dup:
+        raise DatasetError(
+            f"{source}: line {dup.line}: key {short_repr(dup.key)} is given twice in one "
+            f"mapping (first on line {dup.first}); YAML would keep only the last",
+            "keep one of them (a second pair belongs in its own '- question: ...' entry)",
+        ) from None
     except yaml.YAMLError as exc:
         raise DatasetError(
             f"{source}:{describe_yaml_error(exc)}",
@@ -447,6 +504,7 @@ def _text_value(value: Any, source: str, where: str, key: str, raw: str | None =
             f"{source}: {where}: '{key}' has type {type(value).__name__}, not text",
             f"give the {key} as quoted text",
         )
+    _refuse_surrogates(value, f"{source}: {where}: '{key}'")
     value = " ".join(value.split())
     if not value or not tokenize(value):
         raise DatasetError(f"{source}: {where}: '{key}' is empty", f"give the {key} as text")
@@ -459,6 +517,17 @@ def _text_value(value: Any, source: str, where: str, key: str, raw: str | None =
     return value
 
 
+def _refuse_surrogates(text: str, what: str) -> None:
+    """A lone UTF-16 surrogate ("\\ud800" in a quoted YAML string) is no character: it cannot
+    be written to the run's files or printed, so it is refused where it was written."""
+    bad = next((c for c in text if "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        raise DatasetError(
+            f"{what} holds a lone surrogate (U+{ord(bad):04X}), which is not a character",
+            "write the character itself, or its escape as a pair (\\U0001F600 style)",
+        )
+
+
 def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -468,6 +537,7 @@ def _optional_text(data: dict[Any, Any], key: str, source: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        _refuse_surrogates(str(value), f"{source}: '{key}'")
         return str(value)
     raise DatasetError(
         f"{source}: '{key}' must be text, got {type(value).__name__}", f"give the {key} as text"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppo_cli.envs.gym_envs import EnvInfo, EpisodeTracker, action_mask_from_info, make_vec_env
+from ppo_cli.envs.gym_envs import (
+    EVAL_MAX_EPISODE_STEPS,
+    EnvInfo,
+    EpisodeTracker,
+    action_mask_from_info,
+    make_vec_env,
+    time_limit_note,
+)
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.errors import RunError
 from ppo_cli.policies import ActorCritic, build_policy
@@ -19,6 +28,11 @@ from ppo_cli.rundir import load_checkpoint, read_config, run_env
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20
 _MAX_WIDTH = 32  # sub-envs run side by side during evaluation
+
+
+def _stderr_warning(message: str) -> None:
+    sys.stderr.write(f"ppoqa: warning: {message}\n")
+    sys.stderr.flush()
 
 
 @dataclass
@@ -49,16 +63,23 @@ def evaluate_gym(
     seed: int = EVAL_SEED,
     env_kwargs: dict[str, Any] | None = None,
     normalizer_state: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[EpisodeResult]:
     """`episodes` greedy episodes (argmax, or the Gaussian's mean), seeded, on the env's
     fastest vector form, with the run's env_kwargs and its normalization statistics frozen.
 
     Sub-env i plays a fixed quota of episodes (i, i + W, i + 2W, ...), so episodes that end
-    early are not over-represented the way "first N episodes to finish" would be.
+    early are not over-represented the way "first N episodes to finish" would be. An env
+    registered without a time limit is cut at EVAL_MAX_EPISODE_STEPS steps (warn says so).
     """
     width = min(episodes, _MAX_WIDTH)
     quota = np.array([len(range(i, episodes, width)) for i in range(width)])  # [W]
-    envs, info = make_vec_env(env_id, width, "auto", env_kwargs)
+    envs, info = make_vec_env(
+        env_id, width, "auto", env_kwargs, max_episode_steps=EVAL_MAX_EPISODE_STEPS
+    )
+    note = info.added_time_limit and time_limit_note(env_id, info.added_time_limit)
+    if note:
+        (warn or _stderr_warning)(note)
     norm = Normalizer.frozen_from(normalizer_state, info.obs_dim, width)
     device = next(policy.parameters()).device
     was_training = policy.training

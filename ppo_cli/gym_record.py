@@ -144,28 +144,44 @@ def _frame(envs: Any, env_id: str) -> np.ndarray:
 
 
 def _write(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    """Write to a temp file next to path, then rename: no half-written animation is left."""
-    fd, tmp_name = tempfile.mkstemp(prefix=".ppoqa-", suffix=path.suffix, dir=path.parent)
+    """Write to a temp file next to path, then rename: no half-written animation is left. A
+    folder that is read-only or full is named with the path, in one line."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".ppoqa-", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise RunError(
+            f"--record {path}: cannot write in {path.parent} ({exc.strerror or exc})",
+            "record into a folder you can write to",
+        ) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        if path.suffix.lower() == ".gif":
-            from PIL import Image
-
-            images = [Image.fromarray(f) for f in frames]
-            images[0].save(
-                tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
-            )
-        else:
-            _write_mp4(tmp, frames, fps)
-        if path.exists():
-            raise RunError(f"--record {path}: appeared while recording", "pick a new path")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an animation is for sharing
-        os.replace(tmp, path)
+        _write_frames(path, tmp, frames, fps)
+    except OSError as exc:
+        raise RunError(
+            f"--record {path}: writing the animation failed ({exc.strerror or exc})",
+            "free some space, or record fewer --record-episodes or into another folder",
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_frames(path: Path, tmp: Path, frames: list[np.ndarray], fps: int) -> None:
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(
+            tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
+        )
+    else:
+        _write_mp4(tmp, frames, fps)
+    if path.exists():
+        raise RunError(f"--record {path}: appeared while recording", "pick a new path")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an animation is for sharing
+    os.replace(tmp, path)
 
 
 def _write_mp4(tmp: Path, frames: list[np.ndarray], fps: int) -> None:

@@ -26,8 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ppo_cli.errors import ConfigError, TrainingError, short_repr
+from ppo_cli.usercode import user_code
 
+FLOAT32_MAX = 3.4028234663852886e38  # rewards are float32 tensors
 RECORD = "reward_fn.json"  # in the run directory: which function, from which file, its sha256
+_FIX_FILE = "fix the file so that `python FILE.py` runs"
+_FIX_MODULE = "fix the module so that it imports"
 HINT_SHAPE = "a reward function is  def NAME(question: str, answer: str, target: str) -> float"
 
 
@@ -41,6 +45,10 @@ class RewardFunction:
     sha256: str | None  # of that file, recorded in the run directory
     fn: Callable[[str, str, str], Any]
 
+    @property
+    def hint(self) -> str:
+        return f"fix {self.spec} and resume the run"
+
     def record(self) -> dict[str, Any]:
         return {"spec": self.spec, "name": self.name, "path": self.path, "sha256": self.sha256}
 
@@ -48,7 +56,10 @@ class RewardFunction:
         """One checked score; any failure stops training with one line (TrainingError)."""
         where = f"reward function {self.name} on question {short_repr(question)}"
         try:
-            value = self.fn(question, answer, target)
+            with user_code(f"reward function {self.name}", TrainingError, self.hint):
+                value = self.fn(question, answer, target)
+        except TrainingError:
+            raise
         except Exception as exc:  # the user's code: any exception is reported, not a crash
             raise TrainingError(
                 f"{where} (answer {short_repr(answer)}) raised {type(exc).__name__}: "
@@ -60,11 +71,15 @@ class RewardFunction:
                 f"{where} returned {short_repr(value)} ({type(value).__name__}), not a number",
                 f"return an int or float from {self.spec}, then resume the run",
             )
-        value = float(value)
-        if not math.isfinite(value):
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond any float (10**400)
+            value = math.inf
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
             raise TrainingError(
                 f"{where} (answer {short_repr(answer)}) returned {value}",
-                f"return a finite number from {self.spec}, then resume the run",
+                f"return a finite number (|x| < 3.4e38, rewards are float32) from {self.spec}, "
+                "then resume the run",
             )
         return value
 
@@ -103,19 +118,25 @@ def _load_file(path: Path, spec: str, shown: str) -> Any:
         raise ConfigError(f"--reward-fn {spec}: {shown} cannot be imported", "pass a .py file")
     module = importlib.util.module_from_spec(loader_spec)
     try:
-        loader_spec.loader.exec_module(module)
+        with user_code(f"--reward-fn {spec}: importing {shown}", ConfigError, _FIX_FILE):
+            loader_spec.loader.exec_module(module)
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(
             f"--reward-fn {spec}: importing {shown} raised {type(exc).__name__}: "
             f"{short_repr(str(exc), 80)}",
-            "fix the file so that `python FILE.py` runs",
+            _FIX_FILE,
         ) from exc
     return module
 
 
 def _load_module(name: str, spec: str) -> Any:
     try:
-        return importlib.import_module(name)
+        with user_code(f"--reward-fn {spec}: importing {name}", ConfigError, _FIX_MODULE):
+            return importlib.import_module(name)
+    except ConfigError:
+        raise
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"--reward-fn {spec}: no module named {short_repr(exc.name or name)}",
@@ -125,7 +146,7 @@ def _load_module(name: str, spec: str) -> Any:
         raise ConfigError(
             f"--reward-fn {spec}: importing {name} raised {type(exc).__name__}: "
             f"{short_repr(str(exc), 80)}",
-            "fix the module so that it imports",
+            _FIX_MODULE,
         ) from exc
 
 

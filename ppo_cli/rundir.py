@@ -118,6 +118,18 @@ def is_legacy_run(path: Path) -> bool:
     return all((path / name).is_file() for name in (CONFIG, CHECKPOINT, METRICS))
 
 
+def marker_kind(path: Path) -> str | None:
+    """What ppoqa made this folder as ("run directory", "sweep folder"), from its marker's
+    first line; None without a marker or one that does not say."""
+    try:
+        with (path / MARKER).open(encoding="utf-8", errors="replace") as fh:
+            first = fh.readline(200)
+    except OSError:
+        return None
+    head, sep, _ = first.partition(":")
+    return head.removeprefix("ppoqa ").strip() if sep and head.startswith("ppoqa ") else None
+
+
 def is_ppoqa_dir(path: Path, legacy: tuple[str, ...] = ()) -> bool:
     """True when ppoqa made this folder (its marker), or it is an older ppoqa's run (or holds
     all of `legacy`, the files an older ppoqa left in such a folder)."""
@@ -145,6 +157,12 @@ def claim_dir(
         raise RunError(f"{path}: is a dangling symbolic link", f"choose another {flag}")
     if path.exists() and not path.is_dir():
         raise RunError(f"{path}: exists and is not a directory", f"choose another {flag}")
+    kind = marker_kind(path)
+    if kind is not None and kind != what:
+        raise RunError(
+            f"{path}: is a ppoqa {kind}, not a {what}; their files would mix",
+            f"choose another {flag}",
+        )
     if path.is_dir() and not is_ppoqa_dir(path, legacy):
         try:
             names = sorted(n for n in os.listdir(path) if not _is_own(n))

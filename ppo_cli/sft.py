@@ -14,6 +14,7 @@ trained here (there is no reward yet), PPO fits it.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,9 @@ from typing import Any
 
 import torch
 
-from ppo_cli.checkpointing import TrainingSession, training_state
+from ppo_cli.checkpointing import TrainingSession, restore_training_state, training_state
 from ppo_cli.config import Config, config_to_yaml, validate
-from ppo_cli.data import END_ID, PAD_ID, load_dataset
+from ppo_cli.data import END_ID, PAD_ID, load_dataset, read_run_dataset
 from ppo_cli.envs.text_qa_vec import QATask
 from ppo_cli.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
 from ppo_cli.evaluate import QAResult, accuracy, evaluate_qa
@@ -37,15 +38,46 @@ from ppo_cli.rundir import (
     append_metrics,
     atomic_write_text,
     holds_run,
+    load_checkpoint,
     new_run_dir,
     prepare_run_dir,
+    truncate_metrics,
     write_yaml,
 )
 
+SFT_CMD = "ppoqa sft"
 RUN_KIND = "sft"  # the checkpoint's `kind`: train --resume refuses it, --init-from takes it
 DEFAULT_EPOCHS = 60
 DEFAULT_LEARNING_RATE = 1e-2
 DEFAULT_BATCH_SIZE = 8
+
+
+def _resume_settings(run_dir: Path) -> tuple[Config, dict[str, Any], int, int, int]:
+    """An interrupted SFT run's config, checkpoint, epochs, batch size and eval interval."""
+    from ppo_cli.checkpointing import resume_config
+
+    if not run_dir.is_dir():
+        raise RunError(
+            f"--resume {run_dir}: run directory not found",
+            "give the folder an interrupted `ppoqa sft` wrote (its --run-dir)",
+        )
+    ckpt = load_checkpoint(run_dir)
+    if ckpt.get("kind") != RUN_KIND:
+        raise RunError(
+            f"{run_dir}: is not a supervised (ppoqa sft) run",
+            f"resume a PPO run with `ppoqa train --resume {shlex.quote(str(run_dir))}`",
+        )
+    settings = ckpt.get("sft") if isinstance(ckpt.get("sft"), dict) else {}
+    counters = ckpt.get("counters") if isinstance(ckpt.get("counters"), dict) else {}
+    epochs = int(settings.get("epochs", DEFAULT_EPOCHS))
+    if counters.get("finished"):
+        raise RunError(
+            f"{run_dir}: the SFT run already finished all {epochs} epochs",
+            f"start PPO from it: ppoqa train --init-from {shlex.quote(str(run_dir))}",
+        )
+    cfg = resume_config(run_dir, {})
+    batch_size = int(settings.get("batch_size", DEFAULT_BATCH_SIZE))
+    return cfg, ckpt, epochs, batch_size, int(settings.get("eval_every", 1))
 
 
 @dataclass
@@ -119,11 +151,22 @@ def sft(
     callbacks: SFTCallbacks | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     eval_every: int = 1,
+    *,
+    resume: bool = False,
 ) -> SFTResult:
-    """Teacher-forced cross-entropy on the answers (and <END>) of cfg.dataset; writes a run."""
+    """Teacher-forced cross-entropy on the answers (and <END>) of cfg.dataset; writes a run.
+
+    resume=True continues the interrupted SFT run in run_dir from its checkpoint, with its own
+    config, dataset copy, epochs and batch size (cfg, epochs, batch_size and eval_every are
+    then taken from the run), and gives the same weights as an uninterrupted run."""
     from ppo_cli.tasks import build_text_setup
     from ppo_cli.trainer import seed_everything
 
+    ckpt: dict[str, Any] | None = None
+    if resume:
+        if run_dir is None:
+            raise ConfigError("resuming needs the run directory", "ppoqa sft --resume DIR")
+        cfg, ckpt, epochs, batch_size, eval_every = _resume_settings(run_dir)
     validate(cfg)
     if epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {epochs}", "e.g. --epochs 60")
@@ -134,38 +177,56 @@ def sft(
     if cfg.policy == "mlp":
         raise ConfigError("--policy mlp is for gymnasium environments", "use lstm or transformer")
     cb = callbacks or SFTCallbacks()
-    dataset = load_dataset(cfg.dataset)
+    if ckpt is not None and run_dir is not None:
+        dataset = read_run_dataset(run_dir / DATASET, f"resume only a folder made by `{SFT_CMD}`")
+        if dataset.fingerprint() != ckpt.get("dataset_fingerprint"):
+            raise RunError(
+                f"{run_dir}: its dataset.yaml changed since the checkpoint",
+                "restore the run's dataset.yaml, or start a new SFT run",
+            )
+    else:
+        dataset = load_dataset(cfg.dataset)
     seed_everything(cfg.seed, cfg.threads)
     task, policy = build_text_setup(cfg, dataset)
     data = teacher_batch(task)
     run_dir = prepare_run_dir(run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed))
     n = data.actions.shape[0]
     mb_size = min(batch_size, n)
-    if holds_run(run_dir):  # a finished SFT run is not resumed: it takes seconds to redo
-        raise RunError(f"{run_dir}: already holds a run", "choose another --run-dir")
+    if not resume and holds_run(run_dir):
+        raise RunError(
+            f"{run_dir}: already holds a run",
+            f"choose another --run-dir, or continue an interrupted one: {SFT_CMD} --resume "
+            f"{shlex.quote(str(run_dir))}",
+        )
+    session = TrainingSession(run_dir, 0, resume, cb.on_warning)
     try:
-        with TrainingSession(run_dir, 0, False, cb.on_warning) as session:
+        with session:
             # torch.optim.Adam's update without its 1.5 s torch._dynamo import (ppo_cli.optim)
             optimizer = PlainAdam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-            write_yaml(run_dir / DATASET, dataset.to_dict())
-            atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
-            atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
-            (run_dir / METRICS).unlink(missing_ok=True)
             counters: dict[str, Any] = {"iteration": 0, "epochs": 0, "gradient_updates": 0}
+            if ckpt is not None:  # weights, Adam, RNG: built as a new run, then restored
+                counters = restore_training_state(ckpt, policy, optimizer, run_dir)
+                truncate_metrics(run_dir, int(counters["iteration"]))
+            else:
+                write_yaml(run_dir / DATASET, dataset.to_dict())
+                atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
+                atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
+                (run_dir / METRICS).unlink(missing_ok=True)
             extra = {
                 "vocab": list(task.vocab.itos),
                 "dataset_fingerprint": dataset.fingerprint(),
                 "env": cfg.env,
                 "kind": RUN_KIND,
-                "sft": {"epochs": epochs, "batch_size": batch_size},
+                "sft": {"epochs": epochs, "batch_size": batch_size, "eval_every": eval_every},
             }
             session.track(lambda: training_state(policy, optimizer, counters, extra))
-            session.start(0)
+            first = int(counters["iteration"])
+            session.start(first)
             cb.on_start(cfg, run_dir, epochs)
-            start = time.perf_counter()
+            start = time.perf_counter() - float(counters.get("wall_seconds", 0.0))
             results: list[QAResult] = []
             loss_value = float("nan")
-            for epoch in range(1, epochs + 1):
+            for epoch in range(first + 1, epochs + 1):
                 session.begin()
                 losses, token_hits, tokens = [], 0.0, 0.0
                 perm = torch.randperm(n) if n > mb_size else torch.arange(n)
@@ -205,10 +266,12 @@ def sft(
                     record["eval_accuracy"] = accuracy(results)
                 record["wall_seconds"] = round(time.perf_counter() - start, 4)
                 append_metrics(run_dir, record)
-                counters.update(iteration=epoch, epochs=epoch)
+                counters.update(iteration=epoch, epochs=epoch, wall_seconds=record["wall_seconds"])
                 session.end(epoch)
                 cb.on_epoch(record)
                 session.stop_if_requested()
+            if not results:  # resumed after its last epoch, before the final save
+                results = evaluate_qa(policy, task)
             wall = time.perf_counter() - start
             counters["wall_seconds"] = wall
             counters["accuracy"] = accuracy(results)
@@ -216,10 +279,19 @@ def sft(
             counters["finished"] = True
             session.save(epochs)
     except TrainingInterrupted as exc:
-        stopped = TrainingInterrupted(
-            f"ppoqa sft interrupted; {run_dir} holds no finished SFT run",
-            "run ppoqa sft again (with another --run-dir)",
-        )
+        saved = session.saved_iteration
+        if saved is None:
+            stopped = TrainingInterrupted(
+                f"ppoqa sft interrupted before its first checkpoint; {run_dir} holds nothing "
+                "to resume",
+                "run ppoqa sft again",
+            )
+        else:
+            stopped = TrainingInterrupted(
+                f"ppoqa sft interrupted; the checkpoint of epoch {saved} of {epochs} and the "
+                f"metrics are in {run_dir}",
+                f"resume with `{SFT_CMD} --resume {shlex.quote(str(run_dir))}`",
+            )
         stopped.exit_code = exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
         raise stopped from exc
     return SFTResult(

@@ -71,6 +71,32 @@ PROBE_ROWS = 2048
 REHEARSAL_EPISODES = 512
 
 # The update's diagnostics every metrics record carries (ppo.ppo_update's keys).
+# Settings a text-QA run fills in when they are left unset (None): config.yaml names what the
+# run really used (TextQATask.__init__ and .build). A run recorded with them filled in is still
+# the run that a config leaving them unset asks for (a sweep resuming its seeds relies on it).
+FILLED_BY_RUN = ("iterations", "stall_iterations", "reward", "dataset", "init_from")
+
+
+def is_run_of(wanted: Config, recorded: Config) -> bool:
+    """Whether a run recorded with `recorded` is the run `wanted` asks for: the two resolved
+    configs agree, a setting `wanted` leaves unset matching whatever the run filled in, and a
+    --reward-fn FILE.py:NAME matching its absolute form."""
+    mine = wanted.to_dict()
+    theirs = recorded.to_dict()
+    for key in FILLED_BY_RUN:
+        if mine.get(key) is None:
+            mine[key] = theirs.get(key)
+    for key in ("dataset", "init_from"):
+        for d in (mine, theirs):
+            if d.get(key) is not None:
+                d[key] = str(Path(d[key]).resolve())
+    if mine.get("reward_fn") is not None:
+        from ppo_cli.reward_fn import absolute_spec
+
+        mine["reward_fn"] = absolute_spec(mine["reward_fn"])
+    return mine == theirs
+
+
 STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 
@@ -101,10 +127,27 @@ def check_step_memory(cfg: Config, dataset: QADataset, vocab_size: int) -> None:
         )
 
 
+def check_sequence_memory(cfg: Config, dataset: QADataset, seq_len: int) -> None:
+    """Refuse up front questions too long to run the network over: the recurrent network keeps
+    about 8 * hidden_size floats per token of every episode for the backward pass, so one
+    question of millions of words needs gigabytes per iteration."""
+    episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
+    need = 32 * episodes * seq_len * cfg.hidden_size
+    if need > MAX_STEP_BYTES:
+        longest = max(1, MAX_STEP_BYTES // (32 * episodes * cfg.hidden_size))
+        raise DatasetError(
+            f"{dataset.source}: the longest question plus its answer is {seq_len:,} tokens: "
+            f"{episodes:,} episodes of it need about {need / 1e9:,.1f} GB of memory, more than "
+            f"the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
+            f"keep questions under {longest:,} tokens, or pass fewer --num-episodes",
+        )
+
+
 def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
     vocab = Vocabulary.from_dataset(dataset)
     check_step_memory(cfg, dataset, len(vocab))
     task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
+    check_sequence_memory(cfg, dataset, task.prompt_len + task.max_steps)
     spec: dict[str, Any] = {
         "kind": cfg.policy,
         "vocab_size": len(vocab),
@@ -585,6 +628,7 @@ class GymTask:
         self.total = max(1, cfg.timesteps // self.batch_size)
         self.may_stop_early = False
         self.envs: Any = None
+        self.warn: Any = None  # the run's warning callback, from prepare_run
 
     def build(self) -> ActorCritic:
         cfg = self.cfg
@@ -613,6 +657,7 @@ class GymTask:
         self.run_dir = run_dir
         # Normalization statistics come back with the weights, optimizer, RNGs and counters
         # (the vector env restarts its episodes, so a resumed gym run is not bit-identical).
+        self.warn = warn
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
 
@@ -687,7 +732,13 @@ class GymTask:
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
         cfg = self.cfg
         episodes = evaluate_gym(
-            policy, cfg.env, EVAL_EPISODES, EVAL_SEED, cfg.env_kwargs, self.normalizer.state()
+            policy,
+            cfg.env,
+            EVAL_EPISODES,
+            EVAL_SEED,
+            cfg.env_kwargs,
+            self.normalizer.state(),
+            self.warn,
         )
         returns = [float(ep.episode_return) for ep in episodes]
         mean = float(np.mean(returns))

@@ -372,6 +372,13 @@ CASES: list[Case] = [
     Case("--kl-in loss without a reference", [*T, "--kl-in", "loss"], 2, "--kl-in loss puts a KL term toward a reference"),
     Case("an estimator flag on a gymnasium run", ["train", "--env", "CartPole-v1", "--advantage", "rloo"], 2, "--advantage is for text QA"),
     Case("compare with an unknown estimator", ["compare", "--estimators", "gae,ppo"], 2, "unknown estimator 'ppo'"),
+    Case("dataset entry with a key given twice", [*T, "--dataset", "d.yaml"], 1, "line 4: key 'answer' is given twice", write("d.yaml", "pairs:\n  - question: Q\n    answer: a\n    answer: b\n")),
+    Case("dataset with `pairs:` given twice", [*T, "--dataset", "d.yaml"], 1, "key 'pairs' is given twice", write("d.yaml", GOOD_DATASET + GOOD_DATASET)),
+    Case("config setting given twice", [*T, "--config", "c.yaml"], 1, "line 2: 'learning_rate' is set twice (first on line 1)", write("c.yaml", "learning_rate: 0.01\nlearning_rate: 0.02\n")),
+    Case("--storage journal: on a file that is not a journal", ["sweep", "--search", "clip_coef=0.1", "--storage", "journal:notes.txt"], 1, "is not an Optuna journal", write("notes.txt", "my notes\n")),
+    Case("dataset with a lone surrogate escape", [*T, "--dataset", "d.yaml"], 1, "holds a lone surrogate (U+D800)", write("d.yaml", 'pairs:\n  - question: "a \\ud800 b?"\n    answer: b\n')),
+    Case("dataset question too long to run the network over", ["train", "--iterations", "1", "--num-episodes", "64", "--hidden-size", "1024", "--dataset", "d.yaml"], 1, "the longest question plus its answer is 3,006 tokens", write("d.yaml", "pairs:\n  - question: " + " ".join(["word"] * 3000) + "\n    answer: b\n")),
+    Case("--storage in-memory SQLite", ["sweep", "--search", "clip_coef=0.1", "--storage", "sqlite://"], 1, "in-memory SQLite"),
 ]  # fmt: skip
 
 
@@ -434,7 +441,9 @@ def render(outcomes: list[tuple[Case, Outcome]]) -> str:
         "keeps the last good checkpoint; when the reader of the output goes away (`ppoqa eval |",
         "head -0`, `ppoqa --help | head -1`, `ppoqa train | head -1`) every command exits 0",
         "without a message and keeps what it saved; `--trace-iterations` beyond the run's",
-        "iterations is a warning; files ppoqa writes keep the user's umask.",
+        "iterations is a warning; files ppoqa writes keep the user's umask. What ppoqa promises",
+        "about hangs, the user's code, the user's files, interrupted work and stdout, and the",
+        "real-process test of each promise, is in [reliability.md](reliability.md).",
         "",
     ]
     return "\n".join(lines)

@@ -11,7 +11,13 @@ import typer
 
 from ppo_cli import __version__
 from ppo_cli.cli.ask import ask_command
-from ppo_cli.cli.common import PpoqaGroup
+from ppo_cli.cli.common import (
+    STDOUT_HINT,
+    DataStdout,
+    PpoqaGroup,
+    say_stdout_failed,
+    stdout_failure,
+)
 from ppo_cli.cli.compare import compare_command
 from ppo_cli.cli.doctor import doctor_command
 from ppo_cli.cli.eval import eval_command
@@ -73,11 +79,19 @@ def main() -> None:
     `ppoqa train` on the built-in set. Every file ppoqa writes is closed by then. `sweep` is
     left to the normal exit, since its storage backends (SQLAlchemy, Optuna's journal) may
     clean up in atexit handlers."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`): results would be lost
+        with suppress(OSError, ValueError, AttributeError):
+            sys.stderr.write(f"ppoqa: error: stdout is closed (hint: {STDOUT_HINT})\n")
+        os._exit(1)
+    sys.stdout = DataStdout(sys.stdout)  # type: ignore[assignment]
     try:
         app()
         code: Any = 0
     except SystemExit as done:
         code = done.code
+    failure = stdout_failure()  # what is still buffered must reach stdout, or exit 1
+    if failure is not None and code in (0, None):
+        code = say_stdout_failed(failure)
     if "torch" not in sys.modules or "sweep" in sys.argv[1:2]:
         sys.exit(code)
     if code is None:

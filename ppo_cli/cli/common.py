@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from typer.core import TyperGroup
 
 from ppo_cli.errors import PpoqaError
@@ -70,7 +71,48 @@ def reader_gone_stops_at_boundary() -> Iterator[None]:
 
 Console.on_broken_pipe = _on_broken_pipe  # type: ignore[method-assign]
 
-out = Console(soft_wrap=True)
+_MEASURE_WIDTH = 100_000  # "as wide as it likes", for measuring a table's natural width
+
+
+class DataConsole(Console):
+    """The stdout console. On a terminal it fits the terminal. On a pipe or a file a table is
+    never drawn narrower than its data: `COLUMNS=40 ppoqa eval | cat` prints every cell whole,
+    where Rich would shorten cells to COLUMNS (or 80) with "…". A view that splits itself to
+    fit a width (render.Fit) still splits at COLUMNS: it measures as no wider than that."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        if self.is_terminal or kwargs.get("width") is not None:
+            super().print(*objects, **kwargs)
+            return
+        options = self.options
+        widest = max((self._data_width(o) for o in objects), default=0)
+        if widest <= options.max_width:
+            super().print(*objects, **kwargs)
+            return
+        saved = self._width
+        self._width = widest
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self._width = saved
+
+    def _data_width(self, obj: Any) -> int:
+        """The narrowest width that draws obj's tables whole: a table's natural width, a view
+        that splits itself (render.Fit) its narrowest whole split, a Group its widest part.
+        Text says nothing: soft_wrap never cuts it."""
+        from rich.console import Group
+        from rich.table import Table
+
+        if isinstance(obj, Table):
+            return Measurement.get(self, self.options.update_width(_MEASURE_WIDTH), obj).maximum
+        if hasattr(obj, "whole_width"):
+            return int(obj.whole_width())
+        if isinstance(obj, Group):
+            return max((self._data_width(o) for o in obj.renderables), default=0)
+        return 0
+
+
+out = DataConsole(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DEBUG_HINT = "set PPOQA_DEBUG=1 for a traceback"
@@ -86,13 +128,79 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+STDOUT_HINT = "ppoqa writes its results to stdout; redirect it to a file, a pipe or /dev/null"
+
+
+_STDOUT_FAILED: list[OSError] = []  # the first failed write to the real stdout
+
+
+class DataStdout:
+    """sys.stdout of the real process: the same stream, remembering the first write or flush
+    that failed (a full disk, a closed descriptor), so the error path knows stdout is gone and
+    says so on stderr instead of writing more to it. A reader that went away
+    (BrokenPipeError) is not such a failure: the broken-pipe rule handles it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _guard(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            if not _STDOUT_FAILED:
+                _STDOUT_FAILED.append(exc)
+            raise
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def writelines(self, lines: Any) -> None:
+        self._guard(self._stream.writelines, lines)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+
+def stdout_failure() -> OSError | None:
+    """Why stdout could not be written (full disk, bad descriptor), or None. Flushes first, so
+    that bytes still buffered count."""
+    if not _STDOUT_FAILED and sys.stdout is not None:
+        with suppress(OSError, ValueError):
+            sys.stdout.flush()
+    return _STDOUT_FAILED[0] if _STDOUT_FAILED else None
+
+
+def say_stdout_failed(failure: OSError) -> int:
+    """One line on stderr (never on the stdout that failed) and exit code 1; later writes to
+    stdout are silenced so that the exit's own flush cannot add a traceback."""
+    _silence(sys.stdout)
+    with suppress(OSError, ValueError):
+        sys.stdout.flush()  # the silenced fd takes what was left in the buffer
+    reason = failure.strerror or str(failure)
+    with suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(f"ppoqa: error: cannot write to stdout: {reason} (hint: {STDOUT_HINT})\n")
+        sys.stderr.flush()
+    return 1
+
+
 def fail(
     code: str, message: str, hint: str, exit_code: int, as_json: bool, label: str = "error"
 ) -> NoReturn:
     """The one error shape: `ppoqa: error: <message> (hint: <hint>)` on stderr, or in --json
     mode {"error": {code, message, hint}} as the only document on stdout."""
-    if as_json:
-        print_json({"error": {"code": code, "message": message, "hint": hint}})
+    if as_json and stdout_failure() is None:
+        try:
+            print_json({"error": {"code": code, "message": message, "hint": hint}})
+        except OSError:
+            failure = stdout_failure()
+            if failure is None:
+                raise
+            raise typer.Exit(say_stdout_failed(failure)) from None
     else:
         line = f"ppoqa: {label}: {message}" + (f" (hint: {hint})" if hint else "")
         sys.stderr.write(line.replace("\n", " ") + "\n")
@@ -132,6 +240,9 @@ def handle_errors(as_json: bool = False) -> Iterator[None]:
         _silence_stdout()
         raise typer.Exit(0) from None
     except Exception as exc:
+        failure = stdout_failure() if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise typer.Exit(say_stdout_failed(failure)) from None
         if debug():
             raise
         fail("internal", f"unexpected {type(exc).__name__}: {exc}", DEBUG_HINT, 1, as_json)
@@ -227,6 +338,12 @@ class PpoqaGroup(TyperGroup):
             _silence_stdout()
             rv = 0
         except Exception as exc:  # last resort: a bug outside a command body
+            failure = stdout_failure() if isinstance(exc, OSError) else None
+            if failure is not None:
+                rv = say_stdout_failed(failure)
+                if not standalone:
+                    return rv
+                sys.exit(rv)
             if debug():
                 raise
             try:

@@ -10,7 +10,14 @@ import typer
 from ppo_cli.cli.common import err, handle_errors, out, print_json
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was typed on the command line (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def sft_command(
+    ctx: typer.Context,
     dataset: Path = typer.Option(
         None, "--dataset", help="YAML QA dataset (default: the built-in five questions)."
     ),
@@ -37,6 +44,11 @@ def sft_command(
     ),
     max_answer_tokens: int = typer.Option(
         None, "--max-answer-tokens", help="Answer length limit (default: dataset's, else 4)."
+    ),
+    resume: Path = typer.Option(
+        None,
+        "--resume",
+        help="Continue an interrupted SFT run in this folder, with its own settings.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     json_output: bool = typer.Option(
@@ -76,7 +88,8 @@ def sft_command(
                 ("--eval-every", eval_every),
             ):
                 if value < 1:
-                    raise ConfigError(f"{name} must be >= 1, got {value}", f"e.g. {name} 60")
+                    example = {"--epochs": 60, "--batch-size": 8, "--eval-every": 5}[name]
+                    raise ConfigError(f"{name} must be >= 1, got {value}", f"e.g. {name} {example}")
         except ConfigError as exc:  # a bad flag value is a usage error: exit 2
             raise UsageError(exc.message, exc.hint) from None
 
@@ -102,7 +115,26 @@ def sft_command(
             def on_warning(self, message: str) -> None:
                 err.print(f"ppoqa: warning: {message}", markup=False, highlight=False)
 
-        result = sft(cfg, epochs, run_dir, Progress(), batch_size, eval_every)
+        if resume is not None:
+            if run_dir is not None and run_dir != resume:
+                raise UsageError(
+                    "--resume and --run-dir name two folders", "give --resume DIR alone"
+                )
+            changed = [
+                f"--{name.replace('_', '-')}"
+                for name in ("dataset", "epochs", "batch_size", "eval_every", "learning_rate",
+                             "policy", "hidden_size", "seed", "answer_vocab", "max_answer_tokens")
+                if _given(ctx, name)
+            ]  # fmt: skip
+            if changed:
+                raise UsageError(
+                    f"{changed[0]} cannot be given with --resume: the run keeps its own settings",
+                    f"drop {changed[0]}, or start a new run with another --run-dir",
+                )
+        result = sft(
+            cfg, epochs, resume or run_dir, Progress(), batch_size, eval_every,
+            resume=resume is not None,
+        )  # fmt: skip
         if json_output:
             print_json(result.to_dict())
             return

@@ -16,19 +16,23 @@ of the next step, with no extra call.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 
 from ppo_cli.errors import EnvError, UsageError, first_line
+from ppo_cli.usercode import user_code
 
 SUPPORTED = (
     "ppoqa supports Box, Discrete, MultiBinary and Tuple/Dict-of-those observation spaces "
@@ -53,6 +57,7 @@ class EnvInfo:
     action_low: tuple[float, ...] = ()  # Box: bounds the sampled action is clipped to
     action_high: tuple[float, ...] = ()
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    added_time_limit: int | None = None  # ppoqa's cap on an env registered without one
 
     def to_env(self, action: np.ndarray) -> np.ndarray:
         """The policy's action [N, ...] as the env takes it: offset by start, or clipped to
@@ -68,6 +73,16 @@ class EnvInfo:
         return {"action_kind": self.action_kind, "action_nvec": list(self.action_nvec)}
 
 
+_FIX_ENV = "the error is in the environment's code; PPOQA_DEBUG=1 shows its traceback"
+
+
+def is_user_env(spec: gym.envs.registration.EnvSpec) -> bool:
+    """An env whose code is not gymnasium's own (a user's module, a third-party package): its
+    calls run under ppo_cli.usercode's rules."""
+    entry = spec.entry_point if spec.vector_entry_point is None else spec.vector_entry_point
+    return not (isinstance(entry, str) and entry.startswith("gymnasium."))
+
+
 def import_env_module(env_id: str) -> str:
     """`module:EnvId` as gymnasium.make takes it: import the module (which registers the env)
     and return EnvId; a plain id is returned unchanged."""
@@ -80,20 +95,55 @@ def import_env_module(env_id: str) -> str:
     # though the `ppoqa` script's own folder is first on sys.path.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    fix = f"check that the module imports on its own: python -c 'import {module}'"
     try:
-        importlib.import_module(module)
+        with user_code(f"--env {env_id}: importing {module}", EnvError, fix):
+            importlib.import_module(module)
+    except EnvError:
+        raise
     except Exception as exc:  # the user's module: any error it raises is its own
         first = first_line(exc)
         raise EnvError(
             f"--env {env_id}: importing {module} failed ({type(exc).__name__}: {first})",
-            "check that the module imports on its own: python -c 'import " + module + "'",
+            fix,
         ) from exc
     if name not in gym.registry:
+        close = _close_ids(name, _ids_of_module(module), cutoff=0.7)
         raise EnvError(
             f"--env {env_id}: {module} was imported but did not register '{name}'",
-            f"call gymnasium.register(id='{name}', entry_point=...) in {module}",
+            f"did you mean {', '.join(f'{module}:{c}' for c in close)}?"
+            if close
+            else f"call gymnasium.register(id='{name}', entry_point=...) in {module}",
         )
     return name
+
+
+def _ids_of_module(module: str) -> list[str]:
+    """The ids whose entry point lives in `module` (what importing it registered)."""
+    ids = []
+    for env_id, spec in gym.registry.items():
+        entry = spec.entry_point
+        where = (
+            entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
+        )
+        if where == module:
+            ids.append(env_id)
+    return sorted(ids)
+
+
+def _close_ids(env_id: str, ids: list[str], cutoff: float = 0.5) -> list[str]:
+    """Registered ids close to env_id, comparing case-insensitively too ("good-v0" -> Good-v0)."""
+    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=cutoff)
+    lower = {i.lower(): i for i in ids}
+    exact = lower.get(env_id.lower())
+    if exact is not None:
+        return [exact]
+    if not close:  # "cartpole" -> CartPole-v1
+        close = [
+            lower[c]
+            for c in difflib.get_close_matches(env_id.lower(), list(lower), n=3, cutoff=cutoff)
+        ]
+    return close
 
 
 def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
@@ -111,7 +161,10 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
                 "e.g. --env-kwargs map_name=8x8 --env-kwargs is_slippery=false",
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            # On a command line '#' is text, never a YAML comment: `mode=# note` is "# note",
+            # not null (unless the value is quoted, where YAML keeps it anyway).
+            is_text = raw.strip() and raw.lstrip()[0] not in "'\"" and re.search(r"(^|\s)#", raw)
+            value = raw.strip() if is_text else yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = None
             bad = True
@@ -129,16 +182,29 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _plain(text: str, *args: Any, **kwargs: Any) -> str:
+    return text
+
+
+def plain_gym_warnings() -> None:
+    """gymnasium colours its warnings (the passive env checker's "WARN: ...") with ANSI codes
+    whatever the output: under NO_COLOR (no-color.org) or when stderr is not a terminal they
+    are plain text."""
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if os.environ.get("NO_COLOR") or not tty:
+        gym.logger.colorize = _plain  # type: ignore[attr-defined]
+
+
 def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     """The registered spec, or an EnvError naming the closest registered ids."""
+    plain_gym_warnings()
     env_id = import_env_module(env_id)
     if env_id in gym.registry:
         return gym.registry[env_id]
-    ids = sorted(gym.registry)
-    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.5)
-    if not close:  # "cartpole" -> CartPole-v1: compare case-insensitively too
-        lower = {i.lower(): i for i in ids}
-        close = [lower[c] for c in difflib.get_close_matches(env_id.lower(), list(lower), n=3)]
+    close = _close_ids(env_id, sorted(gym.registry))
     hint = (
         f"did you mean {', '.join(close)}?"
         if close
@@ -217,16 +283,40 @@ def check_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> 
     raise _unsupported(env_id, "action", action_space)
 
 
+# Greedy evaluation and recording play whole episodes: an env without a time limit whose
+# greedy policy never reaches a terminal state would play forever.
+EVAL_MAX_EPISODE_STEPS = 1000
+_TIME_LIMIT_SAID: set[str] = set()
+
+
+def time_limit_note(env_id: str, steps: int) -> str | None:
+    """The one-time note that an env without a time limit is cut at `steps` when played
+    greedily (None once said in this process)."""
+    if env_id in _TIME_LIMIT_SAID:
+        return None
+    _TIME_LIMIT_SAID.add(env_id)
+    return (
+        f"{env_id} has no time limit (max_episode_steps), so evaluation ends each episode "
+        f"after {steps} steps; register it with max_episode_steps=N to choose"
+    )
+
+
 def make_vec_env(
     env_id: str,
     num_envs: int,
     mode: str = "auto",
     env_kwargs: dict[str, Any] | None = None,
     render_mode: str | None = None,
+    max_episode_steps: int | None = None,
 ) -> tuple[VectorEnv, EnvInfo]:
     """A NEXT_STEP-autoreset vector env of `num_envs` copies of env_id (plain or module:EnvId),
-    env_kwargs passed to the env's constructor, checked for support."""
+    env_kwargs passed to the env's constructor, checked for support. max_episode_steps: a
+    time limit for an env registered without one (EnvInfo.added_time_limit says if it was)."""
     spec = find_spec(env_id)
+    added = None
+    if max_episode_steps is not None and spec.max_episode_steps is None:
+        spec = dataclasses.replace(spec, max_episode_steps=max_episode_steps)
+        added = max_episode_steps
     env_kwargs = dict(env_kwargs or {})
     used = resolve_vector_mode(spec, mode)
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -235,11 +325,13 @@ def make_vec_env(
         say_mujoco_warnings_once()
     if render_mode is not None:
         extra["render_mode"] = render_mode
+    user = is_user_env(spec)
     try:
-        envs = gym.make_vec(
-            spec, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs,
-            **extra,
-        )  # fmt: skip
+        with user_code(f"{env_id}'s constructor", EnvError, _FIX_ENV) if user else nullcontext():
+            envs = gym.make_vec(
+                spec, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs,
+                **extra,
+            )  # fmt: skip
     except TypeError as exc:  # the constructor rejected a keyword
         if not env_kwargs:
             raise EnvError(
@@ -280,41 +372,86 @@ def make_vec_env(
     except BaseException:
         envs.close()
         raise
-    return NamedEnvErrors(envs, env_id), EnvInfo(
-        env_id, vector_mode=used, env_kwargs=env_kwargs, **dims
+    return NamedEnvErrors(envs, env_id, user), EnvInfo(
+        env_id, vector_mode=used, env_kwargs=env_kwargs, added_time_limit=added, **dims
     )
 
 
 class NamedEnvErrors(gym.vector.VectorWrapper):
     """An exception from the env's own reset() or step() (a user's module, usually) becomes one
-    line naming the env and the call, instead of an "unexpected error" that looks like ppoqa's."""
+    line naming the env and the call, instead of an "unexpected error" that looks like ppoqa's.
+    A user's env (not gymnasium's own code) also runs under ppo_cli.usercode's rules: its
+    prints go to stderr, sys.exit is an error, a call that blocks is stopped."""
 
-    def __init__(self, env: VectorEnv, env_id: str) -> None:
+    def __init__(self, env: VectorEnv, env_id: str, user: bool = False) -> None:
         super().__init__(env)
         self.env_id = env_id
+        self.user = user
+        self.broken = False  # a call was interrupted: an async env's workers may be mid-call
+
+    def _guard(self, call: str) -> Any:
+        """gymnasium's own envs run as they are (no cost per step); a user's under usercode."""
+        return self._user_code(call) if self.user else nullcontext()
+
+    @contextmanager
+    def _user_code(self, call: str) -> Iterator[None]:
+        try:
+            with user_code(f"{self.env_id}: the env's {call}()", EnvError, _FIX_ENV):
+                yield
+        except BaseException:
+            self.broken = True
+            raise
+
+    def close(self, **kwargs: Any) -> None:
+        """AsyncVectorEnv.close() first waits for a pending call, forever when the call was
+        stopped because it blocked: after an interrupted call its workers are terminated."""
+        if self.broken and isinstance(self.env, AsyncVectorEnv):
+            kwargs.setdefault("terminate", True)
+        self.env.close(**kwargs)
 
     def reset(self, **kwargs: Any) -> Any:
         try:
-            return self.env.reset(**kwargs)
+            with self._guard("reset"):
+                out = self.env.reset(**kwargs)
         except EnvError:
             raise
         except Exception as exc:
             raise self._named("reset", exc) from exc
+        self._check_finite("reset", "observation", out[0])
+        return out
 
     def step(self, actions: Any) -> Any:
         try:
-            return self.env.step(actions)
+            with self._guard("step"):
+                out = self.env.step(actions)
         except EnvError:
             raise
         except Exception as exc:
             raise self._named("step", exc) from exc
+        self._check_finite("step", "observation", out[0])
+        self._check_finite("step", "reward", out[1])
+        return out
+
+    def _check_finite(self, call: str, what: str, values: Any) -> None:
+        """A NaN or inf from the env would surface later as a torch error about probability
+        tensors that names nothing; say which env and which call returned it."""
+        arr = np.asarray(values)
+        if arr.dtype.kind != "f" or np.isfinite(arr).all():
+            return
+        bad = arr[~np.isfinite(arr)].flat[0]
+        raise EnvError(
+            f"{self.env_id}: the env's {call}() returned a{'n' if what[0] == 'o' else ''} "
+            f"{what} holding {bad}",
+            "the env must return finite numbers; check its "
+            + ("dynamics and observation code" if what == "observation" else "reward code"),
+        )
 
     def _named(self, call: str, exc: Exception) -> EnvError:
         msg = first_line(exc)
         return EnvError(
             f"{self.env_id}: the env's {call}() raised {type(exc).__name__}"
             + (f": {msg}" if msg else ""),
-            "the error is in the environment's code; PPOQA_DEBUG=1 shows its traceback",
+            _FIX_ENV,
         )
 
 

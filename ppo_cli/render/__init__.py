@@ -166,9 +166,7 @@ def split_to_fit(table: Table, width: int) -> list[Table]:
     columns that name a row (#, t, sample: KEY_HEADERS)."""
     if len(table.columns) < 3 or _fits(table, width):
         return [table]
-    keys = 1
-    while keys < len(table.columns) - 1 and _plain(table.columns[keys].header) in KEY_HEADERS:
-        keys += 1
+    keys = _key_columns(table)
     rest = list(range(keys, len(table.columns)))
     chunks: list[list[int]] = []
     while rest:
@@ -180,12 +178,38 @@ def split_to_fit(table: Table, width: int) -> list[Table]:
     return [_sub_table(table, c, i == 0, i == last) for i, c in enumerate(chunks)]
 
 
+def _key_columns(table: Table) -> int:
+    """How many leading columns name a row (repeated in every part of a split table)."""
+    keys = 1
+    while keys < len(table.columns) - 1 and _plain(table.columns[keys].header) in KEY_HEADERS:
+        keys += 1
+    return keys
+
+
+def _natural_width(table: Table) -> int:
+    probe = Console(width=100_000, file=io.StringIO(), color_system=None, legacy_windows=False)
+    return probe.measure(table).maximum
+
+
 class Fit:
     """A table that fits whatever width it is drawn at (see split_to_fit): the teaching views
     and traces at 80 columns show every number whole."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
+
+    def whole_width(self) -> int:
+        """The narrowest width at which the split shows every cell whole: its widest part of
+        one column with the row-naming columns (the stdout console draws a view on a pipe at
+        least this wide; on a terminal the terminal decides)."""
+        table = self.table
+        if len(table.columns) < 3:
+            return _natural_width(table)
+        keys = _key_columns(table)
+        return max(
+            _natural_width(_sub_table(table, [*range(keys), c], True, True))
+            for c in range(keys, len(table.columns))
+        )
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield from split_to_fit(self.table, options.max_width)

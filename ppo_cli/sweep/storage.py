@@ -18,6 +18,7 @@ there a silent trial is reported as stale and stays so.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import warnings
 from collections.abc import Callable
@@ -134,6 +135,7 @@ def open_storage(
                 f"--storage {shown}: {path} does not exist",
                 "give --storage where the study lives, or start it with `ppoqa sweep --search ...`",
             )
+        _check_journal(path, shown)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             backend = optuna.storages.journal.JournalFileBackend(str(path))
@@ -149,6 +151,12 @@ def open_storage(
         db = _sqlite_path(full)
     except Exception as exc:
         raise StorageError(f"--storage {shown}: not a storage URL ({exc})", _URL_HINT) from None
+    if _in_memory(full):
+        raise StorageError(
+            f"--storage {shown}: an in-memory SQLite database lives only as long as one "
+            "connection, so the study would be lost before its report",
+            "give a file, e.g. --storage sqlite:///study.db (the default is OUT/study.db)",
+        )
     if db is not None:
         if not create and not db.is_file():
             raise StorageError(
@@ -177,8 +185,11 @@ def open_storage(
         if on_stale is not None:
             kwargs[cb_name] = on_stale
     try:
+        _check_schema(full, shown, db, create)
         with _creation_lock(db if create else None):
             storage = _create_rdb(optuna, full, kwargs)
+    except StorageError:
+        raise
     except ImportError as exc:
         raise StorageError(
             f"--storage {shown}: its database driver is missing ({exc.name or exc})",
@@ -192,6 +203,74 @@ def open_storage(
     if db is not None:
         _serialize_sqlite(storage.engine)
     return OpenedStorage(url, storage, heartbeat=heartbeat is not None)
+
+
+def _in_memory(url: str) -> bool:
+    if not url.startswith("sqlite:"):
+        return False
+    try:
+        from sqlalchemy.engine import make_url
+
+        db = make_url(url).database
+    except Exception:  # reported as "not a storage URL" by the caller
+        return False
+    return not db or db == ":memory:" or "mode=memory" in url
+
+
+def _check_journal(path: Path, shown: str) -> None:
+    """A file that is there already must be an Optuna journal: its first line one JSON object
+    with an op_code. Anything else is the user's, and Optuna would append to it."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        with path.open("rb") as fh:
+            first = fh.readline(65536)
+    except OSError:
+        return  # open_storage reports what is wrong with the path
+    try:
+        doc = json.loads(first)
+        ours = isinstance(doc, dict) and "op_code" in doc
+    except ValueError:
+        ours = False
+    if not ours:
+        raise StorageError(
+            f"--storage {shown}: {path} exists and is not an Optuna journal; it was left unchanged",
+            "give a new file name, e.g. --storage journal:sweep.log",
+        )
+
+
+_OPTUNA_TABLES = ("studies", "trials", "version_info")
+
+
+def _check_schema(url: str, shown: str, db: Path | None, create: bool) -> None:
+    """Never add Optuna's tables to a database that is someone else's. Reading (--report,
+    plot) needs them there already; a sweep may create them only in a new or empty SQLite
+    file (a shared PostgreSQL database is the user's to prepare, so it is left to Optuna)."""
+    if db is not None and (not db.is_file() or db.stat().st_size == 0):
+        return  # a new database (reading one that is missing was refused before)
+    if create and db is None:
+        return
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(
+        f"sqlite:///file:{db}?mode=ro&uri=true" if db is not None else url,
+        **({"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}),
+    )
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if all(t in tables for t in _OPTUNA_TABLES):
+        return
+    if create and not tables:
+        return
+    what = f"{db}" if db is not None else "the database"
+    raise StorageError(
+        f"--storage {shown}: {what} holds no Optuna study"
+        + (f" (it has other tables: {', '.join(sorted(tables)[:3])})" if tables else "")
+        + "; it was left unchanged",
+        "give the storage a sweep wrote (default OUT/study.db), or a new file for a new sweep",
+    )
 
 
 # Two workers opening a new database at once race to create Optuna's tables; the loser sees

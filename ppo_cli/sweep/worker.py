@@ -384,6 +384,7 @@ def train_seed(
     """Train (or resume, or reuse) one seed's run; returns (score, run dir, reused)."""
     from ppo_cli.checkpointing import resume_config
     from ppo_cli.rundir import atomic_write_text, holds_run
+    from ppo_cli.tasks import is_run_of
     from ppo_cli.trainer import train
 
     candidates = [run_dir] + [run_dir.with_name(f"{run_dir.name}-{k}") for k in range(2, 10)]
@@ -392,15 +393,16 @@ def train_seed(
         if score is not None:
             return score, path, True
         resume = holds_run(path)
-        if resume:
+        run_cfg = cfg
+        if resume:  # an interrupted seed: continue it with the config it recorded
             try:
                 run_cfg = resume_config(path, {})
             except PpoqaError:
                 continue
-            if run_cfg.to_dict() != cfg.to_dict():
+            if not is_run_of(cfg, run_cfg):
                 continue  # a run with other settings in our folder: leave it alone
         try:
-            result = train(cfg, path, _quiet_callbacks(events), resume=resume)
+            result = train(run_cfg, path, _quiet_callbacks(events), resume=resume)
         except RunError as exc:
             if resume and "already" in exc.message:  # finished, but killed before its score file
                 continue
