@@ -494,3 +494,21 @@ def test_a_short_text_runs_plot_counts_iterations_in_whole_numbers(
     assert iteration_axes
     for ax in iteration_axes:
         assert all(float(t).is_integer() for t in ax.get_xticks()), ax.get_xticks()
+
+
+def test_every_explain_view_fits_80_columns_prose_included() -> None:
+    """The worked lines ("t=0: δ = ... = 1.590") wrap at spaces instead of running past 80
+    columns, where a terminal would cut a number in two."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80"}
+    for command in ("explain-gae", "explain-clip", "explain-reward"):
+        res = subprocess.run(
+            [sys.executable, "-m", "ppo_cli", command], capture_output=True, text=True, env=env,
+            timeout=120,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        wide = [line for line in res.stdout.splitlines() if len(line) > 80]
+        assert wide == [], (command, wide)

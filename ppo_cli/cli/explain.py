@@ -71,7 +71,7 @@ def explain_gae_command(
                 return
             from ppo_cli.render.teach import explain_run_view
 
-            out.print(explain_run_view(result))
+            out.print(explain_run_view(result), soft_wrap=False)
             return
         if source == "-":
             if lists_given:
@@ -87,7 +87,7 @@ def explain_gae_command(
             return
         from ppo_cli.render.teach import explain_gae_view
 
-        out.print(explain_gae_view(result))
+        out.print(explain_gae_view(result), soft_wrap=False)  # prose wraps at spaces
 
 
 def explain_clip_command(
@@ -128,7 +128,7 @@ def explain_clip_command(
             return
         from ppo_cli.render.teach import explain_clip_view
 
-        out.print(explain_clip_view(examples))
+        out.print(explain_clip_view(examples), soft_wrap=False)
 
 
 def explain_advantage_command(

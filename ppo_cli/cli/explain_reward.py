@@ -92,7 +92,10 @@ def explain_reward_command(
             out.print(Fit(table))
         out.print(
             "Final-step reward (exact: +10; otherwise -2 + partial credit). Each word before "
-            "<END> also costs 0.1 a step."
+            "<END> also costs 0.1 a step.",
+            soft_wrap=False,  # prose wraps at spaces to the width; tables split themselves
         )
         for name in names:
-            out.print(f"  {name}: {REWARDS[name].summary}", markup=False, highlight=False)
+            out.print(
+                f"  {name}: {REWARDS[name].summary}", markup=False, highlight=False, soft_wrap=False
+            )
