@@ -261,9 +261,7 @@ class TextQATask:
         # Off with --reward-fn: the memory would replay whatever the user's function scores
         # best, the very answers the RLHF walkthrough shows the KL penalty holding back.
         self.memory = None
-        if cfg.answer_memory and self.reward_fn is not None:  # config.yaml says what is used
-            self.cfg = cfg = replace(cfg, answer_memory=False)
-        if cfg.answer_memory:
+        if cfg.answer_memory and self.reward_fn is None:
             columns = policy.decision_columns()  # type: ignore[operator]
             self.memory = AnswerMemory(self.qa.num_questions, self.qa.max_steps, columns)
         return policy
