@@ -233,9 +233,9 @@ def train_command(
 
         selection = parse_trace_iterations(trace_iterations) if trace or trace_iterations else None
         cb = RichCallbacks(
-            err, show_every, quiet or json_output, selection, json_output, READER_GONE
-        )
-        cb.plan_wanted = not quiet or json_output  # --json: the plan goes into the summary
+            err, show_every, quiet or json_output, selection, json_output, READER_GONE,
+            plan=not quiet or json_output,
+        )  # fmt: skip
         try:
             with reader_gone_stops_at_boundary():
                 result = train(cfg, run_dir, cb, resume=resume is not None)
