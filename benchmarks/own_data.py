@@ -51,22 +51,27 @@ SCALING = [
 ]
 
 
-def run_one(dataset: str, seed: int, config: Path | None, timeout: float, tmp: Path) -> dict:
+def run_one(
+    dataset: str, seed: int, config: Path | None, timeout: float, tmp: Path, tree: Path = ROOT
+) -> dict:
+    """One whole `train` command of the checkout `tree` (this one, or --baseline's)."""
     from ppo_cli.data import tokenize
     from ppo_cli.envs.rewards import answer_kind
 
     # not -q: the plan (the rehearsal that times an iteration) is part of what a user runs
     cmd = [sys.executable, "-m", "ppo_cli", "train", "--seed", str(seed), "--json"]
-    cmd += ["--run-dir", str(tmp / f"{Path(dataset).stem}-{seed}")]
+    run_dir = tmp / f"{Path(dataset).stem}-{seed}-{tree.name}"
+    cmd += ["--run-dir", str(run_dir)]
     if dataset != "builtin":
-        cmd += ["--dataset", dataset]
+        cmd += ["--dataset", str(ROOT / dataset)]
     if config is not None:
         cmd += ["--config", str(config)]
     out_path = tmp / "stdout.json"
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     with open(out_path, "w") as out, open(os.devnull, "w") as devnull:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=devnull, cwd=ROOT)
+        env = os.environ | {"PYTHONPATH": str(tree)}
+        proc = subprocess.Popen(cmd, stdout=out, stderr=devnull, cwd=tree, env=env)
         deadline = t0 + timeout
         status, rusage = 0, None
         while True:
@@ -82,6 +87,7 @@ def run_one(dataset: str, seed: int, config: Path | None, timeout: float, tmp: P
     row: dict = {
         "dataset": dataset,
         "seed": seed,
+        "tree": "this" if tree == ROOT else str(tree),
         "wall_seconds": round(wall, 2),
         "cpu_seconds": round(rusage.ru_utime + rusage.ru_stime, 2),  # less load-dependent
         "peak_rss_mib": round(rusage.ru_maxrss / 1024, 1),  # Linux: KiB
@@ -94,7 +100,7 @@ def run_one(dataset: str, seed: int, config: Path | None, timeout: float, tmp: P
     except json.JSONDecodeError:
         row["error"] = "timed out" if wall >= timeout else "no JSON summary"
         return row
-    row.update(_time_to(tmp / f"{Path(dataset).stem}-{seed}", wall, 0.95))
+    row.update(_time_to(run_dir, wall, 0.95))
     if "plan" in doc:
         row["plan"] = doc["plan"]
     kinds: dict[str, int] = {}
@@ -210,6 +216,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per process")
     ap.add_argument("--scaling", action="store_true", help="the 250-1,000-pair scaling suite")
     ap.add_argument("--figure", type=Path, help="draw time to 95 %% and memory to this PNG")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="another ppoqa checkout: each seed runs there too, alternating, for the speed-up",
+    )
     add_set_option(ap)
     args = ap.parse_args(argv)
     overrides = parse_set(args.set)
@@ -228,11 +239,24 @@ def main(argv: list[str] | None = None) -> dict:
             config = tmp / "overrides.yaml"
             config.write_text(yaml.safe_dump(overrides))
         for dataset, seeds in suite:
-            rows = []
+            rows, base = [], []
             for seed in range(seeds):
+                if args.baseline is not None:
+                    tree = args.baseline.resolve()
+                    base.append(run_one(dataset, seed, config, args.timeout, tmp, tree))
+                    print(json.dumps(base[-1]), file=sys.stderr, flush=True)
                 rows.append(run_one(dataset, seed, config, args.timeout, tmp))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             doc["datasets"][dataset] = {"summary": summarize(rows), "seeds": rows}
+            if base:
+                entry = doc["datasets"][dataset]
+                entry["baseline"] = {"tree": str(args.baseline), "summary": summarize(base)}
+                entry["baseline"]["seeds"] = base
+                entry["summary"]["speedup"] = round(
+                    entry["baseline"]["summary"]["median_wall_seconds"]
+                    / entry["summary"]["median_wall_seconds"],
+                    2,
+                )
     print(json.dumps(doc, indent=2))
     if args.figure:
         draw_scaling(doc, args.figure)
