@@ -47,7 +47,7 @@ class Config:
     hidden_size: int = setting(64, "Width of the network.", panel=R)
     device: str = setting("cpu", "cpu, cuda or auto (gymnasium; text QA uses the CPU).", panel=R)
     threads: int = setting(1, "torch CPU threads (1 is fastest for small networks).", panel=R)
-    # None: grows with the dataset (ppo_cli.budget); config.yaml records the value used
+    # None: grows with the dataset (ppo_cli.textqa.budget); config.yaml records the value used
     iterations: int | None = setting(
         None,
         "PPO iterations at most (default: 3x the estimate from the answer words, at least "
@@ -249,7 +249,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "activation": ("tanh", "relu"),
 }
 
-# The named rewards (ppo_cli.envs.rewards.REWARDS, which imports torch): offered by TAB
+# The named rewards (ppo_cli.textqa.rewards.REWARDS, which imports torch): offered by TAB
 # completion of --reward, which must not pay for torch; a test keeps the two lists equal.
 REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "seed")
 
@@ -376,7 +376,7 @@ def validate(cfg: Config, source: str = "config", whole: bool = True) -> Config:
     return cfg
 
 
-GROUPED = ("grpo", "dr_grpo", "rloo", "group")  # ppo_cli.estimators.GROUPED, and the alias
+GROUPED = ("grpo", "dr_grpo", "rloo", "group")  # ppo_cli.textqa.estimators.GROUPED, and the alias
 
 
 def _check_estimator(cfg: Config, source: str) -> None:
@@ -455,7 +455,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         size_message=f"{p}: larger than 1 MB, not a config file",
         size_hint="check the path",
     )
-    from ppo_cli.data import DuplicateKey, load_yaml_unique
+    from ppo_cli.textqa.data import DuplicateKey, load_yaml_unique
 
     try:
         data = load_yaml_unique(raw.decode("utf-8"))
@@ -470,7 +470,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"
         ) from exc
     except yaml.YAMLError as exc:
-        from ppo_cli.data import describe_yaml_error
+        from ppo_cli.textqa.data import describe_yaml_error
 
         raise ConfigError(
             f"{p}:{describe_yaml_error(exc)}",
@@ -502,7 +502,7 @@ def _pick(key: str, *sources: dict[str, Any], default: Any) -> Any:
 def _network_of(run: Path) -> dict[str, Any]:
     """--init-from: the network (kind, width, answer vocabulary) defaults to the starting
     run's; a flag that asks for another one is refused by the trainer."""
-    from ppo_cli.rundir import CONFIG, read_config
+    from ppo_cli.core.rundir import CONFIG, read_config
 
     if not (run / CONFIG).is_file():
         return {}  # the trainer reports a missing or foreign run with its own message

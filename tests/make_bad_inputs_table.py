@@ -31,8 +31,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from ppo_cli.cli import app  # noqa: E402
 from ppo_cli.config import Config  # noqa: E402
-from ppo_cli.rundir import CHECKPOINT, FORMAT_VERSION  # noqa: E402
-from ppo_cli.trainer import Callbacks, train  # noqa: E402
+from ppo_cli.core.rundir import CHECKPOINT, FORMAT_VERSION  # noqa: E402
+from ppo_cli.core.trainer import Callbacks, train  # noqa: E402
 
 DOC = ROOT / "docs" / "bad-inputs.md"
 MARKER = "PWNED"  # what the pickled-code checkpoint would create if it ever ran

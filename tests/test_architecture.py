@@ -102,10 +102,10 @@ def test_core_never_imports_typer_or_rich() -> None:
 
 def test_the_graph_sees_function_level_imports() -> None:
     """The checks above read imports inside functions too (a cycle can hide there)."""
-    code = "def f():\n    from ppo_cli.trainer import train\n"
+    code = "def f():\n    from ppo_cli.core.trainer import train\n"
     tree = ast.parse(code)
     assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))
-    assert "ppo_cli.trainer" in graph()["ppo_cli.cli.train"]
+    assert "ppo_cli.core.trainer" in graph()["ppo_cli.cli.train"]
 
 
 # Import third-party libraries once, then fork one child per ppo_cli module: each child imports

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ppo_cli.budget import StallDetector, default_iterations, default_stall_iterations
 from ppo_cli.cli import app
 from ppo_cli.config import Config
-from ppo_cli.doctor import CODES, RunRecords, diagnose, diagnose_records
-from ppo_cli.trainer import Callbacks, train
+from ppo_cli.core.trainer import Callbacks, train
+from ppo_cli.teach.doctor import CODES, RunRecords, diagnose, diagnose_records
+from ppo_cli.textqa.budget import StallDetector, default_iterations, default_stall_iterations
 
 runner = CliRunner()
 

@@ -14,14 +14,14 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from ppo_cli import estimators
 from ppo_cli.cli import app
 from ppo_cli.config import resolve
+from ppo_cli.core.optim import PlainAdam
+from ppo_cli.core.ppo import Batch, UpdateSettings, aggregate, ppo_loss, ppo_update
+from ppo_cli.core.rundir import METRICS
 from ppo_cli.errors import UsageError
-from ppo_cli.optim import PlainAdam
-from ppo_cli.policies import build_policy
-from ppo_cli.ppo import Batch, UpdateSettings, aggregate, ppo_loss, ppo_update
-from ppo_cli.rundir import METRICS
+from ppo_cli.textqa import estimators
+from ppo_cli.textqa.policies import build_policy
 
 runner = CliRunner()
 

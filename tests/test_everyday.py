@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ppo_cli.cli import app
-from ppo_cli.doctor import RunRecords, diagnose_records
+from ppo_cli.teach.doctor import RunRecords, diagnose_records
 from tests.conftest import EXAMPLES, ROOT
 
 runner = CliRunner()
@@ -442,7 +442,7 @@ def test_tab_completes_choices_and_registered_env_ids() -> None:
 
 def test_the_completed_reward_names_are_the_rewards() -> None:
     from ppo_cli.config import REWARD_CHOICES
-    from ppo_cli.envs.rewards import REWARD_NAMES
+    from ppo_cli.textqa.rewards import REWARD_NAMES
 
     assert set(REWARD_CHOICES) == set(REWARD_NAMES)
 

@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config, resolve, validate
-from ppo_cli.curriculum import Curriculum
-from ppo_cli.data import END_ID, START_ID, Vocabulary, load_dataset, tokenize
-from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
+from ppo_cli.core.trainer import train
 from ppo_cli.errors import ConfigError
-from ppo_cli.policies import TransformerActorCritic, build_policy
+from ppo_cli.gym.rollout import collect_text_episodes
 from ppo_cli.presets import POLICY_DEFAULTS, PRESETS
-from ppo_cli.rollout import collect_text_episodes
-from ppo_cli.trainer import train
+from ppo_cli.textqa.curriculum import Curriculum
+from ppo_cli.textqa.data import END_ID, START_ID, Vocabulary, load_dataset, tokenize
+from ppo_cli.textqa.env import QATask, TextQAVecEnv
+from ppo_cli.textqa.policies import TransformerActorCritic, build_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -221,7 +221,7 @@ def test_curriculum_run_trains_on_active_level_and_delays_early_stop(
 ) -> None:
     """With an unreachable threshold only level 0 is trained, and even a target accuracy of 0
     does not stop the run: early stop counts only once all levels are active."""
-    import ppo_cli.tasks as trainer_mod
+    import ppo_cli.textqa.task as trainer_mod
 
     seen: list[torch.Tensor] = []
     real = trainer_mod.collect_text_episodes
@@ -330,7 +330,7 @@ def test_writer_gets_every_iteration_and_forwards_other_hooks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ppo_cli.tensorboard as tb
-    from ppo_cli.trainer import Callbacks
+    from ppo_cli.core.trainer import Callbacks
 
     monkeypatch.setattr(tb, "summary_writer_class", lambda: _FakeWriter)
     _FakeWriter.instances.clear()

@@ -9,8 +9,10 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config
-from ppo_cli.data import parse_dataset
-from ppo_cli.envs.rewards import (
+from ppo_cli.errors import ConfigError, DatasetError
+from ppo_cli.textqa.data import parse_dataset
+from ppo_cli.textqa.evaluate import reward_spec
+from ppo_cli.textqa.rewards import (
     REWARD_NAMES,
     RewardSpec,
     answer_kind,
@@ -19,8 +21,6 @@ from ppo_cli.envs.rewards import (
     prefix_credit,
     token_f1,
 )
-from ppo_cli.errors import ConfigError, DatasetError
-from ppo_cli.evaluate import reward_spec
 
 
 def pay(name: str, target: str, answer: str) -> float:

@@ -80,7 +80,7 @@ def training_math_table(summary: dict[str, Any]) -> Table:
 def episodes_table(results: Sequence[Any], title: str) -> Table:
     """One row per greedy episode (gym_evaluate.EpisodeResult); the caption carries mean ± std
     of the return."""
-    from ppo_cli.gym_evaluate import mean_std
+    from ppo_cli.gym.evaluate import mean_std
 
     table = Table(title=title, title_justify="left")
     table.add_column("episode", justify="right")

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ppo_cli.core.rundir import CONFIG, METRICS, read_config, read_metrics
 from ppo_cli.errors import RunError
-from ppo_cli.rundir import CONFIG, METRICS, read_config, read_metrics
 from ppo_cli.sweep.stats import bootstrap_ci, iqm, iqm_band
 
 # Settings that say how a run was made, not what it learned: they never split a configuration.

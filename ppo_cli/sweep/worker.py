@@ -303,7 +303,7 @@ def _no_sigint() -> Iterator[None]:
 def _quiet_callbacks(events: SweepEvents) -> Any:
     """The trainer's callbacks for a sweep: no progress bars, warnings passed on. (Made here:
     the trainer imports torch, which a sweep's coordinator never needs.)"""
-    from ppo_cli.trainer import Callbacks
+    from ppo_cli.core.trainer import Callbacks
 
     class QuietCallbacks(Callbacks):
         def on_warning(self, message: str) -> None:
@@ -347,7 +347,7 @@ def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
         raise TrainingError(f"{result.run_dir}: the run ended without a final evaluation", "")
     if objective == "final":
         return float(value)
-    from ppo_cli.rundir import read_config, read_metrics
+    from ppo_cli.core.rundir import read_config, read_metrics
 
     records = read_metrics(result.run_dir)
     if not cfg.is_text_qa:
@@ -382,10 +382,10 @@ def train_seed(
     cfg: Config, run_dir: Path, metric: str, events: SweepEvents, objective: str = "final"
 ) -> tuple[float, Path, bool]:
     """Train (or resume, or reuse) one seed's run; returns (score, run dir, reused)."""
-    from ppo_cli.checkpointing import resume_config
-    from ppo_cli.rundir import atomic_write_text, holds_run
-    from ppo_cli.tasks import is_run_of
-    from ppo_cli.trainer import train
+    from ppo_cli.core.rundir import atomic_write_text, holds_run
+    from ppo_cli.core.session import resume_config
+    from ppo_cli.core.trainer import train
+    from ppo_cli.textqa.task import is_run_of
 
     candidates = [run_dir] + [run_dir.with_name(f"{run_dir.name}-{k}") for k in range(2, 10)]
     for path in candidates:
@@ -438,7 +438,7 @@ def _run_trial(
     storage.set_trial_user_attr(trial._trial_id, "ppoqa_heartbeat_interval", opts.heartbeat)
     events.on_trial_start(trial.number, params)
     base = spec.config()
-    from ppo_cli.rundir import claim_dir
+    from ppo_cli.core.rundir import claim_dir
 
     claim_dir(opts.out, "sweep folder", "--out", legacy=("study.db",))  # marks it as ours
     folder = opts.out / params_slug(params)
@@ -540,6 +540,6 @@ def check_spec(spec: SweepSpec) -> None:
                 "--policy mlp is for gymnasium environments", "use lstm or transformer"
             )
     if base.is_text_qa:
-        from ppo_cli.data import load_dataset
+        from ppo_cli.textqa.data import load_dataset
 
         load_dataset(base.dataset)  # a missing or broken dataset: one error now, not per trial

@@ -29,8 +29,7 @@ from torch import nn
 
 from ppo_cli import usercode
 from ppo_cli.config import Config, resolve
-from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError
-from ppo_cli.rundir import (
+from ppo_cli.core.rundir import (
     CONFIG,
     RunLock,
     acquire_lock,
@@ -40,6 +39,7 @@ from ppo_cli.rundir import (
     release_lock,
     save_checkpoint,
 )
+from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError
 
 # Settings that may differ when resuming: they change how long or where a run trains, not what
 # it learns from. Everything else would silently make the resumed run a different experiment.
@@ -65,13 +65,13 @@ class LoopState:
     finished: bool = False
     curriculum_stage: int = 0  # --curriculum: index of the hardest active level
     kl_coef: float | None = None  # RLHF: the KL coefficient in force (adaptive with kl_target)
-    stop_reason: str | None = None  # text QA: solved | stalled | budget (ppo_cli.budget)
+    stop_reason: str | None = None  # text QA: solved | stalled | budget (ppo_cli.textqa.budget)
     stop_message: str = ""
     best_accuracy: float = -1.0  # text QA: the stall rule's memory (budget.StallDetector)
     best_iteration: int = 0
     progress_accuracy: float = -1.0  # the stall rule's last progress (budget.StallDetector)
     progress_iteration: int = 0
-    probe_episodes: int = 0  # text QA: exploration probes run (ppo_cli.answer_memory)
+    probe_episodes: int = 0  # text QA: exploration probes run (ppo_cli.textqa.answer_memory)
 
     @classmethod
     def from_counters(cls, counters: dict[str, Any]) -> LoopState:

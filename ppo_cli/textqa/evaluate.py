@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 from ppo_cli.config import Config, apply_overrides
-from ppo_cli.data import QADataset, Vocabulary, read_run_dataset, tokenize
-from ppo_cli.envs.text_qa_vec import QATask, RewardSpec, TextQAVecEnv, encode_prompts
+from ppo_cli.core.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
 from ppo_cli.errors import DatasetError, RunError
-from ppo_cli.policies import ActorCritic, build_policy
-from ppo_cli.rollout import collect_text_episodes
-from ppo_cli.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
+from ppo_cli.gym.rollout import collect_text_episodes
+from ppo_cli.textqa.data import QADataset, Vocabulary, read_run_dataset, tokenize
+from ppo_cli.textqa.env import QATask, RewardSpec, TextQAVecEnv, encode_prompts
+from ppo_cli.textqa.policies import ActorCritic, build_policy
 
 
 @dataclass
@@ -35,7 +35,7 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
     Refuses an unknown name, a parameter the reward does not use, and a reward under which a
     wrong answer can earn as much as the exact one.
     """
-    from ppo_cli.envs.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
+    from ppo_cli.textqa.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
 
     values: dict[str, Any] = dict(dataset.rewards)
     sources = dict.fromkeys(values, f"{dataset.source}: rewards")
@@ -170,7 +170,7 @@ def load_text_run(run: Path) -> TextRun:
     dataset = read_run_dataset(
         run / DATASET, "a text-QA run directory holds the dataset it was trained on; retrain"
     )
-    from ppo_cli.checkpointing import check_dataset_fingerprint
+    from ppo_cli.core.session import check_dataset_fingerprint
 
     check_dataset_fingerprint(ckpt, dataset.fingerprint(), run)
     try:
@@ -329,7 +329,7 @@ def answer_questions(run: TextRun, questions: list[str]) -> tuple[list[str], lis
 def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:
     """Greedy results of a run on another dataset; its words must be in the run's vocabulary
     to be read (unknown words become <UNK>)."""
-    from ppo_cli.data import load_dataset
+    from ppo_cli.textqa.data import load_dataset
 
     dataset = load_dataset(path)
     task = QATask(dataset, run.vocab, run.task.rewards, run.task.max_answer_tokens)

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
+from ppo_cli.core.ppo import Batch, LossParts, clipped_surrogate
 from ppo_cli.errors import UsageError
-from ppo_cli.explain import normalization, public, rounded
-from ppo_cli.ppo import Batch, LossParts, clipped_surrogate
+from ppo_cli.teach.explain import normalization, public, rounded
 
 MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
 PER_EPOCH_CLIPPED = 2  # clipping-trace rows per epoch with |ratio - 1| > clip_coef ...
@@ -170,7 +170,7 @@ def text_qa_trace(
         tokens = [itos[int(a)] for a in rollout.actions[i, :n]]
         rewards = [rounded(x) for x in rollout.rewards[i, :n]]
         # RLHF: each step's reward = score (task score at the end, step penalty before) minus
-        # kl_coef * KL_t (ppo_cli.rlhf.apply_kl_penalty)
+        # kl_coef * KL_t (ppo_cli.textqa.rlhf.apply_kl_penalty)
         split = getattr(rollout, "scores", None) is not None
         if split:
             scores = [rounded(x) for x in rollout.scores[i, :n]]

@@ -20,25 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppo_cli.budget import Plan
-from ppo_cli.checkpointing import (
-    LoopState,
-    TrainingSession,
-    load_resume_checkpoint,
-    restore_training_state,
-    training_state,
-)
 from ppo_cli.config import Config, config_to_yaml, validate
-from ppo_cli.errors import RunError, TrainingError, UsageError
-from ppo_cli.evaluate import QAResult
-from ppo_cli.optim import PlainAdam
-from ppo_cli.ppo import (
+from ppo_cli.core.optim import PlainAdam
+from ppo_cli.core.ppo import (
     UpdateSettings,
     check_finite_metrics,
     check_finite_parameters,
     ppo_update,
 )
-from ppo_cli.rundir import (
+from ppo_cli.core.rundir import (
     CONFIG,
     METRICS,
     append_metrics,
@@ -47,8 +37,18 @@ from ppo_cli.rundir import (
     prepare_run_dir,
     truncate_metrics,
 )
-from ppo_cli.tasks import GymTask, Task, TextQATask
-from ppo_cli.trace import start_trace
+from ppo_cli.core.session import (
+    LoopState,
+    TrainingSession,
+    load_resume_checkpoint,
+    restore_training_state,
+    training_state,
+)
+from ppo_cli.core.trace import start_trace
+from ppo_cli.errors import RunError, TrainingError, UsageError
+from ppo_cli.textqa.budget import Plan
+from ppo_cli.textqa.evaluate import QAResult
+from ppo_cli.textqa.task import GymTask, Task, TextQATask
 
 
 @dataclass
@@ -67,7 +67,7 @@ class TrainResult:
     final_results: list[QAResult] = field(default_factory=list)
     mean_return: float | None = None
     stopped_early: bool = False
-    stop_reason: str | None = None  # text QA: solved | stalled | budget (ppo_cli.budget)
+    stop_reason: str | None = None  # text QA: solved | stalled | budget (ppo_cli.textqa.budget)
     stop_message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class Callbacks:
     def on_iteration(self, record: dict[str, Any]) -> None: ...
     def on_eval(self, iteration: int, results: list[QAResult]) -> None: ...
     def wants_trace(self, iteration: int, total: int) -> bool:
-        """Whether to record a trace of this iteration's update (see ppo_cli.trace)."""
+        """Whether to record a trace of this iteration's update (see ppo_cli.core.trace)."""
         return False
 
     def on_trace(self, record: dict[str, Any]) -> None: ...
@@ -102,7 +102,7 @@ class Callbacks:
         return False
 
     def on_plan(self, plan: Plan) -> None:
-        """The expected cost of a new text-QA run, before it starts (ppo_cli.budget.Plan)."""
+        """The expected cost of a new text-QA run, before it starts (ppo_cli.textqa.budget.Plan)."""
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -114,7 +114,7 @@ def seed_everything(seed: int, threads: int) -> None:
 
 def build_optimizer(policy: torch.nn.Module, lr: float, fused: bool) -> Any:
     """Adam with CleanRL's eps, without torch.optim's ~2 s torch._dynamo import
-    (ppo_cli.optim.PlainAdam: torch's update, same checkpoint format). Fused (one kernel per
+    (ppo_cli.core.optim.PlainAdam: torch's update, same checkpoint format). Fused (one kernel per
     step, torch.optim.Adam(fused=True)'s op) for gymnasium; the plain loop for text QA."""
     return PlainAdam(policy.parameters(), lr=lr, eps=1e-5, fused=fused)
 

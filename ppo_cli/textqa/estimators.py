@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ppo_cli.gae import compute_gae, normalize
+from ppo_cli.core.gae import compute_gae, normalize
 
 NAMES = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
 GROUPED = ("grpo", "dr_grpo", "rloo")  # need G >= 2 completions per question

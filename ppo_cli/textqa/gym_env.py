@@ -11,15 +11,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ppo_cli.data import PAD_ID, Vocabulary, load_dataset
-from ppo_cli.envs.rewards import DEFAULT_REWARD
-from ppo_cli.envs.text_qa_vec import QATask, RewardSpec, TextQAVecEnv
+from ppo_cli.textqa.data import PAD_ID, Vocabulary, load_dataset
+from ppo_cli.textqa.env import QATask, RewardSpec, TextQAVecEnv
+from ppo_cli.textqa.rewards import DEFAULT_REWARD
 
 
 class TextQAEnv(gym.Env):
     """Observation: the token window (left-padded question, <START>, answer so far, padding).
 
-    Action: the next token id. Reward: the named reward (ppo_cli.envs.rewards). Ends at <END>
+    Action: the next token id. Reward: the named reward (ppo_cli.textqa.rewards). Ends at <END>
     or at the length limit.
     """
 
@@ -84,3 +84,10 @@ class TextQAEnv(gym.Env):
         if self.render_mode == "ansi":
             return " ".join(self.task.vocab.decode([i for i in self._obs.tolist() if i != PAD_ID]))
         return None
+
+
+TEXT_QA_ID = "ppoqa/TextQA-v0"
+
+# Importing this module registers the id once, so gymnasium.make finds it.
+if TEXT_QA_ID not in gym.registry:
+    gym.register(id=TEXT_QA_ID, entry_point="ppo_cli.textqa.gym_env:TextQAEnv")

@@ -1,8 +1,8 @@
 """Worked numbers for `ppoqa explain-gae` and `ppoqa explain-clip`, as plain data.
 
-Nothing here re-derives the math: GAE comes from ppo_cli.gae.compute_gae and
-ppo_cli.gae.normalize, the clipped objective from ppo_cli.ppo.ppo_loss and
-ppo_cli.ppo.clipped_surrogate — the functions training uses. This module only parses the
+Nothing here re-derives the math: GAE comes from ppo_cli.core.gae.compute_gae and
+ppo_cli.core.gae.normalize, the clipped objective from ppo_cli.core.ppo.ppo_loss and
+ppo_cli.core.ppo.clipped_surrogate — the functions training uses. This module only parses the
 learner's numbers, checks them, and lays the results out step by step.
 """
 
@@ -16,15 +16,15 @@ from typing import Any
 
 import torch
 
+from ppo_cli.core.gae import compute_gae, normalize
 from ppo_cli.errors import UsageError
-from ppo_cli.gae import compute_gae, normalize
 
 # Teaching inputs, not a training data path: small bounds keep every result finite in float32.
 MAX_STEPS = 10_000
 MAX_ABS = 1e9
 MIN_LOGPROB = -50.0
-NORM_EPS = 1e-8  # the eps of ppo_cli.gae.normalize
-STD_CONVENTION = "unbiased sample std (divides by N-1), as torch.std and ppo_cli.gae.normalize"
+NORM_EPS = 1e-8  # the eps of ppo_cli.core.gae.normalize
+STD_CONVENTION = "unbiased sample std (divides by N-1), as torch.std and ppo_cli.core.gae.normalize"
 
 
 @dataclass
@@ -365,10 +365,10 @@ def explain_run(
 ) -> dict[str, Any]:
     """Sample one training-sized batch from a trained text-QA run (seeded) and explain the
     first `episodes` of it, normalized over the whole batch as ppo_update would."""
-    from ppo_cli.curriculum import balanced_questions, episodes_per_iteration
-    from ppo_cli.envs.text_qa_vec import TextQAVecEnv
-    from ppo_cli.evaluate import load_text_run
-    from ppo_cli.rollout import collect_text_episodes
+    from ppo_cli.gym.rollout import collect_text_episodes
+    from ppo_cli.textqa.curriculum import balanced_questions, episodes_per_iteration
+    from ppo_cli.textqa.env import TextQAVecEnv
+    from ppo_cli.textqa.evaluate import load_text_run
 
     if episodes < 1:
         raise UsageError("--episodes must be at least 1", "e.g. --episodes 3")
@@ -490,7 +490,7 @@ def _why(ratio: float, advantage: float, eps: float) -> str:
 
 def explain_clip(req: ClipRequest) -> dict[str, Any]:
     """The clipped surrogate per sample and the policy loss, through ppo_loss itself."""
-    from ppo_cli.ppo import clipped_surrogate, ppo_loss
+    from ppo_cli.core.ppo import clipped_surrogate, ppo_loss
 
     check_clip_request(req)
     old = torch.tensor(req.old_logprobs, dtype=torch.float32)  # [N]
@@ -573,11 +573,11 @@ def explain_advantage(
     return statistics). The batch is the shown completions: REINFORCE++'s normalization and
     GAE's are over them. GAE reads the run's critic; a run trained without one has its
     untrained head, which the record says."""
-    from ppo_cli import estimators
-    from ppo_cli.curriculum import balanced_questions
-    from ppo_cli.envs.text_qa_vec import TextQAVecEnv
-    from ppo_cli.evaluate import load_text_run
-    from ppo_cli.rollout import collect_text_episodes
+    from ppo_cli.gym.rollout import collect_text_episodes
+    from ppo_cli.textqa import estimators
+    from ppo_cli.textqa.curriculum import balanced_questions
+    from ppo_cli.textqa.env import TextQAVecEnv
+    from ppo_cli.textqa.evaluate import load_text_run
 
     if group_size < 2:
         raise UsageError(

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppo_cli.data import PAD_ID
-from ppo_cli.envs.gym_envs import EnvInfo, EpisodeTracker, action_mask_from_info
-from ppo_cli.envs.normalize import Normalizer
-from ppo_cli.envs.text_qa_vec import TextQAVecEnv
-from ppo_cli.gae import GAEResult, compute_gae
-from ppo_cli.policies import ActorCritic
-from ppo_cli.ppo import Batch
+from ppo_cli.core.gae import GAEResult, compute_gae
+from ppo_cli.core.ppo import Batch
+from ppo_cli.gym.envs import EnvInfo, EpisodeTracker, action_mask_from_info
+from ppo_cli.gym.normalize import Normalizer
+from ppo_cli.textqa.data import PAD_ID
+from ppo_cli.textqa.env import TextQAVecEnv
+from ppo_cli.textqa.policies import ActorCritic
 
 
 @dataclass
@@ -38,12 +38,12 @@ class TextRollout:
     exact: torch.Tensor  # [N] bool
     answer: torch.Tensor  # [N, T] answer ids without <END>
     answer_len: torch.Tensor  # [N]
-    # RLHF (ppo_cli.rlhf.apply_kl_penalty): rewards then hold score - kl_coef * kl
+    # RLHF (ppo_cli.textqa.rlhf.apply_kl_penalty): rewards then hold score - kl_coef * kl
     scores: torch.Tensor | None = None  # [N, T] the environment's rewards before the penalty
     kl: torch.Tensor | None = None  # [N, T] per-token KL estimates to the reference
     kl_coef: float | None = None  # the coefficient that was applied
     ref_logprobs: torch.Tensor | None = None  # [N, T] log pi_ref, for --kl-in loss
-    # rows at the end that replay remembered answers (ppo_cli.answer_memory), not samples
+    # rows at the end that replay remembered answers (ppo_cli.textqa.answer_memory), not samples
     num_replayed: int = 0
 
     @property

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ppo_cli.core.gae import normalize
 from ppo_cli.errors import TrainingError
-from ppo_cli.gae import normalize
 
 
 @dataclass

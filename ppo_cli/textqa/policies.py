@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ppo_cli.data import END_ID, PAD_ID, START_ID
-from ppo_cli.envs.text_qa_vec import BANNED_ACTIONS
+from ppo_cli.textqa.data import END_ID, PAD_ID, START_ID
+from ppo_cli.textqa.env import BANNED_ACTIONS
 
 _NEG = -1e9  # logit for actions a text policy must never take (finite: keeps entropy finite)
 
@@ -253,7 +253,7 @@ class TextActorCritic(ActorCritic):
             self.answer_positions is not None and END_ID not in self.answer_positions[0]
         )
 
-    # False for the critic-free estimators (ppo_cli.estimators): the value head is not run,
+    # False for the critic-free estimators (ppo_cli.textqa.estimators): the value head is not run,
     # and V reads 0 everywhere (runtime only: a checkpoint's network is the same either way)
     use_critic = True
 
@@ -356,7 +356,7 @@ class TextActorCritic(ActorCritic):
     @torch.no_grad()
     def first_logits(self, prompts: torch.Tensor) -> torch.Tensor:
         """Masked logits [B, C] of the first answer token over decision_columns(): what the
-        exploration probes choose among (ppo_cli.answer_memory)."""
+        exploration probes choose among (ppo_cli.textqa.answer_memory)."""
         hidden = self.decision_states(prompts, 1)[:, -1]
         return self._decide(hidden, prompts, None, restrict=self.answer_vocab is not None)
 

@@ -20,9 +20,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppo_cli import estimators, rlhf
-from ppo_cli.answer_memory import AnswerMemory
-from ppo_cli.budget import (
+from ppo_cli.config import Config
+from ppo_cli.core.optim import PlainAdam
+from ppo_cli.core.ppo import Batch, UpdateSettings, explained_variance, ppo_update
+from ppo_cli.core.rundir import DATASET, FINAL_EVAL, VOCAB, atomic_write_text, write_yaml
+from ppo_cli.core.session import LoopState
+from ppo_cli.core.trace import TraceRecorder, batch_trace, group_trace, text_qa_trace
+from ppo_cli.errors import ConfigError, DatasetError, EnvError, RunError
+from ppo_cli.gym.envs import action_mask_from_info, make_vec_env
+from ppo_cli.gym.evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
+from ppo_cli.gym.normalize import Normalizer
+from ppo_cli.gym.rollout import GymCollector, GymRollout, TextRollout, collect_text_episodes
+from ppo_cli.textqa import estimators, rlhf
+from ppo_cli.textqa.answer_memory import AnswerMemory
+from ppo_cli.textqa.budget import (
     BUDGET,
     SOLVED,
     STALLED,
@@ -34,20 +45,15 @@ from ppo_cli.budget import (
     estimate_iterations,
     stall_min_gain,
 )
-from ppo_cli.checkpointing import LoopState
-from ppo_cli.config import Config
-from ppo_cli.curriculum import (
+from ppo_cli.textqa.curriculum import (
     Curriculum,
     balanced_questions,
     episodes_per_iteration,
     focused_questions,
 )
-from ppo_cli.data import END_ID, QADataset, Vocabulary, load_dataset, read_run_dataset
-from ppo_cli.envs.gym_envs import action_mask_from_info, make_vec_env
-from ppo_cli.envs.normalize import Normalizer
-from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
-from ppo_cli.errors import ConfigError, DatasetError, EnvError, RunError
-from ppo_cli.evaluate import (
+from ppo_cli.textqa.data import END_ID, QADataset, Vocabulary, load_dataset, read_run_dataset
+from ppo_cli.textqa.env import QATask, TextQAVecEnv
+from ppo_cli.textqa.evaluate import (
     QAResult,
     accuracy,
     check_fits,
@@ -55,19 +61,13 @@ from ppo_cli.evaluate import (
     evaluate_qa,
     reward_spec,
 )
-from ppo_cli.gym_evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
-from ppo_cli.kl import KLController
-from ppo_cli.optim import PlainAdam
-from ppo_cli.policies import ActorCritic, MLPActorCritic, build_policy
-from ppo_cli.ppo import Batch, UpdateSettings, explained_variance, ppo_update
-from ppo_cli.rollout import GymCollector, GymRollout, TextRollout, collect_text_episodes
-from ppo_cli.rundir import DATASET, FINAL_EVAL, VOCAB, atomic_write_text, write_yaml
-from ppo_cli.trace import TraceRecorder, batch_trace, group_trace, text_qa_trace
+from ppo_cli.textqa.kl import KLController
+from ppo_cli.textqa.policies import ActorCritic, MLPActorCritic, build_policy
 
-# Probe episodes generated at once (ppo_cli.answer_memory): bounds their memory.
+# Probe episodes generated at once (ppo_cli.textqa.answer_memory): bounds their memory.
 PROBE_ROWS = 2048
 
-# Episodes the plan's timed rehearsal collects and learns from (ppo_cli.budget.Plan).
+# Episodes the plan's timed rehearsal collects and learns from (ppo_cli.textqa.budget.Plan).
 REHEARSAL_EPISODES = 512
 
 # The update's diagnostics every metrics record carries (ppo.ppo_update's keys).
@@ -91,7 +91,7 @@ def is_run_of(wanted: Config, recorded: Config) -> bool:
             if d.get(key) is not None:
                 d[key] = str(Path(d[key]).resolve())
     if mine.get("reward_fn") is not None:
-        from ppo_cli.reward_fn import absolute_spec
+        from ppo_cli.textqa.reward_fn import absolute_spec
 
         mine["reward_fn"] = absolute_spec(mine["reward_fn"])
     return mine == theirs
@@ -213,7 +213,7 @@ class TextQATask:
             dataset = load_dataset(cfg.dataset, progress)
         self.reward_fn = None
         if cfg.reward_fn is not None:
-            from ppo_cli.reward_fn import absolute_spec, load_reward_fn
+            from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn
 
             self.reward_fn = load_reward_fn(cfg.reward_fn)
             if resume_dir is None:  # config.yaml names the file absolutely: a resume may move
@@ -223,7 +223,7 @@ class TextQATask:
                 "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
                 "e.g. --kl-coef 0.2 --kl-target 0.05",
             )
-        # config.yaml names the cap and the patience the run really uses (ppo_cli.budget)
+        # config.yaml names the cap and the patience the run really uses (ppo_cli.textqa.budget)
         n = len(dataset.pairs)
         cfg = replace(
             cfg,
@@ -320,7 +320,7 @@ class TextQATask:
         if ckpt is not None and state.kl_coef is not None:
             self.controller.value = state.kl_coef
         if self.reward_fn is not None:
-            from ppo_cli.reward_fn import record_reward_fn
+            from ppo_cli.textqa.reward_fn import record_reward_fn
 
             record_reward_fn(run_dir, self.reward_fn, warn)
         state.kl_coef = self.controller.value if self.reference is not None else None
@@ -427,7 +427,7 @@ class TextQATask:
         return rollout, batch, deltas
 
     def estimate(self, rollout: TextRollout, batch: Batch) -> None:
-        """Replace GAE's advantages by the chosen critic-free estimator's (ppo_cli.estimators);
+        """Replace GAE's advantages by the chosen critic-free estimator's (textqa.estimators);
         with --kl-in loss, hand the reference's log-probabilities to the update."""
         batch.ref_logprobs = rollout.ref_logprobs
         name = self.cfg.advantage
@@ -531,7 +531,7 @@ class TextQATask:
             and state.accuracy >= cfg.target_accuracy
             and (self.curriculum is None or self.curriculum.complete)
         )
-        # Which rule ends the run (ppo_cli.budget): solved, stalled, or the iteration cap.
+        # Which rule ends the run (ppo_cli.textqa.budget): solved, stalled, or the iteration cap.
         self.stall.observe(iteration, state.accuracy)
         state.best_accuracy, state.best_iteration = self.stall.best, self.stall.best_iteration
         state.progress_accuracy = self.stall.progress

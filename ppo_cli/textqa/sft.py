@@ -22,15 +22,10 @@ from typing import Any
 
 import torch
 
-from ppo_cli.checkpointing import TrainingSession, restore_training_state, training_state
 from ppo_cli.config import Config, config_to_yaml, validate
-from ppo_cli.data import END_ID, PAD_ID, load_dataset, read_run_dataset
-from ppo_cli.envs.text_qa_vec import QATask
-from ppo_cli.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
-from ppo_cli.evaluate import QAResult, accuracy, evaluate_qa
-from ppo_cli.optim import PlainAdam
-from ppo_cli.ppo import check_finite_parameters, masked_mean
-from ppo_cli.rundir import (
+from ppo_cli.core.optim import PlainAdam
+from ppo_cli.core.ppo import check_finite_parameters, masked_mean
+from ppo_cli.core.rundir import (
     CONFIG,
     DATASET,
     METRICS,
@@ -44,6 +39,11 @@ from ppo_cli.rundir import (
     truncate_metrics,
     write_yaml,
 )
+from ppo_cli.core.session import TrainingSession, restore_training_state, training_state
+from ppo_cli.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
+from ppo_cli.textqa.data import END_ID, PAD_ID, load_dataset, read_run_dataset
+from ppo_cli.textqa.env import QATask
+from ppo_cli.textqa.evaluate import QAResult, accuracy, evaluate_qa
 
 SFT_CMD = "ppoqa sft"
 RUN_KIND = "sft"  # the checkpoint's `kind`: train --resume refuses it, --init-from takes it
@@ -54,7 +54,7 @@ DEFAULT_BATCH_SIZE = 8
 
 def _resume_settings(run_dir: Path) -> tuple[Config, dict[str, Any], int, int, int]:
     """An interrupted SFT run's config, checkpoint, epochs, batch size and eval interval."""
-    from ppo_cli.checkpointing import resume_config
+    from ppo_cli.core.session import resume_config
 
     if not run_dir.is_dir():
         raise RunError(
@@ -159,8 +159,8 @@ def sft(
     resume=True continues the interrupted SFT run in run_dir from its checkpoint, with its own
     config, dataset copy, epochs and batch size (cfg, epochs, batch_size and eval_every are
     then taken from the run), and gives the same weights as an uninterrupted run."""
-    from ppo_cli.tasks import build_text_setup
-    from ppo_cli.trainer import seed_everything
+    from ppo_cli.core.trainer import seed_everything
+    from ppo_cli.textqa.task import build_text_setup
 
     ckpt: dict[str, Any] | None = None
     if resume:
@@ -201,7 +201,7 @@ def sft(
     session = TrainingSession(run_dir, 0, resume, cb.on_warning)
     try:
         with session:
-            # torch.optim.Adam's update without its 1.5 s torch._dynamo import (ppo_cli.optim)
+            # torch.optim.Adam's update without its 1.5 s torch._dynamo import (ppo_cli.core.optim)
             optimizer = PlainAdam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
             counters: dict[str, Any] = {"iteration": 0, "epochs": 0, "gradient_updates": 0}
             if ckpt is not None:  # weights, Adam, RNG: built as a new run, then restored

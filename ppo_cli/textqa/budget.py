@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ppo_cli.data import QADataset
+    from ppo_cli.textqa.data import QADataset
 
 SOLVED, STALLED, BUDGET = "solved", "stalled", "budget"
 STOP_REASONS = (SOLVED, STALLED, BUDGET)
@@ -26,7 +26,7 @@ def answer_words(dataset: QADataset) -> int:
 def estimate_iterations(answer_words: int) -> int:
     """Iterations a run is expected to need to learn its questions, from the number of
     distinct answer words, what the exploration searches through for each question
-    (ppo_cli.answer_memory): iterations to 95 % greedy accuracy measured on the trivia
+    (ppo_cli.textqa.answer_memory): iterations to 95 % greedy accuracy measured on the trivia
     examples of 250 to 1,000 pairs grow about as the square root (docs: large datasets)."""
     return max(10, math.ceil(4.3 * math.sqrt(answer_words)))
 

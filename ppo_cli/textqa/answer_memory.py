@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ppo_cli.data import END_ID, PAD_ID
+from ppo_cli.textqa.data import END_ID, PAD_ID
 
 _TIE = 1e-6  # returns closer than this are the same score (float sums of step penalties)
 

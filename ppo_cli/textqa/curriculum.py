@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ppo_cli.data import QADataset
+from ppo_cli.textqa.data import QADataset
 
 
 def episodes_per_iteration(num_episodes: int | None, num_questions: int) -> int:

@@ -218,7 +218,7 @@ def warn_if_changed(recorded: dict[str, Any], now: RewardFunction) -> str | None
 def record_reward_fn(run_dir: Path, reward_fn: Any, warn: Callable[[str], None]) -> None:
     """reward_fn.json: which function scored the run, from which file (sha256); a resume with
     a changed file warns and records both hashes."""
-    from ppo_cli.rundir import atomic_write_text
+    from ppo_cli.core.rundir import atomic_write_text
 
     path = run_dir / RECORD
     doc = reward_fn.record()

@@ -1,7 +1,7 @@
 """The text-QA task as tensors: many episodes stepped at once.
 
 An episode is one question; a step is one generated token; it ends at <END> or after
-`max_answer_tokens + 1` steps. The final step earns the run's named reward (ppo_cli.envs.rewards:
+`max_answer_tokens + 1` steps. The final step earns the run's named reward (ppo_cli.textqa.rewards:
 +10 for the exact answer, -2 plus that reward's partial credit otherwise); every step before the
 last costs `step_penalty` (0.1).
 """
@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import torch
 
-from ppo_cli.data import END_ID, PAD_ID, START_ID, QADataset, Vocabulary, detokenize
-from ppo_cli.envs.rewards import RewardSpec, distinct_overlap
 from ppo_cli.errors import DatasetError
+from ppo_cli.textqa.data import END_ID, PAD_ID, START_ID, QADataset, Vocabulary, detokenize
+from ppo_cli.textqa.rewards import RewardSpec, distinct_overlap
 
 __all__ = ["BANNED_ACTIONS", "QATask", "RewardSpec", "TextQAVecEnv", "encode_prompts"]
 

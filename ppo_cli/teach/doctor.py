@@ -65,7 +65,7 @@ def _num(x: Any) -> float | None:
 
 def load_records(run: Path) -> RunRecords:
     """The run's records, or one RunError naming what is missing or half-written."""
-    from ppo_cli.rundir import CHECKPOINT, load_checkpoint, read_config, read_metrics
+    from ppo_cli.core.rundir import CHECKPOINT, load_checkpoint, read_config, read_metrics
 
     if not run.is_dir():
         what = "is a file, not a run directory" if run.exists() else "run directory not found"
@@ -142,8 +142,8 @@ class Context:
 
 
 def _context(rec: RunRecords) -> Context:
-    from ppo_cli.data import tokenize
-    from ppo_cli.envs.rewards import answer_kind
+    from ppo_cli.textqa.data import tokenize
+    from ppo_cli.textqa.rewards import answer_kind
 
     cfg, results = rec.config, rec.results
     wrong = [r for r in results if not r["correct"]]

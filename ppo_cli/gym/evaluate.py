@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ppo_cli.envs.gym_envs import (
+from ppo_cli.core.rundir import load_checkpoint, read_config, run_env
+from ppo_cli.errors import RunError
+from ppo_cli.gym.envs import (
     EVAL_MAX_EPISODE_STEPS,
     EnvInfo,
     EpisodeTracker,
@@ -20,10 +22,8 @@ from ppo_cli.envs.gym_envs import (
     make_vec_env,
     time_limit_note,
 )
-from ppo_cli.envs.normalize import Normalizer
-from ppo_cli.errors import RunError
-from ppo_cli.policies import ActorCritic, build_policy
-from ppo_cli.rundir import load_checkpoint, read_config, run_env
+from ppo_cli.gym.normalize import Normalizer
+from ppo_cli.textqa.policies import ActorCritic, build_policy
 
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20

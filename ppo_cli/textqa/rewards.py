@@ -333,7 +333,7 @@ def explain_rewards(
     spec: RewardSpec | None = None,
 ) -> list[RewardRow]:
     """Every (reward, answer) pair scored by the same code the environment uses."""
-    from ppo_cli.data import detokenize, tokenize
+    from ppo_cli.textqa.data import detokenize, tokenize
 
     base = spec or RewardSpec()
     target_tokens = tokenize(target)

@@ -86,7 +86,7 @@ class QADataset:
     max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS
     rewards: dict[str, float] = field(default_factory=dict)
     source: str = "<builtin>"
-    reward: str | None = None  # a name from ppo_cli.envs.rewards (None: the default reward)
+    reward: str | None = None  # a name from ppo_cli.textqa.rewards (None: the default reward)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain form, written to a run directory so `ask` and `eval` need nothing else."""
