@@ -128,7 +128,7 @@ def critic_cost(dataset: str, repeats: int) -> dict:
     from ppo_cli.config import resolve
     from ppo_cli.core.ppo import UpdateSettings, ppo_update
     from ppo_cli.core.trainer import build_optimizer, seed_everything
-    from ppo_cli.gym.rollout import collect_text_episodes
+    from ppo_cli.textqa.rollout import collect_text_episodes
     from ppo_cli.textqa.task import TextQATask
 
     cfg = resolve({"dataset": dataset})

@@ -14,12 +14,12 @@ from ppo_cli.cli import app
 from ppo_cli.config import Config, resolve, validate
 from ppo_cli.core.trainer import train
 from ppo_cli.errors import ConfigError
-from ppo_cli.gym.rollout import collect_text_episodes
 from ppo_cli.presets import POLICY_DEFAULTS, PRESETS
 from ppo_cli.textqa.curriculum import Curriculum
 from ppo_cli.textqa.data import END_ID, START_ID, Vocabulary, load_dataset, tokenize
 from ppo_cli.textqa.env import QATask, TextQAVecEnv
 from ppo_cli.textqa.policies import TransformerActorCritic, build_policy
+from ppo_cli.textqa.rollout import collect_text_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

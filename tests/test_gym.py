@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config, resolve
+from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import load_checkpoint
 from ppo_cli.gym.envs import EnvInfo
 from ppo_cli.gym.rollout import GymCollector
-from ppo_cli.textqa.policies import ActorCritic
 
 runner = CliRunner()
 

@@ -19,8 +19,8 @@ from ppo_cli.core.rundir import load_checkpoint, read_config
 from ppo_cli.errors import UsageError
 from ppo_cli.gym.envs import make_vec_env, parse_env_kwargs
 from ppo_cli.gym.normalize import Normalizer, RunningMeanStd
+from ppo_cli.gym.policy import MLPActorCritic, build_policy
 from ppo_cli.gym.rollout import GymCollector
-from ppo_cli.textqa.policies import MLPActorCritic, build_policy
 
 runner = CliRunner()
 

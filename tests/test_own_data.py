@@ -11,11 +11,11 @@ import torch
 from ppo_cli.config import Config
 from ppo_cli.core.session import resume_config
 from ppo_cli.core.trainer import Callbacks, train
-from ppo_cli.gym.rollout import collect_text_episodes
 from ppo_cli.textqa.curriculum import focused_questions
 from ppo_cli.textqa.data import END_ID, Vocabulary, parse_dataset
 from ppo_cli.textqa.env import QATask, TextQAVecEnv
 from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.rollout import collect_text_episodes
 from ppo_cli.textqa.task import answer_positions
 from tests.test_resume import BASE, metrics, summary
 

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from ppo_cli.core.gae import compute_gae, normalize
+from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.ppo import Batch, UpdateSettings, ppo_loss, ppo_update
 from ppo_cli.errors import TrainingError
-from ppo_cli.gym.rollout import collect_text_episodes
 from ppo_cli.textqa.data import END_ID, PAD_ID, Vocabulary, load_dataset
 from ppo_cli.textqa.env import QATask, TextQAVecEnv
-from ppo_cli.textqa.policies import ActorCritic, build_policy
+from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.rollout import collect_text_episodes
 
 EPS = 0.2
 
@@ -292,7 +293,7 @@ def test_advantages_are_normalized_per_batch_or_per_minibatch(per_minibatch: boo
     """--norm-adv-minibatch: each minibatch's advantages reach the loss with mean 0 and std 1
     (CleanRL's and SB3's way); by default the whole batch is normalized once, so a minibatch's
     mean is not 0 but every step keeps the one normalized value the traces show."""
-    from ppo_cli.textqa.policies import MLPActorCritic
+    from ppo_cli.gym.policy import MLPActorCritic
 
     torch.manual_seed(0)
     policy = MLPActorCritic(3, 2, 8)

@@ -17,6 +17,9 @@ from torch import nn
 from ppo_cli.core.gae import normalize
 from ppo_cli.errors import TrainingError
 
+# The update's diagnostics every metrics record carries (ppo_update's keys).
+STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+
 
 @dataclass
 class Batch:

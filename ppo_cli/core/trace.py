@@ -14,14 +14,50 @@ from typing import Any
 
 import torch
 
+from ppo_cli.core.gae import normalize
 from ppo_cli.core.ppo import Batch, LossParts, clipped_surrogate
 from ppo_cli.errors import UsageError
-from ppo_cli.teach.explain import normalization, public, rounded
 
 MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
 PER_EPOCH_CLIPPED = 2  # clipping-trace rows per epoch with |ratio - 1| > clip_coef ...
 PER_EPOCH_INSIDE = 2  # ... and rows inside the band
 OBS_NUMBERS = 4  # gymnasium observations are summarized by their first numbers
+
+
+NORM_EPS = 1e-8  # the eps of ppo_cli.core.gae.normalize
+STD_CONVENTION = "unbiased sample std (divides by N-1), as torch.std and ppo_cli.core.gae.normalize"
+
+
+def rounded(x: float) -> float:
+    """Six decimals are more than float32 carries; +0.0 turns -0.0 into 0.0."""
+    return round(float(x), 6) + 0.0
+
+
+def normalization(advantages: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
+    """What ppo_update does to advantages before the loss: gae.normalize over the valid steps."""
+    if mask is None:
+        mask = torch.ones_like(advantages, dtype=torch.bool)
+    mask = mask.bool()
+    valid = advantages[mask]
+    normed = normalize(advantages, mask)
+    std = float(valid.std()) if valid.numel() >= 2 else None
+    return {
+        "count": int(valid.numel()),
+        "mean": rounded(valid.mean()),
+        "std": None if std is None else rounded(std),
+        "std_convention": STD_CONVENTION,
+        "eps": NORM_EPS,
+        "note": (
+            "fewer than 2 values: normalize only subtracts the mean"
+            if std is None
+            else "(advantage - mean) / (std + eps)"
+        ),
+        "_normalized": normed,
+    }
+
+
+def public(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
     seed -> envs and network -> run directory -> (collect -> GAE -> update -> evaluate/stop
     -> save) per iteration -> final checkpoint and TrainResult
 
-Where text QA and gymnasium really differ lives in tasks.py. The core reports through plain
-callbacks (dicts and dataclasses), so the CLI can draw progress bars and tables while tests and
-library users need no terminal.
+Where text QA and gymnasium really differ lives in their wings (ppo_cli.kinds). The core
+reports through plain callbacks (dicts and dataclasses), so the CLI can draw progress bars and
+tables while tests and library users need no terminal.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,10 +45,13 @@ from ppo_cli.core.session import (
     training_state,
 )
 from ppo_cli.core.trace import start_trace
+
+if TYPE_CHECKING:
+    from ppo_cli.kinds import Task
 from ppo_cli.errors import RunError, TrainingError, UsageError
+from ppo_cli.kinds import make_task
 from ppo_cli.textqa.budget import Plan
 from ppo_cli.textqa.evaluate import QAResult
-from ppo_cli.textqa.task import GymTask, Task, TextQATask
 
 
 @dataclass
@@ -138,9 +141,7 @@ def train(
         from ppo_cli.tensorboard import TensorBoardCallbacks
 
         cb = TensorBoardCallbacks(cb)  # type: ignore[assignment]
-    task: Task = (TextQATask if cfg.is_text_qa else GymTask)(
-        cfg, run_dir if resume else None, getattr(cb, "on_progress", None)
-    )
+    task = make_task(cfg, run_dir if resume else None, getattr(cb, "on_progress", None))
     try:
         return _train(cfg, task, run_dir, cb, resume)
     finally:
@@ -161,8 +162,7 @@ def _train(
     with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
         state, ckpt = LoopState(), None
         if resume:
-            spec = task.training_spec() if isinstance(task, TextQATask) else None
-            ckpt = load_resume_checkpoint(run_dir, task.fingerprint, spec)
+            ckpt = load_resume_checkpoint(run_dir, task.fingerprint, task.training_spec())
             state = LoopState.from_counters(
                 restore_training_state(ckpt, policy, optimizer, run_dir)
             )

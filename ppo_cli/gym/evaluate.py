@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import load_checkpoint, read_config, run_env
 from ppo_cli.errors import RunError
 from ppo_cli.gym.envs import (
@@ -23,7 +24,7 @@ from ppo_cli.gym.envs import (
     time_limit_note,
 )
 from ppo_cli.gym.normalize import Normalizer
-from ppo_cli.textqa.policies import ActorCritic, build_policy
+from ppo_cli.gym.policy import build_policy
 
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20

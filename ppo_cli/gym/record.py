@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ppo_cli.core.policy import ActorCritic
 from ppo_cli.errors import EnvError, RunError, UsageError, first_line
 from ppo_cli.gym.envs import make_vec_env, opengl_hint
 from ppo_cli.gym.evaluate import greedy_action
 from ppo_cli.gym.normalize import Normalizer
-from ppo_cli.textqa.policies import ActorCritic
 
 FORMATS = (".gif", ".mp4")
 MAX_FRAMES = 5000  # a 20 MB gif at CartPole's size; longer recordings stop here

@@ -16,15 +16,14 @@ from typing import Any
 
 import torch
 
-from ppo_cli.core.gae import compute_gae, normalize
+from ppo_cli.core.gae import compute_gae
+from ppo_cli.core.trace import normalization, public, rounded
 from ppo_cli.errors import UsageError
 
 # Teaching inputs, not a training data path: small bounds keep every result finite in float32.
 MAX_STEPS = 10_000
 MAX_ABS = 1e9
 MIN_LOGPROB = -50.0
-NORM_EPS = 1e-8  # the eps of ppo_cli.core.gae.normalize
-STD_CONVENTION = "unbiased sample std (divides by N-1), as torch.std and ppo_cli.core.gae.normalize"
 
 
 @dataclass
@@ -45,11 +44,6 @@ SEED_WRONG = GAERequest([-0.1, -2.0], [8.2, 5.1], [False, True])
 # The second seed's GAE demonstration: four ordinary steps, then a big final reward.
 SEED_CARTPOLE = GAERequest([1, 1, 1, 1, 10], [5.0, 5.5, 6.0, 7.0, 9.0], [False] * 4 + [True])
 EXAMPLES = {"correct": SEED_CORRECT, "wrong": SEED_WRONG, "cartpole": SEED_CARTPOLE}
-
-
-def rounded(x: float) -> float:
-    """Six decimals are more than float32 carries; +0.0 turns -0.0 into 0.0."""
-    return round(float(x), 6) + 0.0
 
 
 def _check_number(x: float, name: str) -> float:
@@ -318,33 +312,6 @@ def gae_steps(req: GAERequest) -> dict[str, Any]:
     }
 
 
-def normalization(advantages: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
-    """What ppo_update does to advantages before the loss: gae.normalize over the valid steps."""
-    if mask is None:
-        mask = torch.ones_like(advantages, dtype=torch.bool)
-    mask = mask.bool()
-    valid = advantages[mask]
-    normed = normalize(advantages, mask)
-    std = float(valid.std()) if valid.numel() >= 2 else None
-    return {
-        "count": int(valid.numel()),
-        "mean": rounded(valid.mean()),
-        "std": None if std is None else rounded(std),
-        "std_convention": STD_CONVENTION,
-        "eps": NORM_EPS,
-        "note": (
-            "fewer than 2 values: normalize only subtracts the mean"
-            if std is None
-            else "(advantage - mean) / (std + eps)"
-        ),
-        "_normalized": normed,
-    }
-
-
-def public(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if not k.startswith("_")}
-
-
 def explain_gae(req: GAERequest) -> dict[str, Any]:
     """One trajectory: per-step GAE, then the normalization ppo_update applies."""
     check_request(req)
@@ -365,10 +332,10 @@ def explain_run(
 ) -> dict[str, Any]:
     """Sample one training-sized batch from a trained text-QA run (seeded) and explain the
     first `episodes` of it, normalized over the whole batch as ppo_update would."""
-    from ppo_cli.gym.rollout import collect_text_episodes
     from ppo_cli.textqa.curriculum import balanced_questions, episodes_per_iteration
     from ppo_cli.textqa.env import TextQAVecEnv
     from ppo_cli.textqa.evaluate import load_text_run
+    from ppo_cli.textqa.rollout import collect_text_episodes
 
     if episodes < 1:
         raise UsageError("--episodes must be at least 1", "e.g. --episodes 3")
@@ -573,11 +540,11 @@ def explain_advantage(
     return statistics). The batch is the shown completions: REINFORCE++'s normalization and
     GAE's are over them. GAE reads the run's critic; a run trained without one has its
     untrained head, which the record says."""
-    from ppo_cli.gym.rollout import collect_text_episodes
     from ppo_cli.textqa import estimators
     from ppo_cli.textqa.curriculum import balanced_questions
     from ppo_cli.textqa.env import TextQAVecEnv
     from ppo_cli.textqa.evaluate import load_text_run
+    from ppo_cli.textqa.rollout import collect_text_episodes
 
     if group_size < 2:
         raise UsageError(

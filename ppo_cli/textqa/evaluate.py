@@ -9,12 +9,13 @@ from typing import Any
 import torch
 
 from ppo_cli.config import Config, apply_overrides
+from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
 from ppo_cli.errors import DatasetError, RunError
-from ppo_cli.gym.rollout import collect_text_episodes
 from ppo_cli.textqa.data import QADataset, Vocabulary, read_run_dataset, tokenize
 from ppo_cli.textqa.env import QATask, RewardSpec, TextQAVecEnv, encode_prompts
-from ppo_cli.textqa.policies import ActorCritic, build_policy
+from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.rollout import collect_text_episodes
 
 
 @dataclass

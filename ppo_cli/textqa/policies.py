@@ -1,28 +1,16 @@
-"""Actor-critic networks behind one small interface: act, evaluate, get_value.
-
-Text policies read a token sequence and decide at its last position(s); the MLP policy reads a
-flat observation vector. The PPO update only ever calls `evaluate`.
-"""
+"""Text policies: read a token sequence and decide at its last position(s) (LSTM, Transformer)."""
 
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from ppo_cli.core.policy import NEG, ActorCritic, FastCategorical, orthogonal
 from ppo_cli.textqa.data import END_ID, PAD_ID, START_ID
 from ppo_cli.textqa.env import BANNED_ACTIONS
-
-_NEG = -1e9  # logit for actions a text policy must never take (finite: keeps entropy finite)
-
-
-def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
-    nn.init.orthogonal_(layer.weight, gain)
-    nn.init.zeros_(layer.bias)
-    return layer
 
 
 def start_columns(tokens: torch.Tensor) -> torch.Tensor:
@@ -55,131 +43,10 @@ def sample_rows(probs: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u, right=True).squeeze(-1)
 
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
-_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
-
-
-class FastCategorical:
-    """torch.distributions.FastCategorical(...)'s numbers (the same ops, bit for bit)
-    without its argument validation and object overhead: ~30 % of a small MLP's update on
-    CartPole was spent in Distribution.__init__ and its constraint checks."""
-
-    __slots__ = ("logits", "probs")
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)
-        self.probs = torch.softmax(self.logits, -1)
-
-    def sample(self) -> torch.Tensor:
-        with torch.no_grad():
-            flat = self.probs.reshape(-1, self.probs.shape[-1])
-            return torch.multinomial(flat, 1, True).T.reshape(self.probs.shape[:-1])
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return self.logits.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)
-
-    def entropy(self) -> torch.Tensor:
-        logits = torch.clamp(self.logits, min=torch.finfo(self.logits.dtype).min)
-        return -(logits * self.probs).sum(-1)
-
-
-class FastNormal:
-    """torch.distributions.Normal(loc, scale)'s numbers, bit for bit, without validation."""
-
-    __slots__ = ("loc", "scale")
-
-    def __init__(self, loc: torch.Tensor, scale: torch.Tensor) -> None:
-        self.loc, self.scale = loc, scale
-
-    def sample(self) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.normal(self.loc, self.scale)
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        var = self.scale**2
-        return -((value - self.loc) ** 2) / (2 * var) - self.scale.log() - _LOG_SQRT_2PI
-
-    def entropy(self) -> torch.Tensor:
-        return 0.5 + 0.5 * math.log(2 * math.pi) + torch.log(self.scale)
-
-
-def _sequential(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """net(x) for a Sequential of Linear and Tanh/ReLU, calling the same functions those modules'
-    forward() call (bit-identical) without nn.Module.__call__'s hook machinery, which was a
-    tenth of CartPole's rollout and update time."""
-    for layer in net:
-        if isinstance(layer, nn.Linear):
-            x = torch.nn.functional.linear(x, layer.weight, layer.bias)
-        elif isinstance(layer, nn.Tanh):
-            x = torch.tanh(x)
-        elif isinstance(layer, nn.ReLU):
-            x = torch.relu(x)
-        else:
-            x = layer(x)
-    return x
-
-
-def _masked(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """Logits with the disallowed actions at _NEG (finite, so entropies stay finite); a row
-    that allows nothing is left as it is rather than made all -inf."""
-    allowed = allowed.bool() | ~allowed.bool().any(-1, keepdim=True)
-    return logits.masked_fill(~allowed, _NEG)
-
-
 @functools.cache
 def _hash_weights(length: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(length)  # its own: training's RNG is untouched
     return torch.randint(1, 2**31, (length,), generator=generator, dtype=torch.long)
-
-
-class ActorCritic(nn.Module):
-    """The interface the rollout and the PPO update rely on."""
-
-    kind = "base"
-
-    def logits_values(
-        self, obs: torch.Tensor, steps: int | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits [..., A] and values [...] for the decision points of obs."""
-        raise NotImplementedError
-
-    def act(
-        self, obs: torch.Tensor, greedy: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample (or argmax) an action per row: (action [B], logprob [B], value [B])."""
-        logits, value = self.logits_values(obs, None)
-        dist = FastCategorical(logits)
-        action = logits.argmax(-1) if greedy else dist.sample()
-        return action, dist.log_prob(action), value
-
-    def evaluate(
-        self, obs: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """log pi(a|s), entropy and V(s), shaped like actions."""
-        steps = actions.shape[1] if actions.dim() == 2 and self.kind != "mlp" else None
-        logits, value = self.logits_values(obs, steps)
-        dist = FastCategorical(logits)
-        return dist.log_prob(actions), dist.entropy(), value
-
-    def act_step(
-        self,
-        obs: torch.Tensor,
-        greedy: bool,
-        memory: Any = None,
-        force: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
-        """act() while generating one token at a time: obs is the prompt plus the tokens so
-        far, and memory what this policy kept from reading the previous obs (None at the
-        first step). A policy that can resume from it (the LSTM: its state) reads only the
-        new token; the default reads obs whole. Returns act()'s triple and the new memory."""
-        return (*self.act(obs, greedy), None)
-
-    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.logits_values(obs, None)[1]
-
-    def spec(self) -> dict[str, Any]:
-        """Plain values that rebuild this network (stored in checkpoints)."""
-        raise NotImplementedError
 
 
 class TextActorCritic(ActorCritic):
@@ -201,10 +68,10 @@ class TextActorCritic(ActorCritic):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.embedding = nn.Embedding(vocab_size, hidden_size, padding_idx=0)
-        self.actor = _orthogonal(nn.Linear(hidden_size, vocab_size), 0.01)
-        self.critic = _orthogonal(nn.Linear(hidden_size, 1), 1.0)
+        self.actor = orthogonal(nn.Linear(hidden_size, vocab_size), 0.01)
+        self.critic = orthogonal(nn.Linear(hidden_size, 1), 1.0)
         mask = torch.zeros(vocab_size)
-        mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = _NEG
+        mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = NEG
         # --answer-vocab (issue 6): only ids that occur in some answer (and <END>) may be
         # generated, and <END> never right after <START> (no empty answers). With hundreds of
         # question words in the vocabulary this shrinks the search a policy must explore.
@@ -212,7 +79,7 @@ class TextActorCritic(ActorCritic):
         if self.answer_vocab is not None:
             allowed = torch.zeros(vocab_size, dtype=torch.bool)
             allowed[[a for a in self.answer_vocab if a < vocab_size] + [END_ID]] = True
-            mask = mask.masked_fill(~allowed, _NEG)
+            mask = mask.masked_fill(~allowed, NEG)
         self.register_buffer("action_mask", mask, persistent=False)
         # --answer-positions: answer_positions[k] lists the ids (<END> among them) that some
         # answer has as its token k (k = 0 right after <START>); any other id is masked at
@@ -223,7 +90,7 @@ class TextActorCritic(ActorCritic):
         )
         by_pos = None
         if self.answer_positions is not None:
-            by_pos = torch.full((len(self.answer_positions), vocab_size), _NEG)
+            by_pos = torch.full((len(self.answer_positions), vocab_size), NEG)
             for k, ids in enumerate(self.answer_positions):
                 by_pos[k, [a for a in ids if a < vocab_size]] = 0.0
         self.register_buffer("position_mask", by_pos, persistent=False)
@@ -306,7 +173,7 @@ class TextActorCritic(ActorCritic):
         logits = self.actor(hidden) + self.action_mask
         if answer_step is not None:
             logits = logits + self.position_mask[answer_step]
-        return logits.masked_fill(self._first(inputs, self.end_onehot), _NEG)
+        return logits.masked_fill(self._first(inputs, self.end_onehot), NEG)
 
     def _first(self, inputs: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
         """The first decision (input token <START>) may not be <END>: every dataset answer has
@@ -330,7 +197,7 @@ class TextActorCritic(ActorCritic):
             logits = logits + self.allowed_position_mask[answer_step]
             if self.first_in_table:
                 return logits
-        return logits.masked_fill(self._first(inputs, self.allowed_end_onehot), _NEG)
+        return logits.masked_fill(self._first(inputs, self.allowed_end_onehot), NEG)
 
     def act(
         self, obs: torch.Tensor, greedy: bool = False, force: torch.Tensor | None = None
@@ -368,7 +235,7 @@ class TextActorCritic(ActorCritic):
         the policy could have chosen here: a masked one is never forced (its log-prob would
         be -1e9, and the answer one the policy cannot give)."""
         ids = column if force is None else force
-        allowed = logits.gather(-1, column.unsqueeze(-1)).squeeze(-1) > _NEG / 10
+        allowed = logits.gather(-1, column.unsqueeze(-1)).squeeze(-1) > NEG / 10
         return (ids != PAD_ID) & allowed
 
     def _act_on(
@@ -551,144 +418,9 @@ class TransformerActorCritic(TextActorCritic):
         return super().spec() | {"num_layers": self.num_layers, "num_heads": self.num_heads}
 
 
-class MLPActorCritic(ActorCritic):
-    """Separate actor and critic MLPs with orthogonal init, as in CleanRL's ppo.py.
-
-    The action head follows the env's action space:
-    - discrete: one categorical over num_actions;
-    - multi_discrete: one categorical per component (action_nvec), log-probs and entropies
-      summed over the components (they are sampled independently);
-    - box: a Gaussian with a learned, state-independent log-std per dimension (CleanRL's
-      ppo_continuous_action.py); log-probs and entropies summed over the dimensions. Greedy
-      actions are the mean. Clipping to the bounds happens at the env, not here.
-    """
-
-    kind = "mlp"
-
-    def __init__(
-        self,
-        obs_dim: int,
-        num_actions: int,
-        hidden_size: int = 64,
-        action_kind: str = "discrete",
-        action_nvec: list[int] | None = None,
-        log_std_init: float = 0.0,
-        activation: str = "tanh",
-        ortho_init: bool = True,
-        action_mask: bool = False,
-    ) -> None:
-        super().__init__()
-        self.obs_dim, self.num_actions, self.hidden_size = obs_dim, num_actions, hidden_size
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}")
-        self.activation, self.ortho_init = activation, ortho_init
-        # Invalid-action masking (Huang & Ontañón 2020): the rollout and evaluation pass the
-        # env's info["action_mask"]; masked logits get _NEG, in sampling and in the update.
-        self.uses_action_mask = action_mask
-        if action_mask and action_kind != "discrete":
-            raise ValueError("action_mask needs a Discrete action space")
-        self.action_kind = action_kind
-        self.action_nvec = [int(n) for n in (action_nvec or [])]
-        if action_kind not in ("discrete", "multi_discrete", "box"):
-            raise ValueError(f"unknown action kind {action_kind!r}")
-        if action_kind == "multi_discrete" and len(self.action_nvec) != num_actions:
-            raise ValueError("action_nvec must have num_actions entries")
-        out = sum(self.action_nvec) if action_kind == "multi_discrete" else num_actions
-        g = math.sqrt(2)
-        act = _ACTIVATIONS[activation]
-
-        def init(layer: nn.Linear, gain: float) -> nn.Linear:
-            # CleanRL's orthogonal init; without it, torch's default (as rl-zoo3's MuJoCo
-            # entries ask with ortho_init=False)
-            return _orthogonal(layer, gain) if ortho_init else layer
-
-        def trunk() -> list[nn.Module]:
-            return [
-                init(nn.Linear(obs_dim, hidden_size), g),
-                act(),
-                init(nn.Linear(hidden_size, hidden_size), g),
-                act(),
-            ]
-
-        self.critic = nn.Sequential(*trunk(), init(nn.Linear(hidden_size, 1), 1.0))
-        self.actor = nn.Sequential(*trunk(), init(nn.Linear(hidden_size, out), 0.01))
-        if action_kind == "box":
-            self.log_std = nn.Parameter(torch.full((num_actions,), float(log_std_init)))
-
-    def logits_values(
-        self, obs: torch.Tensor, steps: int | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actor output (logits, or the Gaussian mean for box) [B, out] and V(s) [B]."""
-        obs = obs.float()
-        return _sequential(self.actor, obs), _sequential(self.critic, obs).squeeze(-1)
-
-    def _split(self, logits: torch.Tensor) -> list[FastCategorical]:
-        return [FastCategorical(x) for x in logits.split(self.action_nvec, dim=-1)]
-
-    def act(
-        self, obs: torch.Tensor, greedy: bool = False, action_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(action, logprob [B], value [B]); action is [B] for discrete, [B, A] otherwise.
-        action_mask [B, A] bool (Discrete only): actions never to take."""
-        if self.action_kind == "discrete":
-            if action_mask is None:
-                return super().act(obs, greedy)
-            logits, value = self.logits_values(obs, None)
-            dist = FastCategorical(_masked(logits, action_mask))
-            action = dist.logits.argmax(-1) if greedy else dist.sample()
-            return action, dist.log_prob(action), value
-        out, value = self.logits_values(obs, None)
-        if self.action_kind == "box":
-            dist = FastNormal(out, self.log_std.exp().expand_as(out))
-            action = out if greedy else dist.sample()  # [B, A], unclipped
-            return action, dist.log_prob(action).sum(-1), value
-        dists = self._split(out)
-        parts = [d.probs.argmax(-1) if greedy else d.sample() for d in dists]
-        logprob = torch.stack([d.log_prob(a) for d, a in zip(dists, parts, strict=True)], -1).sum(
-            -1
-        )
-        return torch.stack(parts, -1), logprob, value  # [B, K]
-
-    def evaluate(
-        self, obs: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """log pi(a|s) [B], entropy [B] and V(s) [B] for the sampled (unclipped) actions."""
-        out, value = self.logits_values(obs, None)
-        if self.action_kind == "discrete":
-            dist = FastCategorical(out if action_mask is None else _masked(out, action_mask))
-            return dist.log_prob(actions), dist.entropy(), value
-        if self.action_kind == "box":
-            dist = FastNormal(out, self.log_std.exp().expand_as(out))
-            return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1), value
-        dists = self._split(out)
-        logprob = torch.stack([d.log_prob(actions[:, i]) for i, d in enumerate(dists)], -1)
-        entropy = torch.stack([d.entropy() for d in dists], -1)
-        return logprob.sum(-1), entropy.sum(-1), value
-
-    def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "kind": self.kind,
-            "obs_dim": self.obs_dim,
-            "num_actions": self.num_actions,
-            "hidden_size": self.hidden_size,
-        }
-        if self.action_kind != "discrete":
-            spec["action_kind"] = self.action_kind
-        if self.action_nvec:
-            spec["action_nvec"] = list(self.action_nvec)
-        if self.activation != "tanh":  # older checkpoints have neither key: tanh, orthogonal
-            spec["activation"] = self.activation
-        if not self.ortho_init:
-            spec["ortho_init"] = False
-        if self.uses_action_mask:
-            spec["action_mask"] = True
-        return spec
-
-
 _KINDS: dict[str, type[ActorCritic]] = {
     "lstm": LSTMActorCritic,
     "transformer": TransformerActorCritic,
-    "mlp": MLPActorCritic,
 }
 
 

@@ -21,11 +21,12 @@ from typing import Any
 import torch
 
 from ppo_cli.config import Config
+from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.ppo import masked_mean
 from ppo_cli.core.rundir import CHECKPOINT, load_checkpoint, run_env
 from ppo_cli.errors import ConfigError, RunError
 from ppo_cli.textqa.kl import KLController, kl_estimate, per_token_rewards
-from ppo_cli.textqa.policies import ActorCritic, build_policy
+from ppo_cli.textqa.policies import build_policy
 
 
 @dataclass
