@@ -455,7 +455,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         size_message=f"{p}: larger than 1 MB, not a config file",
         size_hint="check the path",
     )
-    from ppo_cli.textqa.data import DuplicateKey, load_yaml_unique
+    from ppo_cli.yamlio import DuplicateKey, load_yaml_unique
 
     try:
         data = load_yaml_unique(raw.decode("utf-8"))
@@ -470,7 +470,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"
         ) from exc
     except yaml.YAMLError as exc:
-        from ppo_cli.textqa.data import describe_yaml_error
+        from ppo_cli.yamlio import describe_yaml_error
 
         raise ConfigError(
             f"{p}:{describe_yaml_error(exc)}",

@@ -273,7 +273,7 @@ def test_kl_in_loss_keeps_the_reward_and_logs_the_term(tmp_path: Path) -> None:
 
 
 def test_trl_names_reach_tensorboard_under_train() -> None:
-    from ppo_cli.tensorboard import scalars_from_record
+    from ppo_cli.core.tensorboard import scalars_from_record
 
     rec = {"steps": 10, "reward": 2.0, "reward_std": 1.0, "frac_reward_zero_std": 0.25}
     rec |= {"kl": 0.1, "clip_ratio": 0.2, "completions/mean_length": 2.5}

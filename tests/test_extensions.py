@@ -275,7 +275,7 @@ def test_curriculum_flags_reach_the_config(tmp_path: Path) -> None:
 
 
 def test_text_record_maps_to_cleanrl_names() -> None:
-    from ppo_cli.tensorboard import global_step, scalars_from_record
+    from ppo_cli.core.tensorboard import global_step, scalars_from_record
 
     rec = {
         "iteration": 3, "steps": 600, "mean_reward": 1.5, "mean_length": 2.0,
@@ -296,7 +296,7 @@ def test_text_record_maps_to_cleanrl_names() -> None:
 
 
 def test_gym_record_maps_to_cleanrl_names() -> None:
-    from ppo_cli.tensorboard import global_step, scalars_from_record
+    from ppo_cli.core.tensorboard import global_step, scalars_from_record
 
     rec = {"iteration": 2, "global_step": 2048, "sps": 900.0, "approx_kl": 0.02}
     tags = scalars_from_record(rec)
@@ -329,7 +329,7 @@ class _FakeWriter:
 def test_writer_gets_every_iteration_and_forwards_other_hooks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ppo_cli.tensorboard as tb
+    import ppo_cli.core.tensorboard as tb
     from ppo_cli.core.trainer import Callbacks
 
     monkeypatch.setattr(tb, "summary_writer_class", lambda: _FakeWriter)

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -46,6 +46,20 @@ from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageEr
 RESUME_MAY_CHANGE = (
     "iterations", "timesteps", "target_accuracy", "save_every", "threads", "tensorboard",
 )  # fmt: skip
+
+
+@dataclass
+class QAResult:
+    """One greedy answer to one question of a text-QA evaluation."""
+
+    question: str
+    target: str
+    answer: str
+    reward: float
+    correct: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass

@@ -39,6 +39,7 @@ from ppo_cli.core.rundir import (
 )
 from ppo_cli.core.session import (
     LoopState,
+    QAResult,
     TrainingSession,
     load_resume_checkpoint,
     restore_training_state,
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
     from ppo_cli.kinds import Task
 from ppo_cli.errors import RunError, TrainingError, UsageError
 from ppo_cli.kinds import make_task
-from ppo_cli.textqa.budget import Plan
-from ppo_cli.textqa.evaluate import QAResult
 
 
 @dataclass
@@ -104,8 +103,8 @@ class Callbacks:
         """Whether to time a rehearsal and report the run's expected cost (on_plan)."""
         return False
 
-    def on_plan(self, plan: Plan) -> None:
-        """The expected cost of a new text-QA run, before it starts (ppo_cli.textqa.budget.Plan)."""
+    def on_plan(self, plan: Any) -> None:
+        """The expected cost of a new run, before it starts (text QA: textqa.budget.Plan)."""
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -138,7 +137,7 @@ def train(
         raise UsageError("resuming needs the run directory", "ppoqa train --resume DIR")
     cb: Callbacks = callbacks or Callbacks()
     if cfg.tensorboard:  # a writer wrapped around the caller's callbacks
-        from ppo_cli.tensorboard import TensorBoardCallbacks
+        from ppo_cli.core.tensorboard import TensorBoardCallbacks
 
         cb = TensorBoardCallbacks(cb)  # type: ignore[assignment]
     task = make_task(cfg, run_dir if resume else None, getattr(cb, "on_progress", None))

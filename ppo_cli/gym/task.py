@@ -23,7 +23,6 @@ from ppo_cli.gym.evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
 from ppo_cli.gym.normalize import Normalizer
 from ppo_cli.gym.policy import MLPActorCritic
 from ppo_cli.gym.rollout import GymCollector, GymRollout
-from ppo_cli.textqa.budget import Plan
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,7 +99,7 @@ class GymTask:
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
 
-    def plan(self, policy: ActorCritic) -> Plan | None:
+    def plan(self, policy: ActorCritic) -> None:
         return None
 
     def training_spec(self) -> None:

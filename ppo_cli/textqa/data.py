@@ -20,6 +20,7 @@ import yaml
 
 from ppo_cli.errors import DatasetError, RunError, short_repr
 from ppo_cli.files import read_regular
+from ppo_cli.yamlio import DuplicateKey, check_duplicate_keys, describe_yaml_error
 
 PAD, START, END, UNK = "<PAD>", "<START>", "<END>", "<UNK>"
 SPECIAL_TOKENS = (PAD, START, END, UNK)
@@ -244,14 +245,6 @@ def read_run_dataset(path: Path, hint: str) -> QADataset:
     return parse_dataset(text, str(path))
 
 
-def describe_yaml_error(exc: yaml.YAMLError) -> str:
-    """' line N: not valid YAML (problem)', for one-line messages about any YAML file."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f" line {mark.line + 1}" if mark is not None else ""
-    problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "invalid syntax"
-    return f"{where}: not valid YAML ({problem})"
-
-
 class _NotPlain(Exception):
     """The YAML uses something the streaming reader leaves to PyYAML's own composer (anchors,
     aliases, explicit tags, merge keys, complex keys, several documents)."""
@@ -382,51 +375,6 @@ def _stream_yaml(
 _NO_KEY = object()
 
 
-class DuplicateKey(Exception):
-    """A key written twice in one mapping: YAML would keep only the last value."""
-
-    def __init__(self, key: Any, line: int, first: int) -> None:
-        super().__init__(key)
-        self.key, self.line, self.first = key, line, first
-
-
-def load_yaml_unique(text: str) -> Any:
-    """yaml.safe_load, except that a key given twice in one mapping raises DuplicateKey
-    (YAML would keep only the last value, silently dropping what the user wrote)."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_duplicate_keys(node)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _check_duplicate_keys(node: Any) -> None:
-    """DuplicateKey for the first mapping in the node graph that repeats a key. Each node is
-    visited once: aliases make a graph (an alias bomb, or a list that holds itself)."""
-    todo = [node]
-    seen_nodes: set[int] = set()
-    while todo:
-        n = todo.pop()
-        if id(n) in seen_nodes:
-            continue
-        seen_nodes.add(id(n))
-        if isinstance(n, yaml.MappingNode):
-            keys: dict[tuple[str, str], int] = {}
-            for k, v in n.value:
-                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
-                    line = k.start_mark.line + 1
-                    if (k.tag, k.value) in keys:
-                        raise DuplicateKey(k.value, line, keys[k.tag, k.value])
-                    keys[k.tag, k.value] = line
-                todo.append(v)
-        elif isinstance(n, yaml.SequenceNode):
-            todo.extend(n.value)
-
-
 def _compose_yaml(text: str) -> tuple[Any, list[int | None], list[dict[str, str]]]:
     """The document through PyYAML's composer (every YAML feature), with the same extras as
     _stream_yaml."""
@@ -434,7 +382,7 @@ def _compose_yaml(text: str) -> tuple[Any, list[int | None], list[dict[str, str]
     try:
         node = loader.get_single_node()
         if node is not None:
-            _check_duplicate_keys(node)
+            check_duplicate_keys(node)
         data = loader.construct_document(node) if node is not None else None
     finally:
         loader.dispose()

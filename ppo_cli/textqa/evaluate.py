@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,23 +11,12 @@ import torch
 from ppo_cli.config import Config, apply_overrides
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
+from ppo_cli.core.session import QAResult
 from ppo_cli.errors import DatasetError, RunError
 from ppo_cli.textqa.data import QADataset, Vocabulary, read_run_dataset, tokenize
 from ppo_cli.textqa.env import QATask, RewardSpec, TextQAVecEnv, encode_prompts
 from ppo_cli.textqa.policies import build_policy
 from ppo_cli.textqa.rollout import collect_text_episodes
-
-
-@dataclass
-class QAResult:
-    question: str
-    target: str
-    answer: str
-    reward: float
-    correct: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
