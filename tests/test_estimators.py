@@ -146,7 +146,9 @@ def test_critic_free_update_leaves_the_value_head_alone() -> None:
         torch.ones(n, t, dtype=torch.bool),
     )  # fmt: skip
     opt = PlainAdam(policy.parameters(), lr=0.1)
-    stats = ppo_update(policy, opt, batch, UpdateSettings(use_critic=False, norm_adv=False))
+    stats = ppo_update(
+        policy, opt, batch, UpdateSettings(num_minibatches=2, use_critic=False, norm_adv=False)
+    )
     assert stats["value_loss"] == 0.0
     assert torch.equal(policy.critic.weight, before)
 

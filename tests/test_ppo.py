@@ -275,7 +275,9 @@ def test_ppo_update_runs_and_reduces_the_loss_on_a_fixed_batch(builtin_task: QAT
 def test_target_kl_stops_the_epochs_early(builtin_task: QATask) -> None:
     policy, batch = fixed_batch(builtin_task)
     optimizer = torch.optim.Adam(policy.parameters(), lr=5e-2)
-    stats = ppo_update(policy, optimizer, batch, UpdateSettings(update_epochs=8, target_kl=1e-9))
+    stats = ppo_update(
+        policy, optimizer, batch, UpdateSettings(update_epochs=8, num_minibatches=2, target_kl=1e-9)
+    )
     assert stats["kl_stop"] is True
     assert stats["epochs"] == 1 and stats["gradient_updates"] == 2
 
@@ -285,7 +287,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error(builtin_task: QATask) -> N
     batch.returns[0, 0] = float("nan")
     optimizer = torch.optim.Adam(policy.parameters(), lr=5e-3)
     with pytest.raises(TrainingError, match="loss became nan"):
-        ppo_update(policy, optimizer, batch, UpdateSettings())
+        ppo_update(policy, optimizer, batch, UpdateSettings(num_minibatches=2))
 
 
 @pytest.mark.parametrize("per_minibatch", [False, True])

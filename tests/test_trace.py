@@ -191,7 +191,13 @@ def test_generic_batch_trace_for_flat_step_batches() -> None:
     rec = start_trace(Wants(), 3, 10, 0.2)
     assert rec is not None
     opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
-    ppo_update(policy, opt, batch, UpdateSettings(update_epochs=2), rec.on_minibatch)
+    ppo_update(
+        policy,
+        opt,
+        batch,
+        UpdateSettings(update_epochs=2, num_minibatches=2, vf_coef=0.5, ent_coef=0.01),
+        rec.on_minibatch,
+    )
     trace = batch_trace(3, batch, rewards, dones, gae.deltas, rec, valid=valid)
     assert trace["kind"] == "gym" and trace["iteration"] == 3
     steps = trace["steps"]

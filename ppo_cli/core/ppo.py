@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ppo_cli.config import Config
 from ppo_cli.core.gae import normalize
 from ppo_cli.errors import TrainingError
 
@@ -130,12 +131,12 @@ def ppo_loss(
     returns: torch.Tensor,
     entropy: torch.Tensor,
     mask: torch.Tensor,
-    clip_coef: float = 0.2,
-    vf_coef: float = 0.5,
-    ent_coef: float = 0.01,
-    clip_vloss: bool = False,
+    clip_coef: float = Config.clip_coef,
+    vf_coef: float = Config.vf_coef,
+    ent_coef: float = Config.ent_coef,
+    clip_vloss: bool = Config.clip_vloss,
     *,
-    loss_agg: str = "token",
+    loss_agg: str = Config.loss_agg,
     use_critic: bool = True,
     ref_logprob: torch.Tensor | None = None,
     kl_coef: float = 0.0,
@@ -180,31 +181,29 @@ def ppo_loss(
 
 @dataclass
 class UpdateSettings:
-    update_epochs: int = 4
-    num_minibatches: int = 2
-    clip_coef: float = 0.2
-    vf_coef: float = 0.5
-    ent_coef: float = 0.01
-    max_grad_norm: float = 0.5
-    clip_vloss: bool = False
-    norm_adv: bool = True
-    norm_adv_minibatch: bool = False
-    target_kl: float | None = None
-    loss_agg: str = "token"
+    """The update's settings; the defaults are Config's (one set of defaults)."""
+
+    update_epochs: int = Config.update_epochs
+    num_minibatches: int = Config.num_minibatches
+    clip_coef: float = Config.clip_coef
+    vf_coef: float = Config.vf_coef
+    ent_coef: float = Config.ent_coef
+    max_grad_norm: float = Config.max_grad_norm
+    clip_vloss: bool = Config.clip_vloss
+    norm_adv: bool = Config.norm_adv
+    norm_adv_minibatch: bool = Config.norm_adv_minibatch
+    target_kl: float | None = Config.target_kl
+    loss_agg: str = Config.loss_agg
     use_critic: bool = True  # False: no value loss (the critic-free estimators)
     kl_loss_coef: float = 0.0  # > 0 with --kl-in loss: the k3 term's coefficient
 
     @classmethod
-    def from_config(cls, cfg: Any) -> UpdateSettings:
-        """The update's settings from a Config (the text-QA-only ones where it has them)."""
+    def from_config(cls, cfg: Config) -> UpdateSettings:
         own = {"use_critic", "kl_loss_coef"}
-        values = {
-            k: getattr(cfg, k) for k in cls.__dataclass_fields__ if k not in own and hasattr(cfg, k)
-        }
-        advantage = getattr(cfg, "advantage", "gae")
-        values["use_critic"] = not cfg.is_text_qa or advantage == "gae"
-        if cfg.is_text_qa and getattr(cfg, "kl_in", None) == "loss":
-            values["kl_loss_coef"] = cfg.kl_coef
+        values = {k: getattr(cfg, k) for k in cls.__dataclass_fields__ if k not in own}
+        # the critic-free estimators and --kl-in loss are text-QA settings
+        values["use_critic"] = not cfg.is_text_qa or cfg.advantage == "gae"
+        values["kl_loss_coef"] = cfg.kl_coef if cfg.is_text_qa and cfg.kl_in == "loss" else 0.0
         return cls(**values)
 
 
