@@ -373,7 +373,47 @@ def validate(cfg: Config, source: str = "config", whole: bool = True) -> Config:
         _check_gym_batch(cfg, source)
     elif whole:  # the estimator's needs depend on settings other layers may give
         _check_estimator(cfg, source)
+    if whole:
+        _check_kind(cfg)
     return cfg
+
+
+def _check_kind(cfg: Config) -> None:
+    """What one kind of run cannot do with a value the other kind can."""
+    if cfg.env == TEXT_QA:
+        if cfg.policy == "mlp":
+            raise ConfigError(
+                "--policy mlp is for gymnasium environments", "use lstm or transformer"
+            )
+        if cfg.device == "cuda":
+            # Honest about it rather than silently ignoring the flag: the text-QA networks are
+            # tiny and step one token at a time, where a GPU's launch overhead outweighs it.
+            raise ConfigError(
+                "--device cuda: text QA trains on the CPU only",
+                "drop --device (auto means cpu here)",
+            )
+        if cfg.kl_target is not None and cfg.kl_coef <= 0:
+            raise ConfigError(
+                "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
+                "e.g. --kl-coef 0.2 --kl-target 0.05",
+            )
+        return
+    if cfg.policy != "mlp":
+        raise ConfigError(
+            f"--policy {cfg.policy} is a text-QA network; gymnasium environments use mlp",
+            "drop --policy (mlp is picked for Box observations) or pass --policy mlp",
+        )
+    rlhf_flags = {
+        "--init-from": cfg.init_from is not None,
+        "--kl-coef": cfg.kl_coef > 0,
+        "--kl-target": cfg.kl_target is not None,
+        "--reward-fn": cfg.reward_fn is not None,
+    }
+    for flag, given in rlhf_flags.items():
+        if given:  # RLHF here scores generated text against a frozen text policy
+            raise ConfigError(
+                f"{flag} is for text QA, not {cfg.env}", f"drop {flag} for gymnasium runs"
+            )
 
 
 GROUPED = ("grpo", "dr_grpo", "rloo", "group")  # ppo_cli.textqa.estimators.GROUPED, and the alias

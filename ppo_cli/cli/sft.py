@@ -78,10 +78,6 @@ def sft_command(
         }
         try:
             cfg = validate(apply_overrides(Config(), given, "option"), "option")
-            if cfg.policy == "mlp":
-                raise ConfigError(
-                    "--policy mlp is for gymnasium environments", "use lstm or transformer"
-                )
             for name, value in (
                 ("--epochs", epochs),
                 ("--batch-size", batch_size),

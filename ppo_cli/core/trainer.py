@@ -142,7 +142,8 @@ def train(
         cb = TensorBoardCallbacks(cb)  # type: ignore[assignment]
     task = make_task(cfg, run_dir if resume else None, getattr(cb, "on_progress", None))
     try:
-        return _train(cfg, task, run_dir, cb, resume)
+        # the wing's final Config (what cfg left unset, filled in from the data)
+        return _train(task.cfg, task, run_dir, cb, resume)
     finally:
         task.close()
         if cfg.tensorboard:
@@ -154,7 +155,6 @@ def _train(
 ) -> TrainResult:
     seed_everything(cfg.seed, cfg.threads)
     policy = task.build()  # may still refuse the settings: no folder exists yet
-    cfg = task.cfg  # as built: config.yaml names what the run really uses (text QA: reward)
     optimizer = build_optimizer(policy, cfg.learning_rate, task.fused_adam)
     settings = UpdateSettings.from_config(cfg)
     run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))

@@ -43,22 +43,6 @@ class GymTask:
     def __init__(
         self, cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
     ) -> None:
-        if cfg.policy != "mlp":
-            raise ConfigError(
-                f"--policy {cfg.policy} is a text-QA network; gymnasium environments use mlp",
-                "drop --policy (mlp is picked for Box observations) or pass --policy mlp",
-            )
-        rlhf_flags = {
-            "--init-from": cfg.init_from is not None,
-            "--kl-coef": cfg.kl_coef > 0,
-            "--kl-target": cfg.kl_target is not None,
-            "--reward-fn": cfg.reward_fn is not None,
-        }
-        for flag, given in rlhf_flags.items():
-            if given:  # RLHF here scores generated text against a frozen text policy
-                raise ConfigError(
-                    f"{flag} is for text QA, not {cfg.env}", f"drop {flag} for gymnasium runs"
-                )
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.fingerprint = None

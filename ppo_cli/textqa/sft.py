@@ -174,8 +174,6 @@ def sft(
         raise ConfigError(f"--eval-every must be >= 1, got {eval_every}", "e.g. --eval-every 5")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}", "e.g. --batch-size 64")
-    if cfg.policy == "mlp":
-        raise ConfigError("--policy mlp is for gymnasium environments", "use lstm or transformer")
     cb = callbacks or SFTCallbacks()
     if ckpt is not None and run_dir is not None:
         dataset = read_run_dataset(run_dir / DATASET, f"resume only a folder made by `{SFT_CMD}`")

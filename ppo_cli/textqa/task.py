@@ -20,7 +20,7 @@ from ppo_cli.core.ppo import STATS, Batch, UpdateSettings, explained_variance, p
 from ppo_cli.core.rundir import DATASET, VOCAB, atomic_write_text, write_yaml
 from ppo_cli.core.session import LoopState
 from ppo_cli.core.trace import TraceRecorder, group_trace, text_qa_trace
-from ppo_cli.errors import ConfigError, DatasetError, RunError
+from ppo_cli.errors import DatasetError, RunError
 from ppo_cli.textqa import estimators, rlhf
 from ppo_cli.textqa.answer_memory import AnswerMemory
 from ppo_cli.textqa.budget import (
@@ -156,6 +156,46 @@ def load_run_dataset(run_dir: Path) -> QADataset:
     return read_run_dataset(run_dir / DATASET, "resume only a run directory made by `ppoqa train`")
 
 
+def resolve_run(
+    cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None
+) -> tuple[Config, QADataset, rlhf.InitRun | None, Any]:
+    """The run's final Config, its dataset, the --init-from run and the --reward-fn function.
+
+    What the settings leave unset is filled in from the data, so config.yaml names what the
+    run really uses: the --init-from run's own dataset, the iteration cap and the stall
+    patience for the dataset's size (ppo_cli.textqa.budget), the reward the dataset names; the
+    paths are made absolute (a resume may start elsewhere).
+    """
+    init = None
+    if resume_dir is not None:
+        dataset = load_run_dataset(resume_dir)
+    elif cfg.init_from is not None:
+        init = rlhf.load_init_run(Path(cfg.init_from))
+        rlhf.check_network(cfg, init)
+        if cfg.dataset is None:
+            dataset = load_run_dataset(init.path)
+        else:
+            dataset = load_dataset(cfg.dataset, progress)
+    else:
+        dataset = load_dataset(cfg.dataset, progress)
+    reward_fn, derived = None, {}
+    if cfg.reward_fn is not None:
+        from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn
+
+        reward_fn = load_reward_fn(cfg.reward_fn)
+        if resume_dir is None:
+            derived["reward_fn"] = absolute_spec(cfg.reward_fn)
+    if init is not None:
+        derived["init_from"] = str(init.path.resolve())
+        if cfg.dataset is None:
+            derived["dataset"] = str((init.path / DATASET).resolve())
+    derived["iterations"] = cfg.iterations or default_iterations(answer_words(dataset))
+    if cfg.stall_iterations is None:
+        derived["stall_iterations"] = default_stall_iterations(len(dataset.pairs))
+    derived["reward"] = reward_spec(cfg, dataset).name
+    return replace(cfg, **derived), dataset, init, reward_fn
+
+
 class TextQATask:
     """One episode per question, one step per generated token; greedy evaluation each
     eval_every iterations, an early stop at target_accuracy, an optional curriculum."""
@@ -165,57 +205,9 @@ class TextQATask:
     def __init__(
         self, cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
     ) -> None:
-        if cfg.policy == "mlp":
-            raise ConfigError(
-                "--policy mlp is for gymnasium environments", "use lstm or transformer"
-            )
-        if cfg.device == "cuda":
-            # Honest about it rather than silently ignoring the flag: the text-QA networks are
-            # tiny and step one token at a time, where a GPU's launch overhead outweighs it.
-            raise ConfigError(
-                "--device cuda: text QA trains on the CPU only",
-                "drop --device (auto means cpu here)",
-            )
-        self.init = None  # RLHF: the --init-from run whose weights start PPO
-        if resume_dir is not None:
-            dataset = load_run_dataset(resume_dir)
-        elif cfg.init_from is not None:
-            self.init = rlhf.load_init_run(Path(cfg.init_from))
-            rlhf.check_network(cfg, self.init)
-            if cfg.dataset is None:  # the starting run's own dataset
-                cfg = replace(cfg, dataset=str((self.init.path / DATASET).resolve()))
-                dataset = load_run_dataset(self.init.path)
-            else:
-                dataset = load_dataset(cfg.dataset, progress)
-            cfg = replace(cfg, init_from=str(self.init.path.resolve()))
-        else:
-            dataset = load_dataset(cfg.dataset, progress)
-        self.reward_fn = None
-        if cfg.reward_fn is not None:
-            from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn
-
-            self.reward_fn = load_reward_fn(cfg.reward_fn)
-            if resume_dir is None:  # config.yaml names the file absolutely: a resume may move
-                cfg = replace(cfg, reward_fn=absolute_spec(cfg.reward_fn))
-        if cfg.kl_target is not None and cfg.kl_coef <= 0:
-            raise ConfigError(
-                "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
-                "e.g. --kl-coef 0.2 --kl-target 0.05",
-            )
-        # config.yaml names the cap and the patience the run really uses (ppo_cli.textqa.budget)
-        n = len(dataset.pairs)
-        cfg = replace(
-            cfg,
-            iterations=cfg.iterations or default_iterations(answer_words(dataset)),
-            stall_iterations=(
-                default_stall_iterations(n)
-                if cfg.stall_iterations is None
-                else cfg.stall_iterations
-            ),
-        )
-        assert cfg.iterations is not None and cfg.stall_iterations is not None
-        self.cfg, self.dataset = cfg, dataset
-        self.fingerprint: str | None = dataset.fingerprint()
+        cfg, self.dataset, self.init, self.reward_fn = resolve_run(cfg, resume_dir, progress)
+        self.cfg = cfg  # final: nothing below changes it
+        self.fingerprint: str | None = self.dataset.fingerprint()
         self.total = cfg.iterations
         self.may_stop_early = cfg.target_accuracy is not None
 
@@ -223,8 +215,6 @@ class TextQATask:
         """The env and the network; may still refuse the dataset (before any folder exists)."""
         cfg = self.cfg
         self.qa, policy = build_text_setup(cfg, self.dataset)
-        if cfg.reward != self.qa.rewards.name:  # config.yaml names the reward really used
-            self.cfg = cfg = replace(cfg, reward=self.qa.rewards.name)
         if self.init is not None:
             rlhf.check_same_vocabulary(self.init, self.qa.vocab.itos, self.dataset.source)
             policy.load_state_dict(rlhf.init_policy(self.init).state_dict())
