@@ -113,8 +113,8 @@ class Config:
         False, "Normalize advantages per minibatch (CleanRL, SB3), not once per batch."
     )
     ent_coef: float = setting(0.03, "Entropy bonus coefficient.")
-    # 0.1 for text QA (issue 10): the LSTM trunk is shared by actor and critic, and at 0.5 the
-    # value loss's gradient dominated the clipped total; gymnasium's `default` entry sets 0.5.
+    # 0.1 for text QA: the LSTM trunk is shared by actor and critic, and at 0.5 the value
+    # loss's gradient dominated the clipped total; gymnasium's `default` entry sets 0.5.
     vf_coef: float = setting(0.1, "Value loss coefficient.")
     max_grad_norm: float = setting(0.5, "Gradient norm clip.")
     target_kl: float | None = setting(None, "Stop an update's epochs once approx_kl exceeds this.")
@@ -137,7 +137,7 @@ class Config:
     reward_wrong: float | None = setting(None, "Reward of a wrong answer.", TEXT)
     step_penalty: float | None = setting(None, "Penalty per generated token.", TEXT)
 
-    # Extensions (issue 6): curriculum over dataset levels, TensorBoard scalars
+    # Extensions: curriculum over dataset levels, TensorBoard scalars
     curriculum: bool = setting(
         False, "Start with the dataset's easiest level, add the next when earned.", TEXT
     )
@@ -147,8 +147,7 @@ class Config:
     tensorboard: bool = setting(
         False, "TensorBoard scalars (CleanRL names) in <run dir>/tensorboard.", panel="Output"
     )
-    # invalid-action masking; on by default since issue 10 (README "What learns on a user's
-    # dataset")
+    # invalid-action masking: on by default, it is what learns users' datasets
     answer_vocab: bool = setting(
         True, "Generate only words of the dataset's answers, never an empty answer.", TEXT
     )
@@ -195,7 +194,7 @@ class Config:
         TEXT,
     )
 
-    # RLHF (issue 13): start from a run, stay near it (KL penalty), score with your function
+    # RLHF: start from a run, stay near it (KL penalty), score with your function
     init_from: str | None = setting(
         None,
         "Start from this run's weights (ppoqa sft or train); its policy, frozen, is the KL "

@@ -17,7 +17,7 @@ from ppo_cli.errors import UsageError
 # Settings that differ from the Config defaults for one policy kind (text QA).
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm": {},
-    # measured with two minibatches per epoch (the LSTM's four came later, issue 10)
+    # measured with two minibatches per epoch
     "transformer": {
         "learning_rate": 3e-3,
         "ent_coef": 0.05,

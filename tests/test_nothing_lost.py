@@ -101,15 +101,6 @@ def test_new_empty_and_marked_folders_are_accepted(tmp_path: Path) -> None:
     assert (marked / CHECKPOINT).is_file()
 
 
-def test_a_run_of_an_older_ppoqa_without_marker_still_resumes(tmp_path: Path) -> None:
-    run = tmp_path / "old"
-    train(tiny(iterations=1), run, Callbacks())
-    (run / MARKER).unlink()  # as an older ppoqa left it
-    result = train(tiny(iterations=2), run, Callbacks(), resume=True)
-    assert result.iterations == 2
-    assert (run / MARKER).is_file()
-
-
 @pytest.mark.parametrize("value", ["", "   "])
 @pytest.mark.parametrize("flag", ["--run-dir", "--dataset", "--config", "--resume"])
 def test_an_empty_path_is_a_usage_error(tmp_path: Path, flag: str, value: str) -> None:

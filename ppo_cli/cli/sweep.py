@@ -340,7 +340,7 @@ def sweep_impl(**kw: Any) -> None:
         from ppo_cli.core.rundir import claim_dir
 
         # the same rule as a run directory: never write over a folder ppoqa did not make
-        claim_dir(out_dir, "sweep folder", "--out", legacy=("study.db",), create=False)
+        claim_dir(out_dir, "sweep folder", "--out", early=("study.db",), create=False)
         url = storage or default_storage_url(out_dir.resolve())
         opts = WorkerOptions(url, study, out_dir.resolve(), spec, heartbeat)
         silent = quiet or json_output

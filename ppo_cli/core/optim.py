@@ -1,11 +1,11 @@
 """Adam without `torch.optim`, so that no command pays for importing `torch._dynamo`.
 
-Creating any `torch.optim` optimizer imports `torch._dynamo`, about 2 s on this machine: more
-than a whole supervised run on the built-in set takes, and a sixth of a CartPole `ppoqa train`.
-This is the same update (Kingma & Ba 2015, as torch.optim.Adam computes it without weight decay
-or amsgrad), in a dozen lines; `fused=True` calls the same one-kernel op (`torch._fused_adam_`)
-that `torch.optim.Adam(fused=True)` calls, so gymnasium runs keep their exact numbers.
-tests/test_rlhf.py and tests/test_optim.py check both step for step against torch.optim.Adam.
+Creating any `torch.optim` optimizer imports `torch._dynamo`, which takes longer than a whole
+supervised run on the built-in set. This is the same update (Kingma & Ba 2015, as
+torch.optim.Adam computes it without weight decay or amsgrad), in a dozen lines; `fused=True`
+calls the same one-kernel op (`torch._fused_adam_`) that `torch.optim.Adam(fused=True)` calls,
+so gymnasium runs keep their exact numbers. tests/test_rlhf.py and tests/test_optim.py check
+both step for step against torch.optim.Adam.
 """
 
 from __future__ import annotations

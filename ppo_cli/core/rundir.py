@@ -113,11 +113,6 @@ def _is_own(name: str) -> bool:
     return name in _OWN_TRANSIENT or name.startswith(".write-test.") or name.endswith(".tmp")
 
 
-def is_legacy_run(path: Path) -> bool:
-    """A run written by a ppoqa from before the marker: its config, checkpoint and metrics."""
-    return all((path / name).is_file() for name in (CONFIG, CHECKPOINT, METRICS))
-
-
 def marker_kind(path: Path) -> str | None:
     """What ppoqa made this folder as ("run directory", "sweep folder"), from its marker's
     first line; None without a marker or one that does not say."""
@@ -130,21 +125,11 @@ def marker_kind(path: Path) -> str | None:
     return head.removeprefix("ppoqa ").strip() if sep and head.startswith("ppoqa ") else None
 
 
-def is_ppoqa_dir(path: Path, legacy: tuple[str, ...] = ()) -> bool:
-    """True when ppoqa made this folder (its marker), or it is an older ppoqa's run (or holds
-    all of `legacy`, the files an older ppoqa left in such a folder)."""
-    if (path / MARKER).is_file():
-        return True
-    if legacy:
-        return all((path / name).is_file() for name in legacy)
-    return is_legacy_run(path)
-
-
 def claim_dir(
     path: Path,
     what: str = "run directory",
     flag: str = "--run-dir",
-    legacy: tuple[str, ...] = (),
+    early: tuple[str, ...] = (),
     create: bool = True,
 ) -> Path:
     """Make sure ppoqa may write in `path`: a new folder, an empty one, or one ppoqa made.
@@ -163,7 +148,9 @@ def claim_dir(
             f"{path}: is a ppoqa {kind}, not a {what}; their files would mix",
             f"choose another {flag}",
         )
-    if path.is_dir() and not is_ppoqa_dir(path, legacy):
+    # early: files ppoqa writes before it claims the folder (a sweep's study.db)
+    ours = (path / MARKER).is_file() or (early and all((path / n).is_file() for n in early))
+    if path.is_dir() and not ours:
         try:
             names = sorted(n for n in os.listdir(path) if not _is_own(n))
         except OSError as exc:

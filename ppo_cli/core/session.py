@@ -89,7 +89,6 @@ class LoopState:
 
     @classmethod
     def from_counters(cls, counters: dict[str, Any]) -> LoopState:
-        counters = {"steps": counters.get("global_step", 0), **counters}  # older gym runs
         return cls(**{k: v for k, v in counters.items() if k in cls.__dataclass_fields__})
 
 

@@ -115,7 +115,7 @@ def seed_everything(seed: int, threads: int) -> None:
 
 
 def build_optimizer(policy: torch.nn.Module, lr: float, fused: bool) -> Any:
-    """Adam with CleanRL's eps, without torch.optim's ~2 s torch._dynamo import
+    """Adam with CleanRL's eps, without torch.optim's slow torch._dynamo import
     (ppo_cli.core.optim.PlainAdam: torch's update, same checkpoint format). Fused (one kernel per
     step, torch.optim.Adam(fused=True)'s op) for gymnasium; the plain loop for text QA."""
     return PlainAdam(policy.parameters(), lr=lr, eps=1e-5, fused=fused)

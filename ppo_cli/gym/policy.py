@@ -145,7 +145,7 @@ class MLPActorCritic(ActorCritic):
             spec["action_kind"] = self.action_kind
         if self.action_nvec:
             spec["action_nvec"] = list(self.action_nvec)
-        if self.activation != "tanh":  # older checkpoints have neither key: tanh, orthogonal
+        if self.activation != "tanh":  # a spec names only what differs from the defaults
             spec["activation"] = self.activation
         if not self.ortho_init:
             spec["ortho_init"] = False

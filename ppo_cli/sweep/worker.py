@@ -440,7 +440,7 @@ def _run_trial(
     base = spec.config()
     from ppo_cli.core.rundir import claim_dir
 
-    claim_dir(opts.out, "sweep folder", "--out", legacy=("study.db",))  # marks it as ours
+    claim_dir(opts.out, "sweep folder", "--out", early=("study.db",))  # marks it as ours
     folder = opts.out / params_slug(params)
     scores: list[float] = []
     runs: list[str] = []

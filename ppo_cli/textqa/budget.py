@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from ppo_cli.textqa.data import QADataset
 
 SOLVED, STALLED, BUDGET = "solved", "stalled", "budget"
-STOP_REASONS = (SOLVED, STALLED, BUDGET)
 
 
 def answer_words(dataset: QADataset) -> int:

@@ -92,7 +92,7 @@ class QATask:
             self.targets[i, : len(ids)] = torch.tensor(ids)
         self.target_len = torch.tensor([len(x) for x in answers])
         self.target_valid = torch.arange(a).unsqueeze(0) < self.target_len.unsqueeze(1)
-        # --reward-fn (issue 13): a Python function (question, answer, target) -> float whose
+        # --reward-fn: a Python function (question, answer, target) -> float whose
         # value replaces the named reward's final reward of a finished answer; None keeps it.
         self.score_fn: Callable[[str, str, str], float] | None = None
 

@@ -152,10 +152,7 @@ def load_text_run(run: Path) -> TextRun:
             f"{run}: is a {run_env(run)} run, not a text-QA run",
             "`ppoqa ask` answers questions only with runs trained on --env text-qa",
         )
-    raw_cfg = read_config(run)
-    if "reward" not in raw_cfg:  # a run from before named rewards was trained on the seed's
-        raw_cfg = {**raw_cfg, "reward": "seed"}
-    cfg = apply_overrides(Config(), raw_cfg, str(run / CONFIG))
+    cfg = apply_overrides(Config(), read_config(run), str(run / CONFIG))
     ckpt = load_checkpoint(run)
     dataset = read_run_dataset(
         run / DATASET, "a text-QA run directory holds the dataset it was trained on; retrain"
@@ -305,15 +302,6 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
             )
         )
     return answers
-
-
-def answer_questions(run: TextRun, questions: list[str]) -> tuple[list[str], list[str]]:
-    """Greedy answers for free-text questions; also returns the words the run never saw."""
-    answers = ask(run, questions)
-    unknown: list[str] = []
-    for a in answers:
-        unknown.extend(w for w in a.unknown_words if w not in unknown)
-    return [a.answer for a in answers], unknown
 
 
 def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:

@@ -20,8 +20,8 @@ def start_columns(tokens: torch.Tensor) -> torch.Tensor:
 
 def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(distinct rows [U, L], inverse [B]) with rows == distinct[inverse], as
-    torch.unique(rows, dim=0, return_inverse=True) gives, without its row sort (about 1 ms
-    for a minibatch of prompts, every forward pass): rows are grouped by a polynomial hash
+    torch.unique(rows, dim=0, return_inverse=True) gives, without its row sort (paid on
+    every forward pass): rows are grouped by a polynomial hash
     and the grouping is checked; a collision falls back to torch.unique."""
     keys, inverse = torch.unique((rows * _hash_weights(rows.shape[1])).sum(1), return_inverse=True)
     first = torch.full((keys.numel(),), rows.shape[0], dtype=torch.long)
@@ -34,7 +34,7 @@ def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def sample_rows(probs: torch.Tensor) -> torch.Tensor:
     """One index per row of probs [B, A], drawn with those probabilities by inverting the
-    cumulative sum (torch.multinomial takes ~16x longer on a rollout's 968 x 125). The
+    cumulative sum (torch.multinomial is an order of magnitude slower on a rollout). The
     uniform draw is kept below each row's total, so the index found always has p > 0."""
     cdf = probs.cumsum(-1)
     total = cdf[:, -1:]
@@ -72,7 +72,7 @@ class TextActorCritic(ActorCritic):
         self.critic = orthogonal(nn.Linear(hidden_size, 1), 1.0)
         mask = torch.zeros(vocab_size)
         mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = NEG
-        # --answer-vocab (issue 6): only ids that occur in some answer (and <END>) may be
+        # --answer-vocab: only ids that occur in some answer (and <END>) may be
         # generated, and <END> never right after <START> (no empty answers). With hundreds of
         # question words in the vocabulary this shrinks the search a policy must explore.
         self.answer_vocab = sorted(set(answer_vocab)) if answer_vocab is not None else None

@@ -48,7 +48,6 @@ from ppo_cli.textqa.evaluate import QAResult, accuracy, evaluate_qa
 SFT_CMD = "ppoqa sft"
 RUN_KIND = "sft"  # the checkpoint's `kind`: train --resume refuses it, --init-from takes it
 DEFAULT_EPOCHS = 60
-DEFAULT_LEARNING_RATE = 1e-2
 DEFAULT_BATCH_SIZE = 8
 
 

@@ -132,7 +132,7 @@ def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCrit
         "vocab_size": len(vocab),
         "hidden_size": cfg.hidden_size,
     }
-    if cfg.answer_vocab:  # issue 6: generate only words that occur in some answer
+    if cfg.answer_vocab:  # generate only words that occur in some answer
         spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
         if cfg.answer_positions:
             spec["answer_positions"] = answer_positions(task)
