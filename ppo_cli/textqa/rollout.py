@@ -78,6 +78,7 @@ class TextRollout:
             advantages=adv,
             returns=ret,
             mask=self.mask,
+            groups=self.question_idx,
         )
         return batch, gae.deltas.T * self.mask
 
