@@ -125,8 +125,9 @@ class Config:
     )
     reward: str | None = setting(
         None,
-        "Named reward: lcs (default), strict, prefix, f1, exact or seed (the seed's overlap, "
-        "which pays for hedging); `ppoqa explain-reward` shows what each pays.",
+        "Named reward: lcs (default), strict, prefix, f1, exact or walkthrough (the original "
+        "walkthrough's overlap, which pays for hedging; alias seed); `ppoqa explain-reward` "
+        "shows what each pays.",
         TEXT,
     )
     reward_partial: float | None = setting(
@@ -250,7 +251,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 # The named rewards (ppo_cli.textqa.rewards.REWARDS, which imports torch): offered by TAB
 # completion of --reward, which must not pay for torch; a test keeps the two lists equal.
-REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "seed")
+REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "walkthrough")
 
 # (low, high, low inclusive) ranges checked after merging; None means unbounded.
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {

@@ -93,7 +93,7 @@ def solved_threshold(env_id: str) -> float | None:
 
 
 def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
-    """The seed's loss curve: the loss of every update epoch, then each iteration's mean."""
+    """The walkthrough's loss curve: the loss of every update epoch, then each iteration's mean."""
     ex, ey = [], []
     for i, r in enumerate(records):
         losses = r.get("epoch_losses") or []

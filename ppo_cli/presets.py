@@ -3,7 +3,7 @@ config.resolve() applies them in its one precedence chain.
 
 Policy defaults exist because one set of PPO settings does not suit every network: the
 Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach the
-built-in set's 100 % on every seed (benchmarks/qa_seeds.py). The presets are the seed's
+built-in set's 100 % on every seed (benchmarks/qa_seeds.py). The presets are the walkthrough's
 "fast / balanced / quality" configurations re-tuned for this PPO; README "Extensions" has the
 measured numbers.
 """
@@ -64,7 +64,7 @@ def estimator_defaults(name: str) -> dict[str, Any]:
 # Each preset: settings for every policy ("all"), then per-policy refinements on top.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # A larger step size and a short iteration budget: a run never takes long, and fails
-    # more often (the seed's "fast": few iterations, higher learning rate).
+    # more often (the walkthrough's "fast": few iterations, higher learning rate).
     "fast": {
         "all": {"learning_rate": 1e-2, "iterations": 40},
         "transformer": {"learning_rate": 5e-3, "iterations": 60},

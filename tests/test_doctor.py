@@ -68,7 +68,7 @@ def test_a_short_budget_is_reported_as_exhausted(tmp_path: Path) -> None:
 def rec(results: list[tuple[str, str, str]], metrics=None, **cfg) -> RunRecords:
     rows = [{"question": q, "target": t, "answer": a, "correct": a == t} for q, t, a in results]
     return RunRecords(
-        {"target_accuracy": 1.0, "reward": "seed", **cfg},
+        {"target_accuracy": 1.0, "reward": "walkthrough", **cfg},
         metrics or [{"iteration": 1, "eval_accuracy": 0.5, "loss": 1.0, "entropy": 1.0}],
         rows,
         "stalled",
@@ -94,7 +94,7 @@ def test_hedging_word_order_and_same_answer_come_from_the_final_answers() -> Non
     assert codes(found) == ["same_answer", "hedging", "word_order"]
     hedge = found[1]
     assert hedge.evidence["examples"][0]["answer"] == "Helsinki Warsaw Ankara Warsaw"
-    assert "--reward lcs" in hedge.remedy  # the seed reward is the cause
+    assert "--reward lcs" in hedge.remedy  # the walkthrough reward is the cause
 
 
 def test_curves_give_forgetting_loss_exploding_entropy_collapse_not_learning() -> None:

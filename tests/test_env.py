@@ -109,7 +109,7 @@ def test_step_after_the_end_is_refused() -> None:
         env.step(END_ID)
 
 
-# --- the seed's rewards (reward: seed) ------------------------------------------------------
+# --- the walkthrough's rewards (reward: seed, its old name) ---------------------------------
 
 
 def test_exact_answer_earns_ten_after_one_step_penalty() -> None:

@@ -433,7 +433,8 @@ def complete(*words: str) -> list[str]:
 
 def test_tab_completes_choices_and_registered_env_ids() -> None:
     assert complete("train", "--policy", "") == ["lstm", "transformer", "mlp"]
-    assert complete("train", "--reward", "") == ["lcs", "strict", "prefix", "f1", "exact", "seed"]
+    rewards = ["lcs", "strict", "prefix", "f1", "exact", "walkthrough"]
+    assert complete("train", "--reward", "") == rewards
     assert complete("train", "--preset", "") == ["fast", "balanced", "quality"]
     assert set(complete("train", "--env", "Cart")) == {"CartPole-v0", "CartPole-v1"}
     assert "text-qa" in complete("train", "--env", "")

@@ -234,7 +234,7 @@ def ppo_update(
     on_minibatch: MinibatchHook | None = None,
 ) -> dict[str, float]:
     """Several epochs of shuffled minibatches; returns the mean diagnostics of the last epoch
-    plus per-epoch losses (for the seed's loss curve)."""
+    plus per-epoch losses (for the walkthrough's loss curve)."""
     per_minibatch = settings.norm_adv and settings.norm_adv_minibatch
     if settings.norm_adv and not per_minibatch:
         # Normalized once over the whole batch's valid steps, so each step's normalized

@@ -55,7 +55,7 @@ from ppo_cli.kinds import make_task
 
 @dataclass
 class TrainResult:
-    """The seed's "training math" for the run that really happened."""
+    """The walkthrough's "training math" for the run that really happened."""
 
     run_dir: Path
     env: str

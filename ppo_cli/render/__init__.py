@@ -52,7 +52,7 @@ def number(x: float) -> str:
 
 
 def training_math_table(summary: dict[str, Any]) -> Table:
-    """The seed's "training math", for the run that really happened."""
+    """The walkthrough's "training math", for the run that really happened."""
     table = Table(title="Training math (this run)", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")

@@ -1,4 +1,4 @@
-"""`ppoqa doctor`: the seed's "common problems", found in a text-QA run's own records.
+"""`ppoqa doctor`: the walkthrough's "common problems", found in a text-QA run's own records.
 
 Reads only the run directory (config.yaml, metrics.jsonl, the checkpoint's final greedy
 answers and stop reason) and returns findings as plain data: a code, a one-line message, the
@@ -31,7 +31,7 @@ CODES = (
 # Thresholds, in the units the metrics use (accuracy in [0, 1], entropy in nats per token).
 SAME_ANSWER_MIN = 3  # one wrong answer given to this many questions or more
 FORGET_DROP = 0.2  # best greedy accuracy minus the final one
-LOSS_LIMIT = 100.0  # the seed's "loss > 100 or NaN"
+LOSS_LIMIT = 100.0  # the walkthrough's "loss > 100 or NaN"
 ENTROPY_FLOOR = 0.05
 NOT_LEARNING_MIN_ITERATIONS = 20
 MAX_EXAMPLES = 5
@@ -163,7 +163,7 @@ def _context(rec: RunRecords) -> Context:
         evals=[],
         final_acc=final_acc,
         solved=final_acc >= (1.0 if target is None else target) - 1e-9,
-        reward=str(cfg.get("reward") or "seed"),
+        reward=str(cfg.get("reward")),
         rlhf=rlhf,
         scored_by_fn=bool(cfg.get("reward_fn")),
     )
@@ -252,9 +252,9 @@ def rule_hedging(ctx: Context) -> Finding | None:
         f"{len(hedges)} final answers hold the target's words plus others (hedging)",
         {"reward": reward, "count": len(hedges), "examples": _examples(hedges)},
         (
-            "the seed reward pays for any answer that contains the right words: "
+            "the walkthrough reward pays for any answer that contains the right words: "
             "train with --reward lcs (the default) or --reward prefix"
-            if reward == "seed"
+            if reward == "walkthrough"
             else f"reward {reward!r} still pays a hedge something: try --reward prefix "
             "or --reward exact"
             if reward not in ("prefix", "exact")
@@ -268,6 +268,8 @@ def rule_word_order(ctx: Context) -> Finding | None:
     reordered = [r for r in ctx.wrong if ctx.kinds[id(r)] == "word_order"]
     if not reordered or ctx.scored_by_fn:
         return None
+    from ppo_cli.textqa.rewards import REWARDS
+
     reward = ctx.reward
     return Finding(
         "word_order",
@@ -276,7 +278,7 @@ def rule_word_order(ctx: Context) -> Finding | None:
         (
             f"reward {reward!r} pays the words in any order: train with --reward lcs "
             "(order-aware, the default) or --reward prefix"
-            if reward in ("seed", "f1")
+            if reward in REWARDS and REWARDS[reward].ignores_order
             else (
                 "--reward prefix pays nothing at all for the wrong order; or "
                 if reward != "prefix"

@@ -46,13 +46,14 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
     else:
         name, where = DEFAULT_REWARD, "default reward"
     definition = check_reward_name(name, where)
+    name = definition.name  # an alias names the reward it stands for
     unused = "partial" if definition.uses == "overlap" else "overlap"
     if unused in values:
         raise DatasetError(
             f"{sources[unused]}: '{unused}' does not apply to reward {name!r} "
-            f"(it weighs {'the seed reward' if unused == 'overlap' else 'partial credit'})",
+            f"(it weighs {'the walkthrough reward' if unused == 'overlap' else 'partial credit'})",
             f"use '{definition.uses}' with reward {name!r}, or choose "
-            f"{'reward: seed' if unused == 'overlap' else 'another reward'}",
+            f"{'reward: walkthrough' if unused == 'overlap' else 'another reward'}",
         )
     spec = RewardSpec(**values, name=name)
     check_reward_fits(

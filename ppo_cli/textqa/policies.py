@@ -177,7 +177,7 @@ class TextActorCritic(ActorCritic):
 
     def _first(self, inputs: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
         """The first decision (input token <START>) may not be <END>: every dataset answer has
-        at least one token, and an empty answer would be a trap of the seed's rewards (-2.0
+        at least one token, and an empty answer would be a trap of the walkthrough's rewards (-2.0
         for silence beats -2.1 for a wrong word, so a policy can learn to say nothing)."""
         return (inputs == START_ID).unsqueeze(-1) & end  # [..., A]
 
@@ -307,7 +307,7 @@ class TextActorCritic(ActorCritic):
 
 
 class LSTMActorCritic(TextActorCritic):
-    """The seed's network: token embedding -> LSTM -> policy head and value head."""
+    """The walkthrough's network: token embedding -> LSTM -> policy head and value head."""
 
     kind = "lstm"
 

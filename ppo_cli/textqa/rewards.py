@@ -3,7 +3,8 @@
 Every reward pays `correct` for the exact answer. A non-exact answer earns `wrong` plus partial
 credit, and the rewards differ only in that credit:
 
-- ``seed``: the seed walkthrough's `overlap * shared distinct words`. It pays for any answer
+- ``walkthrough`` (alias ``seed``): the original walkthrough's `overlap * shared distinct
+  words`. It pays for any answer
   that *contains* the right words, so a policy learns to hedge ("Helsinki Warsaw Ankara
   Warsaw" earns as much as "Warsaw" minus a little) and to keep words in the wrong order.
 - ``exact``: no partial credit at all.
@@ -54,7 +55,7 @@ def exact_match(
 def distinct_overlap(
     answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
-    """[N] long: how many distinct target words occur anywhere in the answer (the seed's set
+    """[N] long: how many distinct target words occur anywhere in the answer (the walkthrough's set
     intersection)."""
     a_ok, t_ok = _valid(answer, answer_len), _valid(target, target_len)
     present = ((target.unsqueeze(2) == answer.unsqueeze(1)) & a_ok.unsqueeze(1)).any(2)  # [N, A]
@@ -147,10 +148,11 @@ class RewardDef:
     credit: CreditFn
     summary: str
     partial: float  # default weight of the credit (0 for exact)
-    uses: str = "partial"  # which parameter weighs the credit: overlap (seed) or partial
+    uses: str = "partial"  # which parameter weighs the credit: overlap (walkthrough) or partial
+    ignores_order: bool = False  # pays the target's words in any order
 
 
-def _seed_credit(answer, answer_len, target, target_len) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def _walkthrough_credit(answer, answer_len, target, target_len) -> torch.Tensor:  # type: ignore[no-untyped-def]
     return distinct_overlap(answer, answer_len, target, target_len).float()
 
 
@@ -159,16 +161,23 @@ def _no_credit(answer, answer_len, target, target_len) -> torch.Tensor:  # type:
 
 
 REWARDS: dict[str, RewardDef] = {
-    "seed": RewardDef(
-        "seed",
-        _seed_credit,
-        "the seed's overlap: `overlap` per distinct target word anywhere in the answer "
-        "(pays for hedging and for the wrong word order)",
+    "walkthrough": RewardDef(
+        "walkthrough",
+        _walkthrough_credit,
+        "the original walkthrough's overlap: `overlap` per distinct target word anywhere in the "
+        "answer (pays for hedging and for the wrong word order)",
         2.0,
         "overlap",
+        ignores_order=True,
     ),
     "exact": RewardDef("exact", _no_credit, "exact answer or nothing: no partial credit", 0.0),
-    "f1": RewardDef("f1", token_f1, "token F1 (extra words cost precision; order ignored)", 4.0),
+    "f1": RewardDef(
+        "f1",
+        token_f1,
+        "token F1 (extra words cost precision; order ignored)",
+        4.0,
+        ignores_order=True,
+    ),
     "prefix": RewardDef(
         "prefix",
         prefix_credit,
@@ -188,13 +197,16 @@ REWARDS: dict[str, RewardDef] = {
 }
 
 REWARD_NAMES = tuple(REWARDS)
+# Names still accepted for a reward: `seed` was the walkthrough reward's first name.
+REWARD_ALIASES = {"seed": "walkthrough"}
 # The reward `ppoqa train` uses when neither the dataset nor a flag names one (README "Rewards":
 # benchmarks/own_data.py measured the candidates).
 DEFAULT_REWARD = "lcs"
 
 
 def check_reward_name(name: str, where: str) -> RewardDef:
-    """The named reward, or one line naming the place and the choices."""
+    """The named reward (or its alias), or one line naming the place and the choices."""
+    name = REWARD_ALIASES.get(name, name)
     if name not in REWARDS:
         import difflib
 
@@ -211,7 +223,7 @@ def check_reward_name(name: str, where: str) -> RewardDef:
 class RewardSpec:
     """The reward of a run: a name from REWARDS and its parameters.
 
-    `overlap` weighs the ``seed`` reward's shared words; `partial` weighs the other rewards'
+    `overlap` weighs the ``walkthrough`` reward's shared words; `partial` weighs the other rewards'
     credit in [0, 1] (None: the reward's own default).
     """
 
@@ -272,7 +284,7 @@ def check_reward_fits(
     spec: RewardSpec, target_lengths: list[int], max_answer_tokens: int, where: str
 ) -> None:
     """Refuse a reward under which some non-exact answer earns as much as the exact one: PPO
-    would learn that answer instead (the seed's hedging, at its extreme)."""
+    would learn that answer instead (the walkthrough's hedging, at its extreme)."""
     best_wrong = max_partial_payment(spec, target_lengths, max_answer_tokens)
     if best_wrong >= spec.correct:
         raise ConfigError(
