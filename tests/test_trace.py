@@ -16,10 +16,11 @@ from ppo_cli.cli import app
 from ppo_cli.config import Config
 from ppo_cli.core.gae import compute_gae
 from ppo_cli.core.ppo import Batch, UpdateSettings, ppo_update
-from ppo_cli.core.trace import TraceSelection, batch_trace, parse_trace_iterations, start_trace
+from ppo_cli.core.trace import TraceSelection, parse_trace_iterations, start_trace
 from ppo_cli.core.trainer import Callbacks, train
 from ppo_cli.errors import UsageError
 from ppo_cli.gym.policy import MLPActorCritic
+from ppo_cli.gym.trace import batch_trace
 
 runner = CliRunner()
 TINY = ["--iterations", "2", "--num-episodes", "16", "--no-early-stop", "--eval-every", "2"]

@@ -201,12 +201,9 @@ class UpdateSettings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> UpdateSettings:
+        """The settings every kind of run shares (a wing adds its own: use_critic, ...)."""
         own = {"use_critic", "kl_loss_coef"}
-        values = {k: getattr(cfg, k) for k in cls.__dataclass_fields__ if k not in own}
-        # the critic-free estimators and --kl-in loss are text-QA settings
-        values["use_critic"] = not cfg.is_text_qa or cfg.advantage == "gae"
-        values["kl_loss_coef"] = cfg.kl_coef if cfg.is_text_qa and cfg.kl_in == "loss" else 0.0
-        return cls(**values)
+        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__ if k not in own})
 
 
 def shuffled(n: int, groups: torch.Tensor | None) -> torch.Tensor:

@@ -23,7 +23,6 @@ import torch
 from ppo_cli.config import Config, config_to_yaml, validate
 from ppo_cli.core.optim import PlainAdam
 from ppo_cli.core.ppo import (
-    UpdateSettings,
     check_finite_metrics,
     check_finite_parameters,
     ppo_update,
@@ -156,7 +155,7 @@ def _train(
     seed_everything(cfg.seed, cfg.threads)
     policy = task.build()  # may still refuse the settings: no folder exists yet
     optimizer = build_optimizer(policy, cfg.learning_rate, task.fused_adam)
-    settings = UpdateSettings.from_config(cfg)
+    settings = task.update_settings()
     run_dir = prepare_run_dir(run_dir or new_run_dir(cfg.env, cfg.seed))
     with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
         state, ckpt = LoopState(), None

@@ -13,16 +13,16 @@ import torch
 
 from ppo_cli.config import Config
 from ppo_cli.core.policy import ActorCritic
-from ppo_cli.core.ppo import STATS, Batch, explained_variance
+from ppo_cli.core.ppo import STATS, Batch, UpdateSettings, explained_variance
 from ppo_cli.core.rundir import FINAL_EVAL, atomic_write_text
 from ppo_cli.core.session import LoopState
-from ppo_cli.core.trace import batch_trace
 from ppo_cli.errors import ConfigError, EnvError
 from ppo_cli.gym.envs import action_mask_from_info, make_vec_env
 from ppo_cli.gym.evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
 from ppo_cli.gym.normalize import Normalizer
 from ppo_cli.gym.policy import MLPActorCritic
 from ppo_cli.gym.rollout import GymCollector, GymRollout
+from ppo_cli.gym.trace import batch_trace
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,6 +85,9 @@ class GymTask:
 
     def plan(self, policy: ActorCritic) -> None:
         return None
+
+    def update_settings(self) -> UpdateSettings:
+        return UpdateSettings.from_config(self.cfg)
 
     def training_spec(self) -> None:
         return None  # nothing about a gymnasium run's data can change under a resume

@@ -19,7 +19,7 @@ from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.ppo import STATS, Batch, UpdateSettings, explained_variance, ppo_update
 from ppo_cli.core.rundir import DATASET, VOCAB, atomic_write_text, write_yaml
 from ppo_cli.core.session import LoopState
-from ppo_cli.core.trace import TraceRecorder, group_trace, text_qa_trace
+from ppo_cli.core.trace import TraceRecorder
 from ppo_cli.errors import DatasetError, RunError
 from ppo_cli.textqa import estimators, rlhf
 from ppo_cli.textqa.answer_memory import AnswerMemory
@@ -54,6 +54,7 @@ from ppo_cli.textqa.evaluate import (
 from ppo_cli.textqa.kl import KLController
 from ppo_cli.textqa.policies import build_policy
 from ppo_cli.textqa.rollout import TextRollout, collect_text_episodes
+from ppo_cli.textqa.trace import group_trace, text_qa_trace
 
 # Probe episodes generated at once (ppo_cli.textqa.answer_memory): bounds their memory.
 PROBE_ROWS = 2048
@@ -235,13 +236,22 @@ class TextQATask:
             self.memory = AnswerMemory(self.qa.num_questions, self.qa.max_steps, columns)
         return policy
 
+    def update_settings(self) -> UpdateSettings:
+        """The critic-free estimators train no value head; --kl-in loss adds the KL term."""
+        cfg = self.cfg
+        return replace(
+            UpdateSettings.from_config(cfg),
+            use_critic=cfg.advantage in estimators.CRITIC,
+            kl_loss_coef=cfg.kl_coef if cfg.kl_in == "loss" else 0.0,
+        )
+
     def plan(self, policy: ActorCritic) -> Plan:
         """The run's expected cost, from a timed rehearsal of part of an iteration on a copy
         of the network (the run's own random numbers are left as they were)."""
         cfg, qa = self.cfg, self.qa
         episodes = episodes_per_iteration(cfg.num_episodes, qa.num_questions)
         n = min(episodes, REHEARSAL_EPISODES)
-        settings = UpdateSettings.from_config(cfg)
+        settings = self.update_settings()
         minibatches = max(1, round(settings.num_minibatches * n / episodes))
         with torch.random.fork_rng():
             clone = copy.deepcopy(policy)
