@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ppo_cli.config import Config, apply_overrides
+from ppo_cli.config import Config, resolve
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
 from ppo_cli.core.session import QAResult
@@ -153,7 +153,7 @@ def load_text_run(run: Path) -> TextRun:
             f"{run}: is a {run_env(run)} run, not a text-QA run",
             "`ppoqa ask` answers questions only with runs trained on --env text-qa",
         )
-    cfg = apply_overrides(Config(), read_config(run), str(run / CONFIG))
+    cfg = resolve(base=read_config(run), source=str(run / CONFIG))
     ckpt = load_checkpoint(run)
     dataset = read_run_dataset(
         run / DATASET, "a text-QA run directory holds the dataset it was trained on; retrain"
