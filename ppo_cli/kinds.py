@@ -9,6 +9,7 @@ lazily, so choosing a kind costs nothing until a run starts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,15 +24,32 @@ if TYPE_CHECKING:
 TEXT, GYM = "text-qa", "gym"
 
 
-def kind_of(env: str) -> str:
-    """text-qa for the built-in text task; any other id is a gymnasium environment."""
-    return TEXT if env == TEXT_QA else GYM
+@dataclass(frozen=True)
+class Kind:
+    """What the code that reads a kind of run's records (sweeps, figures, tables) needs."""
+
+    name: str
+    curve: str  # the metrics key of its learning curve
+    final: str  # the TrainResult field of its final evaluation
+    noisy: bool  # episode returns are averaged over the last ones; accuracy is read as is
+    steps: str  # what one of its steps is, in words
+
+
+KINDS = {
+    TEXT: Kind(TEXT, "eval_accuracy", "final_accuracy", False, "steps (tokens)"),
+    GYM: Kind(GYM, "episodic_return", "mean_return", True, "environment steps"),
+}
+
+
+def kind_of(env: str) -> Kind:
+    """text-qa is the built-in text task; any other id is a gymnasium environment."""
+    return KINDS[TEXT if env == TEXT_QA else GYM]
 
 
 def make_task(
     cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
 ) -> Task:
-    if kind_of(cfg.env) == TEXT:
+    if kind_of(cfg.env).name == TEXT:
         from ppo_cli.textqa.task import TextQATask
 
         return TextQATask(cfg, resume_dir, progress)

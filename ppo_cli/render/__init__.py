@@ -13,6 +13,8 @@ from rich.errors import MarkupError
 from rich.table import Table
 from rich.text import Text
 
+from ppo_cli.kinds import kind_of
+
 
 def _mark(ok: bool) -> str:
     return "[green]yes[/]" if ok else "[red]no[/]"
@@ -60,7 +62,7 @@ def training_math_table(summary: dict[str, Any]) -> Table:
         ("iterations", f"{summary['iterations']:,}"),
         ("episodes", f"{summary['episodes']:,}"),
         (
-            "steps (tokens)" if summary.get("env") == "text-qa" else "environment steps",
+            kind_of(str(summary.get("env"))).steps,
             f"{summary['steps']:,}",
         ),
         ("epochs", f"{summary['epochs']:,}"),

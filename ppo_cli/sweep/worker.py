@@ -33,6 +33,7 @@ from ppo_cli.errors import (
     TrainingError,
     TrainingInterrupted,
 )
+from ppo_cli.kinds import kind_of
 from ppo_cli.sweep.search import Axis, apply_params, grid_points, is_grid, params_slug
 from ppo_cli.sweep.stats import iqm
 from ppo_cli.sweep.storage import (
@@ -342,7 +343,7 @@ def metric_name(objective: str, text_qa: bool) -> str:
 
 def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
     """The score of one finished run under the objective (OBJECTIVES)."""
-    value = result.final_accuracy if cfg.is_text_qa else result.mean_return
+    value = getattr(result, kind_of(cfg.env).final)
     if value is None:
         raise TrainingError(f"{result.run_dir}: the run ended without a final evaluation", "")
     if objective == "final":
