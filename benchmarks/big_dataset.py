@@ -39,7 +39,7 @@ def _rss_mib() -> float:
 def child(flags: dict[str, Any], preset: str | None, run_dir: str) -> dict[str, Any]:
     """One training run in this process; returns its numbers."""
     from ppo_cli.config import resolve, validate
-    from ppo_cli.trainer import train
+    from ppo_cli.core.trainer import train
 
     rss_after_imports = _rss_mib()
     cfg = validate(resolve(flags, preset=preset))

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout
 from benchmarks._common import add_set_option, parse_set  # noqa: E402
 from ppo_cli.config import apply_overrides, base_config, validate
-from ppo_cli.trainer import train
+from ppo_cli.core.trainer import train
 
 ENV = "CartPole-v1"
 BAR_RETURN = 475.0

@@ -27,8 +27,8 @@ from ppo_cli.config import (
     resolve,  # noqa: E402
     validate,  # noqa: E402
 )
+from ppo_cli.core.trainer import train  # noqa: E402
 from ppo_cli.presets import PRESET_NAMES  # noqa: E402
-from ppo_cli.trainer import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def _pairs(run_dir: Path) -> list[Any]:
-    from ppo_cli.data import load_dataset
+    from ppo_cli.textqa.data import load_dataset
 
     return load_dataset(run_dir / "dataset.yaml").pairs
 

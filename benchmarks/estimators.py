@@ -126,16 +126,16 @@ def critic_cost(dataset: str, repeats: int) -> dict:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from ppo_cli.config import resolve
-    from ppo_cli.ppo import UpdateSettings, ppo_update
-    from ppo_cli.rollout import collect_text_episodes
-    from ppo_cli.tasks import TextQATask
-    from ppo_cli.trainer import build_optimizer, seed_everything
+    from ppo_cli.core.ppo import UpdateSettings, ppo_update
+    from ppo_cli.core.trainer import build_optimizer, seed_everything
+    from ppo_cli.textqa.rollout import collect_text_episodes
+    from ppo_cli.textqa.task import TextQATask
 
     cfg = resolve({"dataset": dataset})
     seed_everything(0, 1)
     task = TextQATask(cfg, None)
     base = task.build()
-    from ppo_cli.checkpointing import LoopState
+    from ppo_cli.core.session import LoopState
 
     task.start(LoopState())
     q_idx = torch.arange(task.qa.num_questions).repeat_interleave(8)  # 240 completions

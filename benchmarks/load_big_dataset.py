@@ -42,8 +42,8 @@ def _peak_mib() -> float:
 
 def child(path: str) -> dict[str, Any]:
     """Load and encode in this process; the numbers of one measurement."""
-    from ppo_cli.data import Vocabulary, load_dataset
-    from ppo_cli.envs.text_qa_vec import QATask
+    from ppo_cli.textqa.data import Vocabulary, load_dataset
+    from ppo_cli.textqa.env import QATask
 
     base = _peak_mib()
     lines: list[str] = []

@@ -39,7 +39,7 @@ SUBSETS = (250, 500)
 Pair = tuple[str, str]
 Category = tuple[str, list[Pair]]
 
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]")  # the same split as ppo_cli.data.tokenize
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")  # the same split as ppo_cli.textqa.data.tokenize
 
 
 def tokenize(text: str) -> list[str]:

@@ -55,8 +55,8 @@ def run_one(
     dataset: str, seed: int, config: Path | None, timeout: float, tmp: Path, tree: Path = ROOT
 ) -> dict:
     """One whole `train` command of the checkout `tree` (this one, or --baseline's)."""
-    from ppo_cli.data import tokenize
-    from ppo_cli.envs.rewards import answer_kind
+    from ppo_cli.textqa.data import tokenize
+    from ppo_cli.textqa.rewards import answer_kind
 
     # not -q: the plan (the rehearsal that times an iteration) is part of what a user runs
     cmd = [sys.executable, "-m", "ppo_cli", "train", "--seed", str(seed), "--json"]
@@ -204,7 +204,7 @@ def draw_scaling(doc: dict, path: Path) -> None:
 
 
 def _pairs(dataset: str) -> int:
-    from ppo_cli.data import load_dataset
+    from ppo_cli.textqa.data import load_dataset
 
     return len(load_dataset(dataset).pairs)
 

@@ -28,8 +28,8 @@ from ppo_cli.config import (
     resolve,  # noqa: E402
     validate,  # noqa: E402
 )
+from ppo_cli.core.trainer import train  # noqa: E402
 from ppo_cli.presets import PRESET_NAMES  # noqa: E402
-from ppo_cli.trainer import train  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

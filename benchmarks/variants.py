@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ppo_cli.config import resolve  # noqa: E402
-from ppo_cli.trainer import Callbacks, train  # noqa: E402
+from ppo_cli.core.trainer import Callbacks, train  # noqa: E402
 
 
 class Curve(Callbacks):

@@ -1,7 +1,7 @@
 """ppoqa: Proximal Policy Optimization on text question answering and gymnasium tasks.
 
 Importing the package imports nothing heavy (so `ppoqa --help` answers at once); `import
-ppo_cli.envs` registers the gymnasium id ppoqa/TextQA-v0.
+ppo_cli.textqa.gym_env` registers the gymnasium id ppoqa/TextQA-v0.
 """
 
 import os

@@ -47,7 +47,7 @@ class Config:
     hidden_size: int = setting(64, "Width of the network.", panel=R)
     device: str = setting("cpu", "cpu, cuda or auto (gymnasium; text QA uses the CPU).", panel=R)
     threads: int = setting(1, "torch CPU threads (1 is fastest for small networks).", panel=R)
-    # None: grows with the dataset (ppo_cli.budget); config.yaml records the value used
+    # None: grows with the dataset (ppo_cli.textqa.budget); config.yaml records the value used
     iterations: int | None = setting(
         None,
         "PPO iterations at most (default: 3x the estimate from the answer words, at least "
@@ -113,8 +113,8 @@ class Config:
         False, "Normalize advantages per minibatch (CleanRL, SB3), not once per batch."
     )
     ent_coef: float = setting(0.03, "Entropy bonus coefficient.")
-    # 0.1 for text QA (issue 10): the LSTM trunk is shared by actor and critic, and at 0.5 the
-    # value loss's gradient dominated the clipped total; gymnasium's `default` entry sets 0.5.
+    # 0.1 for text QA: the LSTM trunk is shared by actor and critic, and at 0.5 the value
+    # loss's gradient dominated the clipped total; gymnasium's `default` entry sets 0.5.
     vf_coef: float = setting(0.1, "Value loss coefficient.")
     max_grad_norm: float = setting(0.5, "Gradient norm clip.")
     target_kl: float | None = setting(None, "Stop an update's epochs once approx_kl exceeds this.")
@@ -125,8 +125,9 @@ class Config:
     )
     reward: str | None = setting(
         None,
-        "Named reward: lcs (default), strict, prefix, f1, exact or seed (the seed's overlap, "
-        "which pays for hedging); `ppoqa explain-reward` shows what each pays.",
+        "Named reward: lcs (default), strict, prefix, f1, exact or walkthrough (the original "
+        "walkthrough's overlap, which pays for hedging; alias seed); `ppoqa explain-reward` "
+        "shows what each pays.",
         TEXT,
     )
     reward_partial: float | None = setting(
@@ -137,7 +138,7 @@ class Config:
     reward_wrong: float | None = setting(None, "Reward of a wrong answer.", TEXT)
     step_penalty: float | None = setting(None, "Penalty per generated token.", TEXT)
 
-    # Extensions (issue 6): curriculum over dataset levels, TensorBoard scalars
+    # Extensions: curriculum over dataset levels, TensorBoard scalars
     curriculum: bool = setting(
         False, "Start with the dataset's easiest level, add the next when earned.", TEXT
     )
@@ -147,8 +148,7 @@ class Config:
     tensorboard: bool = setting(
         False, "TensorBoard scalars (CleanRL names) in <run dir>/tensorboard.", panel="Output"
     )
-    # invalid-action masking; on by default since issue 10 (README "What learns on a user's
-    # dataset")
+    # invalid-action masking: on by default, it is what learns users' datasets
     answer_vocab: bool = setting(
         True, "Generate only words of the dataset's answers, never an empty answer.", TEXT
     )
@@ -195,7 +195,7 @@ class Config:
         TEXT,
     )
 
-    # RLHF (issue 13): start from a run, stay near it (KL penalty), score with your function
+    # RLHF: start from a run, stay near it (KL penalty), score with your function
     init_from: str | None = setting(
         None,
         "Start from this run's weights (ppoqa sft or train); its policy, frozen, is the KL "
@@ -249,9 +249,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "activation": ("tanh", "relu"),
 }
 
-# The named rewards (ppo_cli.envs.rewards.REWARDS, which imports torch): offered by TAB
+# The named rewards (ppo_cli.textqa.rewards.REWARDS, which imports torch): offered by TAB
 # completion of --reward, which must not pay for torch; a test keeps the two lists equal.
-REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "seed")
+REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "walkthrough")
 
 # (low, high, low inclusive) ranges checked after merging; None means unbounded.
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -373,10 +373,50 @@ def validate(cfg: Config, source: str = "config", whole: bool = True) -> Config:
         _check_gym_batch(cfg, source)
     elif whole:  # the estimator's needs depend on settings other layers may give
         _check_estimator(cfg, source)
+    if whole:
+        _check_kind(cfg)
     return cfg
 
 
-GROUPED = ("grpo", "dr_grpo", "rloo", "group")  # ppo_cli.estimators.GROUPED, and the alias
+def _check_kind(cfg: Config) -> None:
+    """What one kind of run cannot do with a value the other kind can."""
+    if cfg.env == TEXT_QA:
+        if cfg.policy == "mlp":
+            raise ConfigError(
+                "--policy mlp is for gymnasium environments", "use lstm or transformer"
+            )
+        if cfg.device == "cuda":
+            # Honest about it rather than silently ignoring the flag: the text-QA networks are
+            # tiny and step one token at a time, where a GPU's launch overhead outweighs it.
+            raise ConfigError(
+                "--device cuda: text QA trains on the CPU only",
+                "drop --device (auto means cpu here)",
+            )
+        if cfg.kl_target is not None and cfg.kl_coef <= 0:
+            raise ConfigError(
+                "--kl-target adapts --kl-coef multiplicatively: it needs a starting --kl-coef > 0",
+                "e.g. --kl-coef 0.2 --kl-target 0.05",
+            )
+        return
+    if cfg.policy != "mlp":
+        raise ConfigError(
+            f"--policy {cfg.policy} is a text-QA network; gymnasium environments use mlp",
+            "drop --policy (mlp is picked for Box observations) or pass --policy mlp",
+        )
+    rlhf_flags = {
+        "--init-from": cfg.init_from is not None,
+        "--kl-coef": cfg.kl_coef > 0,
+        "--kl-target": cfg.kl_target is not None,
+        "--reward-fn": cfg.reward_fn is not None,
+    }
+    for flag, given in rlhf_flags.items():
+        if given:  # RLHF here scores generated text against a frozen text policy
+            raise ConfigError(
+                f"{flag} is for text QA, not {cfg.env}", f"drop {flag} for gymnasium runs"
+            )
+
+
+GROUPED = ("grpo", "dr_grpo", "rloo", "group")  # ppo_cli.textqa.estimators.GROUPED, and the alias
 
 
 def _check_estimator(cfg: Config, source: str) -> None:
@@ -455,7 +495,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         size_message=f"{p}: larger than 1 MB, not a config file",
         size_hint="check the path",
     )
-    from ppo_cli.data import DuplicateKey, load_yaml_unique
+    from ppo_cli.yamlio import DuplicateKey, load_yaml_unique
 
     try:
         data = load_yaml_unique(raw.decode("utf-8"))
@@ -470,7 +510,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"
         ) from exc
     except yaml.YAMLError as exc:
-        from ppo_cli.data import describe_yaml_error
+        from ppo_cli.yamlio import describe_yaml_error
 
         raise ConfigError(
             f"{p}:{describe_yaml_error(exc)}",
@@ -502,7 +542,7 @@ def _pick(key: str, *sources: dict[str, Any], default: Any) -> Any:
 def _network_of(run: Path) -> dict[str, Any]:
     """--init-from: the network (kind, width, answer vocabulary) defaults to the starting
     run's; a flag that asks for another one is refused by the trainer."""
-    from ppo_cli.rundir import CONFIG, read_config
+    from ppo_cli.core.rundir import CONFIG, read_config
 
     if not (run / CONFIG).is_file():
         return {}  # the trainer reports a missing or foreign run with its own message

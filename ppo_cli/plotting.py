@@ -13,8 +13,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from ppo_cli.core.rundir import FINAL_EVAL, atomic_write_bytes, read_metrics, run_env
 from ppo_cli.errors import RunError, UsageError
-from ppo_cli.rundir import FINAL_EVAL, atomic_write_bytes, read_metrics, run_env
 
 FORMATS = ("png", "svg", "pdf")
 DEFAULT_WINDOW = 10
@@ -93,7 +93,7 @@ def solved_threshold(env_id: str) -> float | None:
 
 
 def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
-    """The seed's loss curve: the loss of every update epoch, then each iteration's mean."""
+    """The walkthrough's loss curve: the loss of every update epoch, then each iteration's mean."""
     ex, ey = [], []
     for i, r in enumerate(records):
         losses = r.get("epoch_losses") or []
@@ -360,7 +360,7 @@ def clip_figure(clip_coef: float = 0.2) -> Figure:
     drawn through ppo.clipped_surrogate (the loss's own code)."""
     import torch
 
-    from ppo_cli.ppo import clipped_surrogate
+    from ppo_cli.core.ppo import clipped_surrogate
 
     if not (0.0 < clip_coef < 1.0):
         raise UsageError(f"--clip-coef must be within (0, 1), got {clip_coef!r}", "e.g. 0.2")

@@ -3,7 +3,7 @@ config.resolve() applies them in its one precedence chain.
 
 Policy defaults exist because one set of PPO settings does not suit every network: the
 Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach the
-built-in set's 100 % on every seed (benchmarks/qa_seeds.py). The presets are the seed's
+built-in set's 100 % on every seed (benchmarks/qa_seeds.py). The presets are the walkthrough's
 "fast / balanced / quality" configurations re-tuned for this PPO; README "Extensions" has the
 measured numbers.
 """
@@ -17,7 +17,7 @@ from ppo_cli.errors import UsageError
 # Settings that differ from the Config defaults for one policy kind (text QA).
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm": {},
-    # measured with two minibatches per epoch (the LSTM's four came later, issue 10)
+    # measured with two minibatches per epoch
     "transformer": {
         "learning_rate": 3e-3,
         "ent_coef": 0.05,
@@ -64,7 +64,7 @@ def estimator_defaults(name: str) -> dict[str, Any]:
 # Each preset: settings for every policy ("all"), then per-policy refinements on top.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # A larger step size and a short iteration budget: a run never takes long, and fails
-    # more often (the seed's "fast": few iterations, higher learning rate).
+    # more often (the walkthrough's "fast": few iterations, higher learning rate).
     "fast": {
         "all": {"learning_rate": 1e-2, "iterations": 40},
         "transformer": {"learning_rate": 5e-3, "iterations": 60},

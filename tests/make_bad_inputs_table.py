@@ -31,8 +31,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from ppo_cli.cli import app  # noqa: E402
 from ppo_cli.config import Config  # noqa: E402
-from ppo_cli.rundir import CHECKPOINT, FORMAT_VERSION  # noqa: E402
-from ppo_cli.trainer import Callbacks, train  # noqa: E402
+from ppo_cli.core.rundir import CHECKPOINT, FORMAT_VERSION  # noqa: E402
+from ppo_cli.core.trainer import Callbacks, train  # noqa: E402
 
 DOC = ROOT / "docs" / "bad-inputs.md"
 MARKER = "PWNED"  # what the pickled-code checkpoint would create if it ever ran
@@ -261,7 +261,7 @@ CASES: list[Case] = [
     Case("dataset unknown reward key", [*T, "--dataset", "d.yaml"], 1, "'rewards' must be a mapping", write("d.yaml", GOOD_DATASET + "rewards: {bonus: 1}\n")),
     Case("dataset unknown reward name", [*T, "--dataset", "d.yaml"], 1, "d.yaml: 'reward': unknown reward 'pefix'", write("d.yaml", "reward: pefix\n" + GOOD_DATASET)),
     Case("dataset reward that pays a wrong answer like the right one", [*T, "--dataset", "d.yaml"], 1, "pays up to 2 for a wrong answer", write("d.yaml", "rewards: {correct: 1}\n" + GOOD_DATASET)),
-    Case("dataset `overlap` with a reward other than seed", [*T, "--dataset", "d.yaml"], 1, "'overlap' does not apply to reward 'lcs'", write("d.yaml", "rewards: {overlap: 2}\n" + GOOD_DATASET)),
+    Case("dataset `overlap` with a reward other than walkthrough", [*T, "--dataset", "d.yaml"], 1, "'overlap' does not apply to reward 'lcs'", write("d.yaml", "rewards: {overlap: 2}\n" + GOOD_DATASET)),
     Case("unknown --reward", [*T, "--reward", "hedge"], 2, "--reward: unknown reward 'hedge'"),
     Case("dataset YAML alias bomb", [*T, "--dataset", "d.yaml"], 1, "'name' must be text", write("d.yaml", GOOD_DATASET + "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nname: *b\n")),
     Case("dataset is a named pipe (FIFO)", [*T, "--dataset", "d.fifo"], 1, "d.fifo: is a named pipe (FIFO), not a dataset file", fifo("d.fifo")),

@@ -1,4 +1,4 @@
-"""The answer memory and the exploration probes (ppo_cli.answer_memory), and what a user of a
+"""The answer memory and the exploration probes (ppo_cli.textqa.answer_memory), and what a user of a
 large dataset sees of them: the plan line before training and the progress it buys."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from ppo_cli.answer_memory import AnswerMemory
-from ppo_cli.budget import Plan, StallDetector, stall_min_gain
 from ppo_cli.cli import app
-from ppo_cli.data import END_ID, PAD_ID
+from ppo_cli.textqa.answer_memory import AnswerMemory
+from ppo_cli.textqa.budget import Plan, StallDetector, stall_min_gain
+from ppo_cli.textqa.data import END_ID, PAD_ID
 
 runner = CliRunner()
 T = 4  # max steps of the toy memories
@@ -153,7 +153,7 @@ def test_the_memory_and_probes_learn_distinct_answers_plain_sampling_does_not(
 
 
 def test_doctor_names_the_warm_start_when_a_large_set_runs_out_of_budget() -> None:
-    from ppo_cli.doctor import RunRecords, diagnose_records
+    from ppo_cli.teach.doctor import RunRecords, diagnose_records
 
     metrics = [{"iteration": i, "eval_accuracy": 0.5, "loss": 1.0} for i in range(1, 31)]
     results = [

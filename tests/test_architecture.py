@@ -102,10 +102,10 @@ def test_core_never_imports_typer_or_rich() -> None:
 
 def test_the_graph_sees_function_level_imports() -> None:
     """The checks above read imports inside functions too (a cycle can hide there)."""
-    code = "def f():\n    from ppo_cli.trainer import train\n"
+    code = "def f():\n    from ppo_cli.core.trainer import train\n"
     tree = ast.parse(code)
     assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))
-    assert "ppo_cli.trainer" in graph()["ppo_cli.cli.train"]
+    assert "ppo_cli.core.trainer" in graph()["ppo_cli.cli.train"]
 
 
 # Import third-party libraries once, then fork one child per ppo_cli module: each child imports
@@ -207,3 +207,32 @@ def test_help_and_version_import_neither_torch_nor_gymnasium() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=PKG.parent
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+SHARED = ("ppo_cli.errors", "ppo_cli.files", "ppo_cli.yamlio", "ppo_cli.usercode")
+SHARED += ("ppo_cli.config", "ppo_cli.presets", "ppo_cli.core")
+WINGS = ("ppo_cli.textqa", "ppo_cli.gym")
+ABOVE = ("ppo_cli.teach", "ppo_cli.sweep", "ppo_cli.render", "ppo_cli.plotting", "ppo_cli.cli")
+
+
+def _within(name: str, places: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in places)
+
+
+def test_the_wings_stand_on_the_core_and_not_on_each_other() -> None:
+    """The core and the shared modules import no wing (the loop reaches one only through
+    ppo_cli.kinds), a wing imports neither the other wing nor anything that reads or renders
+    its records, and nothing below the CLI imports the CLI."""
+    bad = []
+    for name in MODULES:
+        for mod, _, line in imports_of(name):
+            if mod not in MODULES or mod == name:
+                continue
+            seam = name == "ppo_cli.core.trainer" and mod == "ppo_cli.kinds"
+            if _within(name, SHARED) and not _within(mod, SHARED) and not seam:
+                bad.append(f"{name}:{line} imports {mod}")
+            for wing in WINGS:
+                others = tuple(w for w in WINGS if w != wing) + ABOVE
+                if _within(name, (wing,)) and _within(mod, others):
+                    bad.append(f"{name}:{line} imports {mod}")
+    assert not bad, bad

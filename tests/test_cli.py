@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config
-from ppo_cli.data import SPECIAL_TOKENS, parse_dataset
-from ppo_cli.envs.rewards import DEFAULT_REWARD
-from ppo_cli.rundir import load_checkpoint
+from ppo_cli.core.rundir import load_checkpoint
+from ppo_cli.textqa.data import SPECIAL_TOKENS, parse_dataset
+from ppo_cli.textqa.rewards import DEFAULT_REWARD
 
 from .conftest import EXAMPLES
 

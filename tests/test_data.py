@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ppo_cli.data import (
+from ppo_cli.errors import DatasetError
+from ppo_cli.textqa.data import (
     END_ID,
     PAD_ID,
     SPECIAL_TOKENS,
@@ -22,7 +23,6 @@ from ppo_cli.data import (
     parse_dataset,
     tokenize,
 )
-from ppo_cli.errors import DatasetError
 
 from .conftest import EXAMPLES
 

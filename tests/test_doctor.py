@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ppo_cli.budget import StallDetector, default_iterations, default_stall_iterations
 from ppo_cli.cli import app
 from ppo_cli.config import Config
-from ppo_cli.doctor import CODES, RunRecords, diagnose, diagnose_records
-from ppo_cli.trainer import Callbacks, train
+from ppo_cli.core.trainer import Callbacks, train
+from ppo_cli.teach.doctor import CODES, RunRecords, diagnose, diagnose_records
+from ppo_cli.textqa.budget import StallDetector, default_iterations, default_stall_iterations
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def test_a_short_budget_is_reported_as_exhausted(tmp_path: Path) -> None:
 def rec(results: list[tuple[str, str, str]], metrics=None, **cfg) -> RunRecords:
     rows = [{"question": q, "target": t, "answer": a, "correct": a == t} for q, t, a in results]
     return RunRecords(
-        {"target_accuracy": 1.0, "reward": "seed", **cfg},
+        {"target_accuracy": 1.0, "reward": "walkthrough", **cfg},
         metrics or [{"iteration": 1, "eval_accuracy": 0.5, "loss": 1.0, "entropy": 1.0}],
         rows,
         "stalled",
@@ -94,7 +94,7 @@ def test_hedging_word_order_and_same_answer_come_from_the_final_answers() -> Non
     assert codes(found) == ["same_answer", "hedging", "word_order"]
     hedge = found[1]
     assert hedge.evidence["examples"][0]["answer"] == "Helsinki Warsaw Ankara Warsaw"
-    assert "--reward lcs" in hedge.remedy  # the seed reward is the cause
+    assert "--reward lcs" in hedge.remedy  # the walkthrough reward is the cause
 
 
 def test_curves_give_forgetting_loss_exploding_entropy_collapse_not_learning() -> None:
@@ -151,9 +151,9 @@ def test_a_stalled_run_ends_with_the_weights_of_its_best_evaluation(
     iteration 2's weights and answers, the same weights a 2-iteration run of the seed ends with."""
     import torch
 
-    from ppo_cli import tasks
-    from ppo_cli.checkpointing import load_checkpoint
-    from ppo_cli.evaluate import QAResult
+    from ppo_cli.core.rundir import load_checkpoint
+    from ppo_cli.core.session import QAResult
+    from ppo_cli.textqa import task as tasks
 
     calls = {"n": 0}
 

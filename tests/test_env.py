@@ -10,13 +10,13 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-import ppo_cli.envs  # noqa: F401  (registers ppoqa/TextQA-v0)
+import ppo_cli.textqa.gym_env  # noqa: F401  (registers ppoqa/TextQA-v0)
 from ppo_cli.config import Config
-from ppo_cli.data import END_ID, load_dataset
-from ppo_cli.envs.text_qa import TextQAEnv
-from ppo_cli.envs.text_qa_vec import QATask, RewardSpec, TextQAVecEnv
 from ppo_cli.errors import DatasetError
-from ppo_cli.evaluate import reward_spec
+from ppo_cli.textqa.data import END_ID, load_dataset
+from ppo_cli.textqa.env import QATask, RewardSpec, TextQAVecEnv
+from ppo_cli.textqa.evaluate import reward_spec
+from ppo_cli.textqa.gym_env import TextQAEnv
 
 from .conftest import EXAMPLES
 
@@ -109,7 +109,7 @@ def test_step_after_the_end_is_refused() -> None:
         env.step(END_ID)
 
 
-# --- the seed's rewards (reward: seed) ------------------------------------------------------
+# --- the walkthrough's rewards (reward: seed, its old name) ---------------------------------
 
 
 def test_exact_answer_earns_ten_after_one_step_penalty() -> None:

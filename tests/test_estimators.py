@@ -14,14 +14,14 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from ppo_cli import estimators
 from ppo_cli.cli import app
 from ppo_cli.config import resolve
+from ppo_cli.core.optim import PlainAdam
+from ppo_cli.core.ppo import Batch, UpdateSettings, aggregate, ppo_loss, ppo_update
+from ppo_cli.core.rundir import METRICS
 from ppo_cli.errors import UsageError
-from ppo_cli.optim import PlainAdam
-from ppo_cli.policies import build_policy
-from ppo_cli.ppo import Batch, UpdateSettings, aggregate, ppo_loss, ppo_update
-from ppo_cli.rundir import METRICS
+from ppo_cli.textqa import estimators
+from ppo_cli.textqa.policies import build_policy
 
 runner = CliRunner()
 
@@ -146,7 +146,9 @@ def test_critic_free_update_leaves_the_value_head_alone() -> None:
         torch.ones(n, t, dtype=torch.bool),
     )  # fmt: skip
     opt = PlainAdam(policy.parameters(), lr=0.1)
-    stats = ppo_update(policy, opt, batch, UpdateSettings(use_critic=False, norm_adv=False))
+    stats = ppo_update(
+        policy, opt, batch, UpdateSettings(num_minibatches=2, use_critic=False, norm_adv=False)
+    )
     assert stats["value_loss"] == 0.0
     assert torch.equal(policy.critic.weight, before)
 
@@ -273,7 +275,7 @@ def test_kl_in_loss_keeps_the_reward_and_logs_the_term(tmp_path: Path) -> None:
 
 
 def test_trl_names_reach_tensorboard_under_train() -> None:
-    from ppo_cli.tensorboard import scalars_from_record
+    from ppo_cli.core.tensorboard import scalars_from_record
 
     rec = {"steps": 10, "reward": 2.0, "reward_std": 1.0, "frac_reward_zero_std": 0.25}
     rec |= {"kl": 0.1, "clip_ratio": 0.2, "completions/mean_length": 2.5}

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ppo_cli.cli import app
-from ppo_cli.doctor import RunRecords, diagnose_records
+from ppo_cli.teach.doctor import RunRecords, diagnose_records
 from tests.conftest import EXAMPLES, ROOT
 
 runner = CliRunner()
@@ -433,7 +433,8 @@ def complete(*words: str) -> list[str]:
 
 def test_tab_completes_choices_and_registered_env_ids() -> None:
     assert complete("train", "--policy", "") == ["lstm", "transformer", "mlp"]
-    assert complete("train", "--reward", "") == ["lcs", "strict", "prefix", "f1", "exact", "seed"]
+    rewards = ["lcs", "strict", "prefix", "f1", "exact", "walkthrough"]
+    assert complete("train", "--reward", "") == rewards
     assert complete("train", "--preset", "") == ["fast", "balanced", "quality"]
     assert set(complete("train", "--env", "Cart")) == {"CartPole-v0", "CartPole-v1"}
     assert "text-qa" in complete("train", "--env", "")
@@ -442,7 +443,7 @@ def test_tab_completes_choices_and_registered_env_ids() -> None:
 
 def test_the_completed_reward_names_are_the_rewards() -> None:
     from ppo_cli.config import REWARD_CHOICES
-    from ppo_cli.envs.rewards import REWARD_NAMES
+    from ppo_cli.textqa.rewards import REWARD_NAMES
 
     assert set(REWARD_CHOICES) == set(REWARD_NAMES)
 

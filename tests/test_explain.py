@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from ppo_cli.cli import app
 from ppo_cli.config import Config
 from ppo_cli.errors import PpoqaError
-from ppo_cli.explain import (
+from ppo_cli.teach.explain import (
     GAERequest,
     explain_gae,
     gae_request,
@@ -288,7 +288,7 @@ def test_cli_exits_0_or_2_without_traceback(argv: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ppo_cli.trainer import train
+    from ppo_cli.core.trainer import train
 
     run = tmp_path_factory.mktemp("run")
     cfg = Config(iterations=2, num_episodes=16, target_accuracy=None, eval_every=2)
@@ -349,7 +349,7 @@ def test_clip_default_walks_the_seed_examples() -> None:
 def test_clip_custom_numbers_match_ppo_loss() -> None:
     import torch
 
-    from ppo_cli.ppo import ppo_loss
+    from ppo_cli.core.ppo import ppo_loss
 
     doc = run_json(
         ["explain-clip", "--old-logprobs", "-1,-2", "--new-logprobs", "-0.5,-2.5",

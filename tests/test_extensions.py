@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config, resolve, validate
-from ppo_cli.curriculum import Curriculum
-from ppo_cli.data import END_ID, START_ID, Vocabulary, load_dataset, tokenize
-from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
+from ppo_cli.core.trainer import train
 from ppo_cli.errors import ConfigError
-from ppo_cli.policies import TransformerActorCritic, build_policy
 from ppo_cli.presets import POLICY_DEFAULTS, PRESETS
-from ppo_cli.rollout import collect_text_episodes
-from ppo_cli.trainer import train
+from ppo_cli.textqa.curriculum import Curriculum
+from ppo_cli.textqa.data import END_ID, START_ID, Vocabulary, load_dataset, tokenize
+from ppo_cli.textqa.env import QATask, TextQAVecEnv
+from ppo_cli.textqa.policies import TransformerActorCritic, build_policy
+from ppo_cli.textqa.rollout import collect_text_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -221,7 +221,7 @@ def test_curriculum_run_trains_on_active_level_and_delays_early_stop(
 ) -> None:
     """With an unreachable threshold only level 0 is trained, and even a target accuracy of 0
     does not stop the run: early stop counts only once all levels are active."""
-    import ppo_cli.tasks as trainer_mod
+    import ppo_cli.textqa.task as trainer_mod
 
     seen: list[torch.Tensor] = []
     real = trainer_mod.collect_text_episodes
@@ -275,7 +275,7 @@ def test_curriculum_flags_reach_the_config(tmp_path: Path) -> None:
 
 
 def test_text_record_maps_to_cleanrl_names() -> None:
-    from ppo_cli.tensorboard import global_step, scalars_from_record
+    from ppo_cli.core.tensorboard import global_step, scalars_from_record
 
     rec = {
         "iteration": 3, "steps": 600, "mean_reward": 1.5, "mean_length": 2.0,
@@ -296,7 +296,7 @@ def test_text_record_maps_to_cleanrl_names() -> None:
 
 
 def test_gym_record_maps_to_cleanrl_names() -> None:
-    from ppo_cli.tensorboard import global_step, scalars_from_record
+    from ppo_cli.core.tensorboard import global_step, scalars_from_record
 
     rec = {"iteration": 2, "global_step": 2048, "sps": 900.0, "approx_kl": 0.02}
     tags = scalars_from_record(rec)
@@ -329,8 +329,8 @@ class _FakeWriter:
 def test_writer_gets_every_iteration_and_forwards_other_hooks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ppo_cli.tensorboard as tb
-    from ppo_cli.trainer import Callbacks
+    import ppo_cli.core.tensorboard as tb
+    from ppo_cli.core.trainer import Callbacks
 
     monkeypatch.setattr(tb, "summary_writer_class", lambda: _FakeWriter)
     _FakeWriter.instances.clear()

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ppo_cli.config import Config, apply_overrides, config_to_yaml, load_config_file, validate
-from ppo_cli.data import QADataset, Vocabulary, load_dataset, parse_dataset, tokenize
-from ppo_cli.envs.text_qa_vec import QATask
+from ppo_cli.core.rundir import write_yaml
 from ppo_cli.errors import ConfigError, DatasetError
-from ppo_cli.rundir import write_yaml
+from ppo_cli.textqa.data import QADataset, Vocabulary, load_dataset, parse_dataset, tokenize
+from ppo_cli.textqa.env import QATask
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

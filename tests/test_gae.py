@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ppo_cli.gae import compute_gae, normalize
+from ppo_cli.core.gae import compute_gae, normalize
 
 
 def t(*xs: float) -> torch.Tensor:

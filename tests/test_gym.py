@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config, resolve
-from ppo_cli.envs.gym_envs import EnvInfo
-from ppo_cli.policies import ActorCritic
-from ppo_cli.rollout import GymCollector
-from ppo_cli.rundir import load_checkpoint
+from ppo_cli.core.policy import ActorCritic
+from ppo_cli.core.rundir import load_checkpoint
+from ppo_cli.gym.envs import EnvInfo
+from ppo_cli.gym.rollout import GymCollector
 
 runner = CliRunner()
 
@@ -256,8 +256,8 @@ def test_ask_on_a_gym_run_is_a_clear_error(cartpole_run: Path) -> None:
 
 def test_interrupted_gym_run_resumes_to_the_planned_end(tmp_path: Path) -> None:
     """Ctrl-C keeps a resumable checkpoint; --resume continues the counters and metrics."""
+    from ppo_cli.core.trainer import Callbacks, train
     from ppo_cli.errors import TrainingInterrupted
-    from ppo_cli.trainer import Callbacks, train
 
     cfg = resolve({"env": "CartPole-v1", "timesteps": 4096})
     per_iteration = cfg.num_envs * cfg.num_steps

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 import tests.user_envs as user_envs
 from ppo_cli.cli import app
-from ppo_cli.envs.gym_envs import make_vec_env, parse_env_kwargs
-from ppo_cli.envs.normalize import Normalizer, RunningMeanStd
+from ppo_cli.core.rundir import load_checkpoint, read_config
 from ppo_cli.errors import UsageError
-from ppo_cli.policies import MLPActorCritic, build_policy
-from ppo_cli.rollout import GymCollector
-from ppo_cli.rundir import load_checkpoint, read_config
+from ppo_cli.gym.envs import make_vec_env, parse_env_kwargs
+from ppo_cli.gym.normalize import Normalizer, RunningMeanStd
+from ppo_cli.gym.policy import MLPActorCritic, build_policy
+from ppo_cli.gym.rollout import GymCollector
 
 runner = CliRunner()
 
@@ -135,7 +135,7 @@ def test_normalized_run_saves_statistics_and_eval_uses_them(tmp_path: Path) -> N
     # train's final evaluation and `ppoqa eval` both use the frozen statistics: same episodes.
     assert _eval(run)["mean_return"] == pytest.approx(summary["mean_return"])
     # Without them the same weights act differently (what cleanrl issue #425 is about).
-    from ppo_cli.gym_evaluate import evaluate_gym, load_gym_run
+    from ppo_cli.gym.evaluate import evaluate_gym, load_gym_run
 
     loaded = load_gym_run(run)
     raw = [e.episode_return for e in evaluate_gym(loaded.policy, "Pendulum-v1", 20)]
@@ -214,7 +214,7 @@ def test_taxi_trains_and_evaluates_under_its_action_mask(tmp_path: Path) -> None
     assert load_checkpoint(run)["policy_spec"]["action_mask"] is True
     assert _eval(run)["mean_return"] == pytest.approx(summary["mean_return"])  # same episodes
     # the greedy policy never takes an action the env ruled out: no illegal pickup/drop-off
-    from ppo_cli.gym_evaluate import load_gym_run
+    from ppo_cli.gym.evaluate import load_gym_run
 
     loaded = load_gym_run(run)
     env = gym.make("Taxi-v4")
@@ -375,7 +375,7 @@ def test_record_needs_rgb_array_rendering(tmp_path: Path) -> None:
 def test_record_picks_off_screen_opengl_for_mujoco_only_without_a_display() -> None:
     # GLFW (gymnasium's first choice) needs a display; on a headless Linux machine MuJoCo's
     # --record failed with an OpenGL context error until EGL was chosen for it.
-    from ppo_cli.gym_record import headless_opengl_default, render_failure_hint
+    from ppo_cli.gym.record import headless_opengl_default, render_failure_hint
 
     for environ, platform, expected in [
         ({}, "linux", "egl"),
@@ -393,7 +393,7 @@ def test_record_picks_off_screen_opengl_for_mujoco_only_without_a_display() -> N
 
 def test_mujoco_warnings_are_said_once(capfd: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("mujoco")
-    from ppo_cli.envs.gym_envs import make_vec_env
+    from ppo_cli.gym.envs import make_vec_env
 
     for _ in range(2):
         envs, _info = make_vec_env("HalfCheetah-v5", 2, "sync")
@@ -422,8 +422,8 @@ def test_an_error_in_the_users_env_names_the_env_and_the_call(tmp_path: Path) ->
 def test_resume_continues_the_normalization_statistics(tmp_path: Path) -> None:
     """An interrupted normalized run resumes from its saved statistics, not from zero."""
     from ppo_cli.config import resolve
+    from ppo_cli.core.trainer import Callbacks, train
     from ppo_cli.errors import TrainingInterrupted
-    from ppo_cli.trainer import Callbacks, train
 
     overrides = {"env": "Pendulum-v1", "timesteps": 2048, "num_envs": 2, "num_steps": 128,
                  "norm_obs": True, "save_every": 1}  # fmt: skip

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from ppo_cli.config import Config
+from ppo_cli.core.rundir import CHECKPOINT, LOCK, MARKER, METRICS, load_checkpoint, read_metrics
+from ppo_cli.core.trainer import Callbacks, train
 from ppo_cli.errors import DatasetError, RunError
-from ppo_cli.rundir import CHECKPOINT, LOCK, MARKER, METRICS, load_checkpoint, read_metrics
-from ppo_cli.trainer import Callbacks, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num-episodes", "8", "--hidden-size", "8", "--no-early-stop"]
@@ -101,15 +101,6 @@ def test_new_empty_and_marked_folders_are_accepted(tmp_path: Path) -> None:
     assert (marked / CHECKPOINT).is_file()
 
 
-def test_a_run_of_an_older_ppoqa_without_marker_still_resumes(tmp_path: Path) -> None:
-    run = tmp_path / "old"
-    train(tiny(iterations=1), run, Callbacks())
-    (run / MARKER).unlink()  # as an older ppoqa left it
-    result = train(tiny(iterations=2), run, Callbacks(), resume=True)
-    assert result.iterations == 2
-    assert (run / MARKER).is_file()
-
-
 @pytest.mark.parametrize("value", ["", "   "])
 @pytest.mark.parametrize("flag", ["--run-dir", "--dataset", "--config", "--resume"])
 def test_an_empty_path_is_a_usage_error(tmp_path: Path, flag: str, value: str) -> None:
@@ -184,7 +175,7 @@ def test_eval_dataset_fifo_and_run_files_that_are_fifos(trained: Path, tmp_path:
 def test_a_device_and_a_socket_are_named(tmp_path: Path) -> None:
     import socket
 
-    from ppo_cli.data import load_dataset
+    from ppo_cli.textqa.data import load_dataset
 
     with pytest.raises(DatasetError, match="is a character device"):
         load_dataset("/dev/zero")
@@ -302,7 +293,7 @@ def test_resume_refuses_edited_levels(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_an_edited_config_answer_vocab(tmp_path: Path) -> None:
-    from ppo_cli.checkpointing import resume_config
+    from ppo_cli.core.session import resume_config
 
     run = tmp_path / "run"
     train(tiny(iterations=1), run, Callbacks())
@@ -446,7 +437,7 @@ def _big_yaml(pairs: int) -> str:
 def test_streamed_and_composed_yaml_agree(tmp_path: Path) -> None:
     """The fast event-stream reader gives what PyYAML's composer gives, numbers kept as typed
     and entries' lines in the errors; YAML features it leaves to PyYAML still work."""
-    from ppo_cli.data import _compose_yaml, _stream_yaml, parse_dataset
+    from ppo_cli.textqa.data import _compose_yaml, _stream_yaml, parse_dataset
 
     text = (
         "name: n\nmax_answer_tokens: 3\nrewards: {correct: 5, wrong: -1.5}\npairs:\n"
@@ -466,7 +457,7 @@ def test_streamed_and_composed_yaml_agree(tmp_path: Path) -> None:
 
 
 def test_a_big_dataset_reports_progress(tmp_path: Path) -> None:
-    from ppo_cli.data import PROGRESS_MIN_CHARS, load_dataset
+    from ppo_cli.textqa.data import PROGRESS_MIN_CHARS, load_dataset
 
     path = tmp_path / "big.yaml"
     path.write_text(_big_yaml(45_000))
@@ -482,7 +473,7 @@ def test_a_big_dataset_reports_progress(tmp_path: Path) -> None:
 
 
 def test_a_file_over_the_limit_is_refused_from_its_size(tmp_path: Path) -> None:
-    from ppo_cli.data import load_dataset
+    from ppo_cli.textqa.data import load_dataset
 
     path = tmp_path / "huge.yaml"
     with path.open("wb") as fh:
@@ -504,7 +495,7 @@ def test_an_iteration_too_large_for_memory_is_refused_before_any_folder(tmp_path
 def test_greedy_evaluation_in_chunks_answers_as_one_batch(
     trained: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ppo_cli import evaluate
+    from ppo_cli.textqa import evaluate
 
     run = evaluate.load_text_run(trained)
     whole = evaluate.evaluate_qa(run.policy, run.task)

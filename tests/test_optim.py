@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from ppo_cli.optim import PlainAdam, fused_available
+from ppo_cli.core.optim import PlainAdam, fused_available
 
 
 def _nets() -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -65,7 +65,7 @@ def test_a_torch_adam_checkpoint_resumes_in_plain_adam_and_back() -> None:
 def test_building_the_gym_optimizer_does_not_import_dynamo() -> None:
     code = (
         "import sys, torch\n"
-        "from ppo_cli.trainer import build_optimizer\n"
+        "from ppo_cli.core.trainer import build_optimizer\n"
         "build_optimizer(torch.nn.Linear(2, 2), 1e-3, fused=True)\n"
         "print('torch._dynamo' in sys.modules)\n"
     )

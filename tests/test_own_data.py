@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from ppo_cli.checkpointing import resume_config
 from ppo_cli.config import Config
-from ppo_cli.curriculum import focused_questions
-from ppo_cli.data import END_ID, Vocabulary, parse_dataset
-from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
-from ppo_cli.policies import build_policy
-from ppo_cli.rollout import collect_text_episodes
-from ppo_cli.tasks import answer_positions
-from ppo_cli.trainer import Callbacks, train
+from ppo_cli.core.session import resume_config
+from ppo_cli.core.trainer import Callbacks, train
+from ppo_cli.textqa.curriculum import focused_questions
+from ppo_cli.textqa.data import END_ID, Vocabulary, parse_dataset
+from ppo_cli.textqa.env import QATask, TextQAVecEnv
+from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.rollout import collect_text_episodes
+from ppo_cli.textqa.task import answer_positions
 from tests.test_resume import BASE, metrics, summary
 
 TWO_WORDS = """
@@ -140,7 +140,7 @@ def test_the_allowed_columns_head_is_the_full_masked_distribution(kind: str) -> 
 
 
 def test_sample_rows_draws_with_the_given_probabilities_and_never_a_zero() -> None:
-    from ppo_cli.policies import sample_rows
+    from ppo_cli.textqa.policies import sample_rows
 
     torch.manual_seed(0)
     probs = torch.tensor([[0.0, 0.2, 0.0, 0.8, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0]])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ppo_cli.data import builtin_dataset_path, load_dataset
+from ppo_cli.textqa.data import builtin_dataset_path, load_dataset
 
 from .conftest import ROOT
 

@@ -7,13 +7,14 @@ import math
 import pytest
 import torch
 
-from ppo_cli.data import END_ID, PAD_ID, Vocabulary, load_dataset
-from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
+from ppo_cli.core.gae import compute_gae, normalize
+from ppo_cli.core.policy import ActorCritic
+from ppo_cli.core.ppo import Batch, UpdateSettings, ppo_loss, ppo_update
 from ppo_cli.errors import TrainingError
-from ppo_cli.gae import compute_gae, normalize
-from ppo_cli.policies import ActorCritic, build_policy
-from ppo_cli.ppo import Batch, UpdateSettings, ppo_loss, ppo_update
-from ppo_cli.rollout import collect_text_episodes
+from ppo_cli.textqa.data import END_ID, PAD_ID, Vocabulary, load_dataset
+from ppo_cli.textqa.env import QATask, TextQAVecEnv
+from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.rollout import collect_text_episodes
 
 EPS = 0.2
 
@@ -274,7 +275,9 @@ def test_ppo_update_runs_and_reduces_the_loss_on_a_fixed_batch(builtin_task: QAT
 def test_target_kl_stops_the_epochs_early(builtin_task: QATask) -> None:
     policy, batch = fixed_batch(builtin_task)
     optimizer = torch.optim.Adam(policy.parameters(), lr=5e-2)
-    stats = ppo_update(policy, optimizer, batch, UpdateSettings(update_epochs=8, target_kl=1e-9))
+    stats = ppo_update(
+        policy, optimizer, batch, UpdateSettings(update_epochs=8, num_minibatches=2, target_kl=1e-9)
+    )
     assert stats["kl_stop"] is True
     assert stats["epochs"] == 1 and stats["gradient_updates"] == 2
 
@@ -284,7 +287,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error(builtin_task: QATask) -> N
     batch.returns[0, 0] = float("nan")
     optimizer = torch.optim.Adam(policy.parameters(), lr=5e-3)
     with pytest.raises(TrainingError, match="loss became nan"):
-        ppo_update(policy, optimizer, batch, UpdateSettings())
+        ppo_update(policy, optimizer, batch, UpdateSettings(num_minibatches=2))
 
 
 @pytest.mark.parametrize("per_minibatch", [False, True])
@@ -292,7 +295,7 @@ def test_advantages_are_normalized_per_batch_or_per_minibatch(per_minibatch: boo
     """--norm-adv-minibatch: each minibatch's advantages reach the loss with mean 0 and std 1
     (CleanRL's and SB3's way); by default the whole batch is normalized once, so a minibatch's
     mean is not 0 but every step keeps the one normalized value the traces show."""
-    from ppo_cli.policies import MLPActorCritic
+    from ppo_cli.gym.policy import MLPActorCritic
 
     torch.manual_seed(0)
     policy = MLPActorCritic(3, 2, 8)
@@ -322,7 +325,7 @@ def test_advantages_are_normalized_per_batch_or_per_minibatch(per_minibatch: boo
 def test_shuffled_keeps_each_question_in_one_run_of_the_order() -> None:
     """A text-QA minibatch takes whole questions: each group's samples are side by side in the
     shuffled order, which is still a permutation of all the samples."""
-    from ppo_cli.ppo import shuffled
+    from ppo_cli.core.ppo import shuffled
 
     torch.manual_seed(0)
     groups = torch.randint(0, 50, (400,))

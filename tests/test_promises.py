@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ppo_cli.config import Config
-from ppo_cli.trainer import Callbacks, train
+from ppo_cli.core.trainer import Callbacks, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ["train", "--iterations", "2", "--num-episodes", "8", "--hidden-size", "8"]
@@ -396,7 +396,7 @@ def test_an_in_memory_storage_is_refused_before_training(tmp_path: Path, url: st
 def test_an_interrupted_sft_resumes_to_the_same_weights(tmp_path: Path) -> None:
     import torch
 
-    from ppo_cli.rundir import load_checkpoint
+    from ppo_cli.core.rundir import load_checkpoint
 
     args = ["sft", "--epochs", "1500", "--eval-every", "500", "-q"]
     proc = subprocess.Popen(
@@ -481,8 +481,8 @@ def test_record_onto_a_full_disk_names_the_file(
 
     from typer.testing import CliRunner
 
-    from ppo_cli import gym_record
     from ppo_cli.cli import app
+    from ppo_cli.gym import record as gym_record
 
     run = tmp_path / "run"
     cfg = Config(env="CartPole-v1", policy="mlp", timesteps=64, num_envs=2, num_steps=32)
@@ -545,7 +545,7 @@ def test_errors_blame_what_was_typed(
 
 
 def test_env_kwargs_hash_is_text_not_a_comment() -> None:
-    from ppo_cli.envs.gym_envs import parse_env_kwargs
+    from ppo_cli.gym.envs import parse_env_kwargs
 
     got = parse_env_kwargs(["mode=# comment", "b=a # b", 'c="x # y"', "d=8x8", "e=null"])
     assert got == {"mode": "# comment", "b": "a # b", "c": "x # y", "d": "8x8", "e": None}

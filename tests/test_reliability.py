@@ -17,11 +17,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ppo_cli import rundir
 from ppo_cli.cli import app
 from ppo_cli.config import Config
-from ppo_cli.errors import RunError, TrainingError
-from ppo_cli.rundir import (
+from ppo_cli.core import rundir
+from ppo_cli.core.rundir import (
     CHECKPOINT,
     LOCK,
     METRICS,
@@ -29,7 +28,8 @@ from ppo_cli.rundir import (
     prepare_run_dir,
     save_checkpoint,
 )
-from ppo_cli.trainer import Callbacks, train
+from ppo_cli.core.trainer import Callbacks, train
+from ppo_cli.errors import RunError, TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
@@ -116,7 +116,7 @@ def test_unexpected_exception_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_p
     def boom(*a: Any, **k: Any) -> None:
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr("ppo_cli.rundir.find_run", boom)
+    monkeypatch.setattr("ppo_cli.core.rundir.find_run", boom)
     result = CliRunner(env={"PPOQA_DEBUG": ""}).invoke(app, ["ask", "hi", "--run", "x"])
     assert result.exit_code == 1
     assert result.stderr == (
@@ -244,7 +244,7 @@ def test_checkpoint_of_wrong_shape_is_not_ours(tmp_path: Path) -> None:
 
 
 def _poison_update(monkeypatch: pytest.MonkeyPatch, at_call: int, how: str) -> None:
-    import ppo_cli.trainer as trainer
+    import ppo_cli.core.trainer as trainer
 
     real = trainer.ppo_update
     calls = {"n": 0}

@@ -15,12 +15,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ppo_cli.checkpointing import resume_config
 from ppo_cli.cli import app
 from ppo_cli.config import Config
+from ppo_cli.core.rundir import LOCK, METRICS, load_checkpoint
+from ppo_cli.core.session import resume_config
+from ppo_cli.core.trainer import Callbacks, train
 from ppo_cli.errors import TrainingInterrupted
-from ppo_cli.rundir import LOCK, METRICS, load_checkpoint
-from ppo_cli.trainer import Callbacks, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"num_episodes": 16, "hidden_size": 16, "target_accuracy": None, "iterations": 6}

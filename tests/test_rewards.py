@@ -9,8 +9,10 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config
-from ppo_cli.data import parse_dataset
-from ppo_cli.envs.rewards import (
+from ppo_cli.errors import ConfigError, DatasetError
+from ppo_cli.textqa.data import parse_dataset
+from ppo_cli.textqa.evaluate import reward_spec
+from ppo_cli.textqa.rewards import (
     REWARD_NAMES,
     RewardSpec,
     answer_kind,
@@ -19,8 +21,6 @@ from ppo_cli.envs.rewards import (
     prefix_credit,
     token_f1,
 )
-from ppo_cli.errors import ConfigError, DatasetError
-from ppo_cli.evaluate import reward_spec
 
 
 def pay(name: str, target: str, answer: str) -> float:
@@ -31,7 +31,8 @@ def pay(name: str, target: str, answer: str) -> float:
 @pytest.mark.parametrize(
     ("name", "hedge", "reordered"),
     [
-        ("seed", 0.0, 2.0),  # the seed pays for both traps
+        ("walkthrough", 0.0, 2.0),  # the walkthrough reward pays for both traps
+        ("seed", 0.0, 2.0),  # its old name is still accepted
         ("exact", -2.0, -2.0),
         ("f1", -0.4, 2.0),  # F1 stops the hedge, not the word order
         ("prefix", -2.0, -2.0),  # order-aware: neither earns anything
@@ -48,13 +49,13 @@ def test_what_each_reward_pays_for_the_issue_examples(
     assert pay(name, "Buenos Aires", "Buenos Aires") == 10.0
 
 
-def test_only_the_seed_reward_pays_a_hedge_as_much_as_a_half_answer() -> None:
+def test_only_the_walkthrough_reward_pays_a_hedge_as_much_as_a_half_answer() -> None:
     for name in REWARD_NAMES:
         committed = pay(name, "Warsaw", "Helsinki")
         hedge = pay(name, "Warsaw", "Helsinki Warsaw Ankara Warsaw")
-        # a hedge pays at least a wrong answer; every reward but seed pays it far below +10
+        # a hedge pays at least a wrong answer; every reward but walkthrough pays it far below +10
         assert committed <= hedge < 10.0
-        if name != "seed":
+        if name != "walkthrough":
             assert hedge <= pay(name, "Buenos Aires", "Buenos") + 1e-6 or name == "f1"
 
 
@@ -141,9 +142,12 @@ def test_a_reward_that_pays_a_wrong_answer_like_the_right_one_is_refused() -> No
     data = parse_dataset("rewards: {correct: 1}\n" + PAIRS, "d.yaml")
     with pytest.raises(ConfigError, match="pays up to 2 for a wrong answer"):
         reward_spec(Config(), data)
-    # the seed reward on 4 distinct target words and correct 6: 2*4 - 2 = 6 >= 6
-    four = "reward: seed\nrewards: {correct: 6}\npairs:\n  - question: Q?\n    answer: a b c d\n"
-    with pytest.raises(ConfigError, match="reward 'seed' pays up to 6"):
+    # the walkthrough reward on 4 distinct target words and correct 6: 2*4 - 2 = 6 >= 6
+    four = (
+        "reward: walkthrough\nrewards: {correct: 6}\n"
+        "pairs:\n  - question: Q?\n    answer: a b c d\n"
+    )
+    with pytest.raises(ConfigError, match="reward 'walkthrough' pays up to 6"):
         reward_spec(Config(), parse_dataset(four, "d.yaml"))
 
 
@@ -166,7 +170,9 @@ def test_explain_reward_cli_defaults_and_json() -> None:
     answers = {r["answer"] for r in doc["rows"]}
     assert {"Helsinki Warsaw Ankara Warsaw", "Aires Buenos", "Buenos Aires", "Warsaw"} <= answers
     seed_hedge = next(
-        r for r in doc["rows"] if r["reward"] == "seed" and r["answer"].startswith("Helsinki W")
+        r
+        for r in doc["rows"]
+        if r["reward"] == "walkthrough" and r["answer"].startswith("Helsinki W")
     )
     assert seed_hedge["final"] == 0.0 and seed_hedge["kind"] == "hedge"
     res = runner.invoke(

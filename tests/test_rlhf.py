@@ -13,17 +13,17 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config
-from ppo_cli.data import END_ID, PAD_ID, Vocabulary, load_dataset
-from ppo_cli.envs.text_qa_vec import QATask
+from ppo_cli.core.optim import PlainAdam
+from ppo_cli.core.rundir import METRICS, load_checkpoint
+from ppo_cli.core.trainer import Callbacks, train
 from ppo_cli.errors import ConfigError, TrainingError
-from ppo_cli.kl import KLController, exact_kl, kl_estimate, kl_k1, kl_k3, per_token_rewards
-from ppo_cli.optim import PlainAdam
-from ppo_cli.policies import build_policy
-from ppo_cli.reward_fn import RECORD, load_reward_fn
-from ppo_cli.rlhf import Reference
-from ppo_cli.rundir import METRICS, load_checkpoint
-from ppo_cli.sft import sft, teacher_batch
-from ppo_cli.trainer import Callbacks, train
+from ppo_cli.textqa.data import END_ID, PAD_ID, Vocabulary, load_dataset
+from ppo_cli.textqa.env import QATask
+from ppo_cli.textqa.kl import KLController, exact_kl, kl_estimate, kl_k1, kl_k3, per_token_rewards
+from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.reward_fn import RECORD, load_reward_fn
+from ppo_cli.textqa.rlhf import Reference
+from ppo_cli.textqa.sft import sft, teacher_batch
 
 from .conftest import EXAMPLES
 
@@ -316,7 +316,7 @@ def test_resume_of_an_adaptive_kl_run_gives_the_same_metrics(sft_run: Path, tmp_
     train(Config(**base, iterations=6), full, Callbacks())
     part = tmp_path / "part"
     train(Config(**base, iterations=4), part, Callbacks())
-    from ppo_cli.checkpointing import resume_config
+    from ppo_cli.core.session import resume_config
 
     train(resume_config(part, {"iterations": 6}), part, Callbacks(), resume=True)
     assert metrics(part) == metrics(full)

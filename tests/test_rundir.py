@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ppo_cli.core.rundir import CHECKPOINT, find_run, load_checkpoint, save_checkpoint
 from ppo_cli.errors import RunError
-from ppo_cli.policies import build_policy
-from ppo_cli.rundir import CHECKPOINT, find_run, load_checkpoint, save_checkpoint
+from ppo_cli.textqa.policies import build_policy
 
 
 class NotAllowed:

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config
+from ppo_cli.core.rundir import load_checkpoint, read_config
 from ppo_cli.errors import UsageError
-from ppo_cli.rundir import load_checkpoint, read_config
 from ppo_cli.sweep.search import grid_points, is_grid, parse_search
 from ppo_cli.sweep.stats import bootstrap_ci, iqm
 

@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 
 from ppo_cli.cli import app
 from ppo_cli.config import Config
+from ppo_cli.core.gae import compute_gae
+from ppo_cli.core.ppo import Batch, UpdateSettings, ppo_update
+from ppo_cli.core.trace import TraceSelection, parse_trace_iterations, start_trace
+from ppo_cli.core.trainer import Callbacks, train
 from ppo_cli.errors import UsageError
-from ppo_cli.gae import compute_gae
-from ppo_cli.policies import MLPActorCritic
-from ppo_cli.ppo import Batch, UpdateSettings, ppo_update
-from ppo_cli.trace import TraceSelection, batch_trace, parse_trace_iterations, start_trace
-from ppo_cli.trainer import Callbacks, train
+from ppo_cli.gym.policy import MLPActorCritic
+from ppo_cli.gym.trace import batch_trace
 
 runner = CliRunner()
 TINY = ["--iterations", "2", "--num-episodes", "16", "--no-early-stop", "--eval-every", "2"]
@@ -191,7 +192,13 @@ def test_generic_batch_trace_for_flat_step_batches() -> None:
     rec = start_trace(Wants(), 3, 10, 0.2)
     assert rec is not None
     opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
-    ppo_update(policy, opt, batch, UpdateSettings(update_epochs=2), rec.on_minibatch)
+    ppo_update(
+        policy,
+        opt,
+        batch,
+        UpdateSettings(update_epochs=2, num_minibatches=2, vf_coef=0.5, ent_coef=0.01),
+        rec.on_minibatch,
+    )
     trace = batch_trace(3, batch, rewards, dones, gae.deltas, rec, valid=valid)
     assert trace["kind"] == "gym" and trace["iteration"] == 3
     steps = trace["steps"]

@@ -73,7 +73,7 @@ def ask_command(
                 )
             questions = [line.strip() for line in _read_stdin().splitlines() if line.strip()]
         else:
-            from ppo_cli.data import is_visible
+            from ppo_cli.textqa.data import is_visible
 
             if not is_visible(question):
                 raise UsageError(
@@ -81,8 +81,8 @@ def ask_command(
                     'pass a question: ppoqa ask "What is 2+2?"',
                 )
             questions = [question]
-        from ppo_cli.evaluate import ask, load_text_run
-        from ppo_cli.rundir import find_run
+        from ppo_cli.core.rundir import find_run
+        from ppo_cli.textqa.evaluate import ask, load_text_run
 
         text_run = load_text_run(find_run(run))
         answers = ask(text_run, questions)

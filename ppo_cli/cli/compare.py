@@ -47,7 +47,7 @@ def compare_command(
         names = tuple(x.strip() for x in estimators.split(",") if x.strip())
         spec = CompareSpec(names, seeds, dataset, iterations, num_episodes)
         if dataset is not None:
-            from ppo_cli.data import load_dataset
+            from ppo_cli.textqa.data import load_dataset
 
             load_dataset(dataset)  # a bad file stops here, before any process starts
 

@@ -27,14 +27,14 @@ def doctor_command(
     Example: ppoqa doctor   |   ppoqa doctor --run runs/text-qa-seed0-... --json
     """
     with handle_errors(json_output):
-        from ppo_cli.doctor import (
+        from ppo_cli.core.rundir import find_run
+        from ppo_cli.teach.doctor import (
             diagnose_records,
             load_records,
             render_findings,
             render_still_wrong,
             still_wrong,
         )
-        from ppo_cli.rundir import find_run
 
         path = find_run(run)
         records = load_records(path)

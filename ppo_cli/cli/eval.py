@@ -38,7 +38,7 @@ def eval_command(
     Example: ppoqa eval --json   |   ppoqa eval --run runs/<dir> --dataset examples/capitals.yaml
     """
     with handle_errors(json_output):
-        from ppo_cli.rundir import find_run, run_env
+        from ppo_cli.core.rundir import find_run, run_env
 
         path = find_run(run)
         env = run_env(path)
@@ -54,8 +54,13 @@ def eval_command(
             raise UsageError(
                 f"--record is for gymnasium runs; {path} is a text-QA run", "drop --record"
             )
-        from ppo_cli.evaluate import accuracy, evaluate_on_dataset, evaluate_qa, load_text_run
         from ppo_cli.render import qa_results_table
+        from ppo_cli.textqa.evaluate import (
+            accuracy,
+            evaluate_on_dataset,
+            evaluate_qa,
+            load_text_run,
+        )
 
         text_run = load_text_run(path)
         results = (
@@ -89,14 +94,14 @@ def _eval_gym(
 ) -> None:
     """Run `episodes` greedy episodes of the run's policy from `seed` and print the result;
     with `record`, also write `record_episodes` greedy episodes as an animation."""
-    from ppo_cli.gym_evaluate import evaluate_gym, load_gym_run, mean_std
+    from ppo_cli.gym.evaluate import evaluate_gym, load_gym_run, mean_std
     from ppo_cli.render import episodes_table
 
     run = load_gym_run(path)
     recorded = None
     if record is not None:
-        from ppo_cli.gym_record import check_record_path
-        from ppo_cli.gym_record import record_episodes as record_fn
+        from ppo_cli.gym.record import check_record_path
+        from ppo_cli.gym.record import record_episodes as record_fn
 
         check_record_path(record)
         recorded = record_fn(

@@ -52,7 +52,12 @@ def explain_gae_command(
     Example: ppoqa explain-gae --rewards -0.1,-2.0 --values 8.2,5.1 --dones 0,1
     """
     with handle_errors(json_output):
-        from ppo_cli.explain import explain_gae, explain_run, gae_request, gae_request_from_json
+        from ppo_cli.teach.explain import (
+            explain_gae,
+            explain_run,
+            gae_request,
+            gae_request_from_json,
+        )
 
         lists_given = any(x is not None for x in (rewards, values, dones, example))
         if source not in (None, "-"):
@@ -63,7 +68,7 @@ def explain_gae_command(
                     "--run explains a run's own episodes; it takes no lists, --example or stdin",
                     "drop --run, or drop the lists",
                 )
-            from ppo_cli.rundir import find_run
+            from ppo_cli.core.rundir import find_run
 
             result = explain_run(find_run(run), episodes, seed, gamma, lam)
             if json_output:
@@ -106,7 +111,7 @@ def explain_clip_command(
     Example: ppoqa explain-clip --old-logprobs -1,-2 --new-logprobs -0.5,-2.5 --advantages 1,2
     """
     with handle_errors(json_output):
-        from ppo_cli.explain import clip_request, explain_clip, seed_clip_examples
+        from ppo_cli.teach.explain import clip_request, explain_clip, seed_clip_examples
 
         given = [x is not None for x in (old_logprobs, new_logprobs, advantages)]
         if any(given) and not all(given):
@@ -119,7 +124,7 @@ def explain_clip_command(
             example["title"] = "Your numbers"
             examples = [example]
         else:
-            from ppo_cli.explain import ClipRequest, check_clip_request
+            from ppo_cli.teach.explain import ClipRequest, check_clip_request
 
             check_clip_request(ClipRequest([-1.0], [-1.0], [0.0], clip_coef))
             examples = seed_clip_examples(clip_coef)
@@ -148,17 +153,17 @@ def explain_advantage_command(
     Example: ppoqa explain-advantage   |   ppoqa explain-advantage --run runs/x --group-size 8
     """
     with handle_errors(json_output):
-        from ppo_cli.explain import explain_advantage
+        from ppo_cli.teach.explain import explain_advantage
 
         if run is not None:
-            from ppo_cli.rundir import find_run
+            from ppo_cli.core.rundir import find_run
 
             result = explain_advantage(find_run(run), seed, group_size, questions)
         else:
             import tempfile
 
             from ppo_cli.config import resolve
-            from ppo_cli.trainer import train
+            from ppo_cli.core.trainer import train
 
             cfg = resolve({"iterations": 1, "seed": seed, "target_accuracy": None})
             with tempfile.TemporaryDirectory(prefix="ppoqa-explain-") as tmp:

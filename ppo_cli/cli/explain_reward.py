@@ -1,5 +1,5 @@
 """`ppoqa explain-reward`: what each named reward pays for some answers, computed by the
-environment's own scoring code (ppo_cli.envs.rewards)."""
+environment's own scoring code (ppo_cli.textqa.rewards)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ def explain_reward_command(
     Example: ppoqa explain-reward --target "Buenos Aires" --answer "Aires Buenos"
     """
     with handle_errors(json_output):
-        from ppo_cli.data import tokenize
-        from ppo_cli.envs.rewards import (
+        from ppo_cli.errors import PpoqaError
+        from ppo_cli.textqa.data import tokenize
+        from ppo_cli.textqa.rewards import (
             DEFAULT_EXAMPLES,
             DEFAULT_REWARD,
             REWARD_NAMES,
@@ -38,7 +39,6 @@ def explain_reward_command(
             check_reward_name,
             explain_rewards,
         )
-        from ppo_cli.errors import PpoqaError
 
         names = list(reward or REWARD_NAMES)
         for name in names:

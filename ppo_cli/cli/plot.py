@@ -51,9 +51,9 @@ def plot_command(
     |   ppoqa plot --runs sweeps/clip_coef   |   ppoqa plot --study clip_coef
     """
     with handle_errors(json_output):
+        from ppo_cli.core.rundir import find_run
         from ppo_cli.errors import UsageError
         from ppo_cli.plotting import plot_clip, plot_run
-        from ppo_cli.rundir import find_run
 
         picked = [name for name, v in (("--run", run), ("--runs", runs), ("--study", study),
                                         ("--clip", clip)) if v]  # fmt: skip

@@ -65,7 +65,7 @@ def sft_command(
         from ppo_cli.config import Config, apply_overrides, validate
         from ppo_cli.errors import ConfigError, UsageError
         from ppo_cli.render import qa_results_table
-        from ppo_cli.sft import SFTCallbacks, sft
+        from ppo_cli.textqa.sft import SFTCallbacks, sft
 
         given: dict[str, Any] = {
             "dataset": str(dataset) if dataset is not None else None,
@@ -78,10 +78,6 @@ def sft_command(
         }
         try:
             cfg = validate(apply_overrides(Config(), given, "option"), "option")
-            if cfg.policy == "mlp":
-                raise ConfigError(
-                    "--policy mlp is for gymnasium environments", "use lstm or transformer"
-                )
             for name, value in (
                 ("--epochs", epochs),
                 ("--batch-size", batch_size),

@@ -238,7 +238,7 @@ def sweep_impl(**kw: Any) -> None:
         if kw.get("no_early_stop"):
             given["target_accuracy"] = None
         if env_kwarg:  # the flag is KEY=VALUE items; the setting is the env_kwargs mapping
-            from ppo_cli.envs.gym_envs import parse_env_kwargs
+            from ppo_cli.gym.envs import parse_env_kwargs
 
             given["env_kwargs"] = parse_env_kwargs(env_kwarg)
         training_options = bool(given or config_file or preset)
@@ -284,7 +284,7 @@ def sweep_impl(**kw: Any) -> None:
         spec = None
         if search:
             if given.get("reward") is not None:
-                from ppo_cli.envs.rewards import check_reward_name
+                from ppo_cli.textqa.rewards import check_reward_name
 
                 try:
                     check_reward_name(given["reward"], "--reward")
@@ -337,10 +337,10 @@ def sweep_impl(**kw: Any) -> None:
             )
         import_optuna()  # a missing extra: one line now, not one per worker
         out_dir = out_dir or Path("sweeps") / study
-        from ppo_cli.rundir import claim_dir
+        from ppo_cli.core.rundir import claim_dir
 
         # the same rule as a run directory: never write over a folder ppoqa did not make
-        claim_dir(out_dir, "sweep folder", "--out", legacy=("study.db",), create=False)
+        claim_dir(out_dir, "sweep folder", "--out", early=("study.db",), create=False)
         url = storage or default_storage_url(out_dir.resolve())
         opts = WorkerOptions(url, study, out_dir.resolve(), spec, heartbeat)
         silent = quiet or json_output

@@ -201,7 +201,7 @@ def train_command(
     with handle_errors(json_output):
         given = {k: v for k, v in ctx.params.items() if k in FIELDS and v is not None}
         if reward is not None:
-            from ppo_cli.envs.rewards import check_reward_name
+            from ppo_cli.textqa.rewards import check_reward_name
 
             try:
                 check_reward_name(reward, "--reward")
@@ -212,7 +212,7 @@ def train_command(
         if no_early_stop:
             given["target_accuracy"] = None
         if env_kwarg:
-            from ppo_cli.envs.gym_envs import parse_env_kwargs
+            from ppo_cli.gym.envs import parse_env_kwargs
 
             given["env_kwargs"] = parse_env_kwargs(env_kwarg)
         if resume is not None:
@@ -226,10 +226,10 @@ def train_command(
             from ppo_cli.config import resolve
 
             cfg = resolve(given, config, preset)
+        from ppo_cli.core.trace import parse_trace_iterations
+        from ppo_cli.core.trainer import train
         from ppo_cli.render import qa_results_table, training_math_table
         from ppo_cli.render.progress import RichCallbacks
-        from ppo_cli.trace import parse_trace_iterations
-        from ppo_cli.trainer import train
 
         selection = parse_trace_iterations(trace_iterations) if trace or trace_iterations else None
         cb = RichCallbacks(
@@ -246,7 +246,7 @@ def train_command(
             summary["plan"] = cb.plan.to_dict()
         findings = []
         if cfg.is_text_qa and result.stop_reason is not None:
-            from ppo_cli.doctor import diagnose
+            from ppo_cli.teach.doctor import diagnose
 
             findings = diagnose(result.run_dir)
             summary["findings"] = [f.to_dict() for f in findings]
@@ -261,7 +261,7 @@ def train_command(
         if result.stop_message:
             err.print(f"ppoqa: {result.stop_message}", markup=False, highlight=False)
         if findings:
-            from ppo_cli.doctor import render_findings
+            from ppo_cli.teach.doctor import render_findings
 
             err.print(f"ppoqa doctor found {len(findings)} problem(s):", highlight=False)
             for line in render_findings(findings):
@@ -277,8 +277,8 @@ def _resume_config(
     resume: Path, run_dir: Path | None, config: Path | None, given: dict[str, Any]
 ) -> Config:
     """The run's own config; --config, another --run-dir and meaning-changing flags refused."""
-    from ppo_cli.checkpointing import resume_config
-    from ppo_cli.rundir import find_run
+    from ppo_cli.core.rundir import find_run
+    from ppo_cli.core.session import resume_config
 
     if config is not None:
         raise UsageError(

@@ -13,6 +13,8 @@ from rich.errors import MarkupError
 from rich.table import Table
 from rich.text import Text
 
+from ppo_cli.kinds import kind_of
+
 
 def _mark(ok: bool) -> str:
     return "[green]yes[/]" if ok else "[red]no[/]"
@@ -52,7 +54,7 @@ def number(x: float) -> str:
 
 
 def training_math_table(summary: dict[str, Any]) -> Table:
-    """The seed's "training math", for the run that really happened."""
+    """The walkthrough's "training math", for the run that really happened."""
     table = Table(title="Training math (this run)", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -60,7 +62,7 @@ def training_math_table(summary: dict[str, Any]) -> Table:
         ("iterations", f"{summary['iterations']:,}"),
         ("episodes", f"{summary['episodes']:,}"),
         (
-            "steps (tokens)" if summary.get("env") == "text-qa" else "environment steps",
+            kind_of(str(summary.get("env"))).steps,
             f"{summary['steps']:,}",
         ),
         ("epochs", f"{summary['epochs']:,}"),
@@ -80,7 +82,7 @@ def training_math_table(summary: dict[str, Any]) -> Table:
 def episodes_table(results: Sequence[Any], title: str) -> Table:
     """One row per greedy episode (gym_evaluate.EpisodeResult); the caption carries mean ± std
     of the return."""
-    from ppo_cli.gym_evaluate import mean_std
+    from ppo_cli.gym.evaluate import mean_std
 
     table = Table(title=title, title_justify="left")
     table.add_column("episode", justify="right")

@@ -8,12 +8,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ppo_cli.budget import Plan
 from ppo_cli.config import Config
+from ppo_cli.core.trace import TraceSelection
+from ppo_cli.core.trainer import Callbacks
 from ppo_cli.render import number, qa_results_table
 from ppo_cli.render.teach import trace_view
-from ppo_cli.trace import TraceSelection
-from ppo_cli.trainer import Callbacks
+from ppo_cli.textqa.budget import Plan
 
 FULL_TABLE_MAX = 10  # questions up to which a periodic evaluation shows every row
 MISSES_SHOWN = 10  # wrong answers a periodic evaluation of a larger set shows

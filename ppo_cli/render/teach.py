@@ -1,6 +1,6 @@
 """Rich views of the teaching records (explain-gae, explain-clip, training traces).
 
-Pure functions from the plain dicts built in ppo_cli.explain and ppo_cli.trace to Rich
+Pure functions from the plain dicts built in ppo_cli.teach.explain and ppo_cli.core.trace to Rich
 renderables; nothing here computes a number that is not already in the record.
 """
 

@@ -39,8 +39,8 @@ class CompareSpec:
 
 def check_spec(spec: CompareSpec) -> None:
     """Refuse a comparison that cannot be fair before anything trains."""
-    from ppo_cli.estimators import NAMES
     from ppo_cli.presets import estimator_defaults
+    from ppo_cli.textqa.estimators import NAMES
 
     for name in spec.estimators:
         if name not in NAMES:
@@ -68,7 +68,7 @@ def _run_estimator(name: str, spec: CompareSpec, root: str) -> dict[str, Any]:
     import json
 
     from ppo_cli.config import resolve
-    from ppo_cli.trainer import train
+    from ppo_cli.core.trainer import train
 
     runs = []
     for seed in range(spec.seeds):

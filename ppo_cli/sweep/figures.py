@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from ppo_cli.core.rundir import CONFIG, METRICS, read_config, read_metrics, run_env
 from ppo_cli.errors import RunError
-from ppo_cli.rundir import CONFIG, METRICS, read_config, read_metrics
+from ppo_cli.kinds import kind_of
 from ppo_cli.sweep.stats import bootstrap_ci, iqm, iqm_band
 
 # Settings that say how a run was made, not what it learned: they never split a configuration.
@@ -60,11 +61,11 @@ def _final_score(run: Path, env: str, records: list[dict[str, Any]]) -> float | 
             return float(json.loads(score_file.read_text(encoding="utf-8"))["score"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    key = "eval_accuracy" if env == "text-qa" else "episodic_return"
-    values = [r[key] for r in records if r.get(key) is not None]
+    kind = kind_of(env)
+    values = [r[kind.curve] for r in records if r.get(kind.curve) is not None]
     if not values:
         return None
-    return float(values[-1]) if env == "text-qa" else float(np.mean(values[-10:]))
+    return float(np.mean(values[-10:])) if kind.noisy else float(values[-1])
 
 
 def group_runs(runs: list[Path]) -> list[Group]:
@@ -107,7 +108,7 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    env = str(read_config(groups[0].runs[0]).get("env", "text-qa"))
+    env = run_env(groups[0].runs[0])
     text = env == "text-qa"
     fig = Figure(figsize=(14, 5.5), layout="constrained")
     ax_curve, ax_bar = fig.subplots(1, 2, width_ratios=[3, 2])
@@ -181,7 +182,7 @@ def groups_from_runs(paths: list[Path]) -> list[Group]:
     groups = group_runs(find_runs(paths))
     for g in groups:
         for run in g.runs:
-            env = str(read_config(run).get("env", "text-qa"))
+            env = run_env(run)
             score = _final_score(run, env, read_metrics(run))
             if score is not None:
                 g.scores.append(score)

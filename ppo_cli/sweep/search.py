@@ -12,7 +12,6 @@ from typing import Any
 from ppo_cli.config import FIELD_TYPES, Config, apply_overrides, validate
 from ppo_cli.errors import ConfigError, UsageError, short_repr
 
-RANGE_KINDS = ("log", "int", "float")
 _RANGE = re.compile(r"^(log|int|float)\((.*)\)$", re.IGNORECASE)
 # Settings a sweep decides itself (seed) or that say where, not what (device, threads, ...).
 NOT_SEARCHABLE = ("seed", "save_every", "tensorboard", "device", "threads")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ppo_cli.config import Config
+from ppo_cli.config import Config, validate
 from ppo_cli.errors import (
     ConfigError,
     PpoqaError,
@@ -33,6 +33,7 @@ from ppo_cli.errors import (
     TrainingError,
     TrainingInterrupted,
 )
+from ppo_cli.kinds import kind_of
 from ppo_cli.sweep.search import Axis, apply_params, grid_points, is_grid, params_slug
 from ppo_cli.sweep.stats import iqm
 from ppo_cli.sweep.storage import (
@@ -303,7 +304,7 @@ def _no_sigint() -> Iterator[None]:
 def _quiet_callbacks(events: SweepEvents) -> Any:
     """The trainer's callbacks for a sweep: no progress bars, warnings passed on. (Made here:
     the trainer imports torch, which a sweep's coordinator never needs.)"""
-    from ppo_cli.trainer import Callbacks
+    from ppo_cli.core.trainer import Callbacks
 
     class QuietCallbacks(Callbacks):
         def on_warning(self, message: str) -> None:
@@ -342,12 +343,12 @@ def metric_name(objective: str, text_qa: bool) -> str:
 
 def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
     """The score of one finished run under the objective (OBJECTIVES)."""
-    value = result.final_accuracy if cfg.is_text_qa else result.mean_return
+    value = getattr(result, kind_of(cfg.env).final)
     if value is None:
         raise TrainingError(f"{result.run_dir}: the run ended without a final evaluation", "")
     if objective == "final":
         return float(value)
-    from ppo_cli.rundir import read_config, read_metrics
+    from ppo_cli.core.rundir import read_config, read_metrics
 
     records = read_metrics(result.run_dir)
     if not cfg.is_text_qa:
@@ -382,10 +383,10 @@ def train_seed(
     cfg: Config, run_dir: Path, metric: str, events: SweepEvents, objective: str = "final"
 ) -> tuple[float, Path, bool]:
     """Train (or resume, or reuse) one seed's run; returns (score, run dir, reused)."""
-    from ppo_cli.checkpointing import resume_config
-    from ppo_cli.rundir import atomic_write_text, holds_run
-    from ppo_cli.tasks import is_run_of
-    from ppo_cli.trainer import train
+    from ppo_cli.core.rundir import atomic_write_text, holds_run
+    from ppo_cli.core.session import resume_config
+    from ppo_cli.core.trainer import train
+    from ppo_cli.textqa.task import is_run_of
 
     candidates = [run_dir] + [run_dir.with_name(f"{run_dir.name}-{k}") for k in range(2, 10)]
     for path in candidates:
@@ -438,9 +439,9 @@ def _run_trial(
     storage.set_trial_user_attr(trial._trial_id, "ppoqa_heartbeat_interval", opts.heartbeat)
     events.on_trial_start(trial.number, params)
     base = spec.config()
-    from ppo_cli.rundir import claim_dir
+    from ppo_cli.core.rundir import claim_dir
 
-    claim_dir(opts.out, "sweep folder", "--out", legacy=("study.db",))  # marks it as ours
+    claim_dir(opts.out, "sweep folder", "--out", early=("study.db",))  # marks it as ours
     folder = opts.out / params_slug(params)
     scores: list[float] = []
     runs: list[str] = []
@@ -534,12 +535,8 @@ def check_spec(spec: SweepSpec) -> None:
     base = spec.config()
     points = grid_points(spec.axes) if spec.grid else [{}]
     for params in points:
-        cfg = apply_params(base, params, 0)
-        if cfg.is_text_qa and cfg.policy == "mlp":
-            raise ConfigError(
-                "--policy mlp is for gymnasium environments", "use lstm or transformer"
-            )
+        validate(apply_params(base, params, 0))
     if base.is_text_qa:
-        from ppo_cli.data import load_dataset
+        from ppo_cli.textqa.data import load_dataset
 
         load_dataset(base.dataset)  # a missing or broken dataset: one error now, not per trial

@@ -1,0 +1,1 @@
+"""What every kind of run shares: the one loop, PPO math, the session and the run folder."""

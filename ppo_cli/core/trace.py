@@ -1,0 +1,210 @@
+"""Training traces: the episodes, advantages and clipping of a real PPO update, as plain data.
+
+The trainer creates a TraceRecorder for an iteration it traces and passes
+`recorder.on_minibatch` to ppo.ppo_update; afterwards a builder turns the rollout, the batch
+and the recorder into one record (dicts, lists, floats) that the CLI renders and `--json`
+embeds. Rows are capped so a trace stays readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ppo_cli.core.gae import normalize
+from ppo_cli.core.ppo import Batch, LossParts, clipped_surrogate
+from ppo_cli.errors import UsageError
+
+MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
+PER_EPOCH_CLIPPED = 2  # clipping-trace rows per epoch with |ratio - 1| > clip_coef ...
+PER_EPOCH_INSIDE = 2  # ... and rows inside the band
+
+
+NORM_EPS = 1e-8  # the eps of ppo_cli.core.gae.normalize
+STD_CONVENTION = "unbiased sample std (divides by N-1), as torch.std and ppo_cli.core.gae.normalize"
+
+
+def rounded(x: float) -> float:
+    """Six decimals are more than float32 carries; +0.0 turns -0.0 into 0.0."""
+    return round(float(x), 6) + 0.0
+
+
+def normalization(advantages: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
+    """What ppo_update does to advantages before the loss: gae.normalize over the valid steps."""
+    if mask is None:
+        mask = torch.ones_like(advantages, dtype=torch.bool)
+    mask = mask.bool()
+    valid = advantages[mask]
+    normed = normalize(advantages, mask)
+    std = float(valid.std()) if valid.numel() >= 2 else None
+    return {
+        "count": int(valid.numel()),
+        "mean": rounded(valid.mean()),
+        "std": None if std is None else rounded(std),
+        "std_convention": STD_CONVENTION,
+        "eps": NORM_EPS,
+        "note": (
+            "fewer than 2 values: normalize only subtracts the mean"
+            if std is None
+            else "(advantage - mean) / (std + eps)"
+        ),
+        "_normalized": normed,
+    }
+
+
+def public(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class TraceSelection:
+    """Which iterations to trace: numbers, and/or the first, the last, or all of them."""
+
+    numbers: frozenset[int] = frozenset()
+    first: bool = True
+    last: bool = True
+    every: bool = False
+
+    def wants(self, iteration: int, total: int) -> bool:
+        return (
+            self.every
+            or iteration in self.numbers
+            or (self.first and iteration == 1)
+            or (self.last and iteration == total)
+        )
+
+
+def parse_trace_iterations(text: str | None) -> TraceSelection:
+    """'1,10,50', 'first', 'last', 'all' or a mix; None means 'first,last'."""
+    if text is None:
+        return TraceSelection()
+    numbers: set[int] = set()
+    first = last = every = False
+    items = [x.strip().lower() for x in text.split(",")]
+    if not any(items):
+        raise UsageError("--trace-iterations is empty", "e.g. --trace-iterations 1,10,last")
+    for item in items:
+        if item == "first":
+            first = True
+        elif item == "last":
+            last = True
+        elif item == "all":
+            every = True
+        elif item.isdigit() and int(item) >= 1:
+            numbers.add(int(item))
+        else:
+            raise UsageError(
+                f"--trace-iterations: {item!r} is not an iteration number, first, last or all",
+                "e.g. --trace-iterations 1,10,last",
+            )
+    return TraceSelection(frozenset(numbers), first, last, every)
+
+
+@dataclass
+class TraceRecorder:
+    """Collects, from ppo_update's on_minibatch hook, a few per-sample clipping rows per epoch
+    and each epoch's mean diagnostics."""
+
+    clip_coef: float
+    action_label: Callable[[torch.Tensor], str] = lambda a: str(a.tolist())
+    per_epoch_clipped: int = PER_EPOCH_CLIPPED
+    per_epoch_inside: int = PER_EPOCH_INSIDE
+    wanted: bool = True  # False: recorded in case this iteration turns out to be the last
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    _epoch_stats: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    _taken: dict[tuple[int, bool], int] = field(default_factory=dict)
+
+    def on_minibatch(self, epoch: int, k: int, mb: Batch, parts: LossParts) -> None:
+        stats = self._epoch_stats.setdefault(epoch, {})
+        for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
+            stats.setdefault(key, []).append(float(getattr(parts, key).detach()))
+        ratio = parts.ratio.detach()  # same shape as mb.actions' sample dims
+        valid = mb.mask.bool()
+        outside = ((ratio - 1).abs() > self.clip_coef) & valid
+        for is_clipped, where, cap in (
+            (True, outside, self.per_epoch_clipped),
+            (False, valid & ~outside, self.per_epoch_inside),
+        ):
+            need = cap - self._taken.get((epoch, is_clipped), 0)
+            if need <= 0:
+                continue
+            picks = where.nonzero()[:need]  # [K, ndim] indices into the minibatch
+            self._taken[(epoch, is_clipped)] = self._taken.get((epoch, is_clipped), 0) + len(picks)
+            for pos in picks:
+                idx = tuple(int(p) for p in pos)
+                r = ratio[idx]
+                adv = mb.advantages[idx]
+                unclipped, clipped, objective = clipped_surrogate(r, adv, self.clip_coef)
+                u, c = float(unclipped), float(clipped)
+                old = float(mb.old_logprobs[idx])
+                self.rows.append(
+                    {
+                        "epoch": epoch + 1,
+                        "minibatch": k + 1,
+                        "sample": f"{idx[0]},t{idx[1]}" if len(idx) == 2 else str(idx[0]),
+                        "action": self.action_label(mb.actions[idx]),
+                        "old_logprob": rounded(old),
+                        "new_logprob": rounded(old + float(torch.log(r))),
+                        "ratio": rounded(r),
+                        "advantage": rounded(adv),
+                        "unclipped": rounded(u),
+                        "clipped": rounded(c),
+                        "objective": rounded(objective),
+                        "chosen": "equal" if u == c else ("clipped" if c < u else "unclipped"),
+                        "is_clipped": is_clipped,
+                    }
+                )
+
+    def clipping(self) -> dict[str, Any]:
+        rows = sorted(self.rows, key=lambda r: (r["epoch"], r["minibatch"]))
+        return {
+            "clip_coef": self.clip_coef,
+            "selection": (
+                f"Per epoch up to {self.per_epoch_clipped} samples outside the band and "
+                f"{self.per_epoch_inside} inside, the first found; sample: row in its "
+                "minibatch (and step t)"
+            ),
+            "rows": rows,
+        }
+
+    def epochs(self) -> list[dict[str, Any]]:
+        return [
+            {"epoch": e + 1, **{k: rounded(sum(v) / len(v)) for k, v in stats.items()}}
+            for e, stats in sorted(self._epoch_stats.items())
+        ]
+
+
+def normalized_advantages(batch: Batch, norm_adv: bool) -> tuple[dict[str, Any], torch.Tensor]:
+    """What a trace shows of the normalization, and the advantages the loss really used."""
+    norm = normalization(batch.advantages, batch.mask)
+    normed = norm["_normalized"] if norm_adv else batch.advantages
+    out = public(norm)
+    if not norm_adv:
+        out["note"] = "--no-norm-adv: the loss uses the raw advantages"
+    return out, normed
+
+
+def start_trace(
+    cb: Any,
+    iteration: int,
+    total: int,
+    clip_coef: float,
+    action_label: Callable[[torch.Tensor], str] | None = None,
+    may_stop_early: bool = False,
+) -> TraceRecorder | None:
+    """A recorder when the callbacks want this iteration traced, else None (the common case).
+
+    When the last iteration is wanted and training may stop early, every iteration records
+    (cheap, capped) with wanted=False, and only the one that turns out to be the last is shown.
+    """
+    wants = getattr(cb, "wants_trace", None)
+    if wants is None:
+        return None
+    wanted = wants(iteration, total)
+    if not (wanted or (may_stop_early and wants(total, total))):
+        return None
+    label = {} if action_label is None else {"action_label": action_label}
+    return TraceRecorder(clip_coef, **label, wanted=wanted)

@@ -1,0 +1,1 @@
+"""Gymnasium: envs and spaces, normalization, rollout, evaluation and recording."""

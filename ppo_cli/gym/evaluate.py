@@ -1,0 +1,142 @@
+"""Greedy evaluation of gymnasium runs (used by train's final eval and `ppoqa eval`)."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ppo_cli.core.policy import ActorCritic
+from ppo_cli.core.rundir import load_checkpoint, read_config, run_env
+from ppo_cli.errors import RunError
+from ppo_cli.gym.envs import (
+    EVAL_MAX_EPISODE_STEPS,
+    EnvInfo,
+    EpisodeTracker,
+    action_mask_from_info,
+    make_vec_env,
+    time_limit_note,
+)
+from ppo_cli.gym.normalize import Normalizer
+from ppo_cli.gym.policy import build_policy
+
+EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
+EVAL_EPISODES = 20
+_MAX_WIDTH = 32  # sub-envs run side by side during evaluation
+
+
+def _stderr_warning(message: str) -> None:
+    sys.stderr.write(f"ppoqa: warning: {message}\n")
+    sys.stderr.flush()
+
+
+@dataclass
+class EpisodeResult:
+    episode: int
+    episode_return: float
+    length: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def greedy_action(
+    policy: ActorCritic, obs: torch.Tensor, infos: dict[str, Any], info: EnvInfo, width: int
+) -> torch.Tensor:
+    """argmax (or the Gaussian's mean), under the env's action mask when the run uses one."""
+    if getattr(policy, "uses_action_mask", False):
+        mask = action_mask_from_info(infos, info, width).to(obs.device)
+        return policy.act(obs, greedy=True, action_mask=mask)[0]  # type: ignore[call-arg]
+    return policy.act(obs, greedy=True)[0]
+
+
+@torch.no_grad()
+def evaluate_gym(
+    policy: ActorCritic,
+    env_id: str,
+    episodes: int = EVAL_EPISODES,
+    seed: int = EVAL_SEED,
+    env_kwargs: dict[str, Any] | None = None,
+    normalizer_state: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[EpisodeResult]:
+    """`episodes` greedy episodes (argmax, or the Gaussian's mean), seeded, on the env's
+    fastest vector form, with the run's env_kwargs and its normalization statistics frozen.
+
+    Sub-env i plays a fixed quota of episodes (i, i + W, i + 2W, ...), so episodes that end
+    early are not over-represented the way "first N episodes to finish" would be. An env
+    registered without a time limit is cut at EVAL_MAX_EPISODE_STEPS steps (warn says so).
+    """
+    width = min(episodes, _MAX_WIDTH)
+    quota = np.array([len(range(i, episodes, width)) for i in range(width)])  # [W]
+    envs, info = make_vec_env(
+        env_id, width, "auto", env_kwargs, max_episode_steps=EVAL_MAX_EPISODE_STEPS
+    )
+    note = info.added_time_limit and time_limit_note(env_id, info.added_time_limit)
+    if note:
+        (warn or _stderr_warning)(note)
+    norm = Normalizer.frozen_from(normalizer_state, info.obs_dim, width)
+    device = next(policy.parameters()).device
+    was_training = policy.training
+    policy.eval()
+    done_count = np.zeros(width, dtype=np.int64)  # [W] episodes finished per sub-env
+    found: dict[int, EpisodeResult] = {}
+    try:
+        obs, infos = envs.reset(seed=seed)
+        tracker = EpisodeTracker(width)
+        while (done_count < quota).any():
+            x = norm.obs(np.asarray(obs, dtype=np.float32).reshape(width, -1))
+            action = greedy_action(policy, torch.from_numpy(x).to(device), infos, info, width)
+            obs, reward, term, trunc, infos = envs.step(info.to_env(action.cpu().numpy()))
+            done = np.logical_or(term, trunc)
+            for i, ret, length in tracker.update(np.asarray(reward), done):
+                if done_count[i] < quota[i]:
+                    k = i + width * int(done_count[i])
+                    found[k] = EpisodeResult(k, ret, length)
+                    done_count[i] += 1
+    finally:
+        envs.close()
+        policy.train(was_training)
+    return [found[k] for k in range(episodes)]
+
+
+@dataclass
+class GymRun:
+    path: Path
+    env_id: str
+    policy: ActorCritic
+    checkpoint: dict[str, Any]
+    env_kwargs: dict[str, Any] | None = None
+    normalizer: dict[str, Any] | None = None
+
+
+def load_gym_run(run: Path) -> GymRun:
+    """Policy and env id of a gymnasium run directory."""
+    env_id = run_env(run)
+    if env_id == "text-qa":
+        raise RunError(f"{run}: is a text-QA run", "use `ppoqa eval` without gymnasium options")
+    ckpt = load_checkpoint(run)
+    try:
+        policy = build_policy(dict(ckpt["policy_spec"]))
+        policy.load_state_dict(ckpt["policy"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise RunError(
+            f"{run}: checkpoint does not fit this ppoqa ({type(exc).__name__})",
+            "retrain with `ppoqa train --env ...`",
+        ) from exc
+    policy.eval()
+    env_kwargs = ckpt.get("env_kwargs") or read_config(run).get("env_kwargs") or None
+    return GymRun(
+        run, str(ckpt.get("env", env_id)), policy, ckpt, env_kwargs, ckpt.get("normalizer")
+    )
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Population std (ddof 0), as gymnasium/SB3 evaluation reports it."""
+    return statistics.fmean(values), statistics.pstdev(values)

@@ -1,0 +1,187 @@
+"""A gymnasium id on a NEXT_STEP vector env behind the task seam trainer.train() calls."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ppo_cli.config import Config
+from ppo_cli.core.policy import ActorCritic
+from ppo_cli.core.ppo import STATS, Batch, UpdateSettings, explained_variance
+from ppo_cli.core.rundir import FINAL_EVAL, atomic_write_text
+from ppo_cli.core.session import LoopState
+from ppo_cli.errors import ConfigError, EnvError
+from ppo_cli.gym.envs import action_mask_from_info, make_vec_env
+from ppo_cli.gym.evaluate import EVAL_EPISODES, EVAL_SEED, evaluate_gym
+from ppo_cli.gym.normalize import Normalizer
+from ppo_cli.gym.policy import MLPActorCritic
+from ppo_cli.gym.rollout import GymCollector, GymRollout
+from ppo_cli.gym.trace import batch_trace
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available", "use --device cpu")
+    return torch.device(name)
+
+
+class GymTask:
+    """A gymnasium id on a NEXT_STEP vector env: a sample is one environment step; budgeted in
+    timesteps; evaluated once at the end. A resumed run gets its weights, optimizer, RNGs and
+    counters back, but the vector env restarts its episodes: not bit-identical."""
+
+    fused_adam = True  # one kernel per step instead of one per tensor
+
+    def __init__(
+        self, cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.fingerprint = None
+        self.batch_size = cfg.num_envs * cfg.num_steps
+        self.total = max(1, cfg.timesteps // self.batch_size)
+        self.may_stop_early = False
+        self.envs: Any = None
+        self.warn: Any = None  # the run's warning callback, from prepare_run
+
+    def build(self) -> ActorCritic:
+        cfg = self.cfg
+        self.envs, self.info = make_vec_env(cfg.env, cfg.num_envs, cfg.vector_mode, cfg.env_kwargs)
+        info = self.info
+        if cfg.action_mask and info.action_kind != "discrete":
+            raise EnvError(
+                f"{cfg.env}: action_mask needs Discrete actions, not {info.action_kind}",
+                "leave action_mask off for this env (--no-action-mask)",
+            )
+        self.normalizer = Normalizer(
+            info.obs_dim, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, gamma=cfg.gamma
+        )
+        if cfg.action_mask:  # refused before any run folder exists
+            _, infos = self.envs.reset(seed=cfg.seed)
+            action_mask_from_info(infos, info, cfg.num_envs)
+        return MLPActorCritic(
+            info.obs_dim, info.num_actions, cfg.hidden_size, log_std_init=cfg.log_std_init,
+            activation=cfg.activation, ortho_init=cfg.ortho_init, action_mask=cfg.action_mask,
+            **info.policy_spec(),
+        ).to(self.device)  # fmt: skip
+
+    def prepare_run(
+        self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
+    ) -> None:
+        self.run_dir = run_dir
+        # Normalization statistics come back with the weights, optimizer, RNGs and counters
+        # (the vector env restarts its episodes, so a resumed gym run is not bit-identical).
+        self.warn = warn
+        if ckpt is not None and ckpt.get("normalizer") is not None:
+            self.normalizer.load(ckpt["normalizer"])
+
+    def plan(self, policy: ActorCritic) -> None:
+        return None
+
+    def update_settings(self) -> UpdateSettings:
+        return UpdateSettings.from_config(self.cfg)
+
+    def training_spec(self) -> None:
+        return None  # nothing about a gymnasium run's data can change under a resume
+
+    def longer(self, state: LoopState) -> str:
+        return f"--timesteps {(state.iteration + 1) * self.batch_size}"
+
+    def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
+        info = self.info
+        return {
+            "env": self.cfg.env,
+            "obs_dim": info.obs_dim,
+            "num_actions": info.num_actions,
+            "action_start": info.action_start,
+            "action_kind": info.action_kind,
+            "env_kwargs": dict(info.env_kwargs),
+            "normalizer": self.normalizer.state(),
+            "global_step": state.steps,
+        }
+
+    def start(self, state: LoopState) -> None:
+        seed = self.cfg.seed + state.iteration
+        self.collector = GymCollector(
+            self.envs, self.info, seed, self.device, self.normalizer, self.cfg.action_mask
+        )
+        self.started = time.perf_counter() - state.wall_seconds
+
+    def collect(self, policy: ActorCritic) -> tuple[GymRollout, Batch, torch.Tensor]:
+        rollout, _ = self.collector.collect(policy, self.cfg.num_steps)
+        cfg = self.cfg
+        return (rollout, *rollout.to_batch(cfg.gamma, cfg.gae_lambda, cfg.reward_scale))
+
+    def record(
+        self, iteration: int, state: LoopState, ro: GymRollout, batch: Batch, stats: Any, lr: float
+    ) -> dict[str, Any]:
+        global_step = state.steps + ro.num_steps
+        record: dict[str, Any] = {
+            "iteration": iteration,
+            "global_step": global_step,
+            "progress": iteration,
+        }
+        if ro.finished:
+            record["episodic_return"] = float(np.mean([r for _, r, _ in ro.finished]))
+            record["episodic_length"] = float(np.mean([n for _, _, n in ro.finished]))
+        elapsed = time.perf_counter() - self.started
+        return record | {
+            "sps": round(global_step / max(elapsed, 1e-9), 1),
+            **{k: stats[k] for k in STATS},
+            "explained_variance": explained_variance(batch.old_values, batch.returns),
+            "learning_rate": lr,
+            "epoch_losses": stats["epoch_losses"],
+        }
+
+    def evaluate(
+        self, policy: ActorCritic, iteration: int, record: dict[str, Any], state: LoopState
+    ) -> tuple[None, bool]:
+        return None, False
+
+    def action_label(self, action: torch.Tensor) -> str:
+        return str(action.tolist())
+
+    def trace(
+        self, iteration: int, ro: GymRollout, batch: Batch, deltas: torch.Tensor, rec: Any
+    ) -> dict[str, Any]:
+        dones = ro.terminated | ro.truncated
+        return batch_trace(
+            iteration, batch, ro.rewards, dones, deltas, rec, self.cfg.norm_adv, valid=ro.valid
+        )
+
+    def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
+        cfg = self.cfg
+        episodes = evaluate_gym(
+            policy,
+            cfg.env,
+            EVAL_EPISODES,
+            EVAL_SEED,
+            cfg.env_kwargs,
+            self.normalizer.state(),
+            self.warn,
+        )
+        returns = [float(ep.episode_return) for ep in episodes]
+        mean = float(np.mean(returns))
+        # Kept in the run folder so `ppoqa plot` can mark it at the end of the training curve.
+        final = {
+            "mean_return": mean,
+            "std_return": float(np.std(returns)),
+            "returns": returns,
+            "episodes": len(returns),
+            "seed": EVAL_SEED,
+            "global_step": state.steps,
+        }
+        atomic_write_text(self.run_dir / FINAL_EVAL, json.dumps(final) + "\n")
+        return {"mean_return": mean}
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()

@@ -1,0 +1,110 @@
+"""Traces of a gymnasium update: the steps of one env, advantages and clipping (the records
+the CLI renders and `--json` embeds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ppo_cli.core.ppo import Batch
+from ppo_cli.core.trace import (
+    MAX_EPISODES,
+    TraceRecorder,
+    normalized_advantages,
+    rounded,
+)
+
+OBS_NUMBERS = 4  # gymnasium observations are summarized by their first numbers
+
+
+def summarize_obs(obs: torch.Tensor, numbers: int = OBS_NUMBERS) -> str:
+    """'[0.03, -0.01, 0.04, 0.02, …]': enough to recognize a state, short enough for a row."""
+    flat = obs.detach().float().reshape(-1)
+    shown = ", ".join(f"{float(x):.2f}" for x in flat[:numbers])
+    return f"[{shown}{', …' if flat.numel() > numbers else ''}]"
+
+
+def batch_trace(
+    iteration: int,
+    batch: Batch,
+    rewards: torch.Tensor,
+    dones: torch.Tensor,
+    deltas: torch.Tensor,
+    recorder: TraceRecorder,
+    norm_adv: bool = True,
+    valid: torch.Tensor | None = None,
+    max_episodes: int = MAX_EPISODES,
+    max_steps: int = 12,
+) -> dict[str, Any]:
+    """The trace record of one iteration on any environment whose batch is flat steps.
+
+    rewards, dones, deltas, valid: [num_steps, num_envs], time-major. The batch holds the valid
+    steps flattened in time-major order (x[valid], or x.reshape(-1) when every step is valid,
+    CleanRL's b_* layout). Shows env 0's first steps and the first episodes that ended.
+    """
+    num_steps, num_envs = rewards.shape
+    if valid is None:
+        valid = torch.ones(num_steps, num_envs, dtype=torch.bool)
+    valid = valid.bool().cpu()
+    # sample index of step (t, e) in the batch, -1 where the step is not in it
+    index = torch.full((num_steps, num_envs), -1, dtype=torch.long)  # [T, E]
+    index[valid] = torch.arange(int(valid.sum()))
+    norm, normed = normalized_advantages(batch, norm_adv)
+    steps = []
+    for t in range(num_steps):
+        i = int(index[t, 0])
+        if i < 0:
+            continue
+        if len(steps) == max_steps:
+            break
+        steps.append(
+            {
+                "episode": "env 0",
+                "t": t,
+                "label": summarize_obs(batch.obs[i]),
+                "reward": rounded(rewards[t, 0]),
+                "done": bool(dones[t, 0]),
+                "value": rounded(batch.old_values[i]),
+                "delta": rounded(deltas[t, 0]),
+                "advantage": rounded(batch.advantages[i]),
+                "return": rounded(batch.returns[i]),
+                "normalized": rounded(normed[i]),
+            }
+        )
+    episodes = []
+    for e in range(num_envs):
+        first = 0
+        for t in range(num_steps):
+            if not (bool(dones[t, e]) and bool(valid[t, e])):
+                continue
+            idx = [int(index[s, e]) for s in range(first, t + 1) if bool(valid[s, e])]
+            if len(episodes) < max_episodes and idx:
+                acts = [recorder.action_label(batch.actions[j]) for j in idx]
+                span = range(first, t + 1)
+                ep_rewards = [rounded(rewards[s, e]) for s in span if bool(valid[s, e])]
+                episodes.append(
+                    {
+                        # '+': it ended in the rollout's first stretch, so it may have begun
+                        # in the previous rollout
+                        "episode": f"env {e}, steps {first}-{t}" + ("+" if first == 0 else ""),
+                        "question": summarize_obs(batch.obs[idx[0]]),
+                        "tokens": acts[:8] + (["…"] if len(acts) > 8 else []),
+                        "rewards": ep_rewards[:8],
+                        "total": rounded(sum(ep_rewards)),
+                        "correct": None,
+                    }
+                )
+            first = t + 1
+    return {
+        "iteration": iteration,
+        "kind": "gym",
+        "batch_episodes": f"{num_envs} envs × {num_steps} steps",
+        "batch_steps": batch.size,
+        "episodes": episodes,
+        "step_label": "observation",
+        "steps": steps,
+        "normalization": norm,
+        "clipping": recorder.clipping(),
+        "epochs": recorder.epochs(),
+    }

@@ -1,0 +1,58 @@
+"""The kinds of run: each name maps to the wing that implements the task seam train() drives.
+
+A wing's task checks the settings that only make sense for it, builds its env and network, collects
+an iteration's rollout as a Batch, turns it into a metrics record, evaluates and decides an early
+stop, and names what its run directory and checkpoint hold beyond the common part. Wings import
+lazily, so choosing a kind costs nothing until a run starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ppo_cli.config import TEXT_QA, Config
+
+if TYPE_CHECKING:
+    from ppo_cli.gym.task import GymTask
+    from ppo_cli.textqa.task import TextQATask
+
+    Task = TextQATask | GymTask
+
+TEXT, GYM = "text-qa", "gym"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What the code that reads a kind of run's records (sweeps, figures, tables) needs."""
+
+    name: str
+    curve: str  # the metrics key of its learning curve
+    final: str  # the TrainResult field of its final evaluation
+    noisy: bool  # episode returns are averaged over the last ones; accuracy is read as is
+    steps: str  # what one of its steps is, in words
+
+
+KINDS = {
+    TEXT: Kind(TEXT, "eval_accuracy", "final_accuracy", False, "steps (tokens)"),
+    GYM: Kind(GYM, "episodic_return", "mean_return", True, "environment steps"),
+}
+
+
+def kind_of(env: str) -> Kind:
+    """text-qa is the built-in text task; any other id is a gymnasium environment."""
+    return KINDS[TEXT if env == TEXT_QA else GYM]
+
+
+def make_task(
+    cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
+) -> Task:
+    if kind_of(cfg.env).name == TEXT:
+        from ppo_cli.textqa.task import TextQATask
+
+        return TextQATask(cfg, resume_dir, progress)
+    from ppo_cli.gym.task import GymTask
+
+    return GymTask(cfg, resume_dir, progress)

@@ -1,0 +1,1 @@
+"""Teaching: explain-*, doctor; they read run records and never drive training."""

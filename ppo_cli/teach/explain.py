@@ -1,0 +1,621 @@
+"""Worked numbers for `ppoqa explain-gae` and `ppoqa explain-clip`, as plain data.
+
+Nothing here re-derives the math: GAE comes from ppo_cli.core.gae.compute_gae and
+ppo_cli.core.gae.normalize, the clipped objective from ppo_cli.core.ppo.ppo_loss and
+ppo_cli.core.ppo.clipped_surrogate — the functions training uses. This module only parses the
+learner's numbers, checks them, and lays the results out step by step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ppo_cli.core.gae import compute_gae
+from ppo_cli.core.trace import normalization, public, rounded
+from ppo_cli.errors import UsageError
+
+# Teaching inputs, not a training data path: small bounds keep every result finite in float32.
+MAX_STEPS = 10_000
+MAX_ABS = 1e9
+MIN_LOGPROB = -50.0
+
+
+@dataclass
+class GAERequest:
+    """One trajectory to explain: time-major lists of equal length."""
+
+    rewards: list[float]
+    values: list[float]
+    dones: list[bool]
+    last_value: float = 0.0
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+
+
+# The first seed's two walkthroughs ("What is 2+2?" answered "4", then answered "5").
+SEED_CORRECT = GAERequest([-0.1, 10.0], [8.2, 9.8], [False, True])
+SEED_WRONG = GAERequest([-0.1, -2.0], [8.2, 5.1], [False, True])
+# The second seed's GAE demonstration: four ordinary steps, then a big final reward.
+SEED_CARTPOLE = GAERequest([1, 1, 1, 1, 10], [5.0, 5.5, 6.0, 7.0, 9.0], [False] * 4 + [True])
+EXAMPLES = {"correct": SEED_CORRECT, "wrong": SEED_WRONG, "cartpole": SEED_CARTPOLE}
+
+
+def _check_number(x: float, name: str) -> float:
+    if not math.isfinite(x) or abs(x) > MAX_ABS:
+        raise UsageError(
+            f"{name}: {x!r} is not a finite number within ±{MAX_ABS:g}",
+            "use plain decimal numbers such as -0.1 or 9.8",
+        )
+    return float(x)
+
+
+def _split_list(text: str, name: str, what: str, example: str) -> list[str]:
+    """'a,b' or '[a,b]' -> ['a', 'b'], refusing an empty or over-long list."""
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1]
+    if not body.strip():
+        raise UsageError(f"{name}: the list is empty", example)
+    items = body.split(",")
+    if len(items) > MAX_STEPS:
+        raise UsageError(f"{name}: more than {MAX_STEPS} {what}", "explain a shorter trajectory")
+    return items
+
+
+def parse_number_list(text: str, name: str) -> list[float]:
+    """'1, -0.5,2' or '[1,-0.5,2]' -> [1.0, -0.5, 2.0]; anything else is a usage error."""
+    items = _split_list(text, name, "numbers", f"give comma-separated numbers: {name} 1,2")
+    out = []
+    for i, item in enumerate(items, 1):
+        try:
+            x = float(item.strip())
+        except ValueError:
+            raise UsageError(
+                f"{name}: item {i} ({item.strip()!r}) is not a number",
+                f"give comma-separated numbers: {name} -0.1,10",
+            ) from None
+        out.append(_check_number(x, f"{name} item {i}"))
+    return out
+
+
+_TRUE = {"1", "true", "t", "yes", "y"}
+_FALSE = {"0", "false", "f", "no", "n"}
+
+
+def parse_done_list(text: str, name: str = "--dones") -> list[bool]:
+    """'0,1' or 'false,true' -> [False, True]."""
+    items = _split_list(text, name, "flags", f"give 0/1 per step: {name} 0,1")
+    out = []
+    for i, item in enumerate(items, 1):
+        word = item.strip().lower()
+        if word in _TRUE:
+            out.append(True)
+        elif word in _FALSE:
+            out.append(False)
+        else:
+            raise UsageError(
+                f"{name}: item {i} ({item.strip()!r}) is not 0/1 or true/false",
+                f"mark the step where an episode ended with 1: {name} 0,1",
+            )
+    return out
+
+
+def check_request(req: GAERequest) -> GAERequest:
+    """Equal lengths, finite numbers, gamma and lambda in [0, 1]."""
+    if not req.rewards:
+        raise UsageError("no rewards given", "give at least one step: --rewards 10 --values 8.2")
+    if len(req.rewards) > MAX_STEPS:
+        raise UsageError(f"more than {MAX_STEPS} steps", "explain a shorter trajectory")
+    lengths = {"rewards": len(req.rewards), "values": len(req.values), "dones": len(req.dones)}
+    if len(set(lengths.values())) != 1:
+        shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
+        raise UsageError(
+            f"the lists have different lengths ({shown})",
+            "give one reward, one value and one done flag per step",
+        )
+    for name, xs in (("rewards", req.rewards), ("values", req.values)):
+        for i, x in enumerate(xs, 1):
+            _check_number(x, f"{name} item {i}")
+    _check_number(req.last_value, "last value")
+    for name, x in (("gamma", req.gamma), ("lambda", req.gae_lambda)):
+        if not (0.0 <= x <= 1.0):  # also false for NaN
+            raise UsageError(f"{name} must be within [0, 1], got {x!r}", "the default is 0.99/0.95")
+    return req
+
+
+def gae_request(
+    rewards: str | None = None,
+    values: str | None = None,
+    dones: str | None = None,
+    last_value: float | None = None,
+    gamma: float | None = None,
+    gae_lambda: float | None = None,
+    example: str | None = None,
+) -> GAERequest:
+    """A request from command-line strings; no lists at all means one of the seeds' examples.
+
+    Without --dones no step is terminal: the value after the last step is --last-value (0).
+    """
+    if rewards is None and values is None:
+        if dones is not None:
+            raise UsageError("--dones needs --rewards and --values", "give all three lists")
+        example = example or "correct"
+        if example not in EXAMPLES:
+            raise UsageError(
+                f"--example: unknown example {example!r}", f"one of {', '.join(EXAMPLES)}"
+            )
+        base = EXAMPLES[example]
+        req = GAERequest(list(base.rewards), list(base.values), list(base.dones))
+    elif rewards is None or values is None:
+        missing = "--values" if rewards is not None else "--rewards"
+        raise UsageError(f"{missing} is missing", "give --rewards and --values of equal length")
+    else:
+        if example is not None:
+            raise UsageError("--example and --rewards/--values exclude each other", "give one")
+        r = parse_number_list(rewards, "--rewards")
+        v = parse_number_list(values, "--values")
+        d = parse_done_list(dones) if dones is not None else [False] * len(r)
+        req = GAERequest(r, v, d)
+    if last_value is not None:
+        req.last_value = float(last_value)
+    if gamma is not None:
+        req.gamma = float(gamma)
+    if gae_lambda is not None:
+        req.gae_lambda = float(gae_lambda)
+    return check_request(req)
+
+
+_DOC_KEYS = ("rewards", "values", "dones", "last_value", "gamma", "lam", "gae_lambda")
+
+
+def _json_numbers(doc: dict[str, Any], key: str) -> list[float]:
+    xs = doc[key]
+    if not isinstance(xs, list):
+        raise UsageError(
+            f"stdin: '{key}' must be a list of numbers", 'e.g. {"rewards": [-0.1, 10]}'
+        )
+    out = []
+    for i, x in enumerate(xs, 1):
+        if isinstance(x, bool) or not isinstance(x, int | float):
+            raise UsageError(
+                f"stdin: '{key}' item {i} ({json.dumps(x)[:40]}) is not a number",
+                'e.g. {"rewards": [-0.1, 10]}',
+            )
+        out.append(_check_number(float(x), f"stdin: '{key}' item {i}"))
+    return out
+
+
+def _json_scalar(doc: dict[str, Any], key: str) -> float | None:
+    if key not in doc or doc[key] is None:
+        return None
+    x = doc[key]
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise UsageError(f"stdin: '{key}' must be a number", f'e.g. {{"{key}": 0.99}}')
+    try:
+        return float(x)
+    except OverflowError:  # a huge JSON integer
+        raise UsageError(f"stdin: '{key}' is too large", f'e.g. {{"{key}": 0.99}}') from None
+
+
+def gae_request_from_json(
+    text: str,
+    last_value: float | None = None,
+    gamma: float | None = None,
+    gae_lambda: float | None = None,
+) -> GAERequest:
+    """{"rewards": [...], "values": [...], "dones": [...], "last_value", "gamma", "lam"};
+    options given on the command line win over the document's values."""
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise UsageError(
+            "stdin is not a JSON document",
+            'pipe e.g. {"rewards": [-0.1, 10], "values": [8.2, 9.8], "dones": [0, 1]}',
+        ) from None
+    if not isinstance(doc, dict):
+        raise UsageError(
+            "stdin: expected a JSON object", 'e.g. {"rewards": [...], "values": [...]}'
+        )
+    unknown = [k for k in doc if k not in _DOC_KEYS]
+    if unknown:
+        raise UsageError(
+            f"stdin: unknown key {str(unknown[0])[:40]!r}", f"known keys: {', '.join(_DOC_KEYS)}"
+        )
+    for key in ("rewards", "values"):
+        if key not in doc:
+            raise UsageError(f"stdin: '{key}' is missing", "give rewards and values per step")
+    try:
+        r = _json_numbers(doc, "rewards")
+        v = _json_numbers(doc, "values")
+    except OverflowError:
+        raise UsageError(
+            "stdin: a number is too large", f"keep numbers within ±{MAX_ABS:g}"
+        ) from None
+    if doc.get("dones") is None:
+        d = [False] * len(r)
+    else:
+        raw = doc["dones"]
+        if not isinstance(raw, list):
+            raise UsageError("stdin: 'dones' must be a list of 0/1 or true/false", "e.g. [0, 1]")
+        d = []
+        for i, x in enumerate(raw, 1):
+            if isinstance(x, bool):
+                d.append(x)
+            elif isinstance(x, int | float) and not isinstance(x, bool) and x in (0, 1):
+                d.append(bool(x))
+            else:
+                raise UsageError(
+                    f"stdin: 'dones' item {i} ({json.dumps(x)[:40]}) is not 0/1 or true/false",
+                    "e.g. [0, 1]",
+                )
+    if "lam" in doc and "gae_lambda" in doc:
+        raise UsageError("stdin: give 'lam' or 'gae_lambda', not both", "they are the same knob")
+    doc_lam = _json_scalar(doc, "lam") if "lam" in doc else _json_scalar(doc, "gae_lambda")
+    req = GAERequest(r, v, d)
+    lv = last_value if last_value is not None else _json_scalar(doc, "last_value")
+    g = gamma if gamma is not None else _json_scalar(doc, "gamma")
+    lam = gae_lambda if gae_lambda is not None else doc_lam
+    if lv is not None:
+        req.last_value = lv
+    if g is not None:
+        req.gamma = g
+    if lam is not None:
+        req.gae_lambda = lam
+    return check_request(req)
+
+
+def gae_steps(req: GAERequest) -> dict[str, Any]:
+    """compute_gae on one trajectory, laid out per step (rows in backward order)."""
+    rewards = torch.tensor(req.rewards, dtype=torch.float32)  # [T]
+    values = torch.tensor(req.values, dtype=torch.float32)  # [T]
+    dones = torch.tensor(req.dones, dtype=torch.float32)  # [T]
+    gae = compute_gae(rewards, values, dones, req.last_value, req.gamma, req.gae_lambda)
+    adv = gae.advantages
+    n = adv.shape[0]
+    # What flows back into step t from step t+1: gamma*lambda*(1-done_t)*A_{t+1}; A_t = delta_t
+    # + carried_t holds by construction of compute_gae's loop.
+    following = torch.cat([adv[1:], torch.zeros(1)])  # [T] A_{t+1}, 0 after the last step
+    carried = req.gamma * req.gae_lambda * (1.0 - dones) * following
+    rows = [
+        {
+            "t": t,
+            "reward": rounded(rewards[t]),
+            "value": rounded(values[t]),
+            "done": bool(req.dones[t]),
+            "next_value": rounded(gae.next_values[t]),
+            "delta": rounded(gae.deltas[t]),
+            "carried": rounded(carried[t]),
+            "advantage": rounded(adv[t]),
+            "return": rounded(gae.returns[t]),
+        }
+        for t in reversed(range(n))
+    ]
+    return {
+        "gamma": req.gamma,
+        "lam": req.gae_lambda,
+        "last_value": req.last_value,
+        "rewards": [rounded(x) for x in rewards],
+        "values": [rounded(x) for x in values],
+        "dones": [bool(x) for x in req.dones],
+        "next_values": [rounded(x) for x in gae.next_values],
+        "deltas": [rounded(x) for x in gae.deltas],
+        "advantages": [rounded(x) for x in adv],
+        "returns": [rounded(x) for x in gae.returns],
+        "rows": rows,
+        "_advantages": adv,
+    }
+
+
+def explain_gae(req: GAERequest) -> dict[str, Any]:
+    """One trajectory: per-step GAE, then the normalization ppo_update applies."""
+    check_request(req)
+    steps = gae_steps(req)
+    norm = normalization(steps["_advantages"])
+    result = public(steps)
+    result["normalization"] = public(norm)
+    result["normalized_advantages"] = [rounded(x) for x in norm["_normalized"]]
+    return result
+
+
+def explain_run(
+    run: Path,
+    episodes: int = 3,
+    seed: int = 0,
+    gamma: float | None = None,
+    gae_lambda: float | None = None,
+) -> dict[str, Any]:
+    """Sample one training-sized batch from a trained text-QA run (seeded) and explain the
+    first `episodes` of it, normalized over the whole batch as ppo_update would."""
+    from ppo_cli.textqa.curriculum import balanced_questions, episodes_per_iteration
+    from ppo_cli.textqa.env import TextQAVecEnv
+    from ppo_cli.textqa.evaluate import load_text_run
+    from ppo_cli.textqa.rollout import collect_text_episodes
+
+    if episodes < 1:
+        raise UsageError("--episodes must be at least 1", "e.g. --episodes 3")
+    text_run = load_text_run(run)
+    cfg = text_run.config
+    g = cfg.gamma if gamma is None else float(gamma)
+    lam = cfg.gae_lambda if gae_lambda is None else float(gae_lambda)
+    check_request(GAERequest([0.0], [0.0], [True], 0.0, g, lam))
+    task = text_run.task
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        q_idx = balanced_questions(
+            task.num_questions, episodes_per_iteration(cfg.num_episodes, task.num_questions)
+        )  # [N]
+        ro = collect_text_episodes(text_run.policy, TextQAVecEnv(task), q_idx)
+    batch, _ = ro.to_batch(g, lam)  # the training path: compute_gae over the whole batch
+    norm = normalization(batch.advantages, batch.mask)
+    normed = norm["_normalized"]  # [N, T]
+    shown = []
+    itos = text_run.vocab.itos
+    for i in range(min(episodes, ro.question_idx.shape[0])):
+        n = int(ro.mask[i].sum())
+        req = GAERequest(
+            rewards=[float(x) for x in ro.rewards[i, :n]],
+            values=[float(x) for x in ro.values[i, :n]],
+            dones=[bool(x) for x in ro.dones[i, :n]],
+            gamma=g,
+            gae_lambda=lam,
+        )
+        steps = public(gae_steps(req))
+        steps["tokens"] = [itos[int(a)] for a in ro.actions[i, :n]]
+        steps["question"] = task.dataset.pairs[int(ro.question_idx[i])].question
+        steps["target"] = task.dataset.pairs[int(ro.question_idx[i])].answer
+        steps["correct"] = bool(ro.exact[i])
+        steps["total_reward"] = rounded(ro.rewards[i, :n].sum())
+        steps["batch_advantages"] = [rounded(x) for x in batch.advantages[i, :n]]
+        steps["normalized_advantages"] = [rounded(x) for x in normed[i, :n]]
+        shown.append(steps)
+    return {
+        "run": str(run),
+        "seed": seed,
+        "gamma": g,
+        "lam": lam,
+        "batch_episodes": int(ro.question_idx.shape[0]),
+        "batch_steps": ro.num_steps,
+        "normalization": public(norm),
+        "episodes": shown,
+    }
+
+
+# ---------------------------------------------------------------- clipping
+
+
+@dataclass
+class ClipRequest:
+    old_logprobs: list[float]
+    new_logprobs: list[float]
+    advantages: list[float]
+    clip_coef: float = 0.2
+
+
+def check_clip_request(req: ClipRequest) -> ClipRequest:
+    lengths = {
+        "old log-probs": len(req.old_logprobs),
+        "new log-probs": len(req.new_logprobs),
+        "advantages": len(req.advantages),
+    }
+    if min(lengths.values()) == 0:
+        raise UsageError("a list is empty", "give one old/new log-prob and advantage per sample")
+    if len(set(lengths.values())) != 1:
+        shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
+        raise UsageError(
+            f"the lists have different lengths ({shown})",
+            "give one old log-prob, new log-prob and advantage per sample",
+        )
+    for name, xs in (("old log-prob", req.old_logprobs), ("new log-prob", req.new_logprobs)):
+        for i, x in enumerate(xs, 1):
+            if not (MIN_LOGPROB <= x <= 0.0):
+                raise UsageError(
+                    f"{name} {i} = {x!r} is not a log-probability in [{MIN_LOGPROB:g}, 0]",
+                    "a log-probability is log(p) for 0 < p <= 1, e.g. -0.5",
+                )
+    for i, x in enumerate(req.advantages, 1):
+        _check_number(x, f"advantage {i}")
+    if not (0.0 < req.clip_coef < 1.0):
+        raise UsageError(f"--clip-coef must be within (0, 1), got {req.clip_coef!r}", "e.g. 0.2")
+    return req
+
+
+def clip_request(
+    old_logprobs: str, new_logprobs: str, advantages: str, clip_coef: float = 0.2
+) -> ClipRequest:
+    return check_clip_request(
+        ClipRequest(
+            parse_number_list(old_logprobs, "--old-logprobs"),
+            parse_number_list(new_logprobs, "--new-logprobs"),
+            parse_number_list(advantages, "--advantages"),
+            float(clip_coef),
+        )
+    )
+
+
+def _why(ratio: float, advantage: float, eps: float) -> str:
+    """What the min does to this sample's gradient, in words."""
+    if advantage == 0:
+        return "zero advantage: no push either way"
+    if abs(ratio - 1) <= eps:
+        return "inside the band: both terms are equal and the gradient flows"
+    if advantage > 0 and ratio > 1 + eps:
+        return "good action already pushed past 1+ε: the clipped term caps it, no gradient"
+    if advantage < 0 and ratio < 1 - eps:
+        return "bad action already pushed below 1−ε: the clipped term caps it, no gradient"
+    if advantage > 0:
+        return (
+            "good action became less likely: the min keeps ratio·A, the gradient pulls it back up"
+        )
+    return "bad action became more likely: the min keeps ratio·A, the gradient pushes it back down"
+
+
+def explain_clip(req: ClipRequest) -> dict[str, Any]:
+    """The clipped surrogate per sample and the policy loss, through ppo_loss itself."""
+    from ppo_cli.core.ppo import clipped_surrogate, ppo_loss
+
+    check_clip_request(req)
+    old = torch.tensor(req.old_logprobs, dtype=torch.float32)  # [N]
+    new = torch.tensor(req.new_logprobs, dtype=torch.float32)  # [N]
+    adv = torch.tensor(req.advantages, dtype=torch.float32)  # [N]
+    zeros = torch.zeros_like(adv)
+    eps = req.clip_coef
+    # vf_coef = ent_coef = 0: the loss is the policy loss alone.
+    parts = ppo_loss(new, old, adv, zeros, zeros, zeros, zeros, torch.ones_like(adv), eps, 0.0, 0.0)
+    unclipped, clipped, objective = clipped_surrogate(parts.ratio, adv, eps)
+    rows = []
+    for i in range(adv.shape[0]):
+        r = float(parts.ratio[i])
+        u, c = float(unclipped[i]), float(clipped[i])
+        chosen = "equal" if u == c else ("clipped" if c < u else "unclipped")
+        rows.append(
+            {
+                "sample": i,
+                "old_logprob": rounded(old[i]),
+                "new_logprob": rounded(new[i]),
+                "old_prob": rounded(math.exp(float(old[i]))),
+                "new_prob": rounded(math.exp(float(new[i]))),
+                "ratio": rounded(r),
+                "clipped_ratio": rounded(min(max(r, 1 - eps), 1 + eps)),
+                "advantage": rounded(adv[i]),
+                "unclipped": rounded(u),
+                "clipped": rounded(c),
+                "objective": rounded(objective[i]),
+                "chosen": chosen,
+                "outside_band": abs(r - 1) > eps,
+                "why": _why(r, float(adv[i]), eps),
+            }
+        )
+    return {
+        "clip_coef": eps,
+        "band": [rounded(1 - eps), rounded(1 + eps)],
+        "rows": rows,
+        "objective": rounded(-parts.policy_loss),
+        "policy_loss": rounded(parts.policy_loss),
+        "clipfrac": rounded(parts.clipfrac),
+        "approx_kl": rounded(parts.approx_kl),
+        "ratios": [row["ratio"] for row in rows],
+    }
+
+
+def seed_clip_examples(clip_coef: float = 0.2) -> list[dict[str, Any]]:
+    """The seeds' clipping examples, each computed by explain_clip."""
+    examples = [
+        (
+            "inside-band",
+            "One token after a small update (first seed): log-prob -0.15 -> -0.12, "
+            "normalized advantage 0.53",
+            ClipRequest([-0.15], [-0.12], [0.53], clip_coef),
+        ),
+        (
+            "small-step",
+            "A good action, probability 0.3 -> 0.35 (first seed): inside the band",
+            ClipRequest([math.log(0.3)], [math.log(0.35)], [5.0], clip_coef),
+        ),
+        (
+            "large-step",
+            "A good action, probability 0.3 -> 0.6 (first seed): the min takes the clipped term",
+            ClipRequest([math.log(0.3)], [math.log(0.6)], [5.0], clip_coef),
+        ),
+        (
+            "three-actions",
+            "The second seed's demo: three actions, some better and some worse than expected",
+            ClipRequest([-1.0, -0.5, -2.0], [-0.5, -0.3, -2.5], [1.0, -0.5, 2.0], clip_coef),
+        ),
+    ]
+    return [{"name": n, "title": t, **explain_clip(req)} for n, t, req in examples]
+
+
+def explain_advantage(
+    run: Path, seed: int = 0, group_size: int = 4, questions: int = 3
+) -> dict[str, Any]:
+    """One batch sampled from a text-QA run (seeded): `questions` questions, `group_size`
+    completions each, and the advantage every completion gets under every estimator, with
+    the numbers that produced it (group mean, std, leave-one-out mean, V(s_0), the batch's
+    return statistics). The batch is the shown completions: REINFORCE++'s normalization and
+    GAE's are over them. GAE reads the run's critic; a run trained without one has its
+    untrained head, which the record says."""
+    from ppo_cli.textqa import estimators
+    from ppo_cli.textqa.curriculum import balanced_questions
+    from ppo_cli.textqa.env import TextQAVecEnv
+    from ppo_cli.textqa.evaluate import load_text_run
+    from ppo_cli.textqa.rollout import collect_text_episodes
+
+    if group_size < 2:
+        raise UsageError(
+            "--group-size must be at least 2: the group estimators compare a completion "
+            "with the others of its question",
+            "e.g. --group-size 4",
+        )
+    if questions < 1:
+        raise UsageError("--questions must be at least 1", "e.g. --questions 3")
+    text_run = load_text_run(run)
+    cfg, task = text_run.config, text_run.task
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        slots = balanced_questions(task.num_questions, min(questions, task.num_questions))
+        q_idx = slots.repeat_interleave(group_size)  # [N]
+        ro = collect_text_episodes(text_run.policy, TextQAVecEnv(task), q_idx)
+    groups = estimators.group_ids(slots.numel(), group_size)  # [N]
+    mask = ro.mask.float()
+    score = (ro.rewards * mask).sum(1)  # [N] R_i
+    stats = estimators.group_stats(score, groups)
+    adv: dict[str, torch.Tensor] = {}
+    for name in estimators.NAMES:
+        est = estimators.compute(
+            name, ro.rewards, ro.mask, groups, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda
+        )
+        adv[name] = est.advantages[:, 0]  # the first token's: the whole answer's for groups
+    rtg0 = estimators.returns_to_go(ro.rewards, mask)[:, 0]  # [N] REINFORCE++'s G_0
+    real_rtg = estimators.returns_to_go(ro.rewards, mask)[ro.mask]
+    gae_norm = normalization(
+        estimators.compute(
+            "gae", ro.rewards, ro.mask, groups, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda
+        ).advantages,
+        ro.mask,
+    )
+    adv["gae_normalized"] = gae_norm["_normalized"][:, 0]
+    itos = text_run.vocab.itos
+    rows = []
+    for i in range(q_idx.numel()):
+        n = int(ro.mask[i].sum())
+        pair = task.dataset.pairs[int(q_idx[i])]
+        words = [itos[int(a)] for a in ro.actions[i, :n]]
+        rows.append(
+            {
+                "completion": i + 1,
+                "group": int(groups[i]) + 1,
+                "question": pair.question,
+                "target": pair.answer,
+                "answer": " ".join(w for w in words if w != "<END>"),
+                "reward": rounded(score[i]),
+                "group_mean": rounded(stats.mean[i]),
+                "group_std": rounded(stats.std[i]),
+                "loo_mean": rounded(stats.loo_mean[i]),
+                "value_0": rounded(ro.values[i, 0]),
+                "return_to_go_0": rounded(rtg0[i]),
+                **{f"adv_{k}": rounded(v[i]) for k, v in adv.items()},
+            }
+        )
+    zero_std = sum(1 for g in range(slots.numel()) if float(stats.std[groups == g][0]) < 1e-6)
+    return {
+        "run": str(run),
+        "seed": seed,
+        "group_size": group_size,
+        "groups": int(slots.numel()),
+        "trained_with": cfg.advantage,
+        "critic_trained": cfg.advantage in ("gae",),
+        "gamma": cfg.gamma,
+        "lam": cfg.gae_lambda,
+        "grpo_eps": 1e-4,
+        "batch_return_mean": rounded(real_rtg.mean()),
+        "batch_return_std": rounded(real_rtg.std()) if real_rtg.numel() > 1 else 0.0,
+        "gae_normalization": public(gae_norm),
+        "groups_with_zero_std": zero_std,
+        "rows": rows,
+    }

@@ -1,0 +1,1 @@
+"""Text QA: datasets, rewards, the batched env, token policies, evaluation, SFT and RLHF."""

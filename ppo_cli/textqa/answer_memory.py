@@ -1,0 +1,192 @@
+"""A memory of each question's best answer, and exploration probes that try new first words.
+
+Why: on a dataset of a thousand questions with hundreds of answer words, plain PPO finds a
+rare right answer once, raises its probability by at most the clip range, and rarely samples
+it again: the discovery is lost, and the policy drifts toward the answers many questions
+share. Two mechanisms of Memory Augmented Policy Optimization (Liang et al., 2018, "MAPO")
+fix both, for an environment that scores the same answer the same way every time:
+
+- **memory**: per question, the best-scoring answer sampled so far. Each iteration it joins
+  the batch as one more episode (scored again, with the current policy's log-probs and
+  values) wherever it beats every answer sampled for that question this iteration, so a found
+  answer is learned instead of forgotten;
+- **probes** (MAPO's systematic exploration): for every question the last greedy evaluation
+  got wrong, a few forward-only episodes whose first token is drawn without replacement among
+  the first tokens not yet tried for that question, in the policy's order of preference
+  (Gumbel top-k), the rest sampled as usual. Probes are not trained on (an off-policy sample
+  with a negative advantage would push the policy toward its current favourite); what they
+  find enters the memory. They cost a forward pass, a fraction of a trained episode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ppo_cli.textqa.data import END_ID, PAD_ID
+
+_TIE = 1e-6  # returns closer than this are the same score (float sums of step penalties)
+
+# The tried-first-token table is [questions, first-token choices] bools; beyond this many
+# entries the probes still draw distinct tokens within an iteration but keep no table.
+MAX_TRIED_ENTRIES = 50_000_000
+
+
+class AnswerMemory:
+    """best_return [Q], best_actions [Q, T] (<PAD> after the end) and tried [Q, C] bool over
+    the policy's first-decision columns (None when the table would be too large)."""
+
+    def __init__(self, num_questions: int, max_steps: int, columns: torch.Tensor) -> None:
+        self.columns = columns  # [C] token id of each first-decision column
+        self.best_return = torch.full((num_questions,), -float("inf"))
+        self.best_actions = torch.full((num_questions, max_steps), PAD_ID, dtype=torch.long)
+        self.best_exact = torch.zeros(num_questions, dtype=torch.bool)
+        self.tried: torch.Tensor | None = None
+        if num_questions * columns.numel() <= MAX_TRIED_ENTRIES:
+            self.tried = torch.zeros(num_questions, columns.numel(), dtype=torch.bool)
+
+    @property
+    def num_questions(self) -> int:
+        return self.best_return.shape[0]
+
+    def observe(
+        self,
+        questions: torch.Tensor,
+        returns: torch.Tensor,
+        actions: torch.Tensor,
+        exact: torch.Tensor,
+    ) -> int:
+        """Keep, per question, the best of these episodes if it beats the memory, and count
+        their first tokens as tried; returns how many questions improved.
+        questions, returns, exact: [N]; actions: [N, T]."""
+        best_here, row = _best_rows(questions, returns, self.num_questions)
+        improved = (row < questions.numel()) & (best_here > self.best_return + _TIE)
+        if improved.any():
+            self.best_return[improved] = best_here[improved]
+            self.best_actions[improved] = actions[row[improved]]
+            self.best_exact[improved] = exact[row[improved]]
+        if self.tried is not None:  # what the policy samples anyway, probes need not try
+            first = actions[:, 0].contiguous()
+            column = torch.searchsorted(self.columns, first).clamp(max=len(self.columns) - 1)
+            known = self.columns[column] == first
+            self.tried[questions[known], column[known]] = True
+        return int(improved.sum())
+
+    def replay_questions(self, questions: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+        """The questions of this batch whose remembered answer beats every answer sampled
+        for them now: [K] sorted indices."""
+        best_here, _ = _best_rows(questions, returns, self.num_questions)
+        present = torch.unique(questions)
+        better = self.best_return[present] > best_here[present] + _TIE
+        return present[better]
+
+    def probe_force(
+        self, questions: torch.Tensor, logits: torch.Tensor, per_question: int, max_steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(question per probe [n], force [n, T]) for `per_question` probes of each question
+        (questions [U], distinct; logits [U, C] their masked first-decision logits): first
+        tokens drawn without replacement among the untried, the rest left to the policy."""
+        allowed = logits > -1e8  # masked columns hold -1e9
+        if self.tried is not None:
+            untried = allowed & ~self.tried[questions]
+            spent = ~untried.any(-1)  # every allowed first token tried: start over
+            if spent.any():
+                self.tried[questions[spent]] = False
+                untried[spent] = allowed[spent]
+            allowed = untried
+        k = min(per_question, logits.shape[1])
+        # Gumbel top-k: k draws without replacement from softmax(logits) over the allowed
+        gumbel = -torch.log(-torch.log(torch.rand(logits.shape).clamp(1e-12, 1 - 1e-7)))
+        keys = torch.where(allowed, logits + gumbel, torch.full_like(logits, -float("inf")))
+        top = torch.topk(keys, k, dim=-1)
+        ok = torch.isfinite(top.values)  # fewer than k allowed: fewer probes
+        if self.tried is not None:
+            rows = questions.unsqueeze(1).expand_as(top.indices)
+            self.tried[rows[ok], top.indices[ok]] = True
+        q = questions.unsqueeze(1).expand_as(top.indices)[ok]
+        first = self.columns[top.indices[ok]]  # [n]
+        rank = torch.arange(k).expand_as(top.indices)[ok]  # [n]
+        short_q, short = self._shorter(questions, max_steps)
+        force = torch.cat([self._probe_answers(q, first, rank, max_steps), short])
+        return torch.cat([q, short_q]), force
+
+    def _shorter(
+        self, questions: torch.Tensor, max_steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two more probes for each of these questions whose remembered answer has two words or
+        more and is not exactly right: that answer without its first word, and without its
+        last ("forty three" -> "three"; "Ge red" -> "Ge"). A reward that pays for every right
+        word keeps a policy on such a hedge; these two take it off."""
+        best = self.best_actions[questions]  # [U, T]
+        length = (best != PAD_ID).sum(1) - 1  # words before <END> (-1 with no memory)
+        keep = (length >= 2) & ~self.best_exact[questions] & (best[:, 0] != PAD_ID)
+        best, length = best[keep], length[keep]
+        without_first = torch.full_like(best, PAD_ID)
+        without_first[:, :-1] = best[:, 1:]
+        without_last = best.clone()
+        rows = torch.arange(best.shape[0])
+        without_last[rows, length - 1] = without_last[rows, length]  # <END> a word earlier
+        without_last[rows, length] = PAD_ID
+        q = questions[keep]
+        return torch.cat([q, q]), torch.cat([without_first, without_last])[:, :max_steps]
+
+    def _probe_answers(
+        self, q: torch.Tensor, first: torch.Tensor, rank: torch.Tensor, max_steps: int
+    ) -> torch.Tensor:
+        """force [n, T] for probes with these first tokens. The probes of a question take
+        turns (by rank): the policy continues after the new word; the new word alone; it
+        replaces the remembered answer's first word ("Abuja Delhi" -> "New Delhi"); it goes
+        before the remembered answer ("three" -> "eighty three"); it goes after the
+        remembered first word. Partly right answers are where the last questions of a large
+        set get stuck."""
+        force = torch.full((q.numel(), max_steps), PAD_ID, dtype=torch.long)
+        force[:, 0] = first
+        best = self.best_actions[q]  # [n, T] (<PAD> for a question with no memory yet)
+        alone, replace, before, after = (rank % 5 == i for i in range(1, 5))
+        force[alone, 1] = END_ID
+        force[replace, 1:] = best[replace, 1:]
+        force[before, 1:] = best[before, :-1]
+        force[after, 0] = best[after, 0]
+        force[after, 1] = first[after]
+        force[after, 2:] = best[after, 1:-1]
+        # a remembered answer never holds a word after its <END>: <PAD> there, the policy's
+        # choice; where the memory is empty, the policy continues after the new word
+        empty = (best[:, 0] == PAD_ID) & ~alone
+        force[empty, 1:] = PAD_ID
+        force[empty, 0] = first[empty]
+        return force
+
+    @property
+    def exact_share(self) -> float:
+        """Share of questions whose remembered answer is exactly right."""
+        return float(self.best_exact.float().mean())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_return": self.best_return.clone(),
+            "best_actions": self.best_actions.clone(),
+            "best_exact": self.best_exact.clone(),
+            "tried": None if self.tried is None else self.tried.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_return = state["best_return"].clone()
+        self.best_actions = state["best_actions"].clone()
+        self.best_exact = state["best_exact"].clone()
+        self.tried = None if state.get("tried") is None else state["tried"].clone()
+
+
+def _best_rows(
+    questions: torch.Tensor, returns: torch.Tensor, num_questions: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per question: the best return among these episodes (-inf if none) and the first row
+    that earned it (N if none)."""
+    n = questions.numel()
+    best = torch.full((num_questions,), -float("inf"))
+    best = best.scatter_reduce(0, questions, returns.float(), "amax")
+    is_best = returns >= best[questions]
+    rows = torch.arange(n)
+    first = torch.full((num_questions,), n, dtype=torch.long)
+    first = first.scatter_reduce(0, questions[is_best], rows[is_best], "amin")
+    return best, first

@@ -1,0 +1,190 @@
+"""The text-QA task as tensors: many episodes stepped at once.
+
+An episode is one question; a step is one generated token; it ends at <END> or after
+`max_answer_tokens + 1` steps. The final step earns the run's named reward (ppo_cli.textqa.rewards:
++10 for the exact answer, -2 plus that reward's partial credit otherwise); every step before the
+last costs `step_penalty` (0.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ppo_cli.errors import DatasetError
+from ppo_cli.textqa.data import END_ID, PAD_ID, START_ID, QADataset, Vocabulary, detokenize
+from ppo_cli.textqa.rewards import RewardSpec, distinct_overlap
+
+__all__ = ["BANNED_ACTIONS", "QATask", "RewardSpec", "TextQAVecEnv", "encode_prompts"]
+
+# Tokens a text policy never generates: they carry no meaning in an answer.
+BANNED_ACTIONS = (PAD_ID, START_ID, 3)  # <PAD>, <START>, <UNK>
+
+
+def encode_prompts(questions: list[list[int]]) -> torch.Tensor:
+    """[N, P] prompts: each question left-padded with <PAD>, then <START> in the last column.
+
+    Left padding puts every first decision at the same column, so a batch steps in lockstep.
+    """
+    p = max(len(q) for q in questions) + 1
+    prompts = torch.full((len(questions), p), PAD_ID, dtype=torch.long)
+    for i, ids in enumerate(questions):
+        if ids:
+            prompts[i, p - 1 - len(ids) : p - 1] = torch.tensor(ids)
+    prompts[:, -1] = START_ID
+    return prompts
+
+
+# The padded [questions, longest question + 1] prompt tensor (int64) may take at most this
+# much memory: one very long question among many short ones pads every other one to its length.
+MAX_PROMPT_BYTES = 1_000_000_000
+
+
+def check_prompt_memory(source: str, lengths: list[int]) -> None:
+    """Refuse, before allocating it, a prompt tensor too large to keep in memory."""
+    q, p = len(lengths), max(lengths, default=0) + 1
+    need = q * p * 8
+    if need > MAX_PROMPT_BYTES:
+        raise DatasetError(
+            f"{source}: {q:,} questions padded to the longest ({p - 1:,} tokens) need "
+            f"{need / 1e9:.1f} GB of prompts in memory, more than the limit of "
+            f"{MAX_PROMPT_BYTES / 1e9:.1f} GB",
+            "shorten the longest questions or split the dataset",
+        )
+
+
+class QATask:
+    """A dataset encoded once into padded tensors, plus the reward rules."""
+
+    def __init__(
+        self,
+        dataset: QADataset,
+        vocab: Vocabulary,
+        rewards: RewardSpec | None = None,
+        max_answer_tokens: int | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.vocab = vocab
+        self.rewards = rewards or RewardSpec()
+        self.max_answer_tokens = max_answer_tokens or dataset.max_answer_tokens
+        self.max_steps = self.max_answer_tokens + 1
+        for i, pair in enumerate(dataset.pairs):
+            # A limit given from outside the file (a flag, an env kwarg) can be shorter than an
+            # answer: such a question could never be answered right, so refuse it up front.
+            if len(pair.answer_tokens) > self.max_answer_tokens:
+                raise DatasetError(
+                    f"{dataset.source}: pair {i}: answer '{pair.answer}' has "
+                    f"{len(pair.answer_tokens)} tokens, more than the answer-length limit of "
+                    f"{self.max_answer_tokens}",
+                    "raise --max-answer-tokens (or max_answer_tokens) or shorten the answer",
+                )
+        questions = [vocab.encode(p.question_tokens)[0] for p in dataset.pairs]
+        check_prompt_memory(dataset.source, [len(q) for q in questions])
+        answers = [vocab.encode(p.answer_tokens)[0] for p in dataset.pairs]
+        self.prompts = encode_prompts(questions)  # [Q, P]
+        self.prompt_len = self.prompts.shape[1]
+        q = len(questions)
+        a = max(len(x) for x in answers)
+        # targets: [Q, A] answer ids right-padded; target_len: [Q]
+        self.targets = torch.full((q, a), PAD_ID, dtype=torch.long)
+        for i, ids in enumerate(answers):
+            self.targets[i, : len(ids)] = torch.tensor(ids)
+        self.target_len = torch.tensor([len(x) for x in answers])
+        self.target_valid = torch.arange(a).unsqueeze(0) < self.target_len.unsqueeze(1)
+        # --reward-fn: a Python function (question, answer, target) -> float whose
+        # value replaces the named reward's final reward of a finished answer; None keeps it.
+        self.score_fn: Callable[[str, str, str], float] | None = None
+
+    @property
+    def num_questions(self) -> int:
+        return len(self.dataset.pairs)
+
+    def score(
+        self, question_idx: torch.Tensor, answer: torch.Tensor, answer_len: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(final reward, exact match, reward credit, distinct shared words), each [N].
+
+        answer: [N, T] generated ids (without <END>); positions >= answer_len are ignored.
+        """
+        tgt = self.targets[question_idx]  # [N, A]
+        tgt_len = self.target_len[question_idx]  # [N]
+        final, exact, credit = self.rewards.score(answer, answer_len, tgt, tgt_len)
+        return final, exact, credit, distinct_overlap(answer, answer_len, tgt, tgt_len)
+
+    def user_scores(
+        self,
+        question_idx: torch.Tensor,
+        answer: torch.Tensor,
+        answer_len: torch.Tensor,
+        final: torch.Tensor,
+        rows: torch.Tensor,
+    ) -> torch.Tensor:
+        """[N] final rewards with score_fn's value for each answer that ends now (rows)."""
+        if self.score_fn is None:
+            return final
+        final = final.clone()
+        for i in rows.nonzero().flatten().tolist():
+            pair = self.dataset.pairs[int(question_idx[i])]
+            text = self.answer_text(answer[i, : int(answer_len[i])].tolist())
+            final[i] = self.score_fn(pair.question, text, pair.answer)
+        return final
+
+    def answer_text(self, ids: list[int]) -> str:
+        return detokenize(self.vocab.decode(ids))
+
+
+class TextQAVecEnv:
+    """N episodes in lockstep; finished rows stay finished until the next reset."""
+
+    def __init__(self, task: QATask) -> None:
+        self.task = task
+        self.max_steps = task.max_steps
+
+    def reset(
+        self, question_idx: torch.Tensor, prompts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Start one episode per question index; returns the prompts [N, P].
+
+        `prompts` replaces the dataset's questions (for `ask`); rewards then score against the
+        targets of question_idx, which callers answering free text simply ignore.
+        """
+        n = question_idx.shape[0]
+        self.question_idx = question_idx
+        self.answer = torch.full((n, self.max_steps), PAD_ID, dtype=torch.long)  # [N, T]
+        self.answer_len = torch.zeros(n, dtype=torch.long)
+        self.t = 0
+        self.done = torch.zeros(n, dtype=torch.bool)
+        self.exact = torch.zeros(n, dtype=torch.bool)
+        self.overlap = torch.zeros(n, dtype=torch.long)
+        self.credit = torch.zeros(n)
+        return self.task.prompts[question_idx] if prompts is None else prompts
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply one token per episode; returns (rewards [N], terminated_now [N]).
+
+        Rows that were already done get reward 0 and are not changed.
+        """
+        active = ~self.done
+        is_end = actions == END_ID
+        # The last step (t = max_answer_tokens) can only close the answer: a word chosen there
+        # is dropped, so an answer never holds more than max_answer_tokens tokens.
+        writes = active & ~is_end & (self.t < self.task.max_answer_tokens)
+        self.answer[writes, self.t] = actions[writes]
+        self.answer_len += writes.long()
+        self.t += 1
+        ends_now = active & (is_end | (self.t >= self.max_steps))
+        rewards = torch.where(active, -self.task.rewards.step_penalty, 0.0)
+        if ends_now.any():
+            final, exact, credit, overlap = self.task.score(
+                self.question_idx, self.answer, self.answer_len
+            )
+            final = self.task.user_scores(
+                self.question_idx, self.answer, self.answer_len, final, ends_now
+            )
+            rewards = torch.where(ends_now, final, rewards)
+            self.exact = torch.where(ends_now, exact, self.exact)
+            self.credit = torch.where(ends_now, credit, self.credit)
+            self.overlap = torch.where(ends_now, overlap, self.overlap)
+        self.done = self.done | ends_now
+        return rewards, ends_now

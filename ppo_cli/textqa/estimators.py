@@ -1,0 +1,196 @@
+"""Advantage estimators for text QA: PPO's GAE beside the critic-free methods that replaced it
+in RL for language models, each a pure function over one iteration's completions.
+
+The question they answer is the same: how much better than expected was this completion? PPO
+asks a learned critic V(s_t); the others build the baseline from the batch itself:
+
+    gae           A_t = sum_k (gamma lam)^k delta_{t+k}, delta_t = r_t + gamma V(s_{t+1}) - V(s_t)
+                  (Schulman et al. 2016; PPO, Schulman et al. 2017)
+    grpo          A_i = (R_i - mean(R_group)) / (std(R_group) + eps)       (Shao et al. 2024)
+    dr_grpo       A_i = R_i - mean(R_group)                                (Liu et al. 2025)
+    rloo          A_i = R_i - mean(R_j, j != i in the group)         (Ahmadian et al. 2024)
+    reinforce_pp  A_t = (G_t - mean(G)) / std(G) over the whole batch, G_t = sum_{k>=t} r_k
+                  (Hu 2025, REINFORCE++)
+
+A group is the G completions sampled for one question in one iteration (--group-size). The
+group estimators give every token of a completion its completion's advantage; a group whose
+completions all earned the same gets 0 everywhere (nothing to prefer among them).
+
+ppo_cli.config.ESTIMATORS holds each one's documented defaults (group size, where the KL goes,
+normalization, loss aggregation); this module is only the arithmetic, tested by hand in
+tests/test_estimators.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+
+from ppo_cli.core.gae import compute_gae, normalize
+
+NAMES = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
+GROUPED = ("grpo", "dr_grpo", "rloo")  # need G >= 2 completions per question
+CRITIC = ("gae",)  # the only one that trains and runs the value head
+
+
+class GroupStats(NamedTuple):
+    """Per completion [N]: its group's mean, std (unbiased) and size, and the mean of the
+    others in its group (RLOO's baseline)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    size: torch.Tensor
+    loo_mean: torch.Tensor
+
+
+def group_stats(returns: torch.Tensor, groups: torch.Tensor) -> GroupStats:
+    """Statistics of each completion's group; returns [N] float, groups [N] long ids."""
+    n_groups = int(groups.max()) + 1 if groups.numel() else 0
+    ones = torch.ones_like(returns)
+    count = torch.zeros(n_groups).index_add_(0, groups, ones)
+    total = torch.zeros(n_groups).index_add_(0, groups, returns)
+    mean = total / count.clamp(min=1)
+    sq = torch.zeros(n_groups).index_add_(0, groups, (returns - mean[groups]) ** 2)
+    std = (sq / (count - 1).clamp(min=1)).sqrt()
+    size = count[groups]
+    loo = (total[groups] - returns) / (size - 1).clamp(min=1)
+    return GroupStats(mean[groups], std[groups], size, loo)
+
+
+def grpo(returns: torch.Tensor, groups: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's group z-score (Shao et al. 2024, DeepSeekMath; TRL's GRPOTrainer with
+    scale_rewards="group", eps 1e-4): [N] advantage per completion. The std division makes a
+    group of nearly-equal rewards shout as loud as a group of very different ones."""
+    s = group_stats(returns, groups)
+    adv = (returns - s.mean) / (s.std + eps)
+    return torch.where(s.size > 1, adv, torch.zeros_like(adv))
+
+
+def dr_grpo(returns: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Dr. GRPO (Liu et al. 2025, "Understanding R1-Zero-Like Training"): the group mean as
+    baseline without the std division, which they show biases GRPO toward questions that are
+    too easy or too hard; [N]."""
+    s = group_stats(returns, groups)
+    return torch.where(s.size > 1, returns - s.mean, torch.zeros_like(returns))
+
+
+def rloo(returns: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """REINFORCE Leave-One-Out (Ahmadian et al. 2024, "Back to Basics"; Kool et al. 2019): the
+    baseline of a completion is the mean of the OTHER completions of its question, so it does
+    not depend on the completion itself (unbiased); equals G/(G-1) times Dr. GRPO's; [N]."""
+    s = group_stats(returns, groups)
+    return torch.where(s.size > 1, returns - s.loo_mean, torch.zeros_like(returns))
+
+
+def returns_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """G_t = sum_{k >= t} gamma^(k-t) r_k along each row of [N, T]; 0 on padded steps."""
+    rewards = rewards * mask
+    out = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0])
+    for t in reversed(range(rewards.shape[1])):
+        running = rewards[:, t] + gamma * running
+        out[:, t] = running
+    return out * mask
+
+
+def reinforce_pp(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """REINFORCE++ (Hu 2025, OpenRLHF's `reinforce`): the return-to-go of the per-token rewards
+    (KL penalty included when it sits in the reward), normalized over every real token of the
+    whole batch: the batch is the baseline, no critic and no groups; [N, T]."""
+    return normalize(returns_to_go(rewards, mask, gamma), mask)
+
+
+class Advantages(NamedTuple):
+    """What an estimator gives the update: advantages and value targets [N, T] (returns is
+    GAE's A + V; the critic-free estimators' returns are the returns-to-go, never learned)."""
+
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+def compute(
+    name: str,
+    rewards: torch.Tensor,
+    mask: torch.Tensor,
+    groups: torch.Tensor,
+    values: torch.Tensor | None = None,
+    dones: torch.Tensor | None = None,
+    gamma: float = 0.99,
+    gae_lambda: float = 0.95,
+) -> Advantages:
+    """The advantage of every real step [N, T] under estimator `name`.
+
+    rewards, mask: [N, T] per-step rewards (score on the last step) and real steps; groups:
+    [N] the group id of each completion; values, dones: [N, T] for gae only.
+    """
+    mask_f = mask.float()
+    if name == "gae":
+        assert values is not None and dones is not None
+        g = compute_gae(rewards.T, values.T * mask_f.T, dones.T, 0.0, gamma, gae_lambda)
+        return Advantages(g.advantages.T * mask_f, g.returns.T * mask_f)
+    rtg = returns_to_go(rewards, mask_f, 1.0)
+    if name == "reinforce_pp":
+        return Advantages(reinforce_pp(rewards, mask_f), rtg)
+    episode = (rewards * mask_f).sum(1)  # [N] the completion's reward R_i
+    per = {"grpo": grpo, "dr_grpo": dr_grpo, "rloo": rloo}
+    if name not in per:
+        raise ValueError(f"unknown advantage estimator {name!r} (one of {', '.join(NAMES)})")
+    return Advantages(per[name](episode, groups).unsqueeze(1) * mask_f, rtg)
+
+
+def group_ids(num_groups: int, group_size: int) -> torch.Tensor:
+    """[num_groups * group_size] ids: 0 0 ... 1 1 ..., completions of one group side by side."""
+    return torch.arange(num_groups).repeat_interleave(group_size)
+
+
+def canonical(name: str) -> str:
+    """The estimator a name stands for: the first release's `group` is GRPO's z-score."""
+    return "grpo" if name == "group" else name
+
+
+def trl_metrics(rollout: Any, stats: dict[str, Any], groups: torch.Tensor | None) -> dict[str, Any]:
+    """The iteration's numbers under the names TRL's trainers log, beside ppoqa's own:
+    reward (mean completion score before any KL penalty), reward_std (the std within each
+    group, averaged over groups, as TRL's GRPO; the batch's std without groups),
+    frac_reward_zero_std (groups whose completions all scored the same: no signal for the
+    group estimators), clip_ratio (= clipfrac), completions/mean_length (tokens per
+    completion, <END> included) and entropy (as ppoqa's). Over the sampled completions only,
+    not answers replayed from memory (the rows after them); groups: the sampled rows'."""
+    n = rollout.num_episodes  # the sampled rows (replayed ones follow them)
+    mask = rollout.mask[:n]
+    score = (rollout.scores if rollout.scores is not None else rollout.rewards)[:n]
+    per = (score * mask).sum(1)  # [n] each completion's score
+    out: dict[str, Any] = {"reward": float(per.mean())}
+    if groups is None:
+        out["reward_std"] = float(per.std()) if per.numel() > 1 else 0.0
+    else:
+        std = group_stats(per, groups).std  # [N], each completion's group's
+        first = torch.ones_like(groups, dtype=torch.bool)
+        first[1:] = groups[1:] != groups[:-1]  # one entry per group
+        out["reward_std"] = float(std[first].mean())
+        out["frac_reward_zero_std"] = float((std[first] < 1e-6).float().mean())
+    out["clip_ratio"] = stats["clipfrac"]
+    out["completions/mean_length"] = float(mask.sum(1).float().mean())
+    return out
+
+
+def extend_groups(groups: torch.Tensor, question_idx: torch.Tensor) -> torch.Tensor:
+    """Group ids [N] for a batch whose first len(groups) rows were sampled in groups and whose
+    remaining rows were added afterwards (answers replayed from memory): an added row joins
+    the first group that asked its question, so a group estimator compares it with that
+    question's samples; a question no group asked gets a group of its own."""
+    n = groups.numel()
+    if question_idx.numel() == n:
+        return groups
+    out = [int(g) for g in groups.tolist()]
+    first: dict[int, int] = {}
+    for q, g in zip(question_idx[:n].tolist(), out, strict=True):
+        first.setdefault(int(q), g)
+    fresh = max(out, default=-1) + 1
+    for q in question_idx[n:].tolist():
+        if int(q) not in first:
+            first[int(q)] = fresh
+            fresh += 1
+        out.append(first[int(q)])
+    return torch.tensor(out, dtype=torch.long)

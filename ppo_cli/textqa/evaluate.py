@@ -1,0 +1,316 @@
+"""Greedy evaluation and answering for text-QA runs (used by train, eval and ask)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ppo_cli.config import Config, resolve
+from ppo_cli.core.policy import ActorCritic
+from ppo_cli.core.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
+from ppo_cli.core.session import QAResult
+from ppo_cli.errors import DatasetError, RunError
+from ppo_cli.textqa.data import QADataset, Vocabulary, read_run_dataset, tokenize
+from ppo_cli.textqa.env import QATask, RewardSpec, TextQAVecEnv, encode_prompts
+from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.rollout import collect_text_episodes
+
+
+def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
+    """Defaults < the dataset's `reward:`/`rewards:` < explicit config values (--reward, ...).
+
+    Refuses an unknown name, a parameter the reward does not use, and a reward under which a
+    wrong answer can earn as much as the exact one.
+    """
+    from ppo_cli.textqa.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
+
+    values: dict[str, Any] = dict(dataset.rewards)
+    sources = dict.fromkeys(values, f"{dataset.source}: rewards")
+    for key, name in (
+        ("correct", "reward_correct"),
+        ("overlap", "reward_overlap"),
+        ("partial", "reward_partial"),
+        ("wrong", "reward_wrong"),
+        ("step_penalty", "step_penalty"),
+    ):
+        if getattr(cfg, name) is not None:
+            values[key] = getattr(cfg, name)
+            sources[key] = f"--{name.replace('_', '-')}"
+    if cfg.reward is not None:
+        name, where = cfg.reward, "--reward"
+    elif dataset.reward is not None:
+        name, where = dataset.reward, f"{dataset.source}: 'reward'"
+    else:
+        name, where = DEFAULT_REWARD, "default reward"
+    definition = check_reward_name(name, where)
+    name = definition.name  # an alias names the reward it stands for
+    unused = "partial" if definition.uses == "overlap" else "overlap"
+    if unused in values:
+        raise DatasetError(
+            f"{sources[unused]}: '{unused}' does not apply to reward {name!r} "
+            f"(it weighs {'the walkthrough reward' if unused == 'overlap' else 'partial credit'})",
+            f"use '{definition.uses}' with reward {name!r}, or choose "
+            f"{'reward: walkthrough' if unused == 'overlap' else 'another reward'}",
+        )
+    spec = RewardSpec(**values, name=name)
+    check_reward_fits(
+        spec,
+        [len(p.answer_tokens) for p in dataset.pairs],
+        cfg.max_answer_tokens or dataset.max_answer_tokens,
+        f"{dataset.source}",
+    )
+    return spec
+
+
+# One step of a batch computes [batch, vocabulary] logits (and a few same-sized temporaries):
+# greedy evaluation goes through the questions in chunks that keep this near 256 MB, so a
+# dataset of 300k questions is answered in linear time and bounded memory.
+EVAL_STEP_BYTES = 256_000_000
+
+
+def eval_chunk(vocab_size: int) -> int:
+    """How many questions one greedy batch answers at once."""
+    return max(64, EVAL_STEP_BYTES // (12 * max(1, vocab_size)))
+
+
+@torch.no_grad()
+def evaluate_qa(policy: ActorCritic, task: QATask) -> list[QAResult]:
+    """Greedy answer to every question of the task, in batches of eval_chunk() questions."""
+    was_training = policy.training
+    policy.eval()
+    venv = TextQAVecEnv(task)
+    results = []
+    chunk = eval_chunk(len(task.vocab))
+    try:
+        for start in range(0, task.num_questions, chunk):
+            idx = torch.arange(start, min(start + chunk, task.num_questions))
+            ro = collect_text_episodes(policy, venv, idx, greedy=True)
+            totals = ro.episode_returns
+            for j, i in enumerate(idx.tolist()):
+                pair = task.dataset.pairs[i]
+                n = int(ro.answer_len[j])
+                results.append(
+                    QAResult(
+                        question=pair.question,
+                        target=pair.answer,
+                        answer=task.answer_text(ro.answer[j, :n].tolist()),
+                        reward=round(float(totals[j]), 4),
+                        correct=bool(ro.exact[j]),
+                    )
+                )
+    finally:
+        policy.train(was_training)
+    return results
+
+
+def accuracy(results: list[QAResult]) -> float:
+    return sum(r.correct for r in results) / max(1, len(results))
+
+
+@dataclass
+class TextRun:
+    """A trained text-QA run loaded back from its directory."""
+
+    path: Path
+    config: Config
+    policy: ActorCritic
+    vocab: Vocabulary
+    dataset: QADataset
+    task: QATask
+    checkpoint: dict[str, Any]
+
+
+def check_fits(policy: ActorCritic, prompt_len: int, max_steps: int, source: str) -> None:
+    """A transformer reads at most `max_len` positions: say so instead of an IndexError."""
+    max_len = getattr(policy, "max_len", None)
+    if max_len is not None and prompt_len + max_steps - 1 > max_len:
+        raise DatasetError(
+            f"{source}: a question of {prompt_len - 1} tokens plus an answer of up to "
+            f"{max_steps - 1} tokens is longer than the transformer reads ({max_len} tokens)",
+            "shorten the question, or use --policy lstm",
+        )
+
+
+def _check_spec(spec: Any, vocab_size: int) -> dict[str, Any]:
+    """A checkpoint's network description, checked before anything is allocated for it."""
+    if not isinstance(spec, dict) or spec.get("kind") not in ("lstm", "transformer"):
+        raise ValueError("not a text policy")
+    if spec.get("vocab_size") != vocab_size:
+        raise ValueError("vocabulary size does not match")
+    for key, high in (("hidden_size", 4096), ("num_layers", 64), ("num_heads", 64)):
+        value = spec.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise ValueError(f"{key} out of range")
+    return dict(spec)
+
+
+def load_text_run(run: Path) -> TextRun:
+    if run_env(run) != "text-qa":
+        raise RunError(
+            f"{run}: is a {run_env(run)} run, not a text-QA run",
+            "`ppoqa ask` answers questions only with runs trained on --env text-qa",
+        )
+    cfg = resolve(base=read_config(run), source=str(run / CONFIG))
+    ckpt = load_checkpoint(run)
+    dataset = read_run_dataset(
+        run / DATASET, "a text-QA run directory holds the dataset it was trained on; retrain"
+    )
+    from ppo_cli.core.session import check_dataset_fingerprint
+
+    check_dataset_fingerprint(ckpt, dataset.fingerprint(), run)
+    try:
+        itos = ckpt["vocab"]
+        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+            raise ValueError("vocabulary is not a list of tokens")
+        vocab = Vocabulary.from_list(itos)
+        policy = build_policy(_check_spec(ckpt["policy_spec"], len(vocab)))
+        policy.load_state_dict(ckpt["policy"])
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
+        raise RunError(
+            f"{run}: checkpoint or run files do not fit together "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:80] if str(exc) else ''})",
+            "retrain with `ppoqa train`",
+        ) from exc
+    policy.eval()
+    task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
+    return TextRun(run, cfg, policy, vocab, dataset, task, ckpt)
+
+
+# A question counts as familiar when every word is in the run's vocabulary and it shares at
+# least this share of its words with some training question (Jaccard similarity of the
+# lower-cased word sets, punctuation ignored). 0.6 keeps "What day comes after Tuesday?" close
+# to "What day comes after Monday?" (4 of 6 words, 0.67) and puts "What comes after three?"
+# far from it (3 of 6, 0.5); the exact training question scores 1.
+FAMILIAR_SIMILARITY = 0.6
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The lower-cased words of a text, without punctuation tokens."""
+    return frozenset(t.lower() for t in tokenize(text) if any(c.isalnum() for c in t))
+
+
+@dataclass
+class Answer:
+    """A greedy answer, how sure the policy is of it, and how close the question is to the
+    ones the run trained on (a policy answers anything, and is often confidently wrong on
+    questions unlike its training data)."""
+
+    question: str
+    answer: str
+    confidence: float  # probability of the whole greedy answer (its tokens and <END>)
+    unknown_words: list[str]
+    nearest: str | None  # the most similar training question
+    similarity: float  # Jaccard similarity of the word sets, 0..1
+
+    @property
+    def familiar(self) -> bool:
+        return not self.unknown_words and self.similarity >= FAMILIAR_SIMILARITY
+
+    def reason(self) -> str:
+        """Why the question is unfamiliar, in one clause ('' when it is familiar)."""
+        if self.unknown_words:
+            words = ", ".join(repr(w) for w in self.unknown_words)
+            return f"words this run never saw were read as <UNK>: {words}"
+        if self.similarity < FAMILIAR_SIMILARITY:
+            return (
+                f'unlike every training question (nearest: "{self.nearest}", word overlap '
+                f"{self.similarity:.2f} < {FAMILIAR_SIMILARITY})"
+            )
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "confidence": round(self.confidence, 4),
+            "familiar": self.familiar,
+            "unknown_words": self.unknown_words,
+            "nearest": self.nearest,
+            "similarity": round(self.similarity, 4),
+        }
+
+
+class NearestQuestion:
+    """The training question sharing the most words with a query (Jaccard), via an inverted
+    index, so a run with many questions is searched only where words are shared."""
+
+    def __init__(self, questions: list[str]) -> None:
+        self.questions = questions
+        self.sets = [word_set(q) for q in questions]
+        self.index: dict[str, list[int]] = {}
+        for i, words in enumerate(self.sets):
+            for w in words:
+                self.index.setdefault(w, []).append(i)
+
+    def find(self, question: str) -> tuple[str | None, float]:
+        words = word_set(question)
+        shared: dict[int, int] = {}
+        for w in words:
+            for i in self.index.get(w, ()):
+                shared[i] = shared.get(i, 0) + 1
+        best, best_sim = None, 0.0
+        for i, n in shared.items():
+            sim = n / (len(words) + len(self.sets[i]) - n)
+            if sim > best_sim:
+                best, best_sim = i, sim
+        if best is None:
+            return (self.questions[0] if self.questions else None), 0.0
+        return self.questions[best], best_sim
+
+
+@torch.no_grad()
+def ask(run: TextRun, questions: list[str]) -> list[Answer]:
+    """Greedy answers for free-text questions, each with its confidence and familiarity."""
+    if not questions:
+        return []
+    encoded, unknown = [], []
+    for q in questions:
+        ids, unk = run.vocab.encode(tokenize(q))
+        encoded.append(ids)
+        unknown.append(list(dict.fromkeys(unk)))
+    n = len(questions)
+    prompts = encode_prompts(encoded)  # [N, P]
+    if prompts.shape[1] < run.task.prompt_len:
+        # Left-pad to the training width: a recurrent policy reads the padding too, so a short
+        # question asked alone must look exactly as it did in training.
+        pad = torch.zeros(n, run.task.prompt_len - prompts.shape[1], dtype=torch.long)
+        prompts = torch.cat([pad, prompts], dim=1)
+    check_fits(run.policy, prompts.shape[1], run.task.max_steps, "question")
+    ro = collect_text_episodes(
+        run.policy,
+        TextQAVecEnv(run.task),
+        torch.zeros(n, dtype=torch.long),
+        greedy=True,
+        prompts=prompts,
+    )
+    # the product of the greedy tokens' probabilities: exp of the summed log-probs
+    confidence = torch.exp((ro.logprobs * ro.mask).sum(1))  # [N]
+    nearest = NearestQuestion([p.question for p in run.dataset.pairs])
+    answers = []
+    for i, q in enumerate(questions):
+        near, sim = nearest.find(q)
+        answers.append(
+            Answer(
+                question=q,
+                answer=run.task.answer_text(ro.answer[i, : int(ro.answer_len[i])].tolist()),
+                confidence=float(confidence[i]),
+                unknown_words=unknown[i],
+                nearest=near,
+                similarity=sim,
+            )
+        )
+    return answers
+
+
+def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:
+    """Greedy results of a run on another dataset; its words must be in the run's vocabulary
+    to be read (unknown words become <UNK>)."""
+    from ppo_cli.textqa.data import load_dataset
+
+    dataset = load_dataset(path)
+    task = QATask(dataset, run.vocab, run.task.rewards, run.task.max_answer_tokens)
+    check_fits(run.policy, task.prompt_len, task.max_steps, dataset.source)
+    return evaluate_qa(run.policy, task)
