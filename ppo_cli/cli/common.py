@@ -276,6 +276,20 @@ def blank_option(command: Any, argv: list[str]) -> str | None:
     return None
 
 
+class BadValue(typer.BadParameter):
+    """A flag's value refused by its typer parser or callback: exit 2 and one line that names
+    the flag and the value (`--epochs must be >= 1, got 0`), with ppoqa's hint instead of the
+    generic "see --help"."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def format_message(self) -> str:
+        flag = self.param.opts[0] if self.param is not None and self.param.opts else None
+        return f"{flag} {self.message}" if flag else self.message
+
+
 class PpoqaGroup(TyperGroup):
     """Typer group whose usage errors are one line on stderr (or JSON with --json), exit 2.
 
@@ -325,7 +339,7 @@ class PpoqaGroup(TyperGroup):
                     fail(
                         "usage" if code == 2 else "cli",
                         message,
-                        f"see `{path} --help`",
+                        getattr(exc, "hint", "") or f"see `{path} --help`",
                         code,
                         as_json,
                     )
