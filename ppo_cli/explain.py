@@ -2,8 +2,9 @@
 
 Nothing here re-derives the math: GAE comes from ppo_cli.gae.compute_gae and
 ppo_cli.gae.normalize, the clipped objective from ppo_cli.ppo.ppo_loss and
-ppo_cli.ppo.clipped_surrogate — the functions training uses. This module only parses the
-learner's numbers, checks them, and lays the results out step by step.
+ppo_cli.ppo.clipped_surrogate — the functions training uses. This module checks the learner's
+numbers (typer parses the flags, ppo_cli.cli.explain; a JSON document on stdin is read here)
+and lays the results out step by step.
 """
 
 from __future__ import annotations
@@ -61,57 +62,6 @@ def _check_number(x: float, name: str) -> float:
     return float(x)
 
 
-def _split_list(text: str, name: str, what: str, example: str) -> list[str]:
-    """'a,b' or '[a,b]' -> ['a', 'b'], refusing an empty or over-long list."""
-    body = text.strip()
-    if body.startswith("[") and body.endswith("]"):
-        body = body[1:-1]
-    if not body.strip():
-        raise UsageError(f"{name}: the list is empty", example)
-    items = body.split(",")
-    if len(items) > MAX_STEPS:
-        raise UsageError(f"{name}: more than {MAX_STEPS} {what}", "explain a shorter trajectory")
-    return items
-
-
-def parse_number_list(text: str, name: str) -> list[float]:
-    """'1, -0.5,2' or '[1,-0.5,2]' -> [1.0, -0.5, 2.0]; anything else is a usage error."""
-    items = _split_list(text, name, "numbers", f"give comma-separated numbers: {name} 1,2")
-    out = []
-    for i, item in enumerate(items, 1):
-        try:
-            x = float(item.strip())
-        except ValueError:
-            raise UsageError(
-                f"{name}: item {i} ({item.strip()!r}) is not a number",
-                f"give comma-separated numbers: {name} -0.1,10",
-            ) from None
-        out.append(_check_number(x, f"{name} item {i}"))
-    return out
-
-
-_TRUE = {"1", "true", "t", "yes", "y"}
-_FALSE = {"0", "false", "f", "no", "n"}
-
-
-def parse_done_list(text: str, name: str = "--dones") -> list[bool]:
-    """'0,1' or 'false,true' -> [False, True]."""
-    items = _split_list(text, name, "flags", f"give 0/1 per step: {name} 0,1")
-    out = []
-    for i, item in enumerate(items, 1):
-        word = item.strip().lower()
-        if word in _TRUE:
-            out.append(True)
-        elif word in _FALSE:
-            out.append(False)
-        else:
-            raise UsageError(
-                f"{name}: item {i} ({item.strip()!r}) is not 0/1 or true/false",
-                f"mark the step where an episode ended with 1: {name} 0,1",
-            )
-    return out
-
-
 def check_request(req: GAERequest) -> GAERequest:
     """Equal lengths, finite numbers, gamma and lambda in [0, 1]."""
     if not req.rewards:
@@ -133,48 +83,6 @@ def check_request(req: GAERequest) -> GAERequest:
         if not (0.0 <= x <= 1.0):  # also false for NaN
             raise UsageError(f"{name} must be within [0, 1], got {x!r}", "the default is 0.99/0.95")
     return req
-
-
-def gae_request(
-    rewards: str | None = None,
-    values: str | None = None,
-    dones: str | None = None,
-    last_value: float | None = None,
-    gamma: float | None = None,
-    gae_lambda: float | None = None,
-    example: str | None = None,
-) -> GAERequest:
-    """A request from command-line strings; no lists at all means one of the seeds' examples.
-
-    Without --dones no step is terminal: the value after the last step is --last-value (0).
-    """
-    if rewards is None and values is None:
-        if dones is not None:
-            raise UsageError("--dones needs --rewards and --values", "give all three lists")
-        example = example or "correct"
-        if example not in EXAMPLES:
-            raise UsageError(
-                f"--example: unknown example {example!r}", f"one of {', '.join(EXAMPLES)}"
-            )
-        base = EXAMPLES[example]
-        req = GAERequest(list(base.rewards), list(base.values), list(base.dones))
-    elif rewards is None or values is None:
-        missing = "--values" if rewards is not None else "--rewards"
-        raise UsageError(f"{missing} is missing", "give --rewards and --values of equal length")
-    else:
-        if example is not None:
-            raise UsageError("--example and --rewards/--values exclude each other", "give one")
-        r = parse_number_list(rewards, "--rewards")
-        v = parse_number_list(values, "--values")
-        d = parse_done_list(dones) if dones is not None else [False] * len(r)
-        req = GAERequest(r, v, d)
-    if last_value is not None:
-        req.last_value = float(last_value)
-    if gamma is not None:
-        req.gamma = float(gamma)
-    if gae_lambda is not None:
-        req.gae_lambda = float(gae_lambda)
-    return check_request(req)
 
 
 _DOC_KEYS = ("rewards", "values", "dones", "last_value", "gamma", "lam", "gae_lambda")
@@ -370,8 +278,6 @@ def explain_run(
     from ppo_cli.evaluate import load_text_run
     from ppo_cli.rollout import collect_text_episodes
 
-    if episodes < 1:
-        raise UsageError("--episodes must be at least 1", "e.g. --episodes 3")
     text_run = load_text_run(run)
     cfg = text_run.config
     g = cfg.gamma if gamma is None else float(gamma)
@@ -456,19 +362,6 @@ def check_clip_request(req: ClipRequest) -> ClipRequest:
     if not (0.0 < req.clip_coef < 1.0):
         raise UsageError(f"--clip-coef must be within (0, 1), got {req.clip_coef!r}", "e.g. 0.2")
     return req
-
-
-def clip_request(
-    old_logprobs: str, new_logprobs: str, advantages: str, clip_coef: float = 0.2
-) -> ClipRequest:
-    return check_clip_request(
-        ClipRequest(
-            parse_number_list(old_logprobs, "--old-logprobs"),
-            parse_number_list(new_logprobs, "--new-logprobs"),
-            parse_number_list(advantages, "--advantages"),
-            float(clip_coef),
-        )
-    )
 
 
 def _why(ratio: float, advantage: float, eps: float) -> str:
@@ -579,14 +472,6 @@ def explain_advantage(
     from ppo_cli.evaluate import load_text_run
     from ppo_cli.rollout import collect_text_episodes
 
-    if group_size < 2:
-        raise UsageError(
-            "--group-size must be at least 2: the group estimators compare a completion "
-            "with the others of its question",
-            "e.g. --group-size 4",
-        )
-    if questions < 1:
-        raise UsageError("--questions must be at least 1", "e.g. --questions 3")
     text_run = load_text_run(run)
     cfg, task = text_run.config, text_run.task
     with torch.random.fork_rng(devices=[]):
