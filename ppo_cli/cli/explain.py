@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NewType
 import typer
 
 from ppo_cli.cli.common import BadValue, handle_errors, out, print_json
-from ppo_cli.cli.options import JSON_HELP, bounded, one_of
+from ppo_cli.cli.options import JsonFlag, bounded, one_of
 from ppo_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def explain_gae_command(
         ),
     ] = 3,
     seed: Annotated[int, typer.Option(help="With --run: seed of the sampled batch.")] = 0,
-    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Walk through GAE step by step: δ, advantages, returns and their normalization.
 
@@ -247,7 +247,7 @@ def explain_clip_command(
             callback=bounded(0, 1, "e.g. --clip-coef 0.2", exclusive=True),
         ),
     ] = 0.2,
-    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Walk through PPO's clipped objective: ratios, both terms, the min, the loss.
 
@@ -302,7 +302,7 @@ def explain_advantage_command(
         ),
     ] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the sampled batch (and fresh run).")] = 0,
-    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """One batch, the advantage each completion gets under every estimator, side by side.
 

@@ -3,26 +3,35 @@ environment's own scoring code (ppo_cli.envs.rewards)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ppo_cli.cli.common import handle_errors, out, print_json
+from ppo_cli.cli.options import JsonFlag
 from ppo_cli.errors import UsageError
 
 
 def explain_reward_command(
-    target: str = typer.Option(
-        None, "--target", help='The right answer, e.g. "Buenos Aires" (default: two examples).'
-    ),
-    answer: list[str] = typer.Option(
-        None,
-        "--answer",
-        help="A candidate answer to score (repeatable; default: right, hedged, reordered, "
-        "partial).",
-    ),
-    reward: list[str] = typer.Option(
-        None, "--reward", help="Only this reward (repeatable; default: every reward)."
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help='The right answer, e.g. "Buenos Aires" (default: two examples).'
+        ),
+    ] = None,
+    answer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--answer",
+            help="A candidate answer to score (repeatable; default: right, hedged, reordered, "
+            "partial).",
+        ),
+    ] = None,
+    reward: Annotated[
+        list[str] | None,
+        typer.Option("--reward", help="Only this reward (repeatable; default: every reward)."),
+    ] = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Show what every reward pays for hedged, reordered and partial answers.
 

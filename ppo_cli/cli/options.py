@@ -23,7 +23,11 @@ from ppo_cli.config import CHOICES, FIELD_TYPES, FIELDS, REWARD_CHOICES
 from ppo_cli.presets import PRESET_NAMES
 
 RUN, QA, GYM, OUT = "Run", "Text QA", "Gymnasium", "Output"
-JSON_HELP = "Print one JSON object on stdout."
+# the options most commands take, written once
+RunDir = Annotated[
+    Path | None, typer.Option("--run", help="Run directory (default: the newest under ./runs/).")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 # TAB completion of the settings that take one of a few values, and of --env
 COMPLETIONS = {name: complete_from(values) for name, values in CHOICES.items()} | {
