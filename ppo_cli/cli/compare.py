@@ -15,24 +15,20 @@ from ppo_cli.cli.options import JsonFlag
 def compare_command(
     estimators: Annotated[
         str,
-        typer.Option(
-            "--estimators", help="Comma-separated: gae, grpo, dr_grpo, rloo, reinforce_pp."
-        ),
+        typer.Option(help="Comma-separated: gae, grpo, dr_grpo, rloo, reinforce_pp."),
     ] = "gae,grpo,rloo,reinforce_pp",
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds 0..N-1 per estimator.")] = 5,
+    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1 per estimator.")] = 5,
     dataset: Annotated[
         str | None,
-        typer.Option("--dataset", help="QA dataset YAML (default: the built-in five questions)."),
+        typer.Option(help="QA dataset YAML (default: the built-in five questions)."),
     ] = None,
     iterations: Annotated[
         int,
-        typer.Option("--iterations", help="Iterations per run, the same for all (no early stop)."),
+        typer.Option(help="Iterations per run, the same for all (no early stop)."),
     ] = 8,
     num_episodes: Annotated[
         int,
-        typer.Option(
-            "--num-episodes", help="Completions per iteration (a multiple of every group size)."
-        ),
+        typer.Option(help="Completions per iteration (a multiple of every group size)."),
     ] = 64,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder for the figures (default: ./compare).")

@@ -16,28 +16,21 @@ def eval_command(
     run: RunDir = None,
     dataset: Annotated[
         Path | None,
-        typer.Option(
-            "--dataset", help="Text QA: evaluate on this dataset instead of the training set."
-        ),
+        typer.Option(help="Text QA: evaluate on this dataset instead of the training set."),
     ] = None,
-    episodes: Annotated[
-        int, typer.Option("--episodes", min=1, help="Gymnasium: greedy episodes to run.")
-    ] = 20,
+    episodes: Annotated[int, typer.Option(min=1, help="Gymnasium: greedy episodes to run.")] = 20,
     seed: Annotated[
-        int, typer.Option("--seed", min=0, help="Gymnasium: seed of the first evaluation episode.")
+        int, typer.Option(min=0, help="Gymnasium: seed of the first evaluation episode.")
     ] = 1000,
     record: Annotated[
         Path | None,
         typer.Option(
-            "--record",
             help="Gymnasium: also write greedy episodes as an animation (.gif; .mp4 with ffmpeg).",
         ),
     ] = None,
     record_episodes: Annotated[
         int,
-        typer.Option(
-            "--record-episodes", min=1, help="Gymnasium: episodes --record plays (default 1)."
-        ),
+        typer.Option(min=1, help="Gymnasium: episodes --record plays (default 1)."),
     ] = 1,
     json_output: JsonFlag = False,
 ) -> None:

@@ -15,21 +15,18 @@ from ppo_cli.errors import UsageError
 def explain_reward_command(
     target: Annotated[
         str | None,
-        typer.Option(
-            "--target", help='The right answer, e.g. "Buenos Aires" (default: two examples).'
-        ),
+        typer.Option(help='The right answer, e.g. "Buenos Aires" (default: two examples).'),
     ] = None,
     answer: Annotated[
         list[str] | None,
         typer.Option(
-            "--answer",
             help="A candidate answer to score (repeatable; default: right, hedged, reordered, "
             "partial).",
         ),
     ] = None,
     reward: Annotated[
         list[str] | None,
-        typer.Option("--reward", help="Only this reward (repeatable; default: every reward)."),
+        typer.Option(help="Only this reward (repeatable; default: every reward)."),
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:

@@ -17,20 +17,16 @@ def plot_command(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out",
             help="Image file (.png, .svg, .pdf); default <run>/training.png or ./ppo_clipping.png.",
         ),
     ] = None,
     clip: Annotated[
         bool, typer.Option("--clip", help="Draw the PPO clipping figure instead (needs no run).")
     ] = False,
-    clip_coef: Annotated[
-        float, typer.Option("--clip-coef", help="With --clip: ε of the band.")
-    ] = 0.2,
+    clip_coef: Annotated[float, typer.Option(help="With --clip: ε of the band.")] = 0.2,
     window: Annotated[
         int | None,
         typer.Option(
-            "--window",
             help="Gymnasium runs: smoothing window, in logged returns (default: a tenth of them, "
             "at most 10; a sweep's curves: 10).",
         ),
@@ -38,20 +34,17 @@ def plot_command(
     runs: Annotated[
         list[Path] | None,
         typer.Option(
-            "--runs",
             help="Aggregate over seeds: run directories or sweep folders (repeatable); runs with "
             "the same settings but the seed are one configuration.",
         ),
     ] = None,
     study: Annotated[
         str | None,
-        typer.Option("--study", help="Aggregate a `ppoqa sweep` study's configurations."),
+        typer.Option(help="Aggregate a `ppoqa sweep` study's configurations."),
     ] = None,
     storage: Annotated[
         str | None,
-        typer.Option(
-            "--storage", help="With --study: its storage (default ./sweeps/<study>/study.db)."
-        ),
+        typer.Option(help="With --study: its storage (default ./sweeps/<study>/study.db)."),
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help='Print {"paths": [...]} on stdout instead of the path.')
