@@ -128,6 +128,14 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def emit(doc: Any, as_json: bool, view: Any, **print_kw: Any) -> None:
+    """A command's result: with --json the one JSON document, else view(doc) on stdout."""
+    if as_json:
+        print_json(doc)
+    else:
+        out.print(view(doc), **print_kw)
+
+
 STDOUT_HINT = "ppoqa writes its results to stdout; redirect it to a file, a pipe or /dev/null"
 
 

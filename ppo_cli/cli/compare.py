@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.cli.common import emit, err, handle_errors
 from ppo_cli.cli.options import JsonFlag
 
 
@@ -41,6 +41,7 @@ def compare_command(
     Example: ppoqa compare   |   ppoqa compare --dataset examples/capitals30.yaml --iterations 40
     """
     with handle_errors(json_output):
+        from ppo_cli.render.teach import compare_view
         from ppo_cli.sweep.compare import (
             CompareSpec,
             check_figures_writable,
@@ -66,9 +67,4 @@ def compare_command(
         if not no_figures:
             paths = compare_figures(report, out_dir or Path("compare"))
             report["figures"] = [str(p) for p in paths]
-        if json_output:
-            print_json(report)
-            return
-        from ppo_cli.render.teach import compare_view
-
-        out.print(compare_view(report))
+        emit(report, json_output, compare_view)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NewType
 
 import typer
 
-from ppo_cli.cli.common import BadValue, handle_errors, out, print_json
+from ppo_cli.cli.common import BadValue, emit, handle_errors
 from ppo_cli.cli.options import JsonFlag, bounded, one_of
 from ppo_cli.errors import UsageError
 
@@ -182,6 +182,7 @@ def explain_gae_command(
     """
     with handle_errors(json_output):
         from ppo_cli.explain import explain_gae, explain_run, gae_request_from_json
+        from ppo_cli.render.teach import explain_gae_view, explain_run_view
 
         lists_given = any(x is not None for x in (rewards, values, dones, example))
         if source not in (None, "-"):
@@ -195,12 +196,7 @@ def explain_gae_command(
             from ppo_cli.rundir import find_run
 
             result = explain_run(find_run(run), episodes, seed, gamma, lam)
-            if json_output:
-                print_json(result)
-                return
-            from ppo_cli.render.teach import explain_run_view
-
-            out.print(explain_run_view(result), soft_wrap=False)
+            emit(result, json_output, explain_run_view, soft_wrap=False)  # prose wraps at spaces
             return
         if source == "-":
             if lists_given:
@@ -210,13 +206,7 @@ def explain_gae_command(
             req = gae_request_from_json(_read_stdin(), last_value, gamma, lam)
         else:
             req = gae_request(rewards, values, dones, last_value, gamma, lam, example)
-        result = explain_gae(req)
-        if json_output:
-            print_json(result)
-            return
-        from ppo_cli.render.teach import explain_gae_view
-
-        out.print(explain_gae_view(result), soft_wrap=False)  # prose wraps at spaces
+        emit(explain_gae(req), json_output, explain_gae_view, soft_wrap=False)
 
 
 def explain_clip_command(
@@ -255,6 +245,7 @@ def explain_clip_command(
     """
     with handle_errors(json_output):
         from ppo_cli.explain import ClipRequest, explain_clip, seed_clip_examples
+        from ppo_cli.render.teach import explain_clip_view
 
         given = [x is not None for x in (old_logprobs, new_logprobs, advantages)]
         if any(given) and not all(given):
@@ -268,12 +259,8 @@ def explain_clip_command(
             examples = [example]
         else:
             examples = seed_clip_examples(clip_coef)
-        if json_output:
-            print_json(examples[0] if all(given) else {"examples": examples})
-            return
-        from ppo_cli.render.teach import explain_clip_view
-
-        out.print(explain_clip_view(examples), soft_wrap=False)
+        doc = examples[0] if all(given) else {"examples": examples}
+        emit(doc, json_output, lambda _: explain_clip_view(examples), soft_wrap=False)
 
 
 def explain_advantage_command(
@@ -310,6 +297,7 @@ def explain_advantage_command(
     """
     with handle_errors(json_output):
         from ppo_cli.explain import explain_advantage
+        from ppo_cli.render.teach import explain_advantage_view
 
         if run is not None:
             from ppo_cli.rundir import find_run
@@ -326,9 +314,4 @@ def explain_advantage_command(
                 train(cfg, Path(tmp) / "run")
                 result = explain_advantage(Path(tmp) / "run", seed, group_size, questions)
             result["run"] = "a fresh 1-iteration run on the built-in set"
-        if json_output:
-            print_json(result)
-            return
-        from ppo_cli.render.teach import explain_advantage_view
-
-        out.print(explain_advantage_view(result))
+        emit(result, json_output, explain_advantage_view)

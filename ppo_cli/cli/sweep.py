@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.cli.common import emit, err, handle_errors
 from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, shares, without
 from ppo_cli.errors import PpoqaError, UsageError
 
@@ -362,7 +362,4 @@ def _print_report(storage: str | None, study: str, out_dir: Path | None, as_json
 
     url = storage or default_storage_url(out_dir or Path("sweeps") / study)
     rep = study_report(url, study)
-    if as_json:
-        print_json(rep.to_dict())
-        return
-    out.print(report_table(rep))
+    emit(rep.to_dict() if as_json else rep, as_json, report_table)
