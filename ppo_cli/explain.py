@@ -86,35 +86,32 @@ def check_request(req: GAERequest) -> GAERequest:
 
 
 _DOC_KEYS = ("rewards", "values", "dones", "last_value", "gamma", "lam", "gae_lambda")
+_DOC_EXAMPLE = 'e.g. {"rewards": [-0.1, 10], "values": [8.2, 9.8], "dones": [0, 1]}'
 
 
-def _json_numbers(doc: dict[str, Any], key: str) -> list[float]:
-    xs = doc[key]
-    if not isinstance(xs, list):
-        raise UsageError(
-            f"stdin: '{key}' must be a list of numbers", 'e.g. {"rewards": [-0.1, 10]}'
-        )
-    out = []
-    for i, x in enumerate(xs, 1):
-        if isinstance(x, bool) or not isinstance(x, int | float):
-            raise UsageError(
-                f"stdin: '{key}' item {i} ({json.dumps(x)[:40]}) is not a number",
-                'e.g. {"rewards": [-0.1, 10]}',
-            )
-        out.append(_check_number(float(x), f"stdin: '{key}' item {i}"))
-    return out
-
-
-def _json_scalar(doc: dict[str, Any], key: str) -> float | None:
-    if key not in doc or doc[key] is None:
-        return None
-    x = doc[key]
+def _json_number(x: Any, where: str) -> float:
     if isinstance(x, bool) or not isinstance(x, int | float):
-        raise UsageError(f"stdin: '{key}' must be a number", f'e.g. {{"{key}": 0.99}}')
+        raise UsageError(f"stdin: {where} ({json.dumps(x)[:40]}) is not a number", _DOC_EXAMPLE)
     try:
         return float(x)
     except OverflowError:  # a huge JSON integer
-        raise UsageError(f"stdin: '{key}' is too large", f'e.g. {{"{key}": 0.99}}') from None
+        raise UsageError(
+            f"stdin: {where} is too large", f"keep numbers within ±{MAX_ABS:g}"
+        ) from None
+
+
+def _json_done(x: Any, where: str) -> bool:
+    if isinstance(x, bool) or (isinstance(x, int | float) and x in (0, 1)):
+        return bool(x)
+    raise UsageError(
+        f"stdin: {where} ({json.dumps(x)[:40]}) is not 0/1 or true/false", "e.g. [0, 1]"
+    )
+
+
+def _json_list(doc: dict[str, Any], key: str, item: Any) -> list[Any]:
+    if not isinstance(doc[key], list):
+        raise UsageError(f"stdin: '{key}' must be a list", _DOC_EXAMPLE)
+    return [item(x, f"'{key}' item {i}") for i, x in enumerate(doc[key], 1)]
 
 
 def gae_request_from_json(
@@ -128,14 +125,9 @@ def gae_request_from_json(
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
-        raise UsageError(
-            "stdin is not a JSON document",
-            'pipe e.g. {"rewards": [-0.1, 10], "values": [8.2, 9.8], "dones": [0, 1]}',
-        ) from None
+        raise UsageError("stdin is not a JSON document", f"pipe {_DOC_EXAMPLE[5:]}") from None
     if not isinstance(doc, dict):
-        raise UsageError(
-            "stdin: expected a JSON object", 'e.g. {"rewards": [...], "values": [...]}'
-        )
+        raise UsageError("stdin: expected a JSON object", _DOC_EXAMPLE)
     unknown = [k for k in doc if k not in _DOC_KEYS]
     if unknown:
         raise UsageError(
@@ -144,43 +136,20 @@ def gae_request_from_json(
     for key in ("rewards", "values"):
         if key not in doc:
             raise UsageError(f"stdin: '{key}' is missing", "give rewards and values per step")
-    try:
-        r = _json_numbers(doc, "rewards")
-        v = _json_numbers(doc, "values")
-    except OverflowError:
-        raise UsageError(
-            "stdin: a number is too large", f"keep numbers within ±{MAX_ABS:g}"
-        ) from None
-    if doc.get("dones") is None:
-        d = [False] * len(r)
-    else:
-        raw = doc["dones"]
-        if not isinstance(raw, list):
-            raise UsageError("stdin: 'dones' must be a list of 0/1 or true/false", "e.g. [0, 1]")
-        d = []
-        for i, x in enumerate(raw, 1):
-            if isinstance(x, bool):
-                d.append(x)
-            elif isinstance(x, int | float) and not isinstance(x, bool) and x in (0, 1):
-                d.append(bool(x))
-            else:
-                raise UsageError(
-                    f"stdin: 'dones' item {i} ({json.dumps(x)[:40]}) is not 0/1 or true/false",
-                    "e.g. [0, 1]",
-                )
     if "lam" in doc and "gae_lambda" in doc:
         raise UsageError("stdin: give 'lam' or 'gae_lambda', not both", "they are the same knob")
-    doc_lam = _json_scalar(doc, "lam") if "lam" in doc else _json_scalar(doc, "gae_lambda")
-    req = GAERequest(r, v, d)
-    lv = last_value if last_value is not None else _json_scalar(doc, "last_value")
-    g = gamma if gamma is not None else _json_scalar(doc, "gamma")
-    lam = gae_lambda if gae_lambda is not None else doc_lam
-    if lv is not None:
-        req.last_value = lv
-    if g is not None:
-        req.gamma = g
-    if lam is not None:
-        req.gae_lambda = lam
+    if "lam" in doc:
+        doc["gae_lambda"] = doc.pop("lam")  # the same knob by its short name
+    rewards = _json_list(doc, "rewards", _json_number)
+    values = _json_list(doc, "values", _json_number)
+    no_dones = doc.get("dones") is None
+    dones = [False] * len(rewards) if no_dones else _json_list(doc, "dones", _json_done)
+    req = GAERequest(rewards, values, dones)
+    for name, value in (("last_value", last_value), ("gamma", gamma), ("gae_lambda", gae_lambda)):
+        if value is None and doc.get(name) is not None:
+            value = _json_number(doc[name], f"'{name}'")
+        if value is not None:
+            setattr(req, name, float(value))
     return check_request(req)
 
 

@@ -130,7 +130,9 @@ def _default_study(axes: list[Any], env: str) -> str:
     return names if env == "text-qa" else f"{env}-{names}"
 
 
-SWEEP = "Sweep"
+def _own(help: str, *flags: str, **more: Any) -> Any:
+    """An option of the sweep's own, in a --help panel of its own."""
+    return typer.Option(*flags, help=help, rich_help_panel="Sweep", **more)
 
 
 def _objectives() -> tuple[str, ...]:
@@ -143,109 +145,80 @@ def _objectives() -> tuple[str, ...]:
 def sweep_command(
     search: Annotated[
         list[str] | None,
-        typer.Option(
-            help="A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or "
-            "NAME=log(LO,HI) / int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). "
-            "All lists: every combination once; any range: --trials configurations.",
-            rich_help_panel=SWEEP,
+        _own(
+            "A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or NAME=log(LO,HI) / "
+            "int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). All lists: every "
+            "combination once; any range: --trials configurations."
         ),
     ] = None,
     trials: Annotated[
         int | None,
-        typer.Option(
-            help="Range searches: how many configurations to train in all.",
-            rich_help_panel=SWEEP,
+        _own(
+            "Range searches: how many configurations to train in all.",
             callback=bounded(1, hint="e.g. --trials 20"),
         ),
     ] = None,
     seeds: Annotated[
         int | None,
-        typer.Option(
-            help="Seeds 0..K-1 per configuration (default 3); score = their IQM.",
-            rich_help_panel=SWEEP,
+        _own(
+            "Seeds 0..K-1 per configuration (default 3); score = their IQM.",
             callback=bounded(1, 1000, "e.g. --seeds 5"),
         ),
     ] = None,
     objective: Annotated[
         str | None,
-        typer.Option(
-            help="What a seed scores: auc (text QA's default: greedy accuracy averaged over the "
-            "run's iterations, so solving sooner ranks higher), final (gymnasium's default: final "
+        _own(
+            "What a seed scores: auc (text QA's default: greedy accuracy averaged over the run's "
+            "iterations, so solving sooner ranks higher), final (gymnasium's default: final "
             "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
-            rich_help_panel=SWEEP,
             **one_of(_objectives, "e.g. --objective auc"),
         ),
     ] = None,
     out_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="Folder of the run directories (default ./sweeps/<study>/).",
-            rich_help_panel=SWEEP,
-        ),
+        Path | None, _own("Folder of the run directories (default ./sweeps/<study>/).", "--out")
     ] = None,
     storage: Annotated[
         str | None,
-        typer.Option(
-            help="Optuna storage shared by the workers: sqlite:///FILE.db (default: "
-            "<out>/study.db), postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared "
-            "disk.",
-            rich_help_panel=SWEEP,
+        _own(
+            "Optuna storage shared by the workers: sqlite:///FILE.db (default: <out>/study.db), "
+            "postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared disk."
         ),
     ] = None,
     study: Annotated[
         str | None,
-        typer.Option(
-            help="Study name (default: the searched settings). Workers given the same storage "
-            "and study share its configurations; with no --search a worker joins with the "
-            "study's own.",
-            rich_help_panel=SWEEP,
+        _own(
+            "Study name (default: the searched settings). Workers given the same storage and "
+            "study share its configurations; with no --search a worker joins with the study's "
+            "own."
         ),
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(
-            help="Trial processes to run on this machine.",
-            rich_help_panel=SWEEP,
-            callback=bounded(1, 64, "e.g. --workers 2"),
+        _own(
+            "Trial processes to run on this machine.", callback=bounded(1, 64, "e.g. --workers 2")
         ),
     ] = 1,
     pruner: Annotated[
         str | None,
-        typer.Option(
-            help="Range searches: median (default; stop a configuration's remaining seeds when "
-            "its first seeds fall below the median) or none.",
-            rich_help_panel=SWEEP,
+        _own(
+            "Range searches: median (default; stop a configuration's remaining seeds when its "
+            "first seeds fall below the median) or none.",
             **one_of(("median", "none"), "--pruner none"),
         ),
     ] = None,
     heartbeat: Annotated[
         int,
-        typer.Option(
-            help="Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
-            rich_help_panel=SWEEP,
+        _own(
+            "Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
             callback=bounded(1, hint="e.g. --heartbeat 20"),
         ),
     ] = 20,
     report: Annotated[
-        bool,
-        typer.Option(
-            "--report",
-            help="Print the study's table (needs --study; trains nothing).",
-            rich_help_panel=SWEEP,
-        ),
+        bool, _own("Print the study's table (needs --study; trains nothing).", "--report")
     ] = False,
-    quiet: Annotated[
-        bool,
-        typer.Option("--quiet", "-q", help="No per-seed lines on stderr.", rich_help_panel=SWEEP),
-    ] = False,
+    quiet: Annotated[bool, _own("No per-seed lines on stderr.", "--quiet", "-q")] = False,
     json_output: Annotated[
-        bool,
-        typer.Option(
-            "--json",
-            help='Print {"configurations": [...]} on stdout, nothing else.',
-            rich_help_panel=SWEEP,
-        ),
+        bool, _own('Print {"configurations": [...]} on stdout, nothing else.', "--json")
     ] = False,
     **settings: Any,
 ) -> None:
