@@ -76,6 +76,21 @@ def one_of(
     return {"callback": check, "autocompletion": complete_from(choices)}
 
 
+def reward_names(value: str | list[str] | None) -> str | list[str] | None:
+    """The typer callback of --reward: every name given is a reward that exists (exit 2 with
+    the choices and a close match otherwise); the rewards are imported only when one is."""
+    from ppo_cli.errors import PpoqaError, UsageError
+
+    for name in [value] if isinstance(value, str) else value or []:
+        from ppo_cli.envs.rewards import check_reward_name
+
+        try:
+            check_reward_name(name, "--reward")
+        except PpoqaError as exc:
+            raise UsageError(exc.message, exc.hint) from None
+    return value
+
+
 def setting_option(name: str, *flags: str, shown: Any = None, **more: Any) -> Any:
     """The option for Config field `name`: help and panel from its definition; `shown` is the
     default its help states (the field's own unless a command has another)."""
@@ -147,7 +162,9 @@ TRAINING: tuple[inspect.Parameter, ...] = (
     setting("learning_rate", "--learning-rate", "--lr"),
     *settings("anneal_lr gamma gae_lambda update_epochs num_minibatches clip_coef clip_vloss"),
     *settings("norm_adv norm_adv_minibatch ent_coef vf_coef max_grad_norm target_kl"),
-    *settings("num_episodes max_answer_tokens reward reward_partial advantage group_size"),
+    *settings("num_episodes max_answer_tokens"),
+    setting("reward", callback=reward_names),
+    *settings("reward_partial advantage group_size"),
     *settings("loss_agg focus_unsolved curriculum curriculum_threshold answer_vocab"),
     *settings("answer_positions answer_memory probes init_from kl_coef kl_in kl_estimator"),
     *settings("kl_target kl_horizon reward_fn num_envs num_steps vector_mode reward_scale"),
@@ -165,10 +182,6 @@ TRAINING: tuple[inspect.Parameter, ...] = (
     ),
     *settings("log_std_init activation ortho_init action_mask tensorboard"),
 )
-
-
-def without(params: tuple[inspect.Parameter, ...], *names: str) -> list[inspect.Parameter]:
-    return [p for p in params if p.name not in names]
 
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -195,10 +208,7 @@ def shares(*shared: inspect.Parameter, first: bool = True) -> Callable[[Command]
 
 def given_settings(values: dict[str, Any]) -> dict[str, Any]:
     """The Config values the training options typed on the command line give: --no-early-stop
-    is target_accuracy None, the --env-kwargs items the env_kwargs mapping; a reward name that
-    does not exist is a usage error (exit 2)."""
-    from ppo_cli.errors import PpoqaError, UsageError
-
+    is target_accuracy None, the --env-kwargs items the env_kwargs mapping."""
     given = {k: v for k, v in values.items() if k in FIELDS and v is not None}
     if values.get("no_early_stop"):
         given["target_accuracy"] = None
@@ -206,11 +216,4 @@ def given_settings(values: dict[str, Any]) -> dict[str, Any]:
         from ppo_cli.envs.gym_envs import parse_env_kwargs
 
         given["env_kwargs"] = parse_env_kwargs(values["env_kwarg"])
-    if given.get("reward") is not None:
-        from ppo_cli.envs.rewards import check_reward_name
-
-        try:
-            check_reward_name(given["reward"], "--reward")
-        except PpoqaError as exc:
-            raise UsageError(exc.message, exc.hint) from None
     return given

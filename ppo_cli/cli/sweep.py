@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from ppo_cli.cli.common import emit, err, handle_errors
-from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, shares, without
+from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, shares
 from ppo_cli.errors import PpoqaError, UsageError
 
 
@@ -141,7 +141,7 @@ def _objectives() -> tuple[str, ...]:
     return OBJECTIVES
 
 
-@shares(*without(TRAINING, "seed"), first=False)
+@shares(*(p for p in TRAINING if p.name != "seed"), first=False)
 def sweep_command(
     search: Annotated[
         list[str] | None,
