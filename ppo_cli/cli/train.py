@@ -140,11 +140,11 @@ def train_command(
             err.print(f"ppoqa doctor found {len(findings)} problem(s):", highlight=False)
             for line in render_findings(findings):
                 err.print(line, markup=False, highlight=False)
+        ask = ""
         if cfg.is_text_qa:
-            question = _example_question(result)
-            err.print(f'Next: ppoqa eval --run {result.run_dir}   |   ppoqa ask "{question}"')
-        else:
-            err.print(f"Next: ppoqa eval --run {result.run_dir}")
+            question = result.final_results[0].question if result.final_results else "..."
+            ask = f'   |   ppoqa ask "{question}"'
+        err.print(f"Next: ppoqa eval --run {result.run_dir}{ask}")
 
 
 def _resume_config(
@@ -165,7 +165,3 @@ def _resume_config(
             "drop --run-dir",
         )
     return resume_config(find_run(resume), given)
-
-
-def _example_question(result: Any) -> str:
-    return result.final_results[0].question if result.final_results else "..."
