@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import typer.main
 import yaml
 from typer.testing import CliRunner
 
@@ -87,6 +88,36 @@ def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0
     assert result.stdout.startswith("ppoqa ")
+
+
+def _flags(command: str) -> dict[str, str | None]:
+    """A command's option flags -> the help each shows."""
+    params = typer.main.get_command(app).commands[command].params  # type: ignore[attr-defined]
+    return {flag: p.help for p in params for flag in (*p.opts, *p.secondary_opts)}
+
+
+def test_train_and_sweep_take_the_same_training_flags() -> None:
+    # one list of training options: a flag added for train is a sweep flag too, with one help
+    train, sweep = _flags("train"), _flags("sweep")
+    runs_only = {"--seed", "--run-dir", "--resume", "--trace", "--trace-iterations",
+                 "--show-every", "--quiet", "-q", "--json", "--help"}  # fmt: skip
+    assert len(train) > 60
+    assert {f: h for f, h in train.items() if f not in runs_only} == {
+        f: h for f, h in sweep.items() if f in train and f not in runs_only
+    }
+    assert set(train) - set(sweep) == runs_only - {"--quiet", "-q", "--json", "--help"}
+
+
+def test_settings_flags_take_help_and_defaults_from_config() -> None:
+    from dataclasses import fields
+
+    train, sft = _flags("train"), _flags("sft")
+    for f in fields(Config):
+        flag = f"--{f.name.replace('_', '-')}"
+        if flag in train and f.name != "env_kwargs":  # its flag takes KEY=VALUE items, not a map
+            assert (train[flag] or "").startswith(f.metadata["help"]), flag
+    assert sft["--hidden-size"] == train["--hidden-size"]
+    assert "[default: 0.01]" in (sft["--lr"] or "")  # sft's own rate, said in its help
 
 
 # --- train ----------------------------------------------------------------------------------

@@ -9,21 +9,16 @@ import statistics
 from pathlib import Path
 
 import pytest
+import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ppo_cli.cli import app
+from ppo_cli.cli.explain import done_flags, gae_request, numbers
 from ppo_cli.config import Config
 from ppo_cli.errors import PpoqaError
-from ppo_cli.teach.explain import (
-    GAERequest,
-    explain_gae,
-    gae_request,
-    gae_request_from_json,
-    parse_done_list,
-    parse_number_list,
-)
+from ppo_cli.teach.explain import GAERequest, explain_gae, gae_request_from_json
 
 runner = CliRunner()
 
@@ -186,7 +181,7 @@ def _accepts_or_our_error(fn, *args) -> None:  # noqa: ANN001
     """Only a result or a PpoqaError may come out; a result must explain to finite JSON."""
     try:
         req = fn(*args)
-    except PpoqaError:
+    except (PpoqaError, typer.BadParameter):  # ours: a usage error from ppoqa or its typer parser
         return
     if isinstance(req, GAERequest):
         doc = explain_gae(req)
@@ -198,8 +193,8 @@ def _accepts_or_our_error(fn, *args) -> None:  # noqa: ANN001
 @given(st.text(max_size=60))
 def test_parse_number_list_never_crashes(text: str) -> None:
     try:
-        xs = parse_number_list(text, "--rewards")
-    except PpoqaError:
+        xs = numbers(text)
+    except typer.BadParameter:
         return
     assert xs and all(math.isfinite(x) for x in xs)
 
@@ -208,8 +203,8 @@ def test_parse_number_list_never_crashes(text: str) -> None:
 @given(st.text(max_size=30))
 def test_parse_done_list_never_crashes(text: str) -> None:
     try:
-        flags = parse_done_list(text)
-    except PpoqaError:
+        flags = done_flags(text)
+    except typer.BadParameter:
         return
     assert all(isinstance(f, bool) for f in flags)
     assert len(flags) == text.strip().strip("[]").count(",") + 1
@@ -234,7 +229,12 @@ number_text = st.one_of(
     st.one_of(st.none(), st.floats()),
 )
 def test_option_parsing_fails_only_with_our_errors(rewards, values, dones, last, gamma, lam):  # noqa: ANN001
-    _accepts_or_our_error(gae_request, rewards, values, dones, last, gamma, lam)
+    def parsed(rewards, values, dones, *scalars):  # noqa: ANN001, ANN202 -- as typer would
+        lists = [None if t is None else parse(t) for t, parse in
+                 ((rewards, numbers), (values, numbers), (dones, done_flags))]  # fmt: skip
+        return gae_request(*lists, *scalars)
+
+    _accepts_or_our_error(parsed, rewards, values, dones, last, gamma, lam)
 
 
 json_values = st.recursive(

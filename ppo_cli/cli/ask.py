@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ppo_cli.cli.common import handle_errors
+from ppo_cli.cli.options import RunDir
 from ppo_cli.errors import PpoqaError, UsageError
 
 
@@ -33,30 +34,36 @@ UNFAMILIAR_EXIT = 3
 
 
 def ask_command(
-    question: str = typer.Argument(
-        None, help="The question; '-' (or none, with stdin piped) reads one per line."
-    ),
-    run: Path = typer.Option(
-        None, "--run", help="Run directory (default: the newest under ./runs/)."
-    ),
-    json_output: bool = typer.Option(
-        False,
-        "--json",
-        help="One JSON object per answer: {question, answer, confidence, familiar, "
-        "unknown_words, nearest, similarity}.",
-    ),
-    strict: bool = typer.Option(
-        False,
-        "--strict",
-        help=f"Exit {UNFAMILIAR_EXIT} (after printing every answer) when a question is "
-        "unfamiliar: unknown words, or under 0.6 word overlap with every training question.",
-    ),
-    verbose: bool = typer.Option(
-        False,
-        "--verbose",
-        "-v",
-        help="Also a line on stderr per answer: its confidence and the nearest training question.",
-    ),
+    question: Annotated[
+        str | None,
+        typer.Argument(help="The question; '-' (or none, with stdin piped) reads one per line."),
+    ] = None,
+    run: RunDir = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object per answer: {question, answer, confidence, familiar, "
+            "unknown_words, nearest, similarity}.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help=f"Exit {UNFAMILIAR_EXIT} (after printing every answer) when a question is "
+            "unfamiliar: unknown words, or under 0.6 word overlap with every training question.",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also a line on stderr per answer: its confidence and the nearest training "
+            "question.",
+        ),
+    ] = False,
 ) -> None:
     """Answer a question with a trained text-QA run; prints only the answer.
 

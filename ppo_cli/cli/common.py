@@ -128,6 +128,14 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def emit(doc: Any, as_json: bool, view: Any, **print_kw: Any) -> None:
+    """A command's result: with --json the one JSON document, else view(doc) on stdout."""
+    if as_json:
+        print_json(doc)
+    else:
+        out.print(view(doc), **print_kw)
+
+
 STDOUT_HINT = "ppoqa writes its results to stdout; redirect it to a file, a pipe or /dev/null"
 
 
@@ -276,6 +284,20 @@ def blank_option(command: Any, argv: list[str]) -> str | None:
     return None
 
 
+class BadValue(typer.BadParameter):
+    """A flag's value refused by its typer parser or callback: exit 2 and one line that names
+    the flag and the value (`--epochs must be >= 1, got 0`), with ppoqa's hint instead of the
+    generic "see --help"."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def format_message(self) -> str:
+        flag = self.param.opts[0] if self.param is not None and self.param.opts else None
+        return f"{flag} {self.message}" if flag else self.message
+
+
 class PpoqaGroup(TyperGroup):
     """Typer group whose usage errors are one line on stderr (or JSON with --json), exit 2.
 
@@ -298,58 +320,29 @@ class PpoqaGroup(TyperGroup):
         as_json = "--json" in argv
         name = next((a for a in argv if not a.startswith("-")), None)
         blank = blank_option(self.commands.get(name or ""), argv)
-        if blank is not None:
-            try:
-                fail(
-                    "usage",
-                    f"{blank} is empty",
-                    f"give {blank} a value (is the shell variable you meant unset?)",
-                    2,
-                    as_json,
-                )
-            except typer.Exit as done:
-                if not standalone:
-                    return done.exit_code
-                sys.exit(done.exit_code)
-        try:
-            rv = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
-        except typer.TyperException as exc:  # usage errors (exit 2) and other CLI-level errors
-            ctx = getattr(exc, "ctx", None)
-            path = ctx.command_path if ctx is not None else "ppoqa"
-            code = getattr(exc, "exit_code", 1)
-            rv = code
-            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-            # An empty message: `ppoqa` alone, whose help is already printed; no empty error line.
-            if message.strip():
+        try:  # what goes wrong outside a command's body gets the same one line
+            with handle_errors(as_json):
+                if blank is not None:
+                    hint = f"give {blank} a value (is the shell variable you meant unset?)"
+                    fail("usage", f"{blank} is empty", hint, 2, as_json)
                 try:
-                    fail(
-                        "usage" if code == 2 else "cli",
-                        message,
-                        f"see `{path} --help`",
-                        code,
-                        as_json,
+                    rv = super().main(
+                        args=argv, prog_name=prog_name, standalone_mode=False, **extra
                     )
-                except typer.Exit as done:
-                    rv = done.exit_code
+                except typer.TyperException as exc:  # usage errors (exit 2), other CLI errors
+                    ctx = getattr(exc, "ctx", None)
+                    path = ctx.command_path if ctx is not None else "ppoqa"
+                    rv = getattr(exc, "exit_code", 1)
+                    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+                    # Empty: `ppoqa` alone, whose help is already printed; no empty error line.
+                    if message.strip():
+                        hint = getattr(exc, "hint", "") or f"see `{path} --help`"
+                        fail("usage" if rv == 2 else "cli", message, hint, rv, as_json)
+        except typer.Exit as done:
+            rv = done.exit_code
         except typer.Abort:
             sys.stderr.write("ppoqa: interrupted\n")
             rv = 130
-        except BrokenPipeError:
-            _silence_stdout()
-            rv = 0
-        except Exception as exc:  # last resort: a bug outside a command body
-            failure = stdout_failure() if isinstance(exc, OSError) else None
-            if failure is not None:
-                rv = say_stdout_failed(failure)
-                if not standalone:
-                    return rv
-                sys.exit(rv)
-            if debug():
-                raise
-            try:
-                fail("internal", f"unexpected {type(exc).__name__}: {exc}", DEBUG_HINT, 1, as_json)
-            except typer.Exit as done:
-                rv = done.exit_code
         if not standalone:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)

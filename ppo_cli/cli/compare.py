@@ -4,39 +4,44 @@ stdout (or one JSON document), figures in --out."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.cli.common import emit, err, handle_errors
+from ppo_cli.cli.options import JsonFlag
 
 
 def compare_command(
-    estimators: str = typer.Option(
-        "gae,grpo,rloo,reinforce_pp",
-        "--estimators",
-        help="Comma-separated: gae, grpo, dr_grpo, rloo, reinforce_pp.",
-    ),
-    seeds: int = typer.Option(5, "--seeds", help="Seeds 0..N-1 per estimator."),
-    dataset: str = typer.Option(
-        None, "--dataset", help="QA dataset YAML (default: the built-in five questions)."
-    ),
-    iterations: int = typer.Option(
-        8, "--iterations", help="Iterations per run, the same for all (no early stop)."
-    ),
-    num_episodes: int = typer.Option(
-        64, "--num-episodes", help="Completions per iteration (a multiple of every group size)."
-    ),
-    out_dir: Path = typer.Option(
-        None, "--out", help="Folder for the figures (default: ./compare)."
-    ),
-    no_figures: bool = typer.Option(False, "--no-figures", help="Write no figures."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    estimators: Annotated[
+        str,
+        typer.Option(help="Comma-separated: gae, grpo, dr_grpo, rloo, reinforce_pp."),
+    ] = "gae,grpo,rloo,reinforce_pp",
+    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1 per estimator.")] = 5,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="QA dataset YAML (default: the built-in five questions)."),
+    ] = None,
+    iterations: Annotated[
+        int,
+        typer.Option(help="Iterations per run, the same for all (no early stop)."),
+    ] = 8,
+    num_episodes: Annotated[
+        int,
+        typer.Option(help="Completions per iteration (a multiple of every group size)."),
+    ] = 64,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the figures (default: ./compare).")
+    ] = None,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="Write no figures.")] = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Compare advantage estimators: same dataset, same completions, N seeds each.
 
     Example: ppoqa compare   |   ppoqa compare --dataset examples/capitals30.yaml --iterations 40
     """
     with handle_errors(json_output):
+        from ppo_cli.render.teach import compare_view
         from ppo_cli.sweep.compare import (
             CompareSpec,
             check_figures_writable,
@@ -62,9 +67,4 @@ def compare_command(
         if not no_figures:
             paths = compare_figures(report, out_dir or Path("compare"))
             report["figures"] = [str(p) for p in paths]
-        if json_output:
-            print_json(report)
-            return
-        from ppo_cli.render.teach import compare_view
-
-        out.print(compare_view(report))
+        emit(report, json_output, compare_view)

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ppo_cli.cli.common import handle_errors, out, print_json
+from ppo_cli.cli.options import RunDir
 
 
 def doctor_command(
-    run: Path = typer.Option(
-        None, "--run", help="Run directory (default: the newest under ./runs/)."
-    ),
-    json_output: bool = typer.Option(
-        False,
-        "--json",
-        help='Print {"run", "final_accuracy", "findings": [{"code", "message", "evidence", '
-        '"remedy"}], "still_wrong": [{"question", "answer", "target"}]} on stdout.',
-    ),
+    run: RunDir = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='Print {"run", "final_accuracy", "findings": [{"code", "message", "evidence", '
+            '"remedy"}], "still_wrong": [{"question", "answer", "target"}]} on stdout.',
+        ),
+    ] = False,
 ) -> None:
     """Diagnose a run from its own records: same answer for many questions, hedging, word order,
     reward hacking, not learning, forgetting, loss exploding, entropy collapse, budget

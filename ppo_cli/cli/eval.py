@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.cli.options import JsonFlag, RunDir
 from ppo_cli.errors import UsageError
 
 
 def eval_command(
-    run: Path = typer.Option(
-        None, "--run", help="Run directory (default: the newest under ./runs/)."
-    ),
-    dataset: Path = typer.Option(
-        None, "--dataset", help="Text QA: evaluate on this dataset instead of the training set."
-    ),
-    episodes: int = typer.Option(
-        20, "--episodes", min=1, help="Gymnasium: greedy episodes to run."
-    ),
-    seed: int = typer.Option(
-        1000, "--seed", min=0, help="Gymnasium: seed of the first evaluation episode."
-    ),
-    record: Path = typer.Option(
-        None,
-        "--record",
-        help="Gymnasium: also write greedy episodes as an animation (.gif; .mp4 with ffmpeg).",
-    ),
-    record_episodes: int = typer.Option(
-        1, "--record-episodes", min=1, help="Gymnasium: episodes --record plays (default 1)."
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    run: RunDir = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="Text QA: evaluate on this dataset instead of the training set."),
+    ] = None,
+    episodes: Annotated[int, typer.Option(min=1, help="Gymnasium: greedy episodes to run.")] = 20,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Gymnasium: seed of the first evaluation episode.")
+    ] = 1000,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            help="Gymnasium: also write greedy episodes as an animation (.gif; .mp4 with ffmpeg).",
+        ),
+    ] = None,
+    record_episodes: Annotated[
+        int,
+        typer.Option(min=1, help="Gymnasium: episodes --record plays (default 1)."),
+    ] = 1,
+    json_output: JsonFlag = False,
 ) -> None:
     """Measure a trained run: greedy accuracy per question, or mean episode return.
 

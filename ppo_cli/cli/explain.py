@@ -1,15 +1,105 @@
-"""`ppoqa explain-gae` and `ppoqa explain-clip`: the seeds' worked numbers, or yours, computed by
-the functions training uses."""
+"""`ppoqa explain-gae`, `explain-clip` and `explain-advantage`: the seeds' worked numbers, or
+yours, computed by the functions training uses (ppo_cli.teach.explain). The options are parsed here,
+by typer: a bad list or number is a usage error naming the flag and the value (exit 2)."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NewType
 
 import typer
 
-from ppo_cli.cli.common import handle_errors, out, print_json
+from ppo_cli.cli.common import BadValue, emit, handle_errors
+from ppo_cli.cli.options import JsonFlag, bounded, one_of
 from ppo_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from ppo_cli.teach.explain import GAERequest
+
+
+_TRUE = {"1", "true", "t", "yes", "y"}
+_FALSE = {"0", "false", "f", "no", "n"}
+
+# An option that is a comma-separated list ('1,-0.5,2' or '[1,-0.5,2]'), parsed by typer.
+Numbers = NewType("Numbers", list)
+Flags = NewType("Flags", list)
+
+
+def _items(text: str, hint: str) -> list[str]:
+    """'a,b' or '[a,b]' -> ['a', 'b']; how long a list may be is ppo_cli.teach.explain's check."""
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1]
+    if not body.strip():
+        raise BadValue("is an empty list", hint)
+    return [item.strip() for item in body.split(",")]
+
+
+def numbers(text: str) -> list[float]:
+    """The typer parser of a list of finite numbers (how large is ppo_cli.teach.explain's check)."""
+    out = []
+    for i, item in enumerate(_items(text, "give comma-separated numbers: 1,2"), 1):
+        try:
+            out.append(float(item))
+        except ValueError:
+            hint = "give comma-separated numbers: -0.1,10"
+            raise BadValue(f"item {i} ({item!r}) is not a number", hint) from None
+        if not math.isfinite(out[-1]):
+            hint = "use plain decimal numbers such as -0.1 or 9.8"
+            raise BadValue(f"item {i} ({out[-1]!r}) is not a finite number", hint)
+    return out
+
+
+def done_flags(text: str) -> list[bool]:
+    """The typer parser of --dones: 0/1 or true/false per step."""
+    out = []
+    for i, item in enumerate(_items(text, "give 0/1 per step: --dones 0,1"), 1):
+        if item.lower() not in _TRUE | _FALSE:
+            raise BadValue(
+                f"item {i} ({item!r}) is not 0/1 or true/false",
+                "mark the step where an episode ended with 1: --dones 0,1",
+            )
+        out.append(item.lower() in _TRUE)
+    return out
+
+
+def _examples() -> tuple[str, ...]:
+    from ppo_cli.teach.explain import EXAMPLES
+
+    return tuple(EXAMPLES)
+
+
+def gae_request(
+    rewards: list[float] | None = None,
+    values: list[float] | None = None,
+    dones: list[bool] | None = None,
+    last_value: float | None = None,
+    gamma: float | None = None,
+    lam: float | None = None,
+    example: str | None = None,
+) -> GAERequest:
+    """The request the options describe; no lists at all means one of the seeds' examples.
+    Without --dones no step is terminal: the value after the last step is --last-value (0)."""
+    from ppo_cli.teach.explain import EXAMPLES, GAERequest, check_request
+
+    if rewards is None and values is None:
+        if dones is not None:
+            raise UsageError("--dones needs --rewards and --values", "give all three lists")
+        base = EXAMPLES[example or "correct"]
+        req = GAERequest(list(base.rewards), list(base.values), list(base.dones))
+    elif rewards is None or values is None:
+        missing = "--values" if rewards is not None else "--rewards"
+        raise UsageError(f"{missing} is missing", "give --rewards and --values of equal length")
+    elif example is not None:
+        raise UsageError("--example and --rewards/--values exclude each other", "give one")
+    else:
+        req = GAERequest(rewards, values, dones if dones is not None else [False] * len(rewards))
+    for name, value in (("last_value", last_value), ("gamma", gamma), ("gae_lambda", lam)):
+        if value is not None:
+            setattr(req, name, float(value))
+    return check_request(req)
 
 
 def _read_stdin() -> str:
@@ -20,44 +110,75 @@ def _read_stdin() -> str:
 
 
 def explain_gae_command(
-    source: str = typer.Argument(
-        None, help='\'-\' reads a JSON document from stdin: {"rewards": [...], "values": [...]}.'
-    ),
-    rewards: str = typer.Option(None, "--rewards", help="Rewards per step, e.g. -0.1,10."),
-    values: str = typer.Option(
-        None, "--values", help="Critic values V(s_t) per step, e.g. 8.2,9.8."
-    ),
-    dones: str = typer.Option(
-        None, "--dones", help="1 where an episode ended at that step, e.g. 0,1 (default: none)."
-    ),
-    last_value: float = typer.Option(
-        None, "--last-value", help="V after the final step when it is not done (default 0)."
-    ),
-    gamma: float = typer.Option(None, "--gamma", help="Discount factor in [0, 1] (default 0.99)."),
-    lam: float = typer.Option(None, "--lam", help="GAE lambda in [0, 1] (default 0.95)."),
-    example: str = typer.Option(
-        None,
-        "--example",
-        help="A seed example when no lists are given: correct (default), wrong, cartpole.",
-    ),
-    run: Path = typer.Option(
-        None, "--run", help="Explain episodes sampled from this trained text-QA run instead."
-    ),
-    episodes: int = typer.Option(3, "--episodes", help="With --run: episodes to show."),
-    seed: int = typer.Option(0, "--seed", help="With --run: seed of the sampled batch."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help='\'-\' reads a JSON document from stdin: {"rewards": [...], "values": [...]}.'
+        ),
+    ] = None,
+    rewards: Annotated[
+        Numbers | None,
+        typer.Option(parser=numbers, metavar="<numbers>", help="Rewards per step, e.g. -0.1,10."),
+    ] = None,
+    values: Annotated[
+        Numbers | None,
+        typer.Option(
+            parser=numbers, metavar="<numbers>", help="Critic values V(s_t) per step, e.g. 8.2,9.8."
+        ),
+    ] = None,
+    dones: Annotated[
+        Flags | None,
+        typer.Option(
+            parser=done_flags,
+            metavar="<flags>",
+            help="1 where an episode ended at that step, e.g. 0,1 (default: none).",
+        ),
+    ] = None,
+    last_value: Annotated[
+        float | None,
+        typer.Option(help="V after the final step when it is not done (default 0)."),
+    ] = None,
+    gamma: Annotated[
+        float | None,
+        typer.Option(
+            help="Discount factor in [0, 1] (default 0.99).",
+            callback=bounded(0, 1, "gamma, the discount: the default is 0.99"),
+        ),
+    ] = None,
+    lam: Annotated[
+        float | None,
+        typer.Option(
+            help="GAE lambda in [0, 1] (default 0.95).",
+            callback=bounded(0, 1, "GAE lambda: the default is 0.95"),
+        ),
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            help="A seed example when no lists are given: correct (default), wrong, cartpole.",
+            **one_of(_examples, "an unknown example: the seeds give correct, wrong and cartpole"),
+        ),
+    ] = None,
+    run: Annotated[
+        Path | None,
+        typer.Option(help="Explain episodes sampled from this trained text-QA run instead."),
+    ] = None,
+    episodes: Annotated[
+        int,
+        typer.Option(
+            help="With --run: episodes to show.", callback=bounded(1, hint="e.g. --episodes 3")
+        ),
+    ] = 3,
+    seed: Annotated[int, typer.Option(help="With --run: seed of the sampled batch.")] = 0,
+    json_output: JsonFlag = False,
 ) -> None:
     """Walk through GAE step by step: δ, advantages, returns and their normalization.
 
     Example: ppoqa explain-gae --rewards -0.1,-2.0 --values 8.2,5.1 --dones 0,1
     """
     with handle_errors(json_output):
-        from ppo_cli.teach.explain import (
-            explain_gae,
-            explain_run,
-            gae_request,
-            gae_request_from_json,
-        )
+        from ppo_cli.render.teach import explain_gae_view, explain_run_view
+        from ppo_cli.teach.explain import explain_gae, explain_run, gae_request_from_json
 
         lists_given = any(x is not None for x in (rewards, values, dones, example))
         if source not in (None, "-"):
@@ -71,12 +192,7 @@ def explain_gae_command(
             from ppo_cli.core.rundir import find_run
 
             result = explain_run(find_run(run), episodes, seed, gamma, lam)
-            if json_output:
-                print_json(result)
-                return
-            from ppo_cli.render.teach import explain_run_view
-
-            out.print(explain_run_view(result), soft_wrap=False)
+            emit(result, json_output, explain_run_view, soft_wrap=False)  # prose wraps at spaces
             return
         if source == "-":
             if lists_given:
@@ -86,32 +202,46 @@ def explain_gae_command(
             req = gae_request_from_json(_read_stdin(), last_value, gamma, lam)
         else:
             req = gae_request(rewards, values, dones, last_value, gamma, lam, example)
-        result = explain_gae(req)
-        if json_output:
-            print_json(result)
-            return
-        from ppo_cli.render.teach import explain_gae_view
-
-        out.print(explain_gae_view(result), soft_wrap=False)  # prose wraps at spaces
+        emit(explain_gae(req), json_output, explain_gae_view, soft_wrap=False)
 
 
 def explain_clip_command(
-    old_logprobs: str = typer.Option(
-        None, "--old-logprobs", help="Log-probabilities under the old policy, e.g. -1.0,-0.5."
-    ),
-    new_logprobs: str = typer.Option(
-        None, "--new-logprobs", help="Log-probabilities under the new policy, e.g. -0.5,-0.3."
-    ),
-    advantages: str = typer.Option(None, "--advantages", help="Advantages, e.g. 1.0,-0.5."),
-    clip_coef: float = typer.Option(0.2, "--clip-coef", help="PPO clipping ε in (0, 1)."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    old_logprobs: Annotated[
+        Numbers | None,
+        typer.Option(
+            parser=numbers,
+            metavar="<numbers>",
+            help="Log-probabilities under the old policy, e.g. -1.0,-0.5.",
+        ),
+    ] = None,
+    new_logprobs: Annotated[
+        Numbers | None,
+        typer.Option(
+            parser=numbers,
+            metavar="<numbers>",
+            help="Log-probabilities under the new policy, e.g. -0.5,-0.3.",
+        ),
+    ] = None,
+    advantages: Annotated[
+        Numbers | None,
+        typer.Option(parser=numbers, metavar="<numbers>", help="Advantages, e.g. 1.0,-0.5."),
+    ] = None,
+    clip_coef: Annotated[
+        float,
+        typer.Option(
+            help="PPO clipping ε in (0, 1).",
+            callback=bounded(0, 1, "e.g. --clip-coef 0.2", exclusive=True),
+        ),
+    ] = 0.2,
+    json_output: JsonFlag = False,
 ) -> None:
     """Walk through PPO's clipped objective: ratios, both terms, the min, the loss.
 
     Example: ppoqa explain-clip --old-logprobs -1,-2 --new-logprobs -0.5,-2.5 --advantages 1,2
     """
     with handle_errors(json_output):
-        from ppo_cli.teach.explain import clip_request, explain_clip, seed_clip_examples
+        from ppo_cli.render.teach import explain_clip_view
+        from ppo_cli.teach.explain import ClipRequest, explain_clip, seed_clip_examples
 
         given = [x is not None for x in (old_logprobs, new_logprobs, advantages)]
         if any(given) and not all(given):
@@ -120,39 +250,49 @@ def explain_clip_command(
                 "or none of them for the seeds' examples",
             )
         if all(given):
-            example = explain_clip(clip_request(old_logprobs, new_logprobs, advantages, clip_coef))
+            example = explain_clip(ClipRequest(old_logprobs, new_logprobs, advantages, clip_coef))
             example["title"] = "Your numbers"
             examples = [example]
         else:
-            from ppo_cli.teach.explain import ClipRequest, check_clip_request
-
-            check_clip_request(ClipRequest([-1.0], [-1.0], [0.0], clip_coef))
             examples = seed_clip_examples(clip_coef)
-        if json_output:
-            print_json(examples[0] if all(given) else {"examples": examples})
-            return
-        from ppo_cli.render.teach import explain_clip_view
-
-        out.print(explain_clip_view(examples), soft_wrap=False)
+        doc = examples[0] if all(given) else {"examples": examples}
+        emit(doc, json_output, lambda _: explain_clip_view(examples), soft_wrap=False)
 
 
 def explain_advantage_command(
-    run: Path = typer.Option(
-        None,
-        "--run",
-        help="A trained text-QA run to sample from (default: a fresh 1-iteration run on the "
-        "built-in set).",
-    ),
-    group_size: int = typer.Option(4, "--group-size", help="Completions per question."),
-    questions: int = typer.Option(3, "--questions", help="Questions in the batch."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sampled batch (and fresh run)."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            help="A trained text-QA run to sample from (default: a fresh 1-iteration run on the "
+            "built-in set).",
+        ),
+    ] = None,
+    group_size: Annotated[
+        int,
+        typer.Option(
+            help="Completions per question.",
+            callback=bounded(
+                2,
+                hint="the group estimators compare a completion with the others of its "
+                "question: e.g. --group-size 4",
+            ),
+        ),
+    ] = 4,
+    questions: Annotated[
+        int,
+        typer.Option(
+            help="Questions in the batch.", callback=bounded(1, hint="e.g. --questions 3")
+        ),
+    ] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled batch (and fresh run).")] = 0,
+    json_output: JsonFlag = False,
 ) -> None:
     """One batch, the advantage each completion gets under every estimator, side by side.
 
     Example: ppoqa explain-advantage   |   ppoqa explain-advantage --run runs/x --group-size 8
     """
     with handle_errors(json_output):
+        from ppo_cli.render.teach import explain_advantage_view
         from ppo_cli.teach.explain import explain_advantage
 
         if run is not None:
@@ -170,9 +310,4 @@ def explain_advantage_command(
                 train(cfg, Path(tmp) / "run")
                 result = explain_advantage(Path(tmp) / "run", seed, group_size, questions)
             result["run"] = "a fresh 1-iteration run on the built-in set"
-        if json_output:
-            print_json(result)
-            return
-        from ppo_cli.render.teach import explain_advantage_view
-
-        out.print(explain_advantage_view(result))
+        emit(result, json_output, explain_advantage_view)

@@ -3,49 +3,50 @@ environment's own scoring code (ppo_cli.textqa.rewards)."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
 
 from ppo_cli.cli.common import handle_errors, out, print_json
+from ppo_cli.cli.options import JsonFlag, reward_names
 from ppo_cli.errors import UsageError
 
 
 def explain_reward_command(
-    target: str = typer.Option(
-        None, "--target", help='The right answer, e.g. "Buenos Aires" (default: two examples).'
-    ),
-    answer: list[str] = typer.Option(
-        None,
-        "--answer",
-        help="A candidate answer to score (repeatable; default: right, hedged, reordered, "
-        "partial).",
-    ),
-    reward: list[str] = typer.Option(
-        None, "--reward", help="Only this reward (repeatable; default: every reward)."
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    target: Annotated[
+        str | None,
+        typer.Option(help='The right answer, e.g. "Buenos Aires" (default: two examples).'),
+    ] = None,
+    answer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A candidate answer to score (repeatable; default: right, hedged, reordered, "
+            "partial).",
+        ),
+    ] = None,
+    reward: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only this reward (repeatable; default: every reward).", callback=reward_names
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Show what every reward pays for hedged, reordered and partial answers.
 
     Example: ppoqa explain-reward --target "Buenos Aires" --answer "Aires Buenos"
     """
     with handle_errors(json_output):
-        from ppo_cli.errors import PpoqaError
         from ppo_cli.textqa.data import tokenize
         from ppo_cli.textqa.rewards import (
             DEFAULT_EXAMPLES,
             DEFAULT_REWARD,
             REWARD_NAMES,
             REWARDS,
-            check_reward_name,
             explain_rewards,
         )
 
         names = list(reward or REWARD_NAMES)
-        for name in names:
-            try:
-                check_reward_name(name, "--reward")
-            except PpoqaError as exc:
-                raise UsageError(exc.message, exc.hint) from None
         if target is None and answer:
             raise UsageError("--answer needs --target", 'e.g. --target "Warsaw" --answer "Oslo"')
         if target is not None and not tokenize(target):
@@ -77,18 +78,12 @@ def explain_reward_command(
             for name in names:
                 label = f"{name}{' (default)' if name == DEFAULT_REWARD else ''}"
                 table.add_column(label, justify="right")
-            mine = [r for r in rows if r.target == " ".join(tokenize(tgt)) or r.target == tgt]
-            answers_seen: list[str] = []
-            for r in mine:
-                if r.answer not in answers_seen:
-                    answers_seen.append(r.answer)
-            for a in answers_seen:
-                cells = []
-                for name in names:
-                    r = next(x for x in mine if x.answer == a and x.reward == name)
-                    cells.append(f"{r.final:+.2f}")
-                kind = next(x.kind for x in mine if x.answer == a)
-                table.add_row(f'"{a}"', kind, *cells)
+            by_answer: dict[str, dict[str, Any]] = {}  # answer -> its kind and each reward's
+            for r in rows:
+                if r.target in (" ".join(tokenize(tgt)), tgt):
+                    by_answer.setdefault(r.answer, {"kind": r.kind})[r.reward] = r.final
+            for a, cells in by_answer.items():
+                table.add_row(f'"{a}"', cells["kind"], *(f"{cells[n]:+.2f}" for n in names))
             out.print(Fit(table))
         out.print(
             "Final-step reward (exact: +10; otherwise -2 + partial credit). Each word before "

@@ -123,19 +123,7 @@ def stacked_help(command: Any, ctx: Any) -> Group:
 
 def stacked_group_help(group: Any, ctx: Any) -> Group:
     """The root help at a narrow width: options, then each command with its summary below."""
-    parts: list[Any] = [Text(f" {group.get_usage(ctx)}", style="bold"), Text("")]
-    for para in _paragraphs(group.help or ""):
-        parts += [Indented(_markup(para), 1), Text("")]
-    parts.append(Text(" Options", style="bold"))
-    for param in group.get_params(ctx):
-        if getattr(param, "hidden", False):
-            continue
-        head = Text("   ")
-        head.append(_names(param), style="bold cyan")
-        parts.append(head)
-        if param.help:
-            parts.append(Indented(_markup(param.help), 7))
-    parts += [Text(""), Text(" Commands", style="bold")]
+    parts = [*stacked_help(group, ctx).renderables, Text(" Commands", style="bold")]
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
         if command is None or getattr(command, "hidden", False):

@@ -4,46 +4,51 @@ clipping figure; prints the image path."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ppo_cli.cli.common import handle_errors, print_json
+from ppo_cli.cli.options import RunDir
 
 
 def plot_command(
-    run: Path = typer.Option(
-        None, "--run", help="Run directory (default: the newest under ./runs/)."
-    ),
-    out: Path = typer.Option(
-        None,
-        "--out",
-        help="Image file (.png, .svg, .pdf); default <run>/training.png or ./ppo_clipping.png.",
-    ),
-    clip: bool = typer.Option(
-        False, "--clip", help="Draw the PPO clipping figure instead (needs no run)."
-    ),
-    clip_coef: float = typer.Option(0.2, "--clip-coef", help="With --clip: ε of the band."),
-    window: int = typer.Option(
-        None,
-        "--window",
-        help="Gymnasium runs: smoothing window, in logged returns (default: a tenth of them, "
-        "at most 10; a sweep's curves: 10).",
-    ),
-    runs: list[Path] = typer.Option(
-        None,
-        "--runs",
-        help="Aggregate over seeds: run directories or sweep folders (repeatable); runs with "
-        "the same settings but the seed are one configuration.",
-    ),
-    study: str = typer.Option(
-        None, "--study", help="Aggregate a `ppoqa sweep` study's configurations."
-    ),
-    storage: str = typer.Option(
-        None, "--storage", help="With --study: its storage (default ./sweeps/<study>/study.db)."
-    ),
-    json_output: bool = typer.Option(
-        False, "--json", help='Print {"paths": [...]} on stdout instead of the path.'
-    ),
+    run: RunDir = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Image file (.png, .svg, .pdf); default <run>/training.png or ./ppo_clipping.png.",
+        ),
+    ] = None,
+    clip: Annotated[
+        bool, typer.Option("--clip", help="Draw the PPO clipping figure instead (needs no run).")
+    ] = False,
+    clip_coef: Annotated[float, typer.Option(help="With --clip: ε of the band.")] = 0.2,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            help="Gymnasium runs: smoothing window, in logged returns (default: a tenth of them, "
+            "at most 10; a sweep's curves: 10).",
+        ),
+    ] = None,
+    runs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Aggregate over seeds: run directories or sweep folders (repeatable); runs with "
+            "the same settings but the seed are one configuration.",
+        ),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="Aggregate a `ppoqa sweep` study's configurations."),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="With --study: its storage (default ./sweeps/<study>/study.db)."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help='Print {"paths": [...]} on stdout instead of the path.')
+    ] = False,
 ) -> None:
     """Draw a run's training curves (loss, reward, accuracy, KL) or the clipping figure.
 

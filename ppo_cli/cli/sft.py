@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.cli.options import bounded, setting, settings, shares
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -16,44 +17,47 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+SFT_SETTINGS = "dataset policy hidden_size seed answer_vocab max_answer_tokens"
+
+
+@shares(
+    *settings(SFT_SETTINGS),
+    # a whole-answer cross-entropy step takes a larger rate than PPO's Config default
+    setting("learning_rate", "--learning-rate", "--lr", default=0.01),
+)
 def sft_command(
     ctx: typer.Context,
-    dataset: Path = typer.Option(
-        None, "--dataset", help="YAML QA dataset (default: the built-in five questions)."
-    ),
-    run_dir: Path = typer.Option(
-        None, "--run-dir", help="Where to write the run (default: a new folder under ./runs/)."
-    ),
-    epochs: int = typer.Option(60, "--epochs", help="Passes over the dataset (default 60)."),
-    batch_size: int = typer.Option(
-        8, "--batch-size", help="Question-answer pairs per gradient step (default 8)."
-    ),
-    eval_every: int = typer.Option(
-        1, "--eval-every", help="Greedy evaluation every N epochs, and after the last (default 1)."
-    ),
-    learning_rate: float = typer.Option(
-        0.01, "--learning-rate", "--lr", help="Adam learning rate (default 0.01)."
-    ),
-    policy: str = typer.Option("lstm", "--policy", help="Network: lstm (default) or transformer."),
-    hidden_size: int = typer.Option(64, "--hidden-size", help="Width of the network (default 64)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (default 0)."),
-    answer_vocab: bool = typer.Option(
-        True,
-        "--answer-vocab/--no-answer-vocab",
-        help="Generate only words that occur in the dataset's answers (default on, as in train).",
-    ),
-    max_answer_tokens: int = typer.Option(
-        None, "--max-answer-tokens", help="Answer length limit (default: dataset's, else 4)."
-    ),
-    resume: Path = typer.Option(
-        None,
-        "--resume",
-        help="Continue an interrupted SFT run in this folder, with its own settings.",
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
-    json_output: bool = typer.Option(
-        False, "--json", help="Print one JSON summary on stdout, nothing else."
-    ),
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the run (default: a new folder under ./runs/)."),
+    ] = None,
+    epochs: Annotated[
+        int,
+        typer.Option(help="Passes over the dataset.", callback=bounded(1, hint="e.g. --epochs 60")),
+    ] = 60,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Question-answer pairs per gradient step.",
+            callback=bounded(1, hint="e.g. --batch-size 8"),
+        ),
+    ] = 8,
+    eval_every: Annotated[
+        int,
+        typer.Option(
+            help="Greedy evaluation every N epochs, and after the last.",
+            callback=bounded(1, hint="e.g. --eval-every 5"),
+        ),
+    ] = 1,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue an interrupted SFT run in this folder, with its own settings."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary on stdout, nothing else.")
+    ] = False,
+    **settings: Any,
 ) -> None:
     """Supervised fine-tuning: learn the dataset's answers by teacher forcing (cross-entropy on
     the answer tokens and <END>). The run directory works with eval, ask, plot, explain-gae and
@@ -67,25 +71,9 @@ def sft_command(
         from ppo_cli.render import qa_results_table
         from ppo_cli.textqa.sft import SFTCallbacks, sft
 
-        given: dict[str, Any] = {
-            "dataset": str(dataset) if dataset is not None else None,
-            "learning_rate": learning_rate,
-            "policy": policy,
-            "hidden_size": hidden_size,
-            "seed": seed,
-            "answer_vocab": answer_vocab,
-            "max_answer_tokens": max_answer_tokens,
-        }
+        given = {k: v for k, v in settings.items() if v is not None}
         try:
             cfg = validate(apply_overrides(Config(), given, "option"), "option")
-            for name, value in (
-                ("--epochs", epochs),
-                ("--batch-size", batch_size),
-                ("--eval-every", eval_every),
-            ):
-                if value < 1:
-                    example = {"--epochs": 60, "--batch-size": 8, "--eval-every": 5}[name]
-                    raise ConfigError(f"{name} must be >= 1, got {value}", f"e.g. {name} {example}")
         except ConfigError as exc:  # a bad flag value is a usage error: exit 2
             raise UsageError(exc.message, exc.hint) from None
 
@@ -118,10 +106,9 @@ def sft_command(
                 )
             changed = [
                 f"--{name.replace('_', '-')}"
-                for name in ("dataset", "epochs", "batch_size", "eval_every", "learning_rate",
-                             "policy", "hidden_size", "seed", "answer_vocab", "max_answer_tokens")
+                for name in (*settings, "epochs", "batch_size", "eval_every")
                 if _given(ctx, name)
-            ]  # fmt: skip
+            ]
             if changed:
                 raise UsageError(
                     f"{changed[0]} cannot be given with --resume: the run keeps its own settings",

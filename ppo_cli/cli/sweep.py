@@ -1,108 +1,22 @@
 """`ppoqa sweep`: train's options + a search -> an Optuna study several workers share -> report.
 
-The command takes every `ppoqa train` option that says what to learn (its signature is built
-from train_command's, so a new train flag is a sweep flag too), minus those a sweep decides
-itself: --seed (--seeds K), --run-dir (--out), --resume (a sweep resumes by itself), --trace,
---show-every, --quiet and --json (the sweep's own).
+The command takes the training options it shares with `ppoqa train` (ppo_cli.cli.options), so
+a new training flag is a sweep flag too, minus --seed (a sweep runs --seeds K); --run-dir,
+--resume, --trace, --show-every, --quiet and --json are train's own (a sweep has --out, resumes
+by itself, and has its own --quiet and --json).
 """
 
 from __future__ import annotations
 
-import inspect
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.cli.common import emit, err, handle_errors
+from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, shares
 from ppo_cli.errors import PpoqaError, UsageError
-
-# train options a sweep does not take (it sets them itself, or they are about one run's output)
-NOT_FROM_TRAIN = (
-    "seed",
-    "run_dir",
-    "resume",
-    "trace",
-    "trace_iterations",
-    "show_every",
-    "quiet",
-    "json_output",
-)
-
-
-def _sweep_options(
-    search: list[str] = typer.Option(
-        None,
-        "--search",
-        help="A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or "
-        "NAME=log(LO,HI) / int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). "
-        "All lists: every combination once; any range: --trials configurations.",
-    ),
-    trials: int = typer.Option(
-        None, "--trials", help="Range searches: how many configurations to train in all."
-    ),
-    seeds: int = typer.Option(
-        None, "--seeds", help="Seeds 0..K-1 per configuration (default 3); score = their IQM."
-    ),
-    objective: str = typer.Option(
-        None,
-        "--objective",
-        help="What a seed scores: auc (text QA's default: greedy accuracy averaged over the "
-        "run's iterations, so solving sooner ranks higher), final (gymnasium's default: final "
-        "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
-        autocompletion=lambda: ["auc", "final", "iterations-to-solve"],
-    ),
-    out_dir: Path = typer.Option(
-        None, "--out", help="Folder of the run directories (default ./sweeps/<study>/)."
-    ),
-    storage: str = typer.Option(
-        None,
-        "--storage",
-        help="Optuna storage shared by the workers: sqlite:///FILE.db (default: "
-        "<out>/study.db), postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared disk.",
-    ),
-    study: str = typer.Option(
-        None,
-        "--study",
-        help="Study name (default: the searched settings). Workers given the same storage and "
-        "study share its configurations; with no --search a worker joins with the study's own.",
-    ),
-    workers: int = typer.Option(1, "--workers", help="Trial processes to run on this machine."),
-    pruner: str = typer.Option(
-        None,
-        "--pruner",
-        help="Range searches: median (default; stop a configuration's remaining seeds when its "
-        "first seeds fall below the median) or none.",
-    ),
-    heartbeat: int = typer.Option(
-        20,
-        "--heartbeat",
-        help="Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
-    ),
-    report: bool = typer.Option(
-        False, "--report", help="Print the study's table (needs --study; trains nothing)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-seed lines on stderr."),
-    json_output: bool = typer.Option(
-        False, "--json", help='Print {"configurations": [...]} on stdout, nothing else.'
-    ),
-) -> None: ...
-
-
-def _combined_signature() -> tuple[inspect.Signature, dict[str, Any]]:
-    from ppo_cli.cli.train import train_command
-
-    train_params = [
-        p
-        for p in inspect.signature(train_command, eval_str=True).parameters.values()
-        if p.name not in NOT_FROM_TRAIN and p.annotation is not typer.Context
-    ]
-    own = list(inspect.signature(_sweep_options, eval_str=True).parameters.values())
-    for p in own:
-        p.default.rich_help_panel = "Sweep"  # typer's OptionInfo: its own --help panel
-    params = own + train_params
-    return inspect.Signature(params), {p.name: p.annotation for p in params}
 
 
 class CliEvents:
@@ -216,48 +130,108 @@ def _default_study(axes: list[Any], env: str) -> str:
     return names if env == "text-qa" else f"{env}-{names}"
 
 
-def sweep_impl(**kw: Any) -> None:
+def _own(help: str, *flags: str, **more: Any) -> Any:
+    """An option of the sweep's own, in a --help panel of its own."""
+    return typer.Option(*flags, help=help, rich_help_panel="Sweep", **more)
+
+
+def _objectives() -> tuple[str, ...]:
+    from ppo_cli.sweep.worker import OBJECTIVES
+
+    return OBJECTIVES
+
+
+@shares(*(p for p in TRAINING if p.name != "seed"), first=False)
+def sweep_command(
+    search: Annotated[
+        list[str] | None,
+        _own(
+            "A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or NAME=log(LO,HI) / "
+            "int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). All lists: every "
+            "combination once; any range: --trials configurations."
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        _own(
+            "Range searches: how many configurations to train in all.",
+            callback=bounded(1, hint="e.g. --trials 20"),
+        ),
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        _own(
+            "Seeds 0..K-1 per configuration (default 3); score = their IQM.",
+            callback=bounded(1, 1000, "e.g. --seeds 5"),
+        ),
+    ] = None,
+    objective: Annotated[
+        str | None,
+        _own(
+            "What a seed scores: auc (text QA's default: greedy accuracy averaged over the run's "
+            "iterations, so solving sooner ranks higher), final (gymnasium's default: final "
+            "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
+            **one_of(_objectives, "e.g. --objective auc"),
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, _own("Folder of the run directories (default ./sweeps/<study>/).", "--out")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        _own(
+            "Optuna storage shared by the workers: sqlite:///FILE.db (default: <out>/study.db), "
+            "postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared disk."
+        ),
+    ] = None,
+    study: Annotated[
+        str | None,
+        _own(
+            "Study name (default: the searched settings). Workers given the same storage and "
+            "study share its configurations; with no --search a worker joins with the study's "
+            "own."
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        _own(
+            "Trial processes to run on this machine.", callback=bounded(1, 64, "e.g. --workers 2")
+        ),
+    ] = 1,
+    pruner: Annotated[
+        str | None,
+        _own(
+            "Range searches: median (default; stop a configuration's remaining seeds when its "
+            "first seeds fall below the median) or none.",
+            **one_of(("median", "none"), "--pruner none"),
+        ),
+    ] = None,
+    heartbeat: Annotated[
+        int,
+        _own(
+            "Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
+            callback=bounded(1, hint="e.g. --heartbeat 20"),
+        ),
+    ] = 20,
+    report: Annotated[
+        bool, _own("Print the study's table (needs --study; trains nothing).", "--report")
+    ] = False,
+    quiet: Annotated[bool, _own("No per-seed lines on stderr.", "--quiet", "-q")] = False,
+    json_output: Annotated[
+        bool, _own('Print {"configurations": [...]} on stdout, nothing else.', "--json")
+    ] = False,
+    **settings: Any,
+) -> None:
     """Train every configuration of a search over seeds, shared through an Optuna study.
 
     Example: ppoqa sweep --search clip_coef=0.1,0.3 --seeds 5 --env CartPole-v1
     |  ppoqa sweep --report --study clip_coef
     """
-    json_output = kw.pop("json_output")
     with handle_errors(json_output):
-        from ppo_cli.config import FIELD_TYPES
-
-        search = kw.pop("search") or []
-        trials, seeds, out_dir = kw.pop("trials"), kw.pop("seeds"), kw.pop("out_dir")
-        objective = kw.pop("objective")
-        storage, study = kw.pop("storage"), kw.pop("study")
-        workers, pruner, heartbeat = kw.pop("workers"), kw.pop("pruner"), kw.pop("heartbeat")
-        report, quiet = kw.pop("report"), kw.pop("quiet")
-        config_file, preset = kw.get("config"), kw.get("preset")
-        env_kwarg = kw.pop("env_kwarg", None)
-        given = {k: v for k, v in kw.items() if k in FIELD_TYPES and v is not None}
-        if kw.get("no_early_stop"):
-            given["target_accuracy"] = None
-        if env_kwarg:  # the flag is KEY=VALUE items; the setting is the env_kwargs mapping
-            from ppo_cli.gym.envs import parse_env_kwargs
-
-            given["env_kwargs"] = parse_env_kwargs(env_kwarg)
+        search = search or []
+        config_file, preset = settings["config"], settings["preset"]
+        given = given_settings(settings)
         training_options = bool(given or config_file or preset)
-
-        if heartbeat < 1:
-            raise UsageError("--heartbeat must be at least 1 second", "e.g. --heartbeat 20")
-        if workers < 1 or workers > 64:
-            raise UsageError("--workers must be between 1 and 64", "e.g. --workers 2")
-        if seeds is not None and not 1 <= seeds <= 1000:
-            raise UsageError("--seeds must be between 1 and 1000", "e.g. --seeds 5")
-        from ppo_cli.sweep.worker import OBJECTIVES
-
-        if objective is not None and objective not in OBJECTIVES:
-            raise UsageError(
-                f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}",
-                "e.g. --objective auc",
-            )
-        if pruner is not None and pruner not in ("median", "none"):
-            raise UsageError(f"--pruner must be median or none, got {pruner!r}", "--pruner none")
 
         if report:
             if (
@@ -283,13 +257,6 @@ def sweep_impl(**kw: Any) -> None:
 
         spec = None
         if search:
-            if given.get("reward") is not None:
-                from ppo_cli.textqa.rewards import check_reward_name
-
-                try:
-                    check_reward_name(given["reward"], "--reward")
-                except PpoqaError as exc:  # a bad flag value is a usage error: exit 2
-                    raise UsageError(exc.message, exc.hint) from None
             cfg = resolve(given, config_file, preset)
             axes = parse_search(search, cfg)
             grid = is_grid(axes)
@@ -300,8 +267,6 @@ def sweep_impl(**kw: Any) -> None:
                 )
             if not grid and trials is None:
                 raise UsageError("a range search needs --trials N", "e.g. --trials 20")
-            if trials is not None and trials < 1:
-                raise UsageError("--trials must be at least 1", "e.g. --trials 20")
             if grid and pruner == "median":
                 raise UsageError(
                     "--pruner median is for range searches: a grid trains every combination",
@@ -370,21 +335,4 @@ def _print_report(storage: str | None, study: str, out_dir: Path | None, as_json
 
     url = storage or default_storage_url(out_dir or Path("sweeps") / study)
     rep = study_report(url, study)
-    if as_json:
-        print_json(rep.to_dict())
-        return
-    out.print(report_table(rep))
-
-
-def _build() -> Any:
-    def sweep_command(**kwargs: Any) -> None:
-        sweep_impl(**kwargs)
-
-    sig, annotations = _combined_signature()
-    sweep_command.__signature__ = sig  # type: ignore[attr-defined]
-    sweep_command.__annotations__ = annotations
-    sweep_command.__doc__ = sweep_impl.__doc__
-    return sweep_command
-
-
-sweep_command = _build()
+    emit(rep.to_dict() if as_json else rep, as_json, report_table)

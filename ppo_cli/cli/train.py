@@ -1,7 +1,7 @@
 """`ppoqa train`: options -> config.resolve() -> trainer.train() -> progress, tables, run dir.
 
-Each settings option takes its help, panel and shown default from its Config field, so `--help`
-cannot disagree with the code. torch and the core are imported only once a run starts.
+Its settings options are the training options it shares with `sweep` (ppo_cli.cli.options).
+torch and the core are imported only once a run starts.
 """
 
 from __future__ import annotations
@@ -19,70 +19,13 @@ from ppo_cli.cli.common import (
     print_json,
     reader_gone_stops_at_boundary,
 )
-from ppo_cli.cli.help import complete_from, env_ids
-from ppo_cli.config import CHOICES, FIELDS, REWARD_CHOICES, Config
+from ppo_cli.cli.options import OUT, RUN, TRAINING, given_settings, shares
+from ppo_cli.config import Config
 from ppo_cli.errors import UsageError
-from ppo_cli.presets import PRESET_NAMES
-
-# TAB completion of the settings that take one of a few values, and of --env
-COMPLETIONS = {name: complete_from(values) for name, values in CHOICES.items()} | {
-    "reward": complete_from(REWARD_CHOICES),
-    "kl_in": complete_from(("reward", "loss")),
-    "env": complete_from(env_ids),
-}
 
 
-def opt(name: str, *flags: str) -> Any:
-    """The option for Config field `name`: help, panel and default from its definition."""
-    f = FIELDS[name]
-    flag = f"--{name.replace('_', '-')}"
-    if str(f.type) == "bool":
-        flags = (f"{flag}/--no-{name.replace('_', '-')}",)
-    default = f.default
-    shown = {True: "on", False: "off"}.get(default) if isinstance(default, bool) else default
-    more = "" if shown is None else f" \\[default: {shown}]"
-    return typer.Option(
-        *(flags or (flag,)),
-        help=f.metadata["help"] + more,
-        rich_help_panel=f.metadata["panel"],
-        autocompletion=COMPLETIONS.get(name),
-    )
-
-
-Str, Int, Float, Bool = str | None, int | None, float | None, bool | None
-RUN, QA, OUT = "Run", "Text QA", "Output"
-
-
+@shares(*TRAINING)
 def train_command(
-    ctx: typer.Context,
-    env: Annotated[Str, opt("env")] = None,
-    dataset: Annotated[Str, opt("dataset")] = None,
-    seed: Annotated[Int, opt("seed")] = None,
-    policy: Annotated[Str, opt("policy")] = None,
-    hidden_size: Annotated[Int, opt("hidden_size")] = None,
-    iterations: Annotated[Int, opt("iterations")] = None,
-    stall_iterations: Annotated[Int, opt("stall_iterations")] = None,
-    timesteps: Annotated[Int, opt("timesteps")] = None,
-    target_accuracy: Annotated[Float, opt("target_accuracy")] = None,
-    no_early_stop: Annotated[
-        bool,
-        typer.Option("--no-early-stop", help="Run all iterations.", rich_help_panel=QA),
-    ] = False,
-    eval_every: Annotated[Int, opt("eval_every")] = None,
-    save_every: Annotated[Int, opt("save_every")] = None,
-    preset: Annotated[
-        Str,
-        typer.Option(
-            help=f"Settings bundle: {', '.join(PRESET_NAMES)} (balanced = defaults); "
-            "--config and flags override it.",
-            rich_help_panel=QA,
-            autocompletion=complete_from(PRESET_NAMES),
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="YAML file of settings; flags override it.", rich_help_panel=RUN),
-    ] = None,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -97,62 +40,6 @@ def train_command(
             help="Where to write the run (default: new under ./runs/).", rich_help_panel=RUN
         ),
     ] = None,
-    device: Annotated[Str, opt("device")] = None,
-    threads: Annotated[Int, opt("threads")] = None,
-    learning_rate: Annotated[Float, opt("learning_rate", "--learning-rate", "--lr")] = None,
-    anneal_lr: Annotated[Bool, opt("anneal_lr")] = None,
-    gamma: Annotated[Float, opt("gamma")] = None,
-    gae_lambda: Annotated[Float, opt("gae_lambda")] = None,
-    update_epochs: Annotated[Int, opt("update_epochs")] = None,
-    num_minibatches: Annotated[Int, opt("num_minibatches")] = None,
-    clip_coef: Annotated[Float, opt("clip_coef")] = None,
-    clip_vloss: Annotated[Bool, opt("clip_vloss")] = None,
-    norm_adv: Annotated[Bool, opt("norm_adv")] = None,
-    norm_adv_minibatch: Annotated[Bool, opt("norm_adv_minibatch")] = None,
-    ent_coef: Annotated[Float, opt("ent_coef")] = None,
-    vf_coef: Annotated[Float, opt("vf_coef")] = None,
-    max_grad_norm: Annotated[Float, opt("max_grad_norm")] = None,
-    target_kl: Annotated[Float, opt("target_kl")] = None,
-    num_episodes: Annotated[Int, opt("num_episodes")] = None,
-    max_answer_tokens: Annotated[Int, opt("max_answer_tokens")] = None,
-    reward: Annotated[Str, opt("reward")] = None,
-    reward_partial: Annotated[Float, opt("reward_partial")] = None,
-    advantage: Annotated[Str, opt("advantage")] = None,
-    group_size: Annotated[Int, opt("group_size")] = None,
-    loss_agg: Annotated[Str, opt("loss_agg")] = None,
-    focus_unsolved: Annotated[Float, opt("focus_unsolved")] = None,
-    curriculum: Annotated[Bool, opt("curriculum")] = None,
-    curriculum_threshold: Annotated[Float, opt("curriculum_threshold")] = None,
-    answer_vocab: Annotated[Bool, opt("answer_vocab")] = None,
-    answer_positions: Annotated[Bool, opt("answer_positions")] = None,
-    answer_memory: Annotated[Bool, opt("answer_memory")] = None,
-    probes: Annotated[Int, opt("probes")] = None,
-    init_from: Annotated[Str, opt("init_from")] = None,
-    kl_coef: Annotated[Float, opt("kl_coef")] = None,
-    kl_in: Annotated[Str, opt("kl_in")] = None,
-    kl_estimator: Annotated[Str, opt("kl_estimator")] = None,
-    kl_target: Annotated[Float, opt("kl_target")] = None,
-    kl_horizon: Annotated[Int, opt("kl_horizon")] = None,
-    reward_fn: Annotated[Str, opt("reward_fn")] = None,
-    num_envs: Annotated[Int, opt("num_envs")] = None,
-    num_steps: Annotated[Int, opt("num_steps")] = None,
-    vector_mode: Annotated[Str, opt("vector_mode")] = None,
-    reward_scale: Annotated[Float, opt("reward_scale")] = None,
-    norm_obs: Annotated[Bool, opt("norm_obs")] = None,
-    norm_reward: Annotated[Bool, opt("norm_reward")] = None,
-    env_kwarg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--env-kwargs",
-            help="KEY=VALUE for the env constructor (repeatable; VALUE is one YAML scalar).",
-            rich_help_panel="Gymnasium",
-        ),
-    ] = None,
-    log_std_init: Annotated[Float, opt("log_std_init")] = None,
-    activation: Annotated[Str, opt("activation")] = None,
-    ortho_init: Annotated[Bool, opt("ortho_init")] = None,
-    action_mask: Annotated[Bool, opt("action_mask")] = None,
-    tensorboard: Annotated[Bool, opt("tensorboard")] = None,
     show_every: Annotated[
         int,
         typer.Option(
@@ -171,7 +58,7 @@ def train_command(
         ),
     ] = False,
     trace_iterations: Annotated[
-        Str,
+        str | None,
         typer.Option(
             help="Which iterations --trace shows: numbers, first, last, all (default "
             "first,last); implies --trace.",
@@ -190,6 +77,7 @@ def train_command(
             "--json", help="One JSON summary on stdout, nothing else.", rich_help_panel=OUT
         ),
     ] = False,
+    **settings: Any,
 ) -> None:
     """Train a PPO agent and write a run directory.
 
@@ -199,22 +87,8 @@ def train_command(
     Example: ppoqa train --seed 1   |   ppoqa train --dataset examples/capitals.yaml
     """
     with handle_errors(json_output):
-        given = {k: v for k, v in ctx.params.items() if k in FIELDS and v is not None}
-        if reward is not None:
-            from ppo_cli.textqa.rewards import check_reward_name
-
-            try:
-                check_reward_name(reward, "--reward")
-            except UsageError:
-                raise
-            except Exception as exc:  # a bad flag value is a usage error: exit 2
-                raise UsageError(exc.message, exc.hint) from None  # type: ignore[attr-defined]
-        if no_early_stop:
-            given["target_accuracy"] = None
-        if env_kwarg:
-            from ppo_cli.gym.envs import parse_env_kwargs
-
-            given["env_kwargs"] = parse_env_kwargs(env_kwarg)
+        given = given_settings(settings)
+        config, preset = settings["config"], settings["preset"]
         if resume is not None:
             if preset is not None:
                 raise UsageError(
@@ -266,11 +140,11 @@ def train_command(
             err.print(f"ppoqa doctor found {len(findings)} problem(s):", highlight=False)
             for line in render_findings(findings):
                 err.print(line, markup=False, highlight=False)
+        ask = ""
         if cfg.is_text_qa:
-            question = _example_question(result)
-            err.print(f'Next: ppoqa eval --run {result.run_dir}   |   ppoqa ask "{question}"')
-        else:
-            err.print(f"Next: ppoqa eval --run {result.run_dir}")
+            question = result.final_results[0].question if result.final_results else "..."
+            ask = f'   |   ppoqa ask "{question}"'
+        err.print(f"Next: ppoqa eval --run {result.run_dir}{ask}")
 
 
 def _resume_config(
@@ -291,7 +165,3 @@ def _resume_config(
             "drop --run-dir",
         )
     return resume_config(find_run(resume), given)
-
-
-def _example_question(result: Any) -> str:
-    return result.final_results[0].question if result.final_results else "..."

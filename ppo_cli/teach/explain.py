@@ -2,8 +2,9 @@
 
 Nothing here re-derives the math: GAE comes from ppo_cli.core.gae.compute_gae and
 ppo_cli.core.gae.normalize, the clipped objective from ppo_cli.core.ppo.ppo_loss and
-ppo_cli.core.ppo.clipped_surrogate — the functions training uses. This module only parses the
-learner's numbers, checks them, and lays the results out step by step.
+ppo_cli.core.ppo.clipped_surrogate — the functions training uses. This module checks the
+learner's numbers (typer parses the flags, ppo_cli.cli.explain; a JSON document on stdin is
+read here) and lays the results out step by step.
 """
 
 from __future__ import annotations
@@ -55,57 +56,6 @@ def _check_number(x: float, name: str) -> float:
     return float(x)
 
 
-def _split_list(text: str, name: str, what: str, example: str) -> list[str]:
-    """'a,b' or '[a,b]' -> ['a', 'b'], refusing an empty or over-long list."""
-    body = text.strip()
-    if body.startswith("[") and body.endswith("]"):
-        body = body[1:-1]
-    if not body.strip():
-        raise UsageError(f"{name}: the list is empty", example)
-    items = body.split(",")
-    if len(items) > MAX_STEPS:
-        raise UsageError(f"{name}: more than {MAX_STEPS} {what}", "explain a shorter trajectory")
-    return items
-
-
-def parse_number_list(text: str, name: str) -> list[float]:
-    """'1, -0.5,2' or '[1,-0.5,2]' -> [1.0, -0.5, 2.0]; anything else is a usage error."""
-    items = _split_list(text, name, "numbers", f"give comma-separated numbers: {name} 1,2")
-    out = []
-    for i, item in enumerate(items, 1):
-        try:
-            x = float(item.strip())
-        except ValueError:
-            raise UsageError(
-                f"{name}: item {i} ({item.strip()!r}) is not a number",
-                f"give comma-separated numbers: {name} -0.1,10",
-            ) from None
-        out.append(_check_number(x, f"{name} item {i}"))
-    return out
-
-
-_TRUE = {"1", "true", "t", "yes", "y"}
-_FALSE = {"0", "false", "f", "no", "n"}
-
-
-def parse_done_list(text: str, name: str = "--dones") -> list[bool]:
-    """'0,1' or 'false,true' -> [False, True]."""
-    items = _split_list(text, name, "flags", f"give 0/1 per step: {name} 0,1")
-    out = []
-    for i, item in enumerate(items, 1):
-        word = item.strip().lower()
-        if word in _TRUE:
-            out.append(True)
-        elif word in _FALSE:
-            out.append(False)
-        else:
-            raise UsageError(
-                f"{name}: item {i} ({item.strip()!r}) is not 0/1 or true/false",
-                f"mark the step where an episode ended with 1: {name} 0,1",
-            )
-    return out
-
-
 def check_request(req: GAERequest) -> GAERequest:
     """Equal lengths, finite numbers, gamma and lambda in [0, 1]."""
     if not req.rewards:
@@ -129,78 +79,33 @@ def check_request(req: GAERequest) -> GAERequest:
     return req
 
 
-def gae_request(
-    rewards: str | None = None,
-    values: str | None = None,
-    dones: str | None = None,
-    last_value: float | None = None,
-    gamma: float | None = None,
-    gae_lambda: float | None = None,
-    example: str | None = None,
-) -> GAERequest:
-    """A request from command-line strings; no lists at all means one of the seeds' examples.
-
-    Without --dones no step is terminal: the value after the last step is --last-value (0).
-    """
-    if rewards is None and values is None:
-        if dones is not None:
-            raise UsageError("--dones needs --rewards and --values", "give all three lists")
-        example = example or "correct"
-        if example not in EXAMPLES:
-            raise UsageError(
-                f"--example: unknown example {example!r}", f"one of {', '.join(EXAMPLES)}"
-            )
-        base = EXAMPLES[example]
-        req = GAERequest(list(base.rewards), list(base.values), list(base.dones))
-    elif rewards is None or values is None:
-        missing = "--values" if rewards is not None else "--rewards"
-        raise UsageError(f"{missing} is missing", "give --rewards and --values of equal length")
-    else:
-        if example is not None:
-            raise UsageError("--example and --rewards/--values exclude each other", "give one")
-        r = parse_number_list(rewards, "--rewards")
-        v = parse_number_list(values, "--values")
-        d = parse_done_list(dones) if dones is not None else [False] * len(r)
-        req = GAERequest(r, v, d)
-    if last_value is not None:
-        req.last_value = float(last_value)
-    if gamma is not None:
-        req.gamma = float(gamma)
-    if gae_lambda is not None:
-        req.gae_lambda = float(gae_lambda)
-    return check_request(req)
-
-
 _DOC_KEYS = ("rewards", "values", "dones", "last_value", "gamma", "lam", "gae_lambda")
+_DOC_EXAMPLE = 'e.g. {"rewards": [-0.1, 10], "values": [8.2, 9.8], "dones": [0, 1]}'
 
 
-def _json_numbers(doc: dict[str, Any], key: str) -> list[float]:
-    xs = doc[key]
-    if not isinstance(xs, list):
-        raise UsageError(
-            f"stdin: '{key}' must be a list of numbers", 'e.g. {"rewards": [-0.1, 10]}'
-        )
-    out = []
-    for i, x in enumerate(xs, 1):
-        if isinstance(x, bool) or not isinstance(x, int | float):
-            raise UsageError(
-                f"stdin: '{key}' item {i} ({json.dumps(x)[:40]}) is not a number",
-                'e.g. {"rewards": [-0.1, 10]}',
-            )
-        out.append(_check_number(float(x), f"stdin: '{key}' item {i}"))
-    return out
-
-
-def _json_scalar(doc: dict[str, Any], key: str) -> float | None:
-    if key not in doc or doc[key] is None:
-        return None
-    x = doc[key]
+def _json_number(x: Any, where: str) -> float:
     if isinstance(x, bool) or not isinstance(x, int | float):
-        raise UsageError(f"stdin: '{key}' must be a number", f'e.g. {{"{key}": 0.99}}')
+        raise UsageError(f"stdin: {where} ({json.dumps(x)[:40]}) is not a number", _DOC_EXAMPLE)
     try:
         return float(x)
     except OverflowError:  # a huge JSON integer
-        raise UsageError(f"stdin: '{key}' is too large", f'e.g. {{"{key}": 0.99}}') from None
+        raise UsageError(
+            f"stdin: {where} is too large", f"keep numbers within ±{MAX_ABS:g}"
+        ) from None
+
+
+def _json_done(x: Any, where: str) -> bool:
+    if isinstance(x, bool) or (isinstance(x, int | float) and x in (0, 1)):
+        return bool(x)
+    raise UsageError(
+        f"stdin: {where} ({json.dumps(x)[:40]}) is not 0/1 or true/false", "e.g. [0, 1]"
+    )
+
+
+def _json_list(doc: dict[str, Any], key: str, item: Any) -> list[Any]:
+    if not isinstance(doc[key], list):
+        raise UsageError(f"stdin: '{key}' must be a list", _DOC_EXAMPLE)
+    return [item(x, f"'{key}' item {i}") for i, x in enumerate(doc[key], 1)]
 
 
 def gae_request_from_json(
@@ -214,14 +119,9 @@ def gae_request_from_json(
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
-        raise UsageError(
-            "stdin is not a JSON document",
-            'pipe e.g. {"rewards": [-0.1, 10], "values": [8.2, 9.8], "dones": [0, 1]}',
-        ) from None
+        raise UsageError("stdin is not a JSON document", f"pipe {_DOC_EXAMPLE[5:]}") from None
     if not isinstance(doc, dict):
-        raise UsageError(
-            "stdin: expected a JSON object", 'e.g. {"rewards": [...], "values": [...]}'
-        )
+        raise UsageError("stdin: expected a JSON object", _DOC_EXAMPLE)
     unknown = [k for k in doc if k not in _DOC_KEYS]
     if unknown:
         raise UsageError(
@@ -230,43 +130,20 @@ def gae_request_from_json(
     for key in ("rewards", "values"):
         if key not in doc:
             raise UsageError(f"stdin: '{key}' is missing", "give rewards and values per step")
-    try:
-        r = _json_numbers(doc, "rewards")
-        v = _json_numbers(doc, "values")
-    except OverflowError:
-        raise UsageError(
-            "stdin: a number is too large", f"keep numbers within ±{MAX_ABS:g}"
-        ) from None
-    if doc.get("dones") is None:
-        d = [False] * len(r)
-    else:
-        raw = doc["dones"]
-        if not isinstance(raw, list):
-            raise UsageError("stdin: 'dones' must be a list of 0/1 or true/false", "e.g. [0, 1]")
-        d = []
-        for i, x in enumerate(raw, 1):
-            if isinstance(x, bool):
-                d.append(x)
-            elif isinstance(x, int | float) and not isinstance(x, bool) and x in (0, 1):
-                d.append(bool(x))
-            else:
-                raise UsageError(
-                    f"stdin: 'dones' item {i} ({json.dumps(x)[:40]}) is not 0/1 or true/false",
-                    "e.g. [0, 1]",
-                )
     if "lam" in doc and "gae_lambda" in doc:
         raise UsageError("stdin: give 'lam' or 'gae_lambda', not both", "they are the same knob")
-    doc_lam = _json_scalar(doc, "lam") if "lam" in doc else _json_scalar(doc, "gae_lambda")
-    req = GAERequest(r, v, d)
-    lv = last_value if last_value is not None else _json_scalar(doc, "last_value")
-    g = gamma if gamma is not None else _json_scalar(doc, "gamma")
-    lam = gae_lambda if gae_lambda is not None else doc_lam
-    if lv is not None:
-        req.last_value = lv
-    if g is not None:
-        req.gamma = g
-    if lam is not None:
-        req.gae_lambda = lam
+    if "lam" in doc:
+        doc["gae_lambda"] = doc.pop("lam")  # the same knob by its short name
+    rewards = _json_list(doc, "rewards", _json_number)
+    values = _json_list(doc, "values", _json_number)
+    no_dones = doc.get("dones") is None
+    dones = [False] * len(rewards) if no_dones else _json_list(doc, "dones", _json_done)
+    req = GAERequest(rewards, values, dones)
+    for name, value in (("last_value", last_value), ("gamma", gamma), ("gae_lambda", gae_lambda)):
+        if value is None and doc.get(name) is not None:
+            value = _json_number(doc[name], f"'{name}'")
+        if value is not None:
+            setattr(req, name, float(value))
     return check_request(req)
 
 
@@ -337,8 +214,6 @@ def explain_run(
     from ppo_cli.textqa.evaluate import load_text_run
     from ppo_cli.textqa.rollout import collect_text_episodes
 
-    if episodes < 1:
-        raise UsageError("--episodes must be at least 1", "e.g. --episodes 3")
     text_run = load_text_run(run)
     cfg = text_run.config
     g = cfg.gamma if gamma is None else float(gamma)
@@ -423,19 +298,6 @@ def check_clip_request(req: ClipRequest) -> ClipRequest:
     if not (0.0 < req.clip_coef < 1.0):
         raise UsageError(f"--clip-coef must be within (0, 1), got {req.clip_coef!r}", "e.g. 0.2")
     return req
-
-
-def clip_request(
-    old_logprobs: str, new_logprobs: str, advantages: str, clip_coef: float = 0.2
-) -> ClipRequest:
-    return check_clip_request(
-        ClipRequest(
-            parse_number_list(old_logprobs, "--old-logprobs"),
-            parse_number_list(new_logprobs, "--new-logprobs"),
-            parse_number_list(advantages, "--advantages"),
-            float(clip_coef),
-        )
-    )
 
 
 def _why(ratio: float, advantage: float, eps: float) -> str:
@@ -546,14 +408,6 @@ def explain_advantage(
     from ppo_cli.textqa.evaluate import load_text_run
     from ppo_cli.textqa.rollout import collect_text_episodes
 
-    if group_size < 2:
-        raise UsageError(
-            "--group-size must be at least 2: the group estimators compare a completion "
-            "with the others of its question",
-            "e.g. --group-size 4",
-        )
-    if questions < 1:
-        raise UsageError("--questions must be at least 1", "e.g. --questions 3")
     text_run = load_text_run(run)
     cfg, task = text_run.config, text_run.task
     with torch.random.fork_rng(devices=[]):
