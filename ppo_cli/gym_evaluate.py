@@ -22,7 +22,7 @@ from ppo_cli.envs.gym_envs import (
 )
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.errors import RunError
-from ppo_cli.policies import ActorCritic, build_policy
+from ppo_cli.policies import ActorCritic, MLPActorCritic, build_policy
 from ppo_cli.rundir import load_checkpoint, read_config, run_env
 
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
@@ -52,6 +52,8 @@ def greedy_action(
     if getattr(policy, "uses_action_mask", False):
         mask = action_mask_from_info(infos, info, width).to(obs.device)
         return policy.act(obs, greedy=True, action_mask=mask)[0]  # type: ignore[call-arg]
+    if isinstance(policy, MLPActorCritic):
+        return policy.greedy(obs)
     return policy.act(obs, greedy=True)[0]
 
 
