@@ -43,7 +43,7 @@ from ppo_cli.curriculum import (
     focused_questions,
 )
 from ppo_cli.data import END_ID, QADataset, Vocabulary, load_dataset, read_run_dataset
-from ppo_cli.envs.gym_envs import action_mask_from_info, make_vec_env
+from ppo_cli.envs.gym_envs import action_mask_from_info, env_reward_threshold, make_vec_env
 from ppo_cli.envs.normalize import Normalizer
 from ppo_cli.envs.text_qa_vec import QATask, TextQAVecEnv
 from ppo_cli.errors import ConfigError, DatasetError, EnvError, RunError
@@ -624,9 +624,21 @@ class GymTask:
         self.fingerprint = None
         self.batch_size = cfg.num_envs * cfg.num_steps
         self.total = max(1, cfg.timesteps // self.batch_size)
-        self.may_stop_early = False
         self.envs: Any = None
         self.warn: Any = None  # the run's warning callback, from prepare_run
+        # Early stop as text QA stops when solved: the env's own reward_threshold (gymnasium's
+        # spec) unless --target-return names another; config.yaml records the one used.
+        if cfg.early_stop and cfg.target_return is None:
+            threshold = env_reward_threshold(cfg.env)
+            if threshold is not None:
+                self.cfg = cfg = replace(cfg, target_return=float(threshold))
+        self.target = cfg.target_return if cfg.early_stop else None
+        self.may_stop_early = self.target is not None
+        # A greedy evaluation costs whole episodes, so it runs when the training episodes of
+        # an iteration reach the target on average, and every tenth of the budget besides
+        # (a greedy policy often plays far better than the sampling one: Box actions' mean).
+        self.check_every = max(1, self.total // 10)
+        self.last_eval: tuple[int, list[Any]] | None = None  # (iteration, its episodes)
 
     def build(self) -> ActorCritic:
         cfg = self.cfg
@@ -714,7 +726,46 @@ class GymTask:
     def evaluate(
         self, policy: ActorCritic, iteration: int, record: dict[str, Any], state: LoopState
     ) -> tuple[None, bool]:
-        return None, False
+        """Whether the greedy policy has reached the target return (when a check is due)."""
+        target = self.target
+        if target is None or iteration >= self.total:  # the summary evaluates the last one
+            return None, False
+        trained = record.get("episodic_return")
+        due = (trained is not None and trained >= target) or iteration % self.check_every == 0
+        if not due:
+            return None, False
+        episodes = self._greedy_episodes(policy)
+        self.last_eval = (iteration, episodes)
+        mean = float(np.mean([ep.episode_return for ep in episodes]))
+        record["eval_return"] = round(mean, 4)
+        if mean < target:
+            return None, False
+        state.stop_reason = SOLVED
+        state.stop_message = (
+            f"solved: greedy evaluation returned {mean:.4g} on average over {len(episodes)} "
+            f"episodes, reaching the target {target:g} ({self._target_source()}) at iteration "
+            f"{iteration} of {self.total} ({state.steps + self.batch_size:,} steps)"
+        )
+        return None, True
+
+    def _target_source(self) -> str:
+        if self.cfg.target_return is not None and self.cfg.target_return != (
+            env_reward_threshold(self.cfg.env)
+        ):
+            return "--target-return"
+        return f"{self.cfg.env}'s reward_threshold"
+
+    def _greedy_episodes(self, policy: ActorCritic) -> list[Any]:
+        cfg = self.cfg
+        return evaluate_gym(
+            policy,
+            cfg.env,
+            EVAL_EPISODES,
+            EVAL_SEED,
+            cfg.env_kwargs,
+            self.normalizer.state(),
+            self.warn,
+        )
 
     def action_label(self, action: torch.Tensor) -> str:
         return str(action.tolist())
@@ -728,16 +779,10 @@ class GymTask:
         )
 
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
-        cfg = self.cfg
-        episodes = evaluate_gym(
-            policy,
-            cfg.env,
-            EVAL_EPISODES,
-            EVAL_SEED,
-            cfg.env_kwargs,
-            self.normalizer.state(),
-            self.warn,
-        )
+        if self.last_eval is not None and self.last_eval[0] == state.iteration:
+            episodes = self.last_eval[1]  # the check that stopped the run: the same episodes
+        else:
+            episodes = self._greedy_episodes(policy)
         returns = [float(ep.episode_return) for ep in episodes]
         mean = float(np.mean(returns))
         # Kept in the run folder so `ppoqa plot` can mark it at the end of the training curve.
@@ -750,7 +795,11 @@ class GymTask:
             "global_step": state.steps,
         }
         atomic_write_text(self.run_dir / FINAL_EVAL, json.dumps(final) + "\n")
-        return {"mean_return": mean}
+        return {
+            "mean_return": mean,
+            "stop_reason": state.stop_reason,
+            "stop_message": state.stop_message,
+        }
 
     def close(self) -> None:
         if self.envs is not None:

@@ -64,9 +64,14 @@ def train_command(
     stall_iterations: Annotated[Int, opt("stall_iterations")] = None,
     timesteps: Annotated[Int, opt("timesteps")] = None,
     target_accuracy: Annotated[Float, opt("target_accuracy")] = None,
+    target_return: Annotated[Float, opt("target_return")] = None,
     no_early_stop: Annotated[
         bool,
-        typer.Option("--no-early-stop", help="Run all iterations.", rich_help_panel=QA),
+        typer.Option(
+            "--no-early-stop",
+            help="Run all iterations (text QA) or timesteps (gymnasium): no early stop.",
+            rich_help_panel=QA,
+        ),
     ] = False,
     eval_every: Annotated[Int, opt("eval_every")] = None,
     save_every: Annotated[Int, opt("save_every")] = None,
@@ -209,8 +214,8 @@ def train_command(
                 raise
             except Exception as exc:  # a bad flag value is a usage error: exit 2
                 raise UsageError(exc.message, exc.hint) from None  # type: ignore[attr-defined]
-        if no_early_stop:
-            given["target_accuracy"] = None
+        if no_early_stop:  # text QA: no target accuracy; gymnasium: no target return
+            given["early_stop"] = False
         if env_kwarg:
             from ppo_cli.envs.gym_envs import parse_env_kwargs
 

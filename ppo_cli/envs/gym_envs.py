@@ -213,6 +213,16 @@ def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     raise EnvError(f"unknown environment '{env_id}'", hint)
 
 
+def env_reward_threshold(env_id: str) -> float | None:
+    """The return gymnasium's spec calls solved (reward_threshold), or None: none is
+    registered, or the id is unknown (creating the env reports that properly)."""
+    try:
+        threshold = find_spec(env_id).reward_threshold
+    except EnvError:
+        return None
+    return None if threshold is None else float(threshold)
+
+
 def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
     """auto -> gymnasium's numpy-vectorized implementation when the env has one, else sync."""
     if mode not in VECTOR_MODES:
