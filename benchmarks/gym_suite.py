@@ -93,6 +93,7 @@ def shipped_entries() -> dict[str, dict[str, Any]]:
 
     table = yaml.safe_load((ROOT / "ppo_cli" / TUNED_FILE).read_text(encoding="utf-8"))
     default = table.pop("default", {}) or {}
+    table.pop("default_continuous", None)  # for ids without an entry, not an id itself
     return {env: {**default, **(entry or {})} for env, entry in table.items()}
 
 

@@ -569,7 +569,13 @@ def resolve(
         policy = str(_pick("policy", flags, file_values, default=Config.policy))
         cfg = Config()
         if isinstance(env, str) and env != TEXT_QA:
-            tuned = presets.tuned_settings(env)
+            continuous = False
+            if not presets.has_tuned_entry(env):  # defaults from the env's action space
+                from ppo_cli.envs.gym_envs import has_continuous_actions
+
+                kwargs = _pick("env_kwargs", flags, file_values, default=None)
+                continuous = has_continuous_actions(env, kwargs)
+            tuned = presets.tuned_settings(env, continuous)
             cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
         if env == TEXT_QA:
             cfg = apply_overrides(cfg, presets.policy_defaults(policy), f"{policy} defaults")

@@ -161,10 +161,16 @@ def ppo_loss(
         else:
             v_err = (new_value - returns) ** 2
         value_loss = 0.5 * masked_mean(v_err, mask)
-    entropy_mean = aggregate(entropy, mask, loss_agg)
-    if use_critic:
+    if ent_coef == 0.0 and use_critic:
+        # No bonus: the entropy is a diagnostic only, left out of the graph the backward pass
+        # walks (the loss and its gradients are the same numbers as with the 0 * term)
+        entropy_mean = aggregate(entropy.detach(), mask, loss_agg)
+        loss = policy_loss + vf_coef * value_loss
+    elif use_critic:
+        entropy_mean = aggregate(entropy, mask, loss_agg)
         loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
     else:
+        entropy_mean = aggregate(entropy, mask, loss_agg)
         loss = policy_loss - ent_coef * entropy_mean
     kl = None
     if ref_logprob is not None:

@@ -101,13 +101,43 @@ def preset_settings(name: str, policy: str) -> dict[str, Any]:
 TUNED_FILE = "hyperparams/gym.yaml"
 
 
-def tuned_settings(env: str) -> dict[str, Any]:
-    """Shipped per-env settings (like rl-zoo3): the file's `default` entry, then the entry for
-    env (a gymnasium id)."""
+# The file's entries that are not gymnasium ids: what an id without an entry starts from.
+DEFAULT_ENTRIES = ("default", "default_continuous")
+
+
+def _tuned_table() -> dict[str, Any]:
     from importlib import resources
 
     import yaml
 
     text = resources.files("ppo_cli").joinpath(TUNED_FILE).read_text(encoding="utf-8")
-    table = yaml.safe_load(text) or {}
-    return {**(table.get("default") or {}), **(table.get(env) or {})}
+    return yaml.safe_load(text) or {}
+
+
+def has_tuned_entry(env: str) -> bool:
+    return env not in DEFAULT_ENTRIES and env in _tuned_table()
+
+
+def tuned_settings(env: str, continuous: bool = False) -> dict[str, Any]:
+    """Shipped per-env settings (like rl-zoo3): the file's `default` entry, then the entry for
+    env (a gymnasium id); an id without an entry whose actions are continuous (a Box) gets
+    `default_continuous` instead (CleanRL's ppo_continuous_action.py settings)."""
+    table = _tuned_table()
+    own = table.get(env) if env not in DEFAULT_ENTRIES else None
+    if own is None and continuous:
+        own = table.get("default_continuous")
+    return {**(table.get("default") or {}), **(own or {})}
+
+
+def defaults_note(env: str, continuous: bool) -> str:
+    """The one line `train` says about an id without a tuned entry: which defaults it got."""
+    if continuous:
+        return (
+            f"{env} has no tuned entry: continuous-action defaults (CleanRL's "
+            "ppo_continuous_action.py: 1 env x 2048 steps, 10 epochs of 32 minibatches, lr 3e-4 "
+            "annealed, observations and rewards normalized, 1M steps)"
+        )
+    return (
+        f"{env} has no tuned entry: discrete-action defaults (CleanRL's ppo.py: 4 envs x 128 "
+        "steps, 4 epochs of 4 minibatches, lr 2.5e-4 annealed, 500k steps)"
+    )

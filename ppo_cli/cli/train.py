@@ -231,6 +231,9 @@ def train_command(
             from ppo_cli.config import resolve
 
             cfg = resolve(given, config, preset)
+        defaults = None if cfg.is_text_qa or resume is not None else _defaults_note(cfg)
+        if defaults is not None and not json_output:
+            err.print(f"ppoqa: {defaults}", markup=False, highlight=False)
         from ppo_cli.render import qa_results_table, training_math_table
         from ppo_cli.render.progress import RichCallbacks
         from ppo_cli.trace import parse_trace_iterations
@@ -255,6 +258,8 @@ def train_command(
 
             findings = diagnose(result.run_dir)
             summary["findings"] = [f.to_dict() for f in findings]
+        if defaults is not None:
+            summary["defaults"] = defaults
         if selection is not None and json_output:
             summary["traces"] = cb.traces
         if json_output:
@@ -296,6 +301,20 @@ def _resume_config(
             "drop --run-dir",
         )
     return resume_config(find_run(resume), given)
+
+
+def _defaults_note(cfg: Config) -> str | None:
+    """Which defaults a gymnasium id without a tuned entry got (from its action space)."""
+    from ppo_cli.presets import defaults_note, has_tuned_entry
+
+    if has_tuned_entry(cfg.env):
+        return None
+    from ppo_cli.envs.gym_envs import action_space_name
+
+    kind = action_space_name(cfg.env, cfg.env_kwargs)
+    if kind is None:  # the env cannot be created: training says why, in one line
+        return None
+    return defaults_note(cfg.env, kind == "Box")
 
 
 def _example_question(result: Any) -> str:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -221,6 +223,40 @@ def env_reward_threshold(env_id: str) -> float | None:
     except EnvError:
         return None
     return None if threshold is None else float(threshold)
+
+
+@functools.cache
+def _action_space_name(env_id: str, kwargs: tuple[tuple[str, Any], ...]) -> str | None:
+    try:
+        spec = find_spec(env_id)
+        user = is_user_env(spec)  # a user's constructor runs under usercode's rules
+        guard = user_code(f"{env_id}'s constructor", EnvError, _FIX_ENV) if user else nullcontext()
+        with warnings.catch_warnings(), guard:
+            warnings.simplefilter("ignore")
+            env = gym.make(spec, disable_env_checker=True, **dict(kwargs))
+        try:
+            check_spaces(env_id, env.observation_space, env.action_space)  # supported at all
+            return type(env.action_space).__name__
+        finally:
+            env.close()
+    except Exception:  # noqa: BLE001 - creating the env for training says what went wrong
+        return None
+
+
+def action_space_name(env_id: str, env_kwargs: dict[str, Any] | None = None) -> str | None:
+    """The class name of env_id's action space (Box, Discrete, ...), or None when the env
+    cannot be created here (training then reports why)."""
+    try:
+        key = tuple(sorted((env_kwargs or {}).items()))
+        hash(key)
+    except TypeError:
+        key = ()
+    return _action_space_name(env_id, key)
+
+
+def has_continuous_actions(env_id: str, env_kwargs: dict[str, Any] | None = None) -> bool:
+    """Whether env_id's actions are a Box (which defaults an id without a tuned entry gets)."""
+    return action_space_name(env_id, env_kwargs) == "Box"
 
 
 def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
