@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 
+from ppo_cli.envs.vector_envs import OWN_VECTOR_ENVS
 from ppo_cli.errors import EnvError, UsageError, first_line
 from ppo_cli.usercode import user_code
 
@@ -263,9 +264,10 @@ def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
     """auto -> gymnasium's numpy-vectorized implementation when the env has one, else sync."""
     if mode not in VECTOR_MODES:
         raise EnvError(f"unknown vector mode '{mode}'", f"use one of {', '.join(VECTOR_MODES)}")
+    own = spec.id in OWN_VECTOR_ENVS  # ppoqa's numpy-vectorized form (Pendulum-v1)
     if mode == "auto":
-        return "vector" if spec.vector_entry_point is not None else "sync"
-    if mode == "vector" and spec.vector_entry_point is None:
+        return "vector" if spec.vector_entry_point is not None or own else "sync"
+    if mode == "vector" and spec.vector_entry_point is None and not own:
         raise EnvError(
             f"{spec.id} has no numpy-vectorized implementation (vector_entry_point)",
             "use --vector-mode sync, or async for slow environments",
@@ -365,6 +367,14 @@ def make_vec_env(
         added = max_episode_steps
     env_kwargs = dict(env_kwargs or {})
     used = resolve_vector_mode(spec, mode)
+    if used == "vector" and spec.vector_entry_point is None:
+        own = _own_vector_env(spec, num_envs, env_kwargs, render_mode, mode)
+        if own is not None:
+            return NamedEnvErrors(own, env_id, False), EnvInfo(
+                env_id, vector_mode=used, env_kwargs=env_kwargs, added_time_limit=added,
+                **check_spaces(env_id, own.single_observation_space, own.single_action_space),
+            )  # fmt: skip
+        used = "sync"
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
     extra: dict[str, Any] = dict(env_kwargs)
     if "mujoco" in str(spec.entry_point):
@@ -421,6 +431,28 @@ def make_vec_env(
     return NamedEnvErrors(envs, env_id, user), EnvInfo(
         env_id, vector_mode=used, env_kwargs=env_kwargs, added_time_limit=added, **dims
     )
+
+
+def _own_vector_env(
+    spec: gym.envs.registration.EnvSpec,
+    num_envs: int,
+    env_kwargs: dict[str, Any],
+    render_mode: str | None,
+    mode: str,
+) -> VectorEnv | None:
+    """ppoqa's numpy-vectorized form of spec's env, or None where it does not apply (a render
+    mode, a keyword it lacks: the SyncVectorEnv of gymnasium's own copies then runs)."""
+    cls, keywords = OWN_VECTOR_ENVS[spec.id]
+    unknown = sorted(set(env_kwargs) - set(keywords))
+    if render_mode is None and not unknown:
+        return cls(num_envs, max_episode_steps=spec.max_episode_steps, **env_kwargs)
+    if mode == "vector":
+        why = f"--env-kwargs {', '.join(unknown)}" if unknown else "rendering"
+        raise EnvError(
+            f"{spec.id}'s numpy-vectorized form does not support {why}",
+            "use --vector-mode sync",
+        )
+    return None
 
 
 class NamedEnvErrors(gym.vector.VectorWrapper):
