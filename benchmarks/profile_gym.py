@@ -3,8 +3,9 @@
     python benchmarks/profile_gym.py --env CartPole-v1 --seed 0 --top 15
     python benchmarks/profile_gym.py --env CartPole-v1 --set early_stop=false --label same-work
 
-Trains one run with the shipped entry (plus --set KEY=VALUE overrides, YAML values) under
-cProfile and prints one JSON document: the run's steps, iterations and training seconds, the
+Trains one run with the shipped entry (plus --set KEY=VALUE overrides, YAML values), once plain
+(its training seconds, and the wall and CPU seconds of the whole in-process train call) and once
+under cProfile, and prints one JSON document: the run's steps and iterations, those times, the
 wall time of the profiled call (profiling adds overhead, so compare profiles with profiles),
 the time in each phase of an iteration (collection, update, early-stop checks, final
 evaluation) and the functions with the most time of their own. Run it on an older checkout
@@ -51,6 +52,11 @@ def profile(env: str, seed: int, overrides: dict[str, Any], top: int) -> dict[st
     cfg = resolve({"env": env, "seed": seed, **overrides})
     tmp = Path(tempfile.mkdtemp(prefix="ppoqa-profile-"))
     try:
+        # once without the profiler: the run's own times (CPU time counts only this process's
+        # work, so it moves less than wall time when other processes share the cores)
+        w0, c0 = time.perf_counter(), time.process_time()
+        plain = train(cfg, tmp / "plain")
+        plain_wall, plain_cpu = time.perf_counter() - w0, time.process_time() - c0
         prof = cProfile.Profile()
         t0 = time.perf_counter()
         prof.enable()
@@ -78,7 +84,9 @@ def profile(env: str, seed: int, overrides: dict[str, Any], top: int) -> dict[st
         "overrides": overrides,
         "steps": result.steps,
         "iterations": result.iterations,
-        "training_seconds": round(result.wall_seconds, 3),
+        "training_seconds": round(plain.wall_seconds, 3),
+        "train_call_wall_seconds": round(plain_wall, 3),
+        "train_call_cpu_seconds": round(plain_cpu, 3),
         "profiled_wall_seconds": round(wall, 3),
         "mean_return": result.mean_return,
         "stop_reason": getattr(result, "stop_reason", None),

@@ -38,7 +38,7 @@ def test_an_id_without_an_entry_gets_defaults_from_its_action_space() -> None:
     # flags still win over the space's defaults
     assert resolve({"env": "tests.user_envs:Target-v0", "num_envs": 3}).num_envs == 3
     # an id with its own entry keeps it, whatever its actions
-    assert resolve({"env": "Pendulum-v1"}).num_envs == 4
+    assert resolve({"env": "Pendulum-v1"}).num_envs == 16
     assert "continuous-action defaults" in defaults_note("X-v0", True)
     assert "discrete-action defaults" in defaults_note("X-v0", False)
 
