@@ -37,6 +37,8 @@ class Batch:
     action_mask: torch.Tensor | None = None
     # text QA with --kl-in loss: [N, T] log pi_ref of the sampled tokens (GRPO's KL term)
     ref_logprobs: torch.Tensor | None = None
+    # text QA: [N] question of each episode; a minibatch takes whole questions (see shuffled)
+    groups: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -215,6 +217,19 @@ class UpdateSettings:
         return cls(**values)
 
 
+def shuffled(n: int, groups: torch.Tensor | None) -> torch.Tensor:
+    """A random order of n samples; with groups, each group's samples kept side by side (in
+    random order, the groups in random order). A text-QA batch holds several episodes of each
+    question, and the encoder reads each distinct prompt of a minibatch once: minibatches of
+    whole questions hold ~1/4 as many distinct prompts as shuffled episodes do, which is most
+    of the update's encoder time on a large dataset."""
+    order = torch.randperm(n)
+    if groups is None:
+        return order
+    rank = torch.randperm(int(groups.max()) + 1)[groups[order]]
+    return order[torch.argsort(rank, stable=True)]
+
+
 # Called once per minibatch with (epoch, minibatch index, minibatch, loss parts): traces hook in.
 MinibatchHook = Callable[[int, int, Batch, LossParts], None]
 
@@ -251,12 +266,12 @@ def ppo_update(
             k: [] for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
         }
         kl_values: list[float] = []  # the k3 term of --kl-in loss, when there is one
-        perm = torch.randperm(n)
-        # Shuffled once per epoch, so each minibatch is a slice (a view), not a gather of
+        perm = shuffled(n, batch.groups)
+        # Reordered once per epoch, so each minibatch is a slice (a view), not a gather of
         # every field: the same samples in the same order as indexing with perm's pieces.
-        shuffled = batch[perm]
+        ordered = batch[perm]
         for k, start in enumerate(range(0, n, mb_size)):
-            mb = shuffled[start : start + mb_size]
+            mb = ordered[start : start + mb_size]
             if per_minibatch:
                 mb = Batch(**{**mb.__dict__, "advantages": normalize(mb.advantages, mb.mask)})
             if mb.action_mask is None:

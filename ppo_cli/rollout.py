@@ -85,6 +85,7 @@ class TextRollout:
             advantages=adv,
             returns=ret,
             mask=self.mask,
+            groups=self.question_idx,
         )
         return batch, gae.deltas.T * self.mask
 

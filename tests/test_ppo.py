@@ -317,3 +317,18 @@ def test_advantages_are_normalized_per_batch_or_per_minibatch(per_minibatch: boo
     else:
         assert means.max() > 0.05
         assert torch.allclose(torch.cat(seen).sort().values, normalize(advantages).sort().values)
+
+
+def test_shuffled_keeps_each_question_in_one_run_of_the_order() -> None:
+    """A text-QA minibatch takes whole questions: each group's samples are side by side in the
+    shuffled order, which is still a permutation of all the samples."""
+    from ppo_cli.ppo import shuffled
+
+    torch.manual_seed(0)
+    groups = torch.randint(0, 50, (400,))
+    order = shuffled(400, groups)
+    assert sorted(order.tolist()) == list(range(400))
+    seen = groups[order]
+    starts = torch.cat([torch.tensor([True]), seen[1:] != seen[:-1]])
+    assert int(starts.sum()) == torch.unique(groups).numel()  # one run per group
+    assert shuffled(400, None).shape == (400,)
