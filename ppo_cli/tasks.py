@@ -790,6 +790,13 @@ class GymTask:
             episodes = self._greedy_episodes(policy)
         returns = [float(ep.episode_return) for ep in episodes]
         mean = float(np.mean(returns))
+        if self.target is not None and state.stop_reason is None and mean < self.target:
+            state.stop_reason = BUDGET
+            state.stop_message = (
+                f"budget: all {state.iteration} iterations ({state.steps:,} steps) used, greedy "
+                f"evaluation returned {mean:.4g}, short of the target {self.target:g} "
+                f"({self._target_source()}); pass --timesteps to train longer"
+            )
         # Kept in the run folder so `ppoqa plot` can mark it at the end of the training curve.
         final = {
             "mean_return": mean,

@@ -14,6 +14,7 @@ from ppo_cli.cli import app
 from ppo_cli.config import resolve
 from ppo_cli.envs.gym_envs import env_reward_threshold, has_continuous_actions
 from ppo_cli.presets import defaults_note, has_tuned_entry, tuned_settings
+from ppo_cli.tasks import GymTask
 
 runner = CliRunner()
 
@@ -90,16 +91,24 @@ def test_the_env_threshold_is_the_default_target_and_no_early_stop_runs_everythi
     tmp_path: Path,
 ) -> None:
     assert gym.spec("CartPole-v1").reward_threshold == 475.0
+    task = GymTask(resolve({"env": "CartPole-v1", "target_return": None}), None)
+    assert task.target == task.cfg.target_return == 475.0  # what config.yaml will record
+    assert GymTask(resolve({"env": "Pendulum-v1", "target_return": None}), None).target is None
     run = tmp_path / "r"
     result = runner.invoke(app, ["train", "--env", "CartPole-v1", *TINY, "--run-dir", str(run),
                                  "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "target_return: 475.0" in (run / "config.yaml").read_text()
+    assert "target_return: 500.0" in (run / "config.yaml").read_text()  # the entry's own
     args = ["train", "--env", "CartPole-v1", *TINY, "--target-return", "9", "--no-early-stop"]
     full = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "n"), "--json"])
     assert full.exit_code == 0, full.output
     doc = json.loads(full.stdout)
     assert doc["iterations"] == 12 and not doc["stopped_early"]
+    assert doc["stop_reason"] is None  # no early stop asked for: running it all is the plan
+    short = runner.invoke(app, ["train", "--env", "CartPole-v1", *TINY, "--target-return",
+                                "600", "--run-dir", str(tmp_path / "b"), "--json"])  # fmt: skip
+    doc = json.loads(short.stdout)
+    assert doc["stop_reason"] == "budget" and "short of the target 600" in doc["stop_message"]
     assert "early_stop: false" in (tmp_path / "n" / "config.yaml").read_text()
 
 
