@@ -130,14 +130,18 @@ def tuned_settings(env: str, continuous: bool = False) -> dict[str, Any]:
 
 
 def defaults_note(env: str, continuous: bool) -> str:
-    """The one line `train` says about an id without a tuned entry: which defaults it got."""
-    if continuous:
-        return (
-            f"{env} has no tuned entry: continuous-action defaults (CleanRL's "
-            "ppo_continuous_action.py: 1 env x 2048 steps, 10 epochs of 32 minibatches, lr 3e-4 "
-            "annealed, observations and rewards normalized, 1M steps)"
-        )
+    """The one line `train` says about an id without a tuned entry: which defaults it got
+    (read from the file, so the line cannot drift from what the run uses)."""
+    e = tuned_settings(env, continuous)
+    normalized = " observations and rewards normalized," if e.get("norm_obs") else ""
+    what = (
+        "continuous-action defaults (CleanRL's ppo_continuous_action.py"
+        if continuous
+        else "discrete-action defaults (CleanRL's ppo.py"
+    )
     return (
-        f"{env} has no tuned entry: discrete-action defaults (CleanRL's ppo.py: 4 envs x 128 "
-        "steps, 4 epochs of 4 minibatches, lr 2.5e-4 annealed, 500k steps)"
+        f"{env} has no tuned entry: {what}: {e['num_envs']} env{'s' * (e['num_envs'] > 1)} x "
+        f"{e['num_steps']} steps, {e['update_epochs']} epochs of {e['num_minibatches']} "
+        f"minibatches, lr {e['learning_rate']:g}{' annealed' if e.get('anneal_lr') else ''},"
+        f"{normalized} {e['timesteps']:,} steps)"
     )

@@ -231,9 +231,8 @@ def train_command(
             from ppo_cli.config import resolve
 
             cfg = resolve(given, config, preset)
+        # said once the run has trained (an error on the way stays the one line on stderr)
         defaults = None if cfg.is_text_qa or resume is not None else _defaults_note(cfg)
-        if defaults is not None and not json_output:
-            err.print(f"ppoqa: {defaults}", markup=False, highlight=False)
         from ppo_cli.render import qa_results_table, training_math_table
         from ppo_cli.render.progress import RichCallbacks
         from ppo_cli.trace import parse_trace_iterations
@@ -268,6 +267,8 @@ def train_command(
         if result.final_results:
             out.print(qa_results_table(result.final_results, "Final greedy evaluation"))
         out.print(training_math_table(summary))
+        if defaults is not None:
+            err.print(f"ppoqa: {defaults}", markup=False, highlight=False)
         if result.stop_message:
             err.print(f"ppoqa: {result.stop_message}", markup=False, highlight=False)
         if findings:
