@@ -142,3 +142,34 @@ def test_doctor_refuses_a_missing_or_half_written_run(tmp_path: Path, what: str)
 def test_diagnose_reads_a_real_run(tmp_path: Path) -> None:
     train(Config(iterations=1, num_episodes=8), tmp_path / "r", Callbacks())
     assert "budget_exhausted" in codes(diagnose(tmp_path / "r"))
+
+
+def test_a_stalled_run_ends_with_the_weights_of_its_best_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The greedy accuracies 0.2, 0.6, 0.4, 0.4, ... stall after iteration 2: the run keeps
+    iteration 2's weights and answers, the same weights a 2-iteration run of the seed ends with."""
+    import torch
+
+    from ppo_cli import tasks
+    from ppo_cli.checkpointing import load_checkpoint
+    from ppo_cli.evaluate import QAResult
+
+    calls = {"n": 0}
+
+    def scripted(policy: object, qa: object) -> list[QAResult]:
+        calls["n"] += 1
+        right = {1: 1, 2: 3}.get(calls["n"], 2)  # of 5 questions
+        return [QAResult("q", "a", "a" if i < right else "b", 0.0, i < right) for i in range(5)]
+
+    monkeypatch.setattr(tasks, "evaluate_qa", scripted)
+    cfg = Config(iterations=20, stall_iterations=2, num_episodes=8, target_accuracy=None)
+    result = train(cfg, tmp_path / "stalled", Callbacks())
+    assert result.stop_reason == "stalled" and result.iterations == 4
+    assert result.final_accuracy == 0.6
+    assert result.stop_message.endswith("kept iteration 2's weights (60.0%)")
+    calls["n"] = 0
+    train(Config(**{**cfg.__dict__, "iterations": 2}), tmp_path / "two", Callbacks())
+    kept = load_checkpoint(tmp_path / "stalled")["policy"]
+    two = load_checkpoint(tmp_path / "two")["policy"]
+    assert all(torch.equal(kept[k], two[k]) for k in two)
