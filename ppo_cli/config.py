@@ -611,8 +611,10 @@ def resolve(
         if isinstance(env, str) and env != TEXT_QA:
             continuous = False
             if not presets.has_tuned_entry(env):  # defaults from the env's action space
+                from ppo_cli.gym.envs import has_continuous_actions  # the one probe of a wing
+
                 kwargs = _pick("env_kwargs", flags, file_values, default=None)
-                continuous = presets.continuous_actions(env, kwargs)
+                continuous = has_continuous_actions(env, kwargs)
             tuned = presets.tuned_settings(env, continuous)
             cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
         if env == TEXT_QA:

@@ -118,25 +118,6 @@ def has_tuned_entry(env: str) -> bool:
     return env not in DEFAULT_ENTRIES and env in _tuned_table()
 
 
-def continuous_actions(env: str, env_kwargs: dict[str, Any] | None = None) -> bool:
-    """Whether env's actions are a Box, which decides the defaults of an id without an entry.
-    An env that cannot be created here counts as discrete: training then says what is wrong."""
-    import warnings
-
-    import gymnasium as gym
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            made = gym.make(env, disable_env_checker=True, **(env_kwargs or {}))
-        try:
-            return isinstance(made.action_space, gym.spaces.Box)
-        finally:
-            made.close()
-    except Exception:  # noqa: BLE001 - creating the env for training reports the cause
-        return False
-
-
 def tuned_settings(env: str, continuous: bool = False) -> dict[str, Any]:
     """Shipped per-env settings (like rl-zoo3): the file's `default` entry, then the entry for
     env (a gymnasium id); an id without an entry whose actions are continuous (a Box) gets

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 import tests.user_envs  # noqa: F401  (registers Target-v0, Corridor-v0)
 from ppo_cli.cli import app
 from ppo_cli.config import resolve
-from ppo_cli.gym.envs import env_reward_threshold
+from ppo_cli.gym.envs import env_reward_threshold, has_continuous_actions
 from ppo_cli.gym.task import GymTask
-from ppo_cli.presets import continuous_actions, defaults_note, has_tuned_entry, tuned_settings
+from ppo_cli.presets import defaults_note, has_tuned_entry, tuned_settings
 
 runner = CliRunner()
 
@@ -24,8 +24,8 @@ TINY = ["--num-envs", "8", "--num-steps", "16", "--timesteps", "1536", "--seed",
 
 def test_an_id_without_an_entry_gets_defaults_from_its_action_space() -> None:
     assert not has_tuned_entry("tests.user_envs:Target-v0")
-    assert continuous_actions("tests.user_envs:Target-v0")  # Box actions
-    assert not continuous_actions("Blackjack-v1")  # Discrete actions
+    assert has_continuous_actions("tests.user_envs:Target-v0")  # Box actions
+    assert not has_continuous_actions("Blackjack-v1")  # Discrete actions
     box = resolve({"env": "tests.user_envs:Target-v0"})
     continuous = tuned_settings("no-such-id", continuous=True)
     # CleanRL's ppo_continuous_action.py: one env, 2048 steps, normalization on
@@ -45,7 +45,7 @@ def test_an_id_without_an_entry_gets_defaults_from_its_action_space() -> None:
 
 
 def test_an_env_that_cannot_be_created_gets_the_plain_default() -> None:
-    assert not continuous_actions("NoSuchEnv-v0")
+    assert not has_continuous_actions("NoSuchEnv-v0")
     assert env_reward_threshold("NoSuchEnv-v0") is None
     assert env_reward_threshold("CartPole-v1") == 475.0
 

@@ -255,6 +255,11 @@ def action_space_name(env_id: str, env_kwargs: dict[str, Any] | None = None) -> 
     return _action_space_name(env_id, key)
 
 
+def has_continuous_actions(env_id: str, env_kwargs: dict[str, Any] | None = None) -> bool:
+    """Whether env_id's actions are a Box (which defaults an id without a tuned entry gets)."""
+    return action_space_name(env_id, env_kwargs) == "Box"
+
+
 def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
     """auto -> gymnasium's numpy-vectorized implementation when the env has one, else sync."""
     if mode not in VECTOR_MODES:
