@@ -225,8 +225,9 @@ def _within(name: str, places: tuple[str, ...]) -> bool:
 
 
 def test_the_wings_stand_on_the_core_and_not_on_each_other() -> None:
-    """The core and the shared modules import no wing (but through the SEAMS), a wing imports neither the other wing nor anything that reads or renders
-    its records, and nothing below the CLI imports the CLI."""
+    """The core and the shared modules import no wing (but through the SEAMS), a wing imports
+    neither the other wing nor anything that reads or renders its records, and nothing below
+    the CLI imports the CLI."""
     bad = []
     for name in MODULES:
         for mod, _, line in imports_of(name):
