@@ -36,12 +36,14 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--label", default="this checkout")
     args = ap.parse_args()
+    import importlib
+
+    import ppo_cli
     from ppo_cli.config import resolve
 
-    try:
-        from ppo_cli.core import trainer
-    except ImportError:  # a checkout from before the core/ package
-        from ppo_cli import trainer  # type: ignore[no-redef]
+    # the loop's module in the checkout that is imported (older ones had no core/ package)
+    core = (Path(ppo_cli.__file__).parent / "core").is_dir()
+    trainer = importlib.import_module("ppo_cli.core.trainer" if core else "ppo_cli.trainer")
     cfg = resolve({"dataset": args.dataset, "iterations": args.iterations, "seed": 0})
     with tempfile.TemporaryDirectory() as tmp:
         profile = cProfile.Profile()
@@ -50,7 +52,8 @@ def main() -> None:
         result = trainer.train(cfg, Path(tmp) / "run")
         profile.disable()
         cpu = time.process_time() - cpu
-        records = [json.loads(x) for x in (Path(tmp) / "run/metrics.jsonl").read_text().split()]
+        lines = (Path(tmp) / "run/metrics.jsonl").read_text().splitlines()
+        records = [json.loads(x) for x in lines]
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     rows = [
         {"function": f"{Path(f).name}:{line}({name})", "own_s": round(tt, 3), "cum_s": round(ct, 3)}
