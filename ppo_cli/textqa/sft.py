@@ -32,11 +32,12 @@ from ppo_cli.core.rundir import (
     new_run_dir,
     write_yaml,
 )
-from ppo_cli.core.session import LoopState
+from ppo_cli.core.session import LoopState, resume_config
 from ppo_cli.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
 from ppo_cli.textqa.data import END_ID, PAD_ID, QADataset, load_dataset, read_run_dataset
 from ppo_cli.textqa.env import QATask
 from ppo_cli.textqa.evaluate import QAResult, accuracy, evaluate_qa
+from ppo_cli.textqa.task import build_text_setup
 
 if TYPE_CHECKING:
     from ppo_cli.core.trainer import Callbacks
@@ -49,9 +50,8 @@ DEFAULT_BATCH_SIZE = 8
 
 
 def _resume_settings(run_dir: Path) -> tuple[Config, QADataset, int, int, int]:
-    """An interrupted SFT run's config, dataset copy, epochs, batch size and eval interval."""
-    from ppo_cli.core.session import resume_config
-
+    """An interrupted SFT run's config, dataset copy, epochs, batch size and eval interval
+    (the loop checks that the copy is the one the checkpoint learned)."""
     if not run_dir.is_dir():
         raise RunError(
             f"--resume {run_dir}: run directory not found",
@@ -75,11 +75,6 @@ def _resume_settings(run_dir: Path) -> tuple[Config, QADataset, int, int, int]:
     cfg = resume_config(run_dir, {})
     batch_size = int(settings.get("batch_size", DEFAULT_BATCH_SIZE))
     dataset = read_run_dataset(run_dir / DATASET, f"resume only a folder made by `{SFT_CMD}`")
-    if dataset.fingerprint() != ckpt.get("dataset_fingerprint"):
-        raise RunError(
-            f"{run_dir}: its dataset.yaml changed since the checkpoint",
-            "restore the run's dataset.yaml, or start a new SFT run",
-        )
     return cfg, dataset, epochs, batch_size, int(settings.get("eval_every", 1))
 
 
@@ -166,16 +161,14 @@ class SFTTask:
         self.last_loss = float("nan")
 
     def build(self) -> ActorCritic:
-        from ppo_cli.textqa.task import build_text_setup
-
         self.qa, policy = build_text_setup(self.cfg, self.dataset)
         self.data = teacher_batch(self.qa)
         return policy
 
-    def update_settings(self) -> UpdateSettings:
+    def update_settings(self) -> UpdateSettings:  # the loop reads it for traces (SFT has none)
         return UpdateSettings.from_config(self.cfg)
 
-    def training_spec(self) -> None:  # _resume_settings checked the dataset copy
+    def training_spec(self) -> None:  # the dataset copy is checked by its fingerprint
         return None
 
     def prepare_run(
@@ -186,13 +179,13 @@ class SFTTask:
             atomic_write_text(run_dir / VOCAB, json.dumps(self.qa.vocab.itos, ensure_ascii=False))
 
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
-        settings = {"epochs": self.total, "batch_size": self.batch_size}
+        sft = {"epochs": self.total, "batch_size": self.batch_size, "eval_every": self.eval_every}
         return {
             "vocab": list(self.qa.vocab.itos),
             "dataset_fingerprint": self.fingerprint,
             "env": self.cfg.env,
             "kind": RUN_KIND,
-            "sft": {**settings, "eval_every": self.eval_every},
+            "sft": sft,
         }
 
     def start(self, state: LoopState) -> None: ...
@@ -323,12 +316,8 @@ def _interrupted(exc: TrainingInterrupted, run_dir: Path, epochs: int) -> Traini
             f"ppoqa sft interrupted before its first checkpoint; {run_dir} holds nothing to resume",
             "run ppoqa sft again",
         )
-    elif saved >= epochs:
-        stopped = TrainingInterrupted(
-            f"ppoqa sft interrupted after its last epoch; the trained model and the metrics "
-            f"are in {run_dir}",
-            f"start PPO from it: ppoqa train --init-from {quoted}",
-        )
+    elif saved >= epochs:  # the loop's words: the run is complete
+        return exc
     else:
         stopped = TrainingInterrupted(
             f"ppoqa sft interrupted; the checkpoint of epoch {saved} of {epochs} and the "
