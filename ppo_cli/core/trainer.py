@@ -141,7 +141,7 @@ def train(
         cb = TensorBoardCallbacks(cb)  # type: ignore[assignment]
     task = make_task(cfg, run_dir if resume else None, getattr(cb, "on_progress", None))
     try:
-        # the wing's final Config (what cfg left unset, filled in from the data)
+        # on the wing's final Config, task.cfg (what cfg left unset, filled in from the data)
         return run_task(task, run_dir, cb, resume)
     finally:
         task.close()
@@ -150,11 +150,11 @@ def train(
 
 
 def run_task(
-    task: Task, run_dir: Path | None, cb: Callbacks, resume: bool, update: Any = ppo_update
+    task: Task, run_dir: Path | None, cb: Callbacks, resume: bool, update: Any = None
 ) -> TrainResult:
     """The loop over one task; `update` is PPO's step unless the task brings its own
     (supervised fine-tuning, ppo_cli.textqa.sft: one teacher-forced epoch per iteration)."""
-    cfg = task.cfg
+    cfg, update = task.cfg, update or ppo_update  # looked up per run: tests replace ppo_update
     seed_everything(cfg.seed, cfg.threads)
     policy = task.build()  # may still refuse the settings: no folder exists yet
     optimizer = build_optimizer(policy, cfg.learning_rate, task.fused_adam)
