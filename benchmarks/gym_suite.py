@@ -41,8 +41,8 @@ EVAL_SEED = 1000
 # Greedy episodes behind each bar (issue 12); 20 unless said otherwise.
 EVAL_EPISODES = {"FrozenLake-v1": 200}
 BARS = {  # mean greedy return each of the seeds must reach
-    "CartPole-v1": 475.0,
-    "Pendulum-v1": -250.0,
+    "CartPole-v1": 500.0,
+    "Pendulum-v1": -200.0,
     "FrozenLake-v1": 0.65,
 }
 
@@ -88,11 +88,23 @@ ZOO: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+# rl-zoo3's own budget (n_timesteps in its hyperparams/ppo.yml) per id: with --sb3-budget zoo
+# SB3 trains for this long, "the time SB3 with rl-zoo3's settings takes to learn", whatever
+# ppoqa's run used (an early-stopped ppoqa run would otherwise hand SB3 too few steps).
+ZOO_TIMESTEPS = {
+    "CartPole-v1": 100_000, "Pendulum-v1": 100_000, "Acrobot-v1": 1_000_000,
+    "MountainCar-v0": 1_000_000, "MountainCarContinuous-v0": 20_000,
+    "LunarLander-v3": 1_000_000, "LunarLanderContinuous-v3": 1_000_000,
+    "HalfCheetah-v5": 1_000_000, "Hopper-v5": 1_000_000, "Walker2d-v5": 1_000_000,
+}  # fmt: skip
+
+
 def shipped_entries() -> dict[str, dict[str, Any]]:
     import yaml
 
     table = yaml.safe_load((ROOT / "ppo_cli" / TUNED_FILE).read_text(encoding="utf-8"))
     default = table.pop("default", {}) or {}
+    table.pop("default_continuous", None)  # for ids without an entry, not an id itself
     return {env: {**default, **(entry or {})} for env, entry in table.items()}
 
 
@@ -140,10 +152,13 @@ def run_ppoqa(env: str, seed: int, episodes: int, tmp: Path) -> dict[str, Any]:
         "mean_return": doc["mean_return"],
         "std_return": doc.get("std_return"),
         "train_summary_return": summary.get("mean_return"),
-        "wall_seconds": round(wall + ewall, 1),
-        "cpu_seconds": round(cpu + ecpu, 1),
-        "train_wall_seconds": round(wall, 1),
-        "eval_wall_seconds": round(ewall, 1),
+        "wall_seconds": round(wall + ewall, 2),
+        "cpu_seconds": round(cpu + ecpu, 2),
+        "train_wall_seconds": round(wall, 2),
+        "eval_wall_seconds": round(ewall, 2),
+        # the training phase as train reports it (the loop, its early-stop checks included)
+        "training_seconds": summary.get("wall_seconds"),
+        "stop_reason": summary.get("stop_reason"),
         "load": [load0, _load()],
     }
 
@@ -157,7 +172,7 @@ def run_sb3(env: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1][-300:]}
     doc = json.loads(proc.stdout)
-    return {"steps": doc["steps"], "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+    return {"steps": doc["steps"], "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
             "mean_return": doc["mean_return"], "load": [load0, _load()]}  # fmt: skip
 
 
@@ -211,15 +226,22 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if not ok:
         return {"runs": rows}
     rets = [r["mean_return"] for r in ok]
-    return {
+    out = {
         "mean_return": round(statistics.fmean(rets), 3),
         "std_return": round(statistics.pstdev(rets), 3),
         "min_return": round(min(rets), 3),
-        "median_wall_seconds": round(statistics.median(r["wall_seconds"] for r in ok), 1),
-        "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in ok), 1),
-        "steps": ok[0]["steps"],
-        "runs": rows,
+        "median_wall_seconds": round(statistics.median(r["wall_seconds"] for r in ok), 2),
+        "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in ok), 2),
+        # runs that stop early differ in length: the median, and the longest
+        "steps": int(statistics.median(r["steps"] for r in ok)),
+        "max_steps": max(r["steps"] for r in ok),
     }
+    for key in ("train_wall_seconds", "training_seconds"):
+        values = [r[key] for r in ok if r.get(key) is not None]
+        if values:
+            out[f"median_{key}"] = round(statistics.median(values), 2)
+            out[f"max_{key}"] = round(max(values), 2)
+    return out | {"runs": rows}
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -251,6 +273,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     ap.add_argument("--no-sb3", action="store_true", help="leave out the SB3 column")
     ap.add_argument("--sb3-seeds", type=int, help="SB3 on seeds 0..N-1 only (default: all)")
+    ap.add_argument("--sb3-budget", choices=("same", "zoo"), default="same",
+                    help="SB3's steps: the same as ppoqa's run (default) or rl-zoo3's own "
+                    "n_timesteps for the id (the time SB3 takes to learn it)")  # fmt: skip
     ap.add_argument("--out", type=Path, help="also write the JSON document to this file")
     ap.add_argument("--markdown", action="store_true", help="also print a table on stderr")
     ap.add_argument("--sb3-worker", help=argparse.SUPPRESS)
@@ -286,13 +311,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 print(json.dumps({"env": env, "impl": "ppoqa", **row}), file=sys.stderr, flush=True)
                 ours.append(row)
                 if have_sb3 and env in ZOO and "steps" in row and seed < sb3_seeds:
-                    srow = {"seed": seed, **run_sb3(env, seed, row["steps"], episodes)}
+                    budget = row["steps"]
+                    if args.sb3_budget == "zoo" and env in ZOO_TIMESTEPS:
+                        budget = ZOO_TIMESTEPS[env]
+                    srow = {"seed": seed, **run_sb3(env, seed, budget, episodes)}
                     print(json.dumps({"env": env, "impl": "sb3", **srow}), file=sys.stderr,
                           flush=True)  # fmt: skip
                     theirs.append(srow)
-            res: dict[str, Any] = {"episodes": episodes, "ppoqa": _summary(ours)}
+            res: dict[str, Any] = {"episodes": episodes, "tuned_entry": env in entries,
+                                   "ppoqa": _summary(ours)}  # fmt: skip
             if theirs:
                 res["sb3"] = _summary(theirs)
+                sb3_wall = res["sb3"].get("median_wall_seconds")
+                ok = [r for r in ours if "train_wall_seconds" in r]
+                if sb3_wall and ok:
+                    # ppoqa's medians over SB3's median whole process (train + its eval)
+                    train_wall = statistics.median(r["train_wall_seconds"] for r in ok)
+                    res["train_to_sb3"] = round(train_wall / sb3_wall, 3)
+                    res["both_to_sb3"] = round(res["ppoqa"]["median_wall_seconds"] / sb3_wall, 3)
             if env in BARS:
                 res["bar"] = BARS[env]
                 res["meets_bar"] = all(r.get("mean_return", -1e18) >= BARS[env] for r in ours)

@@ -18,6 +18,10 @@ word), and each family becomes one section with one table per kind of row:
 
 Nested mappings become dotted columns; lists of records, long lists and bookkeeping fields
 (configs, load averages, paths of run folders) are left out; the full data stays in the file.
+
+One section knows more: "Gymnasium beside published results" takes each env's newest
+gym_suite file and sets the published figures of benchmarks/anchors.json beside it, one row
+per source.
 """
 
 from __future__ import annotations
@@ -181,6 +185,85 @@ def script_summary(name: str) -> str | None:
     return " ".join(doc.split("\n\n")[0].split()) or None
 
 
+ANCHORS = ROOT / "benchmarks" / "anchors.json"
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and abs(value) < 1000:
+        return f"{value:.{digits}g}"
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
+
+
+def gym_beside_anchors(
+    families: dict[str, list[tuple[Path, Any, list[dict[str, Any]]]]], anchors: Path = ANCHORS
+) -> list[str]:
+    """One table: per env, ppoqa's newest gym_suite result, SB3 + rl-zoo3 from the same run
+    when it was measured, and each published anchor, each row naming its source."""
+    newest: dict[str, tuple[str, Path, dict[str, Any]]] = {}
+    for path, doc, _rows in families.get("gym_suite", []):
+        if not isinstance(doc, dict):
+            continue
+        for env, res in (doc.get("envs") or {}).items():
+            started = str(doc.get("started", ""))
+            if env not in newest or started >= newest[env][0]:
+                newest[env] = (started, path, res)
+    published: list[dict[str, Any]] = []
+    if anchors.is_file():
+        published = json.loads(anchors.read_text(encoding="utf-8")).get("anchors", [])
+    envs = sorted(set(newest) | {a["env"] for a in published})
+    if not envs:
+        return []
+    lines = [
+        "## Gymnasium beside published results",
+        "",
+        "Each env's newest `gym_suite` file (greedy return over 20 evaluation episodes, 200 for "
+        "FrozenLake; whole `train` then `eval` commands on this 2-core machine), SB3 with "
+        "rl-zoo3's settings where the same run measured it, and the published PPO figures of "
+        "`benchmarks/anchors.json`. Steps: the median run's (early-stopped runs differ); "
+        "seconds: medians. Published figures are the sources' own (MuJoCo v3/v4 where they "
+        "say so; ppoqa runs v5).",
+        "",
+        "| env | source | steps | return: mean (worst seed) | seeds | train s | train + eval s |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    for env in envs:
+        if env in newest:
+            _, path, res = newest[env]
+            ours = res.get("ppoqa") or {}
+            runs = [r for r in ours.get("runs", []) if "mean_return" in r]
+            entry = "" if res.get("tuned_entry", True) else ", defaults from its spaces"
+            train_s = ours.get("median_train_wall_seconds")
+            if train_s is None and runs and all("train_wall_seconds" in r for r in runs):
+                train_s = statistics.median(r["train_wall_seconds"] for r in runs)
+            lines.append(
+                f"| {env} | ppoqa (`{path.name}`{entry}) | {_num(ours.get('steps'))} | "
+                f"{_num(ours.get('mean_return'))} ({_num(ours.get('min_return'))}) | "
+                f"{len(runs)} | {_num(train_s, 3)} | "
+                f"{_num(ours.get('median_wall_seconds'), 3)} |"
+            )
+            sb3 = res.get("sb3") or {}
+            sb3_runs = [r for r in sb3.get("runs", []) if "mean_return" in r]
+            if sb3_runs:
+                ratio = res.get("train_to_sb3")
+                said = f"; ppoqa train / SB3 = {ratio:g}" if ratio is not None else ""
+                lines.append(
+                    f"| {env} | SB3 + rl-zoo3 settings, same run (`{path.name}`{said}) | "
+                    f"{_num(sb3.get('steps'))} | {_num(sb3.get('mean_return'))} "
+                    f"({_num(sb3.get('min_return'))}) | {len(sb3_runs)} | — | "
+                    f"{_num(sb3.get('median_wall_seconds'), 3)} |"
+                )
+        for a in published:
+            if a["env"] != env:
+                continue
+            lines.append(
+                f"| {env} | [{a['source']}]({a['url']}) | {_num(a.get('steps'))} | "
+                f"{_num(a.get('return'))} | — | {a.get('wall', '—')} | — |"
+            )
+    return [*lines, ""]
+
+
 def render(results: Path = RESULTS) -> str:
     families: dict[str, list[tuple[Path, Any, list[dict[str, Any]]]]] = {}
     for path in sorted(results.glob("*.json*")):
@@ -211,6 +294,7 @@ def render(results: Path = RESULTS) -> str:
         "with the file.",
         "",
     ]
+    lines += gym_beside_anchors(families)
     for name in sorted(families):
         lines += [f"## {name}", ""]
         summary = script_summary(name)

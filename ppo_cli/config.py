@@ -67,6 +67,15 @@ class Config:
         "unless given).",
         TEXT,
     )
+    target_return: float | None = setting(
+        None,
+        "Stop once the greedy evaluation's mean return reaches this (default: the env's "
+        "reward_threshold, when it has one).",
+        GYM,
+    )
+    early_stop: bool = setting(
+        True, "Stop when greedy evaluation reaches --target-return (--no-early-stop: never).", GYM
+    )
     eval_every: int = setting(1, "Greedy evaluation every N iterations.", TEXT)
     save_every: int = setting(10, "Checkpoint every N iterations (0: start and end).", panel=R)
 
@@ -580,6 +589,15 @@ def resolve(
     from ppo_cli import presets
 
     flags = {str(k).replace("-", "_"): v for k, v in (flags or {}).items()}
+    if flags.get("early_stop") is False and _pick("env", flags, default=TEXT_QA) == TEXT_QA:
+        # --no-early-stop: for text QA that is no target accuracy (its own early-stop rule)
+        if base is None and config_file is not None:
+            file_env = _pick("env", load_config_file(config_file), default=TEXT_QA)
+        else:
+            file_env = (base or {}).get("env", TEXT_QA)
+        if file_env == TEXT_QA:
+            flags = {k: v for k, v in flags.items() if k != "early_stop"}
+            flags["target_accuracy"] = None
     typed = list(flags)  # what the user gave, blamed before what --init-from brings along
     if base is None and flags.get("init_from") is not None:  # the starting run's network
         flags = _network_of(Path(flags["init_from"])) | flags
@@ -591,7 +609,13 @@ def resolve(
         policy = str(_pick("policy", flags, file_values, default=Config.policy))
         cfg = Config()
         if isinstance(env, str) and env != TEXT_QA:
-            tuned = presets.tuned_settings(env)
+            continuous = False
+            if not presets.has_tuned_entry(env):  # defaults from the env's action space
+                from ppo_cli.gym.envs import has_continuous_actions  # the one probe of a wing
+
+                kwargs = _pick("env_kwargs", flags, file_values, default=None)
+                continuous = has_continuous_actions(env, kwargs)
+            tuned = presets.tuned_settings(env, continuous)
             cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
         if env == TEXT_QA:
             cfg = apply_overrides(cfg, presets.policy_defaults(policy), f"{policy} defaults")

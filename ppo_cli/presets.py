@@ -101,13 +101,47 @@ def preset_settings(name: str, policy: str) -> dict[str, Any]:
 TUNED_FILE = "hyperparams/gym.yaml"
 
 
-def tuned_settings(env: str) -> dict[str, Any]:
-    """Shipped per-env settings (like rl-zoo3): the file's `default` entry, then the entry for
-    env (a gymnasium id)."""
+# The file's entries that are not gymnasium ids: what an id without an entry starts from.
+DEFAULT_ENTRIES = ("default", "default_continuous")
+
+
+def _tuned_table() -> dict[str, Any]:
     from importlib import resources
 
     import yaml
 
     text = resources.files("ppo_cli").joinpath(TUNED_FILE).read_text(encoding="utf-8")
-    table = yaml.safe_load(text) or {}
-    return {**(table.get("default") or {}), **(table.get(env) or {})}
+    return yaml.safe_load(text) or {}
+
+
+def has_tuned_entry(env: str) -> bool:
+    return env not in DEFAULT_ENTRIES and env in _tuned_table()
+
+
+def tuned_settings(env: str, continuous: bool = False) -> dict[str, Any]:
+    """Shipped per-env settings (like rl-zoo3): the file's `default` entry, then the entry for
+    env (a gymnasium id); an id without an entry whose actions are continuous (a Box) gets
+    `default_continuous` instead (CleanRL's ppo_continuous_action.py settings)."""
+    table = _tuned_table()
+    own = table.get(env) if env not in DEFAULT_ENTRIES else None
+    if own is None and continuous:
+        own = table.get("default_continuous")
+    return {**(table.get("default") or {}), **(own or {})}
+
+
+def defaults_note(env: str, continuous: bool) -> str:
+    """The one line `train` says about an id without a tuned entry: which defaults it got
+    (read from the file, so the line cannot drift from what the run uses)."""
+    e = tuned_settings(env, continuous)
+    normalized = " observations and rewards normalized," if e.get("norm_obs") else ""
+    what = (
+        "continuous-action defaults (CleanRL's ppo_continuous_action.py"
+        if continuous
+        else "discrete-action defaults (CleanRL's ppo.py"
+    )
+    return (
+        f"{env} has no tuned entry: {what}: {e['num_envs']} env{'s' * (e['num_envs'] > 1)} x "
+        f"{e['num_steps']} steps, {e['update_epochs']} epochs of {e['num_minibatches']} "
+        f"minibatches, lr {e['learning_rate']:g}{' annealed' if e.get('anneal_lr') else ''},"
+        f"{normalized} {e['timesteps']:,} steps)"
+    )

@@ -215,20 +215,24 @@ WINGS = ("ppo_cli.textqa", "ppo_cli.gym")
 ABOVE = ("ppo_cli.teach", "ppo_cli.sweep", "ppo_cli.render", "ppo_cli.plotting", "ppo_cli.cli")
 
 
+# The loop reaches a wing through the registry of kinds; resolve() asks the gymnasium wing
+# whether an id without a tuned entry acts in a Box (its defaults depend on it).
+SEAMS = {("ppo_cli.core.trainer", "ppo_cli.kinds"), ("ppo_cli.config", "ppo_cli.gym.envs")}
+
+
 def _within(name: str, places: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in places)
 
 
 def test_the_wings_stand_on_the_core_and_not_on_each_other() -> None:
-    """The core and the shared modules import no wing (the loop reaches one only through
-    ppo_cli.kinds), a wing imports neither the other wing nor anything that reads or renders
+    """The core and the shared modules import no wing (but through the SEAMS), a wing imports neither the other wing nor anything that reads or renders
     its records, and nothing below the CLI imports the CLI."""
     bad = []
     for name in MODULES:
         for mod, _, line in imports_of(name):
             if mod not in MODULES or mod == name:
                 continue
-            seam = name == "ppo_cli.core.trainer" and mod == "ppo_cli.kinds"
+            seam = (name, mod) in SEAMS
             if _within(name, SHARED) and not _within(mod, SHARED) and not seam:
                 bad.append(f"{name}:{line} imports {mod}")
             for wing in WINGS:

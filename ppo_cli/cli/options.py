@@ -129,12 +129,16 @@ def settings(names: str) -> list[inspect.Parameter]:
 
 TRAINING: tuple[inspect.Parameter, ...] = (
     *settings("env dataset seed policy hidden_size iterations stall_iterations timesteps"),
-    *settings("target_accuracy"),
+    *settings("target_accuracy target_return"),
     _param(
         "no_early_stop",
         Annotated[
             bool,
-            typer.Option("--no-early-stop", help="Run all iterations.", rich_help_panel=QA),
+            typer.Option(
+                "--no-early-stop",
+                help="Run all iterations (text QA) or timesteps (gymnasium): no early stop.",
+                rich_help_panel=QA,
+            ),
         ],
         False,
     ),
@@ -208,10 +212,11 @@ def shares(*shared: inspect.Parameter, first: bool = True) -> Callable[[Command]
 
 def given_settings(values: dict[str, Any]) -> dict[str, Any]:
     """The Config values the training options typed on the command line give: --no-early-stop
-    is target_accuracy None, the --env-kwargs items the env_kwargs mapping."""
+    is early_stop False (no target accuracy, no target return), the --env-kwargs items the
+    env_kwargs mapping."""
     given = {k: v for k, v in values.items() if k in FIELDS and v is not None}
     if values.get("no_early_stop"):
-        given["target_accuracy"] = None
+        given["early_stop"] = False
     if values.get("env_kwarg"):
         from ppo_cli.gym.envs import parse_env_kwargs
 

@@ -102,6 +102,9 @@ def train_command(
             cfg = resolve(given, config, preset)
         from ppo_cli.core.trace import parse_trace_iterations
         from ppo_cli.core.trainer import train
+
+        # said once the run has trained (an error on the way stays the one line on stderr)
+        defaults = None if cfg.is_text_qa or resume is not None else _defaults_note(cfg)
         from ppo_cli.render import qa_results_table, training_math_table
         from ppo_cli.render.progress import RichCallbacks
 
@@ -124,6 +127,8 @@ def train_command(
 
             findings = diagnose(result.run_dir)
             summary["findings"] = [f.to_dict() for f in findings]
+        if defaults is not None:
+            summary["defaults"] = defaults
         if selection is not None and json_output:
             summary["traces"] = cb.traces
         if json_output:
@@ -132,6 +137,8 @@ def train_command(
         if result.final_results:
             out.print(qa_results_table(result.final_results, "Final greedy evaluation"))
         out.print(training_math_table(summary))
+        if defaults is not None:
+            err.print(f"ppoqa: {defaults}", markup=False, highlight=False)
         if result.stop_message:
             err.print(f"ppoqa: {result.stop_message}", markup=False, highlight=False)
         if findings:
@@ -165,3 +172,21 @@ def _resume_config(
             "drop --run-dir",
         )
     return resume_config(find_run(resume), given)
+
+
+def _defaults_note(cfg: Config) -> str | None:
+    """Which defaults a gymnasium id without a tuned entry got (from its action space)."""
+    from ppo_cli.presets import defaults_note, has_tuned_entry
+
+    if has_tuned_entry(cfg.env):
+        return None
+    from ppo_cli.gym.envs import action_space_name
+
+    kind = action_space_name(cfg.env, cfg.env_kwargs)
+    if kind is None:  # the env cannot be created: training says why, in one line
+        return None
+    return defaults_note(cfg.env, kind == "Box")
+
+
+def _example_question(result: Any) -> str:
+    return result.final_results[0].question if result.final_results else "..."

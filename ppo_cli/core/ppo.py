@@ -48,12 +48,16 @@ class Batch:
     def size(self) -> int:
         return self.actions.shape[0]
 
-    def __getitem__(self, idx: torch.Tensor) -> Batch:
+    def __getitem__(self, idx: torch.Tensor | slice) -> Batch:
         parts = (getattr(self, f) for f in self.__dataclass_fields__)
         return Batch(*(None if x is None else x[idx] for x in parts))
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of x over mask; mask None: every element counts (gymnasium's flat batches, where
+    the mask is all ones: the same number as the masked form, in one op instead of five)."""
+    if mask is None:
+        return x.mean()
     mask = mask.float()
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
@@ -61,7 +65,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 LOSS_AGGREGATIONS = ("token", "sequence", "constant")
 
 
-def aggregate(x: torch.Tensor, mask: torch.Tensor, how: str = "token") -> torch.Tensor:
+def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") -> torch.Tensor:
     """One number from per-token terms x [N, T] over the real tokens (mask), three ways:
 
     token     sum over all tokens / number of tokens: a long completion weighs more (DAPO,
@@ -73,7 +77,7 @@ def aggregate(x: torch.Tensor, mask: torch.Tensor, how: str = "token") -> torch.
 
     A 1-D mask (gymnasium's one step per sample) has no completions: every way is `token`.
     """
-    if how == "token" or mask.dim() < 2:
+    if how == "token" or mask is None or mask.dim() < 2:
         return masked_mean(x, mask)
     m = mask.float()
     if how == "sequence":
@@ -132,7 +136,7 @@ def ppo_loss(
     old_value: torch.Tensor,
     returns: torch.Tensor,
     entropy: torch.Tensor,
-    mask: torch.Tensor,
+    mask: torch.Tensor | None,
     clip_coef: float = Config.clip_coef,
     vf_coef: float = Config.vf_coef,
     ent_coef: float = Config.ent_coef,
@@ -163,10 +167,16 @@ def ppo_loss(
         else:
             v_err = (new_value - returns) ** 2
         value_loss = 0.5 * masked_mean(v_err, mask)
-    entropy_mean = aggregate(entropy, mask, loss_agg)
-    if use_critic:
+    if ent_coef == 0.0 and use_critic:
+        # No bonus: the entropy is a diagnostic only, left out of the graph the backward pass
+        # walks (the loss and its gradients are the same numbers as with the 0 * term)
+        entropy_mean = aggregate(entropy.detach(), mask, loss_agg)
+        loss = policy_loss + vf_coef * value_loss
+    elif use_critic:
+        entropy_mean = aggregate(entropy, mask, loss_agg)
         loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
     else:
+        entropy_mean = aggregate(entropy, mask, loss_agg)
         loss = policy_loss - ent_coef * entropy_mean
     kl = None
     if ref_logprob is not None:
@@ -243,6 +253,9 @@ def ppo_update(
         raise TrainingError("the iteration collected no transition to learn from", "")
     mb_size = max(1, -(-n // settings.num_minibatches))
     params = list(policy.parameters())  # once: walking the modules is not free per minibatch
+    # A flat batch whose mask is all ones (gymnasium) averages with plain means: the same
+    # numbers as the masked form, a fifth of the ops per loss term.
+    loss_mask_off = batch.mask.dim() == 1 and bool(batch.mask.all())
     epoch_losses: list[float] = []
     stats: dict[str, list[float]] = {}
     epochs_run = 0
@@ -253,9 +266,11 @@ def ppo_update(
         }
         kl_values: list[float] = []  # the k3 term of --kl-in loss, when there is one
         perm = shuffled(n, batch.groups)
+        # Reordered once per epoch, so each minibatch is a slice (a view), not a gather of
+        # every field: the same samples in the same order as indexing with perm's pieces.
+        ordered = batch[perm]
         for k, start in enumerate(range(0, n, mb_size)):
-            idx = perm[start : start + mb_size]
-            mb = batch[idx]
+            mb = ordered[start : start + mb_size]
             if per_minibatch:
                 mb = Batch(**{**mb.__dict__, "advantages": normalize(mb.advantages, mb.mask)})
             if mb.action_mask is None:
@@ -272,7 +287,7 @@ def ppo_update(
                 mb.old_values,
                 mb.returns,
                 entropy,
-                mb.mask,
+                None if loss_mask_off else mb.mask,
                 settings.clip_coef,
                 settings.vf_coef,
                 settings.ent_coef,
@@ -282,9 +297,10 @@ def ppo_update(
                 ref_logprob=mb.ref_logprobs,
                 kl_coef=settings.kl_loss_coef,
             )
-            if not torch.isfinite(parts.loss):
+            loss_value = float(parts.loss.detach())
+            if not math.isfinite(loss_value):
                 raise TrainingError(
-                    f"loss became {parts.loss.item()} (epoch {epoch + 1})",
+                    f"loss became {loss_value} (epoch {epoch + 1})",
                     "lower --learning-rate or --max-grad-norm; the last good checkpoint is kept",
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -293,7 +309,8 @@ def ppo_update(
             optimizer.step()
             if on_minibatch is not None:
                 on_minibatch(epoch, k, mb, parts)
-            for key in stats:
+            stats["loss"].append(loss_value)
+            for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
                 stats[key].append(float(getattr(parts, key).detach()))
             if parts.kl is not None:
                 kl_values.append(float(parts.kl))

@@ -62,6 +62,10 @@ class QAResult:
         return asdict(self)
 
 
+# Why a run ended: it reached its target, stopped gaining (text QA), or used its budget.
+SOLVED, STALLED, BUDGET = "solved", "stalled", "budget"
+
+
 @dataclass
 class LoopState:
     """Everything the training loop carries from one iteration to the next (besides the
@@ -79,7 +83,7 @@ class LoopState:
     finished: bool = False
     curriculum_stage: int = 0  # --curriculum: index of the hardest active level
     kl_coef: float | None = None  # RLHF: the KL coefficient in force (adaptive with kl_target)
-    stop_reason: str | None = None  # text QA: solved | stalled | budget (ppo_cli.textqa.budget)
+    stop_reason: str | None = None  # SOLVED | STALLED (text QA) | BUDGET, or None
     stop_message: str = ""
     best_accuracy: float = -1.0  # text QA: the stall rule's memory (budget.StallDetector)
     best_iteration: int = 0

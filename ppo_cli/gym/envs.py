@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 
 from ppo_cli.errors import EnvError, UsageError, first_line
+from ppo_cli.gym.vector_envs import OWN_VECTOR_ENVS
 from ppo_cli.usercode import user_code
 
 SUPPORTED = (
@@ -213,13 +216,58 @@ def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     raise EnvError(f"unknown environment '{env_id}'", hint)
 
 
+def env_reward_threshold(env_id: str) -> float | None:
+    """The return gymnasium's spec calls solved (reward_threshold), or None: none is
+    registered, or the id is unknown (creating the env reports that properly)."""
+    try:
+        threshold = find_spec(env_id).reward_threshold
+    except EnvError:
+        return None
+    return None if threshold is None else float(threshold)
+
+
+@functools.cache
+def _action_space_name(env_id: str, kwargs: tuple[tuple[str, Any], ...]) -> str | None:
+    try:
+        spec = find_spec(env_id)
+        user = is_user_env(spec)  # a user's constructor runs under usercode's rules
+        guard = user_code(f"{env_id}'s constructor", EnvError, _FIX_ENV) if user else nullcontext()
+        with warnings.catch_warnings(), guard:
+            warnings.simplefilter("ignore")
+            env = gym.make(spec, disable_env_checker=True, **dict(kwargs))
+        try:
+            check_spaces(env_id, env.observation_space, env.action_space)  # supported at all
+            return type(env.action_space).__name__
+        finally:
+            env.close()
+    except Exception:  # noqa: BLE001 - creating the env for training says what went wrong
+        return None
+
+
+def action_space_name(env_id: str, env_kwargs: dict[str, Any] | None = None) -> str | None:
+    """The class name of env_id's action space (Box, Discrete, ...), or None when the env
+    cannot be created here (training then reports why)."""
+    try:
+        key = tuple(sorted((env_kwargs or {}).items()))
+        hash(key)
+    except TypeError:
+        key = ()
+    return _action_space_name(env_id, key)
+
+
+def has_continuous_actions(env_id: str, env_kwargs: dict[str, Any] | None = None) -> bool:
+    """Whether env_id's actions are a Box (which defaults an id without a tuned entry gets)."""
+    return action_space_name(env_id, env_kwargs) == "Box"
+
+
 def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
     """auto -> gymnasium's numpy-vectorized implementation when the env has one, else sync."""
     if mode not in VECTOR_MODES:
         raise EnvError(f"unknown vector mode '{mode}'", f"use one of {', '.join(VECTOR_MODES)}")
+    own = spec.id in OWN_VECTOR_ENVS  # ppoqa's numpy-vectorized form (Pendulum-v1)
     if mode == "auto":
-        return "vector" if spec.vector_entry_point is not None else "sync"
-    if mode == "vector" and spec.vector_entry_point is None:
+        return "vector" if spec.vector_entry_point is not None or own else "sync"
+    if mode == "vector" and spec.vector_entry_point is None and not own:
         raise EnvError(
             f"{spec.id} has no numpy-vectorized implementation (vector_entry_point)",
             "use --vector-mode sync, or async for slow environments",
@@ -319,6 +367,14 @@ def make_vec_env(
         added = max_episode_steps
     env_kwargs = dict(env_kwargs or {})
     used = resolve_vector_mode(spec, mode)
+    if used == "vector" and spec.vector_entry_point is None:
+        own = _own_vector_env(spec, num_envs, env_kwargs, render_mode, mode)
+        if own is not None:
+            return NamedEnvErrors(own, env_id, False), EnvInfo(
+                env_id, vector_mode=used, env_kwargs=env_kwargs, added_time_limit=added,
+                **check_spaces(env_id, own.single_observation_space, own.single_action_space),
+            )  # fmt: skip
+        used = "sync"
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
     extra: dict[str, Any] = dict(env_kwargs)
     if "mujoco" in str(spec.entry_point):
@@ -375,6 +431,28 @@ def make_vec_env(
     return NamedEnvErrors(envs, env_id, user), EnvInfo(
         env_id, vector_mode=used, env_kwargs=env_kwargs, added_time_limit=added, **dims
     )
+
+
+def _own_vector_env(
+    spec: gym.envs.registration.EnvSpec,
+    num_envs: int,
+    env_kwargs: dict[str, Any],
+    render_mode: str | None,
+    mode: str,
+) -> VectorEnv | None:
+    """ppoqa's numpy-vectorized form of spec's env, or None where it does not apply (a render
+    mode, a keyword it lacks: the SyncVectorEnv of gymnasium's own copies then runs)."""
+    cls, keywords = OWN_VECTOR_ENVS[spec.id]
+    unknown = sorted(set(env_kwargs) - set(keywords))
+    if render_mode is None and not unknown:
+        return cls(num_envs, max_episode_steps=spec.max_episode_steps, **env_kwargs)
+    if mode == "vector":
+        why = f"--env-kwargs {', '.join(unknown)}" if unknown else "rendering"
+        raise EnvError(
+            f"{spec.id}'s numpy-vectorized form does not support {why}",
+            "use --vector-mode sync",
+        )
+    return None
 
 
 class NamedEnvErrors(gym.vector.VectorWrapper):

@@ -24,7 +24,7 @@ from ppo_cli.gym.envs import (
     time_limit_note,
 )
 from ppo_cli.gym.normalize import Normalizer
-from ppo_cli.gym.policy import build_policy
+from ppo_cli.gym.policy import MLPActorCritic, build_policy
 
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20
@@ -53,6 +53,8 @@ def greedy_action(
     if getattr(policy, "uses_action_mask", False):
         mask = action_mask_from_info(infos, info, width).to(obs.device)
         return policy.act(obs, greedy=True, action_mask=mask)[0]  # type: ignore[call-arg]
+    if isinstance(policy, MLPActorCritic):
+        return policy.greedy(obs)
     return policy.act(obs, greedy=True)[0]
 
 

@@ -118,6 +118,16 @@ class MLPActorCritic(ActorCritic):
         )
         return torch.stack(parts, -1), logprob, value  # [B, K]
 
+    def greedy(self, obs: torch.Tensor) -> torch.Tensor:
+        """act(obs, greedy=True)'s action from the actor alone: evaluation needs neither the
+        critic nor the distribution (argmax of the logits is argmax of the log-probs)."""
+        out = sequential(self.actor, obs.float())
+        if self.action_kind == "discrete":
+            return out.argmax(-1)
+        if self.action_kind == "box":
+            return out
+        return self.act(obs, greedy=True)[0]  # argmax of each part's probabilities, as act's
+
     def evaluate(
         self, obs: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

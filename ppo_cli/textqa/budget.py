@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ppo_cli.textqa.data import QADataset
 
-SOLVED, STALLED, BUDGET = "solved", "stalled", "budget"
+from ppo_cli.core.session import BUDGET, SOLVED, STALLED  # noqa: F401  (re-exported)
 
 
 def answer_words(dataset: QADataset) -> int:
