@@ -72,6 +72,7 @@ class TrainingInterrupted(PpoqaError):
     code = "interrupted"
     exit_code = 130
     label = "interrupted"
+    saved_iteration: int | None = None  # the iteration of the checkpoint left on disk
 
 
 def short_repr(value: object, limit: int = 60) -> str:

@@ -66,23 +66,20 @@ def sft_command(
     Example: ppoqa sft --run-dir runs/sft   |   ppoqa train --init-from runs/sft --kl-coef 0.5
     """
     with handle_errors(json_output):
-        from ppo_cli.config import Config, apply_overrides, validate
-        from ppo_cli.errors import ConfigError, UsageError
+        from ppo_cli.config import Config, resolve
+        from ppo_cli.core.trainer import Callbacks
+        from ppo_cli.errors import UsageError
         from ppo_cli.render import qa_results_table
-        from ppo_cli.textqa.sft import SFTCallbacks, sft
+        from ppo_cli.textqa.sft import sft
 
-        given = {k: v for k, v in settings.items() if v is not None}
-        try:
-            cfg = validate(apply_overrides(Config(), given, "option"), "option")
-        except ConfigError as exc:  # a bad flag value is a usage error: exit 2
-            raise UsageError(exc.message, exc.hint) from None
+        cfg = resolve({k: v for k, v in settings.items() if v is not None})
 
-        class Progress(SFTCallbacks):
+        class Progress(Callbacks):
             def on_start(self, cfg: Config, path: Path, total: int) -> None:
                 if not (quiet or json_output):
                     err.print(f"[bold]ppoqa sft[/] policy={cfg.policy} seed={cfg.seed} -> {path}")
 
-            def on_epoch(self, record: dict[str, Any]) -> None:
+            def on_iteration(self, record: dict[str, Any]) -> None:
                 e = record["iteration"]
                 if not (quiet or json_output) and (e == epochs or e % max(1, epochs // 6) == 0):
                     err.print(

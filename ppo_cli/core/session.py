@@ -371,6 +371,7 @@ class TrainingSession:
         if self.signal is not None and self.signal != signal.SIGINT:
             done = TrainingInterrupted(f"{self._signal_name()}: {done.message}", done.hint)
             done.exit_code = 128 + int(self.signal)
+        done.saved_iteration = self.saved_iteration
         return done
 
     def _describe_interruption(self) -> TrainingInterrupted:
@@ -440,11 +441,15 @@ class TrainingSession:
 
 
 def load_resume_checkpoint(
-    run_dir: Path, dataset_fingerprint: str | None, spec: dict[str, Any] | None = None
+    run_dir: Path,
+    dataset_fingerprint: str | None,
+    spec: dict[str, Any] | None = None,
+    kind: str | None = None,
 ) -> dict[str, Any]:
-    """The run's checkpoint, checked to belong to the run's dataset (text QA)."""
+    """The run's checkpoint, checked to be of the resuming kind (None: PPO) and to belong to
+    the run's dataset (text QA)."""
     ckpt = load_checkpoint(run_dir)
-    if ckpt.get("kind") == "sft":
+    if ckpt.get("kind") == "sft" and kind != "sft":
         counters = ckpt.get("counters") if isinstance(ckpt.get("counters"), dict) else {}
         quoted = shlex.quote(str(run_dir))
         raise RunError(

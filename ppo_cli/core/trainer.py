@@ -141,17 +141,20 @@ def train(
         cb = TensorBoardCallbacks(cb)  # type: ignore[assignment]
     task = make_task(cfg, run_dir if resume else None, getattr(cb, "on_progress", None))
     try:
-        # the wing's final Config (what cfg left unset, filled in from the data)
-        return _train(task.cfg, task, run_dir, cb, resume)
+        # on the wing's final Config, task.cfg (what cfg left unset, filled in from the data)
+        return run_task(task, run_dir, cb, resume)
     finally:
         task.close()
         if cfg.tensorboard:
             cb.close()  # type: ignore[attr-defined]
 
 
-def _train(
-    cfg: Config, task: Task, run_dir: Path | None, cb: Callbacks, resume: bool
+def run_task(
+    task: Task, run_dir: Path | None, cb: Callbacks, resume: bool, update: Any = None
 ) -> TrainResult:
+    """The loop over one task; `update` is PPO's step unless the task brings its own
+    (supervised fine-tuning, ppo_cli.textqa.sft: one teacher-forced epoch per iteration)."""
+    cfg, update = task.cfg, update or ppo_update  # looked up per run: tests replace ppo_update
     seed_everything(cfg.seed, cfg.threads)
     policy = task.build()  # may still refuse the settings: no folder exists yet
     optimizer = build_optimizer(policy, cfg.learning_rate, task.fused_adam)
@@ -160,7 +163,8 @@ def _train(
     with TrainingSession(run_dir, cfg.save_every, resume, cb.on_warning) as session:
         state, ckpt = LoopState(), None
         if resume:
-            ckpt = load_resume_checkpoint(run_dir, task.fingerprint, task.training_spec())
+            kind = getattr(task, "kind", None)  # sft names its own; PPO checkpoints carry none
+            ckpt = load_resume_checkpoint(run_dir, task.fingerprint, task.training_spec(), kind)
             state = LoopState.from_counters(
                 restore_training_state(ckpt, policy, optimizer, run_dir)
             )
@@ -201,7 +205,7 @@ def _train(
                     task.may_stop_early,
                 )  # fmt: skip
                 hook = recorder.on_minibatch if recorder else None
-                stats = ppo_update(policy, optimizer, batch, settings, hook)
+                stats = update(policy, optimizer, batch, settings, hook)
             except TrainingError as exc:  # a non-finite loss, or a --reward-fn that failed
                 raise TrainingError(f"iteration {iteration}: {exc.message}", exc.hint) from exc
             check_finite_parameters(policy, iteration)

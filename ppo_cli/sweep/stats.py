@@ -53,27 +53,6 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
-def stratified_bootstrap_ci(
-    scores_by_task: Sequence[Sequence[float]],
-    reps: int = DEFAULT_REPS,
-    confidence: float = CONFIDENCE,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """rliable's interval of the IQM over all runs of several tasks: seeds are resampled within
-    each task, the resampled runs pooled, and the IQM of the pool taken."""
-    tasks = [np.asarray(t, dtype=float) for t in scores_by_task]
-    if not tasks or any(t.size == 0 for t in tasks):
-        raise ValueError("stratified_bootstrap_ci needs scores for every task")
-    rng = np.random.default_rng(seed)
-    pooled = np.concatenate(
-        [t[rng.integers(0, t.size, size=(reps, t.size))] for t in tasks], axis=1
-    )  # [reps, total runs]
-    stats = _iqm_rows(pooled)
-    tail = 100 * (1 - confidence) / 2
-    lo, hi = np.percentile(stats, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
 def iqm_band(curves: np.ndarray, reps: int = 2_000, seed: int = 0) -> tuple[np.ndarray, ...]:
     """Per-point IQM and 95 % bootstrap band of learning curves: curves is [seeds, points]."""
     rng = np.random.default_rng(seed)

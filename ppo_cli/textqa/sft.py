@@ -15,35 +15,33 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ppo_cli.config import Config, config_to_yaml, validate
-from ppo_cli.core.optim import PlainAdam
-from ppo_cli.core.ppo import check_finite_parameters, masked_mean
+from ppo_cli.config import Config, validate
+from ppo_cli.core.ppo import UpdateSettings, masked_mean
 from ppo_cli.core.rundir import (
-    CONFIG,
     DATASET,
-    METRICS,
     VOCAB,
-    append_metrics,
     atomic_write_text,
     holds_run,
     load_checkpoint,
     new_run_dir,
-    prepare_run_dir,
-    truncate_metrics,
     write_yaml,
 )
-from ppo_cli.core.session import TrainingSession, restore_training_state, training_state
+from ppo_cli.core.session import LoopState, resume_config
 from ppo_cli.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
-from ppo_cli.textqa.data import END_ID, PAD_ID, load_dataset, read_run_dataset
+from ppo_cli.textqa.data import END_ID, PAD_ID, QADataset, load_dataset, read_run_dataset
 from ppo_cli.textqa.env import QATask
 from ppo_cli.textqa.evaluate import QAResult, accuracy, evaluate_qa
+from ppo_cli.textqa.task import build_text_setup
+
+if TYPE_CHECKING:
+    from ppo_cli.core.trainer import Callbacks
+    from ppo_cli.textqa.policies import ActorCritic
 
 SFT_CMD = "ppoqa sft"
 RUN_KIND = "sft"  # the checkpoint's `kind`: train --resume refuses it, --init-from takes it
@@ -51,10 +49,9 @@ DEFAULT_EPOCHS = 60
 DEFAULT_BATCH_SIZE = 8
 
 
-def _resume_settings(run_dir: Path) -> tuple[Config, dict[str, Any], int, int, int]:
-    """An interrupted SFT run's config, checkpoint, epochs, batch size and eval interval."""
-    from ppo_cli.core.session import resume_config
-
+def _resume_settings(run_dir: Path) -> tuple[Config, QADataset, int, int, int]:
+    """An interrupted SFT run's config, dataset copy, epochs, batch size and eval interval
+    (the loop checks that the copy is the one the checkpoint learned)."""
     if not run_dir.is_dir():
         raise RunError(
             f"--resume {run_dir}: run directory not found",
@@ -69,14 +66,16 @@ def _resume_settings(run_dir: Path) -> tuple[Config, dict[str, Any], int, int, i
     settings = ckpt.get("sft") if isinstance(ckpt.get("sft"), dict) else {}
     counters = ckpt.get("counters") if isinstance(ckpt.get("counters"), dict) else {}
     epochs = int(settings.get("epochs", DEFAULT_EPOCHS))
-    if counters.get("finished"):
+    # interrupted after its last epoch, it lacks only the final save: the weights are final
+    if counters.get("finished") or int(counters.get("iteration", 0)) >= epochs:
         raise RunError(
             f"{run_dir}: the SFT run already finished all {epochs} epochs",
             f"start PPO from it: ppoqa train --init-from {shlex.quote(str(run_dir))}",
         )
     cfg = resume_config(run_dir, {})
     batch_size = int(settings.get("batch_size", DEFAULT_BATCH_SIZE))
-    return cfg, ckpt, epochs, batch_size, int(settings.get("eval_every", 1))
+    dataset = read_run_dataset(run_dir / DATASET, f"resume only a folder made by `{SFT_CMD}`")
+    return cfg, dataset, epochs, batch_size, int(settings.get("eval_every", 1))
 
 
 @dataclass
@@ -90,6 +89,14 @@ class TeacherBatch:
     obs: torch.Tensor
     actions: torch.Tensor
     mask: torch.Tensor
+
+    @property
+    def num_episodes(self) -> int:  # what an epoch counts in the loop's counters
+        return int(self.obs.shape[0])
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.mask.sum())
 
     def __getitem__(self, idx: torch.Tensor) -> TeacherBatch:
         return TeacherBatch(self.obs[idx], self.actions[idx], self.mask[idx])
@@ -135,19 +142,124 @@ class SFTResult:
         }
 
 
-class SFTCallbacks:
-    """Hooks the CLI overrides (progress); plain data only."""
+class SFTTask:
+    """Teacher forcing as a task of the training loop (ppo_cli.core.trainer.run_task): one
+    iteration is one epoch over every gold answer, with its own update step (`update`); no
+    rollout, no reward, a constant learning rate. The value head is left to PPO."""
 
-    def on_start(self, cfg: Config, run_dir: Path, epochs: int) -> None: ...
-    def on_epoch(self, record: dict[str, Any]) -> None: ...
-    def on_warning(self, message: str) -> None: ...
+    kind = RUN_KIND
+    fused_adam = False  # the plain Adam, as text-QA PPO runs use
+    may_stop_early = False
+    action_label = None  # no traces: nothing is sampled
+
+    def __init__(
+        self, cfg: Config, dataset: QADataset, epochs: int, batch_size: int, eval_every: int
+    ) -> None:
+        self.cfg, self.dataset, self.total = cfg, dataset, epochs
+        self.batch_size, self.eval_every = batch_size, eval_every
+        self.fingerprint = dataset.fingerprint()
+        self.last_loss = float("nan")
+
+    def build(self) -> ActorCritic:
+        self.qa, policy = build_text_setup(self.cfg, self.dataset)
+        self.data = teacher_batch(self.qa)
+        return policy
+
+    def update_settings(self) -> UpdateSettings:  # the loop reads it for traces (SFT has none)
+        return UpdateSettings.from_config(self.cfg)
+
+    def training_spec(self) -> None:  # the dataset copy is checked by its fingerprint
+        return None
+
+    def prepare_run(
+        self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
+    ) -> None:
+        if ckpt is None:
+            write_yaml(run_dir / DATASET, self.dataset.to_dict())
+            atomic_write_text(run_dir / VOCAB, json.dumps(self.qa.vocab.itos, ensure_ascii=False))
+
+    def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
+        sft = {"epochs": self.total, "batch_size": self.batch_size, "eval_every": self.eval_every}
+        return {
+            "vocab": list(self.qa.vocab.itos),
+            "dataset_fingerprint": self.fingerprint,
+            "env": self.cfg.env,
+            "kind": RUN_KIND,
+            "sft": sft,
+        }
+
+    def start(self, state: LoopState) -> None: ...
+
+    def collect(self, policy: ActorCritic) -> tuple[TeacherBatch, TeacherBatch, None]:
+        return self.data, self.data, None
+
+    def update(
+        self, policy: ActorCritic, optimizer: Any, data: TeacherBatch, settings: Any, hook: Any
+    ) -> dict[str, Any]:
+        """One epoch of cross-entropy on the gold tokens, in shuffled minibatches."""
+        n = data.actions.shape[0]
+        mb_size = min(self.batch_size, n)
+        losses, token_hits, tokens = [], 0.0, 0.0
+        perm = torch.randperm(n) if n > mb_size else torch.arange(n)
+        for k in range(0, n, mb_size):
+            mb = data[perm[k : k + mb_size]]
+            logits, _ = policy.logits_values(mb.obs, mb.actions.shape[1])  # [B, T, A]
+            logprobs = torch.log_softmax(logits, -1)
+            gold = logprobs.gather(-1, mb.actions.unsqueeze(-1)).squeeze(-1)  # [B, T]
+            loss = -masked_mean(gold, mb.mask)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"SFT loss became {loss.item()}", "lower --learning-rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), self.cfg.max_grad_norm)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            with torch.no_grad():
+                hits = (logits.argmax(-1) == mb.actions) & mb.mask
+                token_hits += float(hits.sum())
+                tokens += float(mb.mask.sum())
+        self.last_loss = sum(losses) / len(losses)
+        return {
+            "epochs": 1,
+            "gradient_updates": len(losses),
+            "epoch_losses": losses,
+            "token_accuracy": token_hits / max(tokens, 1.0),
+        }
+
+    def record(
+        self, iteration: int, state: LoopState, rollout: Any, batch: Any, stats: Any, lr: float
+    ) -> dict[str, Any]:
+        return {
+            "iteration": iteration,
+            "phase": RUN_KIND,
+            "loss": self.last_loss,
+            "epoch_losses": stats["epoch_losses"],
+            "token_accuracy": stats["token_accuracy"],
+            "learning_rate": lr,
+        }
+
+    def evaluate(
+        self, policy: ActorCritic, iteration: int, record: dict[str, Any], state: LoopState
+    ) -> tuple[list[QAResult] | None, bool]:
+        """Greedy answers to every question each eval_every epochs and after the last."""
+        if iteration % self.eval_every and iteration != self.total:
+            return None, False
+        results = evaluate_qa(policy, self.qa)
+        record["eval_accuracy"] = state.accuracy = accuracy(results)
+        state.results = [r.to_dict() for r in results]
+        return results, False
+
+    def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None: ...
 
 
 def sft(
     cfg: Config,
     epochs: int = DEFAULT_EPOCHS,
     run_dir: Path | None = None,
-    callbacks: SFTCallbacks | None = None,
+    callbacks: Callbacks | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     eval_every: int = 1,
     *,
@@ -158,14 +270,12 @@ def sft(
     resume=True continues the interrupted SFT run in run_dir from its checkpoint, with its own
     config, dataset copy, epochs and batch size (cfg, epochs, batch_size and eval_every are
     then taken from the run), and gives the same weights as an uninterrupted run."""
-    from ppo_cli.core.trainer import seed_everything
-    from ppo_cli.textqa.task import build_text_setup
+    from ppo_cli.core.trainer import Callbacks, run_task
 
-    ckpt: dict[str, Any] | None = None
     if resume:
         if run_dir is None:
             raise ConfigError("resuming needs the run directory", "ppoqa sft --resume DIR")
-        cfg, ckpt, epochs, batch_size, eval_every = _resume_settings(run_dir)
+        cfg, dataset, epochs, batch_size, eval_every = _resume_settings(run_dir)
     validate(cfg)
     if epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {epochs}", "e.g. --epochs 60")
@@ -173,130 +283,46 @@ def sft(
         raise ConfigError(f"--eval-every must be >= 1, got {eval_every}", "e.g. --eval-every 5")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}", "e.g. --batch-size 64")
-    cb = callbacks or SFTCallbacks()
-    if ckpt is not None and run_dir is not None:
-        dataset = read_run_dataset(run_dir / DATASET, f"resume only a folder made by `{SFT_CMD}`")
-        if dataset.fingerprint() != ckpt.get("dataset_fingerprint"):
-            raise RunError(
-                f"{run_dir}: its dataset.yaml changed since the checkpoint",
-                "restore the run's dataset.yaml, or start a new SFT run",
-            )
-    else:
+    if not resume:
         dataset = load_dataset(cfg.dataset)
-    seed_everything(cfg.seed, cfg.threads)
-    task, policy = build_text_setup(cfg, dataset)
-    data = teacher_batch(task)
-    run_dir = prepare_run_dir(run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed))
-    n = data.actions.shape[0]
-    mb_size = min(batch_size, n)
+    run_dir = run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed)
     if not resume and holds_run(run_dir):
         raise RunError(
             f"{run_dir}: already holds a run",
             f"choose another --run-dir, or continue an interrupted one: {SFT_CMD} --resume "
             f"{shlex.quote(str(run_dir))}",
         )
-    session = TrainingSession(run_dir, 0, resume, cb.on_warning)
+    task = SFTTask(cfg, dataset, epochs, batch_size, eval_every)
     try:
-        with session:
-            # torch.optim.Adam's update without its 1.5 s torch._dynamo import (ppo_cli.core.optim)
-            optimizer = PlainAdam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-            counters: dict[str, Any] = {"iteration": 0, "epochs": 0, "gradient_updates": 0}
-            if ckpt is not None:  # weights, Adam, RNG: built as a new run, then restored
-                counters = restore_training_state(ckpt, policy, optimizer, run_dir)
-                truncate_metrics(run_dir, int(counters["iteration"]))
-            else:
-                write_yaml(run_dir / DATASET, dataset.to_dict())
-                atomic_write_text(run_dir / VOCAB, json.dumps(task.vocab.itos, ensure_ascii=False))
-                atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
-                (run_dir / METRICS).unlink(missing_ok=True)
-            extra = {
-                "vocab": list(task.vocab.itos),
-                "dataset_fingerprint": dataset.fingerprint(),
-                "env": cfg.env,
-                "kind": RUN_KIND,
-                "sft": {"epochs": epochs, "batch_size": batch_size, "eval_every": eval_every},
-            }
-            session.track(lambda: training_state(policy, optimizer, counters, extra))
-            first = int(counters["iteration"])
-            session.start(first)
-            cb.on_start(cfg, run_dir, epochs)
-            start = time.perf_counter() - float(counters.get("wall_seconds", 0.0))
-            results: list[QAResult] = []
-            loss_value = float("nan")
-            for epoch in range(first + 1, epochs + 1):
-                session.begin()
-                losses, token_hits, tokens = [], 0.0, 0.0
-                perm = torch.randperm(n) if n > mb_size else torch.arange(n)
-                for k in range(0, n, mb_size):
-                    mb = data[perm[k : k + mb_size]]
-                    logits, _ = policy.logits_values(mb.obs, mb.actions.shape[1])  # [B, T, A]
-                    logprobs = torch.log_softmax(logits, -1)
-                    gold = logprobs.gather(-1, mb.actions.unsqueeze(-1)).squeeze(-1)  # [B, T]
-                    loss = -masked_mean(gold, mb.mask)
-                    if not torch.isfinite(loss):
-                        raise TrainingError(
-                            f"SFT loss became {loss.item()} at epoch {epoch}",
-                            "lower --learning-rate",
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
-                    counters["gradient_updates"] += 1
-                    losses.append(float(loss.detach()))
-                    with torch.no_grad():
-                        hits = (logits.argmax(-1) == mb.actions) & mb.mask
-                        token_hits += float(hits.sum())
-                        tokens += float(mb.mask.sum())
-                check_finite_parameters(policy, epoch)
-                loss_value = sum(losses) / len(losses)
-                record = {
-                    "iteration": epoch,
-                    "phase": RUN_KIND,
-                    "loss": loss_value,
-                    "epoch_losses": losses,
-                    "token_accuracy": token_hits / max(tokens, 1.0),
-                    "learning_rate": optimizer.param_groups[0]["lr"],
-                }
-                if epoch % eval_every == 0 or epoch == epochs:  # greedy answers to every question
-                    results = evaluate_qa(policy, task)
-                    record["eval_accuracy"] = accuracy(results)
-                record["wall_seconds"] = round(time.perf_counter() - start, 4)
-                append_metrics(run_dir, record)
-                counters.update(iteration=epoch, epochs=epoch, wall_seconds=record["wall_seconds"])
-                session.end(epoch)
-                cb.on_epoch(record)
-                session.stop_if_requested()
-            if not results:  # resumed after its last epoch, before the final save
-                results = evaluate_qa(policy, task)
-            wall = time.perf_counter() - start
-            counters["wall_seconds"] = wall
-            counters["accuracy"] = accuracy(results)
-            counters["results"] = [r.to_dict() for r in results]
-            counters["finished"] = True
-            session.save(epochs)
+        done = run_task(task, run_dir, callbacks or Callbacks(), resume, update=task.update)
     except TrainingInterrupted as exc:
-        saved = session.saved_iteration
-        if saved is None:
-            stopped = TrainingInterrupted(
-                f"ppoqa sft interrupted before its first checkpoint; {run_dir} holds nothing "
-                "to resume",
-                "run ppoqa sft again",
-            )
-        else:
-            stopped = TrainingInterrupted(
-                f"ppoqa sft interrupted; the checkpoint of epoch {saved} of {epochs} and the "
-                f"metrics are in {run_dir}",
-                f"resume with `{SFT_CMD} --resume {shlex.quote(str(run_dir))}`",
-            )
-        stopped.exit_code = exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
-        raise stopped from exc
+        raise _interrupted(exc, run_dir, epochs) from exc
     return SFTResult(
-        run_dir=run_dir,
-        epochs=epochs,
-        gradient_updates=counters["gradient_updates"],
-        wall_seconds=wall,
-        final_loss=loss_value,
-        final_accuracy=accuracy(results),
-        final_results=results,
+        run_dir=done.run_dir,
+        epochs=done.iterations,
+        gradient_updates=done.gradient_updates,
+        wall_seconds=done.wall_seconds,
+        final_loss=task.last_loss,
+        final_accuracy=accuracy(done.final_results),
+        final_results=done.final_results,
     )
+
+
+def _interrupted(exc: TrainingInterrupted, run_dir: Path, epochs: int) -> TrainingInterrupted:
+    """The loop's message in SFT's words: epochs, and `ppoqa sft --resume`."""
+    saved, quoted = exc.saved_iteration, shlex.quote(str(run_dir))
+    if saved is None:
+        stopped = TrainingInterrupted(
+            f"ppoqa sft interrupted before its first checkpoint; {run_dir} holds nothing to resume",
+            "run ppoqa sft again",
+        )
+    elif saved >= epochs:  # the loop's words: the run is complete
+        return exc
+    else:
+        stopped = TrainingInterrupted(
+            f"ppoqa sft interrupted; the checkpoint of epoch {saved} of {epochs} and the "
+            f"metrics are in {run_dir}",
+            f"resume with `{SFT_CMD} --resume {quoted}`",
+        )
+    stopped.exit_code = exc.exit_code  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
+    return stopped
