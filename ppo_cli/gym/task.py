@@ -185,11 +185,15 @@ class GymTask:
         return None, True
 
     def _target_source(self) -> str:
-        if self.cfg.target_return is not None and self.cfg.target_return != (
-            env_reward_threshold(self.cfg.env)
-        ):
-            return "--target-return"
-        return f"{self.cfg.env}'s reward_threshold"
+        """Where the target came from, for the stop message."""
+        from ppo_cli.presets import tuned_settings
+
+        target, env = self.cfg.target_return, self.cfg.env
+        if target == env_reward_threshold(env):
+            return f"{env}'s reward_threshold"
+        if target == tuned_settings(env).get("target_return"):
+            return "its tuned entry"
+        return "--target-return"
 
     def _greedy_episodes(self, policy: ActorCritic) -> list[Any]:
         cfg = self.cfg
