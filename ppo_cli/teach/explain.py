@@ -56,6 +56,13 @@ def _check_number(x: float, name: str) -> float:
     return float(x)
 
 
+def _same_lengths(lengths: dict[str, int], hint: str) -> None:
+    """One item of every list per step (or sample), or a usage error naming the lengths."""
+    if len(set(lengths.values())) != 1:
+        shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
+        raise UsageError(f"the lists have different lengths ({shown})", hint)
+
+
 def check_request(req: GAERequest) -> GAERequest:
     """Equal lengths, finite numbers, gamma and lambda in [0, 1]."""
     if not req.rewards:
@@ -63,12 +70,7 @@ def check_request(req: GAERequest) -> GAERequest:
     if len(req.rewards) > MAX_STEPS:
         raise UsageError(f"more than {MAX_STEPS} steps", "explain a shorter trajectory")
     lengths = {"rewards": len(req.rewards), "values": len(req.values), "dones": len(req.dones)}
-    if len(set(lengths.values())) != 1:
-        shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
-        raise UsageError(
-            f"the lists have different lengths ({shown})",
-            "give one reward, one value and one done flag per step",
-        )
+    _same_lengths(lengths, "give one reward, one value and one done flag per step")
     for name, xs in (("rewards", req.rewards), ("values", req.values)):
         for i, x in enumerate(xs, 1):
             _check_number(x, f"{name} item {i}")
@@ -280,12 +282,7 @@ def check_clip_request(req: ClipRequest) -> ClipRequest:
     }
     if min(lengths.values()) == 0:
         raise UsageError("a list is empty", "give one old/new log-prob and advantage per sample")
-    if len(set(lengths.values())) != 1:
-        shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
-        raise UsageError(
-            f"the lists have different lengths ({shown})",
-            "give one old log-prob, new log-prob and advantage per sample",
-        )
+    _same_lengths(lengths, "give one old log-prob, new log-prob and advantage per sample")
     for name, xs in (("old log-prob", req.old_logprobs), ("new log-prob", req.new_logprobs)):
         for i, x in enumerate(xs, 1):
             if not (MIN_LOGPROB <= x <= 0.0):

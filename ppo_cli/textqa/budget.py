@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ppo_cli.textqa.data import QADataset
 
-from ppo_cli.core.session import BUDGET, SOLVED, STALLED  # noqa: F401  (re-exported)
-
 
 def answer_words(dataset: QADataset) -> int:
     """Distinct words (tokens) of the dataset's answers."""

@@ -18,15 +18,12 @@ from ppo_cli.core.optim import PlainAdam
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.ppo import STATS, Batch, UpdateSettings, explained_variance, ppo_update
 from ppo_cli.core.rundir import DATASET, VOCAB, atomic_write_text, write_yaml
-from ppo_cli.core.session import LoopState
+from ppo_cli.core.session import BUDGET, SOLVED, STALLED, LoopState
 from ppo_cli.core.trace import TraceRecorder
 from ppo_cli.errors import DatasetError, RunError
 from ppo_cli.textqa import estimators, rlhf
 from ppo_cli.textqa.answer_memory import AnswerMemory
 from ppo_cli.textqa.budget import (
-    BUDGET,
-    SOLVED,
-    STALLED,
     Plan,
     StallDetector,
     answer_words,
@@ -512,11 +509,11 @@ class TextQATask:
             and state.accuracy >= cfg.target_accuracy
             and (self.curriculum is None or self.curriculum.complete)
         )
-        if state.accuracy > self.stall.best + 1e-9:  # the weights a stalled run ends with
-            weights = {k: v.detach().clone() for k, v in policy.state_dict().items()}
-            self.best = (iteration, weights, results)
         # Which rule ends the run (ppo_cli.textqa.budget): solved, stalled, or the iteration cap.
         self.stall.observe(iteration, state.accuracy)
+        if self.stall.best_iteration == iteration:  # a new best: the weights a stall ends with
+            weights = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+            self.best = (iteration, weights, results)
         state.best_accuracy, state.best_iteration = self.stall.best, self.stall.best_iteration
         state.progress_accuracy = self.stall.progress
         state.progress_iteration = self.stall.progress_iteration
