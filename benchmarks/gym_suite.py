@@ -36,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from ppo_cli.presets import TUNED_FILE  # noqa: E402
+from ppo_cli.sweep.stats import bootstrap_ci, iqm  # noqa: E402
 
 EVAL_SEED = 1000
 # Greedy episodes behind each bar (issue 12); 20 unless said otherwise.
@@ -226,7 +227,10 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if not ok:
         return {"runs": rows}
     rets = [r["mean_return"] for r in ok]
+    lo, hi = bootstrap_ci(rets)  # over seeds, as `ppoqa sweep` and `ppoqa compare` report
     out = {
+        "iqm_return": round(iqm(rets), 3),
+        "ci95_return": [round(lo, 3), round(hi, 3)],
         "mean_return": round(statistics.fmean(rets), 3),
         "std_return": round(statistics.pstdev(rets), 3),
         "min_return": round(min(rets), 3),

@@ -225,7 +225,8 @@ def gym_beside_anchors(
         "seconds: medians. Published figures are the sources' own (MuJoCo v3/v4 where they "
         "say so; ppoqa runs v5).",
         "",
-        "| env | source | steps | return: mean (worst seed) | seeds | train s | train + eval s |",
+        "| env | source | steps | return: mean (worst seed); IQM [95 % CI] | seeds | train s | "
+        "train + eval s |",
         "|---|---|---:|---|---:|---:|---:|",
     ]
     for env in envs:
@@ -237,9 +238,11 @@ def gym_beside_anchors(
             train_s = ours.get("median_train_wall_seconds")
             if train_s is None and runs and all("train_wall_seconds" in r for r in runs):
                 train_s = statistics.median(r["train_wall_seconds"] for r in runs)
+            ci = ours.get("ci95_return")
+            iqm = f"; IQM {_num(ours['iqm_return'])} [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
             lines.append(
                 f"| {env} | ppoqa (`{path.name}`{entry}) | {_num(ours.get('steps'))} | "
-                f"{_num(ours.get('mean_return'))} ({_num(ours.get('min_return'))}) | "
+                f"{_num(ours.get('mean_return'))} ({_num(ours.get('min_return'))}){iqm} | "
                 f"{len(runs)} | {_num(train_s, 3)} | "
                 f"{_num(ours.get('median_wall_seconds'), 3)} |"
             )
