@@ -24,8 +24,9 @@ the environment, `ppoqa explain-reward` and user code (`score_answers`) share on
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 
@@ -44,12 +45,9 @@ def exact_match(
     answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
     """[N] bool: same length and the same token at every position."""
-    width = max(answer.shape[1], target.shape[1])
-    a = torch.full((answer.shape[0], width), -1, dtype=torch.long)
-    t = torch.full((answer.shape[0], width), -1, dtype=torch.long)
-    a[:, : answer.shape[1]] = torch.where(_valid(answer, answer_len), answer, -1)
-    t[:, : target.shape[1]] = torch.where(_valid(target, target_len), target, -1)
-    return (answer_len == target_len) & (a == t).all(1)
+    k = min(answer.shape[1], target.shape[1])
+    same = (answer[:, :k] == target[:, :k]) | ~_valid(answer[:, :k], answer_len)
+    return (answer_len == target_len) & (answer_len <= k) & same.all(1)
 
 
 def distinct_overlap(
@@ -261,31 +259,20 @@ class RewardSpec:
         credit = self.definition.credit(answer, answer_len, target, target_len)
         return self.final_reward(exact, credit), exact, credit
 
-    def with_name(self, name: str) -> RewardSpec:
-        return replace(self, name=name)
-
-
-def max_partial_payment(
-    spec: RewardSpec, target_lengths: list[int], max_answer_tokens: int
-) -> float:
-    """The most a non-exact answer can earn (before step costs), over the dataset's targets."""
-    d = spec.definition
-    if d.uses == "overlap":  # every distinct target word present, in the wrong order or padded
-        best_words = max(min(n, max_answer_tokens) for n in target_lengths)
-        return spec.wrong + spec.weight * best_words
-    if d.name == "exact":
-        return spec.wrong
-    # f1 / lcs reach 1.0 only for a permutation (f1) or the exact answer (lcs); prefix only
-    # for the exact answer. Their best non-exact credit is below 1; 1 bounds it.
-    return spec.wrong + max(0.0, spec.weight)
-
 
 def check_reward_fits(
     spec: RewardSpec, target_lengths: list[int], max_answer_tokens: int, where: str
 ) -> None:
     """Refuse a reward under which some non-exact answer earns as much as the exact one: PPO
     would learn that answer instead (the walkthrough's hedging, at its extreme)."""
-    best_wrong = max_partial_payment(spec, target_lengths, max_answer_tokens)
+    if spec.definition.uses == "overlap":  # every distinct target word, in the wrong order
+        best_wrong = spec.wrong + spec.weight * max(
+            min(n, max_answer_tokens) for n in target_lengths
+        )
+    elif spec.definition.name == "exact":
+        best_wrong = spec.wrong
+    else:  # the other credits reach 1.0 only for a permutation or the exact answer
+        best_wrong = spec.wrong + max(0.0, spec.weight)
     if best_wrong >= spec.correct:
         raise ConfigError(
             f"{where}: reward {spec.name!r} pays up to {best_wrong:g} for a wrong answer, "
@@ -307,15 +294,7 @@ def answer_kind(answer: list[str], target: list[str]) -> str:
         return "empty"
     if sorted(answer) == sorted(target):
         return "word_order"
-    remaining = list(answer)
-    contains_all = True
-    for tok in target:
-        if tok in remaining:
-            remaining.remove(tok)
-        else:
-            contains_all = False
-            break
-    if contains_all and len(answer) > len(target):
+    if len(answer) > len(target) and not Counter(target) - Counter(answer):
         return "hedge"
     if set(answer) & set(target):
         return "partial"
@@ -342,12 +321,10 @@ def explain_rewards(
     target: str,
     answers: list[str],
     names: list[str] | None = None,
-    spec: RewardSpec | None = None,
 ) -> list[RewardRow]:
     """Every (reward, answer) pair scored by the same code the environment uses."""
     from ppo_cli.textqa.data import detokenize, tokenize
 
-    base = spec or RewardSpec()
     target_tokens = tokenize(target)
     answer_tokens = [tokenize(a) for a in answers]
     vocab: dict[str, int] = {}
@@ -365,7 +342,7 @@ def explain_rewards(
     tgt_len = torch.full((n,), len(target_tokens), dtype=torch.long)
     rows = []
     for name in names or list(REWARD_NAMES):
-        s = base.with_name(name)
+        s = RewardSpec(name=name)
         final, exact, credit = s.score(ans, ans_len, tgt, tgt_len)
         for i, toks in enumerate(answer_tokens):
             # an episode of k words takes k + 1 steps (the last one says <END>)

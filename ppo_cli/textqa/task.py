@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ppo_cli.config import Config
+from ppo_cli.config import Config, has_reference
 from ppo_cli.core.optim import PlainAdam
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.ppo import STATS, Batch, UpdateSettings, explained_variance, ppo_update
@@ -165,17 +165,11 @@ def resolve_run(
     paths are made absolute (a resume may start elsewhere).
     """
     init = None
-    if resume_dir is not None:
-        dataset = load_run_dataset(resume_dir)
-    elif cfg.init_from is not None:
+    if resume_dir is None and cfg.init_from is not None:
         init = rlhf.load_init_run(Path(cfg.init_from))
         rlhf.check_network(cfg, init)
-        if cfg.dataset is None:
-            dataset = load_run_dataset(init.path)
-        else:
-            dataset = load_dataset(cfg.dataset, progress)
-    else:
-        dataset = load_dataset(cfg.dataset, progress)
+    own = resume_dir or (init.path if init is not None and cfg.dataset is None else None)
+    dataset = load_run_dataset(own) if own else load_dataset(cfg.dataset, progress)
     reward_fn, derived = None, {}
     if cfg.reward_fn is not None:
         from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn
@@ -219,9 +213,7 @@ class TextQATask:
         self.qa.score_fn = self.reward_fn
         # The reference: a frozen copy of the starting policy (the --init-from run's, or the
         # fresh network's); kept in the checkpoint so a resumed run compares with the same one.
-        self.reference = None
-        if cfg.init_from is not None or cfg.kl_coef > 0:
-            self.reference = rlhf.Reference(policy)
+        self.reference = rlhf.Reference(policy) if has_reference(cfg) else None
         self.controller = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
         # the critic-free estimators neither run nor train the value head
         policy.use_critic = cfg.advantage in estimators.CRITIC  # type: ignore[assignment]
@@ -527,20 +519,18 @@ class TextQATask:
         elif stalled:
             state.stop_reason, state.stop_message = STALLED, self.stall.describe(iteration)
             results = self.end_on_best(policy, state, results)
-        elif iteration == self.total and cfg.target_accuracy is None:
-            # No early stop was asked for: running every iteration is the plan, not a shortfall.
-            state.stop_reason = BUDGET
-            state.stop_message = (
-                f"done: ran all {self.total} iterations (no early stop), greedy accuracy "
-                f"{100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% at iteration "
-                f"{self.stall.best_iteration})"
-            )
         elif iteration == self.total:
+            # Without an early stop, running every iteration is the plan, not a shortfall.
             state.stop_reason = BUDGET
+            now = (
+                f"greedy accuracy {100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% "
+                f"at iteration {self.stall.best_iteration})"
+            )
             state.stop_message = (
-                f"budget: all {self.total} iterations used, greedy accuracy "
-                f"{100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% at iteration "
-                f"{self.stall.best_iteration}); pass --iterations to train longer"
+                f"done: ran all {self.total} iterations (no early stop), {now}"
+                if cfg.target_accuracy is None
+                else f"budget: all {self.total} iterations used, {now}; pass --iterations to "
+                "train longer"
             )
         return results, reached or stalled
 
