@@ -410,7 +410,7 @@ class TextQATask:
             if name == "group"
             else estimators.extend_groups(self.groups, rollout.question_idx)
         )
-        est = estimators.compute(estimators.canonical(name), rollout.rewards, rollout.mask, groups)
+        est = estimators.compute(name, rollout.rewards, rollout.mask, groups)
         batch.advantages, batch.returns = est.advantages, est.returns
 
     def remember(self, policy: ActorCritic, rollout: TextRollout) -> TextRollout:
