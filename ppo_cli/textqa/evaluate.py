@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,9 @@ from ppo_cli.textqa.rollout import collect_text_episodes
 
 
 def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
-    """Defaults < the dataset's `reward:`/`rewards:` < explicit config values (--reward, ...).
-
-    Refuses an unknown name, a parameter the reward does not use, and a reward under which a
-    wrong answer can earn as much as the exact one.
-    """
+    """Defaults < the dataset's `reward:`/`rewards:` < explicit config values (--reward, ...);
+    refuses a parameter the reward does not use and a reward that pays a wrong answer as much
+    as the exact one."""
     from ppo_cli.textqa.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
 
     values: dict[str, Any] = dict(dataset.rewards)
@@ -65,9 +64,8 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
     return spec
 
 
-# One step of a batch computes [batch, vocabulary] logits (and a few same-sized temporaries):
-# greedy evaluation goes through the questions in chunks that keep this near 256 MB, so a
-# dataset of 300k questions is answered in linear time and bounded memory.
+# Greedy evaluation answers in chunks whose [batch, vocabulary] logits (and a few temporaries
+# of that size) stay near this: linear time and bounded memory on 300k questions.
 EVAL_STEP_BYTES = 256_000_000
 
 
@@ -179,11 +177,9 @@ def load_text_run(run: Path) -> TextRun:
     return TextRun(run, cfg, policy, vocab, dataset, task, ckpt)
 
 
-# A question counts as familiar when every word is in the run's vocabulary and it shares at
-# least this share of its words with some training question (Jaccard similarity of the
-# lower-cased word sets, punctuation ignored). 0.6 keeps "What day comes after Tuesday?" close
-# to "What day comes after Monday?" (4 of 6 words, 0.67) and puts "What comes after three?"
-# far from it (3 of 6, 0.5); the exact training question scores 1.
+# A question is familiar when every word is known and its word set's Jaccard similarity to
+# some training question reaches this: "What day comes after Tuesday?" is near "... Monday?"
+# (4 of 6 words, 0.67), "What comes after three?" is not (3 of 6, 0.5).
 FAMILIAR_SIMILARITY = 0.6
 
 
@@ -195,8 +191,7 @@ def word_set(text: str) -> frozenset[str]:
 @dataclass
 class Answer:
     """A greedy answer, how sure the policy is of it, and how close the question is to the
-    ones the run trained on (a policy answers anything, and is often confidently wrong on
-    questions unlike its training data)."""
+    training questions (a policy is often confidently wrong on questions unlike them)."""
 
     question: str
     answer: str
@@ -247,18 +242,12 @@ class NearestQuestion:
 
     def find(self, question: str) -> tuple[str | None, float]:
         words = word_set(question)
-        shared: dict[int, int] = {}
-        for w in words:
-            for i in self.index.get(w, ()):
-                shared[i] = shared.get(i, 0) + 1
-        best, best_sim = None, 0.0
-        for i, n in shared.items():
-            sim = n / (len(words) + len(self.sets[i]) - n)
-            if sim > best_sim:
-                best, best_sim = i, sim
+        shared = Counter(i for w in words for i in self.index.get(w, ()))
+        sims = {i: n / (len(words) + len(self.sets[i]) - n) for i, n in shared.items()}
+        best = max(sims, key=sims.__getitem__, default=None)
         if best is None:
             return (self.questions[0] if self.questions else None), 0.0
-        return self.questions[best], best_sim
+        return self.questions[best], sims[best]
 
 
 @torch.no_grad()
