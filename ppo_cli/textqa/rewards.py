@@ -150,25 +150,22 @@ class RewardDef:
     ignores_order: bool = False  # pays the target's words in any order
 
 
-def _walkthrough_credit(answer, answer_len, target, target_len) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    return distinct_overlap(answer, answer_len, target, target_len).float()
-
-
-def _no_credit(answer, answer_len, target, target_len) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    return torch.zeros(answer.shape[0])
-
-
 REWARDS: dict[str, RewardDef] = {
     "walkthrough": RewardDef(
         "walkthrough",
-        _walkthrough_credit,
+        lambda *answer_target: distinct_overlap(*answer_target).float(),
         "the original walkthrough's overlap: `overlap` per distinct target word anywhere in the "
         "answer (pays for hedging and for the wrong word order)",
         2.0,
         "overlap",
         ignores_order=True,
     ),
-    "exact": RewardDef("exact", _no_credit, "exact answer or nothing: no partial credit", 0.0),
+    "exact": RewardDef(
+        "exact",
+        lambda answer, *_: torch.zeros(answer.shape[0]),
+        "exact answer or nothing: no partial credit",
+        0.0,
+    ),
     "f1": RewardDef(
         "f1",
         token_f1,
@@ -244,9 +241,6 @@ class RewardSpec:
             return self.overlap
         return d.partial if self.partial is None else self.partial
 
-    def final_reward(self, exact: torch.Tensor, credit: torch.Tensor) -> torch.Tensor:
-        return torch.where(exact, self.correct, self.wrong + self.weight * credit.float())
-
     def score(
         self,
         answer: torch.Tensor,
@@ -257,7 +251,8 @@ class RewardSpec:
         """(final reward [N], exact [N], credit [N]) of finished answers."""
         exact = exact_match(answer, answer_len, target, target_len)
         credit = self.definition.credit(answer, answer_len, target, target_len)
-        return self.final_reward(exact, credit), exact, credit
+        final = torch.where(exact, self.correct, self.wrong + self.weight * credit.float())
+        return final, exact, credit
 
 
 def check_reward_fits(
