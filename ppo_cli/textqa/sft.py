@@ -94,18 +94,14 @@ class TeacherBatch:
 
 def teacher_batch(task: QATask) -> TeacherBatch:
     q, p, t_max = task.num_questions, task.prompt_len, task.max_steps
+    a = task.targets.shape[1]  # the longest answer, < max_steps: there is room for <END>
     obs = torch.full((q, p + t_max - 1), PAD_ID, dtype=torch.long)
     obs[:, :p] = task.prompts
+    obs[:, p : p + a] = task.targets  # <PAD> after each answer
     actions = torch.full((q, t_max), PAD_ID, dtype=torch.long)
-    mask = torch.zeros(q, t_max, dtype=torch.bool)
-    for i in range(q):
-        n = int(task.target_len[i])
-        gold = task.targets[i, :n]
-        actions[i, :n] = gold
-        actions[i, n] = END_ID  # n <= max_answer_tokens < max_steps: there is room for <END>
-        mask[i, : n + 1] = True
-        if n:
-            obs[i, p : p + n] = gold[: t_max - 1]
+    actions[:, :a] = task.targets
+    actions[torch.arange(q), task.target_len] = END_ID
+    mask = torch.arange(t_max) <= task.target_len.unsqueeze(1)
     return TeacherBatch(obs, actions, mask)
 
 
