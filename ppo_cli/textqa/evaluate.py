@@ -28,13 +28,8 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
 
     values: dict[str, Any] = dict(dataset.rewards)
     sources = dict.fromkeys(values, f"{dataset.source}: rewards")
-    for key, name in (
-        ("correct", "reward_correct"),
-        ("overlap", "reward_overlap"),
-        ("partial", "reward_partial"),
-        ("wrong", "reward_wrong"),
-        ("step_penalty", "step_penalty"),
-    ):
+    for key in ("correct", "overlap", "partial", "wrong", "step_penalty"):
+        name = key if key == "step_penalty" else f"reward_{key}"
         if getattr(cfg, name) is not None:
             values[key] = getattr(cfg, name)
             sources[key] = f"--{name.replace('_', '-')}"
