@@ -45,18 +45,15 @@ class RewardFunction:
     sha256: str | None  # of that file, recorded in the run directory
     fn: Callable[[str, str, str], Any]
 
-    @property
-    def hint(self) -> str:
-        return f"fix {self.spec} and resume the run"
-
     def record(self) -> dict[str, Any]:
         return {"spec": self.spec, "name": self.name, "path": self.path, "sha256": self.sha256}
 
     def __call__(self, question: str, answer: str, target: str) -> float:
         """One checked score; any failure stops training with one line (TrainingError)."""
         where = f"reward function {self.name} on question {short_repr(question)}"
+        hint = f"fix {self.spec} and resume the run"
         try:
-            with user_code(f"reward function {self.name}", TrainingError, self.hint):
+            with user_code(f"reward function {self.name}", TrainingError, hint):
                 value = self.fn(question, answer, target)
         except TrainingError:
             raise
@@ -64,7 +61,7 @@ class RewardFunction:
             raise TrainingError(
                 f"{where} (answer {short_repr(answer)}) raised {type(exc).__name__}: "
                 f"{short_repr(str(exc), 80)}",
-                f"fix {self.spec} and resume the run",
+                hint,
             ) from exc
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TrainingError(

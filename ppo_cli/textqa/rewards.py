@@ -68,17 +68,6 @@ def _first_occurrence(ids: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     return ~(same & earlier).any(2)
 
 
-def _common_tokens(
-    answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
-) -> torch.Tensor:
-    """[N] float: size of the multiset intersection (a word counts as often as both have it)."""
-    a_ok, t_ok = _valid(answer, answer_len), _valid(target, target_len)
-    in_answer = ((target.unsqueeze(2) == answer.unsqueeze(1)) & a_ok.unsqueeze(1)).sum(2)  # [N, A]
-    in_target = ((target.unsqueeze(2) == target.unsqueeze(1)) & t_ok.unsqueeze(1)).sum(2)  # [N, A]
-    first = _first_occurrence(target, t_ok) & t_ok
-    return (torch.minimum(in_answer, in_target) * first).sum(1).float()
-
-
 def _f_score(
     common: torch.Tensor, answer_len: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
@@ -92,8 +81,13 @@ def _f_score(
 def token_f1(
     answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
-    """[N] float in [0, 1]: harmonic mean of token precision and recall, order ignored."""
-    common = _common_tokens(answer, answer_len, target, target_len)
+    """[N] float in [0, 1]: harmonic mean of token precision and recall, order ignored; a
+    word counts as often as both answer and target have it."""
+    a_ok, t_ok = _valid(answer, answer_len), _valid(target, target_len)
+    in_answer = ((target.unsqueeze(2) == answer.unsqueeze(1)) & a_ok.unsqueeze(1)).sum(2)  # [N, A]
+    in_target = ((target.unsqueeze(2) == target.unsqueeze(1)) & t_ok.unsqueeze(1)).sum(2)  # [N, A]
+    first = _first_occurrence(target, t_ok) & t_ok
+    common = (torch.minimum(in_answer, in_target) * first).sum(1).float()
     return _f_score(common, answer_len, target_len)
 
 
