@@ -119,17 +119,12 @@ class Vocabulary:
         for tok in tokens:
             self._stoi.setdefault(tok, len(self._stoi))
         self.itos: list[str] = list(self._stoi)
-        self._lower: dict[str, int] = {}
-        for t, i in self._stoi.items():
-            self._lower.setdefault(t.lower(), i)
+        # the first token of each lower-cased spelling
+        self._lower = {t.lower(): i for t, i in reversed(self._stoi.items())}
 
     @classmethod
     def from_dataset(cls, dataset: QADataset) -> Vocabulary:
-        tokens: list[str] = []
-        for p in dataset.pairs:
-            tokens.extend(p.question_tokens)
-            tokens.extend(p.answer_tokens)
-        return cls(tokens)
+        return cls([t for p in dataset.pairs for t in (*p.question_tokens, *p.answer_tokens)])
 
     @classmethod
     def from_list(cls, itos: list[str]) -> Vocabulary:
@@ -143,16 +138,11 @@ class Vocabulary:
     def encode(self, tokens: list[str]) -> tuple[list[int], list[str]]:
         """Ids for tokens, and the unknown ones (<UNK>); an exact match wins, else a
         case-insensitive one, so "what is 2+2?" still works."""
-        ids, unknown = [], []
-        for tok in tokens:
-            idx = self._stoi.get(tok)
-            if idx is None:
-                idx = self._lower.get(tok.lower())
-            if idx is None:
-                unknown.append(tok)
-                idx = UNK_ID
-            ids.append(idx)
-        return ids, unknown
+        ids = [
+            self._stoi[tok] if tok in self._stoi else self._lower.get(tok.lower(), UNK_ID)
+            for tok in tokens
+        ]
+        return ids, [tok for tok in tokens if tok.lower() not in self._lower]
 
     def decode(self, ids: list[int]) -> list[str]:
         return [self.itos[i] for i in ids]
