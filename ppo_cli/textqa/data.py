@@ -536,11 +536,10 @@ def parse_dataset(
         pairs.append(QAPair(question, answer, level))
 
     name = _optional_text(data, "name", source)
-    description = _optional_text(data, "description", source)
     return QADataset(
         pairs=pairs,
         name=name if name is not None else Path(source).stem,
-        description=description if description is not None else "",
+        description=_optional_text(data, "description", source) or "",
         max_answer_tokens=max_tokens,
         rewards={k: float(v) for k, v in rewards.items()},
         source=source,

@@ -12,11 +12,12 @@ import torch
 from ppo_cli.config import Config, resolve
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
-from ppo_cli.core.session import QAResult
+from ppo_cli.core.session import QAResult, check_dataset_fingerprint
 from ppo_cli.errors import DatasetError, RunError
-from ppo_cli.textqa.data import QADataset, Vocabulary, read_run_dataset, tokenize
+from ppo_cli.textqa.data import QADataset, Vocabulary, load_dataset, read_run_dataset, tokenize
 from ppo_cli.textqa.env import QATask, RewardSpec, TextQAVecEnv, encode_prompts
 from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
 from ppo_cli.textqa.rollout import collect_text_episodes
 
 
@@ -24,8 +25,6 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
     """Defaults < the dataset's `reward:`/`rewards:` < explicit config values (--reward, ...);
     refuses a parameter the reward does not use and a reward that pays a wrong answer as much
     as the exact one."""
-    from ppo_cli.textqa.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
-
     values: dict[str, Any] = dict(dataset.rewards)
     sources = dict.fromkeys(values, f"{dataset.source}: rewards")
     for key in ("correct", "overlap", "partial", "wrong", "step_penalty"):
@@ -151,8 +150,6 @@ def load_text_run(run: Path) -> TextRun:
     dataset = read_run_dataset(
         run / DATASET, "a text-QA run directory holds the dataset it was trained on; retrain"
     )
-    from ppo_cli.core.session import check_dataset_fingerprint
-
     check_dataset_fingerprint(ckpt, dataset.fingerprint(), run)
     try:
         itos = ckpt["vocab"]
@@ -292,8 +289,6 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
 def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:
     """Greedy results of a run on another dataset; its words must be in the run's vocabulary
     to be read (unknown words become <UNK>)."""
-    from ppo_cli.textqa.data import load_dataset
-
     dataset = load_dataset(path)
     task = QATask(dataset, run.vocab, run.task.rewards, run.task.max_answer_tokens)
     check_fits(run.policy, task.prompt_len, task.max_steps, dataset.source)

@@ -200,9 +200,7 @@ class TextActorCritic(ActorCritic):
     def decision_columns(self) -> torch.Tensor:
         """Token ids of the columns first_logits() returns (the answer vocabulary and <END>
         with --answer-vocab, else every id)."""
-        if self.answer_vocab is None:
-            return torch.arange(self.vocab_size)
-        return self.allowed_ids
+        return torch.arange(self.vocab_size) if self.answer_vocab is None else self.allowed_ids
 
     @torch.no_grad()
     def first_logits(self, prompts: torch.Tensor) -> torch.Tensor:
@@ -411,7 +409,4 @@ _KINDS: dict[str, type[ActorCritic]] = {
 def build_policy(spec: dict[str, Any]) -> ActorCritic:
     """Rebuild a network from its spec (as stored in a checkpoint)."""
     args = dict(spec)
-    kind = args.pop("kind")
-    if kind not in _KINDS:
-        raise ValueError(f"unknown policy kind {kind!r}")
-    return _KINDS[kind](**args)
+    return _KINDS[args.pop("kind")](**args)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ppo_cli.errors import ConfigError, TrainingError, short_repr
+from ppo_cli.files import not_regular
 from ppo_cli.usercode import user_code
 
 FLOAT32_MAX = 3.4028234663852886e38  # rewards are float32 tensors
@@ -121,8 +122,6 @@ def _import(spec: str, shown: str, fix: str, load: Callable[[], Any]) -> Any:
 
 
 def _load_file(path: Path, spec: str, shown: str) -> Any:
-    from ppo_cli.files import not_regular
-
     if not path.is_file():
         kind = not_regular(path)
         raise ConfigError(

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ppo_cli.errors import ConfigError
+from ppo_cli.textqa.data import detokenize, tokenize
 
 # Answers and targets are [N, L] id tensors, valid up to their lengths [N].
 CreditFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -312,8 +313,6 @@ def explain_rewards(
     names: list[str] | None = None,
 ) -> list[RewardRow]:
     """Every (reward, answer) pair scored by the same code the environment uses."""
-    from ppo_cli.textqa.data import detokenize, tokenize
-
     target_tokens = tokenize(target)
     answer_tokens = [tokenize(a) for a in answers]
     vocab: dict[str, int] = {}

@@ -50,6 +50,7 @@ from ppo_cli.textqa.evaluate import (
 )
 from ppo_cli.textqa.kl import KLController
 from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn, record_reward_fn
 from ppo_cli.textqa.rollout import TextRollout, collect_text_episodes
 from ppo_cli.textqa.trace import group_trace, text_qa_trace
 
@@ -69,8 +70,7 @@ def is_run_of(wanted: Config, recorded: Config) -> bool:
     """Whether a run recorded with `recorded` is the run `wanted` asks for: the two resolved
     configs agree, a setting `wanted` leaves unset matching whatever the run filled in, and a
     --reward-fn FILE.py:NAME matching its absolute form."""
-    mine = wanted.to_dict()
-    theirs = recorded.to_dict()
+    mine, theirs = wanted.to_dict(), recorded.to_dict()
     for key in FILLED_BY_RUN:
         if mine.get(key) is None:
             mine[key] = theirs.get(key)
@@ -79,8 +79,6 @@ def is_run_of(wanted: Config, recorded: Config) -> bool:
             if d.get(key) is not None:
                 d[key] = str(Path(d[key]).resolve())
     if mine.get("reward_fn") is not None:
-        from ppo_cli.textqa.reward_fn import absolute_spec
-
         mine["reward_fn"] = absolute_spec(mine["reward_fn"])
     return mine == theirs
 
@@ -143,8 +141,8 @@ def answer_positions(task: QATask) -> list[list[int]]:
     """Per answer step k, the ids some target has as token k, and <END> where one ends."""
     steps: list[set[int]] = [set() for _ in range(task.max_answer_tokens + 1)]
     for ids, n in zip(task.targets.tolist(), task.target_len.tolist(), strict=True):
-        for k in range(n):
-            steps[k].add(int(ids[k]))
+        for k, token in enumerate(ids[:n]):
+            steps[k].add(token)
         steps[n].add(END_ID)
     return [sorted(ids) for ids in steps]
 
@@ -172,8 +170,6 @@ def resolve_run(
     dataset = load_run_dataset(own) if own else load_dataset(cfg.dataset, progress)
     reward_fn, derived = None, {}
     if cfg.reward_fn is not None:
-        from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn
-
         reward_fn = load_reward_fn(cfg.reward_fn)
         if resume_dir is None:
             derived["reward_fn"] = absolute_spec(cfg.reward_fn)
@@ -288,8 +284,6 @@ class TextQATask:
         if ckpt is not None and state.kl_coef is not None:
             self.controller.value = state.kl_coef
         if self.reward_fn is not None:
-            from ppo_cli.textqa.reward_fn import record_reward_fn
-
             record_reward_fn(run_dir, self.reward_fn, warn)
         state.kl_coef = self.controller.value if self.reference is not None else None
         if (
