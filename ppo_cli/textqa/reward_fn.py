@@ -162,10 +162,7 @@ def load_reward_fn(spec: str, base: Path | None = None) -> RewardFunction:
     target, name = _split(spec)
     path: Path | None = None
     if _is_file(target):
-        path = Path(target)
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        path = path.resolve()
+        path = (base / target if base is not None else Path(target)).resolve()
         module = _load_file(path, spec, target)
     else:
         module = _import(spec, target, _FIX_MODULE, lambda: importlib.import_module(target))

@@ -259,15 +259,15 @@ def sft(
         if run_dir is None:
             raise ConfigError("resuming needs the run directory", "ppoqa sft --resume DIR")
         cfg, dataset, epochs, batch_size, eval_every = _resume_settings(run_dir)
-    if not resume:
+    else:
         dataset = load_dataset(cfg.dataset)
-    run_dir = run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed)
-    if not resume and holds_run(run_dir):
-        raise RunError(
-            f"{run_dir}: already holds a run",
-            f"choose another --run-dir, or continue an interrupted one: {SFT_CMD} --resume "
-            f"{shlex.quote(str(run_dir))}",
-        )
+        run_dir = run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed)
+        if holds_run(run_dir):
+            raise RunError(
+                f"{run_dir}: already holds a run",
+                f"choose another --run-dir, or continue an interrupted one: {SFT_CMD} --resume "
+                f"{shlex.quote(str(run_dir))}",
+            )
     task = SFTTask(cfg, dataset, epochs, batch_size, eval_every)
     try:
         done = run_task(task, run_dir, callbacks or Callbacks(), resume, update=task.update)
