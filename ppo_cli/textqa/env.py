@@ -21,12 +21,10 @@ from ppo_cli.textqa.rewards import RewardSpec, distinct_overlap
 BANNED_ACTIONS = (PAD_ID, START_ID, 3)  # <PAD>, <START>, <UNK>
 
 
-def encode_prompts(questions: list[list[int]]) -> torch.Tensor:
-    """[N, P] prompts: each question left-padded with <PAD>, then <START> in the last column.
-
-    Left padding puts every first decision at the same column, so a batch steps in lockstep.
-    """
-    p = max(len(q) for q in questions) + 1
+def encode_prompts(questions: list[list[int]], width: int = 0) -> torch.Tensor:
+    """[N, P] prompts (P at least `width`): each question left-padded with <PAD>, then <START>
+    in the last column, so every first decision is at the same column (a lockstep batch)."""
+    p = max(width, max(len(q) for q in questions) + 1)
     prompts = torch.full((len(questions), p), PAD_ID, dtype=torch.long)
     for i, ids in enumerate(questions):
         if ids:

@@ -253,12 +253,9 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
         encoded.append(ids)
         unknown.append(list(dict.fromkeys(unk)))
     n = len(questions)
-    prompts = encode_prompts(encoded)  # [N, P]
-    if prompts.shape[1] < run.task.prompt_len:
-        # Left-pad to the training width: a recurrent policy reads the padding too, so a short
-        # question asked alone must look exactly as it did in training.
-        pad = torch.zeros(n, run.task.prompt_len - prompts.shape[1], dtype=torch.long)
-        prompts = torch.cat([pad, prompts], dim=1)
+    # At least the training width: a recurrent policy reads the padding too, so a short
+    # question asked alone must look exactly as it did in training.
+    prompts = encode_prompts(encoded, run.task.prompt_len)  # [N, P]
     check_fits(run.policy, prompts.shape[1], run.task.max_steps, "question")
     ro = collect_text_episodes(
         run.policy,

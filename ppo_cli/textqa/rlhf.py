@@ -5,7 +5,6 @@ rewards)."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,9 +146,6 @@ class KLStats:
     score: float  # mean episode score before the KL penalty
     kl_penalty: float  # mean episode penalty (kl_coef * summed KL), subtracted from the score
     kl_coef: float  # the coefficient in force for this iteration
-
-    def to_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
 
 
 def apply_kl_penalty(

@@ -471,7 +471,7 @@ class TextQATask:
             record["probe_episodes"] = state.probe_episodes
             record["memory_exact"] = round(self.memory.exact_share, 4)
         if self.kl_stats is not None:
-            record.update(self.kl_stats.to_dict())
+            record.update(asdict(self.kl_stats))
             # adapt for the next iteration (a fixed coefficient stays as it is)
             state.kl_coef = self.controller.update(self.kl_stats.kl, ro.num_episodes)
         return record
