@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from ppo_cli.errors import ConfigError
-from ppo_cli.textqa.data import detokenize, tokenize
+from ppo_cli.textqa.data import Vocabulary, detokenize, tokenize
 
 # Answers and targets are [N, L] id tensors, valid up to their lengths [N].
 CreditFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -315,18 +316,14 @@ def explain_rewards(
     """Every (reward, answer) pair scored by the same code the environment uses."""
     target_tokens = tokenize(target)
     answer_tokens = [tokenize(a) for a in answers]
-    vocab: dict[str, int] = {}
-    for toks in [target_tokens, *answer_tokens]:
-        for tok in toks:
-            vocab.setdefault(tok, len(vocab) + 4)  # any ids but the special ones
+    vocab = Vocabulary([*target_tokens, *(t for toks in answer_tokens for t in toks)])
+    rows = [
+        torch.tensor(vocab.encode(t)[0], dtype=torch.long) for t in [target_tokens, *answer_tokens]
+    ]
+    padded = pad_sequence(rows, batch_first=True)  # [1 + N, width]: the target, then the answers
     n = len(answers)
-    width = max([1, len(target_tokens), *(len(a) for a in answer_tokens)])
-    ans = torch.zeros(n, width, dtype=torch.long)
-    for i, toks in enumerate(answer_tokens):
-        ans[i, : len(toks)] = torch.tensor([vocab[t] for t in toks], dtype=torch.long)
+    ans, tgt = padded[1:], padded[:1].repeat(n, 1)
     ans_len = torch.tensor([len(a) for a in answer_tokens], dtype=torch.long)
-    tgt = torch.zeros(n, width, dtype=torch.long)
-    tgt[:, : len(target_tokens)] = torch.tensor([vocab[t] for t in target_tokens])
     tgt_len = torch.full((n,), len(target_tokens), dtype=torch.long)
     rows = []
     for name in names or list(REWARD_NAMES):
