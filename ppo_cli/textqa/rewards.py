@@ -317,10 +317,10 @@ def explain_rewards(
     target_tokens = tokenize(target)
     answer_tokens = [tokenize(a) for a in answers]
     vocab = Vocabulary([*target_tokens, *(t for toks in answer_tokens for t in toks)])
-    rows = [
+    ids = [
         torch.tensor(vocab.encode(t)[0], dtype=torch.long) for t in [target_tokens, *answer_tokens]
     ]
-    padded = pad_sequence(rows, batch_first=True)  # [1 + N, width]: the target, then the answers
+    padded = pad_sequence(ids, batch_first=True)  # [1 + N, width]: the target, then the answers
     n = len(answers)
     ans, tgt = padded[1:], padded[:1].repeat(n, 1)
     ans_len = torch.tensor([len(a) for a in answer_tokens], dtype=torch.long)

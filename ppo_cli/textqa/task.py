@@ -166,8 +166,9 @@ def resolve_run(
     if resume_dir is None and cfg.init_from is not None:
         init = rlhf.load_init_run(Path(cfg.init_from))
         rlhf.check_network(cfg, init)
-    own = resume_dir or (init.path if init is not None and cfg.dataset is None else None)
-    dataset = load_run_dataset(own) if own else load_dataset(cfg.dataset, progress)
+    # a resumed run, or one started from a run without --dataset, trains on that run's copy
+    run_copy = resume_dir or (init.path if init is not None and cfg.dataset is None else None)
+    dataset = load_run_dataset(run_copy) if run_copy else load_dataset(cfg.dataset, progress)
     reward_fn, derived = None, {}
     if cfg.reward_fn is not None:
         reward_fn = load_reward_fn(cfg.reward_fn)
