@@ -25,7 +25,6 @@ def text_qa_trace(
     itos: list[str],
     questions: list[str],
     norm_adv: bool = True,
-    max_episodes: int = MAX_EPISODES,
 ) -> dict[str, Any]:
     """The trace record of one text-QA iteration (rollout: rollout.TextRollout)."""
     norm, normed = normalized_advantages(batch, norm_adv)
@@ -33,7 +32,7 @@ def text_qa_trace(
     # kl_coef * KL_t (ppo_cli.textqa.rlhf.apply_kl_penalty)
     split = getattr(rollout, "scores", None) is not None
     episodes, steps = [], []
-    for i in range(min(max_episodes, batch.size)):
+    for i in range(min(MAX_EPISODES, batch.size)):
         n = int(rollout.mask[i].sum())
         tokens = [itos[int(a)] for a in rollout.actions[i, :n]]
         rewards = [rounded(x) for x in rollout.rewards[i, :n]]
@@ -97,7 +96,6 @@ def group_trace(
     itos: list[str],
     questions: list[str],
     estimator: str,
-    max_groups: int = MAX_GROUPS,
 ) -> dict[str, Any]:
     """The first groups of a grouped batch (rollout: rollout.TextRollout; groups [N] ids, a
     group's completions side by side): each completion, its reward and the advantage the
@@ -105,7 +103,7 @@ def group_trace(
     shown = []
     mask = rollout.mask
     reward = (rollout.rewards * mask).sum(1)  # [N]
-    for g in range(min(max_groups, int(groups.max()) + 1 if groups.numel() else 0)):
+    for g in range(min(MAX_GROUPS, int(groups.max()) + 1 if groups.numel() else 0)):
         rows = (groups == g).nonzero().flatten().tolist()
         completions = []
         for i in rows:
