@@ -1,21 +1,13 @@
 """A memory of each question's best answer, and exploration probes that try new first words.
 
-Why: on a dataset of a thousand questions with hundreds of answer words, plain PPO finds a
-rare right answer once, raises its probability by at most the clip range, and rarely samples
-it again: the discovery is lost, and the policy drifts toward the answers many questions
-share. Two mechanisms of Memory Augmented Policy Optimization (Liang et al., 2018, "MAPO")
-fix both, for an environment that scores the same answer the same way every time:
-
-- **memory**: per question, the best-scoring answer sampled so far. Each iteration it joins
-  the batch as one more episode (scored again, with the current policy's log-probs and
-  values) wherever it beats every answer sampled for that question this iteration, so a found
-  answer is learned instead of forgotten;
-- **probes** (MAPO's systematic exploration): for every question the last greedy evaluation
-  got wrong, a few forward-only episodes whose first token is drawn without replacement among
-  the first tokens not yet tried for that question, in the policy's order of preference
-  (Gumbel top-k), the rest sampled as usual. Probes are not trained on (an off-policy sample
-  with a negative advantage would push the policy toward its current favourite); what they
-  find enters the memory. They cost a forward pass, a fraction of a trained episode.
+On a large dataset plain PPO finds a rare right answer once, raises its probability by at most
+the clip range, and rarely samples it again. Two mechanisms of Memory Augmented Policy
+Optimization (Liang et al., 2018, "MAPO") keep such finds, for an environment that scores the
+same answer the same way every time: the **memory** joins the batch with a question's best
+answer wherever it beats every new sample, and forward-only **probes** of the questions the
+greedy policy gets wrong try first tokens not yet tried (Gumbel top-k). Probes are not trained
+on (an off-policy sample with a negative advantage would push the policy toward its current
+favourite); what they find enters the memory.
 """
 
 from __future__ import annotations
@@ -57,9 +49,8 @@ class AnswerMemory:
         actions: torch.Tensor,
         exact: torch.Tensor,
     ) -> int:
-        """Keep, per question, the best of these episodes if it beats the memory, and count
-        their first tokens as tried; returns how many questions improved.
-        questions, returns, exact: [N]; actions: [N, T]."""
+        """Keep, per question, the best of these episodes [N] if it beats the memory, and count
+        their first tokens as tried; returns how many questions improved."""
         best_here, row = _best_rows(questions, returns, self.num_questions)
         improved = (row < questions.numel()) & (best_here > self.best_return + _TIE)
         if improved.any():
@@ -134,12 +125,10 @@ class AnswerMemory:
     def _probe_answers(
         self, q: torch.Tensor, first: torch.Tensor, rank: torch.Tensor, max_steps: int
     ) -> torch.Tensor:
-        """force [n, T] for probes with these first tokens. The probes of a question take
-        turns (by rank): the policy continues after the new word; the new word alone; it
-        replaces the remembered answer's first word ("Abuja Delhi" -> "New Delhi"); it goes
-        before the remembered answer ("three" -> "eighty three"); it goes after the
-        remembered first word. Partly right answers are where the last questions of a large
-        set get stuck."""
+        """force [n, T] for probes with these first tokens. By rank, the new word: continued by
+        the policy; alone; replacing the remembered first word ("Abuja Delhi" -> "New Delhi");
+        before the remembered answer ("three" -> "eighty three"); after its first word. Partly
+        right answers are where the last questions of a large set get stuck."""
         force = torch.full((q.numel(), max_steps), PAD_ID, dtype=torch.long)
         force[:, 0] = first
         best = self.best_actions[q]  # [n, T] (<PAD> for a question with no memory yet)
@@ -163,18 +152,18 @@ class AnswerMemory:
         return float(self.best_exact.float().mean())
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "best_return": self.best_return.clone(),
-            "best_actions": self.best_actions.clone(),
-            "best_exact": self.best_exact.clone(),
-            "tried": None if self.tried is None else self.tried.clone(),
-        }
+        return {k: _copy(getattr(self, k)) for k in _STATE}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best_return = state["best_return"].clone()
-        self.best_actions = state["best_actions"].clone()
-        self.best_exact = state["best_exact"].clone()
-        self.tried = None if state.get("tried") is None else state["tried"].clone()
+        for k in _STATE:  # a checkpoint from before the tried table has none
+            setattr(self, k, _copy(state.get(k) if k == "tried" else state[k]))
+
+
+_STATE = ("best_return", "best_actions", "best_exact", "tried")
+
+
+def _copy(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.clone()
 
 
 def _best_rows(

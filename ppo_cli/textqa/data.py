@@ -1,8 +1,5 @@
-"""QA datasets: YAML loading with validation, the tokenizer, and the vocabulary.
-
-Every problem is reported with the file and the entry (index and line) so a user can fix it
-without reading our code.
-"""
+"""QA datasets: YAML loading with validation (every problem names the file, entry and line),
+the tokenizer, and the vocabulary."""
 
 from __future__ import annotations
 
@@ -13,6 +10,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ DEFAULT_MAX_ANSWER_TOKENS = 4
 MAX_DATASET_BYTES = 20_000_000
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+_PUNCT = re.compile(r"[^\w\s]")
 
 
 def tokenize(text: str) -> list[str]:
@@ -51,14 +50,9 @@ def is_visible(text: str) -> bool:
 
 def detokenize(tokens: list[str]) -> str:
     """Join tokens back into text, without spaces before punctuation or around '+'-like signs."""
-    out = ""
-    for i, tok in enumerate(tokens):
-        if i == 0:
-            out = tok
-        elif re.fullmatch(r"[^\w\s]", tok) or re.fullmatch(r"[^\w\s]", tokens[i - 1]):
-            out += tok
-        else:
-            out += " " + tok
+    out = tokens[0] if tokens else ""
+    for prev, tok in pairwise(tokens):
+        out += tok if _PUNCT.fullmatch(tok) or _PUNCT.fullmatch(prev) else " " + tok
     return out
 
 
@@ -125,17 +119,12 @@ class Vocabulary:
         for tok in tokens:
             self._stoi.setdefault(tok, len(self._stoi))
         self.itos: list[str] = list(self._stoi)
-        self._lower: dict[str, int] = {}
-        for t, i in self._stoi.items():
-            self._lower.setdefault(t.lower(), i)
+        # the first token of each lower-cased spelling
+        self._lower = {t.lower(): i for t, i in reversed(self._stoi.items())}
 
     @classmethod
     def from_dataset(cls, dataset: QADataset) -> Vocabulary:
-        tokens: list[str] = []
-        for p in dataset.pairs:
-            tokens.extend(p.question_tokens)
-            tokens.extend(p.answer_tokens)
-        return cls(tokens)
+        return cls([t for p in dataset.pairs for t in (*p.question_tokens, *p.answer_tokens)])
 
     @classmethod
     def from_list(cls, itos: list[str]) -> Vocabulary:
@@ -146,24 +135,14 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.itos)
 
-    def __contains__(self, token: str) -> bool:
-        return token in self._stoi
-
     def encode(self, tokens: list[str]) -> tuple[list[int], list[str]]:
-        """Ids for tokens, and the tokens that were unknown (mapped to <UNK>).
-
-        An exact match wins; otherwise a case-insensitive match, so "what is 2+2?" still works.
-        """
-        ids, unknown = [], []
-        for tok in tokens:
-            idx = self._stoi.get(tok)
-            if idx is None:
-                idx = self._lower.get(tok.lower())
-            if idx is None:
-                unknown.append(tok)
-                idx = UNK_ID
-            ids.append(idx)
-        return ids, unknown
+        """Ids for tokens, and the unknown ones (<UNK>); an exact match wins, else a
+        case-insensitive one, so "what is 2+2?" still works."""
+        ids = [
+            self._stoi[tok] if tok in self._stoi else self._lower.get(tok.lower(), UNK_ID)
+            for tok in tokens
+        ]
+        return ids, [tok for tok in tokens if tok.lower() not in self._lower]
 
     def decode(self, ids: list[int]) -> list[str]:
         return [self.itos[i] for i in ids]
@@ -176,11 +155,8 @@ def builtin_dataset_path() -> Path:
 def load_dataset(
     path: str | Path | None = None, progress: Callable[[str], None] | None = None
 ) -> QADataset:
-    """Read and validate a QA dataset; None means the built-in five questions.
-
-    `progress` gets a line now and then while a big file (over 2 MB) is read. A file over
-    MAX_DATASET_BYTES is refused from its size alone, before a byte is read.
-    """
+    """Read and validate a QA dataset; None means the built-in five questions. `progress`
+    gets a line now and then while a big file is read."""
     if path is None:
         return parse_dataset(builtin_dataset_path().read_text(encoding="utf-8"), "<builtin>")
     p = Path(path)
@@ -272,45 +248,36 @@ def _stream_yaml(
     next_report = step
     lines: list[int | None] = []
     written: list[dict[str, str]] = []
-    # frames: [container, pending key (mappings), is_mapping, role]; role 1: the 'pairs' list,
-    # 2: an entry of it
+    # frames: [container, pending key (mappings), is_mapping, role, each key's line]
     stack: list[list[Any]] = []
     root: Any = None
     documents = 0
     count = 0
 
-    def add(value: Any, raw: str | None = None, line: int = 0) -> None:
+    def add(value: Any, line: int, raw: str | None = None) -> None:
         nonlocal root
         if not stack:
             root = value
             return
         frame = stack[-1]
-        if frame[2]:  # a mapping: a key, then its value
-            if frame[1] is _NO_KEY:
-                if not isinstance(value, (str, int, float, bool, type(None))):
-                    raise _NotPlain
-                first = frame[4].get(value)
-                if first is not None:
-                    raise DuplicateKey(value, line, first)
-                frame[4][value] = line
-                frame[1] = value
-                return
+        if not frame[2]:
+            if frame[3] == 1:  # an entry of 'pairs' (a scalar one is refused later, by line)
+                lines.append(line)
+                written.append({})
+            frame[0].append(value)
+        elif frame[1] is _NO_KEY:  # a mapping: a key, then its value
+            if not isinstance(value, (str, int, float, bool, type(None))):
+                raise _NotPlain
+            first = frame[4].get(value)
+            if first is not None:
+                raise DuplicateKey(value, line, first)
+            frame[4][value] = line
+            frame[1] = value
+        else:
             frame[0][frame[1]] = value
             if frame[3] == 2 and raw is not None and not isinstance(value, str):
                 written[-1][str(frame[1])] = raw
             frame[1] = _NO_KEY
-        else:
-            frame[0].append(value)
-
-    def role_of_child() -> int:
-        if not stack:
-            return 0
-        frame = stack[-1]
-        if len(stack) == 1 and frame[2] and frame[1] == "pairs":
-            return 1
-        if frame[3] == 1:
-            return 2
-        return 0
 
     try:
         while loader.check_event():
@@ -324,9 +291,7 @@ def _stream_yaml(
             if isinstance(event, yaml.ScalarEvent):
                 if event.anchor is not None or event.tag not in (None, "!"):
                     raise _NotPlain
-                implicit = event.implicit
-                if event.tag == "!":
-                    implicit = (False, False)
+                implicit = (False, False) if event.tag == "!" else event.implicit
                 tag = helper.resolve(yaml.ScalarNode, event.value, implicit)
                 if tag == "tag:yaml.org,2002:str":
                     value: Any = event.value
@@ -337,25 +302,18 @@ def _stream_yaml(
                         tag, event.value, event.start_mark, event.end_mark, event.style
                     )
                     value = helper.yaml_constructors[tag](helper, node)
-                role = role_of_child()
-                if role == 2:  # a scalar entry of 'pairs' (refused later, with its line)
-                    lines.append(event.start_mark.line + 1)
-                    written.append({})
-                add(value, event.value, event.start_mark.line + 1)
+                add(value, event.start_mark.line + 1, event.value)
             elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 if event.anchor is not None or event.tag not in (None, "!"):
                     raise _NotPlain
-                role = role_of_child()
-                is_map = isinstance(event, yaml.MappingStartEvent)
-                container: Any = {} if is_map else []
                 if stack and stack[-1][2] and stack[-1][1] is _NO_KEY:
                     raise _NotPlain  # a mapping or list as a key
-                if role == 1:
-                    lines, written = [], []
-                if role == 2:
-                    lines.append(event.start_mark.line + 1)
-                    written.append({})
-                add(container)
+                # role 1: the top-level 'pairs' list; 2: an entry of it
+                top_pairs = len(stack) == 1 and stack[0][2] and stack[0][1] == "pairs"
+                role = 1 if top_pairs else 2 if stack and stack[-1][3] == 1 else 0
+                is_map = isinstance(event, yaml.MappingStartEvent)
+                container: Any = {} if is_map else []
+                add(container, event.start_mark.line + 1)
                 stack.append([container, _NO_KEY, is_map, role, {}])  # + each key's line
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 stack.pop()
@@ -376,8 +334,7 @@ _NO_KEY = object()
 
 
 def _compose_yaml(text: str) -> tuple[Any, list[int | None], list[dict[str, str]]]:
-    """The document through PyYAML's composer (every YAML feature), with the same extras as
-    _stream_yaml."""
+    """_stream_yaml's result through PyYAML's composer (every YAML feature)."""
     loader = yaml.SafeLoader(text)  # one parse: the node tree gives line numbers, then data
     try:
         node = loader.get_single_node()
@@ -388,21 +345,18 @@ def _compose_yaml(text: str) -> tuple[Any, list[int | None], list[dict[str, str]
         loader.dispose()
     lines: list[int | None] = []
     written: list[dict[str, str]] = []
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if getattr(key_node, "value", None) == "pairs" and isinstance(
-                value_node, yaml.SequenceNode
-            ):
-                lines, written = [], []
-                for item in value_node.value:
-                    lines.append(item.start_mark.line + 1)
-                    raw: dict[str, str] = {}
-                    if isinstance(item, yaml.MappingNode):
-                        for k, v in item.value:
-                            if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode):
-                                raw[k.value] = v.value
-                    written.append(raw)
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else ():
+        if getattr(key, "value", None) == "pairs" and isinstance(value, yaml.SequenceNode):
+            lines = [item.start_mark.line + 1 for item in value.value]
+            written = [_scalars(item) for item in value.value]
     return data, lines, written
+
+
+def _scalars(node: Any) -> dict[str, str]:
+    """A mapping node's scalar values as written, by key."""
+    items = node.value if isinstance(node, yaml.MappingNode) else ()
+    scalar = yaml.ScalarNode
+    return {k.value: v.value for k, v in items if isinstance(k, scalar) and isinstance(v, scalar)}
 
 
 def _read_yaml(
@@ -582,11 +536,10 @@ def parse_dataset(
         pairs.append(QAPair(question, answer, level))
 
     name = _optional_text(data, "name", source)
-    description = _optional_text(data, "description", source)
     return QADataset(
         pairs=pairs,
         name=name if name is not None else Path(source).stem,
-        description=description if description is not None else "",
+        description=_optional_text(data, "description", source) or "",
         max_answer_tokens=max_tokens,
         rewards={k: float(v) for k, v in rewards.items()},
         source=source,

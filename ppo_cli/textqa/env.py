@@ -11,23 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from ppo_cli.errors import DatasetError
 from ppo_cli.textqa.data import END_ID, PAD_ID, START_ID, QADataset, Vocabulary, detokenize
 from ppo_cli.textqa.rewards import RewardSpec, distinct_overlap
 
-__all__ = ["BANNED_ACTIONS", "QATask", "RewardSpec", "TextQAVecEnv", "encode_prompts"]
-
 # Tokens a text policy never generates: they carry no meaning in an answer.
 BANNED_ACTIONS = (PAD_ID, START_ID, 3)  # <PAD>, <START>, <UNK>
 
 
-def encode_prompts(questions: list[list[int]]) -> torch.Tensor:
-    """[N, P] prompts: each question left-padded with <PAD>, then <START> in the last column.
-
-    Left padding puts every first decision at the same column, so a batch steps in lockstep.
-    """
-    p = max(len(q) for q in questions) + 1
+def encode_prompts(questions: list[list[int]], width: int = 0) -> torch.Tensor:
+    """[N, P] prompts (P at least `width`): each question left-padded with <PAD>, then <START>
+    in the last column, so every first decision is at the same column (a lockstep batch)."""
+    p = max(width, max(len(q) for q in questions) + 1)
     prompts = torch.full((len(questions), p), PAD_ID, dtype=torch.long)
     for i, ids in enumerate(questions):
         if ids:
@@ -84,14 +81,12 @@ class QATask:
         answers = [vocab.encode(p.answer_tokens)[0] for p in dataset.pairs]
         self.prompts = encode_prompts(questions)  # [Q, P]
         self.prompt_len = self.prompts.shape[1]
-        q = len(questions)
-        a = max(len(x) for x in answers)
         # targets: [Q, A] answer ids right-padded; target_len: [Q]
-        self.targets = torch.full((q, a), PAD_ID, dtype=torch.long)
-        for i, ids in enumerate(answers):
-            self.targets[i, : len(ids)] = torch.tensor(ids)
+        rows = [torch.tensor(ids, dtype=torch.long) for ids in answers]
+        self.targets = pad_sequence(rows, batch_first=True, padding_value=PAD_ID)
         self.target_len = torch.tensor([len(x) for x in answers])
-        self.target_valid = torch.arange(a).unsqueeze(0) < self.target_len.unsqueeze(1)
+        columns = torch.arange(self.targets.shape[1])
+        self.target_valid = columns.unsqueeze(0) < self.target_len.unsqueeze(1)
         # --reward-fn: a Python function (question, answer, target) -> float whose
         # value replaces the named reward's final reward of a finished answer; None keeps it.
         self.score_fn: Callable[[str, str, str], float] | None = None

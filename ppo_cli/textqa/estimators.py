@@ -1,24 +1,11 @@
-"""Advantage estimators for text QA: PPO's GAE beside the critic-free methods that replaced it
-in RL for language models, each a pure function over one iteration's completions.
+"""Advantage estimators for text QA: PPO's GAE beside the critic-free methods of RL for
+language models, each a pure function over one iteration's completions.
 
-The question they answer is the same: how much better than expected was this completion? PPO
-asks a learned critic V(s_t); the others build the baseline from the batch itself:
-
-    gae           A_t = sum_k (gamma lam)^k delta_{t+k}, delta_t = r_t + gamma V(s_{t+1}) - V(s_t)
-                  (Schulman et al. 2016; PPO, Schulman et al. 2017)
-    grpo          A_i = (R_i - mean(R_group)) / (std(R_group) + eps)       (Shao et al. 2024)
-    dr_grpo       A_i = R_i - mean(R_group)                                (Liu et al. 2025)
-    rloo          A_i = R_i - mean(R_j, j != i in the group)         (Ahmadian et al. 2024)
-    reinforce_pp  A_t = (G_t - mean(G)) / std(G) over the whole batch, G_t = sum_{k>=t} r_k
-                  (Hu 2025, REINFORCE++)
-
-A group is the G completions sampled for one question in one iteration (--group-size). The
-group estimators give every token of a completion its completion's advantage; a group whose
-completions all earned the same gets 0 everywhere (nothing to prefer among them).
-
-ppo_cli.config.ESTIMATORS holds each one's documented defaults (group size, where the KL goes,
-normalization, loss aggregation); this module is only the arithmetic, tested by hand in
-tests/test_estimators.py.
+GAE asks a learned critic V(s_t) how much better than expected a completion was; the others
+build the baseline from the batch itself. A group is the G completions sampled for one
+question in one iteration (--group-size); a group estimator gives every token of a completion
+its completion's advantage, and a group whose completions all earned the same gets 0.
+ppo_cli.config.ESTIMATORS holds each one's documented defaults.
 """
 
 from __future__ import annotations
@@ -119,11 +106,8 @@ def compute(
     gamma: float = 0.99,
     gae_lambda: float = 0.95,
 ) -> Advantages:
-    """The advantage of every real step [N, T] under estimator `name`.
-
-    rewards, mask: [N, T] per-step rewards (score on the last step) and real steps; groups:
-    [N] the group id of each completion; values, dones: [N, T] for gae only.
-    """
+    """The advantage of every real step [N, T] under estimator `name`; groups: [N] the group
+    id of each completion; values, dones: for gae only."""
     mask_f = mask.float()
     if name == "gae":
         assert values is not None and dones is not None
@@ -133,7 +117,8 @@ def compute(
     if name == "reinforce_pp":
         return Advantages(reinforce_pp(rewards, mask_f), rtg)
     episode = (rewards * mask_f).sum(1)  # [N] the completion's reward R_i
-    per = {"grpo": grpo, "dr_grpo": dr_grpo, "rloo": rloo}
+    # `group`: the first release's name for GRPO's z-score
+    per = {"grpo": grpo, "group": grpo, "dr_grpo": dr_grpo, "rloo": rloo}
     if name not in per:
         raise ValueError(f"unknown advantage estimator {name!r} (one of {', '.join(NAMES)})")
     return Advantages(per[name](episode, groups).unsqueeze(1) * mask_f, rtg)
@@ -144,19 +129,10 @@ def group_ids(num_groups: int, group_size: int) -> torch.Tensor:
     return torch.arange(num_groups).repeat_interleave(group_size)
 
 
-def canonical(name: str) -> str:
-    """The estimator a name stands for: the first release's `group` is GRPO's z-score."""
-    return "grpo" if name == "group" else name
-
-
 def trl_metrics(rollout: Any, stats: dict[str, Any], groups: torch.Tensor | None) -> dict[str, Any]:
-    """The iteration's numbers under the names TRL's trainers log, beside ppoqa's own:
-    reward (mean completion score before any KL penalty), reward_std (the std within each
-    group, averaged over groups, as TRL's GRPO; the batch's std without groups),
-    frac_reward_zero_std (groups whose completions all scored the same: no signal for the
-    group estimators), clip_ratio (= clipfrac), completions/mean_length (tokens per
-    completion, <END> included) and entropy (as ppoqa's). Over the sampled completions only,
-    not answers replayed from memory (the rows after them); groups: the sampled rows'."""
+    """The iteration's numbers under the names TRL's trainers log (reward before any KL
+    penalty, reward_std within groups as TRL's GRPO, ...), over the sampled completions only,
+    not the answers replayed from memory after them."""
     n = rollout.num_episodes  # the sampled rows (replayed ones follow them)
     mask = rollout.mask[:n]
     score = (rollout.scores if rollout.scores is not None else rollout.rewards)[:n]
@@ -176,21 +152,19 @@ def trl_metrics(rollout: Any, stats: dict[str, Any], groups: torch.Tensor | None
 
 
 def extend_groups(groups: torch.Tensor, question_idx: torch.Tensor) -> torch.Tensor:
-    """Group ids [N] for a batch whose first len(groups) rows were sampled in groups and whose
-    remaining rows were added afterwards (answers replayed from memory): an added row joins
-    the first group that asked its question, so a group estimator compares it with that
-    question's samples; a question no group asked gets a group of its own."""
+    """Group ids [N] for a batch whose rows after len(groups) are answers replayed from
+    memory: each joins the first group that asked its question, so a group estimator compares
+    it with that question's samples; a question no group asked gets a group of its own."""
     n = groups.numel()
     if question_idx.numel() == n:
         return groups
-    out = [int(g) for g in groups.tolist()]
+    out = groups.tolist()
     first: dict[int, int] = {}
     for q, g in zip(question_idx[:n].tolist(), out, strict=True):
-        first.setdefault(int(q), g)
+        first.setdefault(q, g)
     fresh = max(out, default=-1) + 1
     for q in question_idx[n:].tolist():
-        if int(q) not in first:
-            first[int(q)] = fresh
-            fresh += 1
-        out.append(first[int(q)])
+        if q not in first:
+            first[q], fresh = fresh, fresh + 1
+        out.append(first[q])
     return torch.tensor(out, dtype=torch.long)

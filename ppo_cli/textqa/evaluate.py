@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,31 +12,23 @@ import torch
 from ppo_cli.config import Config, resolve
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import CONFIG, DATASET, load_checkpoint, read_config, run_env
-from ppo_cli.core.session import QAResult
+from ppo_cli.core.session import QAResult, check_dataset_fingerprint
 from ppo_cli.errors import DatasetError, RunError
-from ppo_cli.textqa.data import QADataset, Vocabulary, read_run_dataset, tokenize
+from ppo_cli.textqa.data import QADataset, Vocabulary, load_dataset, read_run_dataset, tokenize
 from ppo_cli.textqa.env import QATask, RewardSpec, TextQAVecEnv, encode_prompts
 from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
 from ppo_cli.textqa.rollout import collect_text_episodes
 
 
 def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
-    """Defaults < the dataset's `reward:`/`rewards:` < explicit config values (--reward, ...).
-
-    Refuses an unknown name, a parameter the reward does not use, and a reward under which a
-    wrong answer can earn as much as the exact one.
-    """
-    from ppo_cli.textqa.rewards import DEFAULT_REWARD, check_reward_fits, check_reward_name
-
+    """Defaults < the dataset's `reward:`/`rewards:` < explicit config values (--reward, ...);
+    refuses a parameter the reward does not use and a reward that pays a wrong answer as much
+    as the exact one."""
     values: dict[str, Any] = dict(dataset.rewards)
     sources = dict.fromkeys(values, f"{dataset.source}: rewards")
-    for key, name in (
-        ("correct", "reward_correct"),
-        ("overlap", "reward_overlap"),
-        ("partial", "reward_partial"),
-        ("wrong", "reward_wrong"),
-        ("step_penalty", "step_penalty"),
-    ):
+    for key in ("correct", "overlap", "partial", "wrong", "step_penalty"):
+        name = key if key == "step_penalty" else f"reward_{key}"
         if getattr(cfg, name) is not None:
             values[key] = getattr(cfg, name)
             sources[key] = f"--{name.replace('_', '-')}"
@@ -65,9 +58,8 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
     return spec
 
 
-# One step of a batch computes [batch, vocabulary] logits (and a few same-sized temporaries):
-# greedy evaluation goes through the questions in chunks that keep this near 256 MB, so a
-# dataset of 300k questions is answered in linear time and bounded memory.
+# Greedy evaluation answers in chunks whose [batch, vocabulary] logits (and a few temporaries
+# of that size) stay near this: linear time and bounded memory on 300k questions.
 EVAL_STEP_BYTES = 256_000_000
 
 
@@ -158,8 +150,6 @@ def load_text_run(run: Path) -> TextRun:
     dataset = read_run_dataset(
         run / DATASET, "a text-QA run directory holds the dataset it was trained on; retrain"
     )
-    from ppo_cli.core.session import check_dataset_fingerprint
-
     check_dataset_fingerprint(ckpt, dataset.fingerprint(), run)
     try:
         itos = ckpt["vocab"]
@@ -179,11 +169,9 @@ def load_text_run(run: Path) -> TextRun:
     return TextRun(run, cfg, policy, vocab, dataset, task, ckpt)
 
 
-# A question counts as familiar when every word is in the run's vocabulary and it shares at
-# least this share of its words with some training question (Jaccard similarity of the
-# lower-cased word sets, punctuation ignored). 0.6 keeps "What day comes after Tuesday?" close
-# to "What day comes after Monday?" (4 of 6 words, 0.67) and puts "What comes after three?"
-# far from it (3 of 6, 0.5); the exact training question scores 1.
+# A question is familiar when every word is known and its word set's Jaccard similarity to
+# some training question reaches this: "What day comes after Tuesday?" is near "... Monday?"
+# (4 of 6 words, 0.67), "What comes after three?" is not (3 of 6, 0.5).
 FAMILIAR_SIMILARITY = 0.6
 
 
@@ -195,8 +183,7 @@ def word_set(text: str) -> frozenset[str]:
 @dataclass
 class Answer:
     """A greedy answer, how sure the policy is of it, and how close the question is to the
-    ones the run trained on (a policy answers anything, and is often confidently wrong on
-    questions unlike its training data)."""
+    training questions (a policy is often confidently wrong on questions unlike them)."""
 
     question: str
     answer: str
@@ -247,18 +234,12 @@ class NearestQuestion:
 
     def find(self, question: str) -> tuple[str | None, float]:
         words = word_set(question)
-        shared: dict[int, int] = {}
-        for w in words:
-            for i in self.index.get(w, ()):
-                shared[i] = shared.get(i, 0) + 1
-        best, best_sim = None, 0.0
-        for i, n in shared.items():
-            sim = n / (len(words) + len(self.sets[i]) - n)
-            if sim > best_sim:
-                best, best_sim = i, sim
+        shared = Counter(i for w in words for i in self.index.get(w, ()))
+        sims = {i: n / (len(words) + len(self.sets[i]) - n) for i, n in shared.items()}
+        best = max(sims, key=sims.__getitem__, default=None)
         if best is None:
             return (self.questions[0] if self.questions else None), 0.0
-        return self.questions[best], best_sim
+        return self.questions[best], sims[best]
 
 
 @torch.no_grad()
@@ -272,12 +253,9 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
         encoded.append(ids)
         unknown.append(list(dict.fromkeys(unk)))
     n = len(questions)
-    prompts = encode_prompts(encoded)  # [N, P]
-    if prompts.shape[1] < run.task.prompt_len:
-        # Left-pad to the training width: a recurrent policy reads the padding too, so a short
-        # question asked alone must look exactly as it did in training.
-        pad = torch.zeros(n, run.task.prompt_len - prompts.shape[1], dtype=torch.long)
-        prompts = torch.cat([pad, prompts], dim=1)
+    # At least the training width: a recurrent policy reads the padding too, so a short
+    # question asked alone must look exactly as it did in training.
+    prompts = encode_prompts(encoded, run.task.prompt_len)  # [N, P]
     check_fits(run.policy, prompts.shape[1], run.task.max_steps, "question")
     ro = collect_text_episodes(
         run.policy,
@@ -308,8 +286,6 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
 def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:
     """Greedy results of a run on another dataset; its words must be in the run's vocabulary
     to be read (unknown words become <UNK>)."""
-    from ppo_cli.textqa.data import load_dataset
-
     dataset = load_dataset(path)
     task = QATask(dataset, run.vocab, run.task.rewards, run.task.max_answer_tokens)
     check_fits(run.policy, task.prompt_len, task.max_steps, dataset.source)

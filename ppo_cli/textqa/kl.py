@@ -1,17 +1,8 @@
 """The KL penalty of RLHF: per-token estimators and the coefficient controllers.
 
-In RLHF the policy is kept near a frozen reference (the model it started from) by paying, at
-every generated token, `-kl_coef * KL_t`, where KL_t estimates KL(pi || pi_ref) from the one
-token that was sampled. The task score is added at the last token (as TRL's PPO trainer does).
-
-Both estimators take log-probabilities of the *sampled* tokens under the policy (`logprob`)
-and under the reference (`ref_logprob`). With x ~ pi and r = pi_ref(x) / pi(x):
-
-    k1 = log pi(x) - log pi_ref(x) = -log r      unbiased, can be negative on one sample
-    k3 = (r - 1) - log r                         unbiased, never negative, lower variance
-
-(John Schulman, "Approximating KL divergence", 2020.) Their expectation under pi is the
-closed-form KL sum_x pi(x) log(pi(x) / pi_ref(x)); tests/test_kl.py checks both against it.
+The policy is kept near a frozen reference by paying `-kl_coef * KL_t` at every generated
+token, KL_t estimated from the one sampled token (John Schulman, "Approximating KL
+divergence", 2020); the task score is added at the last token, as TRL's PPO trainer does.
 """
 
 from __future__ import annotations
@@ -25,12 +16,13 @@ ESTIMATORS = ("k1", "k3")
 
 
 def kl_k1(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
-    """Per-sample k1 = logp - logp_ref (TRL's default "kl" penalty)."""
+    """Per-sample k1 = logp - logp_ref: unbiased, negative on some samples (TRL's default)."""
     return logprob - ref_logprob
 
 
 def kl_k3(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
-    """Per-sample k3 = (r - 1) - log r with r = p_ref / p; >= 0 for every sample."""
+    """Per-sample k3 = (r - 1) - log r with r = p_ref / p: unbiased, never negative, lower
+    variance."""
     log_r = ref_logprob - logprob
     return torch.expm1(log_r) - log_r
 
@@ -53,17 +45,8 @@ def exact_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class KLController:
-    """The coefficient in force: fixed, or adapted toward a target KL.
-
-    The adaptive rule is Ziegler et al. 2019 ("Fine-Tuning Language Models from Human
-    Preferences", eq. 2), in the form TRL's legacy AdaptiveKLController uses:
-
-        error = clip(kl / target - 1, -0.2, 0.2)
-        coef <- coef * (1 + error * n / horizon)
-
-    where n is the number of episodes the KL was measured on. Too much KL raises the
-    coefficient, too little lowers it, by at most 20 % * n / horizon per update.
-    """
+    """The coefficient in force: fixed, or adapted toward a target KL by Ziegler et al. 2019
+    (eq. 2, as TRL's AdaptiveKLController): at most 20 % * episodes / horizon per update."""
 
     value: float
     target: float | None = None
@@ -85,9 +68,5 @@ class KLController:
 def per_token_rewards(
     score: torch.Tensor, kl: torch.Tensor, kl_coef: float, mask: torch.Tensor
 ) -> torch.Tensor:
-    """[N, T] rewards of RLHF: -kl_coef * KL_t at every real step, plus the score.
-
-    score: [N, T] the environment's reward per step (the task score sits at the last step,
-    any step penalty at the others); kl: [N, T] per-token KL estimates; mask: [N, T] real steps.
-    """
+    """[N, T] rewards of RLHF: the environment's reward per step minus kl_coef * KL_t."""
     return (score - kl_coef * kl) * mask

@@ -72,19 +72,11 @@ class TextActorCritic(ActorCritic):
         self.critic = orthogonal(nn.Linear(hidden_size, 1), 1.0)
         mask = torch.zeros(vocab_size)
         mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = NEG
-        # --answer-vocab: only ids that occur in some answer (and <END>) may be
-        # generated, and <END> never right after <START> (no empty answers). With hundreds of
-        # question words in the vocabulary this shrinks the search a policy must explore.
-        self.answer_vocab = sorted(set(answer_vocab)) if answer_vocab is not None else None
-        if self.answer_vocab is not None:
-            allowed = torch.zeros(vocab_size, dtype=torch.bool)
-            allowed[[a for a in self.answer_vocab if a < vocab_size] + [END_ID]] = True
-            mask = mask.masked_fill(~allowed, NEG)
-        self.register_buffer("action_mask", mask, persistent=False)
-        # --answer-positions: answer_positions[k] lists the ids (<END> among them) that some
-        # answer has as its token k (k = 0 right after <START>); any other id is masked at
-        # step k. Every target stays reachable; a two-word answer's second word is then chosen
-        # among the few words that ever come second, not the whole answer vocabulary.
+        end = torch.zeros(vocab_size, dtype=torch.bool)
+        end[END_ID] = True
+        self.register_buffer("end_onehot", end, persistent=False)
+        # --answer-positions: answer token k may only be an id (<END> among them) that some
+        # answer has as its token k; every target stays reachable.
         self.answer_positions = (
             [sorted(set(ids)) for ids in answer_positions] if answer_positions else None
         )
@@ -94,28 +86,26 @@ class TextActorCritic(ActorCritic):
             for k, ids in enumerate(self.answer_positions):
                 by_pos[k, [a for a in ids if a < vocab_size]] = 0.0
         self.register_buffer("position_mask", by_pos, persistent=False)
+        # --answer-vocab: only answer words and <END> may be generated. act and evaluate then
+        # build their distribution over these few columns (the others have p = 0), a fraction
+        # of the softmax work when the vocabulary is mostly question words.
+        self.answer_vocab = sorted(set(answer_vocab)) if answer_vocab is not None else None
         if self.answer_vocab is not None:
-            # The ids a decision can take, and each id's place among them (0 for the others,
-            # which only padded steps hold): act and evaluate build their distribution over
-            # these few columns, exactly the masked full distribution (the rest have p = 0),
-            # at a fraction of the softmax work when the vocabulary is mostly question words.
-            ids = torch.tensor(sorted({a for a in self.answer_vocab if a < vocab_size} | {END_ID}))
+            allowed = torch.zeros(vocab_size, dtype=torch.bool)
+            allowed[[a for a in self.answer_vocab if a < vocab_size] + [END_ID]] = True
+            mask = mask.masked_fill(~allowed, NEG)
+            ids = allowed.nonzero().flatten()
             index_of = torch.zeros(vocab_size, dtype=torch.long)
             index_of[ids] = torch.arange(ids.numel())
             self.register_buffer("allowed_ids", ids, persistent=False)
             self.register_buffer("index_of", index_of, persistent=False)
-        end = torch.zeros(vocab_size, dtype=torch.bool)
-        end[END_ID] = True
-        self.register_buffer("end_onehot", end, persistent=False)
-        if self.answer_vocab is not None:  # the same masks, on the allowed columns only
             self.register_buffer("allowed_action_mask", mask[ids], persistent=False)
             self.register_buffer("allowed_end_onehot", end[ids], persistent=False)
-            # one table per answer step, the action mask already added: one [rows, A] add
-            # per decision instead of two
+            # the action mask folded into the per-step table: one add per decision
             allowed_by_pos = None if by_pos is None else by_pos[:, ids] + mask[ids]
             self.register_buffer("allowed_position_mask", allowed_by_pos, persistent=False)
-        # With answer positions, step 0 never allows <END> (no answer is empty): the <START>
-        # rule of _first is already in the table, and its [rows, A] mask can be skipped.
+        self.register_buffer("action_mask", mask, persistent=False)
+        # step 0 never allowing <END> in the table makes _first's mask redundant there
         self.first_in_table = bool(
             self.answer_positions is not None and END_ID not in self.answer_positions[0]
         )
@@ -150,17 +140,11 @@ class TextActorCritic(ActorCritic):
     def logits_values(
         self, obs: torch.Tensor, steps: int | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._head(obs, steps, restrict=False)
-
-    def _head(
-        self, obs: torch.Tensor, steps: int | None, restrict: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked logits [..., A] and values at the decisions (the last decision, or the last
-        `steps`). restrict: only the allowed_ids columns (see _allowed_logits)."""
+        """Masked logits [..., A] and values at the last decision, or the last `steps`."""
         hidden = self.decision_states(obs, 1 if steps is None else steps)  # [B, T, H]
         if steps is None:
             hidden = hidden[:, -1]  # [B, H]
-        return self._decide(hidden, obs, steps, restrict), self._value(hidden)
+        return self._decide(hidden, obs, steps, restrict=False), self._value(hidden)
 
     def _decide(
         self, hidden: torch.Tensor, obs: torch.Tensor, steps: int | None, restrict: bool
@@ -216,9 +200,7 @@ class TextActorCritic(ActorCritic):
     def decision_columns(self) -> torch.Tensor:
         """Token ids of the columns first_logits() returns (the answer vocabulary and <END>
         with --answer-vocab, else every id)."""
-        if self.answer_vocab is None:
-            return torch.arange(self.vocab_size)
-        return self.allowed_ids
+        return torch.arange(self.vocab_size) if self.answer_vocab is None else self.allowed_ids
 
     @torch.no_grad()
     def first_logits(self, prompts: torch.Tensor) -> torch.Tensor:
@@ -427,7 +409,4 @@ _KINDS: dict[str, type[ActorCritic]] = {
 def build_policy(spec: dict[str, Any]) -> ActorCritic:
     """Rebuild a network from its spec (as stored in a checkpoint)."""
     args = dict(spec)
-    kind = args.pop("kind")
-    if kind not in _KINDS:
-        raise ValueError(f"unknown policy kind {kind!r}")
-    return _KINDS[kind](**args)
+    return _KINDS[args.pop("kind")](**args)

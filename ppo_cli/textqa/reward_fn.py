@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ppo_cli.errors import ConfigError, TrainingError, short_repr
+from ppo_cli.files import not_regular
 from ppo_cli.usercode import user_code
 
 FLOAT32_MAX = 3.4028234663852886e38  # rewards are float32 tensors
@@ -45,18 +46,15 @@ class RewardFunction:
     sha256: str | None  # of that file, recorded in the run directory
     fn: Callable[[str, str, str], Any]
 
-    @property
-    def hint(self) -> str:
-        return f"fix {self.spec} and resume the run"
-
     def record(self) -> dict[str, Any]:
         return {"spec": self.spec, "name": self.name, "path": self.path, "sha256": self.sha256}
 
     def __call__(self, question: str, answer: str, target: str) -> float:
         """One checked score; any failure stops training with one line (TrainingError)."""
         where = f"reward function {self.name} on question {short_repr(question)}"
+        hint = f"fix {self.spec} and resume the run"
         try:
-            with user_code(f"reward function {self.name}", TrainingError, self.hint):
+            with user_code(f"reward function {self.name}", TrainingError, hint):
                 value = self.fn(question, answer, target)
         except TrainingError:
             raise
@@ -64,7 +62,7 @@ class RewardFunction:
             raise TrainingError(
                 f"{where} (answer {short_repr(answer)}) raised {type(exc).__name__}: "
                 f"{short_repr(str(exc), 80)}",
-                f"fix {self.spec} and resume the run",
+                hint,
             ) from exc
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TrainingError(
@@ -84,10 +82,6 @@ class RewardFunction:
         return value
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _split(spec: str) -> tuple[str, str]:
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:
@@ -103,9 +97,31 @@ def _split(spec: str) -> tuple[str, str]:
     return target, name
 
 
-def _load_file(path: Path, spec: str, shown: str) -> Any:
-    from ppo_cli.files import not_regular
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
 
+
+def _import(spec: str, shown: str, fix: str, load: Callable[[], Any]) -> Any:
+    """load() under user_code; any exception it raises becomes one ConfigError line."""
+    try:
+        with user_code(f"--reward-fn {spec}: importing {shown}", ConfigError, fix):
+            return load()
+    except ConfigError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, ModuleNotFoundError) and fix == _FIX_MODULE:
+            raise ConfigError(
+                f"--reward-fn {spec}: no module named {short_repr(exc.name or shown)}",
+                "pass FILE.py:NAME for a file, or a module importable from this Python",
+            ) from exc
+        raise ConfigError(
+            f"--reward-fn {spec}: importing {shown} raised {type(exc).__name__}: "
+            f"{short_repr(str(exc), 80)}",
+            fix,
+        ) from exc
+
+
+def _load_file(path: Path, spec: str, shown: str) -> Any:
     if not path.is_file():
         kind = not_regular(path)
         raise ConfigError(
@@ -116,38 +132,9 @@ def _load_file(path: Path, spec: str, shown: str) -> Any:
     loader_spec = importlib.util.spec_from_file_location(mod_name, path)
     if loader_spec is None or loader_spec.loader is None:
         raise ConfigError(f"--reward-fn {spec}: {shown} cannot be imported", "pass a .py file")
-    module = importlib.util.module_from_spec(loader_spec)
-    try:
-        with user_code(f"--reward-fn {spec}: importing {shown}", ConfigError, _FIX_FILE):
-            loader_spec.loader.exec_module(module)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(
-            f"--reward-fn {spec}: importing {shown} raised {type(exc).__name__}: "
-            f"{short_repr(str(exc), 80)}",
-            _FIX_FILE,
-        ) from exc
+    module, loader = importlib.util.module_from_spec(loader_spec), loader_spec.loader
+    _import(spec, shown, _FIX_FILE, lambda: loader.exec_module(module))
     return module
-
-
-def _load_module(name: str, spec: str) -> Any:
-    try:
-        with user_code(f"--reward-fn {spec}: importing {name}", ConfigError, _FIX_MODULE):
-            return importlib.import_module(name)
-    except ConfigError:
-        raise
-    except ModuleNotFoundError as exc:
-        raise ConfigError(
-            f"--reward-fn {spec}: no module named {short_repr(exc.name or name)}",
-            "pass FILE.py:NAME for a file, or a module importable from this Python",
-        ) from exc
-    except Exception as exc:
-        raise ConfigError(
-            f"--reward-fn {spec}: importing {name} raised {type(exc).__name__}: "
-            f"{short_repr(str(exc), 80)}",
-            _FIX_MODULE,
-        ) from exc
 
 
 def _check_signature(fn: Any, spec: str) -> None:
@@ -173,16 +160,12 @@ def load_reward_fn(spec: str, base: Path | None = None) -> RewardFunction:
     """Import and check a reward function: FILE.py:NAME (relative to base or the cwd) or
     module:NAME."""
     target, name = _split(spec)
-    is_file = target.endswith(".py") or "/" in target or "\\" in target
     path: Path | None = None
-    if is_file:
-        path = Path(target)
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        path = path.resolve()
+    if _is_file(target):
+        path = (base / target if base is not None else Path(target)).resolve()
         module = _load_file(path, spec, target)
     else:
-        module = _load_module(target, spec)
+        module = _import(spec, target, _FIX_MODULE, lambda: importlib.import_module(target))
         source = getattr(module, "__file__", None)
         path = Path(source).resolve() if source else None
     if not hasattr(module, name):
@@ -191,28 +174,16 @@ def load_reward_fn(spec: str, base: Path | None = None) -> RewardFunction:
         raise ConfigError(f"--reward-fn {spec}: {target} has no function {name!r}", hint)
     fn = getattr(module, name)
     _check_signature(fn, spec)
-    sha = file_sha256(path) if path is not None and path.is_file() else None
+    sha = hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else None
     return RewardFunction(spec, name, str(path) if path else None, sha, fn)
 
 
 def absolute_spec(spec: str) -> str:
     """FILE.py:NAME with FILE made absolute (a resumed run may start from another folder)."""
     target, name = _split(spec)
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if _is_file(target):
         return f"{Path(target).resolve()}:{name}"
     return spec
-
-
-def warn_if_changed(recorded: dict[str, Any], now: RewardFunction) -> str | None:
-    """A resumed run whose reward file changed (it was fixed, perhaps): say so, once."""
-    old = recorded.get("sha256")
-    if old and now.sha256 and old != now.sha256:
-        return (
-            f"reward function file {now.path} changed since the run recorded it "
-            f"(sha256 {str(old)[:12]} -> {now.sha256[:12]}); the resumed iterations use the "
-            "new code"
-        )
-    return None
 
 
 def record_reward_fn(run_dir: Path, reward_fn: Any, warn: Callable[[str], None]) -> None:
@@ -227,9 +198,12 @@ def record_reward_fn(run_dir: Path, reward_fn: Any, warn: Callable[[str], None])
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = {}
-        if isinstance(old, dict):
-            message = warn_if_changed(old, reward_fn)
-            if message:
-                warn(message)
-                doc["previous_sha256"] = [*old.get("previous_sha256", []), old.get("sha256")]
+        was = old.get("sha256") if isinstance(old, dict) else None
+        if was and reward_fn.sha256 and was != reward_fn.sha256:
+            warn(
+                f"reward function file {reward_fn.path} changed since the run recorded it "
+                f"(sha256 {str(was)[:12]} -> {reward_fn.sha256[:12]}); the resumed iterations "
+                "use the new code"
+            )
+            doc["previous_sha256"] = [*old.get("previous_sha256", []), was]
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

@@ -24,12 +24,15 @@ the environment, `ppoqa explain-reward` and user code (`score_answers`) share on
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from ppo_cli.errors import ConfigError
+from ppo_cli.textqa.data import Vocabulary, detokenize, tokenize
 
 # Answers and targets are [N, L] id tensors, valid up to their lengths [N].
 CreditFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -44,12 +47,9 @@ def exact_match(
     answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
     """[N] bool: same length and the same token at every position."""
-    width = max(answer.shape[1], target.shape[1])
-    a = torch.full((answer.shape[0], width), -1, dtype=torch.long)
-    t = torch.full((answer.shape[0], width), -1, dtype=torch.long)
-    a[:, : answer.shape[1]] = torch.where(_valid(answer, answer_len), answer, -1)
-    t[:, : target.shape[1]] = torch.where(_valid(target, target_len), target, -1)
-    return (answer_len == target_len) & (a == t).all(1)
+    k = min(answer.shape[1], target.shape[1])
+    same = (answer[:, :k] == target[:, :k]) | ~_valid(answer[:, :k], answer_len)
+    return (answer_len == target_len) & (answer_len <= k) & same.all(1)
 
 
 def distinct_overlap(
@@ -70,17 +70,6 @@ def _first_occurrence(ids: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     return ~(same & earlier).any(2)
 
 
-def _common_tokens(
-    answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
-) -> torch.Tensor:
-    """[N] float: size of the multiset intersection (a word counts as often as both have it)."""
-    a_ok, t_ok = _valid(answer, answer_len), _valid(target, target_len)
-    in_answer = ((target.unsqueeze(2) == answer.unsqueeze(1)) & a_ok.unsqueeze(1)).sum(2)  # [N, A]
-    in_target = ((target.unsqueeze(2) == target.unsqueeze(1)) & t_ok.unsqueeze(1)).sum(2)  # [N, A]
-    first = _first_occurrence(target, t_ok) & t_ok
-    return (torch.minimum(in_answer, in_target) * first).sum(1).float()
-
-
 def _f_score(
     common: torch.Tensor, answer_len: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
@@ -94,8 +83,13 @@ def _f_score(
 def token_f1(
     answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
-    """[N] float in [0, 1]: harmonic mean of token precision and recall, order ignored."""
-    common = _common_tokens(answer, answer_len, target, target_len)
+    """[N] float in [0, 1]: harmonic mean of token precision and recall, order ignored; a
+    word counts as often as both answer and target have it."""
+    a_ok, t_ok = _valid(answer, answer_len), _valid(target, target_len)
+    in_answer = ((target.unsqueeze(2) == answer.unsqueeze(1)) & a_ok.unsqueeze(1)).sum(2)  # [N, A]
+    in_target = ((target.unsqueeze(2) == target.unsqueeze(1)) & t_ok.unsqueeze(1)).sum(2)  # [N, A]
+    first = _first_occurrence(target, t_ok) & t_ok
+    common = (torch.minimum(in_answer, in_target) * first).sum(1).float()
     return _f_score(common, answer_len, target_len)
 
 
@@ -152,25 +146,22 @@ class RewardDef:
     ignores_order: bool = False  # pays the target's words in any order
 
 
-def _walkthrough_credit(answer, answer_len, target, target_len) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    return distinct_overlap(answer, answer_len, target, target_len).float()
-
-
-def _no_credit(answer, answer_len, target, target_len) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    return torch.zeros(answer.shape[0])
-
-
 REWARDS: dict[str, RewardDef] = {
     "walkthrough": RewardDef(
         "walkthrough",
-        _walkthrough_credit,
+        lambda *answer_target: distinct_overlap(*answer_target).float(),
         "the original walkthrough's overlap: `overlap` per distinct target word anywhere in the "
         "answer (pays for hedging and for the wrong word order)",
         2.0,
         "overlap",
         ignores_order=True,
     ),
-    "exact": RewardDef("exact", _no_credit, "exact answer or nothing: no partial credit", 0.0),
+    "exact": RewardDef(
+        "exact",
+        lambda answer, *_: torch.zeros(answer.shape[0]),
+        "exact answer or nothing: no partial credit",
+        0.0,
+    ),
     "f1": RewardDef(
         "f1",
         token_f1,
@@ -246,9 +237,6 @@ class RewardSpec:
             return self.overlap
         return d.partial if self.partial is None else self.partial
 
-    def final_reward(self, exact: torch.Tensor, credit: torch.Tensor) -> torch.Tensor:
-        return torch.where(exact, self.correct, self.wrong + self.weight * credit.float())
-
     def score(
         self,
         answer: torch.Tensor,
@@ -259,25 +247,8 @@ class RewardSpec:
         """(final reward [N], exact [N], credit [N]) of finished answers."""
         exact = exact_match(answer, answer_len, target, target_len)
         credit = self.definition.credit(answer, answer_len, target, target_len)
-        return self.final_reward(exact, credit), exact, credit
-
-    def with_name(self, name: str) -> RewardSpec:
-        return replace(self, name=name)
-
-
-def max_partial_payment(
-    spec: RewardSpec, target_lengths: list[int], max_answer_tokens: int
-) -> float:
-    """The most a non-exact answer can earn (before step costs), over the dataset's targets."""
-    d = spec.definition
-    if d.uses == "overlap":  # every distinct target word present, in the wrong order or padded
-        best_words = max(min(n, max_answer_tokens) for n in target_lengths)
-        return spec.wrong + spec.weight * best_words
-    if d.name == "exact":
-        return spec.wrong
-    # f1 / lcs reach 1.0 only for a permutation (f1) or the exact answer (lcs); prefix only
-    # for the exact answer. Their best non-exact credit is below 1; 1 bounds it.
-    return spec.wrong + max(0.0, spec.weight)
+        final = torch.where(exact, self.correct, self.wrong + self.weight * credit.float())
+        return final, exact, credit
 
 
 def check_reward_fits(
@@ -285,7 +256,14 @@ def check_reward_fits(
 ) -> None:
     """Refuse a reward under which some non-exact answer earns as much as the exact one: PPO
     would learn that answer instead (the walkthrough's hedging, at its extreme)."""
-    best_wrong = max_partial_payment(spec, target_lengths, max_answer_tokens)
+    if spec.definition.uses == "overlap":  # every distinct target word, in the wrong order
+        best_wrong = spec.wrong + spec.weight * max(
+            min(n, max_answer_tokens) for n in target_lengths
+        )
+    elif spec.definition.name == "exact":
+        best_wrong = spec.wrong
+    else:  # the other credits reach 1.0 only for a permutation or the exact answer
+        best_wrong = spec.wrong + max(0.0, spec.weight)
     if best_wrong >= spec.correct:
         raise ConfigError(
             f"{where}: reward {spec.name!r} pays up to {best_wrong:g} for a wrong answer, "
@@ -307,15 +285,7 @@ def answer_kind(answer: list[str], target: list[str]) -> str:
         return "empty"
     if sorted(answer) == sorted(target):
         return "word_order"
-    remaining = list(answer)
-    contains_all = True
-    for tok in target:
-        if tok in remaining:
-            remaining.remove(tok)
-        else:
-            contains_all = False
-            break
-    if contains_all and len(answer) > len(target):
+    if len(answer) > len(target) and not Counter(target) - Counter(answer):
         return "hedge"
     if set(answer) & set(target):
         return "partial"
@@ -342,30 +312,22 @@ def explain_rewards(
     target: str,
     answers: list[str],
     names: list[str] | None = None,
-    spec: RewardSpec | None = None,
 ) -> list[RewardRow]:
     """Every (reward, answer) pair scored by the same code the environment uses."""
-    from ppo_cli.textqa.data import detokenize, tokenize
-
-    base = spec or RewardSpec()
     target_tokens = tokenize(target)
     answer_tokens = [tokenize(a) for a in answers]
-    vocab: dict[str, int] = {}
-    for toks in [target_tokens, *answer_tokens]:
-        for tok in toks:
-            vocab.setdefault(tok, len(vocab) + 4)  # any ids but the special ones
+    vocab = Vocabulary([*target_tokens, *(t for toks in answer_tokens for t in toks)])
+    ids = [
+        torch.tensor(vocab.encode(t)[0], dtype=torch.long) for t in [target_tokens, *answer_tokens]
+    ]
+    padded = pad_sequence(ids, batch_first=True)  # [1 + N, width]: the target, then the answers
     n = len(answers)
-    width = max([1, len(target_tokens), *(len(a) for a in answer_tokens)])
-    ans = torch.zeros(n, width, dtype=torch.long)
-    for i, toks in enumerate(answer_tokens):
-        ans[i, : len(toks)] = torch.tensor([vocab[t] for t in toks], dtype=torch.long)
+    ans, tgt = padded[1:], padded[:1].repeat(n, 1)
     ans_len = torch.tensor([len(a) for a in answer_tokens], dtype=torch.long)
-    tgt = torch.zeros(n, width, dtype=torch.long)
-    tgt[:, : len(target_tokens)] = torch.tensor([vocab[t] for t in target_tokens])
     tgt_len = torch.full((n,), len(target_tokens), dtype=torch.long)
     rows = []
     for name in names or list(REWARD_NAMES):
-        s = base.with_name(name)
+        s = RewardSpec(name=name)
         final, exact, credit = s.score(ans, ans_len, tgt, tgt_len)
         for i, toks in enumerate(answer_tokens):
             # an episode of k words takes k + 1 steps (the last one says <END>)

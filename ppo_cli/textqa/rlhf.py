@@ -1,18 +1,10 @@
-"""What turns token-level PPO into RLHF: a start from a trained run, a frozen reference, and
-the per-token KL penalty toward it (as TRL's PPO trainer builds its rewards).
-
-    ppoqa sft --run-dir runs/sft
-    ppoqa train --init-from runs/sft --kl-coef 1.0 --reward-fn examples/proxy_paris.py:is_paris
-
-The training loop calls three things from here: `load_init_run` (weights and network of the
-starting run, checked against the vocabulary), `Reference` (its frozen copy) and
-`apply_kl_penalty` (after each rollout: rewards become score - kl_coef * KL_t).
-"""
+"""What turns token-level PPO into RLHF: a start from a trained run (`train --init-from`), a
+frozen reference, and the per-token KL penalty toward it (as TRL's PPO trainer builds its
+rewards)."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +42,10 @@ class InitRun:
 
 def load_init_run(path: Path) -> InitRun:
     """The run --init-from names: a text-QA run directory with a checkpoint."""
-    if not path.exists():
-        raise RunError(
-            f"--init-from {path}: run directory not found",
-            "pass a folder written by `ppoqa sft` or `ppoqa train`",
-        )
     if not path.is_dir():
+        what = "is a file, not a run directory" if path.exists() else "run directory not found"
         raise RunError(
-            f"--init-from {path}: is a file, not a run directory",
-            "pass a folder written by `ppoqa sft` or `ppoqa train`",
+            f"--init-from {path}: {what}", "pass a folder written by `ppoqa sft` or `ppoqa train`"
         )
     env = run_env(path)
     if env != "text-qa":
@@ -160,9 +147,6 @@ class KLStats:
     kl_penalty: float  # mean episode penalty (kl_coef * summed KL), subtracted from the score
     kl_coef: float  # the coefficient in force for this iteration
 
-    def to_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
-
 
 def apply_kl_penalty(
     rollout: Any,
@@ -171,23 +155,17 @@ def apply_kl_penalty(
     estimator: str,
     in_reward: bool = True,
 ) -> KLStats:
-    """rewards <- score - kl_coef * KL_t at every real step (rollout: rollout.TextRollout).
-
-    The environment's rewards are the score (task score at the last step, any step penalty
-    before); they are kept in `rollout.scores`, the per-token estimates in `rollout.kl`.
-    The estimate uses the log-probabilities the rollout sampled with, as TRL does.
-    in_reward=False (--kl-in loss, GRPO): the rewards stay the score and the reference's
-    log-probabilities go to `rollout.ref_logprobs` for the loss's k3 term; the KL is still
-    measured here, for the metrics and an adaptive coefficient.
-    """
+    """rewards <- score - kl_coef * KL_t at every real step of a TextRollout, the score kept in
+    `rollout.scores`. in_reward=False (--kl-in loss, GRPO): the rewards stay the score and the
+    reference's log-probabilities go to the loss; the KL is still measured, for the metrics
+    and an adaptive coefficient."""
     mask = rollout.mask
     ref_logprob = reference.logprobs(rollout.tokens, rollout.actions)  # [N, T]
+    # with the log-probabilities the rollout sampled with, as TRL does
     kl = kl_estimate(rollout.logprobs, ref_logprob, estimator) * mask  # [N, T]
     score = rollout.rewards * mask
     coef = controller.value
-    rollout.scores = score
-    rollout.kl = kl
-    rollout.kl_coef = coef
+    rollout.scores, rollout.kl, rollout.kl_coef = score, kl, coef
     kl_sum = kl.sum(1)  # [N]
     if in_reward:
         rollout.rewards = per_token_rewards(score, kl, coef, mask)

@@ -5,7 +5,7 @@ happened, so padding after <END> never reaches a loss or an advantage statistic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 
 import torch
 
@@ -51,8 +51,7 @@ class TextRollout:
 
     def cat(self, replayed: TextRollout) -> TextRollout:
         """This rollout with `replayed`'s episodes appended as replayed rows."""
-        names = ("question_idx", "tokens", "actions", "logprobs", "values", "rewards", "dones")
-        names += ("mask", "exact", "answer", "answer_len")
+        names = [f.name for f in fields(self) if f.default is MISSING]  # the per-episode tensors
         both = {n: torch.cat([getattr(self, n), getattr(replayed, n)]) for n in names}
         return TextRollout(**both, num_replayed=self.num_replayed + replayed.num_episodes)
 
@@ -125,16 +124,7 @@ def collect_text_episodes(
         dones[:, t] = ended.float()
         if t + 1 < t_max:
             tokens[:, p + t] = torch.where(active & ~ended, action, PAD_ID)
+    outcome = (venv.exact.clone(), venv.answer.clone(), venv.answer_len.clone())
     return TextRollout(
-        question_idx=question_idx,
-        tokens=tokens,
-        actions=actions,
-        logprobs=logprobs,
-        values=values,
-        rewards=rewards,
-        dones=dones,
-        mask=mask,
-        exact=venv.exact.clone(),
-        answer=venv.answer.clone(),
-        answer_len=venv.answer_len.clone(),
+        question_idx, tokens, actions, logprobs, values, rewards, dones, mask, *outcome
     )

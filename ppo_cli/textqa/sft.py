@@ -1,14 +1,7 @@
-"""Supervised fine-tuning (SFT): the warm start every RLHF pipeline begins with.
-
-Teacher forcing: the network reads the question and the *gold* answer so far and is trained
-with cross-entropy to predict the next gold token, and <END> after the last one. The episode
-layout is exactly the rollout's (prompt, then answer tokens, <PAD> after the end), so one
-`policy.evaluate` call scores every position of every answer, as in the PPO update.
-
-The result is an ordinary text-QA run directory (config.yaml, dataset.yaml, vocab.json,
-metrics.jsonl, checkpoint.pt): `eval`, `ask`, `plot` and `explain-gae --run` read it, and
-`train --init-from` starts PPO from it. Its checkpoint says `kind: sft`; the value head is not
-trained here (there is no reward yet), PPO fits it.
+"""Supervised fine-tuning (SFT), the warm start every RLHF pipeline begins with: teacher-forced
+cross-entropy on the gold answer tokens and <END>, in the rollout's episode layout so one
+`policy.evaluate` call scores every position. The result is an ordinary text-QA run directory
+(checkpoint `kind: sft`) that eval, ask and `train --init-from` read; PPO fits the value head.
 """
 
 from __future__ import annotations
@@ -21,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ppo_cli.config import Config, validate
+from ppo_cli.config import Config
 from ppo_cli.core.ppo import UpdateSettings, masked_mean
 from ppo_cli.core.rundir import (
     DATASET,
@@ -80,11 +73,8 @@ def _resume_settings(run_dir: Path) -> tuple[Config, QADataset, int, int, int]:
 
 @dataclass
 class TeacherBatch:
-    """Every question with its gold answer, in the rollout's layout.
-
-    obs: [Q, P + T - 1] prompt then gold answer ids (<PAD> after the end); actions: [Q, T] the
-    gold ids then <END>; mask: [Q, T] the steps a perfect episode takes.
-    """
+    """Every question with its gold answer, in the rollout's layout: obs [Q, P + T - 1],
+    actions [Q, T] (the gold ids, then <END>) and mask [Q, T] (a perfect episode's steps)."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -104,18 +94,14 @@ class TeacherBatch:
 
 def teacher_batch(task: QATask) -> TeacherBatch:
     q, p, t_max = task.num_questions, task.prompt_len, task.max_steps
+    a = task.targets.shape[1]  # the longest answer, < max_steps: there is room for <END>
     obs = torch.full((q, p + t_max - 1), PAD_ID, dtype=torch.long)
     obs[:, :p] = task.prompts
+    obs[:, p : p + a] = task.targets  # <PAD> after each answer
     actions = torch.full((q, t_max), PAD_ID, dtype=torch.long)
-    mask = torch.zeros(q, t_max, dtype=torch.bool)
-    for i in range(q):
-        n = int(task.target_len[i])
-        gold = task.targets[i, :n]
-        actions[i, :n] = gold
-        actions[i, n] = END_ID  # n <= max_answer_tokens < max_steps: there is room for <END>
-        mask[i, : n + 1] = True
-        if n:
-            obs[i, p : p + n] = gold[: t_max - 1]
+    actions[:, :a] = task.targets
+    actions[torch.arange(q), task.target_len] = END_ID
+    mask = torch.arange(t_max) <= task.target_len.unsqueeze(1)
     return TeacherBatch(obs, actions, mask)
 
 
@@ -144,8 +130,7 @@ class SFTResult:
 
 class SFTTask:
     """Teacher forcing as a task of the training loop (ppo_cli.core.trainer.run_task): one
-    iteration is one epoch over every gold answer, with its own update step (`update`); no
-    rollout, no reward, a constant learning rate. The value head is left to PPO."""
+    iteration is one epoch over every gold answer, with its own update step; no rollout."""
 
     kind = RUN_KIND
     fused_adam = False  # the plain Adam, as text-QA PPO runs use
@@ -265,33 +250,24 @@ def sft(
     *,
     resume: bool = False,
 ) -> SFTResult:
-    """Teacher-forced cross-entropy on the answers (and <END>) of cfg.dataset; writes a run.
-
-    resume=True continues the interrupted SFT run in run_dir from its checkpoint, with its own
-    config, dataset copy, epochs and batch size (cfg, epochs, batch_size and eval_every are
-    then taken from the run), and gives the same weights as an uninterrupted run."""
+    """Teacher-forced cross-entropy on the answers (and <END>) of cfg.dataset (a resolved
+    Config); writes a run. resume=True continues the interrupted SFT run in run_dir with its
+    own settings, to the same weights as an uninterrupted run."""
     from ppo_cli.core.trainer import Callbacks, run_task
 
     if resume:
         if run_dir is None:
             raise ConfigError("resuming needs the run directory", "ppoqa sft --resume DIR")
         cfg, dataset, epochs, batch_size, eval_every = _resume_settings(run_dir)
-    validate(cfg)
-    if epochs < 1:
-        raise ConfigError(f"--epochs must be >= 1, got {epochs}", "e.g. --epochs 60")
-    if eval_every < 1:
-        raise ConfigError(f"--eval-every must be >= 1, got {eval_every}", "e.g. --eval-every 5")
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}", "e.g. --batch-size 64")
-    if not resume:
+    else:
         dataset = load_dataset(cfg.dataset)
-    run_dir = run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed)
-    if not resume and holds_run(run_dir):
-        raise RunError(
-            f"{run_dir}: already holds a run",
-            f"choose another --run-dir, or continue an interrupted one: {SFT_CMD} --resume "
-            f"{shlex.quote(str(run_dir))}",
-        )
+        run_dir = run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed)
+        if holds_run(run_dir):
+            raise RunError(
+                f"{run_dir}: already holds a run",
+                f"choose another --run-dir, or continue an interrupted one: {SFT_CMD} --resume "
+                f"{shlex.quote(str(run_dir))}",
+            )
     task = SFTTask(cfg, dataset, epochs, batch_size, eval_every)
     try:
         done = run_task(task, run_dir, callbacks or Callbacks(), resume, update=task.update)

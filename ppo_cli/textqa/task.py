@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ppo_cli.config import Config
+from ppo_cli.config import Config, has_reference
 from ppo_cli.core.optim import PlainAdam
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.ppo import STATS, Batch, UpdateSettings, explained_variance, ppo_update
@@ -50,6 +50,7 @@ from ppo_cli.textqa.evaluate import (
 )
 from ppo_cli.textqa.kl import KLController
 from ppo_cli.textqa.policies import build_policy
+from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn, record_reward_fn
 from ppo_cli.textqa.rollout import TextRollout, collect_text_episodes
 from ppo_cli.textqa.trace import group_trace, text_qa_trace
 
@@ -69,8 +70,7 @@ def is_run_of(wanted: Config, recorded: Config) -> bool:
     """Whether a run recorded with `recorded` is the run `wanted` asks for: the two resolved
     configs agree, a setting `wanted` leaves unset matching whatever the run filled in, and a
     --reward-fn FILE.py:NAME matching its absolute form."""
-    mine = wanted.to_dict()
-    theirs = recorded.to_dict()
+    mine, theirs = wanted.to_dict(), recorded.to_dict()
     for key in FILLED_BY_RUN:
         if mine.get(key) is None:
             mine[key] = theirs.get(key)
@@ -79,8 +79,6 @@ def is_run_of(wanted: Config, recorded: Config) -> bool:
             if d.get(key) is not None:
                 d[key] = str(Path(d[key]).resolve())
     if mine.get("reward_fn") is not None:
-        from ppo_cli.textqa.reward_fn import absolute_spec
-
         mine["reward_fn"] = absolute_spec(mine["reward_fn"])
     return mine == theirs
 
@@ -143,8 +141,8 @@ def answer_positions(task: QATask) -> list[list[int]]:
     """Per answer step k, the ids some target has as token k, and <END> where one ends."""
     steps: list[set[int]] = [set() for _ in range(task.max_answer_tokens + 1)]
     for ids, n in zip(task.targets.tolist(), task.target_len.tolist(), strict=True):
-        for k in range(n):
-            steps[k].add(int(ids[k]))
+        for k, token in enumerate(ids[:n]):
+            steps[k].add(token)
         steps[n].add(END_ID)
     return [sorted(ids) for ids in steps]
 
@@ -165,21 +163,14 @@ def resolve_run(
     paths are made absolute (a resume may start elsewhere).
     """
     init = None
-    if resume_dir is not None:
-        dataset = load_run_dataset(resume_dir)
-    elif cfg.init_from is not None:
+    if resume_dir is None and cfg.init_from is not None:
         init = rlhf.load_init_run(Path(cfg.init_from))
         rlhf.check_network(cfg, init)
-        if cfg.dataset is None:
-            dataset = load_run_dataset(init.path)
-        else:
-            dataset = load_dataset(cfg.dataset, progress)
-    else:
-        dataset = load_dataset(cfg.dataset, progress)
+    # a resumed run, or one started from a run without --dataset, trains on that run's copy
+    run_copy = resume_dir or (init.path if init is not None and cfg.dataset is None else None)
+    dataset = load_run_dataset(run_copy) if run_copy else load_dataset(cfg.dataset, progress)
     reward_fn, derived = None, {}
     if cfg.reward_fn is not None:
-        from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn
-
         reward_fn = load_reward_fn(cfg.reward_fn)
         if resume_dir is None:
             derived["reward_fn"] = absolute_spec(cfg.reward_fn)
@@ -219,9 +210,7 @@ class TextQATask:
         self.qa.score_fn = self.reward_fn
         # The reference: a frozen copy of the starting policy (the --init-from run's, or the
         # fresh network's); kept in the checkpoint so a resumed run compares with the same one.
-        self.reference = None
-        if cfg.init_from is not None or cfg.kl_coef > 0:
-            self.reference = rlhf.Reference(policy)
+        self.reference = rlhf.Reference(policy) if has_reference(cfg) else None
         self.controller = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
         # the critic-free estimators neither run nor train the value head
         policy.use_critic = cfg.advantage in estimators.CRITIC  # type: ignore[assignment]
@@ -296,8 +285,6 @@ class TextQATask:
         if ckpt is not None and state.kl_coef is not None:
             self.controller.value = state.kl_coef
         if self.reward_fn is not None:
-            from ppo_cli.textqa.reward_fn import record_reward_fn
-
             record_reward_fn(run_dir, self.reward_fn, warn)
         state.kl_coef = self.controller.value if self.reference is not None else None
         if (
@@ -418,7 +405,7 @@ class TextQATask:
             if name == "group"
             else estimators.extend_groups(self.groups, rollout.question_idx)
         )
-        est = estimators.compute(estimators.canonical(name), rollout.rewards, rollout.mask, groups)
+        est = estimators.compute(name, rollout.rewards, rollout.mask, groups)
         batch.advantages, batch.returns = est.advantages, est.returns
 
     def remember(self, policy: ActorCritic, rollout: TextRollout) -> TextRollout:
@@ -485,7 +472,7 @@ class TextQATask:
             record["probe_episodes"] = state.probe_episodes
             record["memory_exact"] = round(self.memory.exact_share, 4)
         if self.kl_stats is not None:
-            record.update(self.kl_stats.to_dict())
+            record.update(asdict(self.kl_stats))
             # adapt for the next iteration (a fixed coefficient stays as it is)
             state.kl_coef = self.controller.update(self.kl_stats.kl, ro.num_episodes)
         return record
@@ -527,20 +514,18 @@ class TextQATask:
         elif stalled:
             state.stop_reason, state.stop_message = STALLED, self.stall.describe(iteration)
             results = self.end_on_best(policy, state, results)
-        elif iteration == self.total and cfg.target_accuracy is None:
-            # No early stop was asked for: running every iteration is the plan, not a shortfall.
-            state.stop_reason = BUDGET
-            state.stop_message = (
-                f"done: ran all {self.total} iterations (no early stop), greedy accuracy "
-                f"{100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% at iteration "
-                f"{self.stall.best_iteration})"
-            )
         elif iteration == self.total:
+            # Without an early stop, running every iteration is the plan, not a shortfall.
             state.stop_reason = BUDGET
+            now = (
+                f"greedy accuracy {100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% "
+                f"at iteration {self.stall.best_iteration})"
+            )
             state.stop_message = (
-                f"budget: all {self.total} iterations used, greedy accuracy "
-                f"{100 * state.accuracy:.1f}% (best {100 * self.stall.best:.1f}% at iteration "
-                f"{self.stall.best_iteration}); pass --iterations to train longer"
+                f"done: ran all {self.total} iterations (no early stop), {now}"
+                if cfg.target_accuracy is None
+                else f"budget: all {self.total} iterations used, {now}; pass --iterations to "
+                "train longer"
             )
         return results, reached or stalled
 

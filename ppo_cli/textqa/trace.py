@@ -25,48 +25,42 @@ def text_qa_trace(
     itos: list[str],
     questions: list[str],
     norm_adv: bool = True,
-    max_episodes: int = MAX_EPISODES,
 ) -> dict[str, Any]:
     """The trace record of one text-QA iteration (rollout: rollout.TextRollout)."""
     norm, normed = normalized_advantages(batch, norm_adv)
+    # RLHF: each step's reward is its score (task score at the end, step penalty before) minus
+    # kl_coef * KL_t (ppo_cli.textqa.rlhf.apply_kl_penalty)
+    split = getattr(rollout, "scores", None) is not None
     episodes, steps = [], []
-    for i in range(min(max_episodes, batch.size)):
+    for i in range(min(MAX_EPISODES, batch.size)):
         n = int(rollout.mask[i].sum())
         tokens = [itos[int(a)] for a in rollout.actions[i, :n]]
         rewards = [rounded(x) for x in rollout.rewards[i, :n]]
-        # RLHF: each step's reward = score (task score at the end, step penalty before) minus
-        # kl_coef * KL_t (ppo_cli.textqa.rlhf.apply_kl_penalty)
-        split = getattr(rollout, "scores", None) is not None
+        kl: list[dict[str, Any]] = [{} for _ in range(n)]
         if split:
-            scores = [rounded(x) for x in rollout.scores[i, :n]]
-            kls = [rounded(x) for x in rollout.kl[i, :n]]
-            penalties = [rounded(-rollout.kl_coef * x) for x in rollout.kl[i, :n]]
-        episodes.append(
-            {
-                "episode": i,
-                "question": questions[int(rollout.question_idx[i])],
-                "tokens": tokens,
-                "rewards": rewards,
-                "total": rounded(sum(rewards)),
-                "correct": bool(rollout.exact[i]),
-            }
-            | (
-                {"score": rounded(sum(scores)), "kl_penalty": rounded(sum(penalties))}
-                if split
-                else {}
-            )
-        )
+            kl = [
+                {"score": rounded(s), "kl": rounded(k), "kl_penalty": rounded(-rollout.kl_coef * k)}
+                for s, k in zip(rollout.scores[i, :n], rollout.kl[i, :n], strict=True)
+            ]
+        episode = {
+            "episode": i,
+            "question": questions[int(rollout.question_idx[i])],
+            "tokens": tokens,
+            "rewards": rewards,
+            "total": rounded(sum(rewards)),
+            "correct": bool(rollout.exact[i]),
+        }
+        if split:
+            episode["score"] = rounded(sum(step["score"] for step in kl))
+            episode["kl_penalty"] = rounded(sum(step["kl_penalty"] for step in kl))
+        episodes.append(episode)
         for t in range(n):
             steps.append(
                 {
                     "episode": i,
                     "t": t,
                     "label": tokens[t],
-                    **(
-                        {"score": scores[t], "kl": kls[t], "kl_penalty": penalties[t]}
-                        if split
-                        else {}
-                    ),
+                    **kl[t],
                     "reward": rewards[t],
                     "done": bool(rollout.dones[i, t]),
                     "value": rounded(batch.old_values[i, t]),
@@ -79,7 +73,7 @@ def text_qa_trace(
     return {
         "iteration": iteration,
         "kind": "text-qa",
-        **({"kl_coef": rollout.kl_coef} if getattr(rollout, "scores", None) is not None else {}),
+        **({"kl_coef": rollout.kl_coef} if split else {}),
         "batch_episodes": batch.size,
         "replayed_episodes": int(getattr(rollout, "num_replayed", 0)),  # of batch_episodes
         "batch_steps": int(batch.mask.sum()),
@@ -102,7 +96,6 @@ def group_trace(
     itos: list[str],
     questions: list[str],
     estimator: str,
-    max_groups: int = MAX_GROUPS,
 ) -> dict[str, Any]:
     """The first groups of a grouped batch (rollout: rollout.TextRollout; groups [N] ids, a
     group's completions side by side): each completion, its reward and the advantage the
@@ -110,7 +103,7 @@ def group_trace(
     shown = []
     mask = rollout.mask
     reward = (rollout.rewards * mask).sum(1)  # [N]
-    for g in range(min(max_groups, int(groups.max()) + 1 if groups.numel() else 0)):
+    for g in range(min(MAX_GROUPS, int(groups.max()) + 1 if groups.numel() else 0)):
         rows = (groups == g).nonzero().flatten().tolist()
         completions = []
         for i in rows:
