@@ -666,6 +666,12 @@ def resolve(
         # the estimator's place for the KL, now that there is a reference to measure it to
         place = presets.estimator_defaults(cfg.advantage).get("kl_in", "reward")
         cfg = dataclasses.replace(cfg, kl_in=place)
+    elif not cfg.is_text_qa and cfg.early_stop and cfg.target_return is None:
+        # Early stop as text QA stops when solved: the env's own reward_threshold (gymnasium's
+        # spec) unless --target-return names another; config.yaml records the one used.
+        from ppo_cli.gym.envs import env_reward_threshold
+
+        cfg = dataclasses.replace(cfg, target_return=env_reward_threshold(cfg.env))
     return cfg
 
 

@@ -6,6 +6,8 @@ anything else is a bug and gets the last-resort handler.
 
 from __future__ import annotations
 
+import sys
+
 
 class PpoqaError(Exception):
     """A problem the user can fix: what went wrong, and a hint how to fix it."""
@@ -84,6 +86,12 @@ def short_repr(value: object, limit: int = 60) -> str:
     r.maxlong = limit
     text = r.repr(value)
     return text if len(text) <= limit + 10 else text[:limit] + "..."
+
+
+def warn_stderr(message: str) -> None:
+    """A warning as one stderr line, for callers that draw no terminal UI of their own."""
+    sys.stderr.write(f"ppoqa: warning: {message}\n")
+    sys.stderr.flush()
 
 
 def first_line(exc: BaseException) -> str:

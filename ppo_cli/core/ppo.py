@@ -167,17 +167,13 @@ def ppo_loss(
         else:
             v_err = (new_value - returns) ** 2
         value_loss = 0.5 * masked_mean(v_err, mask)
-    if ent_coef == 0.0 and use_critic:
-        # No bonus: the entropy is a diagnostic only, left out of the graph the backward pass
-        # walks (the loss and its gradients are the same numbers as with the 0 * term)
-        entropy_mean = aggregate(entropy.detach(), mask, loss_agg)
-        loss = policy_loss + vf_coef * value_loss
-    elif use_critic:
-        entropy_mean = aggregate(entropy, mask, loss_agg)
-        loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
-    else:
-        entropy_mean = aggregate(entropy, mask, loss_agg)
-        loss = policy_loss - ent_coef * entropy_mean
+    # No bonus: the entropy is a diagnostic only, left out of the graph the backward pass walks
+    # (the loss and its gradients are the same numbers as with the 0 * term)
+    bonus = ent_coef != 0.0 or not use_critic
+    entropy_mean = aggregate(entropy if bonus else entropy.detach(), mask, loss_agg)
+    loss = policy_loss + vf_coef * value_loss if use_critic else policy_loss
+    if bonus:
+        loss = loss - ent_coef * entropy_mean
     kl = None
     if ref_logprob is not None:
         log_r = ref_logprob - new_logprob  # k3 = (r - 1) - log r, r = pi_ref / pi: >= 0
@@ -258,12 +254,9 @@ def ppo_update(
     loss_mask_off = batch.mask.dim() == 1 and bool(batch.mask.all())
     epoch_losses: list[float] = []
     stats: dict[str, list[float]] = {}
-    epochs_run = 0
     kl_stop = False
     for epoch in range(settings.update_epochs):
-        stats = {
-            k: [] for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
-        }
+        stats = {k: [] for k in STATS}
         kl_values: list[float] = []  # the k3 term of --kl-in loss, when there is one
         perm = shuffled(n, batch.groups)
         # Reordered once per epoch, so each minibatch is a slice (a view), not a gather of
@@ -273,12 +266,9 @@ def ppo_update(
             mb = ordered[start : start + mb_size]
             if per_minibatch:
                 mb = Batch(**{**mb.__dict__, "advantages": normalize(mb.advantages, mb.mask)})
-            if mb.action_mask is None:
-                new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
-            else:  # scored under the same mask the actions were sampled with
-                new_logprob, entropy, new_value = policy.evaluate(
-                    mb.obs, mb.actions, action_mask=mb.action_mask
-                )
+            # scored under the same mask the actions were sampled with
+            masking = {} if mb.action_mask is None else {"action_mask": mb.action_mask}
+            new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions, **masking)
             parts = ppo_loss(
                 new_logprob,
                 mb.old_logprobs,
@@ -310,19 +300,18 @@ def ppo_update(
             if on_minibatch is not None:
                 on_minibatch(epoch, k, mb, parts)
             stats["loss"].append(loss_value)
-            for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
+            for key in STATS[1:]:
                 stats[key].append(float(getattr(parts, key).detach()))
             if parts.kl is not None:
                 kl_values.append(float(parts.kl))
-        epochs_run += 1
         epoch_losses.append(sum(stats["loss"]) / len(stats["loss"]))
         if settings.target_kl is not None and stats["approx_kl"][-1] > settings.target_kl:
             kl_stop = True
             break
     out = {key: sum(v) / len(v) for key, v in stats.items()}
     out["epoch_losses"] = epoch_losses  # type: ignore[assignment]
-    out["epochs"] = epochs_run
-    out["gradient_updates"] = epochs_run * len(range(0, n, mb_size))
+    out["epochs"] = len(epoch_losses)
+    out["gradient_updates"] = len(epoch_losses) * len(range(0, n, mb_size))
     out["kl_stop"] = kl_stop
     if kl_values:
         out["kl_loss"] = sum(kl_values) / len(kl_values)

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,39 +57,24 @@ DEFAULT_RUNS = Path("runs")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target.
-
-    A failure at any point (disk full, Ctrl-C) removes the temp file and leaves the previous
-    version of `path` untouched.
-    """
+    """Write to a temp file in the same folder, fsync, then rename over the target: a failure
+    at any point (disk full, Ctrl-C) removes the temp file and keeps the previous version."""
+    hint, tmp = "check the run directory's permissions", None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RunError(
-            f"{path}: cannot write ({exc.strerror or exc})", "check the run directory's permissions"
-        ) from exc
-    try:
-        apply_umask(fd)
-    except OSError as exc:
-        os.close(fd)
-        Path(tmp).unlink(missing_ok=True)
-        raise RunError(
-            f"{path}: cannot write ({exc.strerror or exc})", "check the run directory's permissions"
-        ) from exc
-    try:
         with os.fdopen(fd, "wb") as fh:
+            apply_umask(fd)
+            hint = "free disk space or check permissions; the previous version of the file is kept"
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise RunError(
-                f"{path}: cannot write ({exc.strerror or exc})",
-                "free disk space or check permissions; the previous version of the file is kept",
-            ) from exc
+            raise RunError(f"{path}: cannot write ({exc.strerror or exc})", hint) from exc
         raise
 
 
@@ -186,18 +172,12 @@ def claim_dir(
     return path
 
 
-def prepare_run_dir(path: Path) -> Path:
-    """Claim the folder (see claim_dir) and prove it is writable before any training time is
-    spent."""
-    return claim_dir(path)
+prepare_run_dir = claim_dir  # a run directory, claimed before any training time is spent
 
 
 def holds_run(path: Path) -> bool:
     """True when `path` already holds (part of) a training run."""
     return any((path / name).exists() for name in (CHECKPOINT, CONFIG, METRICS))
-
-
-# --- lock: one training per run directory --------------------------------------------------
 
 
 class RunLock:
@@ -240,10 +220,8 @@ def _check_lock_path(lock: Path, run: Path) -> None:
         return
     except OSError as exc:
         raise RunError(f"{lock}: cannot read ({exc.strerror})", "check the permissions") from exc
-    import stat as _stat
-
-    if not _stat.S_ISREG(st.st_mode):
-        kind = "a symbolic link" if _stat.S_ISLNK(st.st_mode) else file_kind(st.st_mode)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else file_kind(st.st_mode)
         raise RunError(
             f"{lock}: is {kind}, not ppoqa's lock file",
             f"remove it (ppoqa keeps the lock of {run} there), or choose another --run-dir",
@@ -328,14 +306,6 @@ def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> RunLoc
     raise RunError(f"{run}: could not lock the run directory", "try again")
 
 
-def release_lock(lock: RunLock) -> None:
-    """Remove the lock file and drop the flock."""
-    lock.release()
-
-
-# --- checkpoints -----------------------------------------------------------------------------
-
-
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Tensors and plain values only; the payload is hashed so corruption is detected on load."""
     inner = io.BytesIO()
@@ -400,9 +370,7 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
             "pass a run directory made by `ppoqa train`",
         )
     outer = _torch_load(raw, ckpt)
-    if not isinstance(outer, dict) or "format_version" not in outer:
-        raise not_ours
-    version = outer["format_version"]
+    version = outer.get("format_version") if isinstance(outer, dict) else None
     if isinstance(version, bool) or not isinstance(version, int):
         raise not_ours
     if version > FORMAT_VERSION:
@@ -417,8 +385,7 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
             f"({FORMAT_VERSION})",
             "retrain the run with this version",
         )
-    body = outer.get("payload")
-    digest = outer.get("sha256")
+    body, digest = outer.get("payload"), outer.get("sha256")
     if not isinstance(body, torch.Tensor) or body.dtype != torch.uint8 or body.dim() != 1:
         raise not_ours
     data = body.numpy().tobytes()
@@ -431,9 +398,6 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise not_ours
     return {**payload, "format_version": version}
-
-
-# --- metrics, config -------------------------------------------------------------------------
 
 
 def append_metrics(run: Path, record: dict[str, Any]) -> None:

@@ -1,8 +1,7 @@
 """`--tensorboard`: the per-iteration metrics records as TensorBoard scalars, CleanRL's names.
 
-A wrapper around the caller's callbacks, fed only by the plain metrics records, so it serves
-the text-QA trainer and the gymnasium trainer alike. TensorBoard is an optional extra
-(`pip install 'ppoqa[tensorboard]'`); without it `--tensorboard` stops with one clear line.
+Fed only by the plain metrics records, so it serves every kind of run. TensorBoard is an
+optional extra; without it `--tensorboard` stops with one clear line.
 """
 
 from __future__ import annotations
@@ -92,11 +91,8 @@ def summary_writer_class() -> Any:
 
 
 class TensorBoardCallbacks:
-    """Forwards every callback to `inner`, and writes each metrics record as scalars.
-
-    Not a Callbacks subclass on purpose: attribute lookups it does not define (hooks other
-    helpers add later) fall through to `inner` via __getattr__.
-    """
+    """Writes each metrics record as scalars; not a Callbacks subclass, so every hook it does
+    not define falls through to `inner` via __getattr__."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -121,9 +117,6 @@ class TensorBoardCallbacks:
                 self.writer.add_scalar(tag, value, step)
             self.writer.flush()  # a crash or Ctrl-C still leaves every finished iteration
         self.inner.on_iteration(record)
-
-    def on_eval(self, iteration: int, results: Any) -> None:
-        self.inner.on_eval(iteration, results)
 
     def close(self) -> None:
         """Close the event file (the trainer calls this; `inner` is closed by its owner)."""

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ppo_cli.core.gae import normalize
-from ppo_cli.core.ppo import Batch, LossParts, clipped_surrogate
+from ppo_cli.core.ppo import STATS, Batch, LossParts, clipped_surrogate
 from ppo_cli.errors import UsageError
 
 MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
@@ -119,7 +119,7 @@ class TraceRecorder:
 
     def on_minibatch(self, epoch: int, k: int, mb: Batch, parts: LossParts) -> None:
         stats = self._epoch_stats.setdefault(epoch, {})
-        for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
+        for key in STATS:
             stats.setdefault(key, []).append(float(getattr(parts, key).detach()))
         ratio = parts.ratio.detach()  # same shape as mb.actions' sample dims
         valid = mb.mask.bool()

@@ -11,7 +11,6 @@ tables while tests and library users need no terminal.
 from __future__ import annotations
 
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ from ppo_cli.core.trace import start_trace
 
 if TYPE_CHECKING:
     from ppo_cli.kinds import Task
-from ppo_cli.errors import RunError, TrainingError, UsageError
+from ppo_cli.errors import RunError, TrainingError, UsageError, warn_stderr
 from ppo_cli.kinds import make_task
 
 
@@ -92,8 +91,7 @@ class Callbacks:
     def on_trace(self, record: dict[str, Any]) -> None: ...
 
     def on_warning(self, message: str) -> None:
-        sys.stderr.write(f"ppoqa: warning: {message}\n")
-        sys.stderr.flush()
+        warn_stderr(message)
 
     def on_progress(self, message: str) -> None:
         """A line about slow preparation (reading a big dataset), so a wait is explained."""

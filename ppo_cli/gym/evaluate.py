@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import load_checkpoint, read_config, run_env
-from ppo_cli.errors import RunError
+from ppo_cli.errors import RunError, warn_stderr
 from ppo_cli.gym.envs import (
     EVAL_MAX_EPISODE_STEPS,
     EnvInfo,
@@ -29,11 +28,6 @@ from ppo_cli.gym.policy import MLPActorCritic, build_policy
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20
 _MAX_WIDTH = 32  # sub-envs run side by side during evaluation
-
-
-def _stderr_warning(message: str) -> None:
-    sys.stderr.write(f"ppoqa: warning: {message}\n")
-    sys.stderr.flush()
 
 
 @dataclass
@@ -82,7 +76,7 @@ def evaluate_gym(
     )
     note = info.added_time_limit and time_limit_note(env_id, info.added_time_limit)
     if note:
-        (warn or _stderr_warning)(note)
+        (warn or warn_stderr)(note)
     norm = Normalizer.frozen_from(normalizer_state, info.obs_dim, width)
     device = next(policy.parameters()).device
     was_training = policy.training

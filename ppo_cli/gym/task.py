@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +55,6 @@ class GymTask:
         self.total = max(1, cfg.timesteps // self.batch_size)
         self.envs: Any = None
         self.warn: Any = None  # the run's warning callback, from prepare_run
-        # Early stop as text QA stops when solved: the env's own reward_threshold (gymnasium's
-        # spec) unless --target-return names another; config.yaml records the one used.
-        if cfg.early_stop and cfg.target_return is None:
-            threshold = env_reward_threshold(cfg.env)
-            if threshold is not None:
-                self.cfg = cfg = replace(cfg, target_return=float(threshold))
         self.target = cfg.target_return if cfg.early_stop else None
         self.may_stop_early = self.target is not None
         # A greedy evaluation costs whole episodes, so it runs when the training episodes of
