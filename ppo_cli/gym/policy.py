@@ -113,10 +113,8 @@ class MLPActorCritic(ActorCritic):
             return action, dist.log_prob(action).sum(-1), value
         dists = self._split(out)
         parts = [d.probs.argmax(-1) if greedy else d.sample() for d in dists]
-        logprob = torch.stack([d.log_prob(a) for d, a in zip(dists, parts, strict=True)], -1).sum(
-            -1
-        )
-        return torch.stack(parts, -1), logprob, value  # [B, K]
+        logprob = torch.stack([d.log_prob(a) for d, a in zip(dists, parts, strict=True)], -1)
+        return torch.stack(parts, -1), logprob.sum(-1), value  # [B, K]
 
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
         """act(obs, greedy=True)'s action from the actor alone: evaluation needs neither the

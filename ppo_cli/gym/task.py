@@ -88,8 +88,6 @@ class GymTask:
         self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
     ) -> None:
         self.run_dir = run_dir
-        # Normalization statistics come back with the weights, optimizer, RNGs and counters
-        # (the vector env restarts its episodes, so a resumed gym run is not bit-identical).
         self.warn = warn
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
@@ -189,15 +187,9 @@ class GymTask:
         return "--target-return"
 
     def _greedy_episodes(self, policy: ActorCritic) -> list[Any]:
-        cfg = self.cfg
+        cfg, state = self.cfg, self.normalizer.state()
         return evaluate_gym(
-            policy,
-            cfg.env,
-            EVAL_EPISODES,
-            EVAL_SEED,
-            cfg.env_kwargs,
-            self.normalizer.state(),
-            self.warn,
+            policy, cfg.env, EVAL_EPISODES, EVAL_SEED, cfg.env_kwargs, state, self.warn
         )
 
     def action_label(self, action: torch.Tensor) -> str:
