@@ -603,7 +603,9 @@ def resolve(
             tuned = presets.tuned_settings(env, continuous)
             cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
         if env == TEXT_QA:
-            cfg = apply_overrides(cfg, presets.policy_defaults(policy), f"{policy} defaults")
+            cfg = apply_overrides(
+                cfg, presets.POLICY_DEFAULTS.get(policy, {}), f"{policy} defaults"
+            )
         advantage = _pick("advantage", flags, file_values, default=Config.advantage)
         if env == TEXT_QA and isinstance(advantage, str):
             advantage = presets.ESTIMATOR_ALIASES.get(advantage, advantage)

@@ -1,11 +1,9 @@
 """Data only: per-policy defaults, the `--preset` choices and the tuned per-env file;
 config.resolve() applies them in its one precedence chain.
 
-Policy defaults exist because one set of PPO settings does not suit every network: the
-Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach the
-built-in set's 100 % on every seed (benchmarks/qa_seeds.py). The presets are the walkthrough's
-"fast / balanced / quality" configurations re-tuned for this PPO; README "Extensions" has the
-measured numbers.
+The Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach
+the built-in set's 100 % on every seed (benchmarks/qa_seeds.py); README "Extensions" has the
+presets' measured numbers.
 """
 
 from __future__ import annotations
@@ -81,10 +79,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 PRESET_NAMES = tuple(PRESETS)
-
-
-def policy_defaults(policy: str) -> dict[str, Any]:
-    return dict(POLICY_DEFAULTS.get(policy, {}))
 
 
 def preset_settings(name: str, policy: str) -> dict[str, Any]:
