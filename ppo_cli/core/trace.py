@@ -34,9 +34,7 @@ def rounded(x: float) -> float:
 
 def normalization(advantages: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
     """What ppo_update does to advantages before the loss: gae.normalize over the valid steps."""
-    if mask is None:
-        mask = torch.ones_like(advantages, dtype=torch.bool)
-    mask = mask.bool()
+    mask = torch.ones_like(advantages, dtype=torch.bool) if mask is None else mask.bool()
     valid = advantages[mask]
     normed = normalize(advantages, mask)
     std = float(valid.std()) if valid.numel() >= 2 else None
@@ -110,8 +108,6 @@ class TraceRecorder:
 
     clip_coef: float
     action_label: Callable[[torch.Tensor], str] = lambda a: str(a.tolist())
-    per_epoch_clipped: int = PER_EPOCH_CLIPPED
-    per_epoch_inside: int = PER_EPOCH_INSIDE
     wanted: bool = True  # False: recorded in case this iteration turns out to be the last
     rows: list[dict[str, Any]] = field(default_factory=list)
     _epoch_stats: dict[int, dict[str, list[float]]] = field(default_factory=dict)
@@ -125,8 +121,8 @@ class TraceRecorder:
         valid = mb.mask.bool()
         outside = ((ratio - 1).abs() > self.clip_coef) & valid
         for is_clipped, where, cap in (
-            (True, outside, self.per_epoch_clipped),
-            (False, valid & ~outside, self.per_epoch_inside),
+            (True, outside, PER_EPOCH_CLIPPED),
+            (False, valid & ~outside, PER_EPOCH_INSIDE),
         ):
             need = cap - self._taken.get((epoch, is_clipped), 0)
             if need <= 0:
@@ -163,8 +159,8 @@ class TraceRecorder:
         return {
             "clip_coef": self.clip_coef,
             "selection": (
-                f"Per epoch up to {self.per_epoch_clipped} samples outside the band and "
-                f"{self.per_epoch_inside} inside, the first found; sample: row in its "
+                f"Per epoch up to {PER_EPOCH_CLIPPED} samples outside the band and "
+                f"{PER_EPOCH_INSIDE} inside, the first found; sample: row in its "
                 "minibatch (and step t)"
             ),
             "rows": rows,

@@ -55,11 +55,9 @@ class Normalizer:
         norm_obs: bool = False,
         norm_reward: bool = False,
         gamma: float = 0.99,
-        clip_obs: float = 10.0,
-        clip_reward: float = 10.0,
     ) -> None:
         self.norm_obs, self.norm_reward = norm_obs, norm_reward
-        self.gamma, self.clip_obs, self.clip_reward = gamma, clip_obs, clip_reward
+        self.gamma, self.clip_obs, self.clip_reward = gamma, 10.0, 10.0  # SB3's clips
         self.obs_rms = RunningMeanStd((obs_dim,))
         self.ret_rms = RunningMeanStd(())
         self.returns = np.zeros(num_envs, dtype=np.float64)  # [N] discounted return so far
