@@ -1,8 +1,5 @@
-"""One error type for everything a user can get wrong.
-
-The CLI turns a PpoqaError into one line on stderr (or a JSON error object) and an exit code;
-anything else is a bug and gets the last-resort handler.
-"""
+"""One error type for everything a user can get wrong: the CLI turns a PpoqaError into one line
+(or a JSON error object) and an exit code; anything else is a bug."""
 
 from __future__ import annotations
 

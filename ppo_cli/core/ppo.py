@@ -1,8 +1,4 @@
-"""The PPO objective (Schulman et al., 2017) and the update loop over shuffled minibatches.
-
-ppo_loss returns its own diagnostics so the trainer, the tests and the teaching traces all read
-the same numbers.
-"""
+"""The PPO objective (Schulman et al., 2017) and the update loop over shuffled minibatches."""
 
 from __future__ import annotations
 
@@ -24,11 +20,8 @@ STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"
 
 @dataclass
 class Batch:
-    """What the PPO update consumes; every tensor's first dimension indexes samples.
-
-    For text QA a sample is an episode (tensors [N, T] with a mask); for gymnasium a sample is
-    one step (tensors [N], mask all ones). old_* are the numbers stored at collection time.
-    """
+    """What the PPO update consumes; every tensor's first dimension indexes samples: an episode
+    (text QA, [N, T] with a mask) or a step (gymnasium, [N])."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -66,17 +59,10 @@ LOSS_AGGREGATIONS = ("token", "sequence", "constant")
 
 
 def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") -> torch.Tensor:
-    """One number from per-token terms x [N, T] over the real tokens (mask), three ways:
-
-    token     sum over all tokens / number of tokens: a long completion weighs more (DAPO,
-              Yu et al. 2025; what ppoqa always did)
-    sequence  each completion's mean over its own tokens, then the mean over completions:
-              every completion weighs the same, a token of a short one more (GRPO's 1/|o_i|)
-    constant  sum over all tokens / (N x T), T the longest possible completion: no length
-              bias either way (Dr. GRPO, Liu et al. 2025)
-
-    A 1-D mask (gymnasium's one step per sample) has no completions: every way is `token`.
-    """
+    """One number from per-token terms x [N, T] over the real tokens (mask): `token` weighs every
+    token alike (DAPO), `sequence` every completion alike (GRPO's 1/|o_i|), `constant` divides
+    the token sum by N x T, the longest possible completions (Dr. GRPO: no length bias). A 1-D
+    mask (gymnasium's one step per sample) has no completions: every way is `token`."""
     if how == "token" or mask is None or mask.dim() < 2:
         return masked_mean(x, mask)
     m = mask.float()
@@ -92,11 +78,8 @@ def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") ->
 def clipped_surrogate(
     ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per sample: (unclipped ratio*A, clipped clip(ratio)*A, their min).
-
-    One place for the clipped objective, so ppo_loss, the training traces and
-    `ppoqa explain-clip` show the same terms.
-    """
+    """Per sample: (unclipped ratio*A, clipped clip(ratio)*A, their min), for the loss, the
+    traces and `ppoqa explain-clip` alike."""
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * advantages
     return unclipped, clipped, torch.min(unclipped, clipped)
@@ -149,11 +132,8 @@ def ppo_loss(
 ) -> LossParts:
     """Clipped surrogate + value loss - entropy bonus, averaged over the valid samples.
 
-    approx_kl is the low-variance estimator (r - 1) - log r (Schulman's "Approximating KL").
-    loss_agg: how the policy terms are averaged (see aggregate). use_critic=False (the
-    critic-free estimators): no value loss at all. ref_logprob with kl_coef: GRPO's KL term
-    kl_coef * k3(pi_new, pi_ref) per token, in the loss rather than in the reward.
-    """
+    approx_kl is (r - 1) - log r (Schulman's "Approximating KL"). use_critic=False: no value
+    loss. ref_logprob with kl_coef: GRPO's k3 KL term to the reference, in the loss."""
     logratio = new_logprob - old_logprob
     ratio = logratio.exp()
     _, _, objective = clipped_surrogate(ratio, advantages, clip_coef)

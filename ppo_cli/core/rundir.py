@@ -118,12 +118,8 @@ def claim_dir(
     early: tuple[str, ...] = (),
     create: bool = True,
 ) -> Path:
-    """Make sure ppoqa may write in `path`: a new folder, an empty one, or one ppoqa made.
-
-    Anything else (a project folder, the current directory with the user's dataset.yaml) is
-    refused: ppoqa's file names (dataset.yaml, vocab.json, config.yaml) are names users use too.
-    The marker is written here, so the folder is recognized from now on.
-    """
+    """Make sure ppoqa may write in `path`: a new folder, an empty one, or one ppoqa made (its
+    file names are names users use too); the marker written here recognizes it from now on."""
     if path.is_symlink() and not path.exists():
         raise RunError(f"{path}: is a dangling symbolic link", f"choose another {flag}")
     if path.exists() and not path.is_dir():
@@ -181,12 +177,8 @@ def holds_run(path: Path) -> bool:
 
 
 class RunLock:
-    """run/.lock, held with flock() for as long as the training runs.
-
-    The OS drops a flock when its process dies, however it dies, so a lock can never outlive
-    its training, and a pid that a later process reuses cannot fool it. The file also holds the
-    pid, for the message a second training gets.
-    """
+    """run/.lock, held with flock() while the training runs: the OS drops it when the process
+    dies, however it dies, and the file holds the pid for the message a second training gets."""
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path, self.fd = path, fd
@@ -256,11 +248,8 @@ def lock_is_held(lock: Path) -> bool:
 
 
 def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> RunLock:
-    """Take run/.lock: flock it (exactly one training wins) and write our pid into it.
-
-    A lock file nobody holds (left by a killed training) is taken over with a warning; one that
-    is not a regular file (a directory, a FIFO) is reported as such.
-    """
+    """Take run/.lock: flock it (exactly one training wins) and write our pid into it; a lock
+    nobody holds (a killed training's) is taken over with a warning."""
     lock = run / LOCK
     for _ in range(5):
         _check_lock_path(lock, run)
@@ -340,10 +329,8 @@ def _torch_load(data: bytes, ckpt: Path) -> Any:
 
 
 def load_checkpoint(run: Path) -> dict[str, Any]:
-    """Load with weights_only=True: pickled code in a checkpoint is refused, never run.
-
-    Returns the payload given to save_checkpoint plus its format_version.
-    """
+    """Load with weights_only=True (pickled code is refused, never run): the payload given to
+    save_checkpoint plus its format_version."""
     ckpt = run / CHECKPOINT
     if not ckpt.exists():
         raise RunError(

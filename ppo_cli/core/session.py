@@ -139,11 +139,8 @@ def training_state(
     counters: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A checkpoint payload that both answers questions and resumes training exactly.
-
-    counters must hold at least "iteration"; extra adds loop-specific plain values (vocab,
-    dataset fingerprint, env id, ...).
-    """
+    """A checkpoint payload that both answers questions and resumes training exactly; extra adds
+    the loop's own plain values."""
     return {
         "policy_spec": policy.spec(),  # type: ignore[operator]
         "policy": policy.state_dict(),
@@ -158,11 +155,8 @@ def training_state(
 def restore_training_state(
     ckpt: dict[str, Any], policy: nn.Module, optimizer: torch.optim.Optimizer, where: Path
 ) -> dict[str, Any]:
-    """Load weights, optimizer and RNG states from a checkpoint; returns its counters.
-
-    Call it after building the policy and optimizer exactly as a new run would (building
-    consumes random numbers; the RNG state is restored last).
-    """
+    """Load weights, optimizer and RNG states into a policy and optimizer built as a new run would
+    build them; returns the checkpoint's counters."""
     missing = [k for k in ("policy", "optimizer", "rng", "counters") if k not in ckpt]
     if missing:
         raise RunError(

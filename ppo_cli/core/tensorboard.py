@@ -57,11 +57,7 @@ def global_step(record: dict[str, Any]) -> int:
 
 def scalars_from_record(record: dict[str, Any]) -> dict[str, float]:
     """TensorBoard tag -> value for one metrics record; absent or non-numeric keys are skipped.
-
-    Text-QA records have no `episodic_return`/`sps`: an episode is one question, so the mean
-    episode return of the iteration (`mean_reward`) and its mean length stand in, and SPS is
-    generated tokens per second since the start, as CleanRL computes it.
-    """
+    Text QA stands in mean_reward and mean_length for the episode charts, and tokens/s for SPS."""
     values: dict[str, float] = {}
     for key, tag in TAGS.items():
         v = record.get(key)

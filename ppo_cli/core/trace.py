@@ -1,10 +1,5 @@
-"""Training traces: the episodes, advantages and clipping of a real PPO update, as plain data.
-
-The trainer creates a TraceRecorder for an iteration it traces and passes
-`recorder.on_minibatch` to ppo.ppo_update; afterwards a builder turns the rollout, the batch
-and the recorder into one record (dicts, lists, floats) that the CLI renders and `--json`
-embeds. Rows are capped so a trace stays readable.
-"""
+"""Training traces: the episodes, advantages and clipping of a real PPO update, as plain data
+(capped rows) that the CLI renders and `--json` embeds."""
 
 from __future__ import annotations
 
@@ -191,11 +186,8 @@ def start_trace(
     action_label: Callable[[torch.Tensor], str] | None = None,
     may_stop_early: bool = False,
 ) -> TraceRecorder | None:
-    """A recorder when the callbacks want this iteration traced, else None (the common case).
-
-    When the last iteration is wanted and training may stop early, every iteration records
-    (cheap, capped) with wanted=False, and only the one that turns out to be the last is shown.
-    """
+    """A recorder when the callbacks want this iteration traced, else None. When the last one is
+    wanted and training may stop early, every iteration records with wanted=False."""
     wants = getattr(cb, "wants_trace", None)
     if wants is None:
         return None

@@ -1,12 +1,7 @@
-"""train(): the one PPO loop, for every kind of run, reading top to bottom like CleanRL's ppo.py:
+"""train(): the one PPO loop, for every kind of run, reading top to bottom like CleanRL's ppo.py.
 
-    seed -> envs and network -> run directory -> (collect -> GAE -> update -> evaluate/stop
-    -> save) per iteration -> final checkpoint and TrainResult
-
-Where text QA and gymnasium really differ lives in their wings (ppo_cli.kinds). The core
-reports through plain callbacks (dicts and dataclasses), so the CLI can draw progress bars and
-tables while tests and library users need no terminal.
-"""
+Where text QA and gymnasium differ lives in their wings (ppo_cli.kinds); the loop reports
+through plain callbacks, so tests and library users need no terminal."""
 
 from __future__ import annotations
 

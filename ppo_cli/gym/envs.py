@@ -37,7 +37,6 @@ SUPPORTED = (
     "ppoqa supports Box, Discrete, MultiBinary and Tuple/Dict-of-those observation spaces "
     "and Discrete, MultiDiscrete and Box action spaces"
 )
-VECTOR_MODES = ("auto", "sync", "async", "vector")
 _GYM_MODE = {"sync": "sync", "async": "async", "vector": "vector_entry_point"}
 
 
@@ -101,9 +100,8 @@ def import_env_module(env_id: str) -> str:
     except EnvError:
         raise
     except Exception as exc:  # the user's module: any error it raises is its own
-        first = first_line(exc)
         raise EnvError(
-            f"--env {env_id}: importing {module} failed ({type(exc).__name__}: {first})",
+            f"--env {env_id}: importing {module} failed ({type(exc).__name__}: {first_line(exc)})",
             fix,
         ) from exc
     if name not in gym.registry:
@@ -244,9 +242,8 @@ def has_continuous_actions(env_id: str, env_kwargs: dict[str, Any] | None = None
 
 
 def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
-    """auto -> gymnasium's numpy-vectorized implementation when the env has one, else sync."""
-    if mode not in VECTOR_MODES:
-        raise EnvError(f"unknown vector mode '{mode}'", f"use one of {', '.join(VECTOR_MODES)}")
+    """auto -> gymnasium's numpy-vectorized implementation when the env has one, else sync
+    (config.validate has checked the mode)."""
     own = spec.id in OWN_VECTOR_ENVS  # ppoqa's numpy-vectorized form (Pendulum-v1)
     if mode == "auto":
         return "vector" if spec.vector_entry_point is not None or own else "sync"

@@ -62,13 +62,10 @@ def evaluate_gym(
     normalizer_state: dict[str, Any] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> list[EpisodeResult]:
-    """`episodes` greedy episodes (argmax, or the Gaussian's mean), seeded, on the env's
-    fastest vector form, with the run's env_kwargs and its normalization statistics frozen.
-
-    Sub-env i plays a fixed quota of episodes (i, i + W, i + 2W, ...), so episodes that end
-    early are not over-represented the way "first N episodes to finish" would be. An env
-    registered without a time limit is cut at EVAL_MAX_EPISODE_STEPS steps (warn says so).
-    """
+    """`episodes` seeded greedy episodes on the env's fastest vector form, with the run's
+    env_kwargs and its normalization statistics frozen. Sub-env i plays a fixed quota (episodes
+    i, i + W, ...), so short episodes are not over-represented; an env registered without a time
+    limit is cut at EVAL_MAX_EPISODE_STEPS steps."""
     width = min(episodes, _MAX_WIDTH)
     quota = np.array([len(range(i, episodes, width)) for i in range(width)])  # [W]
     envs, info = make_vec_env(

@@ -21,16 +21,10 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 class MLPActorCritic(ActorCritic):
-    """Separate actor and critic MLPs with orthogonal init, as in CleanRL's ppo.py.
-
-    The action head follows the env's action space:
-    - discrete: one categorical over num_actions;
-    - multi_discrete: one categorical per component (action_nvec), log-probs and entropies
-      summed over the components (they are sampled independently);
-    - box: a Gaussian with a learned, state-independent log-std per dimension (CleanRL's
-      ppo_continuous_action.py); log-probs and entropies summed over the dimensions. Greedy
-      actions are the mean. Clipping to the bounds happens at the env, not here.
-    """
+    """Separate actor and critic MLPs with orthogonal init, as in CleanRL's ppo.py. The action
+    head follows the action space: one categorical (discrete), one per component (multi_discrete),
+    or a Gaussian with a state-independent log-std (box, CleanRL's ppo_continuous_action.py);
+    log-probs and entropies are summed over components or dimensions."""
 
     kind = "mlp"
 

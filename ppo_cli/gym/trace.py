@@ -37,12 +37,8 @@ def batch_trace(
     *,
     valid: torch.Tensor,
 ) -> dict[str, Any]:
-    """The trace record of one iteration on any environment whose batch is flat steps.
-
-    rewards, dones, deltas, valid: [num_steps, num_envs], time-major. The batch holds the valid
-    steps flattened in time-major order. Shows env 0's first steps and the first episodes that
-    ended.
-    """
+    """The trace record of one iteration whose batch is the valid steps of [num_steps, num_envs]
+    tensors, flattened time-major: env 0's first steps and the first episodes that ended."""
     num_steps, num_envs = rewards.shape
     valid = valid.bool().cpu()
     # sample index of step (t, e) in the batch, -1 where the step is not in it
