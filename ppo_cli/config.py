@@ -479,6 +479,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     import yaml  # here, not at the top: `ppoqa --help` reads this module
 
     from ppo_cli.files import read_regular
+    from ppo_cli.yamlio import DuplicateKey, describe_yaml_error, load_yaml_unique
 
     p = Path(path)
     raw = read_regular(
@@ -490,8 +491,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         size_message=f"{p}: larger than 1 MB, not a config file",
         size_hint="check the path",
     )
-    from ppo_cli.yamlio import DuplicateKey, load_yaml_unique
-
     try:
         data = load_yaml_unique(raw.decode("utf-8"))
     except DuplicateKey as dup:
@@ -505,8 +504,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"
         ) from exc
     except yaml.YAMLError as exc:
-        from ppo_cli.yamlio import describe_yaml_error
-
         raise ConfigError(
             f"{p}:{describe_yaml_error(exc)}",
             "a config is a mapping such as  learning_rate: 0.003",

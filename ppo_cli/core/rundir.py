@@ -158,12 +158,10 @@ def claim_dir(
                 path / MARKER, f"ppoqa {what}: ppoqa writes here; do not put your own files here\n"
             )
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.ENOTDIR:
-            reason = "a parent of it is a file, not a directory"
+        parent_is_file = exc.errno == errno.ENOTDIR
+        reason = "a parent of it is a file, not a directory" if parent_is_file else exc.strerror
         raise RunError(
-            f"{path}: {what} is not writable ({reason})",
-            f"choose another {flag}",
+            f"{path}: {what} is not writable ({reason or exc})", f"choose another {flag}"
         ) from exc
     return path
 

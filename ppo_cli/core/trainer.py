@@ -16,11 +16,7 @@ import torch
 
 from ppo_cli.config import Config, config_to_yaml, validate
 from ppo_cli.core.optim import PlainAdam
-from ppo_cli.core.ppo import (
-    check_finite_metrics,
-    check_finite_parameters,
-    ppo_update,
-)
+from ppo_cli.core.ppo import check_finite_metrics, check_finite_parameters, ppo_update
 from ppo_cli.core.rundir import (
     CONFIG,
     METRICS,

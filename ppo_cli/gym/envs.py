@@ -507,13 +507,9 @@ _EXTRAS = {
 }  # fmt: skip
 
 
-_MUJOCO_SEEN: set[str] = set()
-
-
+@functools.cache  # each distinct message once per process
 def _mujoco_warning(message: str) -> None:
-    if message not in _MUJOCO_SEEN:
-        _MUJOCO_SEEN.add(message)
-        print(f"MuJoCo warning: {message}", file=sys.stderr)
+    print(f"MuJoCo warning: {message}", file=sys.stderr)
 
 
 def say_mujoco_warnings_once() -> None:

@@ -137,23 +137,17 @@ class MLPActorCritic(ActorCritic):
         return logprob.sum(-1), entropy.sum(-1), value
 
     def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "kind": self.kind,
-            "obs_dim": self.obs_dim,
-            "num_actions": self.num_actions,
-            "hidden_size": self.hidden_size,
+        sizes = ("obs_dim", "num_actions", "hidden_size")
+        spec = {"kind": self.kind, **{k: getattr(self, k) for k in sizes}}
+        # a spec names only what differs from the defaults
+        options = {
+            "action_kind": (self.action_kind, "discrete"),
+            "action_nvec": (list(self.action_nvec), []),
+            "activation": (self.activation, "tanh"),
+            "ortho_init": (self.ortho_init, True),
+            "action_mask": (self.uses_action_mask, False),
         }
-        if self.action_kind != "discrete":
-            spec["action_kind"] = self.action_kind
-        if self.action_nvec:
-            spec["action_nvec"] = list(self.action_nvec)
-        if self.activation != "tanh":  # a spec names only what differs from the defaults
-            spec["activation"] = self.activation
-        if not self.ortho_init:
-            spec["ortho_init"] = False
-        if self.uses_action_mask:
-            spec["action_mask"] = True
-        return spec
+        return spec | {k: value for k, (value, default) in options.items() if value != default}
 
 
 def build_policy(spec: dict[str, Any]) -> MLPActorCritic:

@@ -105,14 +105,11 @@ class GymTask:
         return f"--timesteps {(state.iteration + 1) * self.batch_size}"
 
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
-        info = self.info
+        shape = ("obs_dim", "num_actions", "action_start", "action_kind")
         return {
             "env": self.cfg.env,
-            "obs_dim": info.obs_dim,
-            "num_actions": info.num_actions,
-            "action_start": info.action_start,
-            "action_kind": info.action_kind,
-            "env_kwargs": dict(info.env_kwargs),
+            **{k: getattr(self.info, k) for k in shape},
+            "env_kwargs": dict(self.info.env_kwargs),
             "normalizer": self.normalizer.state(),
             "global_step": state.steps,
         }

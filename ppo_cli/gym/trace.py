@@ -8,12 +8,7 @@ from typing import Any
 import torch
 
 from ppo_cli.core.ppo import Batch
-from ppo_cli.core.trace import (
-    MAX_EPISODES,
-    TraceRecorder,
-    normalized_advantages,
-    rounded,
-)
+from ppo_cli.core.trace import MAX_EPISODES, TraceRecorder, normalized_advantages, rounded
 
 OBS_NUMBERS = 4  # gymnasium observations are summarized by their first numbers
 MAX_STEPS = 12  # steps of env 0 shown per traced iteration

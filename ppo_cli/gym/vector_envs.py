@@ -74,11 +74,8 @@ class PendulumVectorEnv(VectorEnv):
         self.steps += 1
         rewards = -costs
         terminated = np.zeros(self.num_envs, dtype=bool)
-        truncated = (
-            self.steps >= self.max_episode_steps
-            if self.max_episode_steps is not None
-            else np.zeros(self.num_envs, dtype=bool)
-        )
+        limit = np.inf if self.max_episode_steps is None else self.max_episode_steps
+        truncated = self.steps >= limit
         for i in np.flatnonzero(self.prev_done):  # NEXT_STEP: these copies only reset
             self._reset_one(i)
             rewards[i] = 0.0
