@@ -411,7 +411,7 @@ def _check_kind(cfg: Config) -> None:
             )
 
 
-GROUPED = ("grpo", "dr_grpo", "rloo", "group")  # ppo_cli.textqa.estimators.GROUPED, and the alias
+GROUPED = ("grpo", "dr_grpo", "rloo")  # ppo_cli.textqa.estimators.GROUPED
 
 
 def _check_estimator(cfg: Config, source: str) -> None:
@@ -422,7 +422,7 @@ def _check_estimator(cfg: Config, source: str) -> None:
             f"{_label(source, 'kl_in')} must be one of reward, loss, got {short_repr(cfg.kl_in)}",
             "pick reward (PPO-RLHF) or loss (GRPO)",
         )
-    if cfg.advantage in GROUPED and cfg.group_size < 2 and cfg.advantage != "group":
+    if cfg.advantage in GROUPED and cfg.group_size < 2:
         raise ConfigError(
             f"--advantage {cfg.advantage} compares each completion with the others of its "
             f"question, but {_label(source, 'group_size')} {cfg.group_size} leaves none",

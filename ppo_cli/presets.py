@@ -128,13 +128,10 @@ def defaults_note(env: str, continuous: bool) -> str:
     (read from the file, so the line cannot drift from what the run uses)."""
     e = tuned_settings(env, continuous)
     normalized = " observations and rewards normalized," if e.get("norm_obs") else ""
-    what = (
-        "continuous-action defaults (CleanRL's ppo_continuous_action.py"
-        if continuous
-        else "discrete-action defaults (CleanRL's ppo.py"
-    )
+    script = "ppo_continuous_action.py" if continuous else "ppo.py"
     return (
-        f"{env} has no tuned entry: {what}: {e['num_envs']} env{'s' * (e['num_envs'] > 1)} x "
+        f"{env} has no tuned entry: {'continuous' if continuous else 'discrete'}-action defaults "
+        f"(CleanRL's {script}: {e['num_envs']} env{'s' * (e['num_envs'] > 1)} x "
         f"{e['num_steps']} steps, {e['update_epochs']} epochs of {e['num_minibatches']} "
         f"minibatches, lr {e['learning_rate']:g}{' annealed' if e.get('anneal_lr') else ''},"
         f"{normalized} {e['timesteps']:,} steps)"

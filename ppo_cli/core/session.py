@@ -363,13 +363,11 @@ class TrainingSession:
         )
 
     # the loop's calls
-    def track(self, snapshot: Callable[[], dict[str, Any]]) -> None:
-        self.snapshot = snapshot
-
-    def start(self, iteration: int) -> None:
+    def start(self, iteration: int, total: int, snapshot: Callable[[], dict[str, Any]]) -> None:
         """The state after setup (or after restoring) is a good state; a new run saves it so
-        that it can be resumed even if stopped during its first iteration."""
-        self.iteration = iteration
+        that it can be resumed even if stopped during its first iteration. snapshot() gives the
+        checkpoint payload of the loop's state whenever one is saved."""
+        self.iteration, self.total, self.snapshot = iteration, total, snapshot
         self.consistent = True
         if self.resume:
             self.saved_iteration = iteration
@@ -390,8 +388,7 @@ class TrainingSession:
             raise KeyboardInterrupt
 
     def save(self, iteration: int) -> None:
-        if self.snapshot is None:
-            raise RuntimeError("TrainingSession.track() was not called")
+        assert self.snapshot is not None, "TrainingSession.start() comes first"
         save_checkpoint(self.run_dir, self.snapshot())
         self.saved_iteration = iteration
 

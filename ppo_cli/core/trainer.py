@@ -165,16 +165,16 @@ def run_task(
                     else f"to train further, pass {task.longer(state)} or more",
                 )
         task.prepare_run(run_dir, state, ckpt, cb.on_warning)  # may refuse a finished run
-        session.total = task.total
         if resume:
             truncate_metrics(run_dir, state.iteration)
         else:
             (run_dir / METRICS).unlink(missing_ok=True)
         atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
-        session.track(
-            lambda: training_state(policy, optimizer, asdict(state), task.checkpoint_extras(state))
+        session.start(
+            state.iteration,
+            task.total,
+            lambda: training_state(policy, optimizer, asdict(state), task.checkpoint_extras(state)),
         )
-        session.start(state.iteration)
         plan = task.plan(policy) if not resume and cb.wants_plan() else None
         if plan is not None:
             cb.on_plan(plan)

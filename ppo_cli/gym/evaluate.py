@@ -41,15 +41,13 @@ class EpisodeResult:
 
 
 def greedy_action(
-    policy: ActorCritic, obs: torch.Tensor, infos: dict[str, Any], info: EnvInfo, width: int
+    policy: MLPActorCritic, obs: torch.Tensor, infos: dict[str, Any], info: EnvInfo, width: int
 ) -> torch.Tensor:
     """argmax (or the Gaussian's mean), under the env's action mask when the run uses one."""
-    if getattr(policy, "uses_action_mask", False):
+    if policy.uses_action_mask:
         mask = action_mask_from_info(infos, info, width).to(obs.device)
-        return policy.act(obs, greedy=True, action_mask=mask)[0]  # type: ignore[call-arg]
-    if isinstance(policy, MLPActorCritic):
-        return policy.greedy(obs)
-    return policy.act(obs, greedy=True)[0]
+        return policy.act(obs, greedy=True, action_mask=mask)[0]
+    return policy.greedy(obs)
 
 
 @torch.no_grad()
