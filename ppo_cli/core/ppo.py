@@ -279,8 +279,7 @@ def ppo_update(
             optimizer.step()
             if on_minibatch is not None:
                 on_minibatch(epoch, k, mb, parts)
-            stats["loss"].append(loss_value)
-            for key in STATS[1:]:
+            for key in STATS:
                 stats[key].append(float(getattr(parts, key).detach()))
             if parts.kl is not None:
                 kl_values.append(float(parts.kl))

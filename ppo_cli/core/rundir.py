@@ -514,14 +514,9 @@ def find_run(run: str | Path | None, root: Path = DEFAULT_RUNS) -> Path:
     """The given run directory, or the newest finished run under ./runs/."""
     if run is not None:
         p = Path(run)
-        if p.exists() and not p.is_dir():
-            raise RunError(
-                f"{p}: is a file, not a run directory", "pass a folder written by `ppoqa train`"
-            )
         if not p.is_dir():
-            raise RunError(
-                f"{p}: run directory not found", "pass a folder written by `ppoqa train`"
-            )
+            what = "is a file, not a run directory" if p.exists() else "run directory not found"
+            raise RunError(f"{p}: {what}", "pass a folder written by `ppoqa train`")
         return p
     candidates = [c.parent for c in root.glob(f"*/{CHECKPOINT}")] if root.is_dir() else []
     # A run still training (live lock) is not "finished": skip it unless named with --run.

@@ -228,17 +228,14 @@ def run_task(
         state.wall_seconds = wall
         session.save(state.iteration)
     extras = task.summary(policy, state)
+    counts = ("episodes", "steps", "epochs", "gradient_updates", "stopped_early")
     return TrainResult(
         run_dir=run_dir,
         env=cfg.env,
         iterations=state.iteration,
-        episodes=state.episodes,
-        steps=state.steps,
-        epochs=state.epochs,
-        gradient_updates=state.gradient_updates,
         wall_seconds=wall,
         final_accuracy=state.accuracy,
         final_results=[QAResult(**r) for r in state.results],
-        stopped_early=state.stopped_early,
+        **{k: getattr(state, k) for k in counts},
         **extras,
     )

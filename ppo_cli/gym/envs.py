@@ -351,11 +351,9 @@ def make_vec_env(
             )  # fmt: skip
         used = "sync"
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
-    extra: dict[str, Any] = dict(env_kwargs)
+    extra = env_kwargs | ({} if render_mode is None else {"render_mode": render_mode})
     if "mujoco" in str(spec.entry_point):
         say_mujoco_warnings_once()
-    if render_mode is not None:
-        extra["render_mode"] = render_mode
     user = is_user_env(spec)
 
     def make(**wrappers: Any) -> VectorEnv:
