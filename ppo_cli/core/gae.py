@@ -42,9 +42,7 @@ def compute_gae(
 
 def normalize(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8) -> torch.Tensor:
     """(x - mean) / (std + eps) over the valid entries; padding stays out of the statistics."""
-    if mask is None:
-        mask = torch.ones_like(x, dtype=torch.bool)
-    mask = mask.bool()
+    mask = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.bool()
     valid = x[mask]
     if valid.numel() < 2:
         return torch.where(mask, x - valid.mean() if valid.numel() else x, torch.zeros_like(x))

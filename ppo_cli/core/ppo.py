@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ppo_cli.config import Config
+from ppo_cli.config import CHOICES, Config
 from ppo_cli.core.gae import normalize
 from ppo_cli.errors import TrainingError
 
@@ -55,9 +55,6 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-LOSS_AGGREGATIONS = ("token", "sequence", "constant")
-
-
 def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") -> torch.Tensor:
     """One number from per-token terms x [N, T] over the real tokens (mask): `token` weighs every
     token alike (DAPO), `sequence` every completion alike (GRPO's 1/|o_i|), `constant` divides
@@ -72,7 +69,7 @@ def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") ->
         return (per_row * rows).sum() / rows.sum().clamp(min=1.0)
     if how == "constant":
         return (x * m).sum() / max(1, m.numel())
-    raise ValueError(f"unknown loss aggregation {how!r} (one of {', '.join(LOSS_AGGREGATIONS)})")
+    raise ValueError(f"unknown loss aggregation {how!r} (one of {', '.join(CHOICES['loss_agg'])})")
 
 
 def clipped_surrogate(

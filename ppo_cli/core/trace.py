@@ -74,26 +74,17 @@ def parse_trace_iterations(text: str | None) -> TraceSelection:
     """'1,10,50', 'first', 'last', 'all' or a mix; None means 'first,last'."""
     if text is None:
         return TraceSelection()
-    numbers: set[int] = set()
-    first = last = every = False
     items = [x.strip().lower() for x in text.split(",")]
     if not any(items):
         raise UsageError("--trace-iterations is empty", "e.g. --trace-iterations 1,10,last")
     for item in items:
-        if item == "first":
-            first = True
-        elif item == "last":
-            last = True
-        elif item == "all":
-            every = True
-        elif item.isdigit() and int(item) >= 1:
-            numbers.add(int(item))
-        else:
+        if item not in ("first", "last", "all") and not (item.isdigit() and int(item) >= 1):
             raise UsageError(
                 f"--trace-iterations: {item!r} is not an iteration number, first, last or all",
                 "e.g. --trace-iterations 1,10,last",
             )
-    return TraceSelection(frozenset(numbers), first, last, every)
+    numbers = frozenset(int(x) for x in items if x.isdigit())
+    return TraceSelection(numbers, "first" in items, "last" in items, "all" in items)
 
 
 @dataclass
