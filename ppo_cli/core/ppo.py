@@ -135,14 +135,12 @@ def ppo_loss(
     ratio = logratio.exp()
     _, _, objective = clipped_surrogate(ratio, advantages, clip_coef)
     policy_loss = -aggregate(objective, mask, loss_agg)
-    if not use_critic:
-        value_loss = torch.zeros(())
-    else:
+    value_loss = torch.zeros(())
+    if use_critic:
+        v_err = (new_value - returns) ** 2
         if clip_vloss:
             v_clipped = old_value + torch.clamp(new_value - old_value, -clip_coef, clip_coef)
-            v_err = torch.max((new_value - returns) ** 2, (v_clipped - returns) ** 2)
-        else:
-            v_err = (new_value - returns) ** 2
+            v_err = torch.max(v_err, (v_clipped - returns) ** 2)
         value_loss = 0.5 * masked_mean(v_err, mask)
     # No bonus: the entropy is a diagnostic only, left out of the graph the backward pass walks
     # (the loss and its gradients are the same numbers as with the 0 * term)
@@ -221,9 +219,7 @@ def ppo_update(
         # advantage is a single number the traces can show. Per minibatch (CleanRL's and
         # SB3's way) is the option; with rl-zoo3's 64-sample minibatches it is noisier.
         batch = Batch(**{**batch.__dict__, "advantages": normalize(batch.advantages, batch.mask)})
-    n = batch.size
-    if n == 0:  # config.validate keeps gymnasium batches from being all reset steps
-        raise TrainingError("the iteration collected no transition to learn from", "")
+    n = batch.size  # never 0: config.validate keeps gymnasium batches from being all reset steps
     mb_size = max(1, -(-n // settings.num_minibatches))
     params = list(policy.parameters())  # once: walking the modules is not free per minibatch
     # A flat batch whose mask is all ones (gymnasium) averages with plain means: the same

@@ -44,8 +44,6 @@ TAGS: dict[str, str] = {
     "completions/mean_length": "train/completions/mean_length",
 }
 
-MISSING_HINT = "pip install 'ppoqa[tensorboard]', or pip install tensorboard"
-
 
 def global_step(record: dict[str, Any]) -> int:
     """Environment steps so far: gymnasium's global_step, text QA's generated tokens."""
@@ -81,7 +79,7 @@ def summary_writer_class() -> Any:
     except ImportError as exc:
         raise ConfigError(
             "--tensorboard needs the 'tensorboard' package, which is not installed",
-            MISSING_HINT,
+            "pip install 'ppoqa[tensorboard]', or pip install tensorboard",
         ) from exc
     return SummaryWriter
 
