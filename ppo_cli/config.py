@@ -590,7 +590,19 @@ def resolve(
         env = _pick("env", flags, file_values, default=TEXT_QA)
         policy = str(_pick("policy", flags, file_values, default=Config.policy))
         cfg = Config()
-        if isinstance(env, str) and env != TEXT_QA:
+        if env == TEXT_QA:
+            cfg = apply_overrides(
+                cfg, presets.POLICY_DEFAULTS.get(policy, {}), f"{policy} defaults"
+            )
+            advantage = _pick("advantage", flags, file_values, default=Config.advantage)
+            if isinstance(advantage, str):
+                advantage = presets.ESTIMATOR_ALIASES.get(advantage, advantage)
+                flags = _renamed(flags, "advantage", advantage)
+                file_values = _renamed(file_values, "advantage", advantage)
+                estimator = presets.estimator_defaults(advantage)
+                estimator.pop("kl_in", None)  # placed below, once the reference is known
+                cfg = apply_overrides(cfg, estimator, f"{advantage} defaults")
+        elif isinstance(env, str):
             continuous = False
             if not presets.has_tuned_entry(env):  # defaults from the env's action space
                 from ppo_cli.gym.envs import has_continuous_actions  # the one probe of a wing
@@ -599,18 +611,6 @@ def resolve(
                 continuous = has_continuous_actions(env, kwargs)
             tuned = presets.tuned_settings(env, continuous)
             cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
-        if env == TEXT_QA:
-            cfg = apply_overrides(
-                cfg, presets.POLICY_DEFAULTS.get(policy, {}), f"{policy} defaults"
-            )
-        advantage = _pick("advantage", flags, file_values, default=Config.advantage)
-        if env == TEXT_QA and isinstance(advantage, str):
-            advantage = presets.ESTIMATOR_ALIASES.get(advantage, advantage)
-            flags = _renamed(flags, "advantage", advantage)
-            file_values = _renamed(file_values, "advantage", advantage)
-            estimator = presets.estimator_defaults(advantage)
-            estimator.pop("kl_in", None)  # placed below, once the reference is known
-            cfg = apply_overrides(cfg, estimator, f"{advantage} defaults")
         preset_values: dict[str, Any] = {}
         if preset is not None:
             if env != TEXT_QA:
