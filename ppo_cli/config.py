@@ -512,14 +512,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"{p}: not valid YAML ({short_repr(str(exc))})", "a config is a YAML mapping"
         ) from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+    if not isinstance(data, dict | None):
         raise ConfigError(
             f"{p}: top level is not a mapping",
             "a config is a mapping such as  learning_rate: 0.003",
         )
-    return data
+    return data or {}
 
 
 def _pick(key: str, *sources: dict[str, Any], default: Any) -> Any:
