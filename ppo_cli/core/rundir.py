@@ -298,15 +298,10 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     inner = io.BytesIO()
     torch.save(payload, inner)
     body = inner.getvalue()
+    digest = hashlib.sha256(body).hexdigest()
+    stored = torch.frombuffer(bytearray(body), dtype=torch.uint8)
     outer = io.BytesIO()
-    torch.save(
-        {
-            "format_version": FORMAT_VERSION,
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "payload": torch.frombuffer(bytearray(body), dtype=torch.uint8),
-        },
-        outer,
-    )
+    torch.save({"format_version": FORMAT_VERSION, "sha256": digest, "payload": stored}, outer)
     atomic_write_bytes(path / CHECKPOINT, outer.getvalue())
 
 
