@@ -642,11 +642,12 @@ def resolve(
         cfg = validate(apply_overrides(cfg, flags, "option"), "option")
     except ConfigError as exc:  # a bad flag value is a usage error: exit 2
         raise UsageError(exc.message, exc.hint) from None
-    if cfg.is_text_qa and cfg.kl_in is None and has_reference(cfg):
-        # the estimator's place for the KL, now that there is a reference to measure it to
-        place = presets.estimator_defaults(cfg.advantage).get("kl_in", "reward")
-        cfg = dataclasses.replace(cfg, kl_in=place)
-    elif not cfg.is_text_qa and cfg.early_stop and cfg.target_return is None:
+    if cfg.is_text_qa:
+        if cfg.kl_in is None and has_reference(cfg):
+            # the estimator's place for the KL, now that there is a reference to measure it to
+            place = presets.estimator_defaults(cfg.advantage).get("kl_in", "reward")
+            cfg = dataclasses.replace(cfg, kl_in=place)
+    elif cfg.early_stop and cfg.target_return is None:
         # Early stop as text QA stops when solved: the env's own reward_threshold (gymnasium's
         # spec) unless --target-return names another; config.yaml records the one used.
         from ppo_cli.gym.envs import env_reward_threshold

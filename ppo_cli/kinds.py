@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     Task = TextQATask | GymTask
 
-TEXT, GYM = "text-qa", "gym"
+TEXT, GYM = TEXT_QA, "gym"
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ KINDS = {
 
 
 def kind_of(env: str) -> Kind:
-    """text-qa is the built-in text task; any other id is a gymnasium environment."""
+    """The built-in text task by its own id; any other id is a gymnasium environment."""
     return KINDS[TEXT if env == TEXT_QA else GYM]
 
 

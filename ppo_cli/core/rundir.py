@@ -479,8 +479,8 @@ def write_yaml(path: Path, data: Any) -> None:
 
 
 def run_env(run: Path) -> str:
-    """The one place a run's kind is decided: its env, text-qa or a gymnasium id (runs from
-    before config.yaml named it are text QA)."""
+    """The one place a run's kind is decided: its env (runs from before config.yaml named it
+    are text QA)."""
     return str(read_config(run).get("env", "text-qa"))
 
 
