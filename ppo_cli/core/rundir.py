@@ -232,16 +232,14 @@ def lock_is_held(lock: Path) -> bool:
         return False
     try:
         fd = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
     except BlockingIOError:
         return True
     except OSError:
         return False
-    finally:
-        os.close(fd)
     return False
 
 

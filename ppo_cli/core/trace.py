@@ -93,7 +93,7 @@ class TraceRecorder:
     and each epoch's mean diagnostics."""
 
     clip_coef: float
-    action_label: Callable[[torch.Tensor], str] = lambda a: str(a.tolist())
+    action_label: Callable[[torch.Tensor], str]
     wanted: bool = True  # False: recorded in case this iteration turns out to be the last
     rows: list[dict[str, Any]] = field(default_factory=list)
     _epoch_stats: dict[int, dict[str, list[float]]] = field(default_factory=dict)
@@ -174,7 +174,7 @@ def start_trace(
     iteration: int,
     total: int,
     clip_coef: float,
-    action_label: Callable[[torch.Tensor], str] | None = None,
+    action_label: Callable[[torch.Tensor], str] = lambda a: str(a.tolist()),
     may_stop_early: bool = False,
 ) -> TraceRecorder | None:
     """A recorder when the callbacks want this iteration traced, else None. When the last one is
@@ -185,5 +185,4 @@ def start_trace(
     wanted = wants(iteration, total)
     if not (wanted or (may_stop_early and wants(total, total))):
         return None
-    label = {} if action_label is None else {"action_label": action_label}
-    return TraceRecorder(clip_coef, **label, wanted=wanted)
+    return TraceRecorder(clip_coef, action_label, wanted=wanted)
