@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ppo_cli.errors import ConfigError, UsageError, short_repr
+from ppo_cli.files import read_regular
 
 TEXT_QA = "text-qa"
 
@@ -478,7 +479,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of settings (not yet applied)."""
     import yaml  # here, not at the top: `ppoqa --help` reads this module
 
-    from ppo_cli.files import read_regular
     from ppo_cli.yamlio import DuplicateKey, describe_yaml_error, load_yaml_unique
 
     p = Path(path)

@@ -23,6 +23,7 @@ from ppo_cli.gym.normalize import Normalizer
 from ppo_cli.gym.policy import MLPActorCritic
 from ppo_cli.gym.rollout import GymCollector, GymRollout
 from ppo_cli.gym.trace import batch_trace
+from ppo_cli.presets import tuned_settings
 
 
 def resolve_device(name: str) -> torch.device:
@@ -174,8 +175,6 @@ class GymTask:
 
     def _target_source(self) -> str:
         """Where the target came from, for the stop message."""
-        from ppo_cli.presets import tuned_settings
-
         target, env = self.cfg.target_return, self.cfg.env
         if target == env_reward_threshold(env):
             return f"{env}'s reward_threshold"
