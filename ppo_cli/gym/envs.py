@@ -27,6 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import yaml
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 
 from ppo_cli.errors import EnvError, UsageError, first_line
@@ -139,8 +140,6 @@ def _close_ids(env_id: str, ids: list[str], cutoff: float = 0.5) -> list[str]:
 def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
     """`--env-kwargs KEY=VALUE` (repeatable) -> {KEY: VALUE}; VALUE is one YAML scalar read
     with safe_load (8x8 stays text, 0.5 a number, true a bool), never evaluated as code."""
-    import yaml
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
