@@ -99,10 +99,8 @@ def evaluate_gym(
 
 @dataclass
 class GymRun:
-    path: Path
     env_id: str
-    policy: ActorCritic
-    checkpoint: dict[str, Any]
+    policy: MLPActorCritic
     env_kwargs: dict[str, Any] | None = None
     normalizer: dict[str, Any] | None = None
 
@@ -123,9 +121,7 @@ def load_gym_run(run: Path) -> GymRun:
         ) from exc
     policy.eval()
     env_kwargs = ckpt.get("env_kwargs") or read_config(run).get("env_kwargs") or None
-    return GymRun(
-        run, str(ckpt.get("env", env_id)), policy, ckpt, env_kwargs, ckpt.get("normalizer")
-    )
+    return GymRun(str(ckpt.get("env", env_id)), policy, env_kwargs, ckpt.get("normalizer"))
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
