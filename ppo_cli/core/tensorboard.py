@@ -59,9 +59,8 @@ def scalars_from_record(record: dict[str, Any]) -> dict[str, float]:
     values: dict[str, float] = {}
     for key, tag in TAGS.items():
         v = record.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            continue
-        values[tag] = float(v)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            values[tag] = float(v)
     if "charts/episodic_return" not in values and "charts/mean_reward" in values:
         values["charts/episodic_return"] = values["charts/mean_reward"]
     if "charts/episodic_length" not in values and "charts/mean_length" in values:
