@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ppo_cli.errors import ConfigError, UsageError, short_repr
+from ppo_cli.files import read_regular
 
 TEXT_QA = "text-qa"
 
 
-TEXT, GYM, BOTH = ("text-qa",), ("gym",), ("text-qa", "gym")  # the kinds of run
+TEXT, GYM, BOTH = (TEXT_QA,), ("gym",), (TEXT_QA, "gym")  # the kinds of run
 
 
 def setting(
@@ -312,9 +313,8 @@ def _label(source: str, name: str) -> str:
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Check one value against the field's declared type; YAML and flags both come through here."""
     ftype = FIELD_TYPES[name]
-    optional = "None" in ftype
     if value is None:
-        if optional:
+        if "None" in ftype:
             return None
         raise ConfigError(f"{_label(source, name)} cannot be empty", f"give a value for {name}")
     base = ftype.replace(" | None", "")
@@ -326,32 +326,19 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 "e.g. env_kwargs: {map_name: 8x8}",
             )
         return dict(value)
-    bad = ConfigError(
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, {"bool": bool, "str": str}.get(base, ())) and value != "":
+        return value
+    if base == "int" and number and (isinstance(value, int) or value.is_integer()):
+        return int(value)
+    if base == "float" and number and math.isfinite(float(value)):
+        return float(value)
+    raise ConfigError(
         f"{_label(source, name)} must be {'a' if base != 'int' else 'a whole'} "
         f"{ {'int': 'number', 'float': 'number', 'bool': 'true/false', 'str': 'text'}[base] }, "
         f"got {short_repr(value)}",
         f"see `ppoqa train --help` for {name}",
     )
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if base == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        if isinstance(value, float) and not value.is_integer():
-            raise bad
-        return int(value)
-    if base == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        value = float(value)
-        if not math.isfinite(value):
-            raise bad
-        return value
-    if not isinstance(value, str) or not value:
-        raise bad
-    return value
 
 
 def validate(cfg: Config, source: str = "config", whole: bool = True) -> Config:
@@ -425,7 +412,7 @@ def _check_kind(cfg: Config) -> None:
             )
 
 
-GROUPED = ("grpo", "dr_grpo", "rloo", "group")  # ppo_cli.textqa.estimators.GROUPED, and the alias
+GROUPED = ("grpo", "dr_grpo", "rloo")  # ppo_cli.textqa.estimators.GROUPED
 
 
 def _check_estimator(cfg: Config, source: str) -> None:
@@ -436,7 +423,7 @@ def _check_estimator(cfg: Config, source: str) -> None:
             f"{_label(source, 'kl_in')} must be one of reward, loss, got {short_repr(cfg.kl_in)}",
             "pick reward (PPO-RLHF) or loss (GRPO)",
         )
-    if cfg.advantage in GROUPED and cfg.group_size < 2 and cfg.advantage != "group":
+    if cfg.advantage in GROUPED and cfg.group_size < 2:
         raise ConfigError(
             f"--advantage {cfg.advantage} compares each completion with the others of its "
             f"question, but {_label(source, 'group_size')} {cfg.group_size} leaves none",
@@ -492,7 +479,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of settings (not yet applied)."""
     import yaml  # here, not at the top: `ppoqa --help` reads this module
 
-    from ppo_cli.files import read_regular
+    from ppo_cli.yamlio import DuplicateKey, describe_yaml_error, load_yaml_unique
 
     p = Path(path)
     raw = read_regular(
@@ -504,8 +491,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         size_message=f"{p}: larger than 1 MB, not a config file",
         size_hint="check the path",
     )
-    from ppo_cli.yamlio import DuplicateKey, load_yaml_unique
-
     try:
         data = load_yaml_unique(raw.decode("utf-8"))
     except DuplicateKey as dup:
@@ -519,8 +504,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"{p}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8 YAML"
         ) from exc
     except yaml.YAMLError as exc:
-        from ppo_cli.yamlio import describe_yaml_error
-
         raise ConfigError(
             f"{p}:{describe_yaml_error(exc)}",
             "a config is a mapping such as  learning_rate: 0.003",
@@ -529,14 +512,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"{p}: not valid YAML ({short_repr(str(exc))})", "a config is a YAML mapping"
         ) from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+    if not isinstance(data, dict | None):
         raise ConfigError(
             f"{p}: top level is not a mapping",
             "a config is a mapping such as  learning_rate: 0.003",
         )
-    return data
+    return data or {}
 
 
 def _pick(key: str, *sources: dict[str, Any], default: Any) -> Any:
@@ -564,6 +545,7 @@ def _network_of(run: Path) -> dict[str, Any]:
 # number. 40 iterations is what the README's RLHF walkthrough and benchmarks/rlhf_paris.py
 # measure (the proxy hack happens within 5, the KL run settles by 20).
 RLHF_DEFAULTS: dict[str, Any] = {"target_accuracy": None, "stall_iterations": 0, "iterations": 40}
+RLHF_FLAGS = ("init_from", "reward_fn")
 
 
 def resolve(
@@ -589,26 +571,36 @@ def resolve(
     from ppo_cli import presets
 
     flags = {str(k).replace("-", "_"): v for k, v in (flags or {}).items()}
-    if flags.get("early_stop") is False and _pick("env", flags, default=TEXT_QA) == TEXT_QA:
+    file_values = load_config_file(config_file) if base is None and config_file is not None else {}
+    lower_env = _pick("env", base or file_values, default=TEXT_QA)
+    if (
+        flags.get("early_stop") is False
+        and _pick("env", flags, default=TEXT_QA) == lower_env == TEXT_QA
+    ):
         # --no-early-stop: for text QA that is no target accuracy (its own early-stop rule)
-        if base is None and config_file is not None:
-            file_env = _pick("env", load_config_file(config_file), default=TEXT_QA)
-        else:
-            file_env = (base or {}).get("env", TEXT_QA)
-        if file_env == TEXT_QA:
-            flags = {k: v for k, v in flags.items() if k != "early_stop"}
-            flags["target_accuracy"] = None
+        flags = {k: v for k, v in flags.items() if k != "early_stop"} | {"target_accuracy": None}
     typed = list(flags)  # what the user gave, blamed before what --init-from brings along
     if base is None and flags.get("init_from") is not None:  # the starting run's network
         flags = _network_of(Path(flags["init_from"])) | flags
     if base is not None:
         cfg = validate(apply_overrides(Config(), base, source), source)
     else:
-        file_values = load_config_file(config_file) if config_file is not None else {}
         env = _pick("env", flags, file_values, default=TEXT_QA)
         policy = str(_pick("policy", flags, file_values, default=Config.policy))
         cfg = Config()
-        if isinstance(env, str) and env != TEXT_QA:
+        if env == TEXT_QA:
+            cfg = apply_overrides(
+                cfg, presets.POLICY_DEFAULTS.get(policy, {}), f"{policy} defaults"
+            )
+            advantage = _pick("advantage", flags, file_values, default=Config.advantage)
+            if isinstance(advantage, str):
+                advantage = presets.ESTIMATOR_ALIASES.get(advantage, advantage)
+                flags = _renamed(flags, "advantage", advantage)
+                file_values = _renamed(file_values, "advantage", advantage)
+                estimator = presets.estimator_defaults(advantage)
+                estimator.pop("kl_in", None)  # placed below, once the reference is known
+                cfg = apply_overrides(cfg, estimator, f"{advantage} defaults")
+        elif isinstance(env, str):
             continuous = False
             if not presets.has_tuned_entry(env):  # defaults from the env's action space
                 from ppo_cli.gym.envs import has_continuous_actions  # the one probe of a wing
@@ -617,29 +609,17 @@ def resolve(
                 continuous = has_continuous_actions(env, kwargs)
             tuned = presets.tuned_settings(env, continuous)
             cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
-        if env == TEXT_QA:
-            cfg = apply_overrides(cfg, presets.policy_defaults(policy), f"{policy} defaults")
-        advantage = _pick("advantage", flags, file_values, default=Config.advantage)
-        if env == TEXT_QA and isinstance(advantage, str):
-            advantage = presets.ESTIMATOR_ALIASES.get(advantage, advantage)
-            flags = _renamed(flags, "advantage", advantage)
-            file_values = _renamed(file_values, "advantage", advantage)
-            estimator = presets.estimator_defaults(advantage)
-            estimator.pop("kl_in", None)  # placed below, once the reference is known
-            cfg = apply_overrides(cfg, estimator, f"{advantage} defaults")
+        preset_values: dict[str, Any] = {}
         if preset is not None:
             if env != TEXT_QA:
                 raise UsageError(
                     f"--preset {preset} is for text QA, not {env}",
                     "drop --preset; gymnasium runs take --timesteps, --num-envs, ...",
                 )
-            cfg = apply_overrides(cfg, presets.preset_settings(preset, policy), f"preset {preset}")
-        chosen = set(flags) | {str(k).replace("-", "_") for k in file_values}
-        if preset is not None and env == TEXT_QA:
-            chosen |= set(presets.preset_settings(preset, policy))
-        if _pick("init_from", flags, file_values, default=None) is not None or (
-            _pick("reward_fn", flags, file_values, default=None) is not None
-        ):
+            preset_values = presets.preset_settings(preset, policy)
+            cfg = apply_overrides(cfg, preset_values, f"preset {preset}")
+        chosen = set(flags) | {str(k).replace("-", "_") for k in file_values} | set(preset_values)
+        if any(_pick(k, flags, file_values, default=None) is not None for k in RLHF_FLAGS):
             # RLHF: how long to run is the plan, not gold accuracy (the SFT start already has
             # it; a --reward-fn run never sees it). Any layer that names a key keeps its value.
             rlhf = {k: v for k, v in RLHF_DEFAULTS.items() if k not in chosen}
@@ -651,7 +631,7 @@ def resolve(
             kept = {str(k).replace("-", "_") for k in file_values} - set(flags)
             validate(Config(**{k: getattr(cfg, k) for k in kept}), str(config_file), whole=False)
     env = flags.get("env", cfg.env)
-    kind, other = ("text-qa", "gymnasium ids") if env == TEXT_QA else ("gym", "text QA")
+    kind, other = (TEXT_QA, "gymnasium ids") if env == TEXT_QA else (GYM[0], "text QA")
     for key in typed + [k for k in flags if k not in typed]:
         if key in FIELDS and kind not in FIELDS[key].metadata["kinds"]:
             raise UsageError(
@@ -662,10 +642,17 @@ def resolve(
         cfg = validate(apply_overrides(cfg, flags, "option"), "option")
     except ConfigError as exc:  # a bad flag value is a usage error: exit 2
         raise UsageError(exc.message, exc.hint) from None
-    if cfg.is_text_qa and cfg.kl_in is None and has_reference(cfg):
-        # the estimator's place for the KL, now that there is a reference to measure it to
-        place = presets.estimator_defaults(cfg.advantage).get("kl_in", "reward")
-        cfg = dataclasses.replace(cfg, kl_in=place)
+    if cfg.is_text_qa:
+        if cfg.kl_in is None and has_reference(cfg):
+            # the estimator's place for the KL, now that there is a reference to measure it to
+            place = presets.estimator_defaults(cfg.advantage).get("kl_in", "reward")
+            cfg = dataclasses.replace(cfg, kl_in=place)
+    elif cfg.early_stop and cfg.target_return is None:
+        # Early stop as text QA stops when solved: the env's own reward_threshold (gymnasium's
+        # spec) unless --target-return names another; config.yaml records the one used.
+        from ppo_cli.gym.envs import env_reward_threshold
+
+        cfg = dataclasses.replace(cfg, target_return=env_reward_threshold(cfg.env))
     return cfg
 
 

@@ -1,10 +1,9 @@
-"""One error type for everything a user can get wrong.
-
-The CLI turns a PpoqaError into one line on stderr (or a JSON error object) and an exit code;
-anything else is a bug and gets the last-resort handler.
-"""
+"""One error type for everything a user can get wrong: the CLI turns a PpoqaError into one line
+(or a JSON error object) and an exit code; anything else is a bug."""
 
 from __future__ import annotations
+
+import sys
 
 
 class PpoqaError(Exception):
@@ -84,6 +83,12 @@ def short_repr(value: object, limit: int = 60) -> str:
     r.maxlong = limit
     text = r.repr(value)
     return text if len(text) <= limit + 10 else text[:limit] + "..."
+
+
+def warn_stderr(message: str) -> None:
+    """A warning as one stderr line, for callers that draw no terminal UI of their own."""
+    sys.stderr.write(f"ppoqa: warning: {message}\n")
+    sys.stderr.flush()
 
 
 def first_line(exc: BaseException) -> str:

@@ -14,22 +14,19 @@ from pathlib import Path
 
 from ppo_cli.errors import PpoqaError, RunError
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISREG, "a regular file"),
+)
+
 
 def file_kind(mode: int) -> str:
     """What a stat mode is, in the words of an error message."""
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    return "not a regular file"
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
 
 
 def not_regular(path: Path) -> str | None:
@@ -51,45 +48,34 @@ def read_regular(
     size_message: str | None = None,
     size_hint: str = "pass a smaller file",
 ) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes, or one clear error.
-
-    `what` names the file in messages ("dataset file", "config file", "checkpoint").
-    """
+    """The bytes of a regular file of at most `limit` bytes, or one clear error; `what` names
+    the file in messages ("dataset file", "config file", "checkpoint")."""
     p = Path(path)
+    too_big = error(size_message or f"{p}: {what} is larger than {limit:,} bytes", size_hint)
+
+    def check(st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{p}: is {file_kind(st.st_mode)}, not a {what}", f"pass a regular {what}")
+        if st.st_size > limit:
+            raise too_big
+
     try:
-        st = os.stat(p)
+        check(os.stat(p))
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            check(os.fstat(fd))  # the path may have been swapped between stat() and open()
+            data = bytearray()
+            while chunk := os.read(fd, min(1 << 20, limit + 1 - len(data))):
+                data += chunk
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise error(f"{p}: {what} not found", missing_hint) from None
     except OSError as exc:
         raise error(f"{p}: cannot read ({exc.strerror or exc})", "check the permissions") from exc
-    if not stat.S_ISREG(st.st_mode):
-        kind = file_kind(st.st_mode)
-        raise error(f"{p}: is {kind}, not a {what}", f"pass a regular {what}")
-    if st.st_size > limit:
-        raise error(size_message or f"{p}: {what} is larger than {limit:,} bytes", size_hint)
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise error(f"{p}: cannot read ({exc.strerror or exc})", "check the permissions") from exc
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # swapped between stat() and open()
-            raise error(f"{p}: is {file_kind(st.st_mode)}, not a {what}", f"pass a regular {what}")
-        chunks, total = [], 0
-        while total <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-    except OSError as exc:
-        raise error(f"{p}: cannot read ({exc.strerror or exc})", "check the permissions") from exc
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
     if len(data) > limit:  # grew while we read it
-        raise error(size_message or f"{p}: {what} is larger than {limit:,} bytes", size_hint)
-    return data
+        raise too_big
+    return bytes(data)
 
 
 def current_umask() -> int:

@@ -1,9 +1,6 @@
-"""The kinds of run: each name maps to the wing that implements the task seam train() drives.
-
-A wing's task checks the settings that only make sense for it, builds its env and network, collects
-an iteration's rollout as a Batch, turns it into a metrics record, evaluates and decides an early
-stop, and names what its run directory and checkpoint hold beyond the common part. Wings import
-lazily, so choosing a kind costs nothing until a run starts.
+"""The kinds of run: each name maps to the wing that implements the task seam train() drives
+(build, collect, record, evaluate and stop, checkpoint extras). Wings import lazily, so
+choosing a kind costs nothing until a run starts.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ if TYPE_CHECKING:
 
     Task = TextQATask | GymTask
 
-TEXT, GYM = "text-qa", "gym"
+TEXT, GYM = TEXT_QA, "gym"
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ KINDS = {
 
 
 def kind_of(env: str) -> Kind:
-    """text-qa is the built-in text task; any other id is a gymnasium environment."""
+    """The built-in text task by its own id; any other id is a gymnasium environment."""
     return KINDS[TEXT if env == TEXT_QA else GYM]
 
 

@@ -1,11 +1,9 @@
 """Data only: per-policy defaults, the `--preset` choices and the tuned per-env file;
 config.resolve() applies them in its one precedence chain.
 
-Policy defaults exist because one set of PPO settings does not suit every network: the
-Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach the
-built-in set's 100 % on every seed (benchmarks/qa_seeds.py). The presets are the walkthrough's
-"fast / balanced / quality" configurations re-tuned for this PPO; README "Extensions" has the
-measured numbers.
+The Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach
+the built-in set's 100 % on every seed (benchmarks/qa_seeds.py); README "Extensions" has the
+presets' measured numbers.
 """
 
 from __future__ import annotations
@@ -83,10 +81,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 PRESET_NAMES = tuple(PRESETS)
 
 
-def policy_defaults(policy: str) -> dict[str, Any]:
-    return dict(POLICY_DEFAULTS.get(policy, {}))
-
-
 def preset_settings(name: str, policy: str) -> dict[str, Any]:
     """The settings a preset sets for this policy kind."""
     if name not in PRESETS:
@@ -134,13 +128,10 @@ def defaults_note(env: str, continuous: bool) -> str:
     (read from the file, so the line cannot drift from what the run uses)."""
     e = tuned_settings(env, continuous)
     normalized = " observations and rewards normalized," if e.get("norm_obs") else ""
-    what = (
-        "continuous-action defaults (CleanRL's ppo_continuous_action.py"
-        if continuous
-        else "discrete-action defaults (CleanRL's ppo.py"
-    )
+    script = "ppo_continuous_action.py" if continuous else "ppo.py"
     return (
-        f"{env} has no tuned entry: {what}: {e['num_envs']} env{'s' * (e['num_envs'] > 1)} x "
+        f"{env} has no tuned entry: {'continuous' if continuous else 'discrete'}-action defaults "
+        f"(CleanRL's {script}: {e['num_envs']} env{'s' * (e['num_envs'] > 1)} x "
         f"{e['num_steps']} steps, {e['update_epochs']} epochs of {e['num_minibatches']} "
         f"minibatches, lr {e['learning_rate']:g}{' annealed' if e.get('anneal_lr') else ''},"
         f"{normalized} {e['timesteps']:,} steps)"

@@ -1,19 +1,14 @@
 """Running the user's code (a --reward-fn, an env module, an env's reset/step) without letting
-it break ppoqa's promises.
+it break ppoqa's promises; every such call goes through `user_code(...)`:
 
-Every call into code ppoqa did not write goes through `user_code(...)`, one mechanism for:
-
-- stdout stays data: whatever the user's code prints (print, sys.stdout, even os.write(1))
-  goes to stderr while it runs, so `--json` stays one JSON document;
-- `sys.exit()` in the user's code is an error naming that code, not a silent exit;
-- a call that does not return within PPOQA_USER_CODE_TIMEOUT seconds (default 60; 0 for no
+- whatever it prints (even with os.write(1)) goes to stderr, so `--json` stays one document;
+- `sys.exit()` in it is an error naming that code, not a silent exit;
+- a call that does not return within PPOQA_USER_CODE_TIMEOUT seconds (default 60; 0: no
   limit) is stopped with an error naming it;
-- after a stop signal (Ctrl-C, SIGTERM, SIGHUP) a training waits for its iteration to end, but
-  a call into user code that is still running STOP_GRACE seconds later is interrupted, so one
+- after a stop signal, a call still running STOP_GRACE seconds later is interrupted, so one
   `timeout` or `docker stop` is enough even when the user's code blocks.
 
-The time limits use SIGALRM, so they apply in the main thread of a Unix process only; other
-threads run the user's code without them (the stdout and sys.exit rules still hold).
+The time limits use SIGALRM: the main thread of a Unix process only.
 """
 
 from __future__ import annotations
@@ -53,14 +48,11 @@ _saved_stdout_fd: list[int] = []  # a duplicate of the real fd 1, made once
 
 def limit_seconds() -> float:
     """The per-call limit: PPOQA_USER_CODE_TIMEOUT if set (0 or less: none), else 60 s."""
-    raw = os.environ.get(LIMIT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_LIMIT
     try:
-        value = float(raw)
+        value = float(os.environ.get(LIMIT_ENV, "").strip() or DEFAULT_LIMIT)
     except ValueError:
         return DEFAULT_LIMIT
-    return value if value > 0 and value == value else 0.0
+    return value if value > 0 else 0.0  # NaN too: no limit
 
 
 def _main_thread() -> bool:

@@ -1,8 +1,5 @@
-"""Generalized Advantage Estimation (Schulman et al., 2016) as one pure function.
-
-Training and `ppoqa explain-gae` both call compute_gae, so what the teaching view shows is what
-the learner uses.
-"""
+"""Generalized Advantage Estimation (Schulman et al., 2016) as one pure function, which training
+and `ppoqa explain-gae` both call."""
 
 from __future__ import annotations
 
@@ -26,13 +23,9 @@ def compute_gae(
     gamma: float = 0.99,
     gae_lambda: float = 0.95,
 ) -> GAEResult:
-    """Advantages and returns for time-major tensors [T, ...].
-
-    dones[t] = 1 when the episode ended at step t: the value after it is not bootstrapped and
-    the running sum restarts. last_value is V(s_T) for the step after the final one (used only
-    where the final step is not done). Truncated episodes are handled by the caller adding
-    gamma * V(final observation) to that step's reward and marking it done, as SB3 does.
-    """
+    """Advantages and returns for time-major tensors [T, ...]. dones[t] = 1 ends the episode at
+    step t (no bootstrap, the running sum restarts); last_value is V(s_T). A truncation is the
+    caller's: gamma * V(final observation) added to that step's reward, marked done (as SB3)."""
     rewards = rewards.float()
     values = values.float()
     not_done = 1.0 - dones.float()
@@ -49,9 +42,7 @@ def compute_gae(
 
 def normalize(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8) -> torch.Tensor:
     """(x - mean) / (std + eps) over the valid entries; padding stays out of the statistics."""
-    if mask is None:
-        mask = torch.ones_like(x, dtype=torch.bool)
-    mask = mask.bool()
+    mask = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.bool()
     valid = x[mask]
     if valid.numel() < 2:
         return torch.where(mask, x - valid.mean() if valid.numel() else x, torch.zeros_like(x))

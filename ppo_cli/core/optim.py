@@ -1,11 +1,6 @@
-"""Adam without `torch.optim`, so that no command pays for importing `torch._dynamo`.
-
-Creating any `torch.optim` optimizer imports `torch._dynamo`, which takes longer than a whole
-supervised run on the built-in set. This is the same update (Kingma & Ba 2015, as
-torch.optim.Adam computes it without weight decay or amsgrad), in a dozen lines; `fused=True`
-calls the same one-kernel op (`torch._fused_adam_`) that `torch.optim.Adam(fused=True)` calls,
-so gymnasium runs keep their exact numbers. tests/test_rlhf.py and tests/test_optim.py check
-both step for step against torch.optim.Adam.
+"""Adam without `torch.optim`, whose `torch._dynamo` import takes longer than a whole supervised
+run on the built-in set: torch.optim.Adam's update (no weight decay or amsgrad), and with
+`fused=True` the same `torch._fused_adam_` op, so gymnasium runs keep their exact numbers.
 """
 
 from __future__ import annotations
@@ -24,10 +19,7 @@ def fused_available() -> bool:
 
 class PlainAdam:
     """Adam with bias correction; `param_groups[0]["lr"]` like torch's, for logging/annealing.
-
-    fused=True: one `torch._fused_adam_` call per step (falls back to the loop where torch has
-    no such op), as torch.optim.Adam(fused=True) does it: bit-identical parameters.
-    """
+    fused=True falls back to the loop where torch has no fused op."""
 
     def __init__(
         self,
@@ -96,8 +88,10 @@ class PlainAdam:
         """torch.optim.Adam's layout (tensors and plain values: weights_only=True reads it), so
         checkpoints written with either optimizer resume with the other."""
         group = self.param_groups[0]
+        count = torch.tensor(float(self.step_count))
+        steps = [s.clone() if self.fused else count.clone() for s in self.steps]
         state = {
-            i: {"step": self._step_tensor(i), "exp_avg": m, "exp_avg_sq": v}
+            i: {"step": steps[i], "exp_avg": m, "exp_avg_sq": v}
             for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True))
         }
         params = list(range(len(self.params)))
@@ -116,8 +110,3 @@ class PlainAdam:
                 self.steps[i] = torch.as_tensor(state[i]["step"], dtype=torch.float32).clone()
                 self.exp_avg[i] = state[i]["exp_avg"].to(p).clone()
                 self.exp_avg_sq[i] = state[i]["exp_avg_sq"].to(p).clone()
-
-    def _step_tensor(self, i: int) -> torch.Tensor:
-        if self.fused:
-            return self.steps[i].clone()
-        return torch.tensor(float(self.step_count))

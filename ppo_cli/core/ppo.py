@@ -1,8 +1,4 @@
-"""The PPO objective (Schulman et al., 2017) and the update loop over shuffled minibatches.
-
-ppo_loss returns its own diagnostics so the trainer, the tests and the teaching traces all read
-the same numbers.
-"""
+"""The PPO objective (Schulman et al., 2017) and the update loop over shuffled minibatches."""
 
 from __future__ import annotations
 
@@ -14,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ppo_cli.config import Config
+from ppo_cli.config import CHOICES, Config
 from ppo_cli.core.gae import normalize
 from ppo_cli.errors import TrainingError
 
@@ -24,11 +20,8 @@ STATS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"
 
 @dataclass
 class Batch:
-    """What the PPO update consumes; every tensor's first dimension indexes samples.
-
-    For text QA a sample is an episode (tensors [N, T] with a mask); for gymnasium a sample is
-    one step (tensors [N], mask all ones). old_* are the numbers stored at collection time.
-    """
+    """What the PPO update consumes; every tensor's first dimension indexes samples: an episode
+    (text QA, [N, T] with a mask) or a step (gymnasium, [N])."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -62,21 +55,11 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-LOSS_AGGREGATIONS = ("token", "sequence", "constant")
-
-
 def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") -> torch.Tensor:
-    """One number from per-token terms x [N, T] over the real tokens (mask), three ways:
-
-    token     sum over all tokens / number of tokens: a long completion weighs more (DAPO,
-              Yu et al. 2025; what ppoqa always did)
-    sequence  each completion's mean over its own tokens, then the mean over completions:
-              every completion weighs the same, a token of a short one more (GRPO's 1/|o_i|)
-    constant  sum over all tokens / (N x T), T the longest possible completion: no length
-              bias either way (Dr. GRPO, Liu et al. 2025)
-
-    A 1-D mask (gymnasium's one step per sample) has no completions: every way is `token`.
-    """
+    """One number from per-token terms x [N, T] over the real tokens (mask): `token` weighs every
+    token alike (DAPO), `sequence` every completion alike (GRPO's 1/|o_i|), `constant` divides
+    the token sum by N x T, the longest possible completions (Dr. GRPO: no length bias). A 1-D
+    mask (gymnasium's one step per sample) has no completions: every way is `token`."""
     if how == "token" or mask is None or mask.dim() < 2:
         return masked_mean(x, mask)
     m = mask.float()
@@ -86,17 +69,14 @@ def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") ->
         return (per_row * rows).sum() / rows.sum().clamp(min=1.0)
     if how == "constant":
         return (x * m).sum() / max(1, m.numel())
-    raise ValueError(f"unknown loss aggregation {how!r} (one of {', '.join(LOSS_AGGREGATIONS)})")
+    raise ValueError(f"unknown loss aggregation {how!r} (one of {', '.join(CHOICES['loss_agg'])})")
 
 
 def clipped_surrogate(
     ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per sample: (unclipped ratio*A, clipped clip(ratio)*A, their min).
-
-    One place for the clipped objective, so ppo_loss, the training traces and
-    `ppoqa explain-clip` show the same terms.
-    """
+    """Per sample: (unclipped ratio*A, clipped clip(ratio)*A, their min), for the loss, the
+    traces and `ppoqa explain-clip` alike."""
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * advantages
     return unclipped, clipped, torch.min(unclipped, clipped)
@@ -149,35 +129,26 @@ def ppo_loss(
 ) -> LossParts:
     """Clipped surrogate + value loss - entropy bonus, averaged over the valid samples.
 
-    approx_kl is the low-variance estimator (r - 1) - log r (Schulman's "Approximating KL").
-    loss_agg: how the policy terms are averaged (see aggregate). use_critic=False (the
-    critic-free estimators): no value loss at all. ref_logprob with kl_coef: GRPO's KL term
-    kl_coef * k3(pi_new, pi_ref) per token, in the loss rather than in the reward.
-    """
+    approx_kl is (r - 1) - log r (Schulman's "Approximating KL"). use_critic=False: no value
+    loss. ref_logprob with kl_coef: GRPO's k3 KL term to the reference, in the loss."""
     logratio = new_logprob - old_logprob
     ratio = logratio.exp()
     _, _, objective = clipped_surrogate(ratio, advantages, clip_coef)
     policy_loss = -aggregate(objective, mask, loss_agg)
-    if not use_critic:
-        value_loss = torch.zeros(())
-    else:
+    value_loss = torch.zeros(())
+    if use_critic:
+        v_err = (new_value - returns) ** 2
         if clip_vloss:
             v_clipped = old_value + torch.clamp(new_value - old_value, -clip_coef, clip_coef)
-            v_err = torch.max((new_value - returns) ** 2, (v_clipped - returns) ** 2)
-        else:
-            v_err = (new_value - returns) ** 2
+            v_err = torch.max(v_err, (v_clipped - returns) ** 2)
         value_loss = 0.5 * masked_mean(v_err, mask)
-    if ent_coef == 0.0 and use_critic:
-        # No bonus: the entropy is a diagnostic only, left out of the graph the backward pass
-        # walks (the loss and its gradients are the same numbers as with the 0 * term)
-        entropy_mean = aggregate(entropy.detach(), mask, loss_agg)
-        loss = policy_loss + vf_coef * value_loss
-    elif use_critic:
-        entropy_mean = aggregate(entropy, mask, loss_agg)
-        loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
-    else:
-        entropy_mean = aggregate(entropy, mask, loss_agg)
-        loss = policy_loss - ent_coef * entropy_mean
+    # No bonus: the entropy is a diagnostic only, left out of the graph the backward pass walks
+    # (the loss and its gradients are the same numbers as with the 0 * term)
+    bonus = ent_coef != 0.0 or not use_critic
+    entropy_mean = aggregate(entropy if bonus else entropy.detach(), mask, loss_agg)
+    loss = policy_loss + vf_coef * value_loss if use_critic else policy_loss
+    if bonus:
+        loss = loss - ent_coef * entropy_mean
     kl = None
     if ref_logprob is not None:
         log_r = ref_logprob - new_logprob  # k3 = (r - 1) - log r, r = pi_ref / pi: >= 0
@@ -248,9 +219,7 @@ def ppo_update(
         # advantage is a single number the traces can show. Per minibatch (CleanRL's and
         # SB3's way) is the option; with rl-zoo3's 64-sample minibatches it is noisier.
         batch = Batch(**{**batch.__dict__, "advantages": normalize(batch.advantages, batch.mask)})
-    n = batch.size
-    if n == 0:  # config.validate keeps gymnasium batches from being all reset steps
-        raise TrainingError("the iteration collected no transition to learn from", "")
+    n = batch.size  # never 0: config.validate keeps gymnasium batches from being all reset steps
     mb_size = max(1, -(-n // settings.num_minibatches))
     params = list(policy.parameters())  # once: walking the modules is not free per minibatch
     # A flat batch whose mask is all ones (gymnasium) averages with plain means: the same
@@ -258,12 +227,9 @@ def ppo_update(
     loss_mask_off = batch.mask.dim() == 1 and bool(batch.mask.all())
     epoch_losses: list[float] = []
     stats: dict[str, list[float]] = {}
-    epochs_run = 0
     kl_stop = False
     for epoch in range(settings.update_epochs):
-        stats = {
-            k: [] for k in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
-        }
+        stats = {k: [] for k in STATS}
         kl_values: list[float] = []  # the k3 term of --kl-in loss, when there is one
         perm = shuffled(n, batch.groups)
         # Reordered once per epoch, so each minibatch is a slice (a view), not a gather of
@@ -273,12 +239,9 @@ def ppo_update(
             mb = ordered[start : start + mb_size]
             if per_minibatch:
                 mb = Batch(**{**mb.__dict__, "advantages": normalize(mb.advantages, mb.mask)})
-            if mb.action_mask is None:
-                new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions)
-            else:  # scored under the same mask the actions were sampled with
-                new_logprob, entropy, new_value = policy.evaluate(
-                    mb.obs, mb.actions, action_mask=mb.action_mask
-                )
+            # scored under the same mask the actions were sampled with
+            masking = {} if mb.action_mask is None else {"action_mask": mb.action_mask}
+            new_logprob, entropy, new_value = policy.evaluate(mb.obs, mb.actions, **masking)
             parts = ppo_loss(
                 new_logprob,
                 mb.old_logprobs,
@@ -309,20 +272,18 @@ def ppo_update(
             optimizer.step()
             if on_minibatch is not None:
                 on_minibatch(epoch, k, mb, parts)
-            stats["loss"].append(loss_value)
-            for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
+            for key in STATS:
                 stats[key].append(float(getattr(parts, key).detach()))
             if parts.kl is not None:
                 kl_values.append(float(parts.kl))
-        epochs_run += 1
         epoch_losses.append(sum(stats["loss"]) / len(stats["loss"]))
         if settings.target_kl is not None and stats["approx_kl"][-1] > settings.target_kl:
             kl_stop = True
             break
     out = {key: sum(v) / len(v) for key, v in stats.items()}
     out["epoch_losses"] = epoch_losses  # type: ignore[assignment]
-    out["epochs"] = epochs_run
-    out["gradient_updates"] = epochs_run * len(range(0, n, mb_size))
+    out["epochs"] = len(epoch_losses)
+    out["gradient_updates"] = len(epoch_losses) * len(range(0, n, mb_size))
     out["kl_stop"] = kl_stop
     if kl_values:
         out["kl_loss"] = sum(kl_values) / len(kl_values)

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,39 +57,24 @@ DEFAULT_RUNS = Path("runs")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target.
-
-    A failure at any point (disk full, Ctrl-C) removes the temp file and leaves the previous
-    version of `path` untouched.
-    """
+    """Write to a temp file in the same folder, fsync, then rename over the target: a failure
+    at any point (disk full, Ctrl-C) removes the temp file and keeps the previous version."""
+    hint, tmp = "check the run directory's permissions", None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RunError(
-            f"{path}: cannot write ({exc.strerror or exc})", "check the run directory's permissions"
-        ) from exc
-    try:
-        apply_umask(fd)
-    except OSError as exc:
-        os.close(fd)
-        Path(tmp).unlink(missing_ok=True)
-        raise RunError(
-            f"{path}: cannot write ({exc.strerror or exc})", "check the run directory's permissions"
-        ) from exc
-    try:
         with os.fdopen(fd, "wb") as fh:
+            apply_umask(fd)
+            hint = "free disk space or check permissions; the previous version of the file is kept"
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise RunError(
-                f"{path}: cannot write ({exc.strerror or exc})",
-                "free disk space or check permissions; the previous version of the file is kept",
-            ) from exc
+            raise RunError(f"{path}: cannot write ({exc.strerror or exc})", hint) from exc
         raise
 
 
@@ -132,12 +118,8 @@ def claim_dir(
     early: tuple[str, ...] = (),
     create: bool = True,
 ) -> Path:
-    """Make sure ppoqa may write in `path`: a new folder, an empty one, or one ppoqa made.
-
-    Anything else (a project folder, the current directory with the user's dataset.yaml) is
-    refused: ppoqa's file names (dataset.yaml, vocab.json, config.yaml) are names users use too.
-    The marker is written here, so the folder is recognized from now on.
-    """
+    """Make sure ppoqa may write in `path`: a new folder, an empty one, or one ppoqa made (its
+    file names are names users use too); the marker written here recognizes it from now on."""
     if path.is_symlink() and not path.exists():
         raise RunError(f"{path}: is a dangling symbolic link", f"choose another {flag}")
     if path.exists() and not path.is_dir():
@@ -176,20 +158,15 @@ def claim_dir(
                 path / MARKER, f"ppoqa {what}: ppoqa writes here; do not put your own files here\n"
             )
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.ENOTDIR:
-            reason = "a parent of it is a file, not a directory"
+        parent_is_file = exc.errno == errno.ENOTDIR
+        reason = "a parent of it is a file, not a directory" if parent_is_file else exc.strerror
         raise RunError(
-            f"{path}: {what} is not writable ({reason})",
-            f"choose another {flag}",
+            f"{path}: {what} is not writable ({reason or exc})", f"choose another {flag}"
         ) from exc
     return path
 
 
-def prepare_run_dir(path: Path) -> Path:
-    """Claim the folder (see claim_dir) and prove it is writable before any training time is
-    spent."""
-    return claim_dir(path)
+prepare_run_dir = claim_dir  # a run directory, claimed before any training time is spent
 
 
 def holds_run(path: Path) -> bool:
@@ -197,16 +174,9 @@ def holds_run(path: Path) -> bool:
     return any((path / name).exists() for name in (CHECKPOINT, CONFIG, METRICS))
 
 
-# --- lock: one training per run directory --------------------------------------------------
-
-
 class RunLock:
-    """run/.lock, held with flock() for as long as the training runs.
-
-    The OS drops a flock when its process dies, however it dies, so a lock can never outlive
-    its training, and a pid that a later process reuses cannot fool it. The file also holds the
-    pid, for the message a second training gets.
-    """
+    """run/.lock, held with flock() while the training runs: the OS drops it when the process
+    dies, however it dies, and the file holds the pid for the message a second training gets."""
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path, self.fd = path, fd
@@ -240,10 +210,8 @@ def _check_lock_path(lock: Path, run: Path) -> None:
         return
     except OSError as exc:
         raise RunError(f"{lock}: cannot read ({exc.strerror})", "check the permissions") from exc
-    import stat as _stat
-
-    if not _stat.S_ISREG(st.st_mode):
-        kind = "a symbolic link" if _stat.S_ISLNK(st.st_mode) else file_kind(st.st_mode)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else file_kind(st.st_mode)
         raise RunError(
             f"{lock}: is {kind}, not ppoqa's lock file",
             f"remove it (ppoqa keeps the lock of {run} there), or choose another --run-dir",
@@ -264,25 +232,20 @@ def lock_is_held(lock: Path) -> bool:
         return False
     try:
         fd = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
     except BlockingIOError:
         return True
     except OSError:
         return False
-    finally:
-        os.close(fd)
     return False
 
 
 def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> RunLock:
-    """Take run/.lock: flock it (exactly one training wins) and write our pid into it.
-
-    A lock file nobody holds (left by a killed training) is taken over with a warning; one that
-    is not a regular file (a directory, a FIFO) is reported as such.
-    """
+    """Take run/.lock: flock it (exactly one training wins) and write our pid into it; a lock
+    nobody holds (a killed training's) is taken over with a warning."""
     lock = run / LOCK
     for _ in range(5):
         _check_lock_path(lock, run)
@@ -328,28 +291,15 @@ def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> RunLoc
     raise RunError(f"{run}: could not lock the run directory", "try again")
 
 
-def release_lock(lock: RunLock) -> None:
-    """Remove the lock file and drop the flock."""
-    lock.release()
-
-
-# --- checkpoints -----------------------------------------------------------------------------
-
-
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Tensors and plain values only; the payload is hashed so corruption is detected on load."""
     inner = io.BytesIO()
     torch.save(payload, inner)
     body = inner.getvalue()
+    digest = hashlib.sha256(body).hexdigest()
+    stored = torch.frombuffer(bytearray(body), dtype=torch.uint8)
     outer = io.BytesIO()
-    torch.save(
-        {
-            "format_version": FORMAT_VERSION,
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "payload": torch.frombuffer(bytearray(body), dtype=torch.uint8),
-        },
-        outer,
-    )
+    torch.save({"format_version": FORMAT_VERSION, "sha256": digest, "payload": stored}, outer)
     atomic_write_bytes(path / CHECKPOINT, outer.getvalue())
 
 
@@ -370,10 +320,8 @@ def _torch_load(data: bytes, ckpt: Path) -> Any:
 
 
 def load_checkpoint(run: Path) -> dict[str, Any]:
-    """Load with weights_only=True: pickled code in a checkpoint is refused, never run.
-
-    Returns the payload given to save_checkpoint plus its format_version.
-    """
+    """Load with weights_only=True (pickled code is refused, never run): the payload given to
+    save_checkpoint plus its format_version."""
     ckpt = run / CHECKPOINT
     if not ckpt.exists():
         raise RunError(
@@ -400,9 +348,7 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
             "pass a run directory made by `ppoqa train`",
         )
     outer = _torch_load(raw, ckpt)
-    if not isinstance(outer, dict) or "format_version" not in outer:
-        raise not_ours
-    version = outer["format_version"]
+    version = outer.get("format_version") if isinstance(outer, dict) else None
     if isinstance(version, bool) or not isinstance(version, int):
         raise not_ours
     if version > FORMAT_VERSION:
@@ -417,8 +363,7 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
             f"({FORMAT_VERSION})",
             "retrain the run with this version",
         )
-    body = outer.get("payload")
-    digest = outer.get("sha256")
+    body, digest = outer.get("payload"), outer.get("sha256")
     if not isinstance(body, torch.Tensor) or body.dtype != torch.uint8 or body.dim() != 1:
         raise not_ours
     data = body.numpy().tobytes()
@@ -431,9 +376,6 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise not_ours
     return {**payload, "format_version": version}
-
-
-# --- metrics, config -------------------------------------------------------------------------
 
 
 def append_metrics(run: Path, record: dict[str, Any]) -> None:
@@ -535,8 +477,8 @@ def write_yaml(path: Path, data: Any) -> None:
 
 
 def run_env(run: Path) -> str:
-    """The one place a run's kind is decided: its env, text-qa or a gymnasium id (runs from
-    before config.yaml named it are text QA)."""
+    """The one place a run's kind is decided: its env (runs from before config.yaml named it
+    are text QA)."""
     return str(read_config(run).get("env", "text-qa"))
 
 
@@ -565,14 +507,9 @@ def find_run(run: str | Path | None, root: Path = DEFAULT_RUNS) -> Path:
     """The given run directory, or the newest finished run under ./runs/."""
     if run is not None:
         p = Path(run)
-        if p.exists() and not p.is_dir():
-            raise RunError(
-                f"{p}: is a file, not a run directory", "pass a folder written by `ppoqa train`"
-            )
         if not p.is_dir():
-            raise RunError(
-                f"{p}: run directory not found", "pass a folder written by `ppoqa train`"
-            )
+            what = "is a file, not a run directory" if p.exists() else "run directory not found"
+            raise RunError(f"{p}: {what}", "pass a folder written by `ppoqa train`")
         return p
     candidates = [c.parent for c in root.glob(f"*/{CHECKPOINT}")] if root.is_dir() else []
     # A run still training (live lock) is not "finished": skip it unless named with --run.

@@ -1,12 +1,8 @@
 """Saving and restoring a training run: RNG states, optimizer, counters, Ctrl-C and the lock.
 
-Shared by every training loop (text QA, gymnasium). A loop keeps its own counters in a plain
-dict-able object and hands a `snapshot` function to a TrainingSession; the session decides when
-to write (start, every `save_every` iterations, on Ctrl-C, at the end) and never writes a state
-from the middle of an iteration or with NaN/Inf weights, so the checkpoint on disk is always the
-last good one.
-
-Everything stored is a tensor or a plain Python value: torch.load(weights_only=True) reads it.
+The session never writes a state from the middle of an iteration or with NaN/Inf weights, so
+the checkpoint on disk is always the last good one; everything stored is a tensor or a plain
+value, so torch.load(weights_only=True) reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ import contextlib
 import random
 import shlex
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,10 +31,9 @@ from ppo_cli.core.rundir import (
     holds_run,
     load_checkpoint,
     read_config,
-    release_lock,
     save_checkpoint,
 )
-from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError
+from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError, warn_stderr
 
 # Settings that may differ when resuming: they change how long or where a run trains, not what
 # it learns from. Everything else would silently make the resumed run a different experiment.
@@ -96,9 +90,6 @@ class LoopState:
         return cls(**{k: v for k, v in counters.items() if k in cls.__dataclass_fields__})
 
 
-# --- RNG states as plain values --------------------------------------------------------------
-
-
 def capture_rng_state() -> dict[str, Any]:
     """torch (CPU and CUDA), numpy and `random` global generator states, as tensors/ints."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -126,23 +117,13 @@ def capture_rng_state() -> dict[str, Any]:
 def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     npy = state["numpy"]
-    np.random.set_state(
-        (
-            npy["kind"],
-            npy["keys"].numpy().astype(np.uint32),
-            npy["pos"],
-            npy["has_gauss"],
-            npy["cached_gaussian"],
-        )
-    )
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
     py = state["python"]
     random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss_next"]))
     cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-
-
-# --- the training state in a checkpoint ------------------------------------------------------
 
 
 def training_state(
@@ -151,11 +132,8 @@ def training_state(
     counters: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A checkpoint payload that both answers questions and resumes training exactly.
-
-    counters must hold at least "iteration"; extra adds loop-specific plain values (vocab,
-    dataset fingerprint, env id, ...).
-    """
+    """A checkpoint payload that both answers questions and resumes training exactly; extra adds
+    the loop's own plain values."""
     return {
         "policy_spec": policy.spec(),  # type: ignore[operator]
         "policy": policy.state_dict(),
@@ -170,11 +148,8 @@ def training_state(
 def restore_training_state(
     ckpt: dict[str, Any], policy: nn.Module, optimizer: torch.optim.Optimizer, where: Path
 ) -> dict[str, Any]:
-    """Load weights, optimizer and RNG states from a checkpoint; returns its counters.
-
-    Call it after building the policy and optimizer exactly as a new run would (building
-    consumes random numbers; the RNG state is restored last).
-    """
+    """Load weights, optimizer and RNG states into a policy and optimizer built as a new run would
+    build them; returns the checkpoint's counters."""
     missing = [k for k in ("policy", "optimizer", "rng", "counters") if k not in ckpt]
     if missing:
         raise RunError(
@@ -226,42 +201,16 @@ def resume_config(run_dir: Path, overrides: dict[str, Any]) -> Config:
     return wanted
 
 
-# --- the session -----------------------------------------------------------------------------
-
-
-def _stderr_warning(message: str) -> None:
-    sys.stderr.write(f"ppoqa: warning: {message}\n")
-    sys.stderr.flush()
-
-
 class TrainingSession:
-    """One training loop's run-directory duties: lock, Ctrl-C, and checkpoints.
-
-    with TrainingSession(run_dir, cfg.save_every, resume=...) as session:
-        ... build policy/optimizer, restore or write the run files ...
-        session.track(snapshot)            # snapshot() -> checkpoint payload
-        session.start(iteration)           # saves the starting point of a new run
-        for iteration in ...:
-            session.begin()                # from here the state is mid-iteration
-            ... rollout, update, check_finite_parameters, append_metrics ...
-            session.end(iteration)         # a good state again; periodic checkpoint
-            callbacks.on_iteration(record)
-            session.stop_if_requested()    # first Ctrl-C: save and raise TrainingInterrupted
-        session.save(iteration)            # the final checkpoint
+    """One training loop's run-directory duties: lock, Ctrl-C, and checkpoints (the loop calls
+    track, start, then begin/end around each iteration, stop_if_requested, and save).
 
     The first Ctrl-C only sets a flag; the loop stops at the next iteration boundary. A second
     Ctrl-C (or a KeyboardInterrupt from anywhere) stops at once: if it comes at a boundary the
-    state is saved, otherwise the last checkpoint on disk stays as it is. SIGTERM (what
-    `timeout`, `docker stop` and SLURM send) and SIGHUP (the terminal closed) are handled the
-    same way, and the process then exits 128 + the signal's number (143, 129), as a shell
-    expects of a process stopped by that signal.
+    state is saved, otherwise the last checkpoint on disk stays as it is. SIGTERM (`timeout`,
+    `docker stop`, SLURM) and SIGHUP (the terminal closed) are handled the same way, and the
+    process then exits 128 + the signal's number, as a shell expects.
     """
-
-    SIGNALS = {
-        "SIGINT": "Ctrl-C",
-        "SIGTERM": "SIGTERM",
-        "SIGHUP": "SIGHUP",
-    }
 
     def __init__(
         self,
@@ -273,7 +222,7 @@ class TrainingSession:
         self.run_dir = run_dir
         self.save_every = save_every
         self.resume = resume
-        self.warn = warn or _stderr_warning
+        self.warn = warn or warn_stderr
         self.stop_requested = False
         self.snapshot: Callable[[], dict[str, Any]] | None = None
         self.iteration = 0  # last completed iteration
@@ -295,10 +244,10 @@ class TrainingSession:
                     "or choose another --run-dir",
                 )
         except BaseException:
-            release_lock(self._lock)
+            self._lock.release()
             raise
         if threading.current_thread() is threading.main_thread():
-            for name in self.SIGNALS:
+            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
                 signum = getattr(signal, name, None)
                 if signum is not None:
                     self._old_handlers[signum] = signal.signal(signum, self._on_signal)
@@ -336,7 +285,7 @@ class TrainingSession:
                 ) from exc
         finally:
             if self._lock is not None:
-                release_lock(self._lock)
+                self._lock.release()
                 self._lock = None
 
     def _restore_handler(self) -> None:
@@ -345,9 +294,9 @@ class TrainingSession:
         self._old_handlers = {}
 
     def _signal_name(self) -> str:
-        if self.signal is None:
-            return "Ctrl-C"
-        return self.SIGNALS.get(signal.Signals(self.signal).name, f"signal {self.signal}")
+        return (
+            "Ctrl-C" if self.signal in (None, signal.SIGINT) else signal.Signals(self.signal).name
+        )
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_requested:
@@ -407,13 +356,11 @@ class TrainingSession:
         )
 
     # the loop's calls
-    def track(self, snapshot: Callable[[], dict[str, Any]]) -> None:
-        self.snapshot = snapshot
-
-    def start(self, iteration: int) -> None:
+    def start(self, iteration: int, total: int, snapshot: Callable[[], dict[str, Any]]) -> None:
         """The state after setup (or after restoring) is a good state; a new run saves it so
-        that it can be resumed even if stopped during its first iteration."""
-        self.iteration = iteration
+        that it can be resumed even if stopped during its first iteration. snapshot() gives the
+        checkpoint payload of the loop's state whenever one is saved."""
+        self.iteration, self.total, self.snapshot = iteration, total, snapshot
         self.consistent = True
         if self.resume:
             self.saved_iteration = iteration
@@ -434,8 +381,7 @@ class TrainingSession:
             raise KeyboardInterrupt
 
     def save(self, iteration: int) -> None:
-        if self.snapshot is None:
-            raise RuntimeError("TrainingSession.track() was not called")
+        assert self.snapshot is not None, "TrainingSession.start() comes first"
         save_checkpoint(self.run_dir, self.snapshot())
         self.saved_iteration = iteration
 

@@ -1,8 +1,7 @@
 """`--tensorboard`: the per-iteration metrics records as TensorBoard scalars, CleanRL's names.
 
-A wrapper around the caller's callbacks, fed only by the plain metrics records, so it serves
-the text-QA trainer and the gymnasium trainer alike. TensorBoard is an optional extra
-(`pip install 'ppoqa[tensorboard]'`); without it `--tensorboard` stops with one clear line.
+Fed only by the plain metrics records, so it serves every kind of run. TensorBoard is an
+optional extra; without it `--tensorboard` stops with one clear line.
 """
 
 from __future__ import annotations
@@ -45,8 +44,6 @@ TAGS: dict[str, str] = {
     "completions/mean_length": "train/completions/mean_length",
 }
 
-MISSING_HINT = "pip install 'ppoqa[tensorboard]', or pip install tensorboard"
-
 
 def global_step(record: dict[str, Any]) -> int:
     """Environment steps so far: gymnasium's global_step, text QA's generated tokens."""
@@ -58,17 +55,12 @@ def global_step(record: dict[str, Any]) -> int:
 
 def scalars_from_record(record: dict[str, Any]) -> dict[str, float]:
     """TensorBoard tag -> value for one metrics record; absent or non-numeric keys are skipped.
-
-    Text-QA records have no `episodic_return`/`sps`: an episode is one question, so the mean
-    episode return of the iteration (`mean_reward`) and its mean length stand in, and SPS is
-    generated tokens per second since the start, as CleanRL computes it.
-    """
+    Text QA stands in mean_reward and mean_length for the episode charts, and tokens/s for SPS."""
     values: dict[str, float] = {}
     for key, tag in TAGS.items():
         v = record.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            continue
-        values[tag] = float(v)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            values[tag] = float(v)
     if "charts/episodic_return" not in values and "charts/mean_reward" in values:
         values["charts/episodic_return"] = values["charts/mean_reward"]
     if "charts/episodic_length" not in values and "charts/mean_length" in values:
@@ -86,17 +78,14 @@ def summary_writer_class() -> Any:
     except ImportError as exc:
         raise ConfigError(
             "--tensorboard needs the 'tensorboard' package, which is not installed",
-            MISSING_HINT,
+            "pip install 'ppoqa[tensorboard]', or pip install tensorboard",
         ) from exc
     return SummaryWriter
 
 
 class TensorBoardCallbacks:
-    """Forwards every callback to `inner`, and writes each metrics record as scalars.
-
-    Not a Callbacks subclass on purpose: attribute lookups it does not define (hooks other
-    helpers add later) fall through to `inner` via __getattr__.
-    """
+    """Writes each metrics record as scalars; not a Callbacks subclass, so every hook it does
+    not define falls through to `inner` via __getattr__."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -121,9 +110,6 @@ class TensorBoardCallbacks:
                 self.writer.add_scalar(tag, value, step)
             self.writer.flush()  # a crash or Ctrl-C still leaves every finished iteration
         self.inner.on_iteration(record)
-
-    def on_eval(self, iteration: int, results: Any) -> None:
-        self.inner.on_eval(iteration, results)
 
     def close(self) -> None:
         """Close the event file (the trainer calls this; `inner` is closed by its owner)."""

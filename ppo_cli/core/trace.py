@@ -1,10 +1,5 @@
-"""Training traces: the episodes, advantages and clipping of a real PPO update, as plain data.
-
-The trainer creates a TraceRecorder for an iteration it traces and passes
-`recorder.on_minibatch` to ppo.ppo_update; afterwards a builder turns the rollout, the batch
-and the recorder into one record (dicts, lists, floats) that the CLI renders and `--json`
-embeds. Rows are capped so a trace stays readable.
-"""
+"""Training traces: the episodes, advantages and clipping of a real PPO update, as plain data
+(capped rows) that the CLI renders and `--json` embeds."""
 
 from __future__ import annotations
 
@@ -15,7 +10,7 @@ from typing import Any
 import torch
 
 from ppo_cli.core.gae import normalize
-from ppo_cli.core.ppo import Batch, LossParts, clipped_surrogate
+from ppo_cli.core.ppo import STATS, Batch, LossParts, clipped_surrogate
 from ppo_cli.errors import UsageError
 
 MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
@@ -34,9 +29,7 @@ def rounded(x: float) -> float:
 
 def normalization(advantages: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, Any]:
     """What ppo_update does to advantages before the loss: gae.normalize over the valid steps."""
-    if mask is None:
-        mask = torch.ones_like(advantages, dtype=torch.bool)
-    mask = mask.bool()
+    mask = torch.ones_like(advantages, dtype=torch.bool) if mask is None else mask.bool()
     valid = advantages[mask]
     normed = normalize(advantages, mask)
     std = float(valid.std()) if valid.numel() >= 2 else None
@@ -81,26 +74,17 @@ def parse_trace_iterations(text: str | None) -> TraceSelection:
     """'1,10,50', 'first', 'last', 'all' or a mix; None means 'first,last'."""
     if text is None:
         return TraceSelection()
-    numbers: set[int] = set()
-    first = last = every = False
     items = [x.strip().lower() for x in text.split(",")]
     if not any(items):
         raise UsageError("--trace-iterations is empty", "e.g. --trace-iterations 1,10,last")
     for item in items:
-        if item == "first":
-            first = True
-        elif item == "last":
-            last = True
-        elif item == "all":
-            every = True
-        elif item.isdigit() and int(item) >= 1:
-            numbers.add(int(item))
-        else:
+        if item not in ("first", "last", "all") and not (item.isdigit() and int(item) >= 1):
             raise UsageError(
                 f"--trace-iterations: {item!r} is not an iteration number, first, last or all",
                 "e.g. --trace-iterations 1,10,last",
             )
-    return TraceSelection(frozenset(numbers), first, last, every)
+    numbers = frozenset(int(x) for x in items if x.isdigit())
+    return TraceSelection(numbers, "first" in items, "last" in items, "all" in items)
 
 
 @dataclass
@@ -109,9 +93,7 @@ class TraceRecorder:
     and each epoch's mean diagnostics."""
 
     clip_coef: float
-    action_label: Callable[[torch.Tensor], str] = lambda a: str(a.tolist())
-    per_epoch_clipped: int = PER_EPOCH_CLIPPED
-    per_epoch_inside: int = PER_EPOCH_INSIDE
+    action_label: Callable[[torch.Tensor], str]
     wanted: bool = True  # False: recorded in case this iteration turns out to be the last
     rows: list[dict[str, Any]] = field(default_factory=list)
     _epoch_stats: dict[int, dict[str, list[float]]] = field(default_factory=dict)
@@ -119,14 +101,14 @@ class TraceRecorder:
 
     def on_minibatch(self, epoch: int, k: int, mb: Batch, parts: LossParts) -> None:
         stats = self._epoch_stats.setdefault(epoch, {})
-        for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
+        for key in STATS:
             stats.setdefault(key, []).append(float(getattr(parts, key).detach()))
         ratio = parts.ratio.detach()  # same shape as mb.actions' sample dims
         valid = mb.mask.bool()
         outside = ((ratio - 1).abs() > self.clip_coef) & valid
         for is_clipped, where, cap in (
-            (True, outside, self.per_epoch_clipped),
-            (False, valid & ~outside, self.per_epoch_inside),
+            (True, outside, PER_EPOCH_CLIPPED),
+            (False, valid & ~outside, PER_EPOCH_INSIDE),
         ):
             need = cap - self._taken.get((epoch, is_clipped), 0)
             if need <= 0:
@@ -163,8 +145,8 @@ class TraceRecorder:
         return {
             "clip_coef": self.clip_coef,
             "selection": (
-                f"Per epoch up to {self.per_epoch_clipped} samples outside the band and "
-                f"{self.per_epoch_inside} inside, the first found; sample: row in its "
+                f"Per epoch up to {PER_EPOCH_CLIPPED} samples outside the band and "
+                f"{PER_EPOCH_INSIDE} inside, the first found; sample: row in its "
                 "minibatch (and step t)"
             ),
             "rows": rows,
@@ -192,19 +174,15 @@ def start_trace(
     iteration: int,
     total: int,
     clip_coef: float,
-    action_label: Callable[[torch.Tensor], str] | None = None,
+    action_label: Callable[[torch.Tensor], str] = lambda a: str(a.tolist()),
     may_stop_early: bool = False,
 ) -> TraceRecorder | None:
-    """A recorder when the callbacks want this iteration traced, else None (the common case).
-
-    When the last iteration is wanted and training may stop early, every iteration records
-    (cheap, capped) with wanted=False, and only the one that turns out to be the last is shown.
-    """
+    """A recorder when the callbacks want this iteration traced, else None. When the last one is
+    wanted and training may stop early, every iteration records with wanted=False."""
     wants = getattr(cb, "wants_trace", None)
     if wants is None:
         return None
     wanted = wants(iteration, total)
     if not (wanted or (may_stop_early and wants(total, total))):
         return None
-    label = {} if action_label is None else {"action_label": action_label}
-    return TraceRecorder(clip_coef, **label, wanted=wanted)
+    return TraceRecorder(clip_coef, action_label, wanted=wanted)

@@ -1,17 +1,11 @@
-"""train(): the one PPO loop, for every kind of run, reading top to bottom like CleanRL's ppo.py:
+"""train(): the one PPO loop, for every kind of run, reading top to bottom like CleanRL's ppo.py.
 
-    seed -> envs and network -> run directory -> (collect -> GAE -> update -> evaluate/stop
-    -> save) per iteration -> final checkpoint and TrainResult
-
-Where text QA and gymnasium really differ lives in their wings (ppo_cli.kinds). The core
-reports through plain callbacks (dicts and dataclasses), so the CLI can draw progress bars and
-tables while tests and library users need no terminal.
-"""
+Where text QA and gymnasium differ lives in their wings (ppo_cli.kinds); the loop reports
+through plain callbacks, so tests and library users need no terminal."""
 
 from __future__ import annotations
 
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,11 +16,7 @@ import torch
 
 from ppo_cli.config import Config, config_to_yaml, validate
 from ppo_cli.core.optim import PlainAdam
-from ppo_cli.core.ppo import (
-    check_finite_metrics,
-    check_finite_parameters,
-    ppo_update,
-)
+from ppo_cli.core.ppo import check_finite_metrics, check_finite_parameters, ppo_update
 from ppo_cli.core.rundir import (
     CONFIG,
     METRICS,
@@ -48,7 +38,7 @@ from ppo_cli.core.trace import start_trace
 
 if TYPE_CHECKING:
     from ppo_cli.kinds import Task
-from ppo_cli.errors import RunError, TrainingError, UsageError
+from ppo_cli.errors import RunError, TrainingError, UsageError, warn_stderr
 from ppo_cli.kinds import make_task
 
 
@@ -92,8 +82,7 @@ class Callbacks:
     def on_trace(self, record: dict[str, Any]) -> None: ...
 
     def on_warning(self, message: str) -> None:
-        sys.stderr.write(f"ppoqa: warning: {message}\n")
-        sys.stderr.flush()
+        warn_stderr(message)
 
     def on_progress(self, message: str) -> None:
         """A line about slow preparation (reading a big dataset), so a wait is explained."""
@@ -176,16 +165,16 @@ def run_task(
                     else f"to train further, pass {task.longer(state)} or more",
                 )
         task.prepare_run(run_dir, state, ckpt, cb.on_warning)  # may refuse a finished run
-        session.total = task.total
         if resume:
             truncate_metrics(run_dir, state.iteration)
         else:
             (run_dir / METRICS).unlink(missing_ok=True)
         atomic_write_text(run_dir / CONFIG, config_to_yaml(cfg))
-        session.track(
-            lambda: training_state(policy, optimizer, asdict(state), task.checkpoint_extras(state))
+        session.start(
+            state.iteration,
+            task.total,
+            lambda: training_state(policy, optimizer, asdict(state), task.checkpoint_extras(state)),
         )
-        session.start(state.iteration)
         plan = task.plan(policy) if not resume and cb.wants_plan() else None
         if plan is not None:
             cb.on_plan(plan)
@@ -239,17 +228,14 @@ def run_task(
         state.wall_seconds = wall
         session.save(state.iteration)
     extras = task.summary(policy, state)
+    counts = ("episodes", "steps", "epochs", "gradient_updates", "stopped_early")
     return TrainResult(
         run_dir=run_dir,
         env=cfg.env,
         iterations=state.iteration,
-        episodes=state.episodes,
-        steps=state.steps,
-        epochs=state.epochs,
-        gradient_updates=state.gradient_updates,
         wall_seconds=wall,
         final_accuracy=state.accuracy,
         final_results=[QAResult(**r) for r in state.results],
-        stopped_early=state.stopped_early,
+        **{k: getattr(state, k) for k in counts},
         **extras,
     )

@@ -4,14 +4,10 @@ Observations reach the policy as one flat float vector: Box as is, Discrete one-
 Tuple/Dict of those through gymnasium's FlattenObservation. Actions: Discrete and MultiDiscrete
 (one categorical per component) or a Box (a Gaussian; clipped to the bounds at the env).
 
-Autoreset: every vector mode runs with gymnasium's NEXT_STEP autoreset, on purpose. It is the
-only mode the numpy-vectorized CartPole supports, SyncVectorEnv and AsyncVectorEnv default to
-it, and it keeps one semantics for all three: the step that ends an episode returns that
-episode's *final* observation, and the next `step()` call on that sub-env only resets it (the
-action is ignored, reward 0, both flags False). Collectors therefore mark that reset step as
-not a real transition and leave it out of training; as a bonus the value of the final
-observation (needed to bootstrap a truncated episode) is computed by the ordinary forward pass
-of the next step, with no extra call.
+Every vector mode runs with NEXT_STEP autoreset (the only one the numpy-vectorized CartPole
+supports): the step that ends an episode returns its final observation, and the next step of
+that sub-env only resets it. Collectors leave that reset step out of training, and the value
+of the final observation (to bootstrap a truncation) comes from the next step's forward pass.
 """
 
 from __future__ import annotations
@@ -31,6 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import yaml
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 
 from ppo_cli.errors import EnvError, UsageError, first_line
@@ -41,7 +38,6 @@ SUPPORTED = (
     "ppoqa supports Box, Discrete, MultiBinary and Tuple/Dict-of-those observation spaces "
     "and Discrete, MultiDiscrete and Box action spaces"
 )
-VECTOR_MODES = ("auto", "sync", "async", "vector")
 _GYM_MODE = {"sync": "sync", "async": "async", "vector": "vector_entry_point"}
 
 
@@ -105,9 +101,8 @@ def import_env_module(env_id: str) -> str:
     except EnvError:
         raise
     except Exception as exc:  # the user's module: any error it raises is its own
-        first = first_line(exc)
         raise EnvError(
-            f"--env {env_id}: importing {module} failed ({type(exc).__name__}: {first})",
+            f"--env {env_id}: importing {module} failed ({type(exc).__name__}: {first_line(exc)})",
             fix,
         ) from exc
     if name not in gym.registry:
@@ -123,37 +118,28 @@ def import_env_module(env_id: str) -> str:
 
 def _ids_of_module(module: str) -> list[str]:
     """The ids whose entry point lives in `module` (what importing it registered)."""
-    ids = []
-    for env_id, spec in gym.registry.items():
-        entry = spec.entry_point
-        where = (
+
+    def home(entry: Any) -> str:
+        return (
             entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
         )
-        if where == module:
-            ids.append(env_id)
-    return sorted(ids)
+
+    return sorted(i for i, spec in gym.registry.items() if home(spec.entry_point) == module)
 
 
 def _close_ids(env_id: str, ids: list[str], cutoff: float = 0.5) -> list[str]:
     """Registered ids close to env_id, comparing case-insensitively too ("good-v0" -> Good-v0)."""
-    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=cutoff)
     lower = {i.lower(): i for i in ids}
-    exact = lower.get(env_id.lower())
-    if exact is not None:
-        return [exact]
-    if not close:  # "cartpole" -> CartPole-v1
-        close = [
-            lower[c]
-            for c in difflib.get_close_matches(env_id.lower(), list(lower), n=3, cutoff=cutoff)
-        ]
-    return close
+    if env_id.lower() in lower:
+        return [lower[env_id.lower()]]
+    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=cutoff)
+    caseless = difflib.get_close_matches(env_id.lower(), list(lower), n=3, cutoff=cutoff)
+    return close or [lower[c] for c in caseless]  # "cartpole" -> CartPole-v1
 
 
 def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
     """`--env-kwargs KEY=VALUE` (repeatable) -> {KEY: VALUE}; VALUE is one YAML scalar read
     with safe_load (8x8 stays text, 0.5 a number, true a bool), never evaluated as code."""
-    import yaml
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -168,11 +154,9 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
             # not null (unless the value is quoted, where YAML keeps it anyway).
             is_text = raw.strip() and raw.lstrip()[0] not in "'\"" and re.search(r"(^|\s)#", raw)
             value = raw.strip() if is_text else yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = None
-            bad = True
-        else:
             bad = not isinstance(value, (str, int, float, bool)) and value is not None
+        except yaml.YAMLError:
+            bad = True
         if bad:
             raise UsageError(
                 f"--env-kwargs {key}: {raw!r} is not a single YAML value",
@@ -185,10 +169,6 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _plain(text: str, *args: Any, **kwargs: Any) -> str:
-    return text
-
-
 def plain_gym_warnings() -> None:
     """gymnasium colours its warnings (the passive env checker's "WARN: ...") with ANSI codes
     whatever the output: under NO_COLOR (no-color.org) or when stderr is not a terminal they
@@ -198,7 +178,7 @@ def plain_gym_warnings() -> None:
     except (AttributeError, ValueError):
         tty = False
     if os.environ.get("NO_COLOR") or not tty:
-        gym.logger.colorize = _plain  # type: ignore[attr-defined]
+        gym.logger.colorize = lambda text, *args, **kwargs: text  # type: ignore[attr-defined]
 
 
 def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -261,9 +241,8 @@ def has_continuous_actions(env_id: str, env_kwargs: dict[str, Any] | None = None
 
 
 def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
-    """auto -> gymnasium's numpy-vectorized implementation when the env has one, else sync."""
-    if mode not in VECTOR_MODES:
-        raise EnvError(f"unknown vector mode '{mode}'", f"use one of {', '.join(VECTOR_MODES)}")
+    """auto -> gymnasium's numpy-vectorized implementation when the env has one, else sync
+    (config.validate has checked the mode)."""
     own = spec.id in OWN_VECTOR_ENVS  # ppoqa's numpy-vectorized form (Pendulum-v1)
     if mode == "auto":
         return "vector" if spec.vector_entry_point is not None or own else "sync"
@@ -280,13 +259,10 @@ _OBS_LEAVES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary)
 
 def _flattenable(space: gym.Space) -> bool:
     """Spaces FlattenObservation turns into a fixed-size vector this policy can read."""
-    if isinstance(space, _OBS_LEAVES):
-        return True
-    if isinstance(space, gym.spaces.Tuple):
-        return all(_flattenable(s) for s in space.spaces)
-    if isinstance(space, gym.spaces.Dict):
-        return all(_flattenable(s) for s in space.spaces.values())
-    return False
+    if isinstance(space, (gym.spaces.Tuple, gym.spaces.Dict)):
+        parts = space.spaces.values() if isinstance(space, gym.spaces.Dict) else space.spaces
+        return all(_flattenable(s) for s in parts)
+    return isinstance(space, _OBS_LEAVES)
 
 
 def _unsupported(env_id: str, what: str, space: gym.Space) -> EnvError:
@@ -300,15 +276,12 @@ def check_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> 
     """EnvInfo's space fields for these spaces, or an EnvError saying what is supported."""
     if not _flattenable(obs_space):
         raise _unsupported(env_id, "observation", obs_space)
-    obs_dim = int(gym.spaces.flatdim(obs_space))
+    dims = {"obs_dim": int(gym.spaces.flatdim(obs_space)), "action_start": 0}
     if isinstance(action_space, gym.spaces.Discrete):
-        return {"obs_dim": obs_dim, "num_actions": int(action_space.n),
-                "action_start": int(action_space.start)}  # fmt: skip
+        return dims | {"num_actions": int(action_space.n), "action_start": int(action_space.start)}
     if isinstance(action_space, gym.spaces.MultiDiscrete) and action_space.nvec.ndim == 1:
-        return {
-            "obs_dim": obs_dim,
+        return dims | {
             "num_actions": len(action_space.nvec),
-            "action_start": 0,
             "action_kind": "multi_discrete",
             "action_nvec": tuple(int(n) for n in action_space.nvec),
             "action_starts": tuple(int(x) for x in action_space.start),
@@ -320,10 +293,8 @@ def check_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> 
                 f"{env_id}: its Box action space is unbounded; ppoqa clips actions to the bounds",
                 "give the action space finite low/high",
             )
-        return {
-            "obs_dim": obs_dim,
+        return dims | {
             "num_actions": int(action_space.shape[0]),
-            "action_start": 0,
             "action_kind": "box",
             "action_low": tuple(float(x) for x in low),
             "action_high": tuple(float(x) for x in high),
@@ -376,18 +347,18 @@ def make_vec_env(
             )  # fmt: skip
         used = "sync"
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
-    extra: dict[str, Any] = dict(env_kwargs)
+    extra = env_kwargs | ({} if render_mode is None else {"render_mode": render_mode})
     if "mujoco" in str(spec.entry_point):
         say_mujoco_warnings_once()
-    if render_mode is not None:
-        extra["render_mode"] = render_mode
     user = is_user_env(spec)
+
+    def make(**wrappers: Any) -> VectorEnv:
+        return gym.make_vec(spec, num_envs, vectorization_mode=_GYM_MODE[used],
+                            vector_kwargs=vector_kwargs, **wrappers, **extra)  # fmt: skip
+
     try:
         with user_code(f"{env_id}'s constructor", EnvError, _FIX_ENV) if user else nullcontext():
-            envs = gym.make_vec(
-                spec, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs,
-                **extra,
-            )  # fmt: skip
+            envs = make()
     except TypeError as exc:  # the constructor rejected a keyword
         if not env_kwargs:
             raise EnvError(
@@ -415,10 +386,7 @@ def make_vec_env(
                     f"{env_id}: cannot flatten its observations", "use --vector-mode sync"
                 )
             envs.close()
-            envs = gym.make_vec(
-                spec, num_envs, vectorization_mode=_GYM_MODE[used], vector_kwargs=vector_kwargs,
-                wrappers=[gym.wrappers.FlattenObservation], **extra,
-            )  # fmt: skip
+            envs = make(wrappers=[gym.wrappers.FlattenObservation])
         autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if autoreset != AutoresetMode.NEXT_STEP:
             raise EnvError(
@@ -488,26 +456,27 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
         self.env.close(**kwargs)
 
     def reset(self, **kwargs: Any) -> Any:
-        try:
-            with self._guard("reset"):
-                out = self.env.reset(**kwargs)
-        except EnvError:
-            raise
-        except Exception as exc:
-            raise self._named("reset", exc) from exc
-        self._check_finite("reset", "observation", out[0])
-        return out
+        return self._call("reset", self.env.reset, **kwargs)
 
     def step(self, actions: Any) -> Any:
+        out = self._call("step", self.env.step, actions)
+        self._check_finite("step", "reward", out[1])
+        return out
+
+    def _call(self, call: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            with self._guard("step"):
-                out = self.env.step(actions)
+            with self._guard(call):
+                out = fn(*args, **kwargs)
         except EnvError:
             raise
         except Exception as exc:
-            raise self._named("step", exc) from exc
-        self._check_finite("step", "observation", out[0])
-        self._check_finite("step", "reward", out[1])
+            msg = first_line(exc)
+            raise EnvError(
+                f"{self.env_id}: the env's {call}() raised {type(exc).__name__}"
+                + (f": {msg}" if msg else ""),
+                _FIX_ENV,
+            ) from exc
+        self._check_finite(call, "observation", out[0])
         return out
 
     def _check_finite(self, call: str, what: str, values: Any) -> None:
@@ -524,14 +493,6 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
             + ("dynamics and observation code" if what == "observation" else "reward code"),
         )
 
-    def _named(self, call: str, exc: Exception) -> EnvError:
-        msg = first_line(exc)
-        return EnvError(
-            f"{self.env_id}: the env's {call}() raised {type(exc).__name__}"
-            + (f": {msg}" if msg else ""),
-            _FIX_ENV,
-        )
-
 
 _EXTRAS = {
     "box2d": ("LunarLander", "BipedalWalker", "CarRacing"),
@@ -540,13 +501,9 @@ _EXTRAS = {
 }  # fmt: skip
 
 
-_MUJOCO_SEEN: set[str] = set()
-
-
+@functools.cache  # each distinct message once per process
 def _mujoco_warning(message: str) -> None:
-    if message not in _MUJOCO_SEEN:
-        _MUJOCO_SEEN.add(message)
-        print(f"MuJoCo warning: {message}", file=sys.stderr)
+    print(f"MuJoCo warning: {message}", file=sys.stderr)
 
 
 def say_mujoco_warnings_once() -> None:
@@ -585,17 +542,13 @@ def _creation_hint(env_id: str, exc: Exception, msg: str, env_kwargs: dict[str, 
     if env_kwargs and not missing:
         keys = ", ".join(sorted(env_kwargs))
         return f"the env rejected a value: check --env-kwargs {keys}"
-    extra = _extra_of(env_id)
+    # the ppoqa extra that brings env_id's dependencies, if one does
+    extra = next((x for x, ps in _EXTRAS.items() if any(env_id.startswith(p) for p in ps)), None)
     if extra is not None:
         return f"install the {extra} extra: pip install 'ppoqa[{extra}]'"
     if missing:
         return "install the environment's extra dependencies, or pick another --env"
     return "the env's own constructor raised this; fix the env or pick another --env"
-
-
-def _extra_of(env_id: str) -> str | None:
-    """The ppoqa extra that brings env_id's dependencies (box2d, mujoco), if one does."""
-    return next((x for x, ps in _EXTRAS.items() if any(env_id.startswith(p) for p in ps)), None)
 
 
 def action_mask_from_info(infos: dict[str, Any], info: EnvInfo, num_envs: int) -> Any:
@@ -624,11 +577,8 @@ def action_mask_from_info(infos: dict[str, Any], info: EnvInfo, num_envs: int) -
 
 
 class EpisodeTracker:
-    """Counts returns and lengths per sub-env ourselves, over real transitions only.
-
-    (No RecordEpisodeStatistics wrapper: it cannot wrap the numpy-vectorized envs, and with
-    NEXT_STEP autoreset the reset step must not count.)
-    """
+    """Returns and lengths per sub-env over real transitions only (RecordEpisodeStatistics
+    cannot wrap the numpy-vectorized envs, and would count NEXT_STEP's reset step)."""
 
     def __init__(self, num_envs: int) -> None:
         self.running_return = np.zeros(num_envs, dtype=np.float64)  # [N]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import load_checkpoint, read_config, run_env
-from ppo_cli.errors import RunError
+from ppo_cli.errors import RunError, warn_stderr
 from ppo_cli.gym.envs import (
     EVAL_MAX_EPISODE_STEPS,
     EnvInfo,
@@ -31,11 +30,6 @@ EVAL_EPISODES = 20
 _MAX_WIDTH = 32  # sub-envs run side by side during evaluation
 
 
-def _stderr_warning(message: str) -> None:
-    sys.stderr.write(f"ppoqa: warning: {message}\n")
-    sys.stderr.flush()
-
-
 @dataclass
 class EpisodeResult:
     episode: int
@@ -47,15 +41,13 @@ class EpisodeResult:
 
 
 def greedy_action(
-    policy: ActorCritic, obs: torch.Tensor, infos: dict[str, Any], info: EnvInfo, width: int
+    policy: MLPActorCritic, obs: torch.Tensor, infos: dict[str, Any], info: EnvInfo, width: int
 ) -> torch.Tensor:
     """argmax (or the Gaussian's mean), under the env's action mask when the run uses one."""
-    if getattr(policy, "uses_action_mask", False):
+    if policy.uses_action_mask:
         mask = action_mask_from_info(infos, info, width).to(obs.device)
-        return policy.act(obs, greedy=True, action_mask=mask)[0]  # type: ignore[call-arg]
-    if isinstance(policy, MLPActorCritic):
-        return policy.greedy(obs)
-    return policy.act(obs, greedy=True)[0]
+        return policy.act(obs, greedy=True, action_mask=mask)[0]
+    return policy.greedy(obs)
 
 
 @torch.no_grad()
@@ -68,13 +60,10 @@ def evaluate_gym(
     normalizer_state: dict[str, Any] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> list[EpisodeResult]:
-    """`episodes` greedy episodes (argmax, or the Gaussian's mean), seeded, on the env's
-    fastest vector form, with the run's env_kwargs and its normalization statistics frozen.
-
-    Sub-env i plays a fixed quota of episodes (i, i + W, i + 2W, ...), so episodes that end
-    early are not over-represented the way "first N episodes to finish" would be. An env
-    registered without a time limit is cut at EVAL_MAX_EPISODE_STEPS steps (warn says so).
-    """
+    """`episodes` seeded greedy episodes on the env's fastest vector form, with the run's
+    env_kwargs and its normalization statistics frozen. Sub-env i plays a fixed quota (episodes
+    i, i + W, ...), so short episodes are not over-represented; an env registered without a time
+    limit is cut at EVAL_MAX_EPISODE_STEPS steps."""
     width = min(episodes, _MAX_WIDTH)
     quota = np.array([len(range(i, episodes, width)) for i in range(width)])  # [W]
     envs, info = make_vec_env(
@@ -82,7 +71,7 @@ def evaluate_gym(
     )
     note = info.added_time_limit and time_limit_note(env_id, info.added_time_limit)
     if note:
-        (warn or _stderr_warning)(note)
+        (warn or warn_stderr)(note)
     norm = Normalizer.frozen_from(normalizer_state, info.obs_dim, width)
     device = next(policy.parameters()).device
     was_training = policy.training
@@ -110,10 +99,8 @@ def evaluate_gym(
 
 @dataclass
 class GymRun:
-    path: Path
     env_id: str
-    policy: ActorCritic
-    checkpoint: dict[str, Any]
+    policy: MLPActorCritic
     env_kwargs: dict[str, Any] | None = None
     normalizer: dict[str, Any] | None = None
 
@@ -134,9 +121,7 @@ def load_gym_run(run: Path) -> GymRun:
         ) from exc
     policy.eval()
     env_kwargs = ckpt.get("env_kwargs") or read_config(run).get("env_kwargs") or None
-    return GymRun(
-        run, str(ckpt.get("env", env_id)), policy, ckpt, env_kwargs, ckpt.get("normalizer")
-    )
+    return GymRun(str(ckpt.get("env", env_id)), policy, env_kwargs, ckpt.get("normalizer"))
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -1,11 +1,8 @@
 """Observation normalization and reward scaling, as part of the run (like SB3's VecNormalize).
 
-Observations: running mean/std over every observation seen in training, (x - mean) / std
-clipped to ±clip_obs. Rewards: divided by the running std of the discounted return
-(return_t = gamma * return_{t-1} + r_t, reset at episode ends), clipped to ±clip_reward; the
-mean is not subtracted, so the sign of a reward never flips. The statistics are saved in the
-checkpoint; `eval` and the final evaluation use them frozen (a policy trained on normalized
-observations is meaningless without the same statistics: cleanrl issue #425).
+Rewards are divided by the running std of the discounted return, never shifted by its mean, so
+a reward's sign never flips. The statistics are saved in the checkpoint and used frozen by
+`eval`: a policy trained on normalized observations is meaningless without them.
 """
 
 from __future__ import annotations
@@ -48,11 +45,8 @@ class RunningMeanStd:
 
 
 class Normalizer:
-    """What the collector and the evaluators apply to observations and rewards.
-
-    With norm_obs and norm_reward both off it is the identity (and costs nothing), so every
-    run goes through the same code.
-    """
+    """What the collector and the evaluators apply to observations and rewards (the identity,
+    at no cost, with norm_obs and norm_reward off, so every run goes through the same code)."""
 
     def __init__(
         self,
@@ -61,11 +55,9 @@ class Normalizer:
         norm_obs: bool = False,
         norm_reward: bool = False,
         gamma: float = 0.99,
-        clip_obs: float = 10.0,
-        clip_reward: float = 10.0,
     ) -> None:
         self.norm_obs, self.norm_reward = norm_obs, norm_reward
-        self.gamma, self.clip_obs, self.clip_reward = gamma, clip_obs, clip_reward
+        self.gamma, self.clip_obs, self.clip_reward = gamma, 10.0, 10.0  # SB3's clips
         self.obs_rms = RunningMeanStd((obs_dim,))
         self.ret_rms = RunningMeanStd(())
         self.returns = np.zeros(num_envs, dtype=np.float64)  # [N] discounted return so far

@@ -21,16 +21,10 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 class MLPActorCritic(ActorCritic):
-    """Separate actor and critic MLPs with orthogonal init, as in CleanRL's ppo.py.
-
-    The action head follows the env's action space:
-    - discrete: one categorical over num_actions;
-    - multi_discrete: one categorical per component (action_nvec), log-probs and entropies
-      summed over the components (they are sampled independently);
-    - box: a Gaussian with a learned, state-independent log-std per dimension (CleanRL's
-      ppo_continuous_action.py); log-probs and entropies summed over the dimensions. Greedy
-      actions are the mean. Clipping to the bounds happens at the env, not here.
-    """
+    """Separate actor and critic MLPs with orthogonal init, as in CleanRL's ppo.py. The action
+    head follows the action space: one categorical (discrete), one per component (multi_discrete),
+    or a Gaussian with a state-independent log-std (box, CleanRL's ppo_continuous_action.py);
+    log-probs and entropies are summed over components or dimensions."""
 
     kind = "mlp"
 
@@ -113,10 +107,8 @@ class MLPActorCritic(ActorCritic):
             return action, dist.log_prob(action).sum(-1), value
         dists = self._split(out)
         parts = [d.probs.argmax(-1) if greedy else d.sample() for d in dists]
-        logprob = torch.stack([d.log_prob(a) for d, a in zip(dists, parts, strict=True)], -1).sum(
-            -1
-        )
-        return torch.stack(parts, -1), logprob, value  # [B, K]
+        logprob = torch.stack([d.log_prob(a) for d, a in zip(dists, parts, strict=True)], -1)
+        return torch.stack(parts, -1), logprob.sum(-1), value  # [B, K]
 
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
         """act(obs, greedy=True)'s action from the actor alone: evaluation needs neither the
@@ -145,23 +137,17 @@ class MLPActorCritic(ActorCritic):
         return logprob.sum(-1), entropy.sum(-1), value
 
     def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "kind": self.kind,
-            "obs_dim": self.obs_dim,
-            "num_actions": self.num_actions,
-            "hidden_size": self.hidden_size,
+        sizes = ("obs_dim", "num_actions", "hidden_size")
+        spec = {"kind": self.kind, **{k: getattr(self, k) for k in sizes}}
+        # a spec names only what differs from the defaults
+        options = {
+            "action_kind": (self.action_kind, "discrete"),
+            "action_nvec": (list(self.action_nvec), []),
+            "activation": (self.activation, "tanh"),
+            "ortho_init": (self.ortho_init, True),
+            "action_mask": (self.uses_action_mask, False),
         }
-        if self.action_kind != "discrete":
-            spec["action_kind"] = self.action_kind
-        if self.action_nvec:
-            spec["action_nvec"] = list(self.action_nvec)
-        if self.activation != "tanh":  # a spec names only what differs from the defaults
-            spec["activation"] = self.activation
-        if not self.ortho_init:
-            spec["ortho_init"] = False
-        if self.uses_action_mask:
-            spec["action_mask"] = True
-        return spec
+        return spec | {k: value for k, (value, default) in options.items() if value != default}
 
 
 def build_policy(spec: dict[str, Any]) -> MLPActorCritic:

@@ -20,6 +20,7 @@ import torch
 
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.errors import EnvError, RunError, UsageError, first_line
+from ppo_cli.files import current_umask
 from ppo_cli.gym.envs import make_vec_env, opengl_hint
 from ppo_cli.gym.evaluate import greedy_action
 from ppo_cli.gym.normalize import Normalizer
@@ -112,10 +113,8 @@ def record_episodes(
 
 
 def headless_opengl_default(environ: Any, platform: str) -> None:
-    """MuJoCo envs render through OpenGL, and gymnasium tries GLFW first, which needs a display:
-    on a Linux machine without one (a server, CI, ssh) it fails with an OpenGL context error
-    and GLFW warnings. EGL renders off-screen there, so it is the default when the user has
-    not chosen a backend (MUJOCO_GL); only MuJoCo reads the variable."""
+    """MuJoCo renders through OpenGL, and gymnasium's first choice, GLFW, fails on a Linux
+    machine without a display: EGL (off-screen) is the default there unless MUJOCO_GL is set."""
     has_display = environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")
     if platform.startswith("linux") and not has_display:
         environ.setdefault("MUJOCO_GL", "egl")
@@ -178,9 +177,7 @@ def _write_frames(path: Path, tmp: Path, frames: list[np.ndarray], fps: int) -> 
         _write_mp4(tmp, frames, fps)
     if path.exists():
         raise RunError(f"--record {path}: appeared while recording", "pick a new path")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an animation is for sharing
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; an animation is for sharing
     os.replace(tmp, path)
 
 

@@ -35,12 +35,8 @@ class GymRollout:
     action_masks: torch.Tensor | None = None  # [T, N, A] bool: allowed actions (action_mask on)
 
     def advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0) -> GAEResult:
-        """GAE with SB3's truncation rule: a step cut by the time limit (and not terminated)
-        gets gamma * V(final obs) added to its reward; then every end is a `done`.
-
-        With NEXT_STEP autoreset the observation stored one step after an episode end *is* that
-        episode's final observation, so V(final obs) is values[t + 1] (or last_value at t = T-1).
-        """
+        """GAE with SB3's truncation rule: a step cut by the time limit gets gamma * V(final obs)
+        added to its reward, which NEXT_STEP autoreset stores as the next step's observation."""
         next_values = torch.cat([self.values[1:], self.last_value.unsqueeze(0)])  # [T, N]
         bootstrap = (self.truncated & ~self.terminated & self.valid).float()  # [T, N]
         rewards = reward_scale * self.rewards + gamma * next_values * bootstrap  # [T, N]
@@ -149,17 +145,6 @@ class GymCollector:
             rewards[step] = self.normalizer.reward(np.asarray(reward), done, valid[step])
             self.next_obs = self._obs_tensor(next_obs)
         last_value = policy.get_value(self.next_obs)  # [N]
-        rollout = GymRollout(
-            obs=obs,
-            actions=actions,
-            logprobs=logprobs,
-            values=values,
-            rewards=torch.from_numpy(rewards).to(dev),
-            terminated=torch.from_numpy(terminated).to(dev),
-            truncated=torch.from_numpy(truncated).to(dev),
-            valid=torch.from_numpy(valid).to(dev),
-            last_value=last_value,
-            finished=finished,
-            action_masks=masks,
-        )
+        flags = (torch.from_numpy(x).to(dev) for x in (rewards, terminated, truncated, valid))
+        rollout = GymRollout(obs, actions, logprobs, values, *flags, last_value, finished, masks)
         return rollout, finished

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from ppo_cli.gym.normalize import Normalizer
 from ppo_cli.gym.policy import MLPActorCritic
 from ppo_cli.gym.rollout import GymCollector, GymRollout
 from ppo_cli.gym.trace import batch_trace
+from ppo_cli.presets import tuned_settings
 
 
 def resolve_device(name: str) -> torch.device:
@@ -56,12 +56,6 @@ class GymTask:
         self.total = max(1, cfg.timesteps // self.batch_size)
         self.envs: Any = None
         self.warn: Any = None  # the run's warning callback, from prepare_run
-        # Early stop as text QA stops when solved: the env's own reward_threshold (gymnasium's
-        # spec) unless --target-return names another; config.yaml records the one used.
-        if cfg.early_stop and cfg.target_return is None:
-            threshold = env_reward_threshold(cfg.env)
-            if threshold is not None:
-                self.cfg = cfg = replace(cfg, target_return=float(threshold))
         self.target = cfg.target_return if cfg.early_stop else None
         self.may_stop_early = self.target is not None
         # A greedy evaluation costs whole episodes, so it runs when the training episodes of
@@ -95,8 +89,6 @@ class GymTask:
         self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
     ) -> None:
         self.run_dir = run_dir
-        # Normalization statistics come back with the weights, optimizer, RNGs and counters
-        # (the vector env restarts its episodes, so a resumed gym run is not bit-identical).
         self.warn = warn
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
@@ -114,14 +106,11 @@ class GymTask:
         return f"--timesteps {(state.iteration + 1) * self.batch_size}"
 
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
-        info = self.info
+        shape = ("obs_dim", "num_actions", "action_start", "action_kind")
         return {
             "env": self.cfg.env,
-            "obs_dim": info.obs_dim,
-            "num_actions": info.num_actions,
-            "action_start": info.action_start,
-            "action_kind": info.action_kind,
-            "env_kwargs": dict(info.env_kwargs),
+            **{k: getattr(self.info, k) for k in shape},
+            "env_kwargs": dict(self.info.env_kwargs),
             "normalizer": self.normalizer.state(),
             "global_step": state.steps,
         }
@@ -186,8 +175,6 @@ class GymTask:
 
     def _target_source(self) -> str:
         """Where the target came from, for the stop message."""
-        from ppo_cli.presets import tuned_settings
-
         target, env = self.cfg.target_return, self.cfg.env
         if target == env_reward_threshold(env):
             return f"{env}'s reward_threshold"
@@ -196,15 +183,9 @@ class GymTask:
         return "--target-return"
 
     def _greedy_episodes(self, policy: ActorCritic) -> list[Any]:
-        cfg = self.cfg
+        cfg, state = self.cfg, self.normalizer.state()
         return evaluate_gym(
-            policy,
-            cfg.env,
-            EVAL_EPISODES,
-            EVAL_SEED,
-            cfg.env_kwargs,
-            self.normalizer.state(),
-            self.warn,
+            policy, cfg.env, EVAL_EPISODES, EVAL_SEED, cfg.env_kwargs, state, self.warn
         )
 
     def action_label(self, action: torch.Tensor) -> str:

@@ -8,14 +8,10 @@ from typing import Any
 import torch
 
 from ppo_cli.core.ppo import Batch
-from ppo_cli.core.trace import (
-    MAX_EPISODES,
-    TraceRecorder,
-    normalized_advantages,
-    rounded,
-)
+from ppo_cli.core.trace import MAX_EPISODES, TraceRecorder, normalized_advantages, rounded
 
 OBS_NUMBERS = 4  # gymnasium observations are summarized by their first numbers
+MAX_STEPS = 12  # steps of env 0 shown per traced iteration
 
 
 def summarize_obs(obs: torch.Tensor, numbers: int = OBS_NUMBERS) -> str:
@@ -33,19 +29,12 @@ def batch_trace(
     deltas: torch.Tensor,
     recorder: TraceRecorder,
     norm_adv: bool = True,
-    valid: torch.Tensor | None = None,
-    max_episodes: int = MAX_EPISODES,
-    max_steps: int = 12,
+    *,
+    valid: torch.Tensor,
 ) -> dict[str, Any]:
-    """The trace record of one iteration on any environment whose batch is flat steps.
-
-    rewards, dones, deltas, valid: [num_steps, num_envs], time-major. The batch holds the valid
-    steps flattened in time-major order (x[valid], or x.reshape(-1) when every step is valid,
-    CleanRL's b_* layout). Shows env 0's first steps and the first episodes that ended.
-    """
+    """The trace record of one iteration whose batch is the valid steps of [num_steps, num_envs]
+    tensors, flattened time-major: env 0's first steps and the first episodes that ended."""
     num_steps, num_envs = rewards.shape
-    if valid is None:
-        valid = torch.ones(num_steps, num_envs, dtype=torch.bool)
     valid = valid.bool().cpu()
     # sample index of step (t, e) in the batch, -1 where the step is not in it
     index = torch.full((num_steps, num_envs), -1, dtype=torch.long)  # [T, E]
@@ -56,7 +45,7 @@ def batch_trace(
         i = int(index[t, 0])
         if i < 0:
             continue
-        if len(steps) == max_steps:
+        if len(steps) == MAX_STEPS:
             break
         steps.append(
             {
@@ -79,7 +68,7 @@ def batch_trace(
             if not (bool(dones[t, e]) and bool(valid[t, e])):
                 continue
             idx = [int(index[s, e]) for s in range(first, t + 1) if bool(valid[s, e])]
-            if len(episodes) < max_episodes and idx:
+            if len(episodes) < MAX_EPISODES and idx:
                 acts = [recorder.action_label(batch.actions[j]) for j in idx]
                 span = range(first, t + 1)
                 ep_rewards = [rounded(rewards[s, e]) for s in span if bool(valid[s, e])]

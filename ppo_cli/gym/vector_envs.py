@@ -1,13 +1,9 @@
 """numpy-vectorized versions of classic-control envs gymnasium ships only one copy at a time.
 
-gymnasium's SyncVectorEnv steps its copies one after another in Python (Pendulum-v1: ~30 us a
-copy plus the wrappers'), which on a small network costs as much as the policy. These step all
-copies with one numpy operation per line of the env's dynamics, as gymnasium's own
-CartPoleVectorEnv does, and keep everything a SyncVectorEnv of `gym.make(id)` copies gives:
-the same NEXT_STEP autoreset (the step after an episode's end only resets that copy), sub-env
-i seeded with seed + i on reset(seed=...) and then drawing its reset states from its own
-generator, the time limit as truncation, and the same float arithmetic per copy, so the same
-seeds give the same observations and rewards (tests/test_gym.py checks this step for step).
+SyncVectorEnv steps its copies one by one in Python, which on a small network costs as much as
+the policy. These step all copies at once and keep what a SyncVectorEnv of `gym.make(id)`
+copies gives (NEXT_STEP autoreset, sub-env i seeded with seed + i, the time limit as
+truncation, the same float arithmetic), so the same seeds give the same numbers.
 """
 
 from __future__ import annotations
@@ -78,11 +74,8 @@ class PendulumVectorEnv(VectorEnv):
         self.steps += 1
         rewards = -costs
         terminated = np.zeros(self.num_envs, dtype=bool)
-        truncated = (
-            self.steps >= self.max_episode_steps
-            if self.max_episode_steps is not None
-            else np.zeros(self.num_envs, dtype=bool)
-        )
+        limit = np.inf if self.max_episode_steps is None else self.max_episode_steps
+        truncated = self.steps >= limit
         for i in np.flatnonzero(self.prev_done):  # NEXT_STEP: these copies only reset
             self._reset_one(i)
             rewards[i] = 0.0
