@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout
 from benchmarks._common import add_set_option, parse_set  # noqa: E402
-from ppo_cli.config import apply_overrides, base_config, validate
+from ppo_cli.config import resolve
 from ppo_cli.core.trainer import train
 
 ENV = "CartPole-v1"
@@ -36,7 +36,7 @@ BAR_SECONDS = 10.0
 
 
 def run_in_process(env: str, overrides: dict, seed: int, run_dir: Path) -> dict:
-    cfg = validate(apply_overrides(base_config(env), {**overrides, "seed": seed}, "benchmark"))
+    cfg = resolve({"env": env, **overrides, "seed": seed})  # as `ppoqa train` resolves flags
     w0, c0 = time.perf_counter(), time.process_time()
     result = train(cfg, run_dir)
     total, cpu = time.perf_counter() - w0, time.process_time() - c0
@@ -96,9 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     doc = {
         "benchmark": "cartpole",
         "env": args.env,
-        "config": validate(
-            apply_overrides(base_config(args.env), overrides, "benchmark")
-        ).to_dict(),
+        "config": resolve({"env": args.env, **overrides}).to_dict(),
         "seeds": rows,
         "num_seeds": len(rows),
         "solved": len(solved) if args.env == ENV else None,
