@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ppo_cli.config import Config, validate
+from ppo_cli.config import Config
 from ppo_cli.errors import (
     ConfigError,
     PpoqaError,
@@ -535,7 +535,7 @@ def check_spec(spec: SweepSpec) -> None:
     base = spec.config()
     points = grid_points(spec.axes) if spec.grid else [{}]
     for params in points:
-        validate(apply_params(base, params, 0))
+        apply_params(base, params, 0)
     if base.is_text_qa:
         from ppo_cli.textqa.data import load_dataset
 
