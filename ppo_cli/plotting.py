@@ -66,7 +66,7 @@ def save_figure(fig: Figure, out: Path) -> Path:
     return out
 
 
-def _series(records: Sequence[dict[str, Any]], key: str, x: str) -> tuple[list, list]:
+def series(records: Sequence[dict[str, Any]], key: str, x: str) -> tuple[list, list]:
     pts = [(r[x], r[key]) for r in records if r.get(key) is not None and r.get(x) is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
 
@@ -108,7 +108,7 @@ def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str)
             ey.append(loss)
     if ey:
         ax.plot(ex, ey, color="tab:blue", alpha=0.35, linewidth=1, label="per update epoch")
-    xs, ys = _series(records, "loss", x)
+    xs, ys = series(records, "loss", x)
     ax.plot(xs, ys, color="tab:blue", linewidth=2, label="last epoch of each iteration")
     ax.set_title("Loss curve: policy + value − entropy terms")
     ax.set_xlabel(xlabel)
@@ -118,13 +118,13 @@ def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str)
 
 
 def _kl_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
-    xs, kl = _series(records, "approx_kl", x)
+    xs, kl = series(records, "approx_kl", x)
     ax.plot(xs, kl, color="tab:purple", label="approx_kl")
     ax.set_ylabel("approx_kl", color="tab:purple")
     ax.set_xlabel(xlabel)
     ax.grid(True, alpha=0.3)
     ax2 = ax.twinx()
-    xs, cf = _series(records, "clipfrac", x)
+    xs, cf = series(records, "clipfrac", x)
     ax2.plot(xs, cf, color="tab:orange", label="clipfrac")
     ax2.set_ylabel("clipfrac (share of samples outside the band)", color="tab:orange")
     ax2.set_ylim(0, 1)
@@ -140,13 +140,13 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     _loss_panel(axes[0, 0], records, x, xlabel)
 
     ax = axes[0, 1]
-    xs, ys = _series(records, "mean_reward", x)
+    xs, ys = series(records, "mean_reward", x)
     ax.plot(xs, ys, color="tab:green")
     ax.set_title("Mean episode reward (sampled answers)")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("reward per episode")
     ax.grid(True, alpha=0.3)
-    xs, ys = _series(records, "frac_reward_zero_std", x)
+    xs, ys = series(records, "frac_reward_zero_std", x)
     if ys:  # a group estimator: the groups it learned nothing from (TRL's name)
         ax2 = ax.twinx()
         ax2.plot(xs, [100 * y for y in ys], color="tab:purple", alpha=0.7)
@@ -155,9 +155,9 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
         ax2.yaxis.label.set_color("tab:purple")
 
     ax = axes[1, 0]
-    xs, ys = _series(records, "train_accuracy", x)
+    xs, ys = series(records, "train_accuracy", x)
     ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="sampled (training)")
-    xs, ys = _series(records, "eval_accuracy", x)
+    xs, ys = series(records, "eval_accuracy", x)
     ax.plot(
         xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
     )
@@ -174,15 +174,15 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
 
 
 def _accuracy_panel(ax: Any, records: Sequence[dict[str, Any]], title: str) -> None:
-    xs, ys = _series(records, "train_accuracy", "iteration")
+    xs, ys = series(records, "train_accuracy", "iteration")
     if ys:
         ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="sampled (training)")
-    xs, ys = _series(records, "token_accuracy", "iteration")
+    xs, ys = series(records, "token_accuracy", "iteration")
     if ys:
         ax.plot(
             xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="next token (teacher)"
         )
-    xs, ys = _series(records, "eval_accuracy", "iteration")
+    xs, ys = series(records, "eval_accuracy", "iteration")
     ax.plot(
         xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
     )
@@ -199,9 +199,9 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     fig = Figure(figsize=(13, 8.5), layout="constrained")
     axes = fig.subplots(2, 2)
     ax = axes[0, 0]
-    xs, ys = _series(records, "score", "iteration")
+    xs, ys = series(records, "score", "iteration")
     ax.plot(xs, ys, color="tab:green", linewidth=2, label="score (reward before the KL penalty)")
-    xs, ys = _series(records, "mean_reward", "iteration")
+    xs, ys = series(records, "mean_reward", "iteration")
     ax.plot(xs, ys, color="tab:olive", alpha=0.7, label="reward after the penalty")
     ax.set_title("What PPO optimizes: the score (proxy) and the penalized reward")
     ax.set_xlabel("iteration")
@@ -210,14 +210,14 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax.legend(fontsize=8)
 
     ax = axes[0, 1]
-    xs, ys = _series(records, "kl", "iteration")
+    xs, ys = series(records, "kl", "iteration")
     ax.plot(xs, ys, color="tab:purple", linewidth=2, label="kl (mean per token)")
     ax.axhline(0.0, color="gray", linewidth=0.8)
     ax.set_ylabel("KL(π ‖ π_ref) estimate", color="tab:purple")
     ax.set_xlabel("iteration")
     ax.grid(True, alpha=0.3)
     ax2 = ax.twinx()
-    xs, ys = _series(records, "kl_coef", "iteration")
+    xs, ys = series(records, "kl_coef", "iteration")
     ax2.plot(xs, ys, color="tab:orange", linestyle="--", label="kl_coef in force")
     ax2.set_ylabel("kl_coef", color="tab:orange")
     ax2.set_ylim(bottom=0)
@@ -235,7 +235,7 @@ def sft_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     """Supervised warm start: cross-entropy per epoch and the accuracies it buys."""
     fig = Figure(figsize=(13, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
-    xs, ys = _series(records, "loss", "iteration")
+    xs, ys = series(records, "loss", "iteration")
     axes[0].plot(xs, ys, color="tab:blue", linewidth=2)
     axes[0].set_title("Cross-entropy on the answer tokens and <END>")
     axes[0].set_xlabel("epoch")
@@ -272,7 +272,7 @@ def gym_run_figure(
     grid = fig.add_gridspec(2, 2)
     ax = fig.add_subplot(grid[0, :])
     x, xlabel = "global_step", "environment steps"
-    xs, ys = _series(records, "episodic_return", x)
+    xs, ys = series(records, "episodic_return", x)
     if ys:
         window = smoothing_window(len(ys)) if window is None else window
         ax.plot(xs, ys, color="tab:blue", alpha=0.3, label="episodic return")

@@ -74,7 +74,7 @@ def eval_command(
             print_json(
                 {
                     "run": str(path),
-                    "env": "text-qa",
+                    "env": env,
                     "accuracy": acc,
                     "correct": sum(r.correct for r in results),
                     "total": len(results),

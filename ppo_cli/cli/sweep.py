@@ -272,12 +272,13 @@ def sweep_command(
                     "--pruner median is for range searches: a grid trains every combination",
                     "drop --pruner",
                 )
-            from ppo_cli.sweep.worker import default_objective
+            from ppo_cli.kinds import kind_of
 
-            objective = objective or default_objective(cfg.is_text_qa)
-            if objective == "iterations-to-solve" and not cfg.is_text_qa:
+            objectives = kind_of(cfg.env).objectives
+            objective = objective or next(iter(objectives))
+            if objective not in objectives:
                 raise UsageError(
-                    f"--objective iterations-to-solve is for text QA, not {cfg.env}",
+                    f"--objective {objective} is for text QA, not {cfg.env}",
                     "use --objective final or auc",
                 )
             spec = SweepSpec(

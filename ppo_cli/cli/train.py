@@ -187,6 +187,3 @@ def _defaults_note(cfg: Config) -> str | None:
         return None
     return defaults_note(cfg.env, kind == "Box")
 
-
-def _example_question(result: Any) -> str:
-    return result.final_results[0].question if result.final_results else "..."

@@ -55,12 +55,11 @@ def find_runs(paths: list[Path]) -> list[Path]:
 def _final_score(run: Path, env: str, records: list[dict[str, Any]]) -> float | None:
     """The sweep's score when the run has one; else its last greedy accuracy (text QA) or the
     mean of its last 10 episode returns (gymnasium)."""
-    score_file = run / "sweep_score.json"
-    if score_file.is_file():
-        try:
-            return float(json.loads(score_file.read_text(encoding="utf-8"))["score"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+    from ppo_cli.sweep.worker import read_score
+
+    score = read_score(run)
+    if score is not None:
+        return score
     kind = kind_of(env)
     values = [r[kind.curve] for r in records if r.get(kind.curve) is not None]
     if not values:
@@ -84,23 +83,12 @@ def group_runs(runs: list[Path]) -> list[Group]:
 
 
 def _curve(run: Path, env: str, window: int) -> tuple[np.ndarray, np.ndarray]:
-    from ppo_cli.plotting import trailing_mean
+    from ppo_cli.plotting import series, trailing_mean
 
-    records = read_metrics(run)
-    if env == "text-qa":
-        pts = [
-            (r["iteration"], r["eval_accuracy"])
-            for r in records
-            if r.get("eval_accuracy") is not None
-        ]
-        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    else:
-        pts = [
-            (r["global_step"], r["episodic_return"])
-            for r in records
-            if r.get("episodic_return") is not None
-        ]
-        xs, ys = [p[0] for p in pts], trailing_mean([p[1] for p in pts], window)
+    kind = kind_of(env)
+    xs, ys = series(read_metrics(run), kind.curve, kind.x)
+    if kind.noisy:
+        ys = trailing_mean(ys, window)
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
 
 
@@ -109,7 +97,7 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
     from matplotlib.ticker import MaxNLocator
 
     env = run_env(groups[0].runs[0])
-    text = env == "text-qa"
+    text = not kind_of(env).noisy  # accuracy, in %
     fig = Figure(figsize=(14, 5.5), layout="constrained")
     ax_curve, ax_bar = fig.subplots(1, 2, width_ratios=[3, 2])
     colors = [f"C{i % 10}" for i in range(len(groups))]

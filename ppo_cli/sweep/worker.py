@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ppo_cli.config import Config
+from ppo_cli.config import TEXT_QA, Config
 from ppo_cli.errors import (
     ConfigError,
     PpoqaError,
@@ -69,7 +69,7 @@ class SweepSpec:
 
     @property
     def metric(self) -> str:
-        return metric_name(self.objective, self.base.get("env") == "text-qa")
+        return kind_of(self.base.get("env", TEXT_QA)).objectives[self.objective]
 
     @property
     def direction(self) -> str:
@@ -324,26 +324,10 @@ def _quiet_callbacks(events: SweepEvents) -> Any:
 OBJECTIVES = ("auc", "final", "iterations-to-solve")
 
 
-def default_objective(text_qa: bool) -> str:
-    """auc for text QA: on a set every configuration solves, final accuracy ties at 1.0 and
-    ranks nothing, while how soon each got there still differs. final for gymnasium, whose
-    evaluation returns rarely tie and whose curves are noisy."""
-    return "auc" if text_qa else "final"
-
-
-def metric_name(objective: str, text_qa: bool) -> str:
-    return {
-        ("final", True): "greedy_accuracy",
-        ("final", False): "mean_eval_return",
-        ("auc", True): "greedy_accuracy_auc",
-        ("auc", False): "episodic_return_auc",
-        ("iterations-to-solve", True): "iterations_to_solve",
-    }[(objective, text_qa)]
-
-
 def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
     """The score of one finished run under the objective (OBJECTIVES)."""
-    value = getattr(result, kind_of(cfg.env).final)
+    kind = kind_of(cfg.env)
+    value = getattr(result, kind.final)
     if value is None:
         raise TrainingError(f"{result.run_dir}: the run ended without a final evaluation", "")
     if objective == "final":
@@ -351,8 +335,8 @@ def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
     from ppo_cli.core.rundir import read_config, read_metrics
 
     records = read_metrics(result.run_dir)
-    if not cfg.is_text_qa:
-        returns = [float(r["episodic_return"]) for r in records if "episodic_return" in r]
+    if kind.noisy:  # episode returns: their mean over training
+        returns = [float(r[kind.curve]) for r in records if kind.curve in r]
         return float(sum(returns) / len(returns)) if returns else float(value)
     budget = int(read_config(result.run_dir).get("iterations") or len(records))
     curve: dict[int, float] = {
