@@ -32,20 +32,30 @@ def _yes(ok: bool) -> str:
     return "[yellow]yes[/]" if ok else "no"
 
 
+def _table(title: str, columns: str, compact: bool = False, **kw: Any) -> Table:
+    """A table with right-justified columns, named in `columns` separated by " | "; compact:
+    a simple head and no padding at the edges, to fit many numbers in 100 columns."""
+    if compact:
+        kw |= {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True}
+    table = Table(title=title, title_justify="left", **kw)
+    for name in columns.split(" | "):
+        table.add_column(name, justify="right", no_wrap=compact)
+    return table
+
+
+def _cells(row: dict[str, Any], keys: str, digits: int = 3) -> list[str]:
+    return [_f(row[k], digits) for k in keys.split()]
+
+
 def gae_table(result: dict[str, Any], title: str) -> Table:
     """One row per step, in the order GAE visits them: last step first."""
-    table = Table(title=title, title_justify="left")
-    for name in ("t", "reward", "value", "done", "next V", "δ", "γλ(1−d)·A_{t+1}", "A", "return"):
-        table.add_column(name, justify="right")
+    table = _table(title, "t | reward | value | done | next V | δ | γλ(1−d)·A_{t+1} | A | return")
     for row in result["rows"]:
         table.add_row(
             str(row["t"]),
-            _f(row["reward"]),
-            _f(row["value"]),
+            *_cells(row, "reward value"),
             "1" if row["done"] else "0",
-            _f(row["next_value"]),
-            _f(row["delta"]),
-            _f(row["carried"]),
+            *_cells(row, "next_value delta carried"),
             f"[bold]{_f(row['advantage'])}[/]",
             _f(row["return"]),
         )
@@ -90,10 +100,7 @@ def gae_arithmetic(result: dict[str, Any], max_steps: int = 8) -> Text:
 def normalization_table(
     advantages: Sequence[float], normalized: Sequence[float], norm: dict[str, Any], title: str
 ) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("t", justify="right")
-    table.add_column("A", justify="right")
-    table.add_column("(A − mean) / (std + eps)", justify="right")
+    table = _table(title, "t | A | (A − mean) / (std + eps)")
     for t, (a, z) in enumerate(zip(advantages, normalized, strict=True)):
         table.add_row(str(t), _f(a), _f(z))
     table.caption = normalization_caption(norm)
@@ -164,38 +171,14 @@ def explain_run_view(result: dict[str, Any]) -> Group:
 
 def clip_table(example: dict[str, Any], title: str) -> Table:
     lo, hi = example["band"]
-    table = Table(
-        title=f"{title}  (band [{lo:g}, {hi:g}])",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    for name in (
-        "#",
-        "old logp",
-        "new logp",
-        "p old→new",
-        "r",
-        "clip(r)",
-        "A",
-        "r·A",
-        "clip·A",
-        "min",
-        "out",
-    ):
-        table.add_column(name, justify="right", no_wrap=True)
+    columns = "# | old logp | new logp | p old→new | r | clip(r) | A | r·A | clip·A | min | out"
+    table = _table(f"{title}  (band [{lo:g}, {hi:g}])", columns, compact=True)
     for row in example["rows"]:
         table.add_row(
             str(row["sample"]),
-            _f(row["old_logprob"]),
-            _f(row["new_logprob"]),
+            *_cells(row, "old_logprob new_logprob"),
             f"{row['old_prob']:.2f}→{row['new_prob']:.2f}",
-            _f(row["ratio"]),
-            _f(row["clipped_ratio"]),
-            _f(row["advantage"]),
-            _f(row["unclipped"]),
-            _f(row["clipped"]),
+            *_cells(row, "ratio clipped_ratio advantage unclipped clipped"),
             f"[bold]{_f(row['objective'])}[/]",
             _yes(row["outside_band"]),
         )
@@ -299,19 +282,14 @@ def trace_steps_table(record: dict[str, Any]) -> Table:
     for name in names + ["reward", "done", "value", "δ", "A", "return", "normalized A"]:
         table.add_column(name, justify="right")
     for row in record["steps"]:
-        parts = [_f(row["score"]), _f(row["kl"]), _f(row["kl_penalty"])] if split else []
         table.add_row(
             str(row["episode"]),
             str(row["t"]),
             escape(str(row["label"])),
-            *parts,
+            *(_cells(row, "score kl kl_penalty") if split else []),
             _f(row["reward"]),
             "1" if row["done"] else "0",
-            _f(row["value"]),
-            _f(row["delta"]),
-            _f(row["advantage"]),
-            _f(row["return"]),
-            _f(row["normalized"]),
+            *_cells(row, "value delta advantage return normalized"),
         )
     table.caption = "normalized " + normalization_caption(norm)
     return table
@@ -328,38 +306,14 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
     """Compact on purpose: twelve numbers per row must fit an 100-column terminal."""
     clip = record["clipping"]
     eps = clip["clip_coef"]
-    table = Table(
-        title=f"Iteration {record['iteration']}: clipping, ε = {eps:g}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    for name in (
-        "ep/mb",
-        "sample",
-        "action",
-        "old logp",
-        "new logp",
-        "r",
-        "A",
-        "r·A",
-        "clip·A",
-        "min",
-        "out",
-    ):
-        table.add_column(name, justify="right", no_wrap=True)
+    columns = "ep/mb | sample | action | old logp | new logp | r | A | r·A | clip·A | min | out"
+    table = _table(f"Iteration {record['iteration']}: clipping, ε = {eps:g}", columns, True)
     for row in clip["rows"]:
         table.add_row(
             f"{row['epoch']}/{row['minibatch']}",
             escape(str(row["sample"])),
             escape(_short(str(row["action"]))),
-            _f(row["old_logprob"]),
-            _f(row["new_logprob"]),
-            _f(row["ratio"]),
-            _f(row["advantage"]),
-            _f(row["unclipped"]),
-            _f(row["clipped"]),
+            *_cells(row, "old_logprob new_logprob ratio advantage unclipped clipped"),
             _TOOK.get(row["chosen"], row["chosen"]),
             _yes(row["is_clipped"]),
         )
@@ -373,24 +327,12 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
 
 
 def trace_epochs_table(record: dict[str, Any]) -> Table:
-    table = Table(title=f"Iteration {record['iteration']}: per epoch", title_justify="left")
-    for name in (
-        "epoch",
-        "loss",
-        "policy loss",
-        "value loss",
-        "entropy",
-        "approx_kl",
-        "clipfrac",
-    ):
-        table.add_column(name, justify="right")
+    columns = "epoch | loss | policy loss | value loss | entropy | approx_kl | clipfrac"
+    table = _table(f"Iteration {record['iteration']}: per epoch", columns)
     for row in record["epochs"]:
         table.add_row(
             str(row["epoch"]),
-            _f(row["loss"], 4),
-            _f(row["policy_loss"], 4),
-            _f(row["value_loss"], 4),
-            _f(row["entropy"], 4),
+            *_cells(row, "loss policy_loss value_loss entropy", 4),
             _f(row["approx_kl"], 5),
             _f(row["clipfrac"], 3),
         )
@@ -424,15 +366,8 @@ def explain_advantage_view(result: dict[str, Any]) -> Group:
             str(row["completion"]),
             str(row["group"]),
             escape(row["answer"]),
-            _f(row["reward"], 2),
-            _f(row["group_mean"], 2),
-            _f(row["group_std"], 2),
-            _f(row["value_0"], 2),
-            _f(row["adv_gae_normalized"], 2),
-            _f(row["adv_grpo"], 2),
-            _f(row["adv_dr_grpo"], 2),
-            _f(row["adv_rloo"], 2),
-            _f(row["adv_reinforce_pp"], 2),
+            *_cells(row, "reward group_mean group_std value_0 adv_gae_normalized", 2),
+            *_cells(row, "adv_grpo adv_dr_grpo adv_rloo adv_reinforce_pp", 2),
         )
     r = rows[0]
     norm = result["gae_normalization"]
