@@ -71,6 +71,14 @@ def series(records: Sequence[dict[str, Any]], key: str, x: str) -> tuple[list, l
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _label(ax: Any, title: str, xlabel: str, ylabel: str, **ylabel_kw: Any) -> None:
+    """Title, axis labels and the light grid of every panel."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel, **ylabel_kw)
+    ax.grid(True, alpha=0.3)
+
+
 def trailing_mean(values: Sequence[float], window: int) -> list[float]:
     """Mean of the last `window` values at each point (fewer at the start)."""
     out, total = [], 0.0
@@ -110,25 +118,19 @@ def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str)
         ax.plot(ex, ey, color="tab:blue", alpha=0.35, linewidth=1, label="per update epoch")
     xs, ys = series(records, "loss", x)
     ax.plot(xs, ys, color="tab:blue", linewidth=2, label="last epoch of each iteration")
-    ax.set_title("Loss curve: policy + value − entropy terms")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("loss")
-    ax.grid(True, alpha=0.3)
+    _label(ax, "Loss curve: policy + value − entropy terms", xlabel, "loss")
     ax.legend(fontsize=8)
 
 
 def _kl_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
     xs, kl = series(records, "approx_kl", x)
     ax.plot(xs, kl, color="tab:purple", label="approx_kl")
-    ax.set_ylabel("approx_kl", color="tab:purple")
-    ax.set_xlabel(xlabel)
-    ax.grid(True, alpha=0.3)
+    _label(ax, "How far each update moved the policy", xlabel, "approx_kl", color="tab:purple")
     ax2 = ax.twinx()
     xs, cf = series(records, "clipfrac", x)
     ax2.plot(xs, cf, color="tab:orange", label="clipfrac")
     ax2.set_ylabel("clipfrac (share of samples outside the band)", color="tab:orange")
     ax2.set_ylim(0, 1)
-    ax.set_title("How far each update moved the policy")
     lines = ax.get_lines() + ax2.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
 
@@ -142,10 +144,7 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax = axes[0, 1]
     xs, ys = series(records, "mean_reward", x)
     ax.plot(xs, ys, color="tab:green")
-    ax.set_title("Mean episode reward (sampled answers)")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("reward per episode")
-    ax.grid(True, alpha=0.3)
+    _label(ax, "Mean episode reward (sampled answers)", xlabel, "reward per episode")
     xs, ys = series(records, "frac_reward_zero_std", x)
     if ys:  # a group estimator: the groups it learned nothing from (TRL's name)
         ax2 = ax.twinx()
@@ -154,20 +153,7 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
         ax2.set_ylabel("all-equal groups, % (frac_reward_zero_std)")
         ax2.yaxis.label.set_color("tab:purple")
 
-    ax = axes[1, 0]
-    xs, ys = series(records, "train_accuracy", x)
-    ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="sampled (training)")
-    xs, ys = series(records, "eval_accuracy", x)
-    ax.plot(
-        xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
-    )
-    ax.set_ylim(-3, 103)
-    ax.set_title("Accuracy: exact answers")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("% correct")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-
+    _accuracy_panel(axes[1, 0], records, "Accuracy: exact answers")
     _kl_panel(axes[1, 1], records, x, xlabel)
     fig.suptitle(f"PPO on text QA: {run.name}", fontsize=14, fontweight="bold")
     return fig
@@ -187,10 +173,7 @@ def _accuracy_panel(ax: Any, records: Sequence[dict[str, Any]], title: str) -> N
         xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
     )
     ax.set_ylim(-3, 103)
-    ax.set_title(title)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("% correct")
-    ax.grid(True, alpha=0.3)
+    _label(ax, title, "iteration", "% correct")
     ax.legend(fontsize=8, loc="lower right")
 
 
@@ -203,19 +186,20 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax.plot(xs, ys, color="tab:green", linewidth=2, label="score (reward before the KL penalty)")
     xs, ys = series(records, "mean_reward", "iteration")
     ax.plot(xs, ys, color="tab:olive", alpha=0.7, label="reward after the penalty")
-    ax.set_title("What PPO optimizes: the score (proxy) and the penalized reward")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("per episode")
-    ax.grid(True, alpha=0.3)
+    _label(
+        ax,
+        "What PPO optimizes: the score (proxy) and the penalized reward",
+        "iteration",
+        "per episode",
+    )
     ax.legend(fontsize=8)
 
     ax = axes[0, 1]
     xs, ys = series(records, "kl", "iteration")
     ax.plot(xs, ys, color="tab:purple", linewidth=2, label="kl (mean per token)")
     ax.axhline(0.0, color="gray", linewidth=0.8)
-    ax.set_ylabel("KL(π ‖ π_ref) estimate", color="tab:purple")
-    ax.set_xlabel("iteration")
-    ax.grid(True, alpha=0.3)
+    title = "Distance from the frozen reference"
+    _label(ax, title, "iteration", "KL(π ‖ π_ref) estimate", color="tab:purple")
     ax2 = ax.twinx()
     xs, ys = series(records, "kl_coef", "iteration")
     ax2.plot(xs, ys, color="tab:orange", linestyle="--", label="kl_coef in force")
@@ -223,7 +207,6 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax2.set_ylim(bottom=0)
     lines = [ln for ln in ax.get_lines() + ax2.get_lines() if not ln.get_label().startswith("_")]
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper left")
-    ax.set_title("Distance from the frozen reference")
 
     _accuracy_panel(axes[1, 0], records, "Gold accuracy: exact answers to the dataset")
     _loss_panel(axes[1, 1], records, "iteration", "iteration")
@@ -237,10 +220,9 @@ def sft_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     axes = fig.subplots(1, 2)
     xs, ys = series(records, "loss", "iteration")
     axes[0].plot(xs, ys, color="tab:blue", linewidth=2)
-    axes[0].set_title("Cross-entropy on the answer tokens and <END>")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("loss (nats per token)")
-    axes[0].grid(True, alpha=0.3)
+    _label(
+        axes[0], "Cross-entropy on the answer tokens and <END>", "epoch", "loss (nats per token)"
+    )
     _accuracy_panel(axes[1], records, "Accuracy during SFT")
     axes[1].set_xlabel("epoch")
     fig.suptitle(f"Supervised fine-tuning (ppoqa sft): {run.name}", fontsize=14, fontweight="bold")
@@ -303,10 +285,7 @@ def gym_run_figure(
     if threshold is not None:
         ax.axhline(threshold, color="tab:green", linestyle="--", linewidth=2)
         ax.plot([], [], color="tab:green", linestyle="--", label=f"solved ({threshold:g})")
-    ax.set_title(f"Episodic return on {env_id}")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("return")
-    ax.grid(True, alpha=0.3)
+    _label(ax, f"Episodic return on {env_id}", xlabel, "return")
     ax.legend(fontsize=9, loc="lower right")
     _loss_panel(fig.add_subplot(grid[1, 0]), records, x, xlabel)
     _kl_panel(fig.add_subplot(grid[1, 1]), records, x, xlabel)
@@ -373,9 +352,8 @@ def clip_figure(clip_coef: float = 0.2) -> Figure:
     ax.plot(r, r, color="tab:blue", linestyle="--", label="ratio r")
     ax.plot(r, torch.clamp(r, lo, hi), color="tab:red", linewidth=3, label="clip(r, 1−ε, 1+ε)")
     ax.axhspan(lo, hi, color="tab:green", alpha=0.15, label=f"allowed band [{lo:g}, {hi:g}]")
-    ax.set_title(f"The ratio is clipped to [1−ε, 1+ε], ε = {clip_coef:g}")
-    ax.set_xlabel("ratio r = π_new(a|s) / π_old(a|s)")
-    ax.set_ylabel("ratio used in the clipped term")
+    title = f"The ratio is clipped to [1−ε, 1+ε], ε = {clip_coef:g}"
+    _label(ax, title, "ratio r = π_new(a|s) / π_old(a|s)", "ratio used in the clipped term")
     ax.set_xlim(0, 2)
     ax.set_ylim(0, 2)
     ax.legend(fontsize=9, loc="upper left")
@@ -391,12 +369,8 @@ def clip_figure(clip_coef: float = 0.2) -> Figure:
         flat = (hi, 2.0) if adv > 0 else (0.0, lo)
         ax.axvspan(*flat, color="tab:gray", alpha=0.12, label="flat: no gradient")
         ax.axvline(1.0, color="gray", linestyle=":")
-        ax.set_title(f"Objective, {words}")
-        ax.set_xlabel("ratio r")
-        ax.set_ylabel("objective (PPO maximizes it)")
+        _label(ax, f"Objective, {words}", "ratio r", "objective (PPO maximizes it)")
         ax.set_xlim(0, 2)
         ax.legend(fontsize=9, loc="upper left" if adv > 0 else "lower left")
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
     fig.suptitle("PPO clipping", fontsize=14, fontweight="bold")
     return fig
