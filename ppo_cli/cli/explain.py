@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NewType
+from typing import TYPE_CHECKING, Annotated, Any, NewType
 
 import typer
 
@@ -25,6 +25,11 @@ _FALSE = {"0", "false", "f", "no", "n"}
 # An option that is a comma-separated list ('1,-0.5,2' or '[1,-0.5,2]'), parsed by typer.
 Numbers = NewType("Numbers", list)
 Flags = NewType("Flags", list)
+
+
+def _numbers(help: str) -> Any:
+    """An option taking a comma-separated list of numbers."""
+    return Annotated[Numbers | None, typer.Option(parser=numbers, metavar="<numbers>", help=help)]
 
 
 def _items(text: str, hint: str) -> list[str]:
@@ -116,16 +121,8 @@ def explain_gae_command(
             help='\'-\' reads a JSON document from stdin: {"rewards": [...], "values": [...]}.'
         ),
     ] = None,
-    rewards: Annotated[
-        Numbers | None,
-        typer.Option(parser=numbers, metavar="<numbers>", help="Rewards per step, e.g. -0.1,10."),
-    ] = None,
-    values: Annotated[
-        Numbers | None,
-        typer.Option(
-            parser=numbers, metavar="<numbers>", help="Critic values V(s_t) per step, e.g. 8.2,9.8."
-        ),
-    ] = None,
+    rewards: _numbers("Rewards per step, e.g. -0.1,10.") = None,
+    values: _numbers("Critic values V(s_t) per step, e.g. 8.2,9.8.") = None,
     dones: Annotated[
         Flags | None,
         typer.Option(
@@ -206,26 +203,9 @@ def explain_gae_command(
 
 
 def explain_clip_command(
-    old_logprobs: Annotated[
-        Numbers | None,
-        typer.Option(
-            parser=numbers,
-            metavar="<numbers>",
-            help="Log-probabilities under the old policy, e.g. -1.0,-0.5.",
-        ),
-    ] = None,
-    new_logprobs: Annotated[
-        Numbers | None,
-        typer.Option(
-            parser=numbers,
-            metavar="<numbers>",
-            help="Log-probabilities under the new policy, e.g. -0.5,-0.3.",
-        ),
-    ] = None,
-    advantages: Annotated[
-        Numbers | None,
-        typer.Option(parser=numbers, metavar="<numbers>", help="Advantages, e.g. 1.0,-0.5."),
-    ] = None,
+    old_logprobs: _numbers("Log-probabilities under the old policy, e.g. -1.0,-0.5.") = None,
+    new_logprobs: _numbers("Log-probabilities under the new policy, e.g. -0.5,-0.3.") = None,
+    advantages: _numbers("Advantages, e.g. 1.0,-0.5.") = None,
     clip_coef: Annotated[
         float,
         typer.Option(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ppo_cli.sweep.stats import bootstrap_ci, iqm
@@ -29,16 +29,7 @@ class Configuration:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "params": self.params,
-            "scores": self.scores,
-            "iqm": self.iqm,
-            "ci": list(self.ci) if self.ci is not None else None,
-            "state": self.state,
-            "trials": self.trials,
-            "runs": self.runs,
-            "error": self.error,
-        }
+        return {**asdict(self), "ci": list(self.ci) if self.ci is not None else None}
 
 
 @dataclass

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +79,7 @@ class SweepSpec:
         return Config(**self.base)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "axes": [a.to_dict() for a in self.axes],
-            "seeds": self.seeds,
-            "base": self.base,
-            "trials": self.trials,
-            "pruner": self.pruner,
-            "objective": self.objective,
-        }
+        return {"version": 1, **asdict(self), "axes": [a.to_dict() for a in self.axes]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepSpec:
