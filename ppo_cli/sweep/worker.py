@@ -472,19 +472,11 @@ class WorkerOptions:
     heartbeat: int = DEFAULT_HEARTBEAT
 
 
-def _on_stale(study: Any, frozen: Any) -> None:
-    requeue(study, frozen)
-
-
-def open_for_worker(opts: WorkerOptions) -> OpenedStorage:
-    return open_storage(opts.storage_url, create=True, heartbeat=opts.heartbeat, on_stale=_on_stale)
-
-
 def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> WorkerSummary:
     """Claim and train configurations until none is left (or Ctrl-C)."""
     events = events or SweepEvents()
     optuna = import_optuna()
-    opened = open_for_worker(opts)
+    opened = open_storage(opts.storage_url, heartbeat=opts.heartbeat, on_stale=requeue)
     study, spec = create_or_join(opened, opts.study, opts.spec)
     summary = WorkerSummary()
     try:
