@@ -102,26 +102,20 @@ def report_table(rep: Any) -> Any:
         + f", IQM over {rep.seeds} seeds, best first",
         title_justify="left",
     )
-    table.add_column("#", justify="right")
-    for name in names:
-        table.add_column(name, justify="right")
-    table.add_column("scores per seed")
-    table.add_column("IQM", justify="right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("state")
+    for name in ["#", *names, "scores per seed", "IQM", "95% CI", "state"]:
+        table.add_column(name, justify="left" if name in ("scores per seed", "state") else "right")
     for i, c in enumerate(rep.configurations, 1):
         cells = [str(c.params.get(n, "")) for n in names]
         scores = ", ".join(f"{s:.3g}" for s in c.scores) or "-"
         value = f"{c.iqm:.3f}" if c.iqm is not None else "-"
         ci = f"[{c.ci[0]:.3f}, {c.ci[1]:.3f}]" if c.ci is not None else "-"
         table.add_row(str(i), *cells, scores, value, ci, c.state)
-    if not rep.configurations:
-        table.caption = "no configurations yet"
-    else:
-        table.caption = (
-            "CI: 95 % percentile bootstrap of the IQM over seeds (rliable); "
-            "stale = running, but its worker stopped sending heartbeats"
-        )
+    table.caption = (
+        "CI: 95 % percentile bootstrap of the IQM over seeds (rliable); "
+        "stale = running, but its worker stopped sending heartbeats"
+        if rep.configurations
+        else "no configurations yet"
+    )
     return table
 
 
@@ -232,15 +226,9 @@ def sweep_command(
         config_file, preset = settings["config"], settings["preset"]
         given = given_settings(settings)
         training_options = bool(given or config_file or preset)
-
+        search_options = any(x is not None for x in (trials, seeds, objective))
         if report:
-            if (
-                search
-                or training_options
-                or trials is not None
-                or seeds is not None
-                or objective is not None
-            ):
+            if search or training_options or search_options:
                 raise UsageError(
                     "--report takes only --storage, --study, --out and --json",
                     "drop the training options",
@@ -296,7 +284,7 @@ def sweep_command(
                 "ppoqa sweep needs --search NAME=V1,V2,... (or --study NAME to join a study)",
                 "e.g. ppoqa sweep --search clip_coef=0.1,0.3 --seeds 3",
             )
-        elif training_options or trials is not None or seeds is not None or pruner or objective:
+        elif training_options or search_options or pruner:
             raise UsageError(
                 "joining a study without --search takes its settings from the study",
                 "drop the training options, or repeat the first worker's --search and options",

@@ -186,4 +186,3 @@ def _defaults_note(cfg: Config) -> str | None:
     if kind is None:  # the env cannot be created: training says why, in one line
         return None
     return defaults_note(cfg.env, kind == "Box")
-

@@ -101,18 +101,11 @@ def diagnose(run: Path) -> list[Finding]:
 
 def still_wrong(rec: RunRecords) -> list[dict[str, str]]:
     """The questions the final greedy evaluation got wrong: what a user fixes next."""
-    return [
-        {"question": r["question"], "answer": r["answer"], "target": r["target"]}
-        for r in rec.results
-        if not r["correct"]
-    ]
+    return _examples([r for r in rec.results if not r["correct"]], None)
 
 
-def _examples(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [
-        {"question": r["question"], "answer": r["answer"], "target": r["target"]}
-        for r in rows[:MAX_EXAMPLES]
-    ]
+def _examples(rows: list[dict[str, Any]], limit: int | None = MAX_EXAMPLES) -> list[dict[str, str]]:
+    return [{k: r[k] for k in ("question", "answer", "target")} for r in rows[:limit]]
 
 
 @dataclass
