@@ -215,17 +215,13 @@ def _claim_waiting(study: Any) -> int | None:
     return None
 
 
-def _counted(study: Any) -> int:
-    """Configurations a range search has spent or is spending (failed attempts not counted)."""
+def _search_done(study: Any, trials: int) -> bool:
+    """A range search has no retry waiting and has spent or is spending its configurations
+    (failed attempts not counted)."""
     s = import_optuna().trial.TrialState
-    return len(
-        study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING, s.WAITING))
-    )
-
-
-def _has_waiting(study: Any) -> bool:
-    s = import_optuna().trial.TrialState
-    return bool(study.get_trials(deepcopy=False, states=(s.WAITING,)))
+    if study.get_trials(deepcopy=False, states=(s.WAITING,)):
+        return False
+    return len(study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING))) >= trials
 
 
 def requeue(study: Any, frozen: Any) -> None:
@@ -488,7 +484,7 @@ def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> Worker
                     break
                 trial = optuna.trial.Trial(study, trial_id)
             else:
-                if not _has_waiting(study) and _counted(study) >= (spec.trials or 0):
+                if _search_done(study, spec.trials or 0):
                     break
                 trial = study.ask()
             summary.trials.append(trial.number)
