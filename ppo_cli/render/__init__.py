@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.errors import MarkupError
 from rich.table import Table
@@ -44,6 +45,19 @@ def qa_results_table(
     if misses is not None:
         more = f", the first {len(shown)} shown" if len(shown) < len(rows) else ""
         table.caption += f"; {len(rows)} wrong{more}"
+    return table
+
+
+def _table(title: str, columns: str, compact: bool = False, left: str = "", **kw: Any) -> Table:
+    """A table with its columns named in `columns`, separated by " | ": right-justified, but
+    for those named in `left`; compact: a simple head and no padding at the edges, to fit many
+    numbers in 100 columns."""
+    if compact:
+        kw |= {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True}
+    table = Table(title=title, title_justify="left", **kw)
+    lefts = left.split(" | ")
+    for name in columns.split(" | "):
+        table.add_column(name, justify="left" if name in lefts else "right", no_wrap=compact)
     return table
 
 
@@ -84,10 +98,7 @@ def episodes_table(results: Sequence[Any], title: str) -> Table:
     of the return."""
     from ppo_cli.gym.evaluate import mean_std
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("episode", justify="right")
-    table.add_column("return", justify="right")
-    table.add_column("length", justify="right")
+    table = _table(title, "episode | return | length")
     for r in results:
         table.add_row(str(r.episode), number(r.episode_return), str(r.length))
     mean, std = mean_std([r.episode_return for r in results])

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ppo_cli.render import Fit
+from ppo_cli.render import Fit, _table
 
 GAE_FORMULAS = (
     "δ_t = r_t + γ·V(s_{t+1})·(1 − done_t) − V(s_t)   (TD error: how much better than V expected)\n"
@@ -30,17 +29,6 @@ def _f(x: float | None, digits: int = 3) -> str:
 
 def _yes(ok: bool) -> str:
     return "[yellow]yes[/]" if ok else "no"
-
-
-def _table(title: str, columns: str, compact: bool = False, **kw: Any) -> Table:
-    """A table with right-justified columns, named in `columns` separated by " | "; compact:
-    a simple head and no padding at the edges, to fit many numbers in 100 columns."""
-    if compact:
-        kw |= {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True}
-    table = Table(title=title, title_justify="left", **kw)
-    for name in columns.split(" | "):
-        table.add_column(name, justify="right", no_wrap=compact)
-    return table
 
 
 def _cells(row: dict[str, Any], keys: str, digits: int = 3) -> list[str]:
@@ -272,15 +260,12 @@ def trace_episodes_table(record: dict[str, Any]) -> Table:
 
 def trace_steps_table(record: dict[str, Any]) -> Table:
     norm = record["normalization"]
-    table = Table(
-        title=f"Iteration {record['iteration']}: advantages (the update's own numbers)",
-        title_justify="left",
-    )
     label = record.get("step_label", "token")
     split = bool(record["steps"]) and "score" in record["steps"][0]  # RLHF reward split
-    names = ["#", "t", label] + (["score", "KL_t", "−C·KL_t"] if split else [])
-    for name in names + ["reward", "done", "value", "δ", "A", "return", "normalized A"]:
-        table.add_column(name, justify="right")
+    columns = f"# | t | {label}" + (" | score | KL_t | −C·KL_t" if split else "")
+    columns += " | reward | done | value | δ | A | return | normalized A"
+    title = f"Iteration {record['iteration']}: advantages (the update's own numbers)"
+    table = _table(title, columns)
     for row in record["steps"]:
         table.add_row(
             str(row["episode"]),
@@ -356,11 +341,11 @@ def explain_advantage_view(result: dict[str, Any]) -> Group:
         line = f"group {row['group']}: {row['question']}  -> {row['target']}"
         seen.setdefault(row["group"], line)
     questions = Text("\n".join(seen.values()))
-    table = Table(title="Advantage of each completion (first token)", title_justify="left")
-    for name in ("#", "grp", "answer", "R", "mean", "std", "V(s0)"):
-        table.add_column(name, justify="left" if name == "answer" else "right")
-    for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++"):
-        table.add_column(f"[bold]{name}[/]", justify="right")
+    estimators = " | ".join(
+        f"[bold]{name}[/]" for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++")
+    )
+    columns = f"# | grp | answer | R | mean | std | V(s0) | {estimators}"
+    table = _table("Advantage of each completion (first token)", columns, left="answer")
     for row in rows:
         table.add_row(
             str(row["completion"]),
@@ -416,16 +401,11 @@ def compare_view(report: dict[str, Any]) -> Group:
         f"{report['iterations']} iterations x {report['completions_per_iteration']} "
         f"completions = {report['completions_per_run']} per run"
     )
-    table = Table(title="IQM over seeds [95 % bootstrap CI]", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("estimator")
-    table.add_column("solved", justify="right")
-    table.add_column("to 100 %", justify="right")
-    table.add_column("final acc %", justify="right")
-    table.add_column("mean acc %", justify="right")
-    cost = Table(title="Cost (wall time: this machine, not reproducible)", title_justify="left")
-    for name in ("#", "estimator", "G", "critic", "ms / iteration", "peak RSS MB"):
-        cost.add_column(name, justify="left" if name in ("estimator", "critic") else "right")
+    columns = "# | estimator | solved | to 100 % | final acc % | mean acc %"
+    table = _table("IQM over seeds [95 % bootstrap CI]", columns, left="estimator")
+    columns = "# | estimator | G | critic | ms / iteration | peak RSS MB"
+    title = "Cost (wall time: this machine, not reproducible)"
+    cost = _table(title, columns, left="estimator | critic")
     for i, (name, e) in enumerate(report["estimators"].items(), 1):
         table.add_row(
             str(i),
@@ -457,13 +437,9 @@ def trace_groups_table(record: dict[str, Any]) -> Table:
     """The first groups of a grouped iteration: question, each completion, its reward and
     advantage under the run's estimator."""
     info = record["completion_groups"]
-    table = Table(
-        title=f"Iteration {record['iteration']}: completions per question, advantage by "
-        f"{info['estimator']}",
-        title_justify="left",
-    )
-    for name in ("#", "question", "completion", "reward", "advantage"):
-        table.add_column(name, justify="left" if name in ("question", "completion") else "right")
+    title = f"Iteration {record['iteration']}: completions per question, advantage by "
+    columns = "# | question | completion | reward | advantage"
+    table = _table(title + info["estimator"], columns, left="question | completion")
     for group in info["groups"]:
         for k, c in enumerate(group["completions"]):
             table.add_row(
