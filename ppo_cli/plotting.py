@@ -308,18 +308,13 @@ def run_figure(run: Path, window: int | None = None) -> Figure:
             fig = rlhf_run_figure(run, records)
         else:
             fig = text_run_figure(run, records)
-        return whole_number_axes(fig)
+        from matplotlib.ticker import MaxNLocator
+
+        for ax in fig.axes:  # iterations and epochs are counted: no 1.2, 1.4, ... ticks
+            if ax.get_xlabel() in ("iteration", "epoch"):
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        return fig
     return gym_run_figure(run, env, records, window)
-
-
-def whole_number_axes(fig: Figure) -> Figure:
-    """Iterations and epochs are counted: no 1.2, 1.4, ... ticks on a short run's axes."""
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in fig.axes:
-        if ax.get_xlabel() in ("iteration", "epoch"):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return fig
 
 
 def plot_run(run: Path, out: Path | None = None, window: int | None = None) -> Path:

@@ -119,11 +119,6 @@ def report_table(rep: Any) -> Any:
     return table
 
 
-def _default_study(axes: list[Any], env: str) -> str:
-    names = "-".join(a.name for a in axes)
-    return names if env == "text-qa" else f"{env}-{names}"
-
-
 def _own(help: str, *flags: str, **more: Any) -> Any:
     """An option of the sweep's own, in a --help panel of its own."""
     return typer.Option(*flags, help=help, rich_help_panel="Sweep", **more)
@@ -238,7 +233,7 @@ def sweep_command(
             _print_report(storage, study, out_dir, json_output)
             return
 
-        from ppo_cli.config import resolve
+        from ppo_cli.config import TEXT_QA, resolve
         from ppo_cli.sweep.search import is_grid, parse_search
         from ppo_cli.sweep.storage import default_storage_url, import_optuna
         from ppo_cli.sweep.worker import SweepSpec, WorkerOptions, check_spec
@@ -278,7 +273,8 @@ def sweep_command(
                 pruner="none" if grid else (pruner or "median"),
             )
             check_spec(spec)
-            study = study or _default_study(axes, cfg.env)
+            names = "-".join(a.name for a in axes)
+            study = study or (names if cfg.env == TEXT_QA else f"{cfg.env}-{names}")
         elif study is None:
             raise UsageError(
                 "ppoqa sweep needs --search NAME=V1,V2,... (or --study NAME to join a study)",

@@ -200,10 +200,7 @@ def plot_groups(groups: list[Group], title: str, out: Path | None, window: int =
 
     if out is not None:
         check_suffix(out)
-    return save_figure(sweep_figure(groups, title, window), out or default_out(groups))
-
-
-def default_out(groups: list[Group]) -> Path:
-    """<the runs' common folder>/sweep.png (a sweep's --out folder)."""
-    parents = [str(r.parent.resolve()) for g in groups for r in g.runs]
-    return Path(os.path.commonpath(parents)) / "sweep.png"
+    if out is None:  # <the runs' common folder>/sweep.png (a sweep's --out folder)
+        parents = [str(r.parent.resolve()) for g in groups for r in g.runs]
+        out = Path(os.path.commonpath(parents)) / "sweep.png"
+    return save_figure(sweep_figure(groups, title, window), out)

@@ -60,10 +60,6 @@ def grid_points(axes: list[Axis]) -> list[dict[str, Any]]:
     ]
 
 
-def _base_type(name: str) -> str:
-    return FIELD_TYPES[name].replace(" | None", "")
-
-
 def _setting_name(raw: str, text: str) -> str:
     name = raw.strip().replace("-", "_")
     if name in FIELD_TYPES and name not in NOT_SEARCHABLE:
@@ -104,7 +100,7 @@ def parse_axis(text: str, base: Config) -> Axis:
     raw_name, spec = text.split("=", 1)
     name = _setting_name(raw_name, text)
     spec = spec.strip()
-    kind = _base_type(name)
+    kind = FIELD_TYPES[name].replace(" | None", "")
     match = _RANGE.match(spec)
     if match:
         rkind = match.group(1).lower()

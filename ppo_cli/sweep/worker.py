@@ -233,13 +233,6 @@ def requeue(study: Any, frozen: Any) -> None:
     study.enqueue_trial(params, user_attrs={"ppoqa_params": params, "ppoqa_retry_of": root})
 
 
-def recover_stale(study: Any, opened: OpenedStorage) -> None:
-    """RDB storages: fail trials whose heartbeat stopped (their worker was killed) and queue them
-    again, through Optuna's heartbeat callback. One worker wins each such trial."""
-    if opened.heartbeat:
-        import_optuna().storages.fail_stale_trials(study)
-
-
 class _Heartbeat:
     """A thread that says "still running" for one trial: Optuna's heartbeat (RDB storages), and
     a timestamp on the trial that `--report` reads on every storage."""
@@ -477,7 +470,8 @@ def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> Worker
     summary = WorkerSummary()
     try:
         while True:
-            recover_stale(study, opened)
+            if opened.heartbeat:  # RDB: a trial whose worker was killed is failed, requeued
+                optuna.storages.fail_stale_trials(study)
             if spec.grid:
                 trial_id = _claim_waiting(study)
                 if trial_id is None:

@@ -190,14 +190,11 @@ def _lower(ctx: Context, name: str, suggested: float, default: float, whole: boo
     return f"{flag} ({suggested:g}; this run used {now:g})"
 
 
-def _episodes_per_iteration(ctx: Context) -> int | None:
-    first = ctx.metrics[0].get("episodes") if ctx.metrics else None
-    return first if isinstance(first, int) and not isinstance(first, bool) else None
-
-
 def _more_episodes(ctx: Context) -> str:
-    n = _episodes_per_iteration(ctx)
-    return f"--num-episodes {2 * n} (this run used {n})" if n else "--num-episodes"
+    n = ctx.metrics[0].get("episodes") if ctx.metrics else None  # per iteration
+    if isinstance(n, int) and not isinstance(n, bool) and n:
+        return f"--num-episodes {2 * n} (this run used {n})"
+    return "--num-episodes"
 
 
 def rule_same_answer(ctx: Context) -> Finding | None:
