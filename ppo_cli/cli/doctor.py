@@ -43,14 +43,10 @@ def doctor_command(
         wrong = still_wrong(records)
         total = len(records.results)
         if json_output:
-            print_json(
-                {
-                    "run": str(path),
-                    "final_accuracy": round((total - len(wrong)) / max(1, total), 4),
-                    "findings": [f.to_dict() for f in findings],
-                    "still_wrong": wrong,
-                }
-            )
+            accuracy = round((total - len(wrong)) / max(1, total), 4)
+            findings_doc = [f.to_dict() for f in findings]
+            doc = {"run": str(path), "final_accuracy": accuracy, "findings": findings_doc}
+            print_json(doc | {"still_wrong": wrong})
             return
         lines = render_findings(findings) or [f"{path}: no problems found"]
         for line in lines + render_still_wrong(wrong, total):

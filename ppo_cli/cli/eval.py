@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ppo_cli.cli.common import err, handle_errors, out, print_json
+from ppo_cli.cli.common import emit, err, handle_errors
 from ppo_cli.cli.options import JsonFlag, RunDir
 from ppo_cli.errors import UsageError
 
@@ -69,20 +69,15 @@ def eval_command(
             if dataset is not None
             else evaluate_qa(text_run.policy, text_run.task)
         )
-        acc = accuracy(results)
-        if json_output:
-            print_json(
-                {
-                    "run": str(path),
-                    "env": env,
-                    "accuracy": acc,
-                    "correct": sum(r.correct for r in results),
-                    "total": len(results),
-                    "results": [r.to_dict() for r in results],
-                }
-            )
-            return
-        out.print(qa_results_table(results, f"Greedy evaluation of {path}"))
+        doc = {
+            "run": str(path),
+            "env": env,
+            "accuracy": accuracy(results),
+            "correct": sum(r.correct for r in results),
+            "total": len(results),
+            "results": [r.to_dict() for r in results],
+        }
+        emit(doc, json_output, lambda _: qa_results_table(results, f"Greedy evaluation of {path}"))
 
 
 def _eval_gym(
@@ -116,21 +111,17 @@ def _eval_gym(
                 highlight=False,
             )
     results = evaluate_gym(run.policy, run.env_id, episodes, seed, run.env_kwargs, run.normalizer)
-    if json_output:
-        returns = [r.episode_return for r in results]
-        mean, std = mean_std(returns)
-        print_json(
-            {
-                "run": str(path),
-                "env": run.env_id,
-                "episodes": len(results),
-                "seed": seed,
-                "mean_return": mean,
-                "std_return": std,
-                "returns": returns,
-                "lengths": [r.length for r in results],
-            }
-            | ({"record": recorded} if recorded is not None else {})
-        )
-        return
-    out.print(episodes_table(results, f"Greedy evaluation of {path} on {run.env_id}"))
+    returns = [r.episode_return for r in results]
+    mean, std = mean_std(returns)
+    doc = {
+        "run": str(path),
+        "env": run.env_id,
+        "episodes": len(results),
+        "seed": seed,
+        "mean_return": mean,
+        "std_return": std,
+        "returns": returns,
+        "lengths": [r.length for r in results],
+    } | ({"record": recorded} if recorded is not None else {})
+    title = f"Greedy evaluation of {path} on {run.env_id}"
+    emit(doc, json_output, lambda _: episodes_table(results, title))
