@@ -110,9 +110,8 @@ def _completions_to_solve(completions: list[int], accuracy: list[float]) -> floa
 
 
 def _interval(scores: list[float]) -> dict[str, Any]:
-    finite = [s for s in scores if np.isfinite(s)]
-    if len(finite) < len(scores):  # an unsolved seed: the IQM may still be finite
-        scores = [s if np.isfinite(s) else 1e12 for s in scores]
+    # an unsolved seed (inf) counts as very large: the IQM may still be finite
+    scores = [s if np.isfinite(s) else 1e12 for s in scores]
     center = iqm(scores)
     lo, hi = bootstrap_ci(scores)
     big = 1e11

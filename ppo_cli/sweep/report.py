@@ -62,8 +62,7 @@ def trial_state(frozen: Any, now: float) -> str:
         beat = frozen.user_attrs.get("ppoqa_heartbeat")
         interval = frozen.user_attrs.get("ppoqa_heartbeat_interval", DEFAULT_HEARTBEAT)
         if beat is None:
-            start = frozen.datetime_start.timestamp() if frozen.datetime_start else now
-            beat = start
+            beat = frozen.datetime_start.timestamp() if frozen.datetime_start else now
         return "stale" if now - float(beat) > STALE_AFTER * float(interval) else "running"
     return {
         s.COMPLETE: "complete",
@@ -79,17 +78,14 @@ def configurations(
     """Group a study's trials by configuration; the best IQM first, unscored ones last
     (lowest first for a score such as iterations-to-solve)."""
     now = time.time() if now is None else now
-    groups: dict[str, list[Any]] = {}
-    order: dict[str, dict[str, Any]] = {}
+    groups: dict[str, tuple[dict[str, Any], list[Any]]] = {}
     for t in trials:
         params = t.user_attrs.get("ppoqa_params") or t.params
         if not params:
             continue  # a range-search trial that died before choosing its values
-        key = json.dumps(params, sort_keys=True)
-        groups.setdefault(key, []).append(t)
-        order.setdefault(key, params)
+        groups.setdefault(json.dumps(params, sort_keys=True), (params, []))[1].append(t)
     rows = []
-    for key, group in groups.items():
+    for params, group in groups.values():
         states = [(trial_state(t, now), t) for t in group]
         # The most telling attempt; among equals the latest.
         states.sort(key=lambda st: (_PRIORITY[st[0]], -st[1].number))
@@ -97,7 +93,7 @@ def configurations(
         scores = [float(x) for x in best.user_attrs.get("ppoqa_scores", [])]
         rows.append(
             Configuration(
-                params=order[key],
+                params=params,
                 scores=scores,
                 iqm=iqm(scores) if scores else None,
                 ci=bootstrap_ci(scores) if scores else None,
