@@ -10,13 +10,6 @@ import typer
 from ppo_cli.cli.common import err, handle_errors, out, print_json
 from ppo_cli.cli.options import bounded, setting, settings, shares
 
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether the option was typed on the command line (not its default)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
-
-
 SFT_SETTINGS = "dataset policy hidden_size seed answer_vocab max_answer_tokens"
 
 
@@ -82,16 +75,11 @@ def sft_command(
             def on_iteration(self, record: dict[str, Any]) -> None:
                 e = record["iteration"]
                 if not (quiet or json_output) and (e == epochs or e % max(1, epochs // 6) == 0):
-                    err.print(
-                        f"epoch {e:>4}/{epochs}  loss {record['loss']:.4f}  "
-                        f"token acc {100 * record['token_accuracy']:.0f}%"
-                        + (
-                            f"  greedy acc {100 * record['eval_accuracy']:.0f}%"
-                            if "eval_accuracy" in record
-                            else ""
-                        ),
-                        highlight=False,
-                    )
+                    line = f"epoch {e:>4}/{epochs}  loss {record['loss']:.4f}  "
+                    line += f"token acc {100 * record['token_accuracy']:.0f}%"
+                    if "eval_accuracy" in record:
+                        line += f"  greedy acc {100 * record['eval_accuracy']:.0f}%"
+                    err.print(line, highlight=False)
 
             def on_warning(self, message: str) -> None:
                 err.print(f"ppoqa: warning: {message}", markup=False, highlight=False)
@@ -104,7 +92,7 @@ def sft_command(
             changed = [
                 f"--{name.replace('_', '-')}"
                 for name in (*settings, "epochs", "batch_size", "eval_every")
-                if _given(ctx, name)
+                if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"  # typed
             ]
             if changed:
                 raise UsageError(
