@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ppo_cli.config import TEXT_QA, Config
+from ppo_cli.config import Config
 from ppo_cli.errors import (
     ConfigError,
     PpoqaError,
@@ -69,7 +69,7 @@ class SweepSpec:
 
     @property
     def metric(self) -> str:
-        return kind_of(self.base.get("env", TEXT_QA)).objectives[self.objective]
+        return kind_of(self.base["env"]).objectives[self.objective]
 
     @property
     def direction(self) -> str:
