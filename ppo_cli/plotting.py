@@ -71,7 +71,7 @@ def series(records: Sequence[dict[str, Any]], key: str, x: str) -> tuple[list, l
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def _label(ax: Any, title: str, xlabel: str, ylabel: str, **ylabel_kw: Any) -> None:
+def label_panel(ax: Any, title: str, xlabel: str, ylabel: str, **ylabel_kw: Any) -> None:
     """Title, axis labels and the light grid of every panel."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -118,14 +118,14 @@ def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str)
         ax.plot(ex, ey, color="tab:blue", alpha=0.35, linewidth=1, label="per update epoch")
     xs, ys = series(records, "loss", x)
     ax.plot(xs, ys, color="tab:blue", linewidth=2, label="last epoch of each iteration")
-    _label(ax, "Loss curve: policy + value − entropy terms", xlabel, "loss")
+    label_panel(ax, "Loss curve: policy + value − entropy terms", xlabel, "loss")
     ax.legend(fontsize=8)
 
 
 def _kl_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
     xs, kl = series(records, "approx_kl", x)
     ax.plot(xs, kl, color="tab:purple", label="approx_kl")
-    _label(ax, "How far each update moved the policy", xlabel, "approx_kl", color="tab:purple")
+    label_panel(ax, "How far each update moved the policy", xlabel, "approx_kl", color="tab:purple")
     ax2 = ax.twinx()
     xs, cf = series(records, "clipfrac", x)
     ax2.plot(xs, cf, color="tab:orange", label="clipfrac")
@@ -144,7 +144,7 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax = axes[0, 1]
     xs, ys = series(records, "mean_reward", x)
     ax.plot(xs, ys, color="tab:green")
-    _label(ax, "Mean episode reward (sampled answers)", xlabel, "reward per episode")
+    label_panel(ax, "Mean episode reward (sampled answers)", xlabel, "reward per episode")
     xs, ys = series(records, "frac_reward_zero_std", x)
     if ys:  # a group estimator: the groups it learned nothing from (TRL's name)
         ax2 = ax.twinx()
@@ -173,7 +173,7 @@ def _accuracy_panel(ax: Any, records: Sequence[dict[str, Any]], title: str) -> N
         xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
     )
     ax.set_ylim(-3, 103)
-    _label(ax, title, "iteration", "% correct")
+    label_panel(ax, title, "iteration", "% correct")
     ax.legend(fontsize=8, loc="lower right")
 
 
@@ -186,7 +186,7 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax.plot(xs, ys, color="tab:green", linewidth=2, label="score (reward before the KL penalty)")
     xs, ys = series(records, "mean_reward", "iteration")
     ax.plot(xs, ys, color="tab:olive", alpha=0.7, label="reward after the penalty")
-    _label(
+    label_panel(
         ax,
         "What PPO optimizes: the score (proxy) and the penalized reward",
         "iteration",
@@ -199,7 +199,7 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax.plot(xs, ys, color="tab:purple", linewidth=2, label="kl (mean per token)")
     ax.axhline(0.0, color="gray", linewidth=0.8)
     title = "Distance from the frozen reference"
-    _label(ax, title, "iteration", "KL(π ‖ π_ref) estimate", color="tab:purple")
+    label_panel(ax, title, "iteration", "KL(π ‖ π_ref) estimate", color="tab:purple")
     ax2 = ax.twinx()
     xs, ys = series(records, "kl_coef", "iteration")
     ax2.plot(xs, ys, color="tab:orange", linestyle="--", label="kl_coef in force")
@@ -220,7 +220,7 @@ def sft_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     axes = fig.subplots(1, 2)
     xs, ys = series(records, "loss", "iteration")
     axes[0].plot(xs, ys, color="tab:blue", linewidth=2)
-    _label(
+    label_panel(
         axes[0], "Cross-entropy on the answer tokens and <END>", "epoch", "loss (nats per token)"
     )
     _accuracy_panel(axes[1], records, "Accuracy during SFT")
@@ -285,7 +285,7 @@ def gym_run_figure(
     if threshold is not None:
         ax.axhline(threshold, color="tab:green", linestyle="--", linewidth=2)
         ax.plot([], [], color="tab:green", linestyle="--", label=f"solved ({threshold:g})")
-    _label(ax, f"Episodic return on {env_id}", xlabel, "return")
+    label_panel(ax, f"Episodic return on {env_id}", xlabel, "return")
     ax.legend(fontsize=9, loc="lower right")
     _loss_panel(fig.add_subplot(grid[1, 0]), records, x, xlabel)
     _kl_panel(fig.add_subplot(grid[1, 1]), records, x, xlabel)
@@ -348,7 +348,7 @@ def clip_figure(clip_coef: float = 0.2) -> Figure:
     ax.plot(r, torch.clamp(r, lo, hi), color="tab:red", linewidth=3, label="clip(r, 1−ε, 1+ε)")
     ax.axhspan(lo, hi, color="tab:green", alpha=0.15, label=f"allowed band [{lo:g}, {hi:g}]")
     title = f"The ratio is clipped to [1−ε, 1+ε], ε = {clip_coef:g}"
-    _label(ax, title, "ratio r = π_new(a|s) / π_old(a|s)", "ratio used in the clipped term")
+    label_panel(ax, title, "ratio r = π_new(a|s) / π_old(a|s)", "ratio used in the clipped term")
     ax.set_xlim(0, 2)
     ax.set_ylim(0, 2)
     ax.legend(fontsize=9, loc="upper left")
@@ -364,7 +364,7 @@ def clip_figure(clip_coef: float = 0.2) -> Figure:
         flat = (hi, 2.0) if adv > 0 else (0.0, lo)
         ax.axvspan(*flat, color="tab:gray", alpha=0.12, label="flat: no gradient")
         ax.axvline(1.0, color="gray", linestyle=":")
-        _label(ax, f"Objective, {words}", "ratio r", "objective (PPO maximizes it)")
+        label_panel(ax, f"Objective, {words}", "ratio r", "objective (PPO maximizes it)")
         ax.set_xlim(0, 2)
         ax.legend(fontsize=9, loc="upper left" if adv > 0 else "lower left")
     fig.suptitle("PPO clipping", fontsize=14, fontweight="bold")

@@ -118,29 +118,27 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
             grid, scale * center, color=color, linewidth=2, label=f"{g.label} (n={len(curves)})"
         )
         ax_curve.fill_between(grid, scale * lo, scale * hi, color=color, alpha=0.2)
-    if text:
-        ax_curve.set_xlabel("iteration")
-        ax_curve.set_ylabel("greedy accuracy, %")
-        ax_curve.set_ylim(-3, 103)
-    else:
-        from ppo_cli.plotting import solved_threshold
+    from ppo_cli.plotting import label_panel, solved_threshold
 
-        ax_curve.set_xlabel("environment steps")
-        ax_curve.set_ylabel(f"episode return (mean of last {window})")
-        threshold = solved_threshold(env)
-        if threshold is not None:
-            ax_curve.axhline(threshold, color="gray", linestyle="--", linewidth=1)
-    ax_curve.set_title("Learning curves: IQM over seeds, 95 % bootstrap band")
-    ax_curve.grid(True, alpha=0.3)
+    label_panel(
+        ax_curve,
+        "Learning curves: IQM over seeds, 95 % bootstrap band",
+        "iteration" if text else "environment steps",
+        "greedy accuracy, %" if text else f"episode return (mean of last {window})",
+    )
+    threshold = None if text else solved_threshold(env)
+    if text:
+        ax_curve.set_ylim(-3, 103)
+    elif threshold is not None:
+        ax_curve.axhline(threshold, color="gray", linestyle="--", linewidth=1)
     ax_curve.legend(fontsize=8, loc="lower right")
 
     metric = groups[0].metric if groups else None
-    steps = metric == "iterations_to_solve"
-    lower_is_better = steps
+    steps = metric == "iterations_to_solve"  # lower is better
     unit = 100.0 if text and not steps else 1.0  # accuracy in %, like the curves
     scored = [(g, c) for g, c in zip(groups, colors, strict=True) if g.scores]
     # the best on top (barh draws index 0 at the bottom)
-    scored.sort(key=lambda gc: iqm(gc[0].scores), reverse=lower_is_better)
+    scored.sort(key=lambda gc: iqm(gc[0].scores), reverse=steps)
     for i, (g, color) in enumerate(scored):
         center = unit * iqm(g.scores)
         lo, hi = (unit * v for v in bootstrap_ci(g.scores))
