@@ -48,7 +48,9 @@ def qa_results_table(
     return table
 
 
-def _table(title: str, columns: str, compact: bool = False, left: str = "", **kw: Any) -> Table:
+def columns_table(
+    title: str, columns: str, compact: bool = False, left: str = "", **kw: Any
+) -> Table:
     """A table with its columns named in `columns`, separated by " | ": right-justified, but
     for those named in `left`; compact: a simple head and no padding at the edges, to fit many
     numbers in 100 columns."""
@@ -98,7 +100,7 @@ def episodes_table(results: Sequence[Any], title: str) -> Table:
     of the return."""
     from ppo_cli.gym.evaluate import mean_std
 
-    table = _table(title, "episode | return | length")
+    table = columns_table(title, "episode | return | length")
     for r in results:
         table.add_row(str(r.episode), number(r.episode_return), str(r.length))
     mean, std = mean_std([r.episode_return for r in results])

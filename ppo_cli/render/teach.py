@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ppo_cli.render import Fit, _table
+from ppo_cli.render import Fit, columns_table
 
 GAE_FORMULAS = (
     "δ_t = r_t + γ·V(s_{t+1})·(1 − done_t) − V(s_t)   (TD error: how much better than V expected)\n"
@@ -37,7 +37,9 @@ def _cells(row: dict[str, Any], keys: str, digits: int = 3) -> list[str]:
 
 def gae_table(result: dict[str, Any], title: str) -> Table:
     """One row per step, in the order GAE visits them: last step first."""
-    table = _table(title, "t | reward | value | done | next V | δ | γλ(1−d)·A_{t+1} | A | return")
+    table = columns_table(
+        title, "t | reward | value | done | next V | δ | γλ(1−d)·A_{t+1} | A | return"
+    )
     for row in result["rows"]:
         table.add_row(
             str(row["t"]),
@@ -88,7 +90,7 @@ def gae_arithmetic(result: dict[str, Any], max_steps: int = 8) -> Text:
 def normalization_table(
     advantages: Sequence[float], normalized: Sequence[float], norm: dict[str, Any], title: str
 ) -> Table:
-    table = _table(title, "t | A | (A − mean) / (std + eps)")
+    table = columns_table(title, "t | A | (A − mean) / (std + eps)")
     for t, (a, z) in enumerate(zip(advantages, normalized, strict=True)):
         table.add_row(str(t), _f(a), _f(z))
     table.caption = normalization_caption(norm)
@@ -160,7 +162,7 @@ def explain_run_view(result: dict[str, Any]) -> Group:
 def clip_table(example: dict[str, Any], title: str) -> Table:
     lo, hi = example["band"]
     columns = "# | old logp | new logp | p old→new | r | clip(r) | A | r·A | clip·A | min | out"
-    table = _table(f"{title}  (band [{lo:g}, {hi:g}])", columns, compact=True)
+    table = columns_table(f"{title}  (band [{lo:g}, {hi:g}])", columns, compact=True)
     for row in example["rows"]:
         table.add_row(
             str(row["sample"]),
@@ -265,7 +267,7 @@ def trace_steps_table(record: dict[str, Any]) -> Table:
     columns = f"# | t | {label}" + (" | score | KL_t | −C·KL_t" if split else "")
     columns += " | reward | done | value | δ | A | return | normalized A"
     title = f"Iteration {record['iteration']}: advantages (the update's own numbers)"
-    table = _table(title, columns)
+    table = columns_table(title, columns)
     for row in record["steps"]:
         table.add_row(
             str(row["episode"]),
@@ -292,7 +294,7 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
     clip = record["clipping"]
     eps = clip["clip_coef"]
     columns = "ep/mb | sample | action | old logp | new logp | r | A | r·A | clip·A | min | out"
-    table = _table(f"Iteration {record['iteration']}: clipping, ε = {eps:g}", columns, True)
+    table = columns_table(f"Iteration {record['iteration']}: clipping, ε = {eps:g}", columns, True)
     for row in clip["rows"]:
         table.add_row(
             f"{row['epoch']}/{row['minibatch']}",
@@ -313,7 +315,7 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
 
 def trace_epochs_table(record: dict[str, Any]) -> Table:
     columns = "epoch | loss | policy loss | value loss | entropy | approx_kl | clipfrac"
-    table = _table(f"Iteration {record['iteration']}: per epoch", columns)
+    table = columns_table(f"Iteration {record['iteration']}: per epoch", columns)
     for row in record["epochs"]:
         table.add_row(
             str(row["epoch"]),
@@ -345,7 +347,7 @@ def explain_advantage_view(result: dict[str, Any]) -> Group:
         f"[bold]{name}[/]" for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++")
     )
     columns = f"# | grp | answer | R | mean | std | V(s0) | {estimators}"
-    table = _table("Advantage of each completion (first token)", columns, left="answer")
+    table = columns_table("Advantage of each completion (first token)", columns, left="answer")
     for row in rows:
         table.add_row(
             str(row["completion"]),
@@ -402,10 +404,10 @@ def compare_view(report: dict[str, Any]) -> Group:
         f"completions = {report['completions_per_run']} per run"
     )
     columns = "# | estimator | solved | to 100 % | final acc % | mean acc %"
-    table = _table("IQM over seeds [95 % bootstrap CI]", columns, left="estimator")
+    table = columns_table("IQM over seeds [95 % bootstrap CI]", columns, left="estimator")
     columns = "# | estimator | G | critic | ms / iteration | peak RSS MB"
     title = "Cost (wall time: this machine, not reproducible)"
-    cost = _table(title, columns, left="estimator | critic")
+    cost = columns_table(title, columns, left="estimator | critic")
     for i, (name, e) in enumerate(report["estimators"].items(), 1):
         table.add_row(
             str(i),
@@ -439,7 +441,7 @@ def trace_groups_table(record: dict[str, Any]) -> Table:
     info = record["completion_groups"]
     title = f"Iteration {record['iteration']}: completions per question, advantage by "
     columns = "# | question | completion | reward | advantage"
-    table = _table(title + info["estimator"], columns, left="question | completion")
+    table = columns_table(title + info["estimator"], columns, left="question | completion")
     for group in info["groups"]:
         for k, c in enumerate(group["completions"]):
             table.add_row(
