@@ -119,9 +119,9 @@ def report_table(rep: Any) -> Any:
     return table
 
 
-def _own(help: str, *flags: str, **more: Any) -> Any:
+def _own(kind: Any, help: str, *flags: str, **more: Any) -> Any:
     """An option of the sweep's own, in a --help panel of its own."""
-    return typer.Option(*flags, help=help, rich_help_panel="Sweep", **more)
+    return Annotated[kind, typer.Option(*flags, help=help, rich_help_panel="Sweep", **more)]
 
 
 def _objectives() -> tuple[str, ...]:
@@ -132,83 +132,64 @@ def _objectives() -> tuple[str, ...]:
 
 @shares(*(p for p in TRAINING if p.name != "seed"), first=False)
 def sweep_command(
-    search: Annotated[
+    search: _own(
         list[str] | None,
-        _own(
-            "A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or NAME=log(LO,HI) / "
-            "int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). All lists: every "
-            "combination once; any range: --trials configurations."
-        ),
-    ] = None,
-    trials: Annotated[
+        "A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or NAME=log(LO,HI) / "
+        "int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). All lists: every "
+        "combination once; any range: --trials configurations.",
+    ) = None,
+    trials: _own(
         int | None,
-        _own(
-            "Range searches: how many configurations to train in all.",
-            callback=bounded(1, hint="e.g. --trials 20"),
-        ),
-    ] = None,
-    seeds: Annotated[
+        "Range searches: how many configurations to train in all.",
+        callback=bounded(1, hint="e.g. --trials 20"),
+    ) = None,
+    seeds: _own(
         int | None,
-        _own(
-            "Seeds 0..K-1 per configuration (default 3); score = their IQM.",
-            callback=bounded(1, 1000, "e.g. --seeds 5"),
-        ),
-    ] = None,
-    objective: Annotated[
+        "Seeds 0..K-1 per configuration (default 3); score = their IQM.",
+        callback=bounded(1, 1000, "e.g. --seeds 5"),
+    ) = None,
+    objective: _own(
         str | None,
-        _own(
-            "What a seed scores: auc (text QA's default: greedy accuracy averaged over the run's "
-            "iterations, so solving sooner ranks higher), final (gymnasium's default: final "
-            "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
-            **one_of(_objectives, "e.g. --objective auc"),
-        ),
-    ] = None,
-    out_dir: Annotated[
-        Path | None, _own("Folder of the run directories (default ./sweeps/<study>/).", "--out")
-    ] = None,
-    storage: Annotated[
+        "What a seed scores: auc (text QA's default: greedy accuracy averaged over the run's "
+        "iterations, so solving sooner ranks higher), final (gymnasium's default: final "
+        "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
+        **one_of(_objectives, "e.g. --objective auc"),
+    ) = None,
+    out_dir: _own(
+        Path | None, "Folder of the run directories (default ./sweeps/<study>/).", "--out"
+    ) = None,
+    storage: _own(
         str | None,
-        _own(
-            "Optuna storage shared by the workers: sqlite:///FILE.db (default: <out>/study.db), "
-            "postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared disk."
-        ),
-    ] = None,
-    study: Annotated[
+        "Optuna storage shared by the workers: sqlite:///FILE.db (default: <out>/study.db), "
+        "postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared disk.",
+    ) = None,
+    study: _own(
         str | None,
-        _own(
-            "Study name (default: the searched settings). Workers given the same storage and "
-            "study share its configurations; with no --search a worker joins with the study's "
-            "own."
-        ),
-    ] = None,
-    workers: Annotated[
+        "Study name (default: the searched settings). Workers given the same storage and "
+        "study share its configurations; with no --search a worker joins with the study's "
+        "own.",
+    ) = None,
+    workers: _own(
+        int, "Trial processes to run on this machine.", callback=bounded(1, 64, "e.g. --workers 2")
+    ) = 1,
+    pruner: _own(
+        str | None,
+        "Range searches: median (default; stop a configuration's remaining seeds when its "
+        "first seeds fall below the median) or none.",
+        **one_of(("median", "none"), "--pruner none"),
+    ) = None,
+    heartbeat: _own(
         int,
-        _own(
-            "Trial processes to run on this machine.", callback=bounded(1, 64, "e.g. --workers 2")
-        ),
-    ] = 1,
-    pruner: Annotated[
-        str | None,
-        _own(
-            "Range searches: median (default; stop a configuration's remaining seeds when its "
-            "first seeds fall below the median) or none.",
-            **one_of(("median", "none"), "--pruner none"),
-        ),
-    ] = None,
-    heartbeat: Annotated[
-        int,
-        _own(
-            "Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
-            callback=bounded(1, hint="e.g. --heartbeat 20"),
-        ),
-    ] = 20,
-    report: Annotated[
-        bool, _own("Print the study's table (needs --study; trains nothing).", "--report")
-    ] = False,
-    quiet: Annotated[bool, _own("No per-seed lines on stderr.", "--quiet", "-q")] = False,
-    json_output: Annotated[
-        bool, _own('Print {"configurations": [...]} on stdout, nothing else.', "--json")
-    ] = False,
+        "Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
+        callback=bounded(1, hint="e.g. --heartbeat 20"),
+    ) = 20,
+    report: _own(
+        bool, "Print the study's table (needs --study; trains nothing).", "--report"
+    ) = False,
+    quiet: _own(bool, "No per-seed lines on stderr.", "--quiet", "-q") = False,
+    json_output: _own(
+        bool, 'Print {"configurations": [...]} on stdout, nothing else.', "--json"
+    ) = False,
     **settings: Any,
 ) -> None:
     """Train every configuration of a search over seeds, shared through an Optuna study.
