@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from ppo_cli.cli.common import handle_errors, out, print_json
-from ppo_cli.cli.options import RunDir
+from ppo_cli.cli.options import RunDir, option
 
 
 def doctor_command(
     run: RunDir = None,
-    json_output: Annotated[
+    json_output: option(
         bool,
-        typer.Option(
-            "--json",
-            help='Print {"run", "final_accuracy", "findings": [{"code", "message", "evidence", '
-            '"remedy"}], "still_wrong": [{"question", "answer", "target"}]} on stdout.',
-        ),
-    ] = False,
+        'Print {"run", "final_accuracy", "findings": [{"code", "message", "evidence", '
+        '"remedy"}], "still_wrong": [{"question", "answer", "target"}]} on stdout.',
+        "--json",
+    ) = False,
 ) -> None:
     """Diagnose a run from its own records: same answer for many questions, hedging, word order,
     reward hacking, not learning, forgetting, loss exploding, entropy collapse, budget

@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from ppo_cli.cli.common import emit, err, handle_errors
-from ppo_cli.cli.options import JsonFlag, RunDir
+from ppo_cli.cli.options import JsonFlag, RunDir, option
 from ppo_cli.errors import UsageError
 
 
 def eval_command(
     run: RunDir = None,
-    dataset: Annotated[
+    dataset: option(
+        Path | None, "Text QA: evaluate on this dataset instead of the training set."
+    ) = None,
+    episodes: option(int, "Gymnasium: greedy episodes to run.", min=1) = 20,
+    seed: option(int, "Gymnasium: seed of the first evaluation episode.", min=0) = 1000,
+    record: option(
         Path | None,
-        typer.Option(help="Text QA: evaluate on this dataset instead of the training set."),
-    ] = None,
-    episodes: Annotated[int, typer.Option(min=1, help="Gymnasium: greedy episodes to run.")] = 20,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Gymnasium: seed of the first evaluation episode.")
-    ] = 1000,
-    record: Annotated[
-        Path | None,
-        typer.Option(
-            help="Gymnasium: also write greedy episodes as an animation (.gif; .mp4 with ffmpeg).",
-        ),
-    ] = None,
-    record_episodes: Annotated[
-        int,
-        typer.Option(min=1, help="Gymnasium: episodes --record plays (default 1)."),
-    ] = 1,
+        "Gymnasium: also write greedy episodes as an animation (.gif; .mp4 with ffmpeg).",
+    ) = None,
+    record_episodes: option(int, "Gymnasium: episodes --record plays (default 1).", min=1) = 1,
     json_output: JsonFlag = False,
 ) -> None:
     """Measure a trained run: greedy accuracy per question, or mean episode return.

@@ -23,11 +23,16 @@ from ppo_cli.config import CHOICES, FIELD_TYPES, FIELDS, REWARD_CHOICES
 from ppo_cli.presets import PRESET_NAMES
 
 RUN, QA, GYM, OUT = "Run", "Text QA", "Gymnasium", "Output"
+
+
+def option(kind: Any, help: str, *flags: str, **more: Any) -> Any:
+    """A command's own option, as the annotation typer reads: Annotated[kind, typer.Option]."""
+    return Annotated[kind, typer.Option(*flags, help=help, **more)]
+
+
 # the options most commands take, written once
-RunDir = Annotated[
-    Path | None, typer.Option("--run", help="Run directory (default: the newest under ./runs/).")
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+RunDir = option(Path | None, "Run directory (default: the newest under ./runs/).", "--run")
+JsonFlag = option(bool, "Print one JSON object on stdout.", "--json")
 
 # TAB completion of the settings that take one of a few values, and of --env
 COMPLETIONS = {name: complete_from(values) for name, values in CHOICES.items()} | {

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from ppo_cli.cli.common import emit, err, handle_errors
-from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, shares
+from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, option, shares
 from ppo_cli.errors import PpoqaError, UsageError
 
 
@@ -121,7 +121,7 @@ def report_table(rep: Any) -> Any:
 
 def _own(kind: Any, help: str, *flags: str, **more: Any) -> Any:
     """An option of the sweep's own, in a --help panel of its own."""
-    return Annotated[kind, typer.Option(*flags, help=help, rich_help_panel="Sweep", **more)]
+    return option(kind, help, *flags, rich_help_panel="Sweep", **more)
 
 
 def _objectives() -> tuple[str, ...]:
