@@ -27,12 +27,8 @@ def qa_results_table(
     """Question, target, generated answer, reward, correct: one row per question; with
     `misses`, only the first `misses` wrong answers (a 40-question set every 20 iterations
     would otherwise print its whole table each time), the caption counting the rest."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("question")
-    table.add_column("target")
-    table.add_column("generated")
-    table.add_column("reward", justify="right")
-    table.add_column("correct", justify="center")
+    columns = "question | target | generated | reward | correct"
+    table = columns_table(title, columns, left="question | target | generated", center="correct")
     rows = list(results) if misses is None else [r for r in results if not r.correct]
     shown = rows if misses is None else rows[:misses]
     for r in shown:
@@ -49,17 +45,17 @@ def qa_results_table(
 
 
 def columns_table(
-    title: str, columns: str, compact: bool = False, left: str = "", **kw: Any
+    title: str, columns: str, compact: bool = False, left: str = "", center: str = "", **kw: Any
 ) -> Table:
     """A table with its columns named in `columns`, separated by " | ": right-justified, but
-    for those named in `left`; compact: a simple head and no padding at the edges, to fit many
-    numbers in 100 columns."""
+    for those named in `left` or `center`; compact: a simple head and no padding at the
+    edges, to fit many numbers in 100 columns."""
     if compact:
         kw |= {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True}
     table = Table(title=title, title_justify="left", **kw)
-    lefts = left.split(" | ")
+    justify = {name: "left" for name in left.split(" | ")} | {center: "center"}
     for name in columns.split(" | "):
-        table.add_column(name, justify="left" if name in lefts else "right", no_wrap=compact)
+        table.add_column(name, justify=justify.get(name, "right"), no_wrap=compact)
     return table
 
 

@@ -220,23 +220,15 @@ def trace_view(record: dict[str, Any]) -> Group:
 
 def trace_episodes_table(record: dict[str, Any]) -> Table:
     eps = record["episodes"]
-    table = Table(
-        title=f"Iteration {record['iteration']}: episodes (showing {len(eps)} of "
-        f"{record['batch_episodes']})",
-        title_justify="left",
-    )
     text = record.get("kind") == "text-qa"
-    table.add_column("#", justify="right")
-    table.add_column("question" if text else "first observation")
-    table.add_column("generated tokens" if text else "actions")
-    table.add_column("per-step rewards", justify="right")
     split = "score" in (eps[0] if eps else {})  # RLHF: total = score + KL penalty
-    if split:
-        table.add_column("score", justify="right")
-        table.add_column("KL penalty", justify="right")
-    table.add_column("total", justify="right")
-    if text:
-        table.add_column("correct", justify="center")
+    asked = "question | generated tokens" if text else "first observation | actions"
+    columns = f"# | {asked} | per-step rewards" + (" | score | KL penalty" if split else "")
+    columns += " | total" + (" | correct" if text else "")
+    title = f"Iteration {record['iteration']}: episodes (showing {len(eps)} of "
+    table = columns_table(
+        f"{title}{record['batch_episodes']})", columns, left=asked, center="correct"
+    )
     for ep in eps:
         cells = [
             str(ep["episode"]),
