@@ -17,6 +17,7 @@ import typer
 from ppo_cli.cli.common import emit, err, handle_errors
 from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, option, shares
 from ppo_cli.errors import PpoqaError, UsageError
+from ppo_cli.kinds import KINDS, TEXT
 
 
 class CliEvents:
@@ -124,12 +125,6 @@ def _own(kind: Any, help: str, *flags: str, **more: Any) -> Any:
     return option(kind, help, *flags, rich_help_panel="Sweep", **more)
 
 
-def _objectives() -> tuple[str, ...]:
-    from ppo_cli.sweep.worker import OBJECTIVES
-
-    return OBJECTIVES
-
-
 @shares(*(p for p in TRAINING if p.name != "seed"), first=False)
 def sweep_command(
     search: _own(
@@ -153,7 +148,7 @@ def sweep_command(
         "What a seed scores: auc (text QA's default: greedy accuracy averaged over the run's "
         "iterations, so solving sooner ranks higher), final (gymnasium's default: final "
         "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
-        **one_of(_objectives, "e.g. --objective auc"),
+        **one_of(tuple(KINDS[TEXT].objectives), "e.g. --objective auc"),  # every objective
     ) = None,
     out_dir: _own(
         Path | None, "Folder of the run directories (default ./sweeps/<study>/).", "--out"

@@ -61,7 +61,7 @@ class SweepSpec:
     base: dict[str, Any]  # the resolved Config (its seed is replaced per run)
     trials: int | None = None  # range searches: how many configurations
     pruner: str = "none"
-    objective: str = "final"  # OBJECTIVES; a study from before objectives scored "final"
+    objective: str = "final"  # a study from before objectives scored "final"
 
     @property
     def grid(self) -> bool:
@@ -294,19 +294,17 @@ def _quiet_callbacks(events: SweepEvents) -> Any:
     return QuietCallbacks()
 
 
-# What a seed's run scores, `--objective`:
-#   final                the final greedy accuracy (text QA) or mean evaluation return (gym)
-#   auc                  the mean of the learning curve over the run's whole budget: text QA's
-#                        greedy accuracy per iteration up to --iterations, an early-stopped
-#                        run counted at its last accuracy to the end (so solving sooner scores
-#                        higher); gymnasium's episode returns over training
-#   iterations-to-solve  text QA: the iteration that reached --target-accuracy, or the
-#                        budget + 1 when none did (lower is better)
-OBJECTIVES = ("auc", "final", "iterations-to-solve")
-
-
 def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
-    """The score of one finished run under the objective (OBJECTIVES)."""
+    """The score of one finished run under the objective (`--objective`):
+
+    final                the final greedy accuracy (text QA) or mean evaluation return (gym)
+    auc                  the mean of the learning curve over the run's whole budget: text QA's
+                         greedy accuracy per iteration up to --iterations, an early-stopped
+                         run counted at its last accuracy to the end (so solving sooner scores
+                         higher); gymnasium's episode returns over training
+    iterations-to-solve  text QA: the iteration that reached --target-accuracy, or the
+                         budget + 1 when none did (lower is better)
+    """
     kind = kind_of(cfg.env)
     value = getattr(result, kind.final)
     if value is None:
