@@ -92,19 +92,15 @@ def _run_workers(opts: Any, n: int, quiet: bool) -> int:
 
 
 def report_table(rep: Any) -> Any:
-    from rich.table import Table
+    from ppo_cli.render import columns_table
 
     names: list[str] = []
     for c in rep.configurations:
         names += [k for k in c.params if k not in names]
-    table = Table(
-        title=f"Study {rep.study}: {rep.metric}"
-        + (" (lower is better)" if rep.lower_is_better else "")
-        + f", IQM over {rep.seeds} seeds, best first",
-        title_justify="left",
-    )
-    for name in ["#", *names, "scores per seed", "IQM", "95% CI", "state"]:
-        table.add_column(name, justify="left" if name in ("scores per seed", "state") else "right")
+    better = " (lower is better)" if rep.lower_is_better else ""
+    title = f"Study {rep.study}: {rep.metric}{better}, IQM over {rep.seeds} seeds, best first"
+    columns = " | ".join(["#", *names, "scores per seed", "IQM", "95% CI", "state"])
+    table = columns_table(title, columns, left="scores per seed | state")
     for i, c in enumerate(rep.configurations, 1):
         cells = [str(c.params.get(n, "")) for n in names]
         scores = ", ".join(f"{s:.3g}" for s in c.scores) or "-"

@@ -207,7 +207,7 @@ def compare_figures(report: dict[str, Any], out_dir: Path) -> list[Path]:
     iteration and peak memory per estimator); each replaces only a figure ppoqa drew."""
     from matplotlib.figure import Figure
 
-    from ppo_cli.plotting import save_figure
+    from ppo_cli.plotting import label_panel, save_figure
 
     check_figures_writable(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,12 +221,10 @@ def compare_figures(report: dict[str, Any], out_dir: Path) -> list[Path]:
         lo = [100 * v for v in e["curve"]["lo"]]
         hi = [100 * v for v in e["curve"]["hi"]]
         ax.fill_between(x, lo, hi, color=c, alpha=0.15)
-    ax.set_xlabel("completions sampled")
-    ax.set_ylabel("greedy accuracy, % (IQM over seeds, 95 % band)")
+    title = f"{report['dataset']}: {report['seeds']} seeds per estimator"
+    label_panel(ax, title, "completions sampled", "greedy accuracy, % (IQM over seeds, 95 % band)")
     ax.set_ylim(-3, 103)
-    ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    ax.set_title(f"{report['dataset']}: {report['seeds']} seeds per estimator")
     paths = [save_figure(fig, out_dir / FIGURES[0])]
 
     fig = Figure(figsize=(9, 3.8), layout="constrained")
