@@ -73,10 +73,7 @@ def training_math_table(summary: dict[str, Any]) -> Table:
     rows = [
         ("iterations", f"{summary['iterations']:,}"),
         ("episodes", f"{summary['episodes']:,}"),
-        (
-            kind_of(str(summary.get("env"))).steps,
-            f"{summary['steps']:,}",
-        ),
+        (kind_of(str(summary.get("env"))).steps, f"{summary['steps']:,}"),
         ("epochs", f"{summary['epochs']:,}"),
         ("gradient updates", f"{summary['gradient_updates']:,}"),
         ("wall time", f"{summary['wall_seconds']:.2f} s"),

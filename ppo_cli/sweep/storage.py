@@ -141,11 +141,7 @@ def open_storage(
             raise StorageError(
                 f"--storage {shown}: no file named", "e.g. journal:/shared/sweep.log"
             )
-        if not create and not path.is_file():
-            raise StorageError(
-                f"--storage {shown}: {path} does not exist",
-                "give --storage where the study lives, or start it with `ppoqa sweep --search ...`",
-            )
+        _check_exists(path, shown, create)
         _check_journal(path, shown)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,11 +156,7 @@ def open_storage(
     full = _normalize_url(url)
     db = _sqlite_path(full, shown)
     if db is not None:
-        if not create and not db.is_file():
-            raise StorageError(
-                f"--storage {shown}: {db} does not exist",
-                "give --storage where the study lives, or start it with `ppoqa sweep --search ...`",
-            )
+        _check_exists(db, shown, create)
         if create:
             with contextlib.suppress(OSError):
                 db.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +197,15 @@ def open_storage(
     if db is not None:
         _serialize_sqlite(storage.engine)
     return OpenedStorage(url, storage, heartbeat=heartbeat is not None)
+
+
+def _check_exists(path: Path, shown: str, create: bool) -> None:
+    """Reading (--report, plot) never creates the file it reads."""
+    if not create and not path.is_file():
+        raise StorageError(
+            f"--storage {shown}: {path} does not exist",
+            "give --storage where the study lives, or start it with `ppoqa sweep --search ...`",
+        )
 
 
 def _check_journal(path: Path, shown: str) -> None:
