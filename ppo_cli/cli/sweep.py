@@ -17,7 +17,7 @@ import typer
 from ppo_cli.cli.common import emit, err, handle_errors
 from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, option, shares
 from ppo_cli.errors import PpoqaError, UsageError
-from ppo_cli.kinds import KINDS, TEXT
+from ppo_cli.kinds import KINDS, TEXT, kind_of
 
 
 class CliEvents:
@@ -227,8 +227,6 @@ def sweep_command(
                     "--pruner median is for range searches: a grid trains every combination",
                     "drop --pruner",
                 )
-            from ppo_cli.kinds import kind_of
-
             objectives = kind_of(cfg.env).objectives
             objective = objective or next(iter(objectives))
             if objective not in objectives:
@@ -280,7 +278,6 @@ def sweep_command(
                 markup=False,
                 highlight=False,
             )
-            raise typer.Exit(130)
         if code:
             raise typer.Exit(code)
         _print_report(url, study, out_dir, json_output)
