@@ -65,9 +65,8 @@ def check_spec(spec: CompareSpec) -> None:
 
 def _run_estimator(name: str, spec: CompareSpec, root: str) -> dict[str, Any]:
     """All seeds of one estimator (in a forked process): curves, wall time, peak RSS."""
-    import json
-
     from ppo_cli.config import resolve
+    from ppo_cli.core.rundir import read_metrics
     from ppo_cli.core.trainer import train
 
     runs = []
@@ -87,7 +86,7 @@ def _run_estimator(name: str, spec: CompareSpec, root: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         result = train(cfg, run_dir)
         wall = time.perf_counter() - t0
-        recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        recs = read_metrics(run_dir)
         runs.append(
             {
                 "seed": seed,
