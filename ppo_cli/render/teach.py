@@ -143,19 +143,13 @@ def explain_run_view(result: dict[str, Any]) -> Group:
             f"Episode {k}: {escape(ep['question'])} → {escape(answer)}  "
             f"(target {escape(ep['target'])}, {mark}, total reward {ep['total_reward']:.2f})"
         )
-        parts.append(Fit(gae_table(ep, title)))
-        parts.append(gae_arithmetic(ep))
-        parts.append(
-            Fit(
-                normalization_table(
-                    ep["advantages"],
-                    ep["normalized_advantages"],
-                    result["normalization"],
-                    "Normalized over the whole batch, as ppo_update does",
-                )
-            )
+        normalized = normalization_table(
+            ep["advantages"],
+            ep["normalized_advantages"],
+            result["normalization"],
+            "Normalized over the whole batch, as ppo_update does",
         )
-        parts.append(Text(""))
+        parts += [Fit(gae_table(ep, title)), gae_arithmetic(ep), Fit(normalized), Text("")]
     return Group(*parts)
 
 
@@ -193,8 +187,8 @@ def explain_clip_view(examples: Sequence[dict[str, Any]]) -> Group:
         Text(CLIP_FORMULAS + "\n", style="cyan"),
     ]
     for ex in examples:
-        parts.append(Fit(clip_table(ex, ex.get("title", "Your numbers"))))
-        parts.append(Text("\n".join(f"  #{r['sample']}: {r['why']}" for r in ex["rows"]) + "\n"))
+        why = "\n".join(f"  #{r['sample']}: {r['why']}" for r in ex["rows"]) + "\n"
+        parts += [Fit(clip_table(ex, ex.get("title", "Your numbers"))), Text(why)]
     return Group(*parts)
 
 
@@ -203,19 +197,15 @@ def explain_clip_view(examples: Sequence[dict[str, Any]]) -> Group:
 
 def trace_view(record: dict[str, Any]) -> Group:
     """All tables of one traced iteration."""
-    it = record["iteration"]
-    parts: list[RenderableType] = [Text(f"── trace of iteration {it} ──", style="bold magenta")]
-    if record.get("episodes"):
-        parts.append(Fit(trace_episodes_table(record)))
-    if record.get("completion_groups"):
-        parts.append(Fit(trace_groups_table(record)))
-    if record.get("steps"):
-        parts.append(Fit(trace_steps_table(record)))
-    if record.get("clipping"):
-        parts.append(Fit(trace_clip_table(record)))
-    if record.get("epochs"):
-        parts.append(Fit(trace_epochs_table(record)))
-    return Group(*parts)
+    tables = (
+        ("episodes", trace_episodes_table),
+        ("completion_groups", trace_groups_table),
+        ("steps", trace_steps_table),
+        ("clipping", trace_clip_table),
+        ("epochs", trace_epochs_table),
+    )
+    head = Text(f"── trace of iteration {record['iteration']} ──", style="bold magenta")
+    return Group(head, *(Fit(table(record)) for key, table in tables if record.get(key)))
 
 
 def trace_episodes_table(record: dict[str, Any]) -> Table:
