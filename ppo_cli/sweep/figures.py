@@ -52,15 +52,15 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _final_score(run: Path, env: str, records: list[dict[str, Any]]) -> float | None:
+def _final_score(run: Path) -> float | None:
     """The sweep's score when the run has one; else its last greedy accuracy (text QA) or the
     mean of its last 10 episode returns (gymnasium)."""
     from ppo_cli.sweep.worker import read_score
 
+    kind, records = kind_of(run_env(run)), read_metrics(run)
     score = read_score(run)
     if score is not None:
         return score
-    kind = kind_of(env)
     values = [r[kind.curve] for r in records if r.get(kind.curve) is not None]
     if not values:
         return None
@@ -167,11 +167,7 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
 def groups_from_runs(paths: list[Path]) -> list[Group]:
     groups = group_runs(find_runs(paths))
     for g in groups:
-        for run in g.runs:
-            env = run_env(run)
-            score = _final_score(run, env, read_metrics(run))
-            if score is not None:
-                g.scores.append(score)
+        g.scores = [s for s in map(_final_score, g.runs) if s is not None]
     return groups
 
 
