@@ -49,7 +49,7 @@ def import_optuna() -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-    # We run the heartbeat ourselves (worker._Heartbeat), outside Study.optimize, on purpose.
+    # We run the heartbeat ourselves (worker._heartbeat), outside Study.optimize, on purpose.
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     return optuna
 

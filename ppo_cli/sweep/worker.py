@@ -233,36 +233,30 @@ def requeue(study: Any, frozen: Any) -> None:
     study.enqueue_trial(params, user_attrs={"ppoqa_params": params, "ppoqa_retry_of": root})
 
 
-class _Heartbeat:
+@contextlib.contextmanager
+def _heartbeat(opened: OpenedStorage, trial_id: int, interval: int) -> Iterator[None]:
     """A thread that says "still running" for one trial: Optuna's heartbeat (RDB storages), and
     a timestamp on the trial that `--report` reads on every storage."""
 
-    def __init__(self, opened: OpenedStorage, trial_id: int, interval: int) -> None:
-        self.storage = opened.storage
-        self.optuna_beat = opened.heartbeat
-        self.trial_id = trial_id
-        self.interval = interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="ppoqa-heartbeat")
+    def beat() -> None:
+        if opened.heartbeat:
+            opened.storage.record_heartbeat(trial_id)
+        opened.storage.set_trial_user_attr(trial_id, "ppoqa_heartbeat", time.time())
 
-    def beat(self) -> None:
-        if self.optuna_beat:
-            self.storage.record_heartbeat(self.trial_id)
-        self.storage.set_trial_user_attr(self.trial_id, "ppoqa_heartbeat", time.time())
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.interval):
+    def run() -> None:
+        while not stop.wait(interval):
             with contextlib.suppress(Exception):  # a missed beat is retried at the next interval
-                self.beat()
+                beat()
 
-    def __enter__(self) -> _Heartbeat:
-        self.beat()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
+    stop = threading.Event()
+    beat()
+    thread = threading.Thread(target=run, daemon=True, name="ppoqa-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 @contextlib.contextmanager
@@ -409,7 +403,7 @@ def _run_trial(
     scores: list[float] = []
     runs: list[str] = []
     try:
-        with _Heartbeat(opened, trial._trial_id, opts.heartbeat):
+        with _heartbeat(opened, trial._trial_id, opts.heartbeat):
             for seed in range(spec.seeds):
                 cfg = apply_params(base, params, seed)
                 score, run_dir, reused = train_seed(
