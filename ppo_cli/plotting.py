@@ -229,12 +229,6 @@ def sft_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     return fig
 
 
-def smoothing_window(points: int) -> int:
-    """A tenth of the logged returns, at most 10: 24 points get a window of 2, not 10, so the
-    smoothed line still shows the curve's shape; under 20 points it is not smoothed."""
-    return max(1, min(DEFAULT_WINDOW, points // 10))
-
-
 def _final_eval(run: Path) -> dict[str, Any] | None:
     """The run's final greedy evaluation (final_eval.json), or None for an older run."""
     import json
@@ -256,16 +250,13 @@ def gym_run_figure(
     x, xlabel = "global_step", "environment steps"
     xs, ys = series(records, "episodic_return", x)
     if ys:
-        window = smoothing_window(len(ys)) if window is None else window
+        if window is None:  # a tenth of the returns, at most 10: 24 points get 2, not 10, so
+            # the smoothed line still shows the curve's shape; under 20 points, no smoothing
+            window = max(1, min(DEFAULT_WINDOW, len(ys) // 10))
         ax.plot(xs, ys, color="tab:blue", alpha=0.3, label="episodic return")
         if window > 1:
-            ax.plot(
-                xs,
-                trailing_mean(ys, window),
-                color="tab:blue",
-                linewidth=2,
-                label=f"smoothed (mean of last {window})",
-            )
+            smoothed, label = trailing_mean(ys, window), f"smoothed (mean of last {window})"
+            ax.plot(xs, smoothed, color="tab:blue", linewidth=2, label=label)
     else:
         ax.text(0.5, 0.5, "no episode finished yet", ha="center", transform=ax.transAxes)
     final = _final_eval(run)
