@@ -37,21 +37,13 @@ class Report:
     study: str
     storage: str
     metric: str
+    objective: str
+    lower_is_better: bool
     seeds: int
     configurations: list[Configuration]
-    objective: str = "final"
-    lower_is_better: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "study": self.study,
-            "storage": self.storage,
-            "metric": self.metric,
-            "objective": self.objective,
-            "lower_is_better": self.lower_is_better,
-            "seeds": self.seeds,
-            "configurations": [c.to_dict() for c in self.configurations],
-        }
+        return {**asdict(self), "configurations": [c.to_dict() for c in self.configurations]}
 
 
 def trial_state(frozen: Any, now: float) -> str:
