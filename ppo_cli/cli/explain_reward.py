@@ -44,13 +44,9 @@ def explain_reward_command(
             raise UsageError("--answer needs --target", 'e.g. --target "Warsaw" --answer "Oslo"')
         if target is not None and not tokenize(target):
             raise UsageError("--target is empty", 'give the right answer, e.g. --target "Warsaw"')
-        if target is not None:
-            examples = [(target, tuple(answer or (target,)))]
-        else:
-            examples = list(DEFAULT_EXAMPLES)
-        rows = []
-        for tgt, answers in examples:
-            rows.extend(explain_rewards(tgt, list(answers), names))
+        yours = [(target, tuple(answer or (target,)))]
+        examples = yours if target is not None else list(DEFAULT_EXAMPLES)
+        rows = [r for tgt, answers in examples for r in explain_rewards(tgt, list(answers), names)]
         if json_output:
             print_json(
                 {
