@@ -65,13 +65,12 @@ def plot_command(
                 groups, title = groups_from_study(url, study), f"Study {study}"
             else:
                 groups, title = groups_from_runs(runs), "Runs aggregated over seeds"
-            paths = [plot_groups(groups, title, out, 10 if window is None else window)]
+            path = plot_groups(groups, title, out, 10 if window is None else window)
         elif clip:
-            paths = [plot_clip(out or Path("ppo_clipping.png"), clip_coef)]
+            path = plot_clip(out or Path("ppo_clipping.png"), clip_coef)
         else:
-            paths = [plot_run(find_run(run), out, window)]
+            path = plot_run(find_run(run), out, window)
         if json_output:
-            print_json({"paths": [str(p) for p in paths]})
-            return
-        for p in paths:
-            typer.echo(str(p))
+            print_json({"paths": [str(path)]})
+        else:
+            typer.echo(str(path))
