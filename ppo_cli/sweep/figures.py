@@ -69,10 +69,9 @@ def _final_score(run: Path) -> float | None:
 
 def group_runs(runs: list[Path]) -> list[Group]:
     """Configurations from plain run directories, labelled by the settings that differ."""
-    configs = {}
-    for run in runs:
-        cfg = read_config(run)
-        configs[run] = {k: v for k, v in cfg.items() if k not in _NOT_CONFIG}
+    configs = {
+        run: {k: v for k, v in read_config(run).items() if k not in _NOT_CONFIG} for run in runs
+    }
     keys = sorted({k for c in configs.values() for k in c})
     varying = [k for k in keys if len({json.dumps(c.get(k)) for c in configs.values()}) > 1]
     groups: dict[str, Group] = {}
