@@ -30,12 +30,25 @@ class Kind:
     final: str  # the TrainResult field of its final evaluation
     noisy: bool  # episode returns are averaged over the last ones; accuracy is read as is
     steps: str  # what one of its steps is, in words
+    x: str  # the metrics key its curves are drawn over
+    # a sweep's `--objective`s it can score -> the metric each names; the first is the default
+    objectives: dict[str, str]
 
 
 KINDS = {
-    TEXT: Kind(TEXT, "eval_accuracy", "final_accuracy", False, "steps (tokens)"),
-    GYM: Kind(GYM, "episodic_return", "mean_return", True, "environment steps"),
-}
+    TEXT: Kind(
+        TEXT, "eval_accuracy", "final_accuracy", False, "steps (tokens)", "iteration",
+        # auc: on a set every configuration solves, final accuracy ties at 1.0 and ranks
+        # nothing, while how soon each got there still differs
+        {"auc": "greedy_accuracy_auc", "final": "greedy_accuracy",
+         "iterations-to-solve": "iterations_to_solve"},
+    ),
+    GYM: Kind(
+        GYM, "episodic_return", "mean_return", True, "environment steps", "global_step",
+        # final: evaluation returns rarely tie, and the curves are noisy
+        {"final": "mean_eval_return", "auc": "episodic_return_auc"},
+    ),
+}  # fmt: skip
 
 
 def kind_of(env: str) -> Kind:

@@ -66,9 +66,17 @@ def save_figure(fig: Figure, out: Path) -> Path:
     return out
 
 
-def _series(records: Sequence[dict[str, Any]], key: str, x: str) -> tuple[list, list]:
+def series(records: Sequence[dict[str, Any]], key: str, x: str) -> tuple[list, list]:
     pts = [(r[x], r[key]) for r in records if r.get(key) is not None and r.get(x) is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def label_panel(ax: Any, title: str, xlabel: str, ylabel: str, **ylabel_kw: Any) -> None:
+    """Title, axis labels and the light grid of every panel."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel, **ylabel_kw)
+    ax.grid(True, alpha=0.3)
 
 
 def trailing_mean(values: Sequence[float], window: int) -> list[float]:
@@ -108,27 +116,21 @@ def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str)
             ey.append(loss)
     if ey:
         ax.plot(ex, ey, color="tab:blue", alpha=0.35, linewidth=1, label="per update epoch")
-    xs, ys = _series(records, "loss", x)
+    xs, ys = series(records, "loss", x)
     ax.plot(xs, ys, color="tab:blue", linewidth=2, label="last epoch of each iteration")
-    ax.set_title("Loss curve: policy + value − entropy terms")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("loss")
-    ax.grid(True, alpha=0.3)
+    label_panel(ax, "Loss curve: policy + value − entropy terms", xlabel, "loss")
     ax.legend(fontsize=8)
 
 
 def _kl_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
-    xs, kl = _series(records, "approx_kl", x)
+    xs, kl = series(records, "approx_kl", x)
     ax.plot(xs, kl, color="tab:purple", label="approx_kl")
-    ax.set_ylabel("approx_kl", color="tab:purple")
-    ax.set_xlabel(xlabel)
-    ax.grid(True, alpha=0.3)
+    label_panel(ax, "How far each update moved the policy", xlabel, "approx_kl", color="tab:purple")
     ax2 = ax.twinx()
-    xs, cf = _series(records, "clipfrac", x)
+    xs, cf = series(records, "clipfrac", x)
     ax2.plot(xs, cf, color="tab:orange", label="clipfrac")
     ax2.set_ylabel("clipfrac (share of samples outside the band)", color="tab:orange")
     ax2.set_ylim(0, 1)
-    ax.set_title("How far each update moved the policy")
     lines = ax.get_lines() + ax2.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
 
@@ -140,13 +142,10 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     _loss_panel(axes[0, 0], records, x, xlabel)
 
     ax = axes[0, 1]
-    xs, ys = _series(records, "mean_reward", x)
+    xs, ys = series(records, "mean_reward", x)
     ax.plot(xs, ys, color="tab:green")
-    ax.set_title("Mean episode reward (sampled answers)")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("reward per episode")
-    ax.grid(True, alpha=0.3)
-    xs, ys = _series(records, "frac_reward_zero_std", x)
+    label_panel(ax, "Mean episode reward (sampled answers)", xlabel, "reward per episode")
+    xs, ys = series(records, "frac_reward_zero_std", x)
     if ys:  # a group estimator: the groups it learned nothing from (TRL's name)
         ax2 = ax.twinx()
         ax2.plot(xs, [100 * y for y in ys], color="tab:purple", alpha=0.7)
@@ -154,43 +153,27 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
         ax2.set_ylabel("all-equal groups, % (frac_reward_zero_std)")
         ax2.yaxis.label.set_color("tab:purple")
 
-    ax = axes[1, 0]
-    xs, ys = _series(records, "train_accuracy", x)
-    ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="sampled (training)")
-    xs, ys = _series(records, "eval_accuracy", x)
-    ax.plot(
-        xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
-    )
-    ax.set_ylim(-3, 103)
-    ax.set_title("Accuracy: exact answers")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("% correct")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-
+    _accuracy_panel(axes[1, 0], records, "Accuracy: exact answers")
     _kl_panel(axes[1, 1], records, x, xlabel)
     fig.suptitle(f"PPO on text QA: {run.name}", fontsize=14, fontweight="bold")
     return fig
 
 
 def _accuracy_panel(ax: Any, records: Sequence[dict[str, Any]], title: str) -> None:
-    xs, ys = _series(records, "train_accuracy", "iteration")
+    xs, ys = series(records, "train_accuracy", "iteration")
     if ys:
         ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="sampled (training)")
-    xs, ys = _series(records, "token_accuracy", "iteration")
+    xs, ys = series(records, "token_accuracy", "iteration")
     if ys:
         ax.plot(
             xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="next token (teacher)"
         )
-    xs, ys = _series(records, "eval_accuracy", "iteration")
+    xs, ys = series(records, "eval_accuracy", "iteration")
     ax.plot(
         xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"
     )
     ax.set_ylim(-3, 103)
-    ax.set_title(title)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("% correct")
-    ax.grid(True, alpha=0.3)
+    label_panel(ax, title, "iteration", "% correct")
     ax.legend(fontsize=8, loc="lower right")
 
 
@@ -199,31 +182,31 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     fig = Figure(figsize=(13, 8.5), layout="constrained")
     axes = fig.subplots(2, 2)
     ax = axes[0, 0]
-    xs, ys = _series(records, "score", "iteration")
+    xs, ys = series(records, "score", "iteration")
     ax.plot(xs, ys, color="tab:green", linewidth=2, label="score (reward before the KL penalty)")
-    xs, ys = _series(records, "mean_reward", "iteration")
+    xs, ys = series(records, "mean_reward", "iteration")
     ax.plot(xs, ys, color="tab:olive", alpha=0.7, label="reward after the penalty")
-    ax.set_title("What PPO optimizes: the score (proxy) and the penalized reward")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("per episode")
-    ax.grid(True, alpha=0.3)
+    label_panel(
+        ax,
+        "What PPO optimizes: the score (proxy) and the penalized reward",
+        "iteration",
+        "per episode",
+    )
     ax.legend(fontsize=8)
 
     ax = axes[0, 1]
-    xs, ys = _series(records, "kl", "iteration")
+    xs, ys = series(records, "kl", "iteration")
     ax.plot(xs, ys, color="tab:purple", linewidth=2, label="kl (mean per token)")
     ax.axhline(0.0, color="gray", linewidth=0.8)
-    ax.set_ylabel("KL(π ‖ π_ref) estimate", color="tab:purple")
-    ax.set_xlabel("iteration")
-    ax.grid(True, alpha=0.3)
+    title = "Distance from the frozen reference"
+    label_panel(ax, title, "iteration", "KL(π ‖ π_ref) estimate", color="tab:purple")
     ax2 = ax.twinx()
-    xs, ys = _series(records, "kl_coef", "iteration")
+    xs, ys = series(records, "kl_coef", "iteration")
     ax2.plot(xs, ys, color="tab:orange", linestyle="--", label="kl_coef in force")
     ax2.set_ylabel("kl_coef", color="tab:orange")
     ax2.set_ylim(bottom=0)
     lines = [ln for ln in ax.get_lines() + ax2.get_lines() if not ln.get_label().startswith("_")]
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper left")
-    ax.set_title("Distance from the frozen reference")
 
     _accuracy_panel(axes[1, 0], records, "Gold accuracy: exact answers to the dataset")
     _loss_panel(axes[1, 1], records, "iteration", "iteration")
@@ -235,22 +218,15 @@ def sft_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     """Supervised warm start: cross-entropy per epoch and the accuracies it buys."""
     fig = Figure(figsize=(13, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
-    xs, ys = _series(records, "loss", "iteration")
+    xs, ys = series(records, "loss", "iteration")
     axes[0].plot(xs, ys, color="tab:blue", linewidth=2)
-    axes[0].set_title("Cross-entropy on the answer tokens and <END>")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("loss (nats per token)")
-    axes[0].grid(True, alpha=0.3)
+    label_panel(
+        axes[0], "Cross-entropy on the answer tokens and <END>", "epoch", "loss (nats per token)"
+    )
     _accuracy_panel(axes[1], records, "Accuracy during SFT")
     axes[1].set_xlabel("epoch")
     fig.suptitle(f"Supervised fine-tuning (ppoqa sft): {run.name}", fontsize=14, fontweight="bold")
     return fig
-
-
-def smoothing_window(points: int) -> int:
-    """A tenth of the logged returns, at most 10: 24 points get a window of 2, not 10, so the
-    smoothed line still shows the curve's shape; under 20 points it is not smoothed."""
-    return max(1, min(DEFAULT_WINDOW, points // 10))
 
 
 def _final_eval(run: Path) -> dict[str, Any] | None:
@@ -272,18 +248,15 @@ def gym_run_figure(
     grid = fig.add_gridspec(2, 2)
     ax = fig.add_subplot(grid[0, :])
     x, xlabel = "global_step", "environment steps"
-    xs, ys = _series(records, "episodic_return", x)
+    xs, ys = series(records, "episodic_return", x)
     if ys:
-        window = smoothing_window(len(ys)) if window is None else window
+        if window is None:  # a tenth of the returns, at most 10: 24 points get 2, not 10, so
+            # the smoothed line still shows the curve's shape; under 20 points, no smoothing
+            window = max(1, min(DEFAULT_WINDOW, len(ys) // 10))
         ax.plot(xs, ys, color="tab:blue", alpha=0.3, label="episodic return")
         if window > 1:
-            ax.plot(
-                xs,
-                trailing_mean(ys, window),
-                color="tab:blue",
-                linewidth=2,
-                label=f"smoothed (mean of last {window})",
-            )
+            smoothed, label = trailing_mean(ys, window), f"smoothed (mean of last {window})"
+            ax.plot(xs, smoothed, color="tab:blue", linewidth=2, label=label)
     else:
         ax.text(0.5, 0.5, "no episode finished yet", ha="center", transform=ax.transAxes)
     final = _final_eval(run)
@@ -303,10 +276,7 @@ def gym_run_figure(
     if threshold is not None:
         ax.axhline(threshold, color="tab:green", linestyle="--", linewidth=2)
         ax.plot([], [], color="tab:green", linestyle="--", label=f"solved ({threshold:g})")
-    ax.set_title(f"Episodic return on {env_id}")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("return")
-    ax.grid(True, alpha=0.3)
+    label_panel(ax, f"Episodic return on {env_id}", xlabel, "return")
     ax.legend(fontsize=9, loc="lower right")
     _loss_panel(fig.add_subplot(grid[1, 0]), records, x, xlabel)
     _kl_panel(fig.add_subplot(grid[1, 1]), records, x, xlabel)
@@ -329,18 +299,13 @@ def run_figure(run: Path, window: int | None = None) -> Figure:
             fig = rlhf_run_figure(run, records)
         else:
             fig = text_run_figure(run, records)
-        return whole_number_axes(fig)
+        from matplotlib.ticker import MaxNLocator
+
+        for ax in fig.axes:  # iterations and epochs are counted: no 1.2, 1.4, ... ticks
+            if ax.get_xlabel() in ("iteration", "epoch"):
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        return fig
     return gym_run_figure(run, env, records, window)
-
-
-def whole_number_axes(fig: Figure) -> Figure:
-    """Iterations and epochs are counted: no 1.2, 1.4, ... ticks on a short run's axes."""
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in fig.axes:
-        if ax.get_xlabel() in ("iteration", "epoch"):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return fig
 
 
 def plot_run(run: Path, out: Path | None = None, window: int | None = None) -> Path:
@@ -373,9 +338,8 @@ def clip_figure(clip_coef: float = 0.2) -> Figure:
     ax.plot(r, r, color="tab:blue", linestyle="--", label="ratio r")
     ax.plot(r, torch.clamp(r, lo, hi), color="tab:red", linewidth=3, label="clip(r, 1−ε, 1+ε)")
     ax.axhspan(lo, hi, color="tab:green", alpha=0.15, label=f"allowed band [{lo:g}, {hi:g}]")
-    ax.set_title(f"The ratio is clipped to [1−ε, 1+ε], ε = {clip_coef:g}")
-    ax.set_xlabel("ratio r = π_new(a|s) / π_old(a|s)")
-    ax.set_ylabel("ratio used in the clipped term")
+    title = f"The ratio is clipped to [1−ε, 1+ε], ε = {clip_coef:g}"
+    label_panel(ax, title, "ratio r = π_new(a|s) / π_old(a|s)", "ratio used in the clipped term")
     ax.set_xlim(0, 2)
     ax.set_ylim(0, 2)
     ax.legend(fontsize=9, loc="upper left")
@@ -391,12 +355,8 @@ def clip_figure(clip_coef: float = 0.2) -> Figure:
         flat = (hi, 2.0) if adv > 0 else (0.0, lo)
         ax.axvspan(*flat, color="tab:gray", alpha=0.12, label="flat: no gradient")
         ax.axvline(1.0, color="gray", linestyle=":")
-        ax.set_title(f"Objective, {words}")
-        ax.set_xlabel("ratio r")
-        ax.set_ylabel("objective (PPO maximizes it)")
+        label_panel(ax, f"Objective, {words}", "ratio r", "objective (PPO maximizes it)")
         ax.set_xlim(0, 2)
         ax.legend(fontsize=9, loc="upper left" if adv > 0 else "lower left")
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
     fig.suptitle("PPO clipping", fontsize=14, fontweight="bold")
     return fig

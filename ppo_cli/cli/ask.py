@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ppo_cli.cli.common import handle_errors
-from ppo_cli.cli.options import RunDir
+from ppo_cli.cli.options import RunDir, option
 from ppo_cli.errors import PpoqaError, UsageError
 
 
@@ -39,31 +39,24 @@ def ask_command(
         typer.Argument(help="The question; '-' (or none, with stdin piped) reads one per line."),
     ] = None,
     run: RunDir = None,
-    json_output: Annotated[
+    json_output: option(
         bool,
-        typer.Option(
-            "--json",
-            help="One JSON object per answer: {question, answer, confidence, familiar, "
-            "unknown_words, nearest, similarity}.",
-        ),
-    ] = False,
-    strict: Annotated[
+        "One JSON object per answer: {question, answer, confidence, familiar, "
+        "unknown_words, nearest, similarity}.",
+        "--json",
+    ) = False,
+    strict: option(
         bool,
-        typer.Option(
-            "--strict",
-            help=f"Exit {UNFAMILIAR_EXIT} (after printing every answer) when a question is "
-            "unfamiliar: unknown words, or under 0.6 word overlap with every training question.",
-        ),
-    ] = False,
-    verbose: Annotated[
+        f"Exit {UNFAMILIAR_EXIT} (after printing every answer) when a question is "
+        "unfamiliar: unknown words, or under 0.6 word overlap with every training question.",
+        "--strict",
+    ) = False,
+    verbose: option(
         bool,
-        typer.Option(
-            "--verbose",
-            "-v",
-            help="Also a line on stderr per answer: its confidence and the nearest training "
-            "question.",
-        ),
-    ] = False,
+        "Also a line on stderr per answer: its confidence and the nearest training question.",
+        "--verbose",
+        "-v",
+    ) = False,
 ) -> None:
     """Answer a question with a trained text-QA run; prints only the answer.
 

@@ -81,12 +81,9 @@ class DataConsole(Console):
     fit a width (render.Fit) still splits at COLUMNS: it measures as no wider than that."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        if self.is_terminal or kwargs.get("width") is not None:
-            super().print(*objects, **kwargs)
-            return
-        options = self.options
-        widest = max((self._data_width(o) for o in objects), default=0)
-        if widest <= options.max_width:
+        fitted = self.is_terminal or kwargs.get("width") is not None
+        widest = 0 if fitted else max((self._data_width(o) for o in objects), default=0)
+        if widest <= self.options.max_width:
             super().print(*objects, **kwargs)
             return
         saved = self._width

@@ -4,36 +4,21 @@ stdout (or one JSON document), figures in --out."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from ppo_cli.cli.common import emit, err, handle_errors
-from ppo_cli.cli.options import JsonFlag
+from ppo_cli.cli.options import JsonFlag, option
 
 
 def compare_command(
-    estimators: Annotated[
-        str,
-        typer.Option(help="Comma-separated: gae, grpo, dr_grpo, rloo, reinforce_pp."),
-    ] = "gae,grpo,rloo,reinforce_pp",
-    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1 per estimator.")] = 5,
-    dataset: Annotated[
-        str | None,
-        typer.Option(help="QA dataset YAML (default: the built-in five questions)."),
-    ] = None,
-    iterations: Annotated[
-        int,
-        typer.Option(help="Iterations per run, the same for all (no early stop)."),
-    ] = 8,
-    num_episodes: Annotated[
-        int,
-        typer.Option(help="Completions per iteration (a multiple of every group size)."),
-    ] = 64,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Folder for the figures (default: ./compare).")
-    ] = None,
-    no_figures: Annotated[bool, typer.Option("--no-figures", help="Write no figures.")] = False,
+    estimators: option(
+        str, "Comma-separated: gae, grpo, dr_grpo, rloo, reinforce_pp."
+    ) = "gae,grpo,rloo,reinforce_pp",
+    seeds: option(int, "Seeds 0..N-1 per estimator.") = 5,
+    dataset: option(str | None, "QA dataset YAML (default: the built-in five questions).") = None,
+    iterations: option(int, "Iterations per run, the same for all (no early stop).") = 8,
+    num_episodes: option(int, "Completions per iteration (a multiple of every group size).") = 64,
+    out_dir: option(Path | None, "Folder for the figures (default: ./compare).", "--out") = None,
+    no_figures: option(bool, "Write no figures.", "--no-figures") = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Compare advantage estimators: same dataset, same completions, N seeds each.

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from ppo_cli.cli.common import handle_errors, out, print_json
-from ppo_cli.cli.options import RunDir
+from ppo_cli.cli.options import RunDir, option
 
 
 def doctor_command(
     run: RunDir = None,
-    json_output: Annotated[
+    json_output: option(
         bool,
-        typer.Option(
-            "--json",
-            help='Print {"run", "final_accuracy", "findings": [{"code", "message", "evidence", '
-            '"remedy"}], "still_wrong": [{"question", "answer", "target"}]} on stdout.',
-        ),
-    ] = False,
+        'Print {"run", "final_accuracy", "findings": [{"code", "message", "evidence", '
+        '"remedy"}], "still_wrong": [{"question", "answer", "target"}]} on stdout.',
+        "--json",
+    ) = False,
 ) -> None:
     """Diagnose a run from its own records: same answer for many questions, hedging, word order,
     reward hacking, not learning, forgetting, loss exploding, entropy collapse, budget
@@ -43,14 +37,10 @@ def doctor_command(
         wrong = still_wrong(records)
         total = len(records.results)
         if json_output:
-            print_json(
-                {
-                    "run": str(path),
-                    "final_accuracy": round((total - len(wrong)) / max(1, total), 4),
-                    "findings": [f.to_dict() for f in findings],
-                    "still_wrong": wrong,
-                }
-            )
+            accuracy = round((total - len(wrong)) / max(1, total), 4)
+            findings_doc = [f.to_dict() for f in findings]
+            doc = {"run": str(path), "final_accuracy": accuracy, "findings": findings_doc}
+            print_json(doc | {"still_wrong": wrong})
             return
         lines = render_findings(findings) or [f"{path}: no problems found"]
         for line in lines + render_still_wrong(wrong, total):

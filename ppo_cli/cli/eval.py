@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from ppo_cli.cli.common import err, handle_errors, out, print_json
-from ppo_cli.cli.options import JsonFlag, RunDir
+from ppo_cli.cli.common import emit, err, handle_errors
+from ppo_cli.cli.options import JsonFlag, RunDir, option
 from ppo_cli.errors import UsageError
 
 
 def eval_command(
     run: RunDir = None,
-    dataset: Annotated[
+    dataset: option(
+        Path | None, "Text QA: evaluate on this dataset instead of the training set."
+    ) = None,
+    episodes: option(int, "Gymnasium: greedy episodes to run.", min=1) = 20,
+    seed: option(int, "Gymnasium: seed of the first evaluation episode.", min=0) = 1000,
+    record: option(
         Path | None,
-        typer.Option(help="Text QA: evaluate on this dataset instead of the training set."),
-    ] = None,
-    episodes: Annotated[int, typer.Option(min=1, help="Gymnasium: greedy episodes to run.")] = 20,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Gymnasium: seed of the first evaluation episode.")
-    ] = 1000,
-    record: Annotated[
-        Path | None,
-        typer.Option(
-            help="Gymnasium: also write greedy episodes as an animation (.gif; .mp4 with ffmpeg).",
-        ),
-    ] = None,
-    record_episodes: Annotated[
-        int,
-        typer.Option(min=1, help="Gymnasium: episodes --record plays (default 1)."),
-    ] = 1,
+        "Gymnasium: also write greedy episodes as an animation (.gif; .mp4 with ffmpeg).",
+    ) = None,
+    record_episodes: option(int, "Gymnasium: episodes --record plays (default 1).", min=1) = 1,
     json_output: JsonFlag = False,
 ) -> None:
     """Measure a trained run: greedy accuracy per question, or mean episode return.
@@ -69,20 +58,15 @@ def eval_command(
             if dataset is not None
             else evaluate_qa(text_run.policy, text_run.task)
         )
-        acc = accuracy(results)
-        if json_output:
-            print_json(
-                {
-                    "run": str(path),
-                    "env": "text-qa",
-                    "accuracy": acc,
-                    "correct": sum(r.correct for r in results),
-                    "total": len(results),
-                    "results": [r.to_dict() for r in results],
-                }
-            )
-            return
-        out.print(qa_results_table(results, f"Greedy evaluation of {path}"))
+        doc = {
+            "run": str(path),
+            "env": env,
+            "accuracy": accuracy(results),
+            "correct": sum(r.correct for r in results),
+            "total": len(results),
+            "results": [r.to_dict() for r in results],
+        }
+        emit(doc, json_output, lambda _: qa_results_table(results, f"Greedy evaluation of {path}"))
 
 
 def _eval_gym(
@@ -116,21 +100,17 @@ def _eval_gym(
                 highlight=False,
             )
     results = evaluate_gym(run.policy, run.env_id, episodes, seed, run.env_kwargs, run.normalizer)
-    if json_output:
-        returns = [r.episode_return for r in results]
-        mean, std = mean_std(returns)
-        print_json(
-            {
-                "run": str(path),
-                "env": run.env_id,
-                "episodes": len(results),
-                "seed": seed,
-                "mean_return": mean,
-                "std_return": std,
-                "returns": returns,
-                "lengths": [r.length for r in results],
-            }
-            | ({"record": recorded} if recorded is not None else {})
-        )
-        return
-    out.print(episodes_table(results, f"Greedy evaluation of {path} on {run.env_id}"))
+    returns = [r.episode_return for r in results]
+    mean, std = mean_std(returns)
+    doc = {
+        "run": str(path),
+        "env": run.env_id,
+        "episodes": len(results),
+        "seed": seed,
+        "mean_return": mean,
+        "std_return": std,
+        "returns": returns,
+        "lengths": [r.length for r in results],
+    } | ({"record": recorded} if recorded is not None else {})
+    title = f"Greedy evaluation of {path} on {run.env_id}"
+    emit(doc, json_output, lambda _: episodes_table(results, title))

@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NewType
+from typing import TYPE_CHECKING, Annotated, Any, NewType
 
 import typer
 
 from ppo_cli.cli.common import BadValue, emit, handle_errors
-from ppo_cli.cli.options import JsonFlag, bounded, one_of
+from ppo_cli.cli.options import JsonFlag, bounded, one_of, option
 from ppo_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -25,6 +25,11 @@ _FALSE = {"0", "false", "f", "no", "n"}
 # An option that is a comma-separated list ('1,-0.5,2' or '[1,-0.5,2]'), parsed by typer.
 Numbers = NewType("Numbers", list)
 Flags = NewType("Flags", list)
+
+
+def _numbers(help: str) -> Any:
+    """An option taking a comma-separated list of numbers."""
+    return option(Numbers | None, help, parser=numbers, metavar="<numbers>")
 
 
 def _items(text: str, hint: str) -> list[str]:
@@ -116,60 +121,39 @@ def explain_gae_command(
             help='\'-\' reads a JSON document from stdin: {"rewards": [...], "values": [...]}.'
         ),
     ] = None,
-    rewards: Annotated[
-        Numbers | None,
-        typer.Option(parser=numbers, metavar="<numbers>", help="Rewards per step, e.g. -0.1,10."),
-    ] = None,
-    values: Annotated[
-        Numbers | None,
-        typer.Option(
-            parser=numbers, metavar="<numbers>", help="Critic values V(s_t) per step, e.g. 8.2,9.8."
-        ),
-    ] = None,
-    dones: Annotated[
+    rewards: _numbers("Rewards per step, e.g. -0.1,10.") = None,
+    values: _numbers("Critic values V(s_t) per step, e.g. 8.2,9.8.") = None,
+    dones: option(
         Flags | None,
-        typer.Option(
-            parser=done_flags,
-            metavar="<flags>",
-            help="1 where an episode ended at that step, e.g. 0,1 (default: none).",
-        ),
-    ] = None,
-    last_value: Annotated[
+        "1 where an episode ended at that step, e.g. 0,1 (default: none).",
+        parser=done_flags,
+        metavar="<flags>",
+    ) = None,
+    last_value: option(
+        float | None, "V after the final step when it is not done (default 0)."
+    ) = None,
+    gamma: option(
         float | None,
-        typer.Option(help="V after the final step when it is not done (default 0)."),
-    ] = None,
-    gamma: Annotated[
+        "Discount factor in [0, 1] (default 0.99).",
+        callback=bounded(0, 1, "gamma, the discount: the default is 0.99"),
+    ) = None,
+    lam: option(
         float | None,
-        typer.Option(
-            help="Discount factor in [0, 1] (default 0.99).",
-            callback=bounded(0, 1, "gamma, the discount: the default is 0.99"),
-        ),
-    ] = None,
-    lam: Annotated[
-        float | None,
-        typer.Option(
-            help="GAE lambda in [0, 1] (default 0.95).",
-            callback=bounded(0, 1, "GAE lambda: the default is 0.95"),
-        ),
-    ] = None,
-    example: Annotated[
+        "GAE lambda in [0, 1] (default 0.95).",
+        callback=bounded(0, 1, "GAE lambda: the default is 0.95"),
+    ) = None,
+    example: option(
         str | None,
-        typer.Option(
-            help="A seed example when no lists are given: correct (default), wrong, cartpole.",
-            **one_of(_examples, "an unknown example: the seeds give correct, wrong and cartpole"),
-        ),
-    ] = None,
-    run: Annotated[
-        Path | None,
-        typer.Option(help="Explain episodes sampled from this trained text-QA run instead."),
-    ] = None,
-    episodes: Annotated[
-        int,
-        typer.Option(
-            help="With --run: episodes to show.", callback=bounded(1, hint="e.g. --episodes 3")
-        ),
-    ] = 3,
-    seed: Annotated[int, typer.Option(help="With --run: seed of the sampled batch.")] = 0,
+        "A seed example when no lists are given: correct (default), wrong, cartpole.",
+        **one_of(_examples, "an unknown example: the seeds give correct, wrong and cartpole"),
+    ) = None,
+    run: option(
+        Path | None, "Explain episodes sampled from this trained text-QA run instead."
+    ) = None,
+    episodes: option(
+        int, "With --run: episodes to show.", callback=bounded(1, hint="e.g. --episodes 3")
+    ) = 3,
+    seed: option(int, "With --run: seed of the sampled batch.") = 0,
     json_output: JsonFlag = False,
 ) -> None:
     """Walk through GAE step by step: δ, advantages, returns and their normalization.
@@ -206,33 +190,14 @@ def explain_gae_command(
 
 
 def explain_clip_command(
-    old_logprobs: Annotated[
-        Numbers | None,
-        typer.Option(
-            parser=numbers,
-            metavar="<numbers>",
-            help="Log-probabilities under the old policy, e.g. -1.0,-0.5.",
-        ),
-    ] = None,
-    new_logprobs: Annotated[
-        Numbers | None,
-        typer.Option(
-            parser=numbers,
-            metavar="<numbers>",
-            help="Log-probabilities under the new policy, e.g. -0.5,-0.3.",
-        ),
-    ] = None,
-    advantages: Annotated[
-        Numbers | None,
-        typer.Option(parser=numbers, metavar="<numbers>", help="Advantages, e.g. 1.0,-0.5."),
-    ] = None,
-    clip_coef: Annotated[
+    old_logprobs: _numbers("Log-probabilities under the old policy, e.g. -1.0,-0.5.") = None,
+    new_logprobs: _numbers("Log-probabilities under the new policy, e.g. -0.5,-0.3.") = None,
+    advantages: _numbers("Advantages, e.g. 1.0,-0.5.") = None,
+    clip_coef: option(
         float,
-        typer.Option(
-            help="PPO clipping ε in (0, 1).",
-            callback=bounded(0, 1, "e.g. --clip-coef 0.2", exclusive=True),
-        ),
-    ] = 0.2,
+        "PPO clipping ε in (0, 1).",
+        callback=bounded(0, 1, "e.g. --clip-coef 0.2", exclusive=True),
+    ) = 0.2,
     json_output: JsonFlag = False,
 ) -> None:
     """Walk through PPO's clipped objective: ratios, both terms, the min, the loss.
@@ -260,31 +225,24 @@ def explain_clip_command(
 
 
 def explain_advantage_command(
-    run: Annotated[
+    run: option(
         Path | None,
-        typer.Option(
-            help="A trained text-QA run to sample from (default: a fresh 1-iteration run on the "
-            "built-in set).",
-        ),
-    ] = None,
-    group_size: Annotated[
+        "A trained text-QA run to sample from (default: a fresh 1-iteration run on the "
+        "built-in set).",
+    ) = None,
+    group_size: option(
         int,
-        typer.Option(
-            help="Completions per question.",
-            callback=bounded(
-                2,
-                hint="the group estimators compare a completion with the others of its "
-                "question: e.g. --group-size 4",
-            ),
+        "Completions per question.",
+        callback=bounded(
+            2,
+            hint="the group estimators compare a completion with the others of its "
+            "question: e.g. --group-size 4",
         ),
-    ] = 4,
-    questions: Annotated[
-        int,
-        typer.Option(
-            help="Questions in the batch.", callback=bounded(1, hint="e.g. --questions 3")
-        ),
-    ] = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the sampled batch (and fresh run).")] = 0,
+    ) = 4,
+    questions: option(
+        int, "Questions in the batch.", callback=bounded(1, hint="e.g. --questions 3")
+    ) = 3,
+    seed: option(int, "Seed of the sampled batch (and fresh run).") = 0,
     json_output: JsonFlag = False,
 ) -> None:
     """One batch, the advantage each completion gets under every estimator, side by side.

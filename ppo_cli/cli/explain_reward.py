@@ -3,33 +3,26 @@ environment's own scoring code (ppo_cli.textqa.rewards)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from ppo_cli.cli.common import handle_errors, out, print_json
-from ppo_cli.cli.options import JsonFlag, reward_names
+from ppo_cli.cli.options import JsonFlag, option, reward_names
 from ppo_cli.errors import UsageError
 
 
 def explain_reward_command(
-    target: Annotated[
-        str | None,
-        typer.Option(help='The right answer, e.g. "Buenos Aires" (default: two examples).'),
-    ] = None,
-    answer: Annotated[
+    target: option(
+        str | None, 'The right answer, e.g. "Buenos Aires" (default: two examples).'
+    ) = None,
+    answer: option(
         list[str] | None,
-        typer.Option(
-            help="A candidate answer to score (repeatable; default: right, hedged, reordered, "
-            "partial).",
-        ),
-    ] = None,
-    reward: Annotated[
+        "A candidate answer to score (repeatable; default: right, hedged, reordered, partial).",
+    ) = None,
+    reward: option(
         list[str] | None,
-        typer.Option(
-            help="Only this reward (repeatable; default: every reward).", callback=reward_names
-        ),
-    ] = None,
+        "Only this reward (repeatable; default: every reward).",
+        callback=reward_names,
+    ) = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Show what every reward pays for hedged, reordered and partial answers.
@@ -51,13 +44,9 @@ def explain_reward_command(
             raise UsageError("--answer needs --target", 'e.g. --target "Warsaw" --answer "Oslo"')
         if target is not None and not tokenize(target):
             raise UsageError("--target is empty", 'give the right answer, e.g. --target "Warsaw"')
-        if target is not None:
-            examples = [(target, tuple(answer or (target,)))]
-        else:
-            examples = list(DEFAULT_EXAMPLES)
-        rows = []
-        for tgt, answers in examples:
-            rows.extend(explain_rewards(tgt, list(answers), names))
+        yours = [(target, tuple(answer or (target,)))]
+        examples = yours if target is not None else list(DEFAULT_EXAMPLES)
+        rows = [r for tgt, answers in examples for r in explain_rewards(tgt, list(answers), names)]
         if json_output:
             print_json(
                 {

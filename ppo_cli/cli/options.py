@@ -23,11 +23,16 @@ from ppo_cli.config import CHOICES, FIELD_TYPES, FIELDS, REWARD_CHOICES
 from ppo_cli.presets import PRESET_NAMES
 
 RUN, QA, GYM, OUT = "Run", "Text QA", "Gymnasium", "Output"
+
+
+def option(kind: Any, help: str, *flags: str, **more: Any) -> Any:
+    """A command's own option, as the annotation typer reads: Annotated[kind, typer.Option]."""
+    return Annotated[kind, typer.Option(*flags, help=help, **more)]
+
+
 # the options most commands take, written once
-RunDir = Annotated[
-    Path | None, typer.Option("--run", help="Run directory (default: the newest under ./runs/).")
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+RunDir = option(Path | None, "Run directory (default: the newest under ./runs/).", "--run")
+JsonFlag = option(bool, "Print one JSON object on stdout.", "--json")
 
 # TAB completion of the settings that take one of a few values, and of --env
 COMPLETIONS = {name: complete_from(values) for name, values in CHOICES.items()} | {
@@ -115,6 +120,11 @@ def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter
     return inspect.Parameter(name, kind, default=default, annotation=annotation)
 
 
+def _option(name: str, kind: Any, *flags: str, default: Any = None, **more: Any) -> Any:
+    """A shared option that is not a Config field."""
+    return _param(name, Annotated[kind, typer.Option(*flags, **more)], default)
+
+
 def setting(name: str, *flags: str, default: Any = None, **more: Any) -> inspect.Parameter:
     """Config field `name` as an option of the field's type; None (not given) by default, so
     that config files and presets below the flags keep their say."""
@@ -130,37 +140,25 @@ def settings(names: str) -> list[inspect.Parameter]:
 TRAINING: tuple[inspect.Parameter, ...] = (
     *settings("env dataset seed policy hidden_size iterations stall_iterations timesteps"),
     *settings("target_accuracy target_return"),
-    _param(
+    _option(
         "no_early_stop",
-        Annotated[
-            bool,
-            typer.Option(
-                "--no-early-stop",
-                help="Run all iterations (text QA) or timesteps (gymnasium): no early stop.",
-                rich_help_panel=QA,
-            ),
-        ],
-        False,
+        bool,
+        "--no-early-stop",
+        default=False,
+        help="Run all iterations (text QA) or timesteps (gymnasium): no early stop.",
+        rich_help_panel=QA,
     ),
     *settings("eval_every save_every"),
-    _param(
+    _option(
         "preset",
-        Annotated[
-            str | None,
-            typer.Option(
-                help=f"Settings bundle: {', '.join(PRESET_NAMES)} (balanced = defaults); "
-                "--config and flags override it.",
-                rich_help_panel=QA,
-                autocompletion=complete_from(PRESET_NAMES),
-            ),
-        ],
+        str | None,
+        help=f"Settings bundle: {', '.join(PRESET_NAMES)} (balanced = defaults); "
+        "--config and flags override it.",
+        rich_help_panel=QA,
+        autocompletion=complete_from(PRESET_NAMES),
     ),
-    _param(
-        "config",
-        Annotated[
-            Path | None,
-            typer.Option(help="YAML file of settings; flags override it.", rich_help_panel=RUN),
-        ],
+    _option(
+        "config", Path | None, help="YAML file of settings; flags override it.", rich_help_panel=RUN
     ),
     *settings("device threads"),
     setting("learning_rate", "--learning-rate", "--lr"),
@@ -173,16 +171,12 @@ TRAINING: tuple[inspect.Parameter, ...] = (
     *settings("answer_positions answer_memory probes init_from kl_coef kl_in kl_estimator"),
     *settings("kl_target kl_horizon reward_fn num_envs num_steps vector_mode reward_scale"),
     *settings("norm_obs norm_reward"),
-    _param(
+    _option(
         "env_kwarg",
-        Annotated[
-            list[str] | None,
-            typer.Option(
-                "--env-kwargs",
-                help="KEY=VALUE for the env constructor (repeatable; VALUE is one YAML scalar).",
-                rich_help_panel=GYM,
-            ),
-        ],
+        list[str] | None,
+        "--env-kwargs",
+        help="KEY=VALUE for the env constructor (repeatable; VALUE is one YAML scalar).",
+        rich_help_panel=GYM,
     ),
     *settings("log_std_init activation ortho_init action_mask tensorboard"),
 )

@@ -4,51 +4,38 @@ clipping figure; prints the image path."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from ppo_cli.cli.common import handle_errors, print_json
-from ppo_cli.cli.options import RunDir
+from ppo_cli.cli.options import RunDir, option
 
 
 def plot_command(
     run: RunDir = None,
-    out: Annotated[
+    out: option(
         Path | None,
-        typer.Option(
-            help="Image file (.png, .svg, .pdf); default <run>/training.png or ./ppo_clipping.png.",
-        ),
-    ] = None,
-    clip: Annotated[
-        bool, typer.Option("--clip", help="Draw the PPO clipping figure instead (needs no run).")
-    ] = False,
-    clip_coef: Annotated[float, typer.Option(help="With --clip: ε of the band.")] = 0.2,
-    window: Annotated[
+        "Image file (.png, .svg, .pdf); default <run>/training.png or ./ppo_clipping.png.",
+    ) = None,
+    clip: option(bool, "Draw the PPO clipping figure instead (needs no run).", "--clip") = False,
+    clip_coef: option(float, "With --clip: ε of the band.") = 0.2,
+    window: option(
         int | None,
-        typer.Option(
-            help="Gymnasium runs: smoothing window, in logged returns (default: a tenth of them, "
-            "at most 10; a sweep's curves: 10).",
-        ),
-    ] = None,
-    runs: Annotated[
+        "Gymnasium runs: smoothing window, in logged returns (default: a tenth of them, "
+        "at most 10; a sweep's curves: 10).",
+    ) = None,
+    runs: option(
         list[Path] | None,
-        typer.Option(
-            help="Aggregate over seeds: run directories or sweep folders (repeatable); runs with "
-            "the same settings but the seed are one configuration.",
-        ),
-    ] = None,
-    study: Annotated[
-        str | None,
-        typer.Option(help="Aggregate a `ppoqa sweep` study's configurations."),
-    ] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(help="With --study: its storage (default ./sweeps/<study>/study.db)."),
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help='Print {"paths": [...]} on stdout instead of the path.')
-    ] = False,
+        "Aggregate over seeds: run directories or sweep folders (repeatable); runs with "
+        "the same settings but the seed are one configuration.",
+    ) = None,
+    study: option(str | None, "Aggregate a `ppoqa sweep` study's configurations.") = None,
+    storage: option(
+        str | None, "With --study: its storage (default ./sweeps/<study>/study.db)."
+    ) = None,
+    json_output: option(
+        bool, 'Print {"paths": [...]} on stdout instead of the path.', "--json"
+    ) = False,
 ) -> None:
     """Draw a run's training curves (loss, reward, accuracy, KL) or the clipping figure.
 
@@ -78,13 +65,12 @@ def plot_command(
                 groups, title = groups_from_study(url, study), f"Study {study}"
             else:
                 groups, title = groups_from_runs(runs), "Runs aggregated over seeds"
-            paths = [plot_groups(groups, title, out, 10 if window is None else window)]
+            path = plot_groups(groups, title, out, 10 if window is None else window)
         elif clip:
-            paths = [plot_clip(out or Path("ppo_clipping.png"), clip_coef)]
+            path = plot_clip(out or Path("ppo_clipping.png"), clip_coef)
         else:
-            paths = [plot_run(find_run(run), out, window)]
+            path = plot_run(find_run(run), out, window)
         if json_output:
-            print_json({"paths": [str(p) for p in paths]})
-            return
-        for p in paths:
-            typer.echo(str(p))
+            print_json({"paths": [str(path)]})
+        else:
+            typer.echo(str(path))

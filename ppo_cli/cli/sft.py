@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from ppo_cli.cli.common import err, handle_errors, out, print_json
-from ppo_cli.cli.options import bounded, setting, settings, shares
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether the option was typed on the command line (not its default)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
-
+from ppo_cli.cli.options import bounded, option, setting, settings, shares
 
 SFT_SETTINGS = "dataset policy hidden_size seed answer_vocab max_answer_tokens"
 
@@ -27,36 +20,27 @@ SFT_SETTINGS = "dataset policy hidden_size seed answer_vocab max_answer_tokens"
 )
 def sft_command(
     ctx: typer.Context,
-    run_dir: Annotated[
-        Path | None,
-        typer.Option(help="Where to write the run (default: a new folder under ./runs/)."),
-    ] = None,
-    epochs: Annotated[
+    run_dir: option(
+        Path | None, "Where to write the run (default: a new folder under ./runs/)."
+    ) = None,
+    epochs: option(
+        int, "Passes over the dataset.", callback=bounded(1, hint="e.g. --epochs 60")
+    ) = 60,
+    batch_size: option(
         int,
-        typer.Option(help="Passes over the dataset.", callback=bounded(1, hint="e.g. --epochs 60")),
-    ] = 60,
-    batch_size: Annotated[
+        "Question-answer pairs per gradient step.",
+        callback=bounded(1, hint="e.g. --batch-size 8"),
+    ) = 8,
+    eval_every: option(
         int,
-        typer.Option(
-            help="Question-answer pairs per gradient step.",
-            callback=bounded(1, hint="e.g. --batch-size 8"),
-        ),
-    ] = 8,
-    eval_every: Annotated[
-        int,
-        typer.Option(
-            help="Greedy evaluation every N epochs, and after the last.",
-            callback=bounded(1, hint="e.g. --eval-every 5"),
-        ),
-    ] = 1,
-    resume: Annotated[
-        Path | None,
-        typer.Option(help="Continue an interrupted SFT run in this folder, with its own settings."),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON summary on stdout, nothing else.")
-    ] = False,
+        "Greedy evaluation every N epochs, and after the last.",
+        callback=bounded(1, hint="e.g. --eval-every 5"),
+    ) = 1,
+    resume: option(
+        Path | None, "Continue an interrupted SFT run in this folder, with its own settings."
+    ) = None,
+    quiet: option(bool, "No progress on stderr.", "--quiet", "-q") = False,
+    json_output: option(bool, "Print one JSON summary on stdout, nothing else.", "--json") = False,
     **settings: Any,
 ) -> None:
     """Supervised fine-tuning: learn the dataset's answers by teacher forcing (cross-entropy on
@@ -82,16 +66,11 @@ def sft_command(
             def on_iteration(self, record: dict[str, Any]) -> None:
                 e = record["iteration"]
                 if not (quiet or json_output) and (e == epochs or e % max(1, epochs // 6) == 0):
-                    err.print(
-                        f"epoch {e:>4}/{epochs}  loss {record['loss']:.4f}  "
-                        f"token acc {100 * record['token_accuracy']:.0f}%"
-                        + (
-                            f"  greedy acc {100 * record['eval_accuracy']:.0f}%"
-                            if "eval_accuracy" in record
-                            else ""
-                        ),
-                        highlight=False,
-                    )
+                    line = f"epoch {e:>4}/{epochs}  loss {record['loss']:.4f}  "
+                    line += f"token acc {100 * record['token_accuracy']:.0f}%"
+                    if "eval_accuracy" in record:
+                        line += f"  greedy acc {100 * record['eval_accuracy']:.0f}%"
+                    err.print(line, highlight=False)
 
             def on_warning(self, message: str) -> None:
                 err.print(f"ppoqa: warning: {message}", markup=False, highlight=False)
@@ -104,7 +83,7 @@ def sft_command(
             changed = [
                 f"--{name.replace('_', '-')}"
                 for name in (*settings, "epochs", "batch_size", "eval_every")
-                if _given(ctx, name)
+                if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"  # typed
             ]
             if changed:
                 raise UsageError(

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from ppo_cli.cli.common import emit, err, handle_errors
-from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, shares
+from ppo_cli.cli.options import TRAINING, bounded, given_settings, one_of, option, shares
 from ppo_cli.errors import PpoqaError, UsageError
+from ppo_cli.kinds import KINDS, TEXT, kind_of
 
 
 class CliEvents:
@@ -91,135 +92,95 @@ def _run_workers(opts: Any, n: int, quiet: bool) -> int:
 
 
 def report_table(rep: Any) -> Any:
-    from rich.table import Table
+    from ppo_cli.render import columns_table
 
     names: list[str] = []
     for c in rep.configurations:
         names += [k for k in c.params if k not in names]
-    table = Table(
-        title=f"Study {rep.study}: {rep.metric}"
-        + (" (lower is better)" if rep.lower_is_better else "")
-        + f", IQM over {rep.seeds} seeds, best first",
-        title_justify="left",
-    )
-    table.add_column("#", justify="right")
-    for name in names:
-        table.add_column(name, justify="right")
-    table.add_column("scores per seed")
-    table.add_column("IQM", justify="right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("state")
+    better = " (lower is better)" if rep.lower_is_better else ""
+    title = f"Study {rep.study}: {rep.metric}{better}, IQM over {rep.seeds} seeds, best first"
+    columns = " | ".join(["#", *names, "scores per seed", "IQM", "95% CI", "state"])
+    table = columns_table(title, columns, left="scores per seed | state")
     for i, c in enumerate(rep.configurations, 1):
         cells = [str(c.params.get(n, "")) for n in names]
         scores = ", ".join(f"{s:.3g}" for s in c.scores) or "-"
         value = f"{c.iqm:.3f}" if c.iqm is not None else "-"
         ci = f"[{c.ci[0]:.3f}, {c.ci[1]:.3f}]" if c.ci is not None else "-"
         table.add_row(str(i), *cells, scores, value, ci, c.state)
-    if not rep.configurations:
-        table.caption = "no configurations yet"
-    else:
-        table.caption = (
-            "CI: 95 % percentile bootstrap of the IQM over seeds (rliable); "
-            "stale = running, but its worker stopped sending heartbeats"
-        )
+    table.caption = (
+        "CI: 95 % percentile bootstrap of the IQM over seeds (rliable); "
+        "stale = running, but its worker stopped sending heartbeats"
+        if rep.configurations
+        else "no configurations yet"
+    )
     return table
 
 
-def _default_study(axes: list[Any], env: str) -> str:
-    names = "-".join(a.name for a in axes)
-    return names if env == "text-qa" else f"{env}-{names}"
-
-
-def _own(help: str, *flags: str, **more: Any) -> Any:
+def _own(kind: Any, help: str, *flags: str, **more: Any) -> Any:
     """An option of the sweep's own, in a --help panel of its own."""
-    return typer.Option(*flags, help=help, rich_help_panel="Sweep", **more)
-
-
-def _objectives() -> tuple[str, ...]:
-    from ppo_cli.sweep.worker import OBJECTIVES
-
-    return OBJECTIVES
+    return option(kind, help, *flags, rich_help_panel="Sweep", **more)
 
 
 @shares(*(p for p in TRAINING if p.name != "seed"), first=False)
 def sweep_command(
-    search: Annotated[
+    search: _own(
         list[str] | None,
-        _own(
-            "A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or NAME=log(LO,HI) / "
-            "int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). All lists: every "
-            "combination once; any range: --trials configurations."
-        ),
-    ] = None,
-    trials: Annotated[
+        "A setting to search, repeatable: NAME=V1,V2,... (a grid axis) or NAME=log(LO,HI) / "
+        "int(LO,HI) / float(LO,HI) (a range, sampled by Optuna's TPE). All lists: every "
+        "combination once; any range: --trials configurations.",
+    ) = None,
+    trials: _own(
         int | None,
-        _own(
-            "Range searches: how many configurations to train in all.",
-            callback=bounded(1, hint="e.g. --trials 20"),
-        ),
-    ] = None,
-    seeds: Annotated[
+        "Range searches: how many configurations to train in all.",
+        callback=bounded(1, hint="e.g. --trials 20"),
+    ) = None,
+    seeds: _own(
         int | None,
-        _own(
-            "Seeds 0..K-1 per configuration (default 3); score = their IQM.",
-            callback=bounded(1, 1000, "e.g. --seeds 5"),
-        ),
-    ] = None,
-    objective: Annotated[
+        "Seeds 0..K-1 per configuration (default 3); score = their IQM.",
+        callback=bounded(1, 1000, "e.g. --seeds 5"),
+    ) = None,
+    objective: _own(
         str | None,
-        _own(
-            "What a seed scores: auc (text QA's default: greedy accuracy averaged over the run's "
-            "iterations, so solving sooner ranks higher), final (gymnasium's default: final "
-            "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
-            **one_of(_objectives, "e.g. --objective auc"),
-        ),
-    ] = None,
-    out_dir: Annotated[
-        Path | None, _own("Folder of the run directories (default ./sweeps/<study>/).", "--out")
-    ] = None,
-    storage: Annotated[
+        "What a seed scores: auc (text QA's default: greedy accuracy averaged over the run's "
+        "iterations, so solving sooner ranks higher), final (gymnasium's default: final "
+        "accuracy or mean eval return) or iterations-to-solve (text QA; lower is better).",
+        **one_of(tuple(KINDS[TEXT].objectives), "e.g. --objective auc"),  # every objective
+    ) = None,
+    out_dir: _own(
+        Path | None, "Folder of the run directories (default ./sweeps/<study>/).", "--out"
+    ) = None,
+    storage: _own(
         str | None,
-        _own(
-            "Optuna storage shared by the workers: sqlite:///FILE.db (default: <out>/study.db), "
-            "postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared disk."
-        ),
-    ] = None,
-    study: Annotated[
+        "Optuna storage shared by the workers: sqlite:///FILE.db (default: <out>/study.db), "
+        "postgresql://USER:PASSWORD@HOST/DB, or journal:FILE on a shared disk.",
+    ) = None,
+    study: _own(
         str | None,
-        _own(
-            "Study name (default: the searched settings). Workers given the same storage and "
-            "study share its configurations; with no --search a worker joins with the study's "
-            "own."
-        ),
-    ] = None,
-    workers: Annotated[
+        "Study name (default: the searched settings). Workers given the same storage and "
+        "study share its configurations; with no --search a worker joins with the study's "
+        "own.",
+    ) = None,
+    workers: _own(
+        int, "Trial processes to run on this machine.", callback=bounded(1, 64, "e.g. --workers 2")
+    ) = 1,
+    pruner: _own(
+        str | None,
+        "Range searches: median (default; stop a configuration's remaining seeds when its "
+        "first seeds fall below the median) or none.",
+        **one_of(("median", "none"), "--pruner none"),
+    ) = None,
+    heartbeat: _own(
         int,
-        _own(
-            "Trial processes to run on this machine.", callback=bounded(1, 64, "e.g. --workers 2")
-        ),
-    ] = 1,
-    pruner: Annotated[
-        str | None,
-        _own(
-            "Range searches: median (default; stop a configuration's remaining seeds when its "
-            "first seeds fall below the median) or none.",
-            **one_of(("median", "none"), "--pruner none"),
-        ),
-    ] = None,
-    heartbeat: Annotated[
-        int,
-        _own(
-            "Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
-            callback=bounded(1, hint="e.g. --heartbeat 20"),
-        ),
-    ] = 20,
-    report: Annotated[
-        bool, _own("Print the study's table (needs --study; trains nothing).", "--report")
-    ] = False,
-    quiet: Annotated[bool, _own("No per-seed lines on stderr.", "--quiet", "-q")] = False,
-    json_output: Annotated[
-        bool, _own('Print {"configurations": [...]} on stdout, nothing else.', "--json")
-    ] = False,
+        "Seconds between a running trial's heartbeats; silent for 3 of them = stale.",
+        callback=bounded(1, hint="e.g. --heartbeat 20"),
+    ) = 20,
+    report: _own(
+        bool, "Print the study's table (needs --study; trains nothing).", "--report"
+    ) = False,
+    quiet: _own(bool, "No per-seed lines on stderr.", "--quiet", "-q") = False,
+    json_output: _own(
+        bool, 'Print {"configurations": [...]} on stdout, nothing else.', "--json"
+    ) = False,
     **settings: Any,
 ) -> None:
     """Train every configuration of a search over seeds, shared through an Optuna study.
@@ -232,15 +193,9 @@ def sweep_command(
         config_file, preset = settings["config"], settings["preset"]
         given = given_settings(settings)
         training_options = bool(given or config_file or preset)
-
+        search_options = any(x is not None for x in (trials, seeds, objective))
         if report:
-            if (
-                search
-                or training_options
-                or trials is not None
-                or seeds is not None
-                or objective is not None
-            ):
+            if search or training_options or search_options:
                 raise UsageError(
                     "--report takes only --storage, --study, --out and --json",
                     "drop the training options",
@@ -250,7 +205,7 @@ def sweep_command(
             _print_report(storage, study, out_dir, json_output)
             return
 
-        from ppo_cli.config import resolve
+        from ppo_cli.config import TEXT_QA, resolve
         from ppo_cli.sweep.search import is_grid, parse_search
         from ppo_cli.sweep.storage import default_storage_url, import_optuna
         from ppo_cli.sweep.worker import SweepSpec, WorkerOptions, check_spec
@@ -272,12 +227,11 @@ def sweep_command(
                     "--pruner median is for range searches: a grid trains every combination",
                     "drop --pruner",
                 )
-            from ppo_cli.sweep.worker import default_objective
-
-            objective = objective or default_objective(cfg.is_text_qa)
-            if objective == "iterations-to-solve" and not cfg.is_text_qa:
+            objectives = kind_of(cfg.env).objectives
+            objective = objective or next(iter(objectives))
+            if objective not in objectives:
                 raise UsageError(
-                    f"--objective iterations-to-solve is for text QA, not {cfg.env}",
+                    f"--objective {objective} is for text QA, not {cfg.env}",
                     "use --objective final or auc",
                 )
             spec = SweepSpec(
@@ -289,13 +243,14 @@ def sweep_command(
                 pruner="none" if grid else (pruner or "median"),
             )
             check_spec(spec)
-            study = study or _default_study(axes, cfg.env)
+            names = "-".join(a.name for a in axes)
+            study = study or (names if cfg.env == TEXT_QA else f"{cfg.env}-{names}")
         elif study is None:
             raise UsageError(
                 "ppoqa sweep needs --search NAME=V1,V2,... (or --study NAME to join a study)",
                 "e.g. ppoqa sweep --search clip_coef=0.1,0.3 --seeds 3",
             )
-        elif training_options or trials is not None or seeds is not None or pruner or objective:
+        elif training_options or search_options or pruner:
             raise UsageError(
                 "joining a study without --search takes its settings from the study",
                 "drop the training options, or repeat the first worker's --search and options",
@@ -323,7 +278,6 @@ def sweep_command(
                 markup=False,
                 highlight=False,
             )
-            raise typer.Exit(130)
         if code:
             raise typer.Exit(code)
         _print_report(url, study, out_dir, json_output)

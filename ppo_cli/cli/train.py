@@ -7,9 +7,7 @@ torch and the core are imported only once a run starts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from ppo_cli.cli.common import (
     READER_GONE,
@@ -19,64 +17,44 @@ from ppo_cli.cli.common import (
     print_json,
     reader_gone_stops_at_boundary,
 )
-from ppo_cli.cli.options import OUT, RUN, TRAINING, given_settings, shares
+from ppo_cli.cli.options import OUT, RUN, TRAINING, given_settings, option, shares
 from ppo_cli.config import Config
 from ppo_cli.errors import UsageError
 
 
 @shares(*TRAINING)
 def train_command(
-    resume: Annotated[
+    resume: option(
         Path | None,
-        typer.Option(
-            help="Continue an interrupted run in this directory with its own config.yaml "
-            "(--iterations may grow; settings that change what it learns are refused).",
-            rich_help_panel=RUN,
-        ),
-    ] = None,
-    run_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where to write the run (default: new under ./runs/).", rich_help_panel=RUN
-        ),
-    ] = None,
-    show_every: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="A greedy evaluation table every N iterations (0: never).",
-            rich_help_panel=OUT,
-        ),
-    ] = 20,
-    trace: Annotated[
+        "Continue an interrupted run in this directory with its own config.yaml "
+        "(--iterations may grow; settings that change what it learns are refused).",
+        rich_help_panel=RUN,
+    ) = None,
+    run_dir: option(
+        Path | None, "Where to write the run (default: new under ./runs/).", rich_help_panel=RUN
+    ) = None,
+    show_every: option(
+        int, "A greedy evaluation table every N iterations (0: never).", min=0, rich_help_panel=OUT
+    ) = 20,
+    trace: option(
         bool,
-        typer.Option(
-            "--trace",
-            help="Show what the update saw: episodes, advantages, clipping, per-epoch losses "
-            "(on stderr, also with --quiet; with --json inside the summary).",
-            rich_help_panel=OUT,
-        ),
-    ] = False,
-    trace_iterations: Annotated[
+        "Show what the update saw: episodes, advantages, clipping, per-epoch losses "
+        "(on stderr, also with --quiet; with --json inside the summary).",
+        "--trace",
+        rich_help_panel=OUT,
+    ) = False,
+    trace_iterations: option(
         str | None,
-        typer.Option(
-            help="Which iterations --trace shows: numbers, first, last, all (default "
-            "first,last); implies --trace.",
-            rich_help_panel=OUT,
-        ),
-    ] = None,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet", "-q", help="No progress bar or tables on stderr.", rich_help_panel=OUT
-        ),
-    ] = False,
-    json_output: Annotated[
-        bool,
-        typer.Option(
-            "--json", help="One JSON summary on stdout, nothing else.", rich_help_panel=OUT
-        ),
-    ] = False,
+        "Which iterations --trace shows: numbers, first, last, all (default "
+        "first,last); implies --trace.",
+        rich_help_panel=OUT,
+    ) = None,
+    quiet: option(
+        bool, "No progress bar or tables on stderr.", "--quiet", "-q", rich_help_panel=OUT
+    ) = False,
+    json_output: option(
+        bool, "One JSON summary on stdout, nothing else.", "--json", rich_help_panel=OUT
+    ) = False,
     **settings: Any,
 ) -> None:
     """Train a PPO agent and write a run directory.
@@ -186,7 +164,3 @@ def _defaults_note(cfg: Config) -> str | None:
     if kind is None:  # the env cannot be created: training says why, in one line
         return None
     return defaults_note(cfg.env, kind == "Box")
-
-
-def _example_question(result: Any) -> str:
-    return result.final_results[0].question if result.final_results else "..."

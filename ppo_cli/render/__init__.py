@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.errors import MarkupError
 from rich.table import Table
@@ -26,12 +27,8 @@ def qa_results_table(
     """Question, target, generated answer, reward, correct: one row per question; with
     `misses`, only the first `misses` wrong answers (a 40-question set every 20 iterations
     would otherwise print its whole table each time), the caption counting the rest."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("question")
-    table.add_column("target")
-    table.add_column("generated")
-    table.add_column("reward", justify="right")
-    table.add_column("correct", justify="center")
+    columns = "question | target | generated | reward | correct"
+    table = columns_table(title, columns, left="question | target | generated", center="correct")
     rows = list(results) if misses is None else [r for r in results if not r.correct]
     shown = rows if misses is None else rows[:misses]
     for r in shown:
@@ -44,6 +41,21 @@ def qa_results_table(
     if misses is not None:
         more = f", the first {len(shown)} shown" if len(shown) < len(rows) else ""
         table.caption += f"; {len(rows)} wrong{more}"
+    return table
+
+
+def columns_table(
+    title: str, columns: str, compact: bool = False, left: str = "", center: str = "", **kw: Any
+) -> Table:
+    """A table with its columns named in `columns`, separated by " | ": right-justified, but
+    for those named in `left` or `center`; compact: a simple head and no padding at the
+    edges, to fit many numbers in 100 columns."""
+    if compact:
+        kw |= {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True}
+    table = Table(title=title, title_justify="left", **kw)
+    justify = {name: "left" for name in left.split(" | ")} | {center: "center"}
+    for name in columns.split(" | "):
+        table.add_column(name, justify=justify.get(name, "right"), no_wrap=compact)
     return table
 
 
@@ -61,10 +73,7 @@ def training_math_table(summary: dict[str, Any]) -> Table:
     rows = [
         ("iterations", f"{summary['iterations']:,}"),
         ("episodes", f"{summary['episodes']:,}"),
-        (
-            kind_of(str(summary.get("env"))).steps,
-            f"{summary['steps']:,}",
-        ),
+        (kind_of(str(summary.get("env"))).steps, f"{summary['steps']:,}"),
         ("epochs", f"{summary['epochs']:,}"),
         ("gradient updates", f"{summary['gradient_updates']:,}"),
         ("wall time", f"{summary['wall_seconds']:.2f} s"),
@@ -84,10 +93,7 @@ def episodes_table(results: Sequence[Any], title: str) -> Table:
     of the return."""
     from ppo_cli.gym.evaluate import mean_std
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("episode", justify="right")
-    table.add_column("return", justify="right")
-    table.add_column("length", justify="right")
+    table = columns_table(title, "episode | return | length")
     for r in results:
         table.add_row(str(r.episode), number(r.episode_return), str(r.length))
     mean, std = mean_std([r.episode_return for r in results])

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ppo_cli.render import Fit
+from ppo_cli.render import Fit, columns_table
 
 GAE_FORMULAS = (
     "δ_t = r_t + γ·V(s_{t+1})·(1 − done_t) − V(s_t)   (TD error: how much better than V expected)\n"
@@ -32,20 +31,21 @@ def _yes(ok: bool) -> str:
     return "[yellow]yes[/]" if ok else "no"
 
 
+def _cells(row: dict[str, Any], keys: str, digits: int = 3) -> list[str]:
+    return [_f(row[k], digits) for k in keys.split()]
+
+
 def gae_table(result: dict[str, Any], title: str) -> Table:
     """One row per step, in the order GAE visits them: last step first."""
-    table = Table(title=title, title_justify="left")
-    for name in ("t", "reward", "value", "done", "next V", "δ", "γλ(1−d)·A_{t+1}", "A", "return"):
-        table.add_column(name, justify="right")
+    table = columns_table(
+        title, "t | reward | value | done | next V | δ | γλ(1−d)·A_{t+1} | A | return"
+    )
     for row in result["rows"]:
         table.add_row(
             str(row["t"]),
-            _f(row["reward"]),
-            _f(row["value"]),
+            *_cells(row, "reward value"),
             "1" if row["done"] else "0",
-            _f(row["next_value"]),
-            _f(row["delta"]),
-            _f(row["carried"]),
+            *_cells(row, "next_value delta carried"),
             f"[bold]{_f(row['advantage'])}[/]",
             _f(row["return"]),
         )
@@ -90,10 +90,7 @@ def gae_arithmetic(result: dict[str, Any], max_steps: int = 8) -> Text:
 def normalization_table(
     advantages: Sequence[float], normalized: Sequence[float], norm: dict[str, Any], title: str
 ) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("t", justify="right")
-    table.add_column("A", justify="right")
-    table.add_column("(A − mean) / (std + eps)", justify="right")
+    table = columns_table(title, "t | A | (A − mean) / (std + eps)")
     for t, (a, z) in enumerate(zip(advantages, normalized, strict=True)):
         table.add_row(str(t), _f(a), _f(z))
     table.caption = normalization_caption(norm)
@@ -146,56 +143,26 @@ def explain_run_view(result: dict[str, Any]) -> Group:
             f"Episode {k}: {escape(ep['question'])} → {escape(answer)}  "
             f"(target {escape(ep['target'])}, {mark}, total reward {ep['total_reward']:.2f})"
         )
-        parts.append(Fit(gae_table(ep, title)))
-        parts.append(gae_arithmetic(ep))
-        parts.append(
-            Fit(
-                normalization_table(
-                    ep["advantages"],
-                    ep["normalized_advantages"],
-                    result["normalization"],
-                    "Normalized over the whole batch, as ppo_update does",
-                )
-            )
+        normalized = normalization_table(
+            ep["advantages"],
+            ep["normalized_advantages"],
+            result["normalization"],
+            "Normalized over the whole batch, as ppo_update does",
         )
-        parts.append(Text(""))
+        parts += [Fit(gae_table(ep, title)), gae_arithmetic(ep), Fit(normalized), Text("")]
     return Group(*parts)
 
 
 def clip_table(example: dict[str, Any], title: str) -> Table:
     lo, hi = example["band"]
-    table = Table(
-        title=f"{title}  (band [{lo:g}, {hi:g}])",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    for name in (
-        "#",
-        "old logp",
-        "new logp",
-        "p old→new",
-        "r",
-        "clip(r)",
-        "A",
-        "r·A",
-        "clip·A",
-        "min",
-        "out",
-    ):
-        table.add_column(name, justify="right", no_wrap=True)
+    columns = "# | old logp | new logp | p old→new | r | clip(r) | A | r·A | clip·A | min | out"
+    table = columns_table(f"{title}  (band [{lo:g}, {hi:g}])", columns, compact=True)
     for row in example["rows"]:
         table.add_row(
             str(row["sample"]),
-            _f(row["old_logprob"]),
-            _f(row["new_logprob"]),
+            *_cells(row, "old_logprob new_logprob"),
             f"{row['old_prob']:.2f}→{row['new_prob']:.2f}",
-            _f(row["ratio"]),
-            _f(row["clipped_ratio"]),
-            _f(row["advantage"]),
-            _f(row["unclipped"]),
-            _f(row["clipped"]),
+            *_cells(row, "ratio clipped_ratio advantage unclipped clipped"),
             f"[bold]{_f(row['objective'])}[/]",
             _yes(row["outside_band"]),
         )
@@ -220,8 +187,8 @@ def explain_clip_view(examples: Sequence[dict[str, Any]]) -> Group:
         Text(CLIP_FORMULAS + "\n", style="cyan"),
     ]
     for ex in examples:
-        parts.append(Fit(clip_table(ex, ex.get("title", "Your numbers"))))
-        parts.append(Text("\n".join(f"  #{r['sample']}: {r['why']}" for r in ex["rows"]) + "\n"))
+        why = "\n".join(f"  #{r['sample']}: {r['why']}" for r in ex["rows"]) + "\n"
+        parts += [Fit(clip_table(ex, ex.get("title", "Your numbers"))), Text(why)]
     return Group(*parts)
 
 
@@ -230,40 +197,28 @@ def explain_clip_view(examples: Sequence[dict[str, Any]]) -> Group:
 
 def trace_view(record: dict[str, Any]) -> Group:
     """All tables of one traced iteration."""
-    it = record["iteration"]
-    parts: list[RenderableType] = [Text(f"── trace of iteration {it} ──", style="bold magenta")]
-    if record.get("episodes"):
-        parts.append(Fit(trace_episodes_table(record)))
-    if record.get("completion_groups"):
-        parts.append(Fit(trace_groups_table(record)))
-    if record.get("steps"):
-        parts.append(Fit(trace_steps_table(record)))
-    if record.get("clipping"):
-        parts.append(Fit(trace_clip_table(record)))
-    if record.get("epochs"):
-        parts.append(Fit(trace_epochs_table(record)))
-    return Group(*parts)
+    tables = (
+        ("episodes", trace_episodes_table),
+        ("completion_groups", trace_groups_table),
+        ("steps", trace_steps_table),
+        ("clipping", trace_clip_table),
+        ("epochs", trace_epochs_table),
+    )
+    head = Text(f"── trace of iteration {record['iteration']} ──", style="bold magenta")
+    return Group(head, *(Fit(table(record)) for key, table in tables if record.get(key)))
 
 
 def trace_episodes_table(record: dict[str, Any]) -> Table:
     eps = record["episodes"]
-    table = Table(
-        title=f"Iteration {record['iteration']}: episodes (showing {len(eps)} of "
-        f"{record['batch_episodes']})",
-        title_justify="left",
-    )
     text = record.get("kind") == "text-qa"
-    table.add_column("#", justify="right")
-    table.add_column("question" if text else "first observation")
-    table.add_column("generated tokens" if text else "actions")
-    table.add_column("per-step rewards", justify="right")
     split = "score" in (eps[0] if eps else {})  # RLHF: total = score + KL penalty
-    if split:
-        table.add_column("score", justify="right")
-        table.add_column("KL penalty", justify="right")
-    table.add_column("total", justify="right")
-    if text:
-        table.add_column("correct", justify="center")
+    asked = "question | generated tokens" if text else "first observation | actions"
+    columns = f"# | {asked} | per-step rewards" + (" | score | KL penalty" if split else "")
+    columns += " | total" + (" | correct" if text else "")
+    title = f"Iteration {record['iteration']}: episodes (showing {len(eps)} of "
+    table = columns_table(
+        f"{title}{record['batch_episodes']})", columns, left=asked, center="correct"
+    )
     for ep in eps:
         cells = [
             str(ep["episode"]),
@@ -289,29 +244,21 @@ def trace_episodes_table(record: dict[str, Any]) -> Table:
 
 def trace_steps_table(record: dict[str, Any]) -> Table:
     norm = record["normalization"]
-    table = Table(
-        title=f"Iteration {record['iteration']}: advantages (the update's own numbers)",
-        title_justify="left",
-    )
     label = record.get("step_label", "token")
     split = bool(record["steps"]) and "score" in record["steps"][0]  # RLHF reward split
-    names = ["#", "t", label] + (["score", "KL_t", "−C·KL_t"] if split else [])
-    for name in names + ["reward", "done", "value", "δ", "A", "return", "normalized A"]:
-        table.add_column(name, justify="right")
+    columns = f"# | t | {label}" + (" | score | KL_t | −C·KL_t" if split else "")
+    columns += " | reward | done | value | δ | A | return | normalized A"
+    title = f"Iteration {record['iteration']}: advantages (the update's own numbers)"
+    table = columns_table(title, columns)
     for row in record["steps"]:
-        parts = [_f(row["score"]), _f(row["kl"]), _f(row["kl_penalty"])] if split else []
         table.add_row(
             str(row["episode"]),
             str(row["t"]),
             escape(str(row["label"])),
-            *parts,
+            *(_cells(row, "score kl kl_penalty") if split else []),
             _f(row["reward"]),
             "1" if row["done"] else "0",
-            _f(row["value"]),
-            _f(row["delta"]),
-            _f(row["advantage"]),
-            _f(row["return"]),
-            _f(row["normalized"]),
+            *_cells(row, "value delta advantage return normalized"),
         )
     table.caption = "normalized " + normalization_caption(norm)
     return table
@@ -328,38 +275,14 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
     """Compact on purpose: twelve numbers per row must fit an 100-column terminal."""
     clip = record["clipping"]
     eps = clip["clip_coef"]
-    table = Table(
-        title=f"Iteration {record['iteration']}: clipping, ε = {eps:g}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    for name in (
-        "ep/mb",
-        "sample",
-        "action",
-        "old logp",
-        "new logp",
-        "r",
-        "A",
-        "r·A",
-        "clip·A",
-        "min",
-        "out",
-    ):
-        table.add_column(name, justify="right", no_wrap=True)
+    columns = "ep/mb | sample | action | old logp | new logp | r | A | r·A | clip·A | min | out"
+    table = columns_table(f"Iteration {record['iteration']}: clipping, ε = {eps:g}", columns, True)
     for row in clip["rows"]:
         table.add_row(
             f"{row['epoch']}/{row['minibatch']}",
             escape(str(row["sample"])),
             escape(_short(str(row["action"]))),
-            _f(row["old_logprob"]),
-            _f(row["new_logprob"]),
-            _f(row["ratio"]),
-            _f(row["advantage"]),
-            _f(row["unclipped"]),
-            _f(row["clipped"]),
+            *_cells(row, "old_logprob new_logprob ratio advantage unclipped clipped"),
             _TOOK.get(row["chosen"], row["chosen"]),
             _yes(row["is_clipped"]),
         )
@@ -373,24 +296,12 @@ def trace_clip_table(record: dict[str, Any]) -> Table:
 
 
 def trace_epochs_table(record: dict[str, Any]) -> Table:
-    table = Table(title=f"Iteration {record['iteration']}: per epoch", title_justify="left")
-    for name in (
-        "epoch",
-        "loss",
-        "policy loss",
-        "value loss",
-        "entropy",
-        "approx_kl",
-        "clipfrac",
-    ):
-        table.add_column(name, justify="right")
+    columns = "epoch | loss | policy loss | value loss | entropy | approx_kl | clipfrac"
+    table = columns_table(f"Iteration {record['iteration']}: per epoch", columns)
     for row in record["epochs"]:
         table.add_row(
             str(row["epoch"]),
-            _f(row["loss"], 4),
-            _f(row["policy_loss"], 4),
-            _f(row["value_loss"], 4),
-            _f(row["entropy"], 4),
+            *_cells(row, "loss policy_loss value_loss entropy", 4),
             _f(row["approx_kl"], 5),
             _f(row["clipfrac"], 3),
         )
@@ -414,25 +325,18 @@ def explain_advantage_view(result: dict[str, Any]) -> Group:
         line = f"group {row['group']}: {row['question']}  -> {row['target']}"
         seen.setdefault(row["group"], line)
     questions = Text("\n".join(seen.values()))
-    table = Table(title="Advantage of each completion (first token)", title_justify="left")
-    for name in ("#", "grp", "answer", "R", "mean", "std", "V(s0)"):
-        table.add_column(name, justify="left" if name == "answer" else "right")
-    for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++"):
-        table.add_column(f"[bold]{name}[/]", justify="right")
+    estimators = " | ".join(
+        f"[bold]{name}[/]" for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++")
+    )
+    columns = f"# | grp | answer | R | mean | std | V(s0) | {estimators}"
+    table = columns_table("Advantage of each completion (first token)", columns, left="answer")
     for row in rows:
         table.add_row(
             str(row["completion"]),
             str(row["group"]),
             escape(row["answer"]),
-            _f(row["reward"], 2),
-            _f(row["group_mean"], 2),
-            _f(row["group_std"], 2),
-            _f(row["value_0"], 2),
-            _f(row["adv_gae_normalized"], 2),
-            _f(row["adv_grpo"], 2),
-            _f(row["adv_dr_grpo"], 2),
-            _f(row["adv_rloo"], 2),
-            _f(row["adv_reinforce_pp"], 2),
+            *_cells(row, "reward group_mean group_std value_0 adv_gae_normalized", 2),
+            *_cells(row, "adv_grpo adv_dr_grpo adv_rloo adv_reinforce_pp", 2),
         )
     r = rows[0]
     norm = result["gae_normalization"]
@@ -481,16 +385,11 @@ def compare_view(report: dict[str, Any]) -> Group:
         f"{report['iterations']} iterations x {report['completions_per_iteration']} "
         f"completions = {report['completions_per_run']} per run"
     )
-    table = Table(title="IQM over seeds [95 % bootstrap CI]", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("estimator")
-    table.add_column("solved", justify="right")
-    table.add_column("to 100 %", justify="right")
-    table.add_column("final acc %", justify="right")
-    table.add_column("mean acc %", justify="right")
-    cost = Table(title="Cost (wall time: this machine, not reproducible)", title_justify="left")
-    for name in ("#", "estimator", "G", "critic", "ms / iteration", "peak RSS MB"):
-        cost.add_column(name, justify="left" if name in ("estimator", "critic") else "right")
+    columns = "# | estimator | solved | to 100 % | final acc % | mean acc %"
+    table = columns_table("IQM over seeds [95 % bootstrap CI]", columns, left="estimator")
+    columns = "# | estimator | G | critic | ms / iteration | peak RSS MB"
+    title = "Cost (wall time: this machine, not reproducible)"
+    cost = columns_table(title, columns, left="estimator | critic")
     for i, (name, e) in enumerate(report["estimators"].items(), 1):
         table.add_row(
             str(i),
@@ -522,13 +421,9 @@ def trace_groups_table(record: dict[str, Any]) -> Table:
     """The first groups of a grouped iteration: question, each completion, its reward and
     advantage under the run's estimator."""
     info = record["completion_groups"]
-    table = Table(
-        title=f"Iteration {record['iteration']}: completions per question, advantage by "
-        f"{info['estimator']}",
-        title_justify="left",
-    )
-    for name in ("#", "question", "completion", "reward", "advantage"):
-        table.add_column(name, justify="left" if name in ("question", "completion") else "right")
+    title = f"Iteration {record['iteration']}: completions per question, advantage by "
+    columns = "# | question | completion | reward | advantage"
+    table = columns_table(title + info["estimator"], columns, left="question | completion")
     for group in info["groups"]:
         for k, c in enumerate(group["completions"]):
             table.add_row(

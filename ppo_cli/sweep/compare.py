@@ -65,9 +65,8 @@ def check_spec(spec: CompareSpec) -> None:
 
 def _run_estimator(name: str, spec: CompareSpec, root: str) -> dict[str, Any]:
     """All seeds of one estimator (in a forked process): curves, wall time, peak RSS."""
-    import json
-
     from ppo_cli.config import resolve
+    from ppo_cli.core.rundir import read_metrics
     from ppo_cli.core.trainer import train
 
     runs = []
@@ -87,7 +86,7 @@ def _run_estimator(name: str, spec: CompareSpec, root: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         result = train(cfg, run_dir)
         wall = time.perf_counter() - t0
-        recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        recs = read_metrics(run_dir)
         runs.append(
             {
                 "seed": seed,
@@ -110,9 +109,8 @@ def _completions_to_solve(completions: list[int], accuracy: list[float]) -> floa
 
 
 def _interval(scores: list[float]) -> dict[str, Any]:
-    finite = [s for s in scores if np.isfinite(s)]
-    if len(finite) < len(scores):  # an unsolved seed: the IQM may still be finite
-        scores = [s if np.isfinite(s) else 1e12 for s in scores]
+    # an unsolved seed (inf) counts as very large: the IQM may still be finite
+    scores = [s if np.isfinite(s) else 1e12 for s in scores]
     center = iqm(scores)
     lo, hi = bootstrap_ci(scores)
     big = 1e11
@@ -208,7 +206,7 @@ def compare_figures(report: dict[str, Any], out_dir: Path) -> list[Path]:
     iteration and peak memory per estimator); each replaces only a figure ppoqa drew."""
     from matplotlib.figure import Figure
 
-    from ppo_cli.plotting import save_figure
+    from ppo_cli.plotting import label_panel, save_figure
 
     check_figures_writable(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -222,12 +220,10 @@ def compare_figures(report: dict[str, Any], out_dir: Path) -> list[Path]:
         lo = [100 * v for v in e["curve"]["lo"]]
         hi = [100 * v for v in e["curve"]["hi"]]
         ax.fill_between(x, lo, hi, color=c, alpha=0.15)
-    ax.set_xlabel("completions sampled")
-    ax.set_ylabel("greedy accuracy, % (IQM over seeds, 95 % band)")
+    title = f"{report['dataset']}: {report['seeds']} seeds per estimator"
+    label_panel(ax, title, "completions sampled", "greedy accuracy, % (IQM over seeds, 95 % band)")
     ax.set_ylim(-3, 103)
-    ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    ax.set_title(f"{report['dataset']}: {report['seeds']} seeds per estimator")
     paths = [save_figure(fig, out_dir / FIGURES[0])]
 
     fig = Figure(figsize=(9, 3.8), layout="constrained")

@@ -52,16 +52,15 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _final_score(run: Path, env: str, records: list[dict[str, Any]]) -> float | None:
+def _final_score(run: Path) -> float | None:
     """The sweep's score when the run has one; else its last greedy accuracy (text QA) or the
     mean of its last 10 episode returns (gymnasium)."""
-    score_file = run / "sweep_score.json"
-    if score_file.is_file():
-        try:
-            return float(json.loads(score_file.read_text(encoding="utf-8"))["score"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    kind = kind_of(env)
+    from ppo_cli.sweep.worker import read_score
+
+    kind, records = kind_of(run_env(run)), read_metrics(run)
+    score = read_score(run)
+    if score is not None:
+        return score
     values = [r[kind.curve] for r in records if r.get(kind.curve) is not None]
     if not values:
         return None
@@ -70,10 +69,9 @@ def _final_score(run: Path, env: str, records: list[dict[str, Any]]) -> float | 
 
 def group_runs(runs: list[Path]) -> list[Group]:
     """Configurations from plain run directories, labelled by the settings that differ."""
-    configs = {}
-    for run in runs:
-        cfg = read_config(run)
-        configs[run] = {k: v for k, v in cfg.items() if k not in _NOT_CONFIG}
+    configs = {
+        run: {k: v for k, v in read_config(run).items() if k not in _NOT_CONFIG} for run in runs
+    }
     keys = sorted({k for c in configs.values() for k in c})
     varying = [k for k in keys if len({json.dumps(c.get(k)) for c in configs.values()}) > 1]
     groups: dict[str, Group] = {}
@@ -84,23 +82,12 @@ def group_runs(runs: list[Path]) -> list[Group]:
 
 
 def _curve(run: Path, env: str, window: int) -> tuple[np.ndarray, np.ndarray]:
-    from ppo_cli.plotting import trailing_mean
+    from ppo_cli.plotting import series, trailing_mean
 
-    records = read_metrics(run)
-    if env == "text-qa":
-        pts = [
-            (r["iteration"], r["eval_accuracy"])
-            for r in records
-            if r.get("eval_accuracy") is not None
-        ]
-        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    else:
-        pts = [
-            (r["global_step"], r["episodic_return"])
-            for r in records
-            if r.get("episodic_return") is not None
-        ]
-        xs, ys = [p[0] for p in pts], trailing_mean([p[1] for p in pts], window)
+    kind = kind_of(env)
+    xs, ys = series(read_metrics(run), kind.curve, kind.x)
+    if kind.noisy:
+        ys = trailing_mean(ys, window)
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
 
 
@@ -109,7 +96,7 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
     from matplotlib.ticker import MaxNLocator
 
     env = run_env(groups[0].runs[0])
-    text = env == "text-qa"
+    text = not kind_of(env).noisy  # accuracy, in %
     fig = Figure(figsize=(14, 5.5), layout="constrained")
     ax_curve, ax_bar = fig.subplots(1, 2, width_ratios=[3, 2])
     colors = [f"C{i % 10}" for i in range(len(groups))]
@@ -130,29 +117,27 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
             grid, scale * center, color=color, linewidth=2, label=f"{g.label} (n={len(curves)})"
         )
         ax_curve.fill_between(grid, scale * lo, scale * hi, color=color, alpha=0.2)
-    if text:
-        ax_curve.set_xlabel("iteration")
-        ax_curve.set_ylabel("greedy accuracy, %")
-        ax_curve.set_ylim(-3, 103)
-    else:
-        from ppo_cli.plotting import solved_threshold
+    from ppo_cli.plotting import label_panel, solved_threshold
 
-        ax_curve.set_xlabel("environment steps")
-        ax_curve.set_ylabel(f"episode return (mean of last {window})")
-        threshold = solved_threshold(env)
-        if threshold is not None:
-            ax_curve.axhline(threshold, color="gray", linestyle="--", linewidth=1)
-    ax_curve.set_title("Learning curves: IQM over seeds, 95 % bootstrap band")
-    ax_curve.grid(True, alpha=0.3)
+    label_panel(
+        ax_curve,
+        "Learning curves: IQM over seeds, 95 % bootstrap band",
+        "iteration" if text else "environment steps",
+        "greedy accuracy, %" if text else f"episode return (mean of last {window})",
+    )
+    threshold = None if text else solved_threshold(env)
+    if text:
+        ax_curve.set_ylim(-3, 103)
+    elif threshold is not None:
+        ax_curve.axhline(threshold, color="gray", linestyle="--", linewidth=1)
     ax_curve.legend(fontsize=8, loc="lower right")
 
     metric = groups[0].metric if groups else None
-    steps = metric == "iterations_to_solve"
-    lower_is_better = steps
+    steps = metric == "iterations_to_solve"  # lower is better
     unit = 100.0 if text and not steps else 1.0  # accuracy in %, like the curves
     scored = [(g, c) for g, c in zip(groups, colors, strict=True) if g.scores]
     # the best on top (barh draws index 0 at the bottom)
-    scored.sort(key=lambda gc: iqm(gc[0].scores), reverse=lower_is_better)
+    scored.sort(key=lambda gc: iqm(gc[0].scores), reverse=steps)
     for i, (g, color) in enumerate(scored):
         center = unit * iqm(g.scores)
         lo, hi = (unit * v for v in bootstrap_ci(g.scores))
@@ -181,11 +166,7 @@ def sweep_figure(groups: list[Group], title: str, window: int = 10) -> Any:
 def groups_from_runs(paths: list[Path]) -> list[Group]:
     groups = group_runs(find_runs(paths))
     for g in groups:
-        for run in g.runs:
-            env = run_env(run)
-            score = _final_score(run, env, read_metrics(run))
-            if score is not None:
-                g.scores.append(score)
+        g.scores = [s for s in map(_final_score, g.runs) if s is not None]
     return groups
 
 
@@ -212,10 +193,7 @@ def plot_groups(groups: list[Group], title: str, out: Path | None, window: int =
 
     if out is not None:
         check_suffix(out)
-    return save_figure(sweep_figure(groups, title, window), out or default_out(groups))
-
-
-def default_out(groups: list[Group]) -> Path:
-    """<the runs' common folder>/sweep.png (a sweep's --out folder)."""
-    parents = [str(r.parent.resolve()) for g in groups for r in g.runs]
-    return Path(os.path.commonpath(parents)) / "sweep.png"
+    if out is None:  # <the runs' common folder>/sweep.png (a sweep's --out folder)
+        parents = [str(r.parent.resolve()) for g in groups for r in g.runs]
+        out = Path(os.path.commonpath(parents)) / "sweep.png"
+    return save_figure(sweep_figure(groups, title, window), out)

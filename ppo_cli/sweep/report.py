@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ppo_cli.sweep.stats import bootstrap_ci, iqm
@@ -29,16 +29,7 @@ class Configuration:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "params": self.params,
-            "scores": self.scores,
-            "iqm": self.iqm,
-            "ci": list(self.ci) if self.ci is not None else None,
-            "state": self.state,
-            "trials": self.trials,
-            "runs": self.runs,
-            "error": self.error,
-        }
+        return {**asdict(self), "ci": list(self.ci) if self.ci is not None else None}
 
 
 @dataclass
@@ -46,21 +37,13 @@ class Report:
     study: str
     storage: str
     metric: str
+    objective: str
+    lower_is_better: bool
     seeds: int
     configurations: list[Configuration]
-    objective: str = "final"
-    lower_is_better: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "study": self.study,
-            "storage": self.storage,
-            "metric": self.metric,
-            "objective": self.objective,
-            "lower_is_better": self.lower_is_better,
-            "seeds": self.seeds,
-            "configurations": [c.to_dict() for c in self.configurations],
-        }
+        return {**asdict(self), "configurations": [c.to_dict() for c in self.configurations]}
 
 
 def trial_state(frozen: Any, now: float) -> str:
@@ -71,8 +54,7 @@ def trial_state(frozen: Any, now: float) -> str:
         beat = frozen.user_attrs.get("ppoqa_heartbeat")
         interval = frozen.user_attrs.get("ppoqa_heartbeat_interval", DEFAULT_HEARTBEAT)
         if beat is None:
-            start = frozen.datetime_start.timestamp() if frozen.datetime_start else now
-            beat = start
+            beat = frozen.datetime_start.timestamp() if frozen.datetime_start else now
         return "stale" if now - float(beat) > STALE_AFTER * float(interval) else "running"
     return {
         s.COMPLETE: "complete",
@@ -88,17 +70,14 @@ def configurations(
     """Group a study's trials by configuration; the best IQM first, unscored ones last
     (lowest first for a score such as iterations-to-solve)."""
     now = time.time() if now is None else now
-    groups: dict[str, list[Any]] = {}
-    order: dict[str, dict[str, Any]] = {}
+    groups: dict[str, tuple[dict[str, Any], list[Any]]] = {}
     for t in trials:
         params = t.user_attrs.get("ppoqa_params") or t.params
         if not params:
             continue  # a range-search trial that died before choosing its values
-        key = json.dumps(params, sort_keys=True)
-        groups.setdefault(key, []).append(t)
-        order.setdefault(key, params)
+        groups.setdefault(json.dumps(params, sort_keys=True), (params, []))[1].append(t)
     rows = []
-    for key, group in groups.items():
+    for params, group in groups.values():
         states = [(trial_state(t, now), t) for t in group]
         # The most telling attempt; among equals the latest.
         states.sort(key=lambda st: (_PRIORITY[st[0]], -st[1].number))
@@ -106,7 +85,7 @@ def configurations(
         scores = [float(x) for x in best.user_attrs.get("ppoqa_scores", [])]
         rows.append(
             Configuration(
-                params=order[key],
+                params=params,
                 scores=scores,
                 iqm=iqm(scores) if scores else None,
                 ci=bootstrap_ci(scores) if scores else None,

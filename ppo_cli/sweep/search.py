@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from ppo_cli.config import FIELD_TYPES, Config, apply_overrides, validate
+from ppo_cli.config import FIELD_TYPES, Config, has_reference, resolve
 from ppo_cli.errors import ConfigError, UsageError, short_repr
+from ppo_cli.presets import estimator_defaults
 
 _RANGE = re.compile(r"^(log|int|float)\((.*)\)$", re.IGNORECASE)
 # Settings a sweep decides itself (seed) or that say where, not what (device, threads, ...).
@@ -60,10 +60,6 @@ def grid_points(axes: list[Axis]) -> list[dict[str, Any]]:
     ]
 
 
-def _base_type(name: str) -> str:
-    return FIELD_TYPES[name].replace(" | None", "")
-
-
 def _setting_name(raw: str, text: str) -> str:
     name = raw.strip().replace("-", "_")
     if name in FIELD_TYPES and name not in NOT_SEARCHABLE:
@@ -86,7 +82,7 @@ def _setting_name(raw: str, text: str) -> str:
 def _check_value(base: Config, name: str, value: Any, text: str) -> Any:
     """The value as the Config stores it, or a usage error naming --search."""
     try:
-        cfg = validate(with_params(base, {name: value}, "option"), "option")
+        cfg = apply_params(base, {name: value}, base.seed, "option")
     except ConfigError as exc:
         msg = exc.message.replace(f"--{name.replace('_', '-')}", f"--search {text!r}:", 1)
         raise UsageError(msg, exc.hint) from None
@@ -104,7 +100,7 @@ def parse_axis(text: str, base: Config) -> Axis:
     raw_name, spec = text.split("=", 1)
     name = _setting_name(raw_name, text)
     spec = spec.strip()
-    kind = _base_type(name)
+    kind = FIELD_TYPES[name].replace(" | None", "")
     match = _RANGE.match(spec)
     if match:
         rkind = match.group(1).lower()
@@ -189,26 +185,18 @@ def parse_search(texts: list[str], base: Config) -> list[Axis]:
     return axes
 
 
-def apply_params(base: Config, params: dict[str, Any], seed: int) -> Config:
-    """The config one seed of one configuration trains with."""
-    return validate(dataclasses.replace(with_params(base, params, "search"), seed=seed))
-
-
-def with_params(base: Config, params: dict[str, Any], source: str) -> Config:
-    """base with a configuration's params. One that names an advantage estimator gets that
-    estimator's settings below its own params, as `ppoqa train --advantage NAME` would (a
-    sweep over estimators compares each as documented)."""
+def apply_params(base: Config, params: dict[str, Any], seed: int, source: str = "config") -> Config:
+    """The config one seed of one configuration trains with, built by resolve(): the sweep's
+    resolved config < the estimator a trial names (its documented settings, as `ppoqa train
+    --advantage NAME` gives them) < the trial's params."""
+    layers = base.to_dict()
     if base.is_text_qa and isinstance(params.get("advantage"), str):
-        from ppo_cli.config import has_reference
-        from ppo_cli.presets import estimator_defaults
-
         own = estimator_defaults(params["advantage"])
         place = own.pop("kl_in", None)
         if has_reference(base):
             own["kl_in"] = place
-        own = {k: v for k, v in own.items() if k not in params}
-        base = apply_overrides(base, own, f"{params['advantage']} defaults")
-    return apply_overrides(base, params, source)
+        layers |= own
+    return resolve({"seed": seed}, base=layers | params, source=source)
 
 
 def params_label(params: dict[str, Any]) -> str:

@@ -49,7 +49,7 @@ def import_optuna() -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-    # We run the heartbeat ourselves (worker._Heartbeat), outside Study.optimize, on purpose.
+    # We run the heartbeat ourselves (worker._heartbeat), outside Study.optimize, on purpose.
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     return optuna
 
@@ -83,13 +83,24 @@ def _normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_path(url: str) -> Path | None:
+def _sqlite_path(url: str, shown: str) -> Path | None:
+    """The file of a SQLite URL, None for another database. An in-memory SQLite database lives
+    only as long as one connection: the study would be lost before its report."""
     if not url.startswith("sqlite:"):
         return None
-    from sqlalchemy.engine import make_url
+    try:
+        from sqlalchemy.engine import make_url
 
-    db = make_url(url).database
-    return Path(db) if db and db != ":memory:" else None
+        db = make_url(url).database
+    except Exception as exc:
+        raise StorageError(f"--storage {shown}: not a storage URL ({exc})", _URL_HINT) from None
+    if not db or db == ":memory:" or "mode=memory" in url:
+        raise StorageError(
+            f"--storage {shown}: an in-memory SQLite database lives only as long as one "
+            "connection, so the study would be lost before its report",
+            "give a file, e.g. --storage sqlite:///study.db (the default is OUT/study.db)",
+        )
+    return Path(db)
 
 
 def _serialize_sqlite(engine: Any) -> None:
@@ -130,11 +141,7 @@ def open_storage(
             raise StorageError(
                 f"--storage {shown}: no file named", "e.g. journal:/shared/sweep.log"
             )
-        if not create and not path.is_file():
-            raise StorageError(
-                f"--storage {shown}: {path} does not exist",
-                "give --storage where the study lives, or start it with `ppoqa sweep --search ...`",
-            )
+        _check_exists(path, shown, create)
         _check_journal(path, shown)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,22 +154,9 @@ def open_storage(
         return OpenedStorage(url, optuna.storages.JournalStorage(backend), heartbeat=False)
 
     full = _normalize_url(url)
-    try:
-        db = _sqlite_path(full)
-    except Exception as exc:
-        raise StorageError(f"--storage {shown}: not a storage URL ({exc})", _URL_HINT) from None
-    if _in_memory(full):
-        raise StorageError(
-            f"--storage {shown}: an in-memory SQLite database lives only as long as one "
-            "connection, so the study would be lost before its report",
-            "give a file, e.g. --storage sqlite:///study.db (the default is OUT/study.db)",
-        )
+    db = _sqlite_path(full, shown)
     if db is not None:
-        if not create and not db.is_file():
-            raise StorageError(
-                f"--storage {shown}: {db} does not exist",
-                "give --storage where the study lives, or start it with `ppoqa sweep --search ...`",
-            )
+        _check_exists(db, shown, create)
         if create:
             with contextlib.suppress(OSError):
                 db.parent.mkdir(parents=True, exist_ok=True)
@@ -205,16 +199,13 @@ def open_storage(
     return OpenedStorage(url, storage, heartbeat=heartbeat is not None)
 
 
-def _in_memory(url: str) -> bool:
-    if not url.startswith("sqlite:"):
-        return False
-    try:
-        from sqlalchemy.engine import make_url
-
-        db = make_url(url).database
-    except Exception:  # reported as "not a storage URL" by the caller
-        return False
-    return not db or db == ":memory:" or "mode=memory" in url
+def _check_exists(path: Path, shown: str, create: bool) -> None:
+    """Reading (--report, plot) never creates the file it reads."""
+    if not create and not path.is_file():
+        raise StorageError(
+            f"--storage {shown}: {path} does not exist",
+            "give --storage where the study lives, or start it with `ppoqa sweep --search ...`",
+        )
 
 
 def _check_journal(path: Path, shown: str) -> None:
@@ -321,18 +312,13 @@ _URL_HINT = (
 )
 
 
-def study_names(opened: OpenedStorage) -> list[str]:
-    optuna = import_optuna()
-    return list(optuna.get_all_study_names(storage=opened.storage))
-
-
 def load_study(opened: OpenedStorage, name: str, **kwargs: Any) -> Any:
     """The study, or one line naming the studies that are there."""
     optuna = import_optuna()
     try:
         return optuna.load_study(study_name=name, storage=opened.storage, **kwargs)
     except KeyError:
-        names = study_names(opened)
+        names = optuna.get_all_study_names(storage=opened.storage)
         have = f"it holds: {', '.join(sorted(names)[:8])}" if names else "it holds no study yet"
         raise StorageError(
             f"--study {name!r}: no such study in {display_url(opened.url)}",

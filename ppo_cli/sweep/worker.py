@@ -21,11 +21,11 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ppo_cli.config import Config, validate
+from ppo_cli.config import Config
 from ppo_cli.errors import (
     ConfigError,
     PpoqaError,
@@ -61,7 +61,7 @@ class SweepSpec:
     base: dict[str, Any]  # the resolved Config (its seed is replaced per run)
     trials: int | None = None  # range searches: how many configurations
     pruner: str = "none"
-    objective: str = "final"  # OBJECTIVES; a study from before objectives scored "final"
+    objective: str = "final"  # a study from before objectives scored "final"
 
     @property
     def grid(self) -> bool:
@@ -69,7 +69,7 @@ class SweepSpec:
 
     @property
     def metric(self) -> str:
-        return metric_name(self.objective, self.base.get("env") == "text-qa")
+        return kind_of(self.base["env"]).objectives[self.objective]
 
     @property
     def direction(self) -> str:
@@ -79,15 +79,7 @@ class SweepSpec:
         return Config(**self.base)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "axes": [a.to_dict() for a in self.axes],
-            "seeds": self.seeds,
-            "base": self.base,
-            "trials": self.trials,
-            "pruner": self.pruner,
-            "objective": self.objective,
-        }
+        return {"version": 1, **asdict(self), "axes": [a.to_dict() for a in self.axes]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepSpec:
@@ -223,17 +215,13 @@ def _claim_waiting(study: Any) -> int | None:
     return None
 
 
-def _counted(study: Any) -> int:
-    """Configurations a range search has spent or is spending (failed attempts not counted)."""
+def _search_done(study: Any, trials: int) -> bool:
+    """A range search has no retry waiting and has spent or is spending its configurations
+    (failed attempts not counted)."""
     s = import_optuna().trial.TrialState
-    return len(
-        study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING, s.WAITING))
-    )
-
-
-def _has_waiting(study: Any) -> bool:
-    s = import_optuna().trial.TrialState
-    return bool(study.get_trials(deepcopy=False, states=(s.WAITING,)))
+    if study.get_trials(deepcopy=False, states=(s.WAITING,)):
+        return False
+    return len(study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING))) >= trials
 
 
 def requeue(study: Any, frozen: Any) -> None:
@@ -245,43 +233,30 @@ def requeue(study: Any, frozen: Any) -> None:
     study.enqueue_trial(params, user_attrs={"ppoqa_params": params, "ppoqa_retry_of": root})
 
 
-def recover_stale(study: Any, opened: OpenedStorage) -> None:
-    """RDB storages: fail trials whose heartbeat stopped (their worker was killed) and queue them
-    again, through Optuna's heartbeat callback. One worker wins each such trial."""
-    if opened.heartbeat:
-        import_optuna().storages.fail_stale_trials(study)
-
-
-class _Heartbeat:
+@contextlib.contextmanager
+def _heartbeat(opened: OpenedStorage, trial_id: int, interval: int) -> Iterator[None]:
     """A thread that says "still running" for one trial: Optuna's heartbeat (RDB storages), and
     a timestamp on the trial that `--report` reads on every storage."""
 
-    def __init__(self, opened: OpenedStorage, trial_id: int, interval: int) -> None:
-        self.storage = opened.storage
-        self.optuna_beat = opened.heartbeat
-        self.trial_id = trial_id
-        self.interval = interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="ppoqa-heartbeat")
+    def beat() -> None:
+        if opened.heartbeat:
+            opened.storage.record_heartbeat(trial_id)
+        opened.storage.set_trial_user_attr(trial_id, "ppoqa_heartbeat", time.time())
 
-    def beat(self) -> None:
-        if self.optuna_beat:
-            self.storage.record_heartbeat(self.trial_id)
-        self.storage.set_trial_user_attr(self.trial_id, "ppoqa_heartbeat", time.time())
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.interval):
+    def run() -> None:
+        while not stop.wait(interval):
             with contextlib.suppress(Exception):  # a missed beat is retried at the next interval
-                self.beat()
+                beat()
 
-    def __enter__(self) -> _Heartbeat:
-        self.beat()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
+    stop = threading.Event()
+    beat()
+    thread = threading.Thread(target=run, daemon=True, name="ppoqa-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 @contextlib.contextmanager
@@ -313,37 +288,19 @@ def _quiet_callbacks(events: SweepEvents) -> Any:
     return QuietCallbacks()
 
 
-# What a seed's run scores, `--objective`:
-#   final                the final greedy accuracy (text QA) or mean evaluation return (gym)
-#   auc                  the mean of the learning curve over the run's whole budget: text QA's
-#                        greedy accuracy per iteration up to --iterations, an early-stopped
-#                        run counted at its last accuracy to the end (so solving sooner scores
-#                        higher); gymnasium's episode returns over training
-#   iterations-to-solve  text QA: the iteration that reached --target-accuracy, or the
-#                        budget + 1 when none did (lower is better)
-OBJECTIVES = ("auc", "final", "iterations-to-solve")
-
-
-def default_objective(text_qa: bool) -> str:
-    """auc for text QA: on a set every configuration solves, final accuracy ties at 1.0 and
-    ranks nothing, while how soon each got there still differs. final for gymnasium, whose
-    evaluation returns rarely tie and whose curves are noisy."""
-    return "auc" if text_qa else "final"
-
-
-def metric_name(objective: str, text_qa: bool) -> str:
-    return {
-        ("final", True): "greedy_accuracy",
-        ("final", False): "mean_eval_return",
-        ("auc", True): "greedy_accuracy_auc",
-        ("auc", False): "episodic_return_auc",
-        ("iterations-to-solve", True): "iterations_to_solve",
-    }[(objective, text_qa)]
-
-
 def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
-    """The score of one finished run under the objective (OBJECTIVES)."""
-    value = getattr(result, kind_of(cfg.env).final)
+    """The score of one finished run under the objective (`--objective`):
+
+    final                the final greedy accuracy (text QA) or mean evaluation return (gym)
+    auc                  the mean of the learning curve over the run's whole budget: text QA's
+                         greedy accuracy per iteration up to --iterations, an early-stopped
+                         run counted at its last accuracy to the end (so solving sooner scores
+                         higher); gymnasium's episode returns over training
+    iterations-to-solve  text QA: the iteration that reached --target-accuracy, or the
+                         budget + 1 when none did (lower is better)
+    """
+    kind = kind_of(cfg.env)
+    value = getattr(result, kind.final)
     if value is None:
         raise TrainingError(f"{result.run_dir}: the run ended without a final evaluation", "")
     if objective == "final":
@@ -351,8 +308,8 @@ def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
     from ppo_cli.core.rundir import read_config, read_metrics
 
     records = read_metrics(result.run_dir)
-    if not cfg.is_text_qa:
-        returns = [float(r["episodic_return"]) for r in records if "episodic_return" in r]
+    if kind.noisy:  # episode returns: their mean over training
+        returns = [float(r[kind.curve]) for r in records if kind.curve in r]
         return float(sum(returns) / len(returns)) if returns else float(value)
     budget = int(read_config(result.run_dir).get("iterations") or len(records))
     curve: dict[int, float] = {
@@ -446,7 +403,7 @@ def _run_trial(
     scores: list[float] = []
     runs: list[str] = []
     try:
-        with _Heartbeat(opened, trial._trial_id, opts.heartbeat):
+        with _heartbeat(opened, trial._trial_id, opts.heartbeat):
             for seed in range(spec.seeds):
                 cfg = apply_params(base, params, seed)
                 score, run_dir, reused = train_seed(
@@ -496,31 +453,24 @@ class WorkerOptions:
     heartbeat: int = DEFAULT_HEARTBEAT
 
 
-def _on_stale(study: Any, frozen: Any) -> None:
-    requeue(study, frozen)
-
-
-def open_for_worker(opts: WorkerOptions) -> OpenedStorage:
-    return open_storage(opts.storage_url, create=True, heartbeat=opts.heartbeat, on_stale=_on_stale)
-
-
 def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> WorkerSummary:
     """Claim and train configurations until none is left (or Ctrl-C)."""
     events = events or SweepEvents()
     optuna = import_optuna()
-    opened = open_for_worker(opts)
+    opened = open_storage(opts.storage_url, heartbeat=opts.heartbeat, on_stale=requeue)
     study, spec = create_or_join(opened, opts.study, opts.spec)
     summary = WorkerSummary()
     try:
         while True:
-            recover_stale(study, opened)
+            if opened.heartbeat:  # RDB: a trial whose worker was killed is failed, requeued
+                optuna.storages.fail_stale_trials(study)
             if spec.grid:
                 trial_id = _claim_waiting(study)
                 if trial_id is None:
                     break
                 trial = optuna.trial.Trial(study, trial_id)
             else:
-                if not _has_waiting(study) and _counted(study) >= (spec.trials or 0):
+                if _search_done(study, spec.trials or 0):
                     break
                 trial = study.ask()
             summary.trials.append(trial.number)
@@ -535,7 +485,7 @@ def check_spec(spec: SweepSpec) -> None:
     base = spec.config()
     points = grid_points(spec.axes) if spec.grid else [{}]
     for params in points:
-        validate(apply_params(base, params, 0))
+        apply_params(base, params, 0)
     if base.is_text_qa:
         from ppo_cli.textqa.data import load_dataset
 

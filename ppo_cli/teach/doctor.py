@@ -101,18 +101,11 @@ def diagnose(run: Path) -> list[Finding]:
 
 def still_wrong(rec: RunRecords) -> list[dict[str, str]]:
     """The questions the final greedy evaluation got wrong: what a user fixes next."""
-    return [
-        {"question": r["question"], "answer": r["answer"], "target": r["target"]}
-        for r in rec.results
-        if not r["correct"]
-    ]
+    return _examples([r for r in rec.results if not r["correct"]], None)
 
 
-def _examples(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [
-        {"question": r["question"], "answer": r["answer"], "target": r["target"]}
-        for r in rows[:MAX_EXAMPLES]
-    ]
+def _examples(rows: list[dict[str, Any]], limit: int | None = MAX_EXAMPLES) -> list[dict[str, str]]:
+    return [{k: r[k] for k in ("question", "answer", "target")} for r in rows[:limit]]
 
 
 @dataclass
@@ -197,20 +190,17 @@ def _lower(ctx: Context, name: str, suggested: float, default: float, whole: boo
     return f"{flag} ({suggested:g}; this run used {now:g})"
 
 
-def _episodes_per_iteration(ctx: Context) -> int | None:
-    first = ctx.metrics[0].get("episodes") if ctx.metrics else None
-    return first if isinstance(first, int) and not isinstance(first, bool) else None
-
-
 def _more_episodes(ctx: Context) -> str:
-    n = _episodes_per_iteration(ctx)
-    return f"--num-episodes {2 * n} (this run used {n})" if n else "--num-episodes"
+    n = ctx.metrics[0].get("episodes") if ctx.metrics else None  # per iteration
+    if isinstance(n, int) and not isinstance(n, bool) and n:
+        return f"--num-episodes {2 * n} (this run used {n})"
+    return "--num-episodes"
 
 
 def rule_same_answer(ctx: Context) -> Finding | None:
     counts = Counter(r["answer"] for r in ctx.wrong if r["answer"])
     repeated = [(a, n) for a, n in counts.most_common() if n >= SAME_ANSWER_MIN]
-    if not repeated or _hacking(ctx) is not None:  # reward hacking names the cause
+    if not repeated or _hacking(ctx):  # reward hacking names the cause
         return None
     answer, n = repeated[0]
     evidence = {
@@ -290,11 +280,10 @@ def rule_word_order(ctx: Context) -> Finding | None:
 
 
 def rule_reward_hacking(ctx: Context) -> Finding | None:
-    """Gao et al. 2022 in one run: the proxy score rose, gold accuracy fell, the KL grew."""
-    hacked = _hacking(ctx)
-    if hacked is None:
+    if not _hacking(ctx):
         return None
-    (s0, s1), (k0, k1), (best_it, best), (last_it, last) = hacked
+    (s0, s1), (k0, k1) = ((x[0][1], x[-1][1]) for x in (ctx.series("score"), ctx.series("kl")))
+    (best_it, best), (last_it, last) = _best_and_last(ctx)
     coef = _setting(ctx, "kl_coef", 0.0)
     remedy = (
         "the policy found answers the score pays for that are wrong: add a KL penalty toward "
@@ -327,24 +316,21 @@ HACK_SCORE_RISE = 0.05  # proxy score, first to last iteration (score units)
 HACK_KL_RISE = 0.1  # nats per token, first to last iteration
 
 
-def _hacking(ctx: Context) -> Any:
-    """((first, last) score, (first, last) kl, best eval, last eval), or None."""
+def _best_and_last(ctx: Context) -> tuple[tuple[int, float], tuple[int, float]]:
+    """The best greedy evaluation (the earliest of equals) and the last: (iteration, accuracy)."""
+    return max(ctx.evals, key=lambda e: (e[1], -e[0])), ctx.evals[-1]
+
+
+def _hacking(ctx: Context) -> bool:
+    """Gao et al. 2022 in one run: the proxy score rose, gold accuracy fell, the KL grew."""
     scores, kls = ctx.series("score"), ctx.series("kl")
     if not (ctx.rlhf and scores and kls and ctx.evals):
-        return None
-    best_it, best = max(ctx.evals, key=lambda e: (e[1], -e[0]))
-    last_it, last = ctx.evals[-1]
-    if not (
+        return False
+    (_, best), (_, last) = _best_and_last(ctx)
+    return (
         best - last >= FORGET_DROP
         and scores[-1][1] - scores[0][1] >= HACK_SCORE_RISE
         and kls[-1][1] - kls[0][1] >= HACK_KL_RISE
-    ):
-        return None
-    return (
-        (scores[0][1], scores[-1][1]),
-        (kls[0][1], kls[-1][1]),
-        (best_it, best),
-        (last_it, last),
     )
 
 
@@ -379,10 +365,9 @@ def rule_not_learning(ctx: Context) -> Finding | None:
 
 
 def rule_forgetting(ctx: Context) -> Finding | None:
-    if not ctx.evals or _hacking(ctx) is not None:  # reward hacking is its own finding
+    if not ctx.evals or _hacking(ctx):  # reward hacking is its own finding
         return None
-    best_it, best = max(ctx.evals, key=lambda e: (e[1], -e[0]))
-    last_it, last = ctx.evals[-1]
+    (best_it, best), (last_it, last) = _best_and_last(ctx)
     if not (best - last >= FORGET_DROP and last_it > best_it):
         return None
     lower = [

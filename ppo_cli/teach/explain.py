@@ -416,21 +416,18 @@ def explain_advantage(
     mask = ro.mask.float()
     score = (ro.rewards * mask).sum(1)  # [N] R_i
     stats = estimators.group_stats(score, groups)
-    adv: dict[str, torch.Tensor] = {}
-    for name in estimators.NAMES:
-        est = estimators.compute(
+    full = {
+        name: estimators.compute(
             name, ro.rewards, ro.mask, groups, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda
-        )
-        adv[name] = est.advantages[:, 0]  # the first token's: the whole answer's for groups
-    rtg0 = estimators.returns_to_go(ro.rewards, mask)[:, 0]  # [N] REINFORCE++'s G_0
-    real_rtg = estimators.returns_to_go(ro.rewards, mask)[ro.mask]
-    gae_norm = normalization(
-        estimators.compute(
-            "gae", ro.rewards, ro.mask, groups, ro.values, ro.dones, cfg.gamma, cfg.gae_lambda
-        ).advantages,
-        ro.mask,
-    )
-    adv["gae_normalized"] = gae_norm["_normalized"][:, 0]
+        ).advantages
+        for name in estimators.NAMES
+    }
+    rtg = estimators.returns_to_go(ro.rewards, mask)
+    real_rtg = rtg[ro.mask]
+    gae_norm = normalization(full["gae"], ro.mask)
+    full["gae_normalized"] = gae_norm["_normalized"]
+    # the first token's advantage: the whole answer's for the group estimators
+    adv = {name: a[:, 0] for name, a in full.items()}
     itos = text_run.vocab.itos
     rows = []
     for i in range(q_idx.numel()):
@@ -449,7 +446,7 @@ def explain_advantage(
                 "group_std": rounded(stats.std[i]),
                 "loo_mean": rounded(stats.loo_mean[i]),
                 "value_0": rounded(ro.values[i, 0]),
-                "return_to_go_0": rounded(rtg0[i]),
+                "return_to_go_0": rounded(rtg[i, 0]),  # REINFORCE++'s G_0
                 **{f"adv_{k}": rounded(v[i]) for k, v in adv.items()},
             }
         )
