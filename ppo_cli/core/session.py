@@ -316,44 +316,37 @@ class TrainingSession:
         if self.consistent and self.saved_iteration != self.iteration:
             with contextlib.suppress(KeyboardInterrupt, RunError):
                 self.save(self.iteration)
-        done = self._describe_interruption()
-        if self.signal is not None and self.signal != signal.SIGINT:
-            done = TrainingInterrupted(f"{self._signal_name()}: {done.message}", done.hint)
-            done.exit_code = 128 + int(self.signal)
-        done.saved_iteration = self.saved_iteration
-        return done
-
-    def _describe_interruption(self) -> TrainingInterrupted:
-        if self.saved_iteration is None and self.resume:
-            return TrainingInterrupted(
-                f"training interrupted while resuming; the checkpoint in {self.run_dir} is "
-                "unchanged",
-                f"resume with `{resume_command(self.run_dir)}`",
+        run, it, saved = self.run_dir, self.iteration, self.saved_iteration
+        hint = f"resume with `{resume_command(run)}`"
+        if saved is None and self.resume:
+            message = f"training interrupted while resuming; the checkpoint in {run} is unchanged"
+        elif saved is None:
+            message = (
+                f"training interrupted before its first checkpoint; {run} holds nothing to resume"
             )
-        if self.saved_iteration is None:
-            return TrainingInterrupted(
-                f"training interrupted before its first checkpoint; {self.run_dir} holds "
-                "nothing to resume",
-                "start the training again",
+            hint = "start the training again"
+        elif saved == it and self.consistent and self.total is not None and it >= self.total:
+            # nothing is left to resume: say so instead of pointing at --resume
+            message = (
+                f"training interrupted after its last iteration ({it}); the trained model and "
+                f"metrics are in {run}"
             )
-        if self.saved_iteration == self.iteration and self.consistent:
-            if self.total is not None and self.iteration >= self.total:
-                # nothing is left to resume: say so instead of pointing at --resume
-                return TrainingInterrupted(
-                    f"training interrupted after its last iteration ({self.iteration}); the "
-                    f"trained model and metrics are in {self.run_dir}",
-                    f"the run is complete: evaluate it with `ppoqa eval --run {self.run_dir}`",
-                )
-            what = f"training interrupted after iteration {self.iteration}; checkpoint and "
+            hint = f"the run is complete: evaluate it with `ppoqa eval --run {run}`"
+        elif saved == it and self.consistent:
+            message = (
+                f"training interrupted after iteration {it}; checkpoint and metrics are in {run}"
+            )
         else:
-            what = (
-                f"training interrupted during iteration {self.iteration + 1}; the checkpoint of "
-                f"iteration {self.saved_iteration} and "
+            message = (
+                f"training interrupted during iteration {it + 1}; the checkpoint of iteration "
+                f"{saved} and metrics are in {run}"
             )
-        return TrainingInterrupted(
-            f"{what}metrics are in {self.run_dir}",
-            f"resume with `{resume_command(self.run_dir)}`",
-        )
+        done = TrainingInterrupted(message, hint)
+        if self.signal is not None and self.signal != signal.SIGINT:
+            done.message = f"{self._signal_name()}: {message}"
+            done.exit_code = 128 + int(self.signal)
+        done.saved_iteration = saved
+        return done
 
     # the loop's calls
     def start(self, iteration: int, total: int, snapshot: Callable[[], dict[str, Any]]) -> None:

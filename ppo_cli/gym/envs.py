@@ -20,8 +20,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -433,20 +432,7 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
         super().__init__(env)
         self.env_id = env_id
         self.user = user
-        self.broken = False  # a call was interrupted: an async env's workers may be mid-call
-
-    def _guard(self, call: str) -> Any:
-        """gymnasium's own envs run as they are (no cost per step); a user's under usercode."""
-        return self._user_code(call) if self.user else nullcontext()
-
-    @contextmanager
-    def _user_code(self, call: str) -> Iterator[None]:
-        try:
-            with user_code(f"{self.env_id}: the env's {call}()", EnvError, _FIX_ENV):
-                yield
-        except BaseException:
-            self.broken = True
-            raise
+        self.broken = False  # a call of a user's env was interrupted
 
     def close(self, **kwargs: Any) -> None:
         """AsyncVectorEnv.close() first waits for a pending call, forever when the call was
@@ -464,12 +450,15 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
         return out
 
     def _call(self, call: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """gymnasium's own envs run as they are (no cost per step); a user's under usercode."""
+        what = f"{self.env_id}: the env's {call}()"
         try:
-            with self._guard(call):
+            with user_code(what, EnvError, _FIX_ENV) if self.user else nullcontext():
                 out = fn(*args, **kwargs)
-        except EnvError:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            self.broken = self.broken or self.user  # an async env's workers may be mid-call
+            if isinstance(exc, EnvError) or not isinstance(exc, Exception):
+                raise
             msg = first_line(exc)
             raise EnvError(
                 f"{self.env_id}: the env's {call}() raised {type(exc).__name__}"
