@@ -351,17 +351,13 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
     version = outer.get("format_version") if isinstance(outer, dict) else None
     if isinstance(version, bool) or not isinstance(version, int):
         raise not_ours
-    if version > FORMAT_VERSION:
+    if version != FORMAT_VERSION:
+        newer = version > FORMAT_VERSION
         raise RunError(
-            f"{ckpt}: checkpoint format {version} is newer than this ppoqa "
-            f"understands ({FORMAT_VERSION})",
-            "upgrade ppoqa to read it",
-        )
-    if version < FORMAT_VERSION:
-        raise RunError(
-            f"{ckpt}: checkpoint format {version} is older than this ppoqa reads "
-            f"({FORMAT_VERSION})",
-            "retrain the run with this version",
+            f"{ckpt}: checkpoint format {version} is "
+            f"{'newer than this ppoqa understands' if newer else 'older than this ppoqa reads'}"
+            f" ({FORMAT_VERSION})",
+            "upgrade ppoqa to read it" if newer else "retrain the run with this version",
         )
     body, digest = outer.get("payload"), outer.get("sha256")
     if not isinstance(body, torch.Tensor) or body.dtype != torch.uint8 or body.dim() != 1:

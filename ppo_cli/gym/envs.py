@@ -336,15 +336,10 @@ def make_vec_env(
         spec = dataclasses.replace(spec, max_episode_steps=max_episode_steps)
         added = max_episode_steps
     env_kwargs = dict(env_kwargs or {})
-    used = resolve_vector_mode(spec, mode)
+    used, own = resolve_vector_mode(spec, mode), None
     if used == "vector" and spec.vector_entry_point is None:
         own = _own_vector_env(spec, num_envs, env_kwargs, render_mode, mode)
-        if own is not None:
-            return NamedEnvErrors(own, env_id, False), EnvInfo(
-                env_id, vector_mode=used, env_kwargs=env_kwargs, added_time_limit=added,
-                **check_spaces(env_id, own.single_observation_space, own.single_action_space),
-            )  # fmt: skip
-        used = "sync"
+        used = "sync" if own is None else used
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
     extra = env_kwargs | ({} if render_mode is None else {"render_mode": render_mode})
     if "mujoco" in str(spec.entry_point):
@@ -357,7 +352,7 @@ def make_vec_env(
 
     try:
         with user_code(f"{env_id}'s constructor", EnvError, _FIX_ENV) if user else nullcontext():
-            envs = make()
+            envs = make() if own is None else own
     except TypeError as exc:  # the constructor rejected a keyword
         if not env_kwargs:
             raise EnvError(
