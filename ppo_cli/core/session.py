@@ -203,7 +203,7 @@ def resume_config(run_dir: Path, overrides: dict[str, Any]) -> Config:
 
 class TrainingSession:
     """One training loop's run-directory duties: lock, Ctrl-C, and checkpoints (the loop calls
-    track, start, then begin/end around each iteration, stop_if_requested, and save).
+    start, then begin/end around each iteration, stop_if_requested, and save).
 
     The first Ctrl-C only sets a flag; the loop stops at the next iteration boundary. A second
     Ctrl-C (or a KeyboardInterrupt from anywhere) stops at once: if it comes at a boundary the

@@ -66,10 +66,6 @@ class EnvInfo:
             return action + np.array(self.action_starts, dtype=np.int64)
         return action + self.action_start
 
-    def policy_spec(self) -> dict[str, Any]:
-        """What MLPActorCritic needs beyond sizes: the kind of action head."""
-        return {"action_kind": self.action_kind, "action_nvec": list(self.action_nvec)}
-
 
 _FIX_ENV = "the error is in the environment's code; PPOQA_DEBUG=1 shows its traceback"
 

@@ -76,7 +76,7 @@ class GymTask:
         return MLPActorCritic(
             info.obs_dim, info.num_actions, cfg.hidden_size, log_std_init=cfg.log_std_init,
             activation=cfg.activation, ortho_init=cfg.ortho_init, action_mask=cfg.action_mask,
-            **info.policy_spec(),
+            action_kind=info.action_kind, action_nvec=list(info.action_nvec),
         ).to(self.device)  # fmt: skip
 
     def prepare_run(
