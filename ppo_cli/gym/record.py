@@ -155,19 +155,7 @@ def _write(path: Path, frames: list[np.ndarray], fps: int) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        if path.suffix.lower() == ".gif":
-            from PIL import Image
-
-            images = [Image.fromarray(f) for f in frames]
-            images[0].save(
-                tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
-            )
-        else:
-            _write_mp4(tmp, frames, fps)
-        if path.exists():
-            raise RunError(f"--record {path}: appeared while recording", "pick a new path")
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; an animation is for sharing
-        os.replace(tmp, path)
+        _write_frames(path, tmp, frames, fps)
     except OSError as exc:
         raise RunError(
             f"--record {path}: writing the animation failed ({exc.strerror or exc})",
@@ -175,6 +163,22 @@ def _write(path: Path, frames: list[np.ndarray], fps: int) -> None:
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_frames(path: Path, tmp: Path, frames: list[np.ndarray], fps: int) -> None:
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(
+            tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
+        )
+    else:
+        _write_mp4(tmp, frames, fps)
+    if path.exists():
+        raise RunError(f"--record {path}: appeared while recording", "pick a new path")
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; an animation is for sharing
+    os.replace(tmp, path)
 
 
 def _write_mp4(tmp: Path, frames: list[np.ndarray], fps: int) -> None:
