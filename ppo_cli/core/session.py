@@ -26,11 +26,12 @@ from ppo_cli import usercode
 from ppo_cli.config import Config, resolve
 from ppo_cli.core.rundir import (
     CONFIG,
-    RunLock,
+    LOCK,
     acquire_lock,
     holds_run,
     load_checkpoint,
     read_config,
+    release_lock,
     save_checkpoint,
 )
 from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError, warn_stderr
@@ -228,14 +229,14 @@ class TrainingSession:
         self.iteration = 0  # last completed iteration
         self.consistent = False  # True between end() and the next begin()
         self.saved_iteration: int | None = None
-        self._lock: RunLock | None = None
+        self._lock_fd: int | None = None
         self._old_handlers: dict[int, Any] = {}
         self.signal: int | None = None  # the signal that asked us to stop
         self.total: int | None = None  # the run's iterations, once the loop knows them
 
     # context manager: lock + the stop signals' flag
     def __enter__(self) -> TrainingSession:
-        self._lock = acquire_lock(self.run_dir, self.warn)
+        self._lock_fd = acquire_lock(self.run_dir, self.warn)
         try:
             if not self.resume and holds_run(self.run_dir):
                 raise RunError(
@@ -244,7 +245,7 @@ class TrainingSession:
                     "or choose another --run-dir",
                 )
         except BaseException:
-            self._lock.release()
+            release_lock(self.run_dir / LOCK, self._lock_fd)
             raise
         if threading.current_thread() is threading.main_thread():
             for name in ("SIGINT", "SIGTERM", "SIGHUP"):
@@ -284,9 +285,9 @@ class TrainingSession:
                     f"is kept in {self.run_dir}",
                 ) from exc
         finally:
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
+            if self._lock_fd is not None:
+                release_lock(self.run_dir / LOCK, self._lock_fd)
+                self._lock_fd = None
 
     def _restore_handler(self) -> None:
         for signum, old in self._old_handlers.items():
