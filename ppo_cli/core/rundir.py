@@ -174,25 +174,16 @@ def holds_run(path: Path) -> bool:
     return any((path / name).exists() for name in (CHECKPOINT, CONFIG, METRICS))
 
 
-class RunLock:
-    """run/.lock, held with flock() while the training runs: the OS drops it when the process
-    dies, however it dies, and the file holds the pid for the message a second training gets."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path, self.fd = path, fd
-
-    def release(self) -> None:
-        """Remove the lock file (if it is still ours) and drop the flock."""
-        if self.fd < 0:
-            return
-        try:
-            if _same_file(self.path, self.fd):
-                self.path.unlink(missing_ok=True)
-        except OSError:
-            pass
-        finally:
-            os.close(self.fd)  # closing the last descriptor drops the flock
-            self.fd = -1
+def release_lock(lock: Path, fd: int) -> None:
+    """Remove the lock file (if it is still ours) and drop the flock: closing the last
+    descriptor drops it, as the OS does when the process dies, however it dies."""
+    try:
+        if _same_file(lock, fd):
+            lock.unlink(missing_ok=True)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _same_file(path: Path, fd: int) -> bool:
@@ -243,9 +234,10 @@ def lock_is_held(lock: Path) -> bool:
     return False
 
 
-def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> RunLock:
-    """Take run/.lock: flock it (exactly one training wins) and write our pid into it; a lock
-    nobody holds (a killed training's) is taken over with a warning."""
+def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> int:
+    """Take run/.lock: flock it (exactly one training wins) and write our pid into it (for the
+    message a second training gets); a lock nobody holds (a killed training's) is taken over
+    with a warning. Returns the lock's descriptor, for release_lock."""
     lock = run / LOCK
     for _ in range(5):
         _check_lock_path(lock, run)
@@ -287,7 +279,7 @@ def acquire_lock(run: Path, warn: Callable[[str], None] | None = None) -> RunLoc
             raise RunError(
                 f"{run}: run directory is not writable ({exc.strerror})", "choose another --run-dir"
             ) from exc
-        return RunLock(lock, fd)
+        return fd
     raise RunError(f"{run}: could not lock the run directory", "try again")
 
 
@@ -351,17 +343,13 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
     version = outer.get("format_version") if isinstance(outer, dict) else None
     if isinstance(version, bool) or not isinstance(version, int):
         raise not_ours
-    if version > FORMAT_VERSION:
+    if version != FORMAT_VERSION:
+        newer = version > FORMAT_VERSION
         raise RunError(
-            f"{ckpt}: checkpoint format {version} is newer than this ppoqa "
-            f"understands ({FORMAT_VERSION})",
-            "upgrade ppoqa to read it",
-        )
-    if version < FORMAT_VERSION:
-        raise RunError(
-            f"{ckpt}: checkpoint format {version} is older than this ppoqa reads "
-            f"({FORMAT_VERSION})",
-            "retrain the run with this version",
+            f"{ckpt}: checkpoint format {version} is "
+            f"{'newer than this ppoqa understands' if newer else 'older than this ppoqa reads'}"
+            f" ({FORMAT_VERSION})",
+            "upgrade ppoqa to read it" if newer else "retrain the run with this version",
         )
     body, digest = outer.get("payload"), outer.get("sha256")
     if not isinstance(body, torch.Tensor) or body.dtype != torch.uint8 or body.dim() != 1:

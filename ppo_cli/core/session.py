@@ -26,11 +26,12 @@ from ppo_cli import usercode
 from ppo_cli.config import Config, resolve
 from ppo_cli.core.rundir import (
     CONFIG,
-    RunLock,
+    LOCK,
     acquire_lock,
     holds_run,
     load_checkpoint,
     read_config,
+    release_lock,
     save_checkpoint,
 )
 from ppo_cli.errors import RunError, TrainingError, TrainingInterrupted, UsageError, warn_stderr
@@ -203,7 +204,7 @@ def resume_config(run_dir: Path, overrides: dict[str, Any]) -> Config:
 
 class TrainingSession:
     """One training loop's run-directory duties: lock, Ctrl-C, and checkpoints (the loop calls
-    track, start, then begin/end around each iteration, stop_if_requested, and save).
+    start, then begin/end around each iteration, stop_if_requested, and save).
 
     The first Ctrl-C only sets a flag; the loop stops at the next iteration boundary. A second
     Ctrl-C (or a KeyboardInterrupt from anywhere) stops at once: if it comes at a boundary the
@@ -228,14 +229,14 @@ class TrainingSession:
         self.iteration = 0  # last completed iteration
         self.consistent = False  # True between end() and the next begin()
         self.saved_iteration: int | None = None
-        self._lock: RunLock | None = None
+        self._lock_fd: int | None = None
         self._old_handlers: dict[int, Any] = {}
         self.signal: int | None = None  # the signal that asked us to stop
         self.total: int | None = None  # the run's iterations, once the loop knows them
 
     # context manager: lock + the stop signals' flag
     def __enter__(self) -> TrainingSession:
-        self._lock = acquire_lock(self.run_dir, self.warn)
+        self._lock_fd = acquire_lock(self.run_dir, self.warn)
         try:
             if not self.resume and holds_run(self.run_dir):
                 raise RunError(
@@ -244,7 +245,7 @@ class TrainingSession:
                     "or choose another --run-dir",
                 )
         except BaseException:
-            self._lock.release()
+            release_lock(self.run_dir / LOCK, self._lock_fd)
             raise
         if threading.current_thread() is threading.main_thread():
             for name in ("SIGINT", "SIGTERM", "SIGHUP"):
@@ -284,9 +285,9 @@ class TrainingSession:
                     f"is kept in {self.run_dir}",
                 ) from exc
         finally:
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
+            if self._lock_fd is not None:
+                release_lock(self.run_dir / LOCK, self._lock_fd)
+                self._lock_fd = None
 
     def _restore_handler(self) -> None:
         for signum, old in self._old_handlers.items():
@@ -316,44 +317,37 @@ class TrainingSession:
         if self.consistent and self.saved_iteration != self.iteration:
             with contextlib.suppress(KeyboardInterrupt, RunError):
                 self.save(self.iteration)
-        done = self._describe_interruption()
-        if self.signal is not None and self.signal != signal.SIGINT:
-            done = TrainingInterrupted(f"{self._signal_name()}: {done.message}", done.hint)
-            done.exit_code = 128 + int(self.signal)
-        done.saved_iteration = self.saved_iteration
-        return done
-
-    def _describe_interruption(self) -> TrainingInterrupted:
-        if self.saved_iteration is None and self.resume:
-            return TrainingInterrupted(
-                f"training interrupted while resuming; the checkpoint in {self.run_dir} is "
-                "unchanged",
-                f"resume with `{resume_command(self.run_dir)}`",
+        run, it, saved = self.run_dir, self.iteration, self.saved_iteration
+        hint = f"resume with `{resume_command(run)}`"
+        if saved is None and self.resume:
+            message = f"training interrupted while resuming; the checkpoint in {run} is unchanged"
+        elif saved is None:
+            message = (
+                f"training interrupted before its first checkpoint; {run} holds nothing to resume"
             )
-        if self.saved_iteration is None:
-            return TrainingInterrupted(
-                f"training interrupted before its first checkpoint; {self.run_dir} holds "
-                "nothing to resume",
-                "start the training again",
+            hint = "start the training again"
+        elif saved == it and self.consistent and self.total is not None and it >= self.total:
+            # nothing is left to resume: say so instead of pointing at --resume
+            message = (
+                f"training interrupted after its last iteration ({it}); the trained model and "
+                f"metrics are in {run}"
             )
-        if self.saved_iteration == self.iteration and self.consistent:
-            if self.total is not None and self.iteration >= self.total:
-                # nothing is left to resume: say so instead of pointing at --resume
-                return TrainingInterrupted(
-                    f"training interrupted after its last iteration ({self.iteration}); the "
-                    f"trained model and metrics are in {self.run_dir}",
-                    f"the run is complete: evaluate it with `ppoqa eval --run {self.run_dir}`",
-                )
-            what = f"training interrupted after iteration {self.iteration}; checkpoint and "
+            hint = f"the run is complete: evaluate it with `ppoqa eval --run {run}`"
+        elif saved == it and self.consistent:
+            message = (
+                f"training interrupted after iteration {it}; checkpoint and metrics are in {run}"
+            )
         else:
-            what = (
-                f"training interrupted during iteration {self.iteration + 1}; the checkpoint of "
-                f"iteration {self.saved_iteration} and "
+            message = (
+                f"training interrupted during iteration {it + 1}; the checkpoint of iteration "
+                f"{saved} and metrics are in {run}"
             )
-        return TrainingInterrupted(
-            f"{what}metrics are in {self.run_dir}",
-            f"resume with `{resume_command(self.run_dir)}`",
-        )
+        done = TrainingInterrupted(message, hint)
+        if self.signal is not None and self.signal != signal.SIGINT:
+            done.message = f"{self._signal_name()}: {message}"
+            done.exit_code = 128 + int(self.signal)
+        done.saved_iteration = saved
+        return done
 
     # the loop's calls
     def start(self, iteration: int, total: int, snapshot: Callable[[], dict[str, Any]]) -> None:

@@ -91,14 +91,12 @@ class TensorBoardCallbacks:
         self.inner = inner
         self._writer_cls = summary_writer_class()  # fail before any training time is spent
         self.writer: Any = None
-        self.log_dir: Path | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
-        self.log_dir = Path(run_dir) / LOG_DIR
-        self.writer = self._writer_cls(log_dir=str(self.log_dir))
+        self.writer = self._writer_cls(log_dir=str(Path(run_dir) / LOG_DIR))
         rows = "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items())
         self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
         self.inner.on_start(cfg, run_dir, total)

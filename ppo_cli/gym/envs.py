@@ -20,8 +20,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,10 +65,6 @@ class EnvInfo:
         if self.action_kind == "multi_discrete":
             return action + np.array(self.action_starts, dtype=np.int64)
         return action + self.action_start
-
-    def policy_spec(self) -> dict[str, Any]:
-        """What MLPActorCritic needs beyond sizes: the kind of action head."""
-        return {"action_kind": self.action_kind, "action_nvec": list(self.action_nvec)}
 
 
 _FIX_ENV = "the error is in the environment's code; PPOQA_DEBUG=1 shows its traceback"
@@ -337,15 +332,10 @@ def make_vec_env(
         spec = dataclasses.replace(spec, max_episode_steps=max_episode_steps)
         added = max_episode_steps
     env_kwargs = dict(env_kwargs or {})
-    used = resolve_vector_mode(spec, mode)
+    used, own = resolve_vector_mode(spec, mode), None
     if used == "vector" and spec.vector_entry_point is None:
         own = _own_vector_env(spec, num_envs, env_kwargs, render_mode, mode)
-        if own is not None:
-            return NamedEnvErrors(own, env_id, False), EnvInfo(
-                env_id, vector_mode=used, env_kwargs=env_kwargs, added_time_limit=added,
-                **check_spaces(env_id, own.single_observation_space, own.single_action_space),
-            )  # fmt: skip
-        used = "sync"
+        used = "sync" if own is None else used
     vector_kwargs = {} if used == "vector" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
     extra = env_kwargs | ({} if render_mode is None else {"render_mode": render_mode})
     if "mujoco" in str(spec.entry_point):
@@ -358,7 +348,7 @@ def make_vec_env(
 
     try:
         with user_code(f"{env_id}'s constructor", EnvError, _FIX_ENV) if user else nullcontext():
-            envs = make()
+            envs = make() if own is None else own
     except TypeError as exc:  # the constructor rejected a keyword
         if not env_kwargs:
             raise EnvError(
@@ -433,20 +423,7 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
         super().__init__(env)
         self.env_id = env_id
         self.user = user
-        self.broken = False  # a call was interrupted: an async env's workers may be mid-call
-
-    def _guard(self, call: str) -> Any:
-        """gymnasium's own envs run as they are (no cost per step); a user's under usercode."""
-        return self._user_code(call) if self.user else nullcontext()
-
-    @contextmanager
-    def _user_code(self, call: str) -> Iterator[None]:
-        try:
-            with user_code(f"{self.env_id}: the env's {call}()", EnvError, _FIX_ENV):
-                yield
-        except BaseException:
-            self.broken = True
-            raise
+        self.broken = False  # a call of a user's env was interrupted
 
     def close(self, **kwargs: Any) -> None:
         """AsyncVectorEnv.close() first waits for a pending call, forever when the call was
@@ -464,12 +441,15 @@ class NamedEnvErrors(gym.vector.VectorWrapper):
         return out
 
     def _call(self, call: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """gymnasium's own envs run as they are (no cost per step); a user's under usercode."""
+        what = f"{self.env_id}: the env's {call}()"
         try:
-            with self._guard(call):
+            with user_code(what, EnvError, _FIX_ENV) if self.user else nullcontext():
                 out = fn(*args, **kwargs)
-        except EnvError:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            self.broken = self.broken or self.user  # an async env's workers may be mid-call
+            if isinstance(exc, EnvError) or not isinstance(exc, Exception):
+                raise
             msg = first_line(exc)
             raise EnvError(
                 f"{self.env_id}: the env's {call}() raised {type(exc).__name__}"

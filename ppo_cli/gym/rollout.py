@@ -128,13 +128,10 @@ class GymCollector:
         for step in range(t_):
             obs[step] = self.next_obs
             valid[step] = self.tracker.valid
-            if masks is None:
-                action, logprob, value = policy.act(self.next_obs)
-            else:
+            masking = {} if masks is None else {"action_mask": self.next_mask}
+            if masks is not None:
                 masks[step] = self.next_mask
-                action, logprob, value = policy.act(  # type: ignore[call-arg]
-                    self.next_obs, action_mask=self.next_mask
-                )
+            action, logprob, value = policy.act(self.next_obs, **masking)
             actions[step], logprobs[step], values[step] = action, logprob, value
             env_action = self.info.to_env(action.cpu().numpy())  # offset, or clipped (Box)
             next_obs, reward, term, trunc, infos = self.envs.step(env_action)

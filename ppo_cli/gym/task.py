@@ -25,15 +25,6 @@ from ppo_cli.gym.rollout import GymCollector, GymRollout
 from ppo_cli.gym.trace import batch_trace
 from ppo_cli.presets import tuned_settings
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available", "use --device cpu")
-    return torch.device(name)
-
-
 # Greedy early-stop checks per gymnasium run besides the ones its training returns call for:
 # 20 stopped CartPole ~15 % sooner than 10 on seeds 100-109 (a check of a poor policy is short).
 GYM_CHECKS = 20
@@ -50,7 +41,10 @@ class GymTask:
         self, cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
     ) -> None:
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is available", "use --device cpu")
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(auto if cfg.device == "auto" else cfg.device)
         self.fingerprint = None
         self.batch_size = cfg.num_envs * cfg.num_steps
         self.total = max(1, cfg.timesteps // self.batch_size)
@@ -82,7 +76,7 @@ class GymTask:
         return MLPActorCritic(
             info.obs_dim, info.num_actions, cfg.hidden_size, log_std_init=cfg.log_std_init,
             activation=cfg.activation, ortho_init=cfg.ortho_init, action_mask=cfg.action_mask,
-            **info.policy_spec(),
+            action_kind=info.action_kind, action_nvec=list(info.action_nvec),
         ).to(self.device)  # fmt: skip
 
     def prepare_run(
