@@ -387,8 +387,7 @@ def _read_yaml(
 def _text_value(value: Any, source: str, where: str, key: str, raw: str | None = None) -> str:
     """The text of one question/answer value. `raw` is the scalar as written in the file: a
     number is kept as typed (`answer: 010` stays "010", not YAML's octal 8; `1:30` is not 90)."""
-    if value is None:
-        raise DatasetError(f"{source}: {where}: '{key}' is empty", f"give the {key} as text")
+    value = "" if value is None else value  # refused below as empty
     if isinstance(value, bool):
         raise DatasetError(
             f"{source}: {where}: '{key}' is the boolean {value} (YAML reads yes/no/true as such)",

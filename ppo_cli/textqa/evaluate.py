@@ -83,12 +83,11 @@ def evaluate_qa(policy: ActorCritic, task: QATask) -> list[QAResult]:
             totals = ro.episode_returns
             for j, i in enumerate(idx.tolist()):
                 pair = task.dataset.pairs[i]
-                n = int(ro.answer_len[j])
                 results.append(
                     QAResult(
                         question=pair.question,
                         target=pair.answer,
-                        answer=task.answer_text(ro.answer[j, :n].tolist()),
+                        answer=task.answer_text(ro.answer[j], ro.answer_len[j]),
                         reward=round(float(totals[j]), 4),
                         correct=bool(ro.exact[j]),
                     )
@@ -273,7 +272,7 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
         answers.append(
             Answer(
                 question=q,
-                answer=run.task.answer_text(ro.answer[i, : int(ro.answer_len[i])].tolist()),
+                answer=run.task.answer_text(ro.answer[i], ro.answer_len[i]),
                 confidence=float(confidence[i]),
                 unknown_words=unknown[i],
                 nearest=near,

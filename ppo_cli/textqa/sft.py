@@ -33,9 +33,9 @@ DEFAULT_EPOCHS = 60
 DEFAULT_BATCH_SIZE = 8
 
 
-def _resume_settings(run_dir: Path) -> tuple[Config, QADataset, int, int, int]:
-    """An interrupted SFT run's config, dataset copy, epochs, batch size and eval interval
-    (the loop checks that the copy is the one the checkpoint learned)."""
+def _resume_task(run_dir: Path) -> SFTTask:
+    """An interrupted SFT run with its own config, dataset copy, epochs, batch size and eval
+    interval (the loop checks that the copy is the one the checkpoint learned)."""
     if not run_dir.is_dir():
         raise RunError(
             f"--resume {run_dir}: run directory not found",
@@ -59,7 +59,7 @@ def _resume_settings(run_dir: Path) -> tuple[Config, QADataset, int, int, int]:
     cfg = resume_config(run_dir, {})
     batch_size = int(settings.get("batch_size", DEFAULT_BATCH_SIZE))
     dataset = read_run_dataset(run_dir / DATASET, f"resume only a folder made by `{SFT_CMD}`")
-    return cfg, dataset, epochs, batch_size, int(settings.get("eval_every", 1))
+    return SFTTask(cfg, dataset, epochs, batch_size, int(settings.get("eval_every", 1)))
 
 
 @dataclass
@@ -227,7 +227,7 @@ def sft(
     if resume:
         if run_dir is None:
             raise ConfigError("resuming needs the run directory", "ppoqa sft --resume DIR")
-        cfg, dataset, epochs, batch_size, eval_every = _resume_settings(run_dir)
+        task = _resume_task(run_dir)
     else:
         dataset = load_dataset(cfg.dataset)
         run_dir = run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed)
@@ -237,11 +237,11 @@ def sft(
                 f"choose another --run-dir, or continue an interrupted one: {SFT_CMD} --resume "
                 f"{shlex.quote(str(run_dir))}",
             )
-    task = SFTTask(cfg, dataset, epochs, batch_size, eval_every)
+        task = SFTTask(cfg, dataset, epochs, batch_size, eval_every)
     try:
         done = run_task(task, run_dir, callbacks or Callbacks(), resume, update=task.update)
     except TrainingInterrupted as exc:
-        raise _interrupted(exc, run_dir, epochs) from exc
+        raise _interrupted(exc, run_dir, task.total) from exc
     return SFTResult(
         run_dir=done.run_dir,
         epochs=done.iterations,

@@ -147,11 +147,6 @@ def answer_positions(task: QATask) -> list[list[int]]:
     return [sorted(ids) for ids in steps]
 
 
-def load_run_dataset(run_dir: Path) -> QADataset:
-    """A resumed run trains on its own copy of the dataset, not on the original file."""
-    return read_run_dataset(run_dir / DATASET, "resume only a run directory made by `ppoqa train`")
-
-
 def resolve_run(
     cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None
 ) -> tuple[Config, QADataset, rlhf.InitRun | None, Any]:
@@ -168,7 +163,11 @@ def resolve_run(
         rlhf.check_network(cfg, init)
     # a resumed run, or one started from a run without --dataset, trains on that run's copy
     run_copy = resume_dir or (init.path if init is not None and cfg.dataset is None else None)
-    dataset = load_run_dataset(run_copy) if run_copy else load_dataset(cfg.dataset, progress)
+    if run_copy:
+        hint = "resume only a run directory made by `ppoqa train`"
+        dataset = read_run_dataset(run_copy / DATASET, hint)
+    else:
+        dataset = load_dataset(cfg.dataset, progress)
     reward_fn, derived = None, {}
     if cfg.reward_fn is not None:
         reward_fn = load_reward_fn(cfg.reward_fn)
@@ -391,7 +390,8 @@ class TextQATask(TextRunTask):
         self.best: tuple[int, dict[str, torch.Tensor], list[QAResult]] | None = None
         self.curriculum = None
         if self.cfg.curriculum:
-            self.curriculum = Curriculum.from_dataset(self.dataset, self.cfg.curriculum_threshold)
+            levels = [p.level for p in self.dataset.pairs]
+            self.curriculum = Curriculum(levels, self.cfg.curriculum_threshold)
             self.curriculum.stage = state.curriculum_stage
         assert self.cfg.stall_iterations is not None
         self.stall = StallDetector(
@@ -524,7 +524,7 @@ class TextQATask(TextRunTask):
         results = self.greedy(policy, record, state)
         self.last_correct = [r.correct for r in results]
         if self.curriculum is not None:
-            record.update(self.curriculum.observe([r.correct for r in results]))
+            record.update(self.curriculum.observe(self.last_correct))
             state.curriculum_stage = self.curriculum.stage
         reached = (
             cfg.target_accuracy is not None
