@@ -160,7 +160,7 @@ def load_dataset(
     if path is None:
         return parse_dataset(builtin_dataset_path().read_text(encoding="utf-8"), "<builtin>")
     p = Path(path)
-    size = _file_size(p)
+    size = p.stat().st_size if p.is_file() else 0  # for the message about a too-large file
     raw = read_regular(
         p,
         "dataset file",
@@ -196,13 +196,6 @@ def _every_fifth(say: Callable[[float], None]) -> Callable[[float], None]:
             say(fraction)
 
     return report
-
-
-def _file_size(p: Path) -> int:
-    try:
-        return p.stat().st_size
-    except OSError:
-        return 0
 
 
 def _mb(n: int) -> str:
