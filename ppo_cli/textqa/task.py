@@ -567,12 +567,9 @@ class TextQATask(TextRunTask):
     def end_on_best(
         self, policy: ActorCritic, state: LoopState, results: list[QAResult]
     ) -> list[QAResult]:
-        """A stalled run ends with the weights of its best greedy evaluation. On a large set
-        each update flips a few answers near their decision boundary (right in 58 of the
-        last 60 evaluations, wrong in the last), so the last iteration is a noisy sample of a
-        plateau; the best one is the run's answer, as a best-checkpoint callback keeps.
-        Only a stall: a run that used its iterations stays as it was, so --resume with more
-        iterations continues it exactly."""
+        """A stalled run ends with the weights of its best greedy evaluation: on a plateau each
+        update flips a few answers near their boundary, so the last iteration is a noisy sample.
+        Not a run that used its iterations: --resume with more continues it exactly."""
         if self.best is None or accuracy(self.best[2]) <= state.accuracy:
             return results
         iteration, weights, results = self.best
