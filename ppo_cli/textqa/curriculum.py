@@ -14,8 +14,6 @@ from typing import Any
 
 import torch
 
-from ppo_cli.textqa.data import QADataset
-
 
 def episodes_per_iteration(num_episodes: int | None, num_questions: int) -> int:
     """num_episodes (cfg.num_episodes), or 4 episodes per question (at least 64) when unset:
@@ -65,10 +63,6 @@ class Curriculum:
         self.levels: list[int] = sorted(set(int(x) for x in question_levels))
         self.threshold = threshold
         self.stage = 0  # index into self.levels of the hardest active level
-
-    @classmethod
-    def from_dataset(cls, dataset: QADataset, threshold: float) -> Curriculum:
-        return cls([p.level for p in dataset.pairs], threshold)
 
     @property
     def level(self) -> int:

@@ -160,7 +160,7 @@ def load_dataset(
     if path is None:
         return parse_dataset(builtin_dataset_path().read_text(encoding="utf-8"), "<builtin>")
     p = Path(path)
-    size = _file_size(p)
+    size = p.stat().st_size if p.is_file() else 0  # for the message about a too-large file
     raw = read_regular(
         p,
         "dataset file",
@@ -196,13 +196,6 @@ def _every_fifth(say: Callable[[float], None]) -> Callable[[float], None]:
             say(fraction)
 
     return report
-
-
-def _file_size(p: Path) -> int:
-    try:
-        return p.stat().st_size
-    except OSError:
-        return 0
 
 
 def _mb(n: int) -> str:
@@ -387,8 +380,7 @@ def _read_yaml(
 def _text_value(value: Any, source: str, where: str, key: str, raw: str | None = None) -> str:
     """The text of one question/answer value. `raw` is the scalar as written in the file: a
     number is kept as typed (`answer: 010` stays "010", not YAML's octal 8; `1:30` is not 90)."""
-    if value is None:
-        raise DatasetError(f"{source}: {where}: '{key}' is empty", f"give the {key} as text")
+    value = "" if value is None else value  # refused below as empty
     if isinstance(value, bool):
         raise DatasetError(
             f"{source}: {where}: '{key}' is the boolean {value} (YAML reads yes/no/true as such)",

@@ -121,12 +121,12 @@ class QATask:
         final = final.clone()
         for i in rows.nonzero().flatten().tolist():
             pair = self.dataset.pairs[int(question_idx[i])]
-            text = self.answer_text(answer[i, : int(answer_len[i])].tolist())
+            text = self.answer_text(answer[i], answer_len[i])
             final[i] = self.score_fn(pair.question, text, pair.answer)
         return final
 
-    def answer_text(self, ids: list[int]) -> str:
-        return detokenize(self.vocab.decode(ids))
+    def answer_text(self, answer: torch.Tensor, length: torch.Tensor | int) -> str:
+        return detokenize(self.vocab.decode(answer[: int(length)].tolist()))
 
 
 class TextQAVecEnv:

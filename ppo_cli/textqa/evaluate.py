@@ -83,12 +83,11 @@ def evaluate_qa(policy: ActorCritic, task: QATask) -> list[QAResult]:
             totals = ro.episode_returns
             for j, i in enumerate(idx.tolist()):
                 pair = task.dataset.pairs[i]
-                n = int(ro.answer_len[j])
                 results.append(
                     QAResult(
                         question=pair.question,
                         target=pair.answer,
-                        answer=task.answer_text(ro.answer[j, :n].tolist()),
+                        answer=task.answer_text(ro.answer[j], ro.answer_len[j]),
                         reward=round(float(totals[j]), 4),
                         correct=bool(ro.exact[j]),
                     )
@@ -247,20 +246,15 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
     """Greedy answers for free-text questions, each with its confidence and familiarity."""
     if not questions:
         return []
-    encoded, unknown = [], []
-    for q in questions:
-        ids, unk = run.vocab.encode(tokenize(q))
-        encoded.append(ids)
-        unknown.append(list(dict.fromkeys(unk)))
-    n = len(questions)
+    encoded = [run.vocab.encode(tokenize(q)) for q in questions]  # (ids, unknown words)
     # At least the training width: a recurrent policy reads the padding too, so a short
     # question asked alone must look exactly as it did in training.
-    prompts = encode_prompts(encoded, run.task.prompt_len)  # [N, P]
+    prompts = encode_prompts([ids for ids, _ in encoded], run.task.prompt_len)  # [N, P]
     check_fits(run.policy, prompts.shape[1], run.task.max_steps, "question")
     ro = collect_text_episodes(
         run.policy,
         TextQAVecEnv(run.task),
-        torch.zeros(n, dtype=torch.long),
+        torch.zeros(len(questions), dtype=torch.long),
         greedy=True,
         prompts=prompts,
     )
@@ -273,9 +267,9 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
         answers.append(
             Answer(
                 question=q,
-                answer=run.task.answer_text(ro.answer[i, : int(ro.answer_len[i])].tolist()),
+                answer=run.task.answer_text(ro.answer[i], ro.answer_len[i]),
                 confidence=float(confidence[i]),
-                unknown_words=unknown[i],
+                unknown_words=list(dict.fromkeys(encoded[i][1])),
                 nearest=near,
                 similarity=sim,
             )

@@ -71,9 +71,8 @@ class TextQAEnv(gym.Env):
             self._obs[self.task.prompt_len + t] = int(action)
         info: dict[str, Any] = {}
         if ended[0]:
-            n = int(self._venv.answer_len[0])
             info = {
-                "answer": self.task.answer_text(self._venv.answer[0, :n].tolist()),
+                "answer": self.task.answer_text(self._venv.answer[0], self._venv.answer_len[0]),
                 "correct": bool(self._venv.exact[0]),
                 "overlap": int(self._venv.overlap[0]),
                 "credit": float(self._venv.credit[0]),

@@ -72,8 +72,7 @@ class TextActorCritic(ActorCritic):
         self.critic = orthogonal(nn.Linear(hidden_size, 1), 1.0)
         mask = torch.zeros(vocab_size)
         mask[[a for a in BANNED_ACTIONS if a < vocab_size]] = NEG
-        end = torch.zeros(vocab_size, dtype=torch.bool)
-        end[END_ID] = True
+        end = torch.arange(vocab_size) == END_ID
         self.register_buffer("end_onehot", end, persistent=False)
         # --answer-positions: answer token k may only be an id (<END> among them) that some
         # answer has as its token k; every target stays reachable.
@@ -109,6 +108,10 @@ class TextActorCritic(ActorCritic):
         self.first_in_table = bool(
             self.answer_positions is not None and END_ID not in self.answer_positions[0]
         )
+        self.build_encoder()
+
+    def build_encoder(self) -> None:
+        """A subclass's encoder modules, made after the heads (the order they are initialized)."""
 
     # False for the critic-free estimators (ppo_cli.textqa.estimators): the value head is not run,
     # and V reads 0 everywhere (runtime only: a checkpoint's network is the same either way)
@@ -293,15 +296,8 @@ class LSTMActorCritic(TextActorCritic):
 
     kind = "lstm"
 
-    def __init__(
-        self,
-        vocab_size: int,
-        hidden_size: int = 64,
-        answer_vocab: list[int] | None = None,
-        answer_positions: list[list[int]] | None = None,
-    ) -> None:
-        super().__init__(vocab_size, hidden_size, answer_vocab, answer_positions)
-        self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
+    def build_encoder(self) -> None:
+        self.lstm = nn.LSTM(self.hidden_size, self.hidden_size, batch_first=True)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(self.embedding(tokens))

@@ -6,7 +6,6 @@ cross-entropy on the gold answer tokens and <END>, in the rollout's episode layo
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,22 +14,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ppo_cli.config import Config
-from ppo_cli.core.ppo import UpdateSettings, masked_mean
-from ppo_cli.core.rundir import (
-    DATASET,
-    VOCAB,
-    atomic_write_text,
-    holds_run,
-    load_checkpoint,
-    new_run_dir,
-    write_yaml,
-)
+from ppo_cli.core.ppo import masked_mean
+from ppo_cli.core.rundir import DATASET, holds_run, load_checkpoint, new_run_dir
 from ppo_cli.core.session import LoopState, resume_config
 from ppo_cli.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
 from ppo_cli.textqa.data import END_ID, PAD_ID, QADataset, load_dataset, read_run_dataset
 from ppo_cli.textqa.env import QATask
-from ppo_cli.textqa.evaluate import QAResult, accuracy, evaluate_qa
-from ppo_cli.textqa.task import build_text_setup
+from ppo_cli.textqa.evaluate import QAResult, accuracy
+from ppo_cli.textqa.task import TextRunTask
 
 if TYPE_CHECKING:
     from ppo_cli.core.trainer import Callbacks
@@ -42,9 +33,9 @@ DEFAULT_EPOCHS = 60
 DEFAULT_BATCH_SIZE = 8
 
 
-def _resume_settings(run_dir: Path) -> tuple[Config, QADataset, int, int, int]:
-    """An interrupted SFT run's config, dataset copy, epochs, batch size and eval interval
-    (the loop checks that the copy is the one the checkpoint learned)."""
+def _resume_task(run_dir: Path) -> SFTTask:
+    """An interrupted SFT run with its own config, dataset copy, epochs, batch size and eval
+    interval (the loop checks that the copy is the one the checkpoint learned)."""
     if not run_dir.is_dir():
         raise RunError(
             f"--resume {run_dir}: run directory not found",
@@ -68,7 +59,7 @@ def _resume_settings(run_dir: Path) -> tuple[Config, QADataset, int, int, int]:
     cfg = resume_config(run_dir, {})
     batch_size = int(settings.get("batch_size", DEFAULT_BATCH_SIZE))
     dataset = read_run_dataset(run_dir / DATASET, f"resume only a folder made by `{SFT_CMD}`")
-    return cfg, dataset, epochs, batch_size, int(settings.get("eval_every", 1))
+    return SFTTask(cfg, dataset, epochs, batch_size, int(settings.get("eval_every", 1)))
 
 
 @dataclass
@@ -128,12 +119,11 @@ class SFTResult:
         }
 
 
-class SFTTask:
+class SFTTask(TextRunTask):
     """Teacher forcing as a task of the training loop (ppo_cli.core.trainer.run_task): one
     iteration is one epoch over every gold answer, with its own update step; no rollout."""
 
     kind = RUN_KIND
-    fused_adam = False  # the plain Adam, as text-QA PPO runs use
     may_stop_early = False
     action_label = None  # no traces: nothing is sampled
 
@@ -146,32 +136,16 @@ class SFTTask:
         self.last_loss = float("nan")
 
     def build(self) -> ActorCritic:
-        self.qa, policy = build_text_setup(self.cfg, self.dataset)
+        policy = super().build()
         self.data = teacher_batch(self.qa)
         return policy
-
-    def update_settings(self) -> UpdateSettings:  # the loop reads it for traces (SFT has none)
-        return UpdateSettings.from_config(self.cfg)
 
     def training_spec(self) -> None:  # the dataset copy is checked by its fingerprint
         return None
 
-    def prepare_run(
-        self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
-    ) -> None:
-        if ckpt is None:
-            write_yaml(run_dir / DATASET, self.dataset.to_dict())
-            atomic_write_text(run_dir / VOCAB, json.dumps(self.qa.vocab.itos, ensure_ascii=False))
-
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
         sft = {"epochs": self.total, "batch_size": self.batch_size, "eval_every": self.eval_every}
-        return {
-            "vocab": list(self.qa.vocab.itos),
-            "dataset_fingerprint": self.fingerprint,
-            "env": self.cfg.env,
-            "kind": RUN_KIND,
-            "sft": sft,
-        }
+        return {**super().checkpoint_extras(state), "kind": RUN_KIND, "sft": sft}
 
     def start(self, state: LoopState) -> None: ...
 
@@ -229,15 +203,10 @@ class SFTTask:
         """Greedy answers to every question each eval_every epochs and after the last."""
         if iteration % self.eval_every and iteration != self.total:
             return None, False
-        results = evaluate_qa(policy, self.qa)
-        record["eval_accuracy"] = state.accuracy = accuracy(results)
-        state.results = [r.to_dict() for r in results]
-        return results, False
+        return self.greedy(policy, record, state), False
 
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
         return {}
-
-    def close(self) -> None: ...
 
 
 def sft(
@@ -258,7 +227,7 @@ def sft(
     if resume:
         if run_dir is None:
             raise ConfigError("resuming needs the run directory", "ppoqa sft --resume DIR")
-        cfg, dataset, epochs, batch_size, eval_every = _resume_settings(run_dir)
+        task = _resume_task(run_dir)
     else:
         dataset = load_dataset(cfg.dataset)
         run_dir = run_dir or new_run_dir(f"{cfg.env}-sft", cfg.seed)
@@ -268,11 +237,11 @@ def sft(
                 f"choose another --run-dir, or continue an interrupted one: {SFT_CMD} --resume "
                 f"{shlex.quote(str(run_dir))}",
             )
-    task = SFTTask(cfg, dataset, epochs, batch_size, eval_every)
+        task = SFTTask(cfg, dataset, epochs, batch_size, eval_every)
     try:
         done = run_task(task, run_dir, callbacks or Callbacks(), resume, update=task.update)
     except TrainingInterrupted as exc:
-        raise _interrupted(exc, run_dir, epochs) from exc
+        raise _interrupted(exc, run_dir, task.total) from exc
     return SFTResult(
         run_dir=done.run_dir,
         epochs=done.iterations,

@@ -147,11 +147,6 @@ def answer_positions(task: QATask) -> list[list[int]]:
     return [sorted(ids) for ids in steps]
 
 
-def load_run_dataset(run_dir: Path) -> QADataset:
-    """A resumed run trains on its own copy of the dataset, not on the original file."""
-    return read_run_dataset(run_dir / DATASET, "resume only a run directory made by `ppoqa train`")
-
-
 def resolve_run(
     cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None
 ) -> tuple[Config, QADataset, rlhf.InitRun | None, Any]:
@@ -168,7 +163,11 @@ def resolve_run(
         rlhf.check_network(cfg, init)
     # a resumed run, or one started from a run without --dataset, trains on that run's copy
     run_copy = resume_dir or (init.path if init is not None and cfg.dataset is None else None)
-    dataset = load_run_dataset(run_copy) if run_copy else load_dataset(cfg.dataset, progress)
+    if run_copy:
+        hint = "resume only a run directory made by `ppoqa train`"
+        dataset = read_run_dataset(run_copy / DATASET, hint)
+    else:
+        dataset = load_dataset(cfg.dataset, progress)
     reward_fn, derived = None, {}
     if cfg.reward_fn is not None:
         reward_fn = load_reward_fn(cfg.reward_fn)
@@ -185,11 +184,53 @@ def resolve_run(
     return replace(cfg, **derived), dataset, init, reward_fn
 
 
-class TextQATask:
-    """One episode per question, one step per generated token; greedy evaluation each
-    eval_every iterations, an early stop at target_accuracy, an optional curriculum."""
+class TextRunTask:
+    """What PPO and supervised (ppo_cli.textqa.sft) text-QA runs share: the network over the
+    dataset's vocabulary, the run folder's copies of both, and greedy evaluation."""
 
     fused_adam = False  # the recorded text-QA results were made with the plain Adam
+    cfg: Config
+    dataset: QADataset
+    fingerprint: str | None
+    qa: QATask
+
+    def build(self) -> ActorCritic:
+        """The env and the network; may still refuse the dataset (before any folder exists)."""
+        self.qa, policy = build_text_setup(self.cfg, self.dataset)
+        return policy
+
+    def update_settings(self) -> UpdateSettings:
+        return UpdateSettings.from_config(self.cfg)
+
+    def prepare_run(
+        self, run_dir: Path, state: LoopState, ckpt: dict[str, Any] | None, warn: Any
+    ) -> None:
+        if ckpt is None:  # a new run: ask and eval read these copies
+            write_yaml(run_dir / DATASET, self.dataset.to_dict())
+            atomic_write_text(run_dir / VOCAB, json.dumps(self.qa.vocab.itos, ensure_ascii=False))
+
+    def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
+        return {
+            "vocab": list(self.qa.vocab.itos),
+            "dataset_fingerprint": self.fingerprint,
+            "env": self.cfg.env,
+        }
+
+    def greedy(
+        self, policy: ActorCritic, record: dict[str, Any], state: LoopState
+    ) -> list[QAResult]:
+        """Greedy answers to every question, the run's latest results."""
+        results = evaluate_qa(policy, self.qa)
+        record["eval_accuracy"] = state.accuracy = accuracy(results)
+        state.results = [r.to_dict() for r in results]
+        return results
+
+    def close(self) -> None: ...
+
+
+class TextQATask(TextRunTask):
+    """One episode per question, one step per generated token; greedy evaluation each
+    eval_every iterations, an early stop at target_accuracy, an optional curriculum."""
 
     def __init__(
         self, cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None = None
@@ -201,9 +242,8 @@ class TextQATask:
         self.may_stop_early = cfg.target_accuracy is not None
 
     def build(self) -> ActorCritic:
-        """The env and the network; may still refuse the dataset (before any folder exists)."""
         cfg = self.cfg
-        self.qa, policy = build_text_setup(cfg, self.dataset)
+        policy = super().build()
         if self.init is not None:
             rlhf.check_same_vocabulary(self.init, self.qa.vocab.itos, self.dataset.source)
             policy.load_state_dict(rlhf.init_policy(self.init).state_dict())
@@ -226,7 +266,7 @@ class TextQATask:
         """The critic-free estimators train no value head; --kl-in loss adds the KL term."""
         cfg = self.cfg
         return replace(
-            UpdateSettings.from_config(cfg),
+            super().update_settings(),
             use_critic=cfg.advantage in estimators.CRITIC,
             kl_loss_coef=cfg.kl_coef if cfg.kl_in == "loss" else 0.0,
         )
@@ -271,10 +311,8 @@ class TextQATask:
         """A new run's files, or a resumed run's extra state (and the refusal of one that
         reached its target)."""
         cfg = self.cfg
-        if ckpt is None:
-            write_yaml(run_dir / DATASET, self.dataset.to_dict())
-            atomic_write_text(run_dir / VOCAB, json.dumps(self.qa.vocab.itos, ensure_ascii=False))
-        elif self.reference is not None:
+        super().prepare_run(run_dir, state, ckpt, warn)
+        if ckpt is not None and self.reference is not None:
             if not isinstance(ckpt.get("reference"), dict):
                 raise RunError(f"{run_dir}: checkpoint has no reference policy", "start a new run")
             self.reference.policy.load_state_dict(ckpt["reference"])
@@ -330,10 +368,8 @@ class TextQATask:
 
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
         return {
-            "vocab": list(self.qa.vocab.itos),
-            "dataset_fingerprint": self.fingerprint,
+            **super().checkpoint_extras(state),
             "training_spec": self.training_spec(),
-            "env": self.cfg.env,
             **({"reference": self.reference.state_dict()} if self.reference else {}),
             **({"answer_memory": self.memory.state_dict()} if self.memory else {}),
             **({"init_from": self.init.record()} if self.init is not None else {}),
@@ -354,7 +390,8 @@ class TextQATask:
         self.best: tuple[int, dict[str, torch.Tensor], list[QAResult]] | None = None
         self.curriculum = None
         if self.cfg.curriculum:
-            self.curriculum = Curriculum.from_dataset(self.dataset, self.cfg.curriculum_threshold)
+            levels = [p.level for p in self.dataset.pairs]
+            self.curriculum = Curriculum(levels, self.cfg.curriculum_threshold)
             self.curriculum.stage = state.curriculum_stage
         assert self.cfg.stall_iterations is not None
         self.stall = StallDetector(
@@ -484,12 +521,10 @@ class TextQATask:
         cfg = self.cfg
         if not (iteration % cfg.eval_every == 0 or iteration == self.total):
             return None, False
-        results = evaluate_qa(policy, self.qa)
-        record["eval_accuracy"] = state.accuracy = accuracy(results)
-        state.results = [r.to_dict() for r in results]
+        results = self.greedy(policy, record, state)
         self.last_correct = [r.correct for r in results]
         if self.curriculum is not None:
-            record.update(self.curriculum.observe([r.correct for r in results]))
+            record.update(self.curriculum.observe(self.last_correct))
             state.curriculum_stage = self.curriculum.stage
         reached = (
             cfg.target_accuracy is not None
@@ -532,12 +567,9 @@ class TextQATask:
     def end_on_best(
         self, policy: ActorCritic, state: LoopState, results: list[QAResult]
     ) -> list[QAResult]:
-        """A stalled run ends with the weights of its best greedy evaluation. On a large set
-        each update flips a few answers near their decision boundary (right in 58 of the
-        last 60 evaluations, wrong in the last), so the last iteration is a noisy sample of a
-        plateau; the best one is the run's answer, as a best-checkpoint callback keeps.
-        Only a stall: a run that used its iterations stays as it was, so --resume with more
-        iterations continues it exactly."""
+        """A stalled run ends with the weights of its best greedy evaluation: on a plateau each
+        update flips a few answers near their boundary, so the last iteration is a noisy sample.
+        Not a run that used its iterations: --resume with more continues it exactly."""
         if self.best is None or accuracy(self.best[2]) <= state.accuracy:
             return results
         iteration, weights, results = self.best
@@ -572,8 +604,5 @@ class TextQATask:
 
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
         if not state.results:  # the last iteration always evaluates; this is for 0 iterations
-            final = evaluate_qa(policy, self.qa)
-            state.accuracy, state.results = accuracy(final), [r.to_dict() for r in final]
+            self.greedy(policy, {}, state)
         return {"stop_reason": state.stop_reason, "stop_message": state.stop_message}
-
-    def close(self) -> None: ...
