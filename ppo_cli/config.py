@@ -412,7 +412,7 @@ def _check_kind(cfg: Config) -> None:
             )
 
 
-GROUPED = ("grpo", "dr_grpo", "rloo")  # ppo_cli.textqa.estimators.GROUPED
+GROUPED = ("grpo", "dr_grpo", "rloo")  # estimators that need G >= 2 completions per question
 
 
 def _check_estimator(cfg: Config, source: str) -> None:

@@ -150,7 +150,8 @@ def restore_training_state(
     ckpt: dict[str, Any], policy: nn.Module, optimizer: torch.optim.Optimizer, where: Path
 ) -> dict[str, Any]:
     """Load weights, optimizer and RNG states into a policy and optimizer built as a new run would
-    build them; returns the checkpoint's counters."""
+    build them (building consumes random numbers, so the RNG state goes back last); returns the
+    checkpoint's counters."""
     missing = [k for k in ("policy", "optimizer", "rng", "counters") if k not in ckpt]
     if missing:
         raise RunError(

@@ -17,7 +17,6 @@ import torch
 from ppo_cli.core.gae import compute_gae, normalize
 
 NAMES = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
-GROUPED = ("grpo", "dr_grpo", "rloo")  # need G >= 2 completions per question
 CRITIC = ("gae",)  # the only one that trains and runs the value head
 
 
