@@ -3,6 +3,7 @@
     python benchmarks/gym_suite.py                         # every entry, seeds 0-2, SB3 too
     python benchmarks/gym_suite.py --env Pendulum-v1 --env CartPole-v1 --seeds 3
     python benchmarks/gym_suite.py --no-sb3 --markdown     # ppoqa only; a README table
+    python benchmarks/gym_suite.py --env Ant-v5 --no-sb3 --jobs 2   # seeds two at a time
 
 ppoqa column: the two whole commands a user runs, `ppoqa train --env ID --seed N --run-dir D
 --json` then `ppoqa eval --run D --episodes E --json` (E = 20, 200 for FrozenLake: success
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +129,19 @@ def _ppoqa_cmd() -> list[str]:
 
 
 def _timed(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    w0, c0 = time.perf_counter(), _child_cpu()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    return proc, time.perf_counter() - w0, _child_cpu() - c0
+    """Run cmd; its wall time and its own CPU seconds (wait4's rusage of this one child, so
+    runs side by side under --jobs do not count each other's)."""
+    w0 = time.perf_counter()
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    with ThreadPoolExecutor(max_workers=2) as readers:  # both pipes at once: neither fills up
+        out, err = readers.submit(proc.stdout.read), readers.submit(proc.stderr.read)
+        stdout, stderr = out.result(), err.result()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    return done, time.perf_counter() - w0, usage.ru_utime + usage.ru_stime
 
 
 def run_ppoqa(env: str, seed: int, episodes: int, tmp: Path) -> dict[str, Any]:
@@ -276,6 +288,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     ap.add_argument("--env", action="append", help="only these ids (repeatable)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     ap.add_argument("--no-sb3", action="store_true", help="leave out the SB3 column")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="ppoqa seeds side by side (default 1); SB3 one at a time")  # fmt: skip
     ap.add_argument("--sb3-seeds", type=int, help="SB3 on seeds 0..N-1 only (default: all)")
     ap.add_argument("--sb3-budget", choices=("same", "zoo"), default="same",
                     help="SB3's steps: the same as ppoqa's run (default) or rl-zoo3's own "
@@ -309,11 +323,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory() as tmp:
         for env in envs:
             episodes = EVAL_EPISODES.get(env, 20)
-            ours, theirs = [], []
-            for seed in range(args.seeds):
+            theirs: list[dict[str, Any]] = []
+
+            def one(seed: int, env: str = env, episodes: int = episodes) -> dict[str, Any]:
                 row = {"seed": seed, **run_ppoqa(env, seed, episodes, Path(tmp))}
                 print(json.dumps({"env": env, "impl": "ppoqa", **row}), file=sys.stderr, flush=True)
-                ours.append(row)
+                return row
+
+            # --jobs > 1: seeds side by side (returns are the same; wall times are upper bounds)
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                ours = list(pool.map(one, range(args.seeds)))
+            for seed, row in enumerate(ours):
                 if have_sb3 and env in ZOO and "steps" in row and seed < sb3_seeds:
                     budget = row["steps"]
                     if args.sb3_budget == "zoo" and env in ZOO_TIMESTEPS:
