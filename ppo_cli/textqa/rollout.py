@@ -44,11 +44,6 @@ class TextRollout:
         """Episodes the policy sampled (rows of the batch less the replayed ones)."""
         return self.question_idx.shape[0] - self.num_replayed
 
-    @property
-    def sampled(self) -> slice:
-        """The rows the policy sampled (the replayed ones follow them)."""
-        return slice(0, self.num_episodes)
-
     def cat(self, replayed: TextRollout) -> TextRollout:
         """This rollout with `replayed`'s episodes appended as replayed rows."""
         names = [f.name for f in fields(self) if f.default is MISSING]  # the per-episode tensors
@@ -98,7 +93,7 @@ def collect_text_episodes(
     """
     prompts = venv.reset(question_idx, prompts)  # [N, P]
     n, p = prompts.shape
-    t_max = venv.max_steps
+    t_max = venv.task.max_steps
     tokens = torch.full((n, p + t_max - 1), PAD_ID, dtype=torch.long)
     tokens[:, :p] = prompts
     actions = torch.full((n, t_max), PAD_ID, dtype=torch.long)

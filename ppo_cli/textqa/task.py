@@ -118,25 +118,6 @@ def check_sequence_memory(cfg: Config, dataset: QADataset, seq_len: int) -> None
         )
 
 
-def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
-    vocab = Vocabulary.from_dataset(dataset)
-    check_step_memory(cfg, dataset, len(vocab))
-    task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
-    check_sequence_memory(cfg, dataset, task.prompt_len + task.max_steps)
-    spec: dict[str, Any] = {
-        "kind": cfg.policy,
-        "vocab_size": len(vocab),
-        "hidden_size": cfg.hidden_size,
-    }
-    if cfg.answer_vocab:  # generate only words that occur in some answer
-        spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
-        if cfg.answer_positions:
-            spec["answer_positions"] = answer_positions(task)
-    policy = build_policy(spec)
-    check_fits(policy, task.prompt_len, task.max_steps, dataset.source)
-    return task, policy
-
-
 def answer_positions(task: QATask) -> list[list[int]]:
     """Per answer step k, the ids some target has as token k, and <END> where one ends."""
     steps: list[set[int]] = [set() for _ in range(task.max_answer_tokens + 1)]
@@ -196,7 +177,22 @@ class TextRunTask:
 
     def build(self) -> ActorCritic:
         """The env and the network; may still refuse the dataset (before any folder exists)."""
-        self.qa, policy = build_text_setup(self.cfg, self.dataset)
+        cfg, dataset = self.cfg, self.dataset
+        vocab = Vocabulary.from_dataset(dataset)
+        check_step_memory(cfg, dataset, len(vocab))
+        self.qa = task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
+        check_sequence_memory(cfg, dataset, task.prompt_len + task.max_steps)
+        spec: dict[str, Any] = {
+            "kind": cfg.policy,
+            "vocab_size": len(vocab),
+            "hidden_size": cfg.hidden_size,
+        }
+        if cfg.answer_vocab:  # generate only words that occur in some answer
+            spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
+            if cfg.answer_positions:
+                spec["answer_positions"] = answer_positions(task)
+        policy = build_policy(spec)
+        check_fits(policy, task.prompt_len, task.max_steps, dataset.source)
         return policy
 
     def update_settings(self) -> UpdateSettings:
@@ -377,10 +373,10 @@ class TextQATask(TextRunTask):
 
     def start(self, state: LoopState) -> None:
         self.venv = TextQAVecEnv(self.qa)
-        self.num_episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
         # whole groups: each sampled question gets --group-size completions side by side
         self.group_size = self.cfg.group_size
-        self.num_episodes = -(-self.num_episodes // self.group_size) * self.group_size
+        episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
+        self.num_episodes = -(-episodes // self.group_size) * self.group_size
         # --focus-unsolved reads the last greedy answers (kept in the checkpoint for a resume).
         # Off with --reward-fn: "wrong" means wrong against the dataset's answers, which a
         # run scored by its own function must not see (the RLHF walkthrough's gold accuracy).
@@ -484,7 +480,8 @@ class TextQATask(TextRunTask):
     def record(
         self, iteration: int, state: LoopState, ro: TextRollout, batch: Batch, stats: Any, lr: float
     ) -> dict[str, Any]:
-        sampled = ro.sampled  # the statistics of what the policy sampled, not of replays
+        # the statistics of what the policy sampled, not of the replays after it
+        sampled = slice(0, ro.num_episodes)
         record = {
             "iteration": iteration,
             "episodes": state.episodes + ro.num_episodes,
