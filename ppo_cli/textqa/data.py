@@ -178,24 +178,18 @@ def load_dataset(
             f"{p}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8 YAML"
         ) from exc
     del raw
-    report = None
-    if progress is not None and len(text) >= PROGRESS_MIN_CHARS:
-        shown = f"{p} ({_mb(len(text))})"
-        progress(f"reading {shown} ...")
-        report = _every_fifth(lambda f: progress(f"reading {shown}: {f:.0%}"))
-    return parse_dataset(text, str(p), report)
-
-
-def _every_fifth(say: Callable[[float], None]) -> Callable[[float], None]:
-    """A progress callback that passes on 20%, 40%, ... 100% once each."""
+    if progress is None or len(text) < PROGRESS_MIN_CHARS:
+        return parse_dataset(text, str(p))
+    shown = f"{p} ({_mb(len(text))})"
+    progress(f"reading {shown} ...")
     done = [0.0]
 
-    def report(fraction: float) -> None:
+    def report(fraction: float) -> None:  # 20%, 40%, ... 100%, once each
         if fraction >= done[0] + 0.2 or (fraction >= 1.0 > done[0]):
             done[0] = fraction
-            say(fraction)
+            progress(f"reading {shown}: {fraction:.0%}")
 
-    return report
+    return parse_dataset(text, str(p), report)
 
 
 def _mb(n: int) -> str:

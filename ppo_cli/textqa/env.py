@@ -79,8 +79,7 @@ class QATask:
         rows = [torch.tensor(ids, dtype=torch.long) for ids in answers]
         self.targets = pad_sequence(rows, batch_first=True, padding_value=PAD_ID)
         self.target_len = torch.tensor([len(x) for x in answers])
-        columns = torch.arange(self.targets.shape[1])
-        self.target_valid = columns.unsqueeze(0) < self.target_len.unsqueeze(1)
+        self.target_valid = torch.arange(self.targets.shape[1]) < self.target_len.unsqueeze(1)
         # --reward-fn: a Python function (question, answer, target) -> float whose
         # value replaces the named reward's final reward of a finished answer; None keeps it.
         self.score_fn: Callable[[str, str, str], float] | None = None

@@ -123,9 +123,6 @@ class TextActorCritic(ActorCritic):
             return hidden.new_zeros(hidden.shape[:-1])
         return self.critic(hidden).squeeze(-1)
 
-    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def encode_decisions(self, tokens: torch.Tensor, steps: int) -> torch.Tensor:
         """Hidden states [B, steps, H] of the last `steps` positions (the decisions)."""
         return self.encode(tokens)[:, -steps:]
@@ -396,10 +393,7 @@ class TransformerActorCritic(TextActorCritic):
         return super().spec() | {"num_layers": self.num_layers, "num_heads": self.num_heads}
 
 
-_KINDS: dict[str, type[ActorCritic]] = {
-    "lstm": LSTMActorCritic,
-    "transformer": TransformerActorCritic,
-}
+_KINDS = {c.kind: c for c in (LSTMActorCritic, TransformerActorCritic)}
 
 
 def build_policy(spec: dict[str, Any]) -> ActorCritic:

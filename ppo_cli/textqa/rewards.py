@@ -308,11 +308,7 @@ class RewardRow:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def explain_rewards(
-    target: str,
-    answers: list[str],
-    names: list[str] | None = None,
-) -> list[RewardRow]:
+def explain_rewards(target: str, answers: list[str], names: list[str]) -> list[RewardRow]:
     """Every (reward, answer) pair scored by the same code the environment uses."""
     target_tokens = tokenize(target)
     answer_tokens = [tokenize(a) for a in answers]
@@ -326,25 +322,24 @@ def explain_rewards(
     ans_len = torch.tensor([len(a) for a in answer_tokens], dtype=torch.long)
     tgt_len = torch.full((n,), len(target_tokens), dtype=torch.long)
     rows = []
-    for name in names or list(REWARD_NAMES):
+    for name in names:
         s = RewardSpec(name=name)
         final, exact, credit = s.score(ans, ans_len, tgt, tgt_len)
-        for i, toks in enumerate(answer_tokens):
-            # an episode of k words takes k + 1 steps (the last one says <END>)
-            steps = len(toks) + 1
-            rows.append(
-                RewardRow(
-                    reward=name,
-                    target=detokenize(target_tokens),
-                    answer=detokenize(toks),
-                    kind=answer_kind(toks, target_tokens),
-                    exact=bool(exact[i]),
-                    credit=round(float(credit[i]), 4),
-                    final=round(float(final[i]), 4),
-                    episode_return=round(float(final[i]) - s.step_penalty * (steps - 1), 4),
-                    steps=steps,
-                )
+        rows += [
+            RewardRow(
+                reward=name,
+                target=detokenize(target_tokens),
+                answer=detokenize(toks),
+                kind=answer_kind(toks, target_tokens),
+                exact=bool(exact[i]),
+                credit=round(float(credit[i]), 4),
+                final=round(float(final[i]), 4),
+                # k words take k + 1 steps (the last one says <END>), each but the last costs
+                episode_return=round(float(final[i]) - s.step_penalty * len(toks), 4),
+                steps=len(toks) + 1,
             )
+            for i, toks in enumerate(answer_tokens)
+        ]
     return rows
 
 

@@ -149,11 +149,7 @@ class KLStats:
 
 
 def apply_kl_penalty(
-    rollout: Any,
-    reference: Reference,
-    controller: KLController,
-    estimator: str,
-    in_reward: bool = True,
+    rollout: Any, reference: Reference, controller: KLController, estimator: str, in_reward: bool
 ) -> KLStats:
     """rewards <- score - kl_coef * KL_t at every real step of a TextRollout, the score kept in
     `rollout.scores`. in_reward=False (--kl-in loss, GRPO): the rewards stay the score and the

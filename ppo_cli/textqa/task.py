@@ -122,9 +122,8 @@ def answer_positions(task: QATask) -> list[list[int]]:
     """Per answer step k, the ids some target has as token k, and <END> where one ends."""
     steps: list[set[int]] = [set() for _ in range(task.max_answer_tokens + 1)]
     for ids, n in zip(task.targets.tolist(), task.target_len.tolist(), strict=True):
-        for k, token in enumerate(ids[:n]):
+        for k, token in enumerate([*ids[:n], END_ID]):
             steps[k].add(token)
-        steps[n].add(END_ID)
     return [sorted(ids) for ids in steps]
 
 
@@ -470,9 +469,7 @@ class TextQATask(TextRunTask):
     def unsolved(self) -> torch.Tensor:
         """The questions the last greedy evaluation got wrong (all before the first), among
         the curriculum's active ones."""
-        pool = torch.arange(self.qa.num_questions)
-        if self.curriculum is not None:
-            pool = self.curriculum.active
+        pool = self.curriculum.active if self.curriculum else torch.arange(self.qa.num_questions)
         if len(self.last_correct) == self.qa.num_questions:
             pool = pool[~torch.tensor(self.last_correct, dtype=torch.bool)[pool]]
         return pool
