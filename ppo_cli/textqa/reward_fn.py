@@ -156,13 +156,11 @@ def _check_signature(fn: Any, spec: str) -> None:
         ) from None
 
 
-def load_reward_fn(spec: str, base: Path | None = None) -> RewardFunction:
-    """Import and check a reward function: FILE.py:NAME (relative to base or the cwd) or
-    module:NAME."""
+def load_reward_fn(spec: str) -> RewardFunction:
+    """Import and check a reward function: FILE.py:NAME (relative to the cwd) or module:NAME."""
     target, name = _split(spec)
-    path: Path | None = None
     if _is_file(target):
-        path = (base / target if base is not None else Path(target)).resolve()
+        path: Path | None = Path(target).resolve()
         module = _load_file(path, spec, target)
     else:
         module = _import(spec, target, _FIX_MODULE, lambda: importlib.import_module(target))

@@ -83,39 +83,10 @@ def is_run_of(wanted: Config, recorded: Config) -> bool:
     return mine == theirs
 
 
-# One step of an iteration's rollout computes [episodes, vocabulary] logits and a few
-# temporaries of that size: more than this is refused before any folder is made.
+# An iteration's memory that is refused before any folder is made: one step of its rollout
+# computes [episodes, vocabulary] logits and a few temporaries of that size; the recurrent
+# network keeps about 8 * hidden_size floats per token of every episode for the backward pass.
 MAX_STEP_BYTES = 4_000_000_000
-
-
-def check_step_memory(cfg: Config, dataset: QADataset, vocab_size: int) -> None:
-    """Refuse up front an iteration too large for memory (episodes x vocabulary)."""
-    episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
-    need = 12 * episodes * vocab_size
-    if need > MAX_STEP_BYTES:
-        most = max(1, MAX_STEP_BYTES // (12 * vocab_size))
-        raise DatasetError(
-            f"{dataset.source}: {len(dataset.pairs):,} pairs with a {vocab_size:,}-word "
-            f"vocabulary: an iteration of {episodes:,} episodes needs about {need / 1e9:,.1f} GB "
-            f"of memory per step, more than the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
-            f"pass --num-episodes {most} or fewer, or train on fewer pairs",
-        )
-
-
-def check_sequence_memory(cfg: Config, dataset: QADataset, seq_len: int) -> None:
-    """Refuse up front questions too long to run the network over: the recurrent network keeps
-    about 8 * hidden_size floats per token of every episode for the backward pass, so one
-    question of millions of words needs gigabytes per iteration."""
-    episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
-    need = 32 * episodes * seq_len * cfg.hidden_size
-    if need > MAX_STEP_BYTES:
-        longest = max(1, MAX_STEP_BYTES // (32 * episodes * cfg.hidden_size))
-        raise DatasetError(
-            f"{dataset.source}: the longest question plus its answer is {seq_len:,} tokens: "
-            f"{episodes:,} episodes of it need about {need / 1e9:,.1f} GB of memory, more than "
-            f"the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
-            f"keep questions under {longest:,} tokens, or pass fewer --num-episodes",
-        )
 
 
 def answer_positions(task: QATask) -> list[list[int]]:
@@ -178,9 +149,28 @@ class TextRunTask:
         """The env and the network; may still refuse the dataset (before any folder exists)."""
         cfg, dataset = self.cfg, self.dataset
         vocab = Vocabulary.from_dataset(dataset)
-        check_step_memory(cfg, dataset, len(vocab))
+        episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
+        need = 12 * episodes * len(vocab)
+        if need > MAX_STEP_BYTES:
+            raise DatasetError(
+                f"{dataset.source}: {len(dataset.pairs):,} pairs with a {len(vocab):,}-word "
+                f"vocabulary: an iteration of {episodes:,} episodes needs about "
+                f"{need / 1e9:,.1f} GB of memory per step, more than the limit of "
+                f"{MAX_STEP_BYTES / 1e9:.0f} GB",
+                f"pass --num-episodes {max(1, MAX_STEP_BYTES // (12 * len(vocab)))} or fewer, "
+                "or train on fewer pairs",
+            )
         self.qa = task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
-        check_sequence_memory(cfg, dataset, task.prompt_len + task.max_steps)
+        seq_len = task.prompt_len + task.max_steps  # one question of millions of words: GBs
+        need = 32 * episodes * seq_len * cfg.hidden_size
+        if need > MAX_STEP_BYTES:
+            longest = max(1, MAX_STEP_BYTES // (32 * episodes * cfg.hidden_size))
+            raise DatasetError(
+                f"{dataset.source}: the longest question plus its answer is {seq_len:,} tokens: "
+                f"{episodes:,} episodes of it need about {need / 1e9:,.1f} GB of memory, more "
+                f"than the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
+                f"keep questions under {longest:,} tokens, or pass fewer --num-episodes",
+            )
         spec: dict[str, Any] = {
             "kind": cfg.policy,
             "vocab_size": len(vocab),
