@@ -113,8 +113,7 @@ class AnswerMemory:
         length = (best != PAD_ID).sum(1) - 1  # words before <END> (-1 with no memory)
         keep = (length >= 2) & ~self.best_exact[questions] & (best[:, 0] != PAD_ID)
         best, length = best[keep], length[keep]
-        without_first = torch.full_like(best, PAD_ID)
-        without_first[:, :-1] = best[:, 1:]
+        without_first = torch.cat([best[:, 1:], torch.full_like(best[:, :1], PAD_ID)], 1)
         without_last = best.clone()
         rows = torch.arange(best.shape[0])
         without_last[rows, length - 1] = without_last[rows, length]  # <END> a word earlier

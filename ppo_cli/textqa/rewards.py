@@ -24,6 +24,7 @@ the environment, `ppoqa explain-reward` and user code (`score_answers`) share on
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -199,8 +200,6 @@ def check_reward_name(name: str, where: str) -> RewardDef:
     """The named reward (or its alias), or one line naming the place and the choices."""
     name = REWARD_ALIASES.get(name, name)
     if name not in REWARDS:
-        import difflib
-
         close = difflib.get_close_matches(name, REWARD_NAMES, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(

@@ -363,9 +363,8 @@ class TextQATask(TextRunTask):
     def start(self, state: LoopState) -> None:
         self.venv = TextQAVecEnv(self.qa)
         # whole groups: each sampled question gets --group-size completions side by side
-        self.group_size = self.cfg.group_size
         episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
-        self.num_episodes = -(-episodes // self.group_size) * self.group_size
+        self.num_episodes = -(-episodes // self.cfg.group_size) * self.cfg.group_size
         # --focus-unsolved reads the last greedy answers (kept in the checkpoint for a resume).
         # Off with --reward-fn: "wrong" means wrong against the dataset's answers, which a
         # run scored by its own function must not see (the RLHF walkthrough's gold accuracy).
@@ -389,7 +388,7 @@ class TextQATask(TextRunTask):
         )
 
     def collect(self, policy: ActorCritic) -> tuple[TextRollout, Batch, torch.Tensor]:
-        slots = self.num_episodes // self.group_size  # questions asked, each group_size times
+        slots = self.num_episodes // self.cfg.group_size  # questions asked, each group_size times
         if self.curriculum is not None:  # only the active levels' questions
             q_idx = self.curriculum.sample(slots)
         elif self.focus and len(self.last_correct) == self.qa.num_questions:
@@ -397,8 +396,8 @@ class TextQATask(TextRunTask):
             q_idx = focused_questions(correct, slots, self.cfg.focus_unsolved)
         else:
             q_idx = balanced_questions(self.qa.num_questions, slots)
-        q_idx = q_idx.repeat_interleave(self.group_size)  # [N], a group's completions together
-        self.groups = estimators.group_ids(slots, self.group_size)  # [N]
+        q_idx = q_idx.repeat_interleave(self.cfg.group_size)  # [N], a group's completions together
+        self.groups = estimators.group_ids(slots, self.cfg.group_size)  # [N]
         rollout = collect_text_episodes(policy, self.venv, q_idx)
         self.probe_count = 0
         if self.memory is not None:
@@ -483,7 +482,7 @@ class TextQATask(TextRunTask):
                 if self.cfg.advantage == "gae"
                 else None  # no critic
             ),
-            **estimators.trl_metrics(ro, stats, self.groups if self.group_size > 1 else None),
+            **estimators.trl_metrics(ro, stats, self.groups if self.cfg.group_size > 1 else None),
         }
         if "kl_loss" in stats:
             record["kl_loss"] = stats["kl_loss"]
@@ -580,7 +579,7 @@ class TextQATask(TextRunTask):
         record = text_qa_trace(
             iteration, ro, batch, deltas, rec, itos, questions, self.cfg.norm_adv
         )
-        if self.group_size > 1:  # the completions of a question side by side
+        if self.cfg.group_size > 1:  # the completions of a question side by side
             record["completion_groups"] = group_trace(
                 ro, batch, self.groups, itos, questions, self.cfg.advantage
             )
