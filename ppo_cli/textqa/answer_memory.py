@@ -69,8 +69,7 @@ class AnswerMemory:
         for them now: [K] sorted indices."""
         best_here, _ = _best_rows(questions, returns, self.num_questions)
         present = torch.unique(questions)
-        better = self.best_return[present] > best_here[present] + _TIE
-        return present[better]
+        return present[self.best_return[present] > best_here[present] + _TIE]
 
     def probe_force(
         self, questions: torch.Tensor, logits: torch.Tensor, per_question: int, max_steps: int
@@ -92,10 +91,9 @@ class AnswerMemory:
         keys = torch.where(allowed, logits + gumbel, torch.full_like(logits, -float("inf")))
         top = torch.topk(keys, k, dim=-1)
         ok = torch.isfinite(top.values)  # fewer than k allowed: fewer probes
-        if self.tried is not None:
-            rows = questions.unsqueeze(1).expand_as(top.indices)
-            self.tried[rows[ok], top.indices[ok]] = True
         q = questions.unsqueeze(1).expand_as(top.indices)[ok]
+        if self.tried is not None:
+            self.tried[q, top.indices[ok]] = True
         first = self.columns[top.indices[ok]]  # [n]
         rank = torch.arange(k).expand_as(top.indices)[ok]  # [n]
         short_q, short = self._shorter(questions, max_steps)

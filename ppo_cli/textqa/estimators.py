@@ -33,8 +33,7 @@ class GroupStats(NamedTuple):
 def group_stats(returns: torch.Tensor, groups: torch.Tensor) -> GroupStats:
     """Statistics of each completion's group; returns [N] float, groups [N] long ids."""
     n_groups = int(groups.max()) + 1 if groups.numel() else 0
-    ones = torch.ones_like(returns)
-    count = torch.zeros(n_groups).index_add_(0, groups, ones)
+    count = torch.zeros(n_groups).index_add_(0, groups, torch.ones_like(returns))
     total = torch.zeros(n_groups).index_add_(0, groups, returns)
     mean = total / count.clamp(min=1)
     sq = torch.zeros(n_groups).index_add_(0, groups, (returns - mean[groups]) ** 2)

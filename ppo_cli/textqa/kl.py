@@ -33,8 +33,7 @@ def kl_estimate(logprob: torch.Tensor, ref_logprob: torch.Tensor, estimator: str
 def exact_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
     """Closed-form KL(pi || pi_ref) over the last dimension, for checks and teaching."""
     logp = torch.log_softmax(logits, -1)
-    logq = torch.log_softmax(ref_logits, -1)
-    return (logp.exp() * (logp - logq)).sum(-1)
+    return (logp.exp() * (logp - torch.log_softmax(ref_logits, -1))).sum(-1)
 
 
 @dataclass

@@ -217,8 +217,7 @@ class TextActorCritic(ActorCritic):
         the policy could have chosen here: a masked one is never forced (its log-prob would
         be -1e9, and the answer one the policy cannot give)."""
         ids = column if force is None else force
-        allowed = logits.gather(-1, column.unsqueeze(-1)).squeeze(-1) > NEG / 10
-        return (ids != PAD_ID) & allowed
+        return (ids != PAD_ID) & (logits.gather(-1, column.unsqueeze(-1)).squeeze(-1) > NEG / 10)
 
     def _act_on(
         self,

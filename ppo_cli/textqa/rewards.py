@@ -67,8 +67,7 @@ def _first_occurrence(ids: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     """[N, L] bool: position i holds the first copy of its token among the valid ones."""
     n = ids.shape[1]
     same = (ids.unsqueeze(2) == ids.unsqueeze(1)) & ok.unsqueeze(1)  # [N, L, L]
-    earlier = torch.tril(torch.ones(n, n, dtype=torch.bool), diagonal=-1)  # [L, L]
-    return ~(same & earlier).any(2)
+    return ~(same & torch.tril(torch.ones(n, n, dtype=torch.bool), diagonal=-1)).any(2)
 
 
 def _f_score(
@@ -100,8 +99,7 @@ def prefix_credit(
     """[N] float in [0, 1]: matched leading tokens / the longer of answer and target."""
     k = min(answer.shape[1], target.shape[1])
     both = _valid(answer[:, :k], answer_len) & _valid(target[:, :k], target_len)
-    same = (answer[:, :k] == target[:, :k]) & both  # [N, k]
-    lcp = same.long().cumprod(1).sum(1).float()
+    lcp = ((answer[:, :k] == target[:, :k]) & both).long().cumprod(1).sum(1).float()
     return lcp / torch.maximum(answer_len, target_len).clamp(min=1).float()
 
 

@@ -439,8 +439,7 @@ class TextQATask(TextRunTask):
         if self.cfg.probes > 0:
             # a few thousand probes at a time: their temporaries stay small next to the model
             rows = min(PROBE_ROWS, eval_chunk(len(self.qa.vocab)))
-            size = max(1, rows // (self.cfg.probes + 2))
-            for chunk in self.unsolved().split(size):
+            for chunk in self.unsolved().split(max(1, rows // (self.cfg.probes + 2))):
                 if chunk.numel() == 0:
                     continue
                 logits = policy.first_logits(self.qa.prompts[chunk])  # type: ignore[operator]
