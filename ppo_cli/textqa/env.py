@@ -1,9 +1,8 @@
 """The text-QA task as tensors: many episodes stepped at once.
 
 An episode is one question; a step is one generated token; it ends at <END> or after
-`max_answer_tokens + 1` steps. The final step earns the run's named reward (ppo_cli.textqa.rewards:
-+10 for the exact answer, -2 plus that reward's partial credit otherwise); every step before the
-last costs `step_penalty` (0.1).
+`max_answer_tokens + 1` steps. The final step earns the run's named reward
+(ppo_cli.textqa.rewards); every step before the last costs `step_penalty`.
 """
 
 from __future__ import annotations

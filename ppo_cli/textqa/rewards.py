@@ -1,25 +1,10 @@
 """Named rewards for text QA, batched on tensors: what an answer earns when its episode ends.
 
 Every reward pays `correct` for the exact answer. A non-exact answer earns `wrong` plus partial
-credit, and the rewards differ only in that credit:
-
-- ``walkthrough`` (alias ``seed``): the original walkthrough's `overlap * shared distinct
-  words`. It pays for any answer
-  that *contains* the right words, so a policy learns to hedge ("Helsinki Warsaw Ankara
-  Warsaw" earns as much as "Warsaw" minus a little) and to keep words in the wrong order.
-- ``exact``: no partial credit at all.
-- ``f1``: token F1 (SQuAD's QA metric) times `partial`: extra words lower the precision, so a
-  hedge earns less than a committed answer; it is blind to word order.
-- ``prefix``: the share of the target matched from its first word on, times `partial`: order
-  is all that counts, and a hedge whose first word is wrong earns nothing.
-- ``strict``: credit only for an answer that is the target's first words and nothing else
-  ("Buenos" for "Buenos Aires"): a hedge or a repeated word earns exactly what a wrong answer
-  does, so no answer but the exact one beats committing.
-- ``lcs``: ROUGE-L F1 (longest common subsequence) times `partial`: order-aware like
-  ``prefix``, but a right word later in the answer still earns something.
-
-Each step before the last costs `step_penalty`. The functions here take padded id tensors, so
-the environment, `ppoqa explain-reward` and user code (`score_answers`) share one definition.
+credit weighed by `partial` (by `overlap` for ``walkthrough``, which pays for hedging), and the
+rewards differ only in that credit: REWARDS holds each one's summary, docs/rewards-rlhf.md what
+each pays and why. Each step before the last costs `step_penalty`. The functions here take
+padded id tensors, so the environment and `ppoqa explain-reward` share one definition.
 """
 
 from __future__ import annotations
@@ -42,15 +27,6 @@ CreditFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], to
 def _valid(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """[N, L] bool: the positions that hold a real token."""
     return torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) < lengths.unsqueeze(1)
-
-
-def exact_match(
-    answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
-) -> torch.Tensor:
-    """[N] bool: same length and the same token at every position."""
-    k = min(answer.shape[1], target.shape[1])
-    same = (answer[:, :k] == target[:, :k]) | ~_valid(answer[:, :k], answer_len)
-    return (answer_len == target_len) & (answer_len <= k) & same.all(1)
 
 
 def distinct_overlap(
@@ -126,9 +102,8 @@ def lcs_f1(
     for i in range(t):  # answers are a few tokens long: a loop over positions, rows batched
         row = torch.zeros(n, a + 1)
         for j in range(a):
-            take = prev[:, j] + 1
             skip = torch.maximum(prev[:, j + 1], row[:, j])
-            row[:, j + 1] = torch.where(match[:, i, j], take, skip)
+            row[:, j + 1] = torch.where(match[:, i, j], prev[:, j] + 1, skip)
         prev = row
     return _f_score(prev[:, a], answer_len, target_len)
 
@@ -241,8 +216,11 @@ class RewardSpec:
         target: torch.Tensor,
         target_len: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(final reward [N], exact [N], credit [N]) of finished answers."""
-        exact = exact_match(answer, answer_len, target, target_len)
+        """(final reward [N], exact [N], credit [N]) of finished answers; exact: the same length
+        and the same token at every position."""
+        k = min(answer.shape[1], target.shape[1])
+        same = (answer[:, :k] == target[:, :k]) | ~_valid(answer[:, :k], answer_len)
+        exact = (answer_len == target_len) & (answer_len <= k) & same.all(1)
         credit = self.definition.credit(answer, answer_len, target, target_len)
         final = torch.where(exact, self.correct, self.wrong + self.weight * credit.float())
         return final, exact, credit

@@ -81,11 +81,10 @@ def check_network(cfg: Config, init: InitRun) -> None:
     asked = {"answer_positions": cfg.answer_vocab and cfg.answer_positions}
     for key, value in theirs.items():
         if asked.get(key, getattr(cfg, key)) != value:
-            flag = f"--{key.replace('_', '-')}"
             raise ConfigError(
                 f"--init-from {init.path}: its network has {key}={value!r}, this run asks for "
                 f"{getattr(cfg, key)!r}",
-                f"drop {flag}: a run started from another takes its network",
+                f"drop --{key.replace('_', '-')}: a run started from another takes its network",
             )
 
 
