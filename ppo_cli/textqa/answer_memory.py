@@ -172,7 +172,6 @@ def _best_rows(
     best = torch.full((num_questions,), -float("inf"))
     best = best.scatter_reduce(0, questions, returns.float(), "amax")
     is_best = returns >= best[questions]
-    rows = torch.arange(n)
     first = torch.full((num_questions,), n, dtype=torch.long)
-    first = first.scatter_reduce(0, questions[is_best], rows[is_best], "amin")
+    first = first.scatter_reduce(0, questions[is_best], torch.arange(n)[is_best], "amin")
     return best, first

@@ -220,13 +220,11 @@ PROGRESS_MIN_CHARS = 2_000_000
 def _stream_yaml(
     text: str, progress: Callable[[float], None] | None
 ) -> tuple[Any, list[int | None], list[dict[str, str]]]:
-    """The document, read from libyaml's event stream without building a node tree.
-
-    Linear in the text and light on memory (PyYAML's composer keeps a node and two marks per
-    value: ~100x the file for 300k pairs). Returns the data, the line of each entry of the
-    top-level 'pairs' list, and, per entry, each scalar that YAML resolves to a non-string as
-    written (so `answer: 010` stays "010"). Raises _NotPlain for what it leaves to PyYAML.
-    """
+    """The document, read from libyaml's event stream without building a node tree: linear in
+    the text and light on memory (PyYAML's composer keeps a node and two marks per value: ~100x
+    the file for 300k pairs). Returns the data, the line of each entry of the top-level 'pairs'
+    list, and, per entry, each scalar that YAML resolves to a non-string as written (so
+    `answer: 010` stays "010"). Raises _NotPlain for what it leaves to PyYAML."""
     loader_cls = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     helper = yaml.SafeLoader("")  # its resolver and scalar constructors, nothing else
     loader = loader_cls(text)

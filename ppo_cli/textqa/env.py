@@ -94,11 +94,9 @@ class QATask:
         answer_len: torch.Tensor,
         rows: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(final reward, exact match, reward credit, distinct shared words), each [N]; the
-        final reward is score_fn's, when there is one, for each answer that ends now (rows).
-
-        answer: [N, T] generated ids (without <END>); positions >= answer_len are ignored.
-        """
+        """(final reward, exact match, reward credit, distinct shared words), each [N], of the
+        answers [N, T] (ids before <END>, up to answer_len); score_fn, when set, gives the final
+        reward of each answer that ends now (rows)."""
         tgt = self.targets[question_idx]  # [N, A]
         tgt_len = self.target_len[question_idx]  # [N]
         final, exact, credit = self.rewards.score(answer, answer_len, tgt, tgt_len)
@@ -122,11 +120,8 @@ class TextQAVecEnv:
     def reset(
         self, question_idx: torch.Tensor, prompts: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Start one episode per question index; returns the prompts [N, P].
-
-        `prompts` replaces the dataset's questions (for `ask`); rewards then score against the
-        targets of question_idx, which callers answering free text simply ignore.
-        """
+        """Start one episode per question index; returns the prompts [N, P]. `prompts` replaces
+        the dataset's questions (for `ask`, which ignores the rewards against question_idx's)."""
         n = question_idx.shape[0]
         self.question_idx = question_idx
         self.answer = torch.full((n, self.task.max_steps), PAD_ID, dtype=torch.long)  # [N, T]

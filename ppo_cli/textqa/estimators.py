@@ -113,7 +113,7 @@ def compute(
         return Advantages(g.advantages.T * mask_f, g.returns.T * mask_f)
     rtg = returns_to_go(rewards, mask_f, 1.0)
     if name == "reinforce_pp":
-        return Advantages(reinforce_pp(rewards, mask_f), rtg)
+        return Advantages(normalize(rtg, mask_f), rtg)  # reinforce_pp, from the same rtg
     episode = (rewards * mask_f).sum(1)  # [N] the completion's reward R_i
     # `group`: the first release's name for GRPO's z-score (config.py refuses unknown names)
     per = {"grpo": grpo, "group": grpo, "dr_grpo": dr_grpo, "rloo": rloo}

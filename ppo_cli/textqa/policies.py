@@ -50,12 +50,10 @@ def _hash_weights(length: int) -> torch.Tensor:
 
 
 class TextActorCritic(ActorCritic):
-    """Shared pieces of the text policies: token embedding, heads, banned-action mask.
-
-    Subclasses implement `encode(tokens [B, L]) -> hidden [B, L, H]`, causal: position i sees
-    tokens 0..i only, so the output at the last prompt position is the first decision, and the
-    whole generated episode is scored in one forward pass during the update.
-    """
+    """Shared pieces of the text policies: token embedding, heads, banned-action mask. A
+    subclass's `encode(tokens [B, L]) -> hidden [B, L, H]` is causal (position i sees tokens
+    0..i), so the last prompt position gives the first decision and one forward pass scores a
+    whole episode in the update."""
 
     def __init__(
         self,
@@ -168,10 +166,8 @@ class TextActorCritic(ActorCritic):
     def _allowed_logits(
         self, hidden: torch.Tensor, inputs: torch.Tensor, answer_step: torch.Tensor | None
     ) -> torch.Tensor:
-        """Masked logits over the allowed_ids columns only, from those rows of the actor: every
-        other column of the full logits is -1e9 (probability 0, gradient 0), so leaving them
-        out changes no probability and saves most of the head's work when the vocabulary is
-        mostly question words."""
+        """Masked logits over the allowed_ids columns only, from those rows of the actor: the
+        others are -1e9 in the full logits (probability 0, gradient 0)."""
         ids = self.allowed_ids
         weight, bias = self.actor.weight[ids], self.actor.bias[ids]
         logits = nn.functional.linear(hidden, weight, bias)

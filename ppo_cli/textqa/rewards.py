@@ -184,11 +184,9 @@ def check_reward_name(name: str, where: str) -> RewardDef:
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """The reward of a run: a name from REWARDS and its parameters.
-
-    `overlap` weighs the ``walkthrough`` reward's shared words; `partial` weighs the other rewards'
-    credit in [0, 1] (None: the reward's own default).
-    """
+    """The reward of a run, a name from REWARDS, and its parameters: `overlap` weighs the
+    ``walkthrough`` reward's shared words, `partial` the other rewards' credit in [0, 1] (None:
+    the reward's own default)."""
 
     correct: float = 10.0
     overlap: float = 2.0

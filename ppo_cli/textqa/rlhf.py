@@ -131,8 +131,7 @@ class Reference:
     @torch.no_grad()
     def logprobs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """log pi_ref(a_t | s_t), shaped like actions ([N, T] for text)."""
-        logprob, _, _ = self.policy.evaluate(obs, actions)
-        return logprob
+        return self.policy.evaluate(obs, actions)[0]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.policy.state_dict()

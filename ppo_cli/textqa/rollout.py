@@ -86,11 +86,9 @@ def collect_text_episodes(
     prompts: torch.Tensor | None = None,
     force: torch.Tensor | None = None,
 ) -> TextRollout:
-    """Generate one episode per question index, all in lockstep, one token per step.
-
-    force [N, T]: tokens to take instead of choosing, <PAD> where the policy chooses; their
-    log-probs and values are recorded as if sampled (a replayed answer, an exploration probe).
-    """
+    """Generate one episode per question index, all in lockstep, one token per step. force
+    [N, T]: tokens to take instead of choosing (<PAD>: the policy chooses), their log-probs and
+    values recorded as if sampled (a replayed answer, an exploration probe)."""
     prompts = venv.reset(question_idx, prompts)  # [N, P]
     n, p = prompts.shape
     t_max = venv.task.max_steps

@@ -60,9 +60,8 @@ PROBE_ROWS = 2048
 # Episodes the plan's timed rehearsal collects and learns from (ppo_cli.textqa.budget.Plan).
 REHEARSAL_EPISODES = 512
 
-# Settings a text-QA run fills in when they are left unset (None): config.yaml names what the
-# run really used (TextQATask.__init__ and .build). A run recorded with them filled in is still
-# the run that a config leaving them unset asks for (a sweep resuming its seeds relies on it).
+# Settings a text-QA run fills in when they are left unset (None), so config.yaml names what
+# it really used (resolve_run); is_run_of matches them (a sweep resuming its seeds relies on it).
 FILLED_BY_RUN = ("iterations", "stall_iterations", "reward", "dataset", "init_from")
 
 
@@ -102,12 +101,10 @@ def resolve_run(
     cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None
 ) -> tuple[Config, QADataset, rlhf.InitRun | None, Any]:
     """The run's final Config, its dataset, the --init-from run and the --reward-fn function.
-
-    What the settings leave unset is filled in from the data, so config.yaml names what the
-    run really uses: the --init-from run's own dataset, the iteration cap and the stall
-    patience for the dataset's size (ppo_cli.textqa.budget), the reward the dataset names; the
-    paths are made absolute (a resume may start elsewhere).
-    """
+    What the settings leave unset is filled in from the data, so config.yaml names what the run
+    really uses: the --init-from run's own dataset, the iteration cap and the stall patience
+    for the dataset's size (ppo_cli.textqa.budget), the reward the dataset names; the paths are
+    made absolute (a resume may start elsewhere)."""
     init = None
     if resume_dir is None and cfg.init_from is not None:
         init = rlhf.load_init_run(Path(cfg.init_from))
