@@ -232,7 +232,7 @@ def explain_run(
     norm = normalization(batch.advantages, batch.mask)
     normed = norm["_normalized"]  # [N, T]
     shown = []
-    itos = text_run.vocab.itos
+    itos = text_run.task.vocab.itos
     for i in range(min(episodes, ro.question_idx.shape[0])):
         n = int(ro.mask[i].sum())
         req = GAERequest(
@@ -428,7 +428,7 @@ def explain_advantage(
     full["gae_normalized"] = gae_norm["_normalized"]
     # the first token's advantage: the whole answer's for the group estimators
     adv = {name: a[:, 0] for name, a in full.items()}
-    itos = text_run.vocab.itos
+    itos = text_run.task.vocab.itos
     rows = []
     for i in range(q_idx.numel()):
         n = int(ro.mask[i].sum())

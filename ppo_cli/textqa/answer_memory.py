@@ -69,8 +69,7 @@ class AnswerMemory:
         for them now: [K] sorted indices."""
         best_here, _ = _best_rows(questions, returns, self.num_questions)
         present = torch.unique(questions)
-        better = self.best_return[present] > best_here[present] + _TIE
-        return present[better]
+        return present[self.best_return[present] > best_here[present] + _TIE]
 
     def probe_force(
         self, questions: torch.Tensor, logits: torch.Tensor, per_question: int, max_steps: int
@@ -92,10 +91,9 @@ class AnswerMemory:
         keys = torch.where(allowed, logits + gumbel, torch.full_like(logits, -float("inf")))
         top = torch.topk(keys, k, dim=-1)
         ok = torch.isfinite(top.values)  # fewer than k allowed: fewer probes
-        if self.tried is not None:
-            rows = questions.unsqueeze(1).expand_as(top.indices)
-            self.tried[rows[ok], top.indices[ok]] = True
         q = questions.unsqueeze(1).expand_as(top.indices)[ok]
+        if self.tried is not None:
+            self.tried[q, top.indices[ok]] = True
         first = self.columns[top.indices[ok]]  # [n]
         rank = torch.arange(k).expand_as(top.indices)[ok]  # [n]
         short_q, short = self._shorter(questions, max_steps)
@@ -113,8 +111,7 @@ class AnswerMemory:
         length = (best != PAD_ID).sum(1) - 1  # words before <END> (-1 with no memory)
         keep = (length >= 2) & ~self.best_exact[questions] & (best[:, 0] != PAD_ID)
         best, length = best[keep], length[keep]
-        without_first = torch.full_like(best, PAD_ID)
-        without_first[:, :-1] = best[:, 1:]
+        without_first = torch.cat([best[:, 1:], torch.full_like(best[:, :1], PAD_ID)], 1)
         without_last = best.clone()
         rows = torch.arange(best.shape[0])
         without_last[rows, length - 1] = without_last[rows, length]  # <END> a word earlier
@@ -175,7 +172,6 @@ def _best_rows(
     best = torch.full((num_questions,), -float("inf"))
     best = best.scatter_reduce(0, questions, returns.float(), "amax")
     is_best = returns >= best[questions]
-    rows = torch.arange(n)
     first = torch.full((num_questions,), n, dtype=torch.long)
-    first = first.scatter_reduce(0, questions[is_best], rows[is_best], "amin")
+    first = first.scatter_reduce(0, questions[is_best], torch.arange(n)[is_best], "amin")
     return best, first

@@ -33,21 +33,17 @@ def default_iterations(answer_words: int) -> int:
     return max(150, 3 * estimate_iterations(answer_words))
 
 
-PATIENCE = 40  # iterations without enough progress that end a run (--stall-iterations)
-
-
 def default_stall_iterations(num_questions: int) -> int:
-    """Patience when --stall-iterations is not given."""
-    return PATIENCE
+    """Patience when --stall-iterations is not given: iterations without enough progress that
+    end a run, whatever the dataset's size."""
+    return 40
 
 
 def stall_min_gain(num_questions: int) -> float:
     """The gain in greedy accuracy that counts as progress for the stall rule: any, or one
     question in a hundred on a set of 200 or more, whose last questions come in one at a
     time long after the rest are learned."""
-    if num_questions < 200:
-        return 1e-9
-    return (num_questions // 100) / num_questions - 1e-9
+    return 1e-9 if num_questions < 200 else (num_questions // 100) / num_questions - 1e-9
 
 
 @dataclass

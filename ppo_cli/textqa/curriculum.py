@@ -82,11 +82,9 @@ class Curriculum:
         return balanced_sample(self.active, num_episodes)
 
     def observe(self, correct: Sequence[bool]) -> dict[str, Any]:
-        """Take one greedy evaluation of all questions; add the next level if it is earned.
-
-        Returns the numbers for the metrics record: accuracy on the questions that were active
-        for this evaluation, how many levels were active, and the new level if one joined.
-        """
+        """Take one greedy evaluation of all questions and add the next level if it is earned;
+        returns the metrics: the active questions' accuracy, how many levels were active, and
+        the new level if one joined."""
         flags = torch.tensor([bool(c) for c in correct])  # [Q]
         active = self.active
         active_acc = float(flags[active].float().mean())

@@ -178,24 +178,18 @@ def load_dataset(
             f"{p}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8 YAML"
         ) from exc
     del raw
-    report = None
-    if progress is not None and len(text) >= PROGRESS_MIN_CHARS:
-        shown = f"{p} ({_mb(len(text))})"
-        progress(f"reading {shown} ...")
-        report = _every_fifth(lambda f: progress(f"reading {shown}: {f:.0%}"))
-    return parse_dataset(text, str(p), report)
-
-
-def _every_fifth(say: Callable[[float], None]) -> Callable[[float], None]:
-    """A progress callback that passes on 20%, 40%, ... 100% once each."""
+    if progress is None or len(text) < PROGRESS_MIN_CHARS:
+        return parse_dataset(text, str(p))
+    shown = f"{p} ({_mb(len(text))})"
+    progress(f"reading {shown} ...")
     done = [0.0]
 
-    def report(fraction: float) -> None:
+    def report(fraction: float) -> None:  # 20%, 40%, ... 100%, once each
         if fraction >= done[0] + 0.2 or (fraction >= 1.0 > done[0]):
             done[0] = fraction
-            say(fraction)
+            progress(f"reading {shown}: {fraction:.0%}")
 
-    return report
+    return parse_dataset(text, str(p), report)
 
 
 def _mb(n: int) -> str:
@@ -226,13 +220,11 @@ PROGRESS_MIN_CHARS = 2_000_000
 def _stream_yaml(
     text: str, progress: Callable[[float], None] | None
 ) -> tuple[Any, list[int | None], list[dict[str, str]]]:
-    """The document, read from libyaml's event stream without building a node tree.
-
-    Linear in the text and light on memory (PyYAML's composer keeps a node and two marks per
-    value: ~100x the file for 300k pairs). Returns the data, the line of each entry of the
-    top-level 'pairs' list, and, per entry, each scalar that YAML resolves to a non-string as
-    written (so `answer: 010` stays "010"). Raises _NotPlain for what it leaves to PyYAML.
-    """
+    """The document, read from libyaml's event stream without building a node tree: linear in
+    the text and light on memory (PyYAML's composer keeps a node and two marks per value: ~100x
+    the file for 300k pairs). Returns the data, the line of each entry of the top-level 'pairs'
+    list, and, per entry, each scalar that YAML resolves to a non-string as written (so
+    `answer: 010` stays "010"). Raises _NotPlain for what it leaves to PyYAML."""
     loader_cls = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     helper = yaml.SafeLoader("")  # its resolver and scalar constructors, nothing else
     loader = loader_cls(text)

@@ -1,9 +1,8 @@
 """The text-QA task as tensors: many episodes stepped at once.
 
 An episode is one question; a step is one generated token; it ends at <END> or after
-`max_answer_tokens + 1` steps. The final step earns the run's named reward (ppo_cli.textqa.rewards:
-+10 for the exact answer, -2 plus that reward's partial credit otherwise); every step before the
-last costs `step_penalty` (0.1).
+`max_answer_tokens + 1` steps. The final step earns the run's named reward
+(ppo_cli.textqa.rewards); every step before the last costs `step_penalty`.
 """
 
 from __future__ import annotations
@@ -38,19 +37,6 @@ def encode_prompts(questions: list[list[int]], width: int = 0) -> torch.Tensor:
 MAX_PROMPT_BYTES = 1_000_000_000
 
 
-def check_prompt_memory(source: str, lengths: list[int]) -> None:
-    """Refuse, before allocating it, a prompt tensor too large to keep in memory."""
-    q, p = len(lengths), max(lengths, default=0) + 1
-    need = q * p * 8
-    if need > MAX_PROMPT_BYTES:
-        raise DatasetError(
-            f"{source}: {q:,} questions padded to the longest ({p - 1:,} tokens) need "
-            f"{need / 1e9:.1f} GB of prompts in memory, more than the limit of "
-            f"{MAX_PROMPT_BYTES / 1e9:.1f} GB",
-            "shorten the longest questions or split the dataset",
-        )
-
-
 class QATask:
     """A dataset encoded once into padded tensors, plus the reward rules."""
 
@@ -77,7 +63,14 @@ class QATask:
                     "raise --max-answer-tokens (or max_answer_tokens) or shorten the answer",
                 )
         questions = [vocab.encode(p.question_tokens)[0] for p in dataset.pairs]
-        check_prompt_memory(dataset.source, [len(q) for q in questions])
+        q, p = len(questions), max(map(len, questions), default=0) + 1
+        if q * p * 8 > MAX_PROMPT_BYTES:  # refused before the prompt tensor is allocated
+            raise DatasetError(
+                f"{dataset.source}: {q:,} questions padded to the longest ({p - 1:,} tokens) "
+                f"need {q * p * 8 / 1e9:.1f} GB of prompts in memory, more than the limit of "
+                f"{MAX_PROMPT_BYTES / 1e9:.1f} GB",
+                "shorten the longest questions or split the dataset",
+            )
         answers = [vocab.encode(p.answer_tokens)[0] for p in dataset.pairs]
         self.prompts = encode_prompts(questions)  # [Q, P]
         self.prompt_len = self.prompts.shape[1]
@@ -85,8 +78,7 @@ class QATask:
         rows = [torch.tensor(ids, dtype=torch.long) for ids in answers]
         self.targets = pad_sequence(rows, batch_first=True, padding_value=PAD_ID)
         self.target_len = torch.tensor([len(x) for x in answers])
-        columns = torch.arange(self.targets.shape[1])
-        self.target_valid = columns.unsqueeze(0) < self.target_len.unsqueeze(1)
+        self.target_valid = torch.arange(self.targets.shape[1]) < self.target_len.unsqueeze(1)
         # --reward-fn: a Python function (question, answer, target) -> float whose
         # value replaces the named reward's final reward of a finished answer; None keeps it.
         self.score_fn: Callable[[str, str, str], float] | None = None
@@ -96,34 +88,24 @@ class QATask:
         return len(self.dataset.pairs)
 
     def score(
-        self, question_idx: torch.Tensor, answer: torch.Tensor, answer_len: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(final reward, exact match, reward credit, distinct shared words), each [N].
-
-        answer: [N, T] generated ids (without <END>); positions >= answer_len are ignored.
-        """
-        tgt = self.targets[question_idx]  # [N, A]
-        tgt_len = self.target_len[question_idx]  # [N]
-        final, exact, credit = self.rewards.score(answer, answer_len, tgt, tgt_len)
-        return final, exact, credit, distinct_overlap(answer, answer_len, tgt, tgt_len)
-
-    def user_scores(
         self,
         question_idx: torch.Tensor,
         answer: torch.Tensor,
         answer_len: torch.Tensor,
-        final: torch.Tensor,
         rows: torch.Tensor,
-    ) -> torch.Tensor:
-        """[N] final rewards with score_fn's value for each answer that ends now (rows)."""
-        if self.score_fn is None:
-            return final
-        final = final.clone()
-        for i in rows.nonzero().flatten().tolist():
-            pair = self.dataset.pairs[int(question_idx[i])]
-            text = self.answer_text(answer[i], answer_len[i])
-            final[i] = self.score_fn(pair.question, text, pair.answer)
-        return final
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(final reward, exact match, reward credit, distinct shared words), each [N], of the
+        answers [N, T] (ids before <END>, up to answer_len); score_fn, when set, gives the final
+        reward of each answer that ends now (rows)."""
+        tgt = self.targets[question_idx]  # [N, A]
+        tgt_len = self.target_len[question_idx]  # [N]
+        final, exact, credit = self.rewards.score(answer, answer_len, tgt, tgt_len)
+        if self.score_fn is not None:
+            for i in rows.nonzero().flatten().tolist():
+                pair = self.dataset.pairs[int(question_idx[i])]
+                text = self.answer_text(answer[i], answer_len[i])
+                final[i] = self.score_fn(pair.question, text, pair.answer)
+        return final, exact, credit, distinct_overlap(answer, answer_len, tgt, tgt_len)
 
     def answer_text(self, answer: torch.Tensor, length: torch.Tensor | int) -> str:
         return detokenize(self.vocab.decode(answer[: int(length)].tolist()))
@@ -134,19 +116,15 @@ class TextQAVecEnv:
 
     def __init__(self, task: QATask) -> None:
         self.task = task
-        self.max_steps = task.max_steps
 
     def reset(
         self, question_idx: torch.Tensor, prompts: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Start one episode per question index; returns the prompts [N, P].
-
-        `prompts` replaces the dataset's questions (for `ask`); rewards then score against the
-        targets of question_idx, which callers answering free text simply ignore.
-        """
+        """Start one episode per question index; returns the prompts [N, P]. `prompts` replaces
+        the dataset's questions (for `ask`, which ignores the rewards against question_idx's)."""
         n = question_idx.shape[0]
         self.question_idx = question_idx
-        self.answer = torch.full((n, self.max_steps), PAD_ID, dtype=torch.long)  # [N, T]
+        self.answer = torch.full((n, self.task.max_steps), PAD_ID, dtype=torch.long)  # [N, T]
         self.answer_len = torch.zeros(n, dtype=torch.long)
         self.t = 0
         self.done = torch.zeros(n, dtype=torch.bool)
@@ -168,14 +146,11 @@ class TextQAVecEnv:
         self.answer[writes, self.t] = actions[writes]
         self.answer_len += writes.long()
         self.t += 1
-        ends_now = active & (is_end | (self.t >= self.max_steps))
+        ends_now = active & (is_end | (self.t >= self.task.max_steps))
         rewards = torch.where(active, -self.task.rewards.step_penalty, 0.0)
         if ends_now.any():
             final, exact, credit, overlap = self.task.score(
-                self.question_idx, self.answer, self.answer_len
-            )
-            final = self.task.user_scores(
-                self.question_idx, self.answer, self.answer_len, final, ends_now
+                self.question_idx, self.answer, self.answer_len, ends_now
             )
             rewards = torch.where(ends_now, final, rewards)
             self.exact = torch.where(ends_now, exact, self.exact)

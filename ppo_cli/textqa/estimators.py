@@ -33,8 +33,7 @@ class GroupStats(NamedTuple):
 def group_stats(returns: torch.Tensor, groups: torch.Tensor) -> GroupStats:
     """Statistics of each completion's group; returns [N] float, groups [N] long ids."""
     n_groups = int(groups.max()) + 1 if groups.numel() else 0
-    ones = torch.ones_like(returns)
-    count = torch.zeros(n_groups).index_add_(0, groups, ones)
+    count = torch.zeros(n_groups).index_add_(0, groups, torch.ones_like(returns))
     total = torch.zeros(n_groups).index_add_(0, groups, returns)
     mean = total / count.clamp(min=1)
     sq = torch.zeros(n_groups).index_add_(0, groups, (returns - mean[groups]) ** 2)
@@ -114,12 +113,10 @@ def compute(
         return Advantages(g.advantages.T * mask_f, g.returns.T * mask_f)
     rtg = returns_to_go(rewards, mask_f, 1.0)
     if name == "reinforce_pp":
-        return Advantages(reinforce_pp(rewards, mask_f), rtg)
+        return Advantages(normalize(rtg, mask_f), rtg)  # reinforce_pp, from the same rtg
     episode = (rewards * mask_f).sum(1)  # [N] the completion's reward R_i
-    # `group`: the first release's name for GRPO's z-score
+    # `group`: the first release's name for GRPO's z-score (config.py refuses unknown names)
     per = {"grpo": grpo, "group": grpo, "dr_grpo": dr_grpo, "rloo": rloo}
-    if name not in per:
-        raise ValueError(f"unknown advantage estimator {name!r} (one of {', '.join(NAMES)})")
     return Advantages(per[name](episode, groups).unsqueeze(1) * mask_f, rtg)
 
 

@@ -80,18 +80,16 @@ def evaluate_qa(policy: ActorCritic, task: QATask) -> list[QAResult]:
         for start in range(0, task.num_questions, chunk):
             idx = torch.arange(start, min(start + chunk, task.num_questions))
             ro = collect_text_episodes(policy, venv, idx, greedy=True)
-            totals = ro.episode_returns
-            for j, i in enumerate(idx.tolist()):
-                pair = task.dataset.pairs[i]
-                results.append(
-                    QAResult(
-                        question=pair.question,
-                        target=pair.answer,
-                        answer=task.answer_text(ro.answer[j], ro.answer_len[j]),
-                        reward=round(float(totals[j]), 4),
-                        correct=bool(ro.exact[j]),
-                    )
+            results += [
+                QAResult(
+                    question=task.dataset.pairs[i].question,
+                    target=task.dataset.pairs[i].answer,
+                    answer=task.answer_text(ro.answer[j], ro.answer_len[j]),
+                    reward=round(float(ro.episode_returns[j]), 4),
+                    correct=bool(ro.exact[j]),
                 )
+                for j, i in enumerate(idx.tolist())
+            ]
     finally:
         policy.train(was_training)
     return results
@@ -103,15 +101,12 @@ def accuracy(results: list[QAResult]) -> float:
 
 @dataclass
 class TextRun:
-    """A trained text-QA run loaded back from its directory."""
+    """A trained text-QA run loaded back from its directory (its dataset and vocabulary are
+    the task's)."""
 
-    path: Path
     config: Config
     policy: ActorCritic
-    vocab: Vocabulary
-    dataset: QADataset
     task: QATask
-    checkpoint: dict[str, Any]
 
 
 def check_fits(policy: ActorCritic, prompt_len: int, max_steps: int, source: str) -> None:
@@ -123,19 +118,6 @@ def check_fits(policy: ActorCritic, prompt_len: int, max_steps: int, source: str
             f"{max_steps - 1} tokens is longer than the transformer reads ({max_len} tokens)",
             "shorten the question, or use --policy lstm",
         )
-
-
-def _check_spec(spec: Any, vocab_size: int) -> dict[str, Any]:
-    """A checkpoint's network description, checked before anything is allocated for it."""
-    if not isinstance(spec, dict) or spec.get("kind") not in ("lstm", "transformer"):
-        raise ValueError("not a text policy")
-    if spec.get("vocab_size") != vocab_size:
-        raise ValueError("vocabulary size does not match")
-    for key, high in (("hidden_size", 4096), ("num_layers", 64), ("num_heads", 64)):
-        value = spec.get(key, 1)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-            raise ValueError(f"{key} out of range")
-    return dict(spec)
 
 
 def load_text_run(run: Path) -> TextRun:
@@ -155,7 +137,17 @@ def load_text_run(run: Path) -> TextRun:
         if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
             raise ValueError("vocabulary is not a list of tokens")
         vocab = Vocabulary.from_list(itos)
-        policy = build_policy(_check_spec(ckpt["policy_spec"], len(vocab)))
+        # the network's description, checked before anything is allocated for it
+        spec = ckpt["policy_spec"]
+        if not isinstance(spec, dict) or spec.get("kind") not in ("lstm", "transformer"):
+            raise ValueError("not a text policy")
+        if spec.get("vocab_size") != len(vocab):
+            raise ValueError("vocabulary size does not match")
+        for key, high in (("hidden_size", 4096), ("num_layers", 64), ("num_heads", 64)):
+            value = spec.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise ValueError(f"{key} out of range")
+        policy = build_policy(dict(spec))
         policy.load_state_dict(ckpt["policy"])
     except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
         raise RunError(
@@ -164,8 +156,9 @@ def load_text_run(run: Path) -> TextRun:
             "retrain with `ppoqa train`",
         ) from exc
     policy.eval()
-    task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
-    return TextRun(run, cfg, policy, vocab, dataset, task, ckpt)
+    return TextRun(
+        cfg, policy, QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
+    )
 
 
 # A question is familiar when every word is known and its word set's Jaccard similarity to
@@ -246,7 +239,7 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
     """Greedy answers for free-text questions, each with its confidence and familiarity."""
     if not questions:
         return []
-    encoded = [run.vocab.encode(tokenize(q)) for q in questions]  # (ids, unknown words)
+    encoded = [run.task.vocab.encode(tokenize(q)) for q in questions]  # (ids, unknown words)
     # At least the training width: a recurrent policy reads the padding too, so a short
     # question asked alone must look exactly as it did in training.
     prompts = encode_prompts([ids for ids, _ in encoded], run.task.prompt_len)  # [N, P]
@@ -260,27 +253,23 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
     )
     # the product of the greedy tokens' probabilities: exp of the summed log-probs
     confidence = torch.exp((ro.logprobs * ro.mask).sum(1))  # [N]
-    nearest = NearestQuestion([p.question for p in run.dataset.pairs])
-    answers = []
-    for i, q in enumerate(questions):
-        near, sim = nearest.find(q)
-        answers.append(
-            Answer(
-                question=q,
-                answer=run.task.answer_text(ro.answer[i], ro.answer_len[i]),
-                confidence=float(confidence[i]),
-                unknown_words=list(dict.fromkeys(encoded[i][1])),
-                nearest=near,
-                similarity=sim,
-            )
+    nearest = NearestQuestion([p.question for p in run.task.dataset.pairs])
+    return [
+        Answer(
+            q,
+            run.task.answer_text(ro.answer[i], ro.answer_len[i]),
+            float(confidence[i]),
+            list(dict.fromkeys(encoded[i][1])),
+            *nearest.find(q),
         )
-    return answers
+        for i, q in enumerate(questions)
+    ]
 
 
 def evaluate_on_dataset(run: TextRun, path: Path) -> list[QAResult]:
     """Greedy results of a run on another dataset; its words must be in the run's vocabulary
     to be read (unknown words become <UNK>)."""
     dataset = load_dataset(path)
-    task = QATask(dataset, run.vocab, run.task.rewards, run.task.max_answer_tokens)
+    task = QATask(dataset, run.task.vocab, run.task.rewards, run.task.max_answer_tokens)
     check_fits(run.policy, task.prompt_len, task.max_steps, dataset.source)
     return evaluate_qa(run.policy, task)

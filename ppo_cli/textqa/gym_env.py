@@ -18,10 +18,7 @@ from ppo_cli.textqa.rewards import DEFAULT_REWARD
 
 class TextQAEnv(gym.Env):
     """Observation: the token window (left-padded question, <START>, answer so far, padding).
-
-    Action: the next token id. Reward: the named reward (ppo_cli.textqa.rewards). Ends at <END>
-    or at the length limit.
-    """
+    Action: the next token id. Reward: the named reward. Ends at <END> or the length limit."""
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
@@ -56,9 +53,8 @@ class TextQAEnv(gym.Env):
             q = int(options["question_index"])
         else:
             q = int(self.np_random.integers(self.task.num_questions))
-        prompt = self._venv.reset(torch.tensor([q]))[0]
         self._obs = np.full(self.window, PAD_ID, dtype=np.int64)
-        self._obs[: self.task.prompt_len] = prompt.numpy()
+        self._obs[: self.task.prompt_len] = self._venv.reset(torch.tensor([q]))[0].numpy()
         pair = self.task.dataset.pairs[q]
         return self._obs.copy(), {"question": pair.question, "target": pair.answer}
 

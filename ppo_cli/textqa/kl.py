@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-ESTIMATORS = ("k1", "k3")
-
 
 def kl_k1(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
     """Per-sample k1 = logp - logp_ref: unbiased, negative on some samples (TRL's default)."""
@@ -28,19 +26,14 @@ def kl_k3(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
 
 
 def kl_estimate(logprob: torch.Tensor, ref_logprob: torch.Tensor, estimator: str) -> torch.Tensor:
-    """The chosen estimator, elementwise (shape of logprob)."""
-    if estimator == "k1":
-        return kl_k1(logprob, ref_logprob)
-    if estimator == "k3":
-        return kl_k3(logprob, ref_logprob)
-    raise ValueError(f"unknown KL estimator {estimator!r} (choose one of {', '.join(ESTIMATORS)})")
+    """The chosen estimator (k1 or k3: config.py refuses others), elementwise (shape of logprob)."""
+    return kl_k1(logprob, ref_logprob) if estimator == "k1" else kl_k3(logprob, ref_logprob)
 
 
 def exact_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
     """Closed-form KL(pi || pi_ref) over the last dimension, for checks and teaching."""
     logp = torch.log_softmax(logits, -1)
-    logq = torch.log_softmax(ref_logits, -1)
-    return (logp.exp() * (logp - logq)).sum(-1)
+    return (logp.exp() * (logp - torch.log_softmax(ref_logits, -1))).sum(-1)
 
 
 @dataclass

@@ -50,12 +50,10 @@ def _hash_weights(length: int) -> torch.Tensor:
 
 
 class TextActorCritic(ActorCritic):
-    """Shared pieces of the text policies: token embedding, heads, banned-action mask.
-
-    Subclasses implement `encode(tokens [B, L]) -> hidden [B, L, H]`, causal: position i sees
-    tokens 0..i only, so the output at the last prompt position is the first decision, and the
-    whole generated episode is scored in one forward pass during the update.
-    """
+    """Shared pieces of the text policies: token embedding, heads, banned-action mask. A
+    subclass's `encode(tokens [B, L]) -> hidden [B, L, H]` is causal (position i sees tokens
+    0..i), so the last prompt position gives the first decision and one forward pass scores a
+    whole episode in the update."""
 
     def __init__(
         self,
@@ -123,9 +121,6 @@ class TextActorCritic(ActorCritic):
             return hidden.new_zeros(hidden.shape[:-1])
         return self.critic(hidden).squeeze(-1)
 
-    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def encode_decisions(self, tokens: torch.Tensor, steps: int) -> torch.Tensor:
         """Hidden states [B, steps, H] of the last `steps` positions (the decisions)."""
         return self.encode(tokens)[:, -steps:]
@@ -171,10 +166,8 @@ class TextActorCritic(ActorCritic):
     def _allowed_logits(
         self, hidden: torch.Tensor, inputs: torch.Tensor, answer_step: torch.Tensor | None
     ) -> torch.Tensor:
-        """Masked logits over the allowed_ids columns only, from those rows of the actor: every
-        other column of the full logits is -1e9 (probability 0, gradient 0), so leaving them
-        out changes no probability and saves most of the head's work when the vocabulary is
-        mostly question words."""
+        """Masked logits over the allowed_ids columns only, from those rows of the actor: the
+        others are -1e9 in the full logits (probability 0, gradient 0)."""
         ids = self.allowed_ids
         weight, bias = self.actor.weight[ids], self.actor.bias[ids]
         logits = nn.functional.linear(hidden, weight, bias)
@@ -220,8 +213,7 @@ class TextActorCritic(ActorCritic):
         the policy could have chosen here: a masked one is never forced (its log-prob would
         be -1e9, and the answer one the policy cannot give)."""
         ids = column if force is None else force
-        allowed = logits.gather(-1, column.unsqueeze(-1)).squeeze(-1) > NEG / 10
-        return (ids != PAD_ID) & allowed
+        return (ids != PAD_ID) & (logits.gather(-1, column.unsqueeze(-1)).squeeze(-1) > NEG / 10)
 
     def _act_on(
         self,
@@ -396,10 +388,7 @@ class TransformerActorCritic(TextActorCritic):
         return super().spec() | {"num_layers": self.num_layers, "num_heads": self.num_heads}
 
 
-_KINDS: dict[str, type[ActorCritic]] = {
-    "lstm": LSTMActorCritic,
-    "transformer": TransformerActorCritic,
-}
+_KINDS = {c.kind: c for c in (LSTMActorCritic, TransformerActorCritic)}
 
 
 def build_policy(spec: dict[str, Any]) -> ActorCritic:

@@ -1,14 +1,8 @@
-"""`--reward-fn FILE.py:NAME` or `module:NAME`: a plain Python function as the task score.
-
-    def NAME(question: str, answer: str, target: str) -> float
-
-replaces the environment's score of a finished answer (the +10 / overlap rule); the step
-penalty and the KL penalty stay as configured. This is what TRL's users asked for instead of a
-reward model (huggingface/trl #2363): RLHF with a function you can read.
-
-Everything a user can get wrong becomes one PpoqaError line: a missing file or module, a
-missing function, a wrong signature; during training an exception, a non-number or NaN names
-the function, the question and the value.
+"""`--reward-fn FILE.py:NAME` or `module:NAME`: a plain Python function (HINT_SHAPE) replaces
+the environment's score of a finished answer; the step penalty and the KL penalty stay as
+configured. RLHF with a function you can read, what TRL's users asked for instead of a reward
+model (huggingface/trl #2363). Whatever a user gets wrong (file, module, function, signature;
+during training an exception, a non-number or NaN) becomes one PpoqaError line naming it.
 """
 
 from __future__ import annotations
@@ -156,13 +150,11 @@ def _check_signature(fn: Any, spec: str) -> None:
         ) from None
 
 
-def load_reward_fn(spec: str, base: Path | None = None) -> RewardFunction:
-    """Import and check a reward function: FILE.py:NAME (relative to base or the cwd) or
-    module:NAME."""
+def load_reward_fn(spec: str) -> RewardFunction:
+    """Import and check a reward function: FILE.py:NAME (relative to the cwd) or module:NAME."""
     target, name = _split(spec)
-    path: Path | None = None
     if _is_file(target):
-        path = (base / target if base is not None else Path(target)).resolve()
+        path: Path | None = Path(target).resolve()
         module = _load_file(path, spec, target)
     else:
         module = _import(spec, target, _FIX_MODULE, lambda: importlib.import_module(target))

@@ -1,29 +1,15 @@
 """Named rewards for text QA, batched on tensors: what an answer earns when its episode ends.
 
 Every reward pays `correct` for the exact answer. A non-exact answer earns `wrong` plus partial
-credit, and the rewards differ only in that credit:
-
-- ``walkthrough`` (alias ``seed``): the original walkthrough's `overlap * shared distinct
-  words`. It pays for any answer
-  that *contains* the right words, so a policy learns to hedge ("Helsinki Warsaw Ankara
-  Warsaw" earns as much as "Warsaw" minus a little) and to keep words in the wrong order.
-- ``exact``: no partial credit at all.
-- ``f1``: token F1 (SQuAD's QA metric) times `partial`: extra words lower the precision, so a
-  hedge earns less than a committed answer; it is blind to word order.
-- ``prefix``: the share of the target matched from its first word on, times `partial`: order
-  is all that counts, and a hedge whose first word is wrong earns nothing.
-- ``strict``: credit only for an answer that is the target's first words and nothing else
-  ("Buenos" for "Buenos Aires"): a hedge or a repeated word earns exactly what a wrong answer
-  does, so no answer but the exact one beats committing.
-- ``lcs``: ROUGE-L F1 (longest common subsequence) times `partial`: order-aware like
-  ``prefix``, but a right word later in the answer still earns something.
-
-Each step before the last costs `step_penalty`. The functions here take padded id tensors, so
-the environment, `ppoqa explain-reward` and user code (`score_answers`) share one definition.
+credit weighed by `partial` (by `overlap` for ``walkthrough``, which pays for hedging), and the
+rewards differ only in that credit: REWARDS holds each one's summary, docs/rewards-rlhf.md what
+each pays and why. Each step before the last costs `step_penalty`. The functions here take
+padded id tensors, so the environment and `ppoqa explain-reward` share one definition.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,15 +29,6 @@ def _valid(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
-def exact_match(
-    answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
-) -> torch.Tensor:
-    """[N] bool: same length and the same token at every position."""
-    k = min(answer.shape[1], target.shape[1])
-    same = (answer[:, :k] == target[:, :k]) | ~_valid(answer[:, :k], answer_len)
-    return (answer_len == target_len) & (answer_len <= k) & same.all(1)
-
-
 def distinct_overlap(
     answer: torch.Tensor, answer_len: torch.Tensor, target: torch.Tensor, target_len: torch.Tensor
 ) -> torch.Tensor:
@@ -66,8 +43,7 @@ def _first_occurrence(ids: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     """[N, L] bool: position i holds the first copy of its token among the valid ones."""
     n = ids.shape[1]
     same = (ids.unsqueeze(2) == ids.unsqueeze(1)) & ok.unsqueeze(1)  # [N, L, L]
-    earlier = torch.tril(torch.ones(n, n, dtype=torch.bool), diagonal=-1)  # [L, L]
-    return ~(same & earlier).any(2)
+    return ~(same & torch.tril(torch.ones(n, n, dtype=torch.bool), diagonal=-1)).any(2)
 
 
 def _f_score(
@@ -99,8 +75,7 @@ def prefix_credit(
     """[N] float in [0, 1]: matched leading tokens / the longer of answer and target."""
     k = min(answer.shape[1], target.shape[1])
     both = _valid(answer[:, :k], answer_len) & _valid(target[:, :k], target_len)
-    same = (answer[:, :k] == target[:, :k]) & both  # [N, k]
-    lcp = same.long().cumprod(1).sum(1).float()
+    lcp = ((answer[:, :k] == target[:, :k]) & both).long().cumprod(1).sum(1).float()
     return lcp / torch.maximum(answer_len, target_len).clamp(min=1).float()
 
 
@@ -127,9 +102,8 @@ def lcs_f1(
     for i in range(t):  # answers are a few tokens long: a loop over positions, rows batched
         row = torch.zeros(n, a + 1)
         for j in range(a):
-            take = prev[:, j] + 1
             skip = torch.maximum(prev[:, j + 1], row[:, j])
-            row[:, j + 1] = torch.where(match[:, i, j], take, skip)
+            row[:, j + 1] = torch.where(match[:, i, j], prev[:, j] + 1, skip)
         prev = row
     return _f_score(prev[:, a], answer_len, target_len)
 
@@ -199,8 +173,6 @@ def check_reward_name(name: str, where: str) -> RewardDef:
     """The named reward (or its alias), or one line naming the place and the choices."""
     name = REWARD_ALIASES.get(name, name)
     if name not in REWARDS:
-        import difflib
-
         close = difflib.get_close_matches(name, REWARD_NAMES, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(
@@ -212,11 +184,9 @@ def check_reward_name(name: str, where: str) -> RewardDef:
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """The reward of a run: a name from REWARDS and its parameters.
-
-    `overlap` weighs the ``walkthrough`` reward's shared words; `partial` weighs the other rewards'
-    credit in [0, 1] (None: the reward's own default).
-    """
+    """The reward of a run, a name from REWARDS, and its parameters: `overlap` weighs the
+    ``walkthrough`` reward's shared words, `partial` the other rewards' credit in [0, 1] (None:
+    the reward's own default)."""
 
     correct: float = 10.0
     overlap: float = 2.0
@@ -244,8 +214,11 @@ class RewardSpec:
         target: torch.Tensor,
         target_len: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(final reward [N], exact [N], credit [N]) of finished answers."""
-        exact = exact_match(answer, answer_len, target, target_len)
+        """(final reward [N], exact [N], credit [N]) of finished answers; exact: the same length
+        and the same token at every position."""
+        k = min(answer.shape[1], target.shape[1])
+        same = (answer[:, :k] == target[:, :k]) | ~_valid(answer[:, :k], answer_len)
+        exact = (answer_len == target_len) & (answer_len <= k) & same.all(1)
         credit = self.definition.credit(answer, answer_len, target, target_len)
         final = torch.where(exact, self.correct, self.wrong + self.weight * credit.float())
         return final, exact, credit
@@ -308,11 +281,7 @@ class RewardRow:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def explain_rewards(
-    target: str,
-    answers: list[str],
-    names: list[str] | None = None,
-) -> list[RewardRow]:
+def explain_rewards(target: str, answers: list[str], names: list[str]) -> list[RewardRow]:
     """Every (reward, answer) pair scored by the same code the environment uses."""
     target_tokens = tokenize(target)
     answer_tokens = [tokenize(a) for a in answers]
@@ -326,25 +295,24 @@ def explain_rewards(
     ans_len = torch.tensor([len(a) for a in answer_tokens], dtype=torch.long)
     tgt_len = torch.full((n,), len(target_tokens), dtype=torch.long)
     rows = []
-    for name in names or list(REWARD_NAMES):
+    for name in names:
         s = RewardSpec(name=name)
         final, exact, credit = s.score(ans, ans_len, tgt, tgt_len)
-        for i, toks in enumerate(answer_tokens):
-            # an episode of k words takes k + 1 steps (the last one says <END>)
-            steps = len(toks) + 1
-            rows.append(
-                RewardRow(
-                    reward=name,
-                    target=detokenize(target_tokens),
-                    answer=detokenize(toks),
-                    kind=answer_kind(toks, target_tokens),
-                    exact=bool(exact[i]),
-                    credit=round(float(credit[i]), 4),
-                    final=round(float(final[i]), 4),
-                    episode_return=round(float(final[i]) - s.step_penalty * (steps - 1), 4),
-                    steps=steps,
-                )
+        rows += [
+            RewardRow(
+                reward=name,
+                target=detokenize(target_tokens),
+                answer=detokenize(toks),
+                kind=answer_kind(toks, target_tokens),
+                exact=bool(exact[i]),
+                credit=round(float(credit[i]), 4),
+                final=round(float(final[i]), 4),
+                # k words take k + 1 steps (the last one says <END>), each but the last costs
+                episode_return=round(float(final[i]) - s.step_penalty * len(toks), 4),
+                steps=len(toks) + 1,
             )
+            for i, toks in enumerate(answer_tokens)
+        ]
     return rows
 
 

@@ -81,11 +81,10 @@ def check_network(cfg: Config, init: InitRun) -> None:
     asked = {"answer_positions": cfg.answer_vocab and cfg.answer_positions}
     for key, value in theirs.items():
         if asked.get(key, getattr(cfg, key)) != value:
-            flag = f"--{key.replace('_', '-')}"
             raise ConfigError(
                 f"--init-from {init.path}: its network has {key}={value!r}, this run asks for "
                 f"{getattr(cfg, key)!r}",
-                f"drop {flag}: a run started from another takes its network",
+                f"drop --{key.replace('_', '-')}: a run started from another takes its network",
             )
 
 
@@ -132,8 +131,7 @@ class Reference:
     @torch.no_grad()
     def logprobs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """log pi_ref(a_t | s_t), shaped like actions ([N, T] for text)."""
-        logprob, _, _ = self.policy.evaluate(obs, actions)
-        return logprob
+        return self.policy.evaluate(obs, actions)[0]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.policy.state_dict()
@@ -149,11 +147,7 @@ class KLStats:
 
 
 def apply_kl_penalty(
-    rollout: Any,
-    reference: Reference,
-    controller: KLController,
-    estimator: str,
-    in_reward: bool = True,
+    rollout: Any, reference: Reference, controller: KLController, estimator: str, in_reward: bool
 ) -> KLStats:
     """rewards <- score - kl_coef * KL_t at every real step of a TextRollout, the score kept in
     `rollout.scores`. in_reward=False (--kl-in loss, GRPO): the rewards stay the score and the

@@ -44,11 +44,6 @@ class TextRollout:
         """Episodes the policy sampled (rows of the batch less the replayed ones)."""
         return self.question_idx.shape[0] - self.num_replayed
 
-    @property
-    def sampled(self) -> slice:
-        """The rows the policy sampled (the replayed ones follow them)."""
-        return slice(0, self.num_episodes)
-
     def cat(self, replayed: TextRollout) -> TextRollout:
         """This rollout with `replayed`'s episodes appended as replayed rows."""
         names = [f.name for f in fields(self) if f.default is MISSING]  # the per-episode tensors
@@ -91,14 +86,12 @@ def collect_text_episodes(
     prompts: torch.Tensor | None = None,
     force: torch.Tensor | None = None,
 ) -> TextRollout:
-    """Generate one episode per question index, all in lockstep, one token per step.
-
-    force [N, T]: tokens to take instead of choosing, <PAD> where the policy chooses; their
-    log-probs and values are recorded as if sampled (a replayed answer, an exploration probe).
-    """
+    """Generate one episode per question index, all in lockstep, one token per step. force
+    [N, T]: tokens to take instead of choosing (<PAD>: the policy chooses), their log-probs and
+    values recorded as if sampled (a replayed answer, an exploration probe)."""
     prompts = venv.reset(question_idx, prompts)  # [N, P]
     n, p = prompts.shape
-    t_max = venv.max_steps
+    t_max = venv.task.max_steps
     tokens = torch.full((n, p + t_max - 1), PAD_ID, dtype=torch.long)
     tokens[:, :p] = prompts
     actions = torch.full((n, t_max), PAD_ID, dtype=torch.long)

@@ -92,8 +92,7 @@ def teacher_batch(task: QATask) -> TeacherBatch:
     actions = torch.full((q, t_max), PAD_ID, dtype=torch.long)
     actions[:, :a] = task.targets
     actions[torch.arange(q), task.target_len] = END_ID
-    mask = torch.arange(t_max) <= task.target_len.unsqueeze(1)
-    return TeacherBatch(obs, actions, mask)
+    return TeacherBatch(obs, actions, torch.arange(t_max) <= task.target_len.unsqueeze(1))
 
 
 @dataclass
@@ -174,8 +173,7 @@ class SFTTask(TextRunTask):
             optimizer.step()
             losses.append(float(loss.detach()))
             with torch.no_grad():
-                hits = (logits.argmax(-1) == mb.actions) & mb.mask
-                token_hits += float(hits.sum())
+                token_hits += float(((logits.argmax(-1) == mb.actions) & mb.mask).sum())
                 tokens += float(mb.mask.sum())
         self.last_loss = sum(losses) / len(losses)
         return {

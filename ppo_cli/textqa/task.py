@@ -60,9 +60,8 @@ PROBE_ROWS = 2048
 # Episodes the plan's timed rehearsal collects and learns from (ppo_cli.textqa.budget.Plan).
 REHEARSAL_EPISODES = 512
 
-# Settings a text-QA run fills in when they are left unset (None): config.yaml names what the
-# run really used (TextQATask.__init__ and .build). A run recorded with them filled in is still
-# the run that a config leaving them unset asks for (a sweep resuming its seeds relies on it).
+# Settings a text-QA run fills in when they are left unset (None), so config.yaml names what
+# it really used (resolve_run); is_run_of matches them (a sweep resuming its seeds relies on it).
 FILLED_BY_RUN = ("iterations", "stall_iterations", "reward", "dataset", "init_from")
 
 
@@ -83,67 +82,18 @@ def is_run_of(wanted: Config, recorded: Config) -> bool:
     return mine == theirs
 
 
-# One step of an iteration's rollout computes [episodes, vocabulary] logits and a few
-# temporaries of that size: more than this is refused before any folder is made.
+# An iteration's memory that is refused before any folder is made: one step of its rollout
+# computes [episodes, vocabulary] logits and a few temporaries of that size; the recurrent
+# network keeps about 8 * hidden_size floats per token of every episode for the backward pass.
 MAX_STEP_BYTES = 4_000_000_000
-
-
-def check_step_memory(cfg: Config, dataset: QADataset, vocab_size: int) -> None:
-    """Refuse up front an iteration too large for memory (episodes x vocabulary)."""
-    episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
-    need = 12 * episodes * vocab_size
-    if need > MAX_STEP_BYTES:
-        most = max(1, MAX_STEP_BYTES // (12 * vocab_size))
-        raise DatasetError(
-            f"{dataset.source}: {len(dataset.pairs):,} pairs with a {vocab_size:,}-word "
-            f"vocabulary: an iteration of {episodes:,} episodes needs about {need / 1e9:,.1f} GB "
-            f"of memory per step, more than the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
-            f"pass --num-episodes {most} or fewer, or train on fewer pairs",
-        )
-
-
-def check_sequence_memory(cfg: Config, dataset: QADataset, seq_len: int) -> None:
-    """Refuse up front questions too long to run the network over: the recurrent network keeps
-    about 8 * hidden_size floats per token of every episode for the backward pass, so one
-    question of millions of words needs gigabytes per iteration."""
-    episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
-    need = 32 * episodes * seq_len * cfg.hidden_size
-    if need > MAX_STEP_BYTES:
-        longest = max(1, MAX_STEP_BYTES // (32 * episodes * cfg.hidden_size))
-        raise DatasetError(
-            f"{dataset.source}: the longest question plus its answer is {seq_len:,} tokens: "
-            f"{episodes:,} episodes of it need about {need / 1e9:,.1f} GB of memory, more than "
-            f"the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
-            f"keep questions under {longest:,} tokens, or pass fewer --num-episodes",
-        )
-
-
-def build_text_setup(cfg: Config, dataset: QADataset) -> tuple[QATask, ActorCritic]:
-    vocab = Vocabulary.from_dataset(dataset)
-    check_step_memory(cfg, dataset, len(vocab))
-    task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
-    check_sequence_memory(cfg, dataset, task.prompt_len + task.max_steps)
-    spec: dict[str, Any] = {
-        "kind": cfg.policy,
-        "vocab_size": len(vocab),
-        "hidden_size": cfg.hidden_size,
-    }
-    if cfg.answer_vocab:  # generate only words that occur in some answer
-        spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
-        if cfg.answer_positions:
-            spec["answer_positions"] = answer_positions(task)
-    policy = build_policy(spec)
-    check_fits(policy, task.prompt_len, task.max_steps, dataset.source)
-    return task, policy
 
 
 def answer_positions(task: QATask) -> list[list[int]]:
     """Per answer step k, the ids some target has as token k, and <END> where one ends."""
     steps: list[set[int]] = [set() for _ in range(task.max_answer_tokens + 1)]
     for ids, n in zip(task.targets.tolist(), task.target_len.tolist(), strict=True):
-        for k, token in enumerate(ids[:n]):
+        for k, token in enumerate([*ids[:n], END_ID]):
             steps[k].add(token)
-        steps[n].add(END_ID)
     return [sorted(ids) for ids in steps]
 
 
@@ -151,12 +101,10 @@ def resolve_run(
     cfg: Config, resume_dir: Path | None, progress: Callable[[str], None] | None
 ) -> tuple[Config, QADataset, rlhf.InitRun | None, Any]:
     """The run's final Config, its dataset, the --init-from run and the --reward-fn function.
-
-    What the settings leave unset is filled in from the data, so config.yaml names what the
-    run really uses: the --init-from run's own dataset, the iteration cap and the stall
-    patience for the dataset's size (ppo_cli.textqa.budget), the reward the dataset names; the
-    paths are made absolute (a resume may start elsewhere).
-    """
+    What the settings leave unset is filled in from the data, so config.yaml names what the run
+    really uses: the --init-from run's own dataset, the iteration cap and the stall patience
+    for the dataset's size (ppo_cli.textqa.budget), the reward the dataset names; the paths are
+    made absolute (a resume may start elsewhere)."""
     init = None
     if resume_dir is None and cfg.init_from is not None:
         init = rlhf.load_init_run(Path(cfg.init_from))
@@ -196,7 +144,41 @@ class TextRunTask:
 
     def build(self) -> ActorCritic:
         """The env and the network; may still refuse the dataset (before any folder exists)."""
-        self.qa, policy = build_text_setup(self.cfg, self.dataset)
+        cfg, dataset = self.cfg, self.dataset
+        vocab = Vocabulary.from_dataset(dataset)
+        episodes = episodes_per_iteration(cfg.num_episodes, len(dataset.pairs))
+        need = 12 * episodes * len(vocab)
+        if need > MAX_STEP_BYTES:
+            raise DatasetError(
+                f"{dataset.source}: {len(dataset.pairs):,} pairs with a {len(vocab):,}-word "
+                f"vocabulary: an iteration of {episodes:,} episodes needs about "
+                f"{need / 1e9:,.1f} GB of memory per step, more than the limit of "
+                f"{MAX_STEP_BYTES / 1e9:.0f} GB",
+                f"pass --num-episodes {max(1, MAX_STEP_BYTES // (12 * len(vocab)))} or fewer, "
+                "or train on fewer pairs",
+            )
+        self.qa = task = QATask(dataset, vocab, reward_spec(cfg, dataset), cfg.max_answer_tokens)
+        seq_len = task.prompt_len + task.max_steps  # one question of millions of words: GBs
+        need = 32 * episodes * seq_len * cfg.hidden_size
+        if need > MAX_STEP_BYTES:
+            longest = max(1, MAX_STEP_BYTES // (32 * episodes * cfg.hidden_size))
+            raise DatasetError(
+                f"{dataset.source}: the longest question plus its answer is {seq_len:,} tokens: "
+                f"{episodes:,} episodes of it need about {need / 1e9:,.1f} GB of memory, more "
+                f"than the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
+                f"keep questions under {longest:,} tokens, or pass fewer --num-episodes",
+            )
+        spec: dict[str, Any] = {
+            "kind": cfg.policy,
+            "vocab_size": len(vocab),
+            "hidden_size": cfg.hidden_size,
+        }
+        if cfg.answer_vocab:  # generate only words that occur in some answer
+            spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
+            if cfg.answer_positions:
+                spec["answer_positions"] = answer_positions(task)
+        policy = build_policy(spec)
+        check_fits(policy, task.prompt_len, task.max_steps, dataset.source)
         return policy
 
     def update_settings(self) -> UpdateSettings:
@@ -377,10 +359,9 @@ class TextQATask(TextRunTask):
 
     def start(self, state: LoopState) -> None:
         self.venv = TextQAVecEnv(self.qa)
-        self.num_episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
         # whole groups: each sampled question gets --group-size completions side by side
-        self.group_size = self.cfg.group_size
-        self.num_episodes = -(-self.num_episodes // self.group_size) * self.group_size
+        episodes = episodes_per_iteration(self.cfg.num_episodes, self.qa.num_questions)
+        self.num_episodes = -(-episodes // self.cfg.group_size) * self.cfg.group_size
         # --focus-unsolved reads the last greedy answers (kept in the checkpoint for a resume).
         # Off with --reward-fn: "wrong" means wrong against the dataset's answers, which a
         # run scored by its own function must not see (the RLHF walkthrough's gold accuracy).
@@ -404,7 +385,7 @@ class TextQATask(TextRunTask):
         )
 
     def collect(self, policy: ActorCritic) -> tuple[TextRollout, Batch, torch.Tensor]:
-        slots = self.num_episodes // self.group_size  # questions asked, each group_size times
+        slots = self.num_episodes // self.cfg.group_size  # questions asked, each group_size times
         if self.curriculum is not None:  # only the active levels' questions
             q_idx = self.curriculum.sample(slots)
         elif self.focus and len(self.last_correct) == self.qa.num_questions:
@@ -412,8 +393,8 @@ class TextQATask(TextRunTask):
             q_idx = focused_questions(correct, slots, self.cfg.focus_unsolved)
         else:
             q_idx = balanced_questions(self.qa.num_questions, slots)
-        q_idx = q_idx.repeat_interleave(self.group_size)  # [N], a group's completions together
-        self.groups = estimators.group_ids(slots, self.group_size)  # [N]
+        q_idx = q_idx.repeat_interleave(self.cfg.group_size)  # [N], a group's completions together
+        self.groups = estimators.group_ids(slots, self.cfg.group_size)  # [N]
         rollout = collect_text_episodes(policy, self.venv, q_idx)
         self.probe_count = 0
         if self.memory is not None:
@@ -455,8 +436,7 @@ class TextQATask(TextRunTask):
         if self.cfg.probes > 0:
             # a few thousand probes at a time: their temporaries stay small next to the model
             rows = min(PROBE_ROWS, eval_chunk(len(self.qa.vocab)))
-            size = max(1, rows // (self.cfg.probes + 2))
-            for chunk in self.unsolved().split(size):
+            for chunk in self.unsolved().split(max(1, rows // (self.cfg.probes + 2))):
                 if chunk.numel() == 0:
                     continue
                 logits = policy.first_logits(self.qa.prompts[chunk])  # type: ignore[operator]
@@ -474,9 +454,7 @@ class TextQATask(TextRunTask):
     def unsolved(self) -> torch.Tensor:
         """The questions the last greedy evaluation got wrong (all before the first), among
         the curriculum's active ones."""
-        pool = torch.arange(self.qa.num_questions)
-        if self.curriculum is not None:
-            pool = self.curriculum.active
+        pool = self.curriculum.active if self.curriculum else torch.arange(self.qa.num_questions)
         if len(self.last_correct) == self.qa.num_questions:
             pool = pool[~torch.tensor(self.last_correct, dtype=torch.bool)[pool]]
         return pool
@@ -484,7 +462,8 @@ class TextQATask(TextRunTask):
     def record(
         self, iteration: int, state: LoopState, ro: TextRollout, batch: Batch, stats: Any, lr: float
     ) -> dict[str, Any]:
-        sampled = ro.sampled  # the statistics of what the policy sampled, not of replays
+        # the statistics of what the policy sampled, not of the replays after it
+        sampled = slice(0, ro.num_episodes)
         record = {
             "iteration": iteration,
             "episodes": state.episodes + ro.num_episodes,
@@ -499,7 +478,7 @@ class TextQATask(TextRunTask):
                 if self.cfg.advantage == "gae"
                 else None  # no critic
             ),
-            **estimators.trl_metrics(ro, stats, self.groups if self.group_size > 1 else None),
+            **estimators.trl_metrics(ro, stats, self.groups if self.cfg.group_size > 1 else None),
         }
         if "kl_loss" in stats:
             record["kl_loss"] = stats["kl_loss"]
@@ -596,7 +575,7 @@ class TextQATask(TextRunTask):
         record = text_qa_trace(
             iteration, ro, batch, deltas, rec, itos, questions, self.cfg.norm_adv
         )
-        if self.group_size > 1:  # the completions of a question side by side
+        if self.cfg.group_size > 1:  # the completions of a question side by side
             record["completion_groups"] = group_trace(
                 ro, batch, self.groups, itos, questions, self.cfg.advantage
             )

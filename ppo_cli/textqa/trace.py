@@ -14,6 +14,7 @@ from ppo_cli.core.trace import (
     normalized_advantages,
     rounded,
 )
+from ppo_cli.textqa.data import END_ID
 
 
 def text_qa_trace(
@@ -105,19 +106,18 @@ def group_trace(
     reward = (rollout.rewards * mask).sum(1)  # [N]
     for g in range(min(MAX_GROUPS, int(groups.max()) + 1 if groups.numel() else 0)):
         rows = (groups == g).nonzero().flatten().tolist()
-        completions = []
-        for i in rows:
-            n = int(mask[i].sum())
-            words = [itos[int(a)] for a in rollout.actions[i, :n]]
-            completions.append(
-                {
-                    "episode": i,
-                    "answer": " ".join(w for w in words if w != "<END>"),
-                    "reward": rounded(reward[i]),
-                    "advantage": rounded(batch.advantages[i, 0]),
-                    "correct": bool(rollout.exact[i]),
-                }
-            )
+        completions = [
+            {
+                "episode": i,
+                "answer": " ".join(
+                    itos[int(a)] for a in rollout.actions[i][mask[i]] if a != END_ID
+                ),
+                "reward": rounded(reward[i]),
+                "advantage": rounded(batch.advantages[i, 0]),
+                "correct": bool(rollout.exact[i]),
+            }
+            for i in rows
+        ]
         shown.append(
             {
                 "group": g + 1,
