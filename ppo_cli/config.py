@@ -263,45 +263,35 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # completion of --reward, which must not pay for torch; a test keeps the two lists equal.
 REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "walkthrough")
 
-# (low, high, low inclusive) ranges checked after merging; None means unbounded.
-_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+# (low, high, low inclusive) ranges checked after merging; high None means unbounded. Settings
+# that share a range share an entry.
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "seed": (0, 2**32 - 1, True),  # numpy's seed range
-    "hidden_size": (1, 4096, True),
     "threads": (1, 256, True),
-    "iterations": (1, None, True),
-    "stall_iterations": (0, None, True),
-    "timesteps": (1, None, True),
-    "target_accuracy": (0.0, 1.0, True),
-    "eval_every": (1, None, True),
-    "save_every": (0, None, True),
-    "num_episodes": (1, 1_000_000, True),
     "num_envs": (1, 1024, True),
-    "num_steps": (1, 1_000_000, True),
-    "learning_rate": (0.0, 10.0, False),
-    "gamma": (0.0, 1.0, True),
-    "gae_lambda": (0.0, 1.0, True),
     "update_epochs": (1, 1000, True),
-    "num_minibatches": (1, None, True),
-    "clip_coef": (0.0, 10.0, False),
-    "ent_coef": (0.0, 100.0, True),
-    "vf_coef": (0.0, 100.0, True),
-    "max_grad_norm": (0.0, None, False),
-    "target_kl": (0.0, None, False),
-    "reward_scale": (0.0, None, False),
     "log_std_init": (-20.0, 5.0, True),
     "max_answer_tokens": (1, 64, True),
-    "reward_correct": (-1e6, 1e6, True),
-    "reward_overlap": (-1e6, 1e6, True),
-    "reward_partial": (-1e6, 1e6, True),
-    "reward_wrong": (-1e6, 1e6, True),
     "step_penalty": (0.0, 1e6, True),
+    "kl_coef": (0.0, 1e6, True),
     "curriculum_threshold": (0.0, 1.0, False),
     "focus_unsolved": (0.0, 0.95, True),
     "probes": (0, 1024, True),
-    "kl_coef": (0.0, 1e6, True),
-    "kl_target": (0.0, None, False),
-    "kl_horizon": (1, None, True),
-    "group_size": (1, 4096, True),
+    **dict.fromkeys(("hidden_size", "group_size"), (1, 4096, True)),
+    **dict.fromkeys(("stall_iterations", "save_every"), (0, None, True)),
+    **dict.fromkeys(("num_episodes", "num_steps"), (1, 1_000_000, True)),
+    **dict.fromkeys(("learning_rate", "clip_coef"), (0.0, 10.0, False)),
+    **dict.fromkeys(("ent_coef", "vf_coef"), (0.0, 100.0, True)),
+    **dict.fromkeys(("target_accuracy", "gamma", "gae_lambda"), (0.0, 1.0, True)),
+    **dict.fromkeys(
+        ("iterations", "timesteps", "eval_every", "num_minibatches", "kl_horizon"), (1, None, True)
+    ),
+    **dict.fromkeys(
+        ("max_grad_norm", "target_kl", "reward_scale", "kl_target"), (0.0, None, False)
+    ),
+    **dict.fromkeys(
+        ("reward_correct", "reward_overlap", "reward_partial", "reward_wrong"), (-1e6, 1e6, True)
+    ),
 }
 
 
@@ -355,12 +345,9 @@ def validate(cfg: Config, source: str = "config", whole: bool = True) -> Config:
         value = getattr(cfg, name)
         if value is None:
             continue
-        too_low = low is not None and (value < low if low_incl else value <= low)
-        too_high = high is not None and value > high
-        if too_low or too_high:
-            lo = "" if low is None else (f">= {low}" if low_incl else f"> {low}")
-            hi = "" if high is None else f"<= {high}"
-            rng = " and ".join(x for x in (lo, hi) if x)
+        if (value < low if low_incl else value <= low) or (high is not None and value > high):
+            lo = f">= {low}" if low_incl else f"> {low}"
+            rng = lo if high is None else f"{lo} and <= {high}"
             raise ConfigError(
                 f"{_label(source, name)} must be {rng}, got {short_repr(value)}",
                 f"choose {name} {rng}",

@@ -16,12 +16,7 @@ from ppo_cli.errors import UsageError
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm": {},
     # measured with two minibatches per epoch
-    "transformer": {
-        "learning_rate": 3e-3,
-        "ent_coef": 0.05,
-        "target_kl": 0.05,
-        "num_minibatches": 2,
-    },
+    "transformer": dict(learning_rate=3e-3, ent_coef=0.05, target_kl=0.05, num_minibatches=2),
 }
 
 # Each advantage estimator's documented settings (docs/what-the-critic-buys.md), applied above
@@ -39,13 +34,7 @@ ESTIMATOR_DEFAULTS: dict[str, dict[str, Any]] = {
     # Its advantages are in reward units (about 5 x GRPO's here), so the entropy bonus must
     # grow with them to keep the same weight: at 0.03 it solved capitals30 on 6 of 10 seeds,
     # at 0.2 on 10 of 10 (benchmarks/results/estimators_bar*.json).
-    "dr_grpo": {
-        "group_size": 8,
-        "kl_in": "loss",
-        "norm_adv": False,
-        "loss_agg": "constant",
-        "ent_coef": 0.2,
-    },
+    "dr_grpo": dict(group_size=8, kl_in="loss", norm_adv=False, loss_agg="constant", ent_coef=0.2),
     # RLOO: k = 4 completions (Ahmadian et al.'s main setting), KL in the reward as TRL had it
     "rloo": {"group_size": 4, "kl_in": "reward", "norm_adv": False, "loss_agg": "token"},
     # REINFORCE++: one completion per question, per-token KL in the reward, batch-normalized

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ppo_cli.config import CHOICES, Config
+from ppo_cli.config import Config
 from ppo_cli.core.gae import normalize
 from ppo_cli.errors import TrainingError
 
@@ -67,9 +67,7 @@ def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") ->
         per_row = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # [N]
         rows = (m.sum(1) > 0).float()
         return (per_row * rows).sum() / rows.sum().clamp(min=1.0)
-    if how == "constant":
-        return (x * m).sum() / max(1, m.numel())
-    raise ValueError(f"unknown loss aggregation {how!r} (one of {', '.join(CHOICES['loss_agg'])})")
+    return (x * m).sum() / max(1, m.numel())  # constant: validate() admits no other way
 
 
 def clipped_surrogate(

@@ -15,33 +15,18 @@ from ppo_cli.errors import ConfigError
 
 LOG_DIR = "tensorboard"  # inside the run directory
 
-# metrics-record key -> TensorBoard tag. CleanRL's ppo.py names first, then text-QA extras.
+# metrics-record key -> TensorBoard tag. CleanRL's ppo.py names first, then text-QA extras,
+# then TRL's names (its trainers log them under train/), for the estimators' comparison.
+_LOSSES = ("value_loss", "policy_loss", "entropy", "old_approx_kl", "approx_kl", "clipfrac")
+_TRL = ("reward", "reward_std", "frac_reward_zero_std", "kl", "clip_ratio")
 TAGS: dict[str, str] = {
-    "episodic_return": "charts/episodic_return",
-    "episodic_length": "charts/episodic_length",
-    "learning_rate": "charts/learning_rate",
+    **{k: f"charts/{k}" for k in ("episodic_return", "episodic_length", "learning_rate")},
     "sps": "charts/SPS",
-    "value_loss": "losses/value_loss",
-    "policy_loss": "losses/policy_loss",
-    "entropy": "losses/entropy",
-    "old_approx_kl": "losses/old_approx_kl",
-    "approx_kl": "losses/approx_kl",
-    "clipfrac": "losses/clipfrac",
-    "explained_variance": "losses/explained_variance",
-    "loss": "losses/loss",
-    "mean_reward": "charts/mean_reward",
-    "train_accuracy": "charts/train_accuracy",
-    "eval_accuracy": "charts/eval_accuracy",
-    "mean_length": "charts/mean_length",
+    **{k: f"losses/{k}" for k in (*_LOSSES, "explained_variance", "loss")},
+    **{k: f"charts/{k}" for k in ("mean_reward", "train_accuracy", "eval_accuracy", "mean_length")},
     "active_accuracy": "charts/curriculum_active_accuracy",
     "curriculum_stage": "charts/curriculum_stage",
-    # TRL's names (its trainers log them under train/), for the estimators' comparison
-    "reward": "train/reward",
-    "reward_std": "train/reward_std",
-    "frac_reward_zero_std": "train/frac_reward_zero_std",
-    "kl": "train/kl",
-    "clip_ratio": "train/clip_ratio",
-    "completions/mean_length": "train/completions/mean_length",
+    **{k: f"train/{k}" for k in (*_TRL, "completions/mean_length")},
 }
 
 

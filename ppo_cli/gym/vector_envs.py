@@ -67,7 +67,7 @@ class PendulumVectorEnv(VectorEnv):
         u = np.clip(np.asarray(actions).reshape(self.num_envs, -1)[:, 0], -self.max_torque,
                     self.max_torque)  # fmt: skip
         g, m, length, dt = self.g, self.m, self.l, self.dt
-        costs = _angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
+        costs = (((th + np.pi) % (2 * np.pi)) - np.pi) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
         newthdot = thdot + (3 * g / (2 * length) * np.sin(th) + 3.0 / (m * length**2) * u) * dt
         newthdot = np.clip(newthdot, -self.max_speed, self.max_speed)
         self.th, self.thdot = th + newthdot * dt, newthdot
@@ -82,10 +82,6 @@ class PendulumVectorEnv(VectorEnv):
             truncated[i] = False
         self.prev_done = terminated | truncated
         return self._obs(), rewards.astype(np.float64), terminated, truncated, {}
-
-
-def _angle_normalize(x: np.ndarray) -> np.ndarray:
-    return ((x + np.pi) % (2 * np.pi)) - np.pi
 
 
 # Ids whose numpy-vectorized form ppoqa supplies (gymnasium ships none), with the constructor
