@@ -447,12 +447,11 @@ def _check_gym_batch(cfg: Config, source: str) -> None:
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
     """Return a copy of cfg with overrides applied; unknown keys get close-match suggestions."""
-    names = set(FIELD_TYPES)
     values = {}
     for raw_key, value in overrides.items():
         key = str(raw_key).replace("-", "_")
-        if key not in names:
-            close = difflib.get_close_matches(key, sorted(names), n=3)
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, sorted(FIELDS), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "see `ppoqa train --help`"
             raise ConfigError(f"{source}: unknown setting {short_repr(str(raw_key))}", hint)
         values[key] = _coerce(key, value, source)

@@ -86,10 +86,6 @@ class LoopState:
     progress_iteration: int = 0
     probe_episodes: int = 0  # text QA: exploration probes run (ppo_cli.textqa.answer_memory)
 
-    @classmethod
-    def from_counters(cls, counters: dict[str, Any]) -> LoopState:
-        return cls(**{k: v for k, v in counters.items() if k in cls.__dataclass_fields__})
-
 
 def capture_rng_state() -> dict[str, Any]:
     """torch (CPU and CUDA), numpy and `random` global generator states, as tensors/ints."""
@@ -401,17 +397,11 @@ def load_resume_checkpoint(
         )
     if dataset_fingerprint is not None:
         check_dataset_fingerprint(ckpt, dataset_fingerprint, run_dir)
-    if spec is not None:
-        check_training_spec(ckpt, spec, run_dir)
-    return ckpt
-
-
-def check_training_spec(ckpt: dict[str, Any], spec: dict[str, Any], run_dir: Path) -> None:
-    """Refuse to resume on another dataset setting or reward than the checkpoint learned on
-    (checkpoints from before the spec was stored are checked on their pairs only)."""
+    # Another dataset setting or reward than the checkpoint learned on is refused (checkpoints
+    # from before the spec was stored are checked on their pairs only).
     theirs = ckpt.get("training_spec")
-    if not isinstance(theirs, dict):
-        return
+    if spec is None or not isinstance(theirs, dict):
+        return ckpt
     changed = [k for k in sorted(set(theirs) | set(spec)) if theirs.get(k) != spec.get(k)]
     if changed:
         what = ", ".join(
@@ -422,6 +412,7 @@ def check_training_spec(ckpt: dict[str, Any], spec: dict[str, Any], run_dir: Pat
             "restore the run's dataset.yaml and config.yaml, or start a new run with the new "
             "settings",
         )
+    return ckpt
 
 
 def _short(value: Any) -> str:

@@ -154,9 +154,8 @@ def run_task(
         if resume:
             kind = getattr(task, "kind", None)  # sft names its own; PPO checkpoints carry none
             ckpt = load_resume_checkpoint(run_dir, task.fingerprint, task.training_spec(), kind)
-            state = LoopState.from_counters(
-                restore_training_state(ckpt, policy, optimizer, run_dir)
-            )
+            counters = restore_training_state(ckpt, policy, optimizer, run_dir)
+            state = LoopState(**{k: counters[k] for k in asdict(LoopState()).keys() & counters})
             if state.iteration >= task.total:
                 raise RunError(
                     f"{run_dir}: the run already finished all {state.iteration} iterations",
@@ -227,7 +226,7 @@ def run_task(
         state.finished = True
         state.wall_seconds = wall
         session.save(state.iteration)
-    extras = task.summary(policy, state)
+    extras = task.summary(policy, state)  # first: it may still fill in state
     counts = ("episodes", "steps", "epochs", "gradient_updates", "stopped_early")
     return TrainResult(
         run_dir=run_dir,

@@ -164,21 +164,16 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def plain_gym_warnings() -> None:
-    """gymnasium colours its warnings (the passive env checker's "WARN: ...") with ANSI codes
-    whatever the output: under NO_COLOR (no-color.org) or when stderr is not a terminal they
-    are plain text."""
+def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registered spec, or an EnvError naming the closest registered ids."""
+    # gymnasium colours its warnings (the passive env checker's "WARN: ...") with ANSI codes
+    # whatever the output: plain text under NO_COLOR (no-color.org) or off a terminal.
     try:
         tty = sys.stderr.isatty()
     except (AttributeError, ValueError):
         tty = False
     if os.environ.get("NO_COLOR") or not tty:
         gym.logger.colorize = lambda text, *args, **kwargs: text  # type: ignore[attr-defined]
-
-
-def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
-    """The registered spec, or an EnvError naming the closest registered ids."""
-    plain_gym_warnings()
     env_id = import_env_module(env_id)
     if env_id in gym.registry:
         return gym.registry[env_id]
@@ -295,24 +290,6 @@ def check_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> 
             "action_high": tuple(float(x) for x in high),
         }
     raise _unsupported(env_id, "action", action_space)
-
-
-# Greedy evaluation and recording play whole episodes: an env without a time limit whose
-# greedy policy never reaches a terminal state would play forever.
-EVAL_MAX_EPISODE_STEPS = 1000
-_TIME_LIMIT_SAID: set[str] = set()
-
-
-def time_limit_note(env_id: str, steps: int) -> str | None:
-    """The one-time note that an env without a time limit is cut at `steps` when played
-    greedily (None once said in this process)."""
-    if env_id in _TIME_LIMIT_SAID:
-        return None
-    _TIME_LIMIT_SAID.add(env_id)
-    return (
-        f"{env_id} has no time limit (max_episode_steps), so evaluation ends each episode "
-        f"after {steps} steps; register it with max_episode_steps=N to choose"
-    )
 
 
 def make_vec_env(
