@@ -644,8 +644,6 @@ def resolve(
 
 def _renamed(values: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     """values with key (spelled with - or _) set to value, if it is there at all."""
-    if not any(str(k).replace("-", "_") == key for k in values):
-        return values
     return {k: (value if str(k).replace("-", "_") == key else v) for k, v in values.items()}
 
 

@@ -77,8 +77,7 @@ def preset_settings(name: str, policy: str) -> dict[str, Any]:
             f"--preset must be one of {', '.join(PRESET_NAMES)}, got {name!r}",
             f"pick one of {', '.join(PRESET_NAMES)}",
         )
-    layers = PRESETS[name]
-    return {**layers.get("all", {}), **layers.get(policy, {})}
+    return {**PRESETS[name].get("all", {}), **PRESETS[name].get(policy, {})}
 
 
 TUNED_FILE = "hyperparams/gym.yaml"

@@ -115,12 +115,9 @@ class GymCollector:
         box = self.info.action_kind == "box"
         shape = (t_, n) if self.info.action_kind == "discrete" else (t_, n, self.info.num_actions)
         actions = torch.zeros(shape, dtype=torch.float32 if box else torch.long, device=dev)
-        logprobs = torch.zeros(t_, n, device=dev)  # [T, N]
-        values = torch.zeros(t_, n, device=dev)  # [T, N]
+        logprobs, values = (torch.zeros(t_, n, device=dev) for _ in range(2))  # [T, N]
         rewards = np.zeros((t_, n), dtype=np.float32)  # [T, N]
-        terminated = np.zeros((t_, n), dtype=bool)  # [T, N]
-        truncated = np.zeros((t_, n), dtype=bool)  # [T, N]
-        valid = np.zeros((t_, n), dtype=bool)  # [T, N]
+        terminated, truncated, valid = (np.zeros((t_, n), dtype=bool) for _ in range(3))  # [T, N]
         finished: list[tuple[int, float, int]] = []
         masks = None  # [T, N, A] bool when the env's action masks are used
         if self.next_mask is not None:
