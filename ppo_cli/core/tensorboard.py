@@ -32,10 +32,8 @@ TAGS: dict[str, str] = {
 
 def global_step(record: dict[str, Any]) -> int:
     """Environment steps so far: gymnasium's global_step, text QA's generated tokens."""
-    for key in ("global_step", "steps", "iteration"):
-        if isinstance(record.get(key), (int, float)):
-            return int(record[key])
-    return 0
+    keys = ("global_step", "steps", "iteration")
+    return next((int(record[k]) for k in keys if isinstance(record.get(k), (int, float))), 0)
 
 
 def scalars_from_record(record: dict[str, Any]) -> dict[str, float]:

@@ -41,12 +41,8 @@ def batch_trace(
     index[valid] = torch.arange(int(valid.sum()))
     norm, normed = normalized_advantages(batch, norm_adv)
     steps = []
-    for t in range(num_steps):
+    for t in [t for t in range(num_steps) if int(index[t, 0]) >= 0][:MAX_STEPS]:
         i = int(index[t, 0])
-        if i < 0:
-            continue
-        if len(steps) == MAX_STEPS:
-            break
         steps.append(
             {
                 "episode": "env 0",
