@@ -1,8 +1,7 @@
 """One flat training config: every field with its help and the kinds of run it applies to,
 its checks, and resolve(), the one precedence chain.
 
-Names follow the PPO paper and CleanRL so that a reader of either finds the same knobs here.
-"""
+Names follow the PPO paper and CleanRL so that a reader of either finds the same knobs here."""
 
 from __future__ import annotations
 
@@ -272,8 +271,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "update_epochs": (1, 1000, True),
     "log_std_init": (-20.0, 5.0, True),
     "max_answer_tokens": (1, 64, True),
-    "step_penalty": (0.0, 1e6, True),
-    "kl_coef": (0.0, 1e6, True),
+    **dict.fromkeys(("step_penalty", "kl_coef"), (0.0, 1e6, True)),
     "curriculum_threshold": (0.0, 1.0, False),
     "focus_unsolved": (0.0, 0.95, True),
     "probes": (0, 1024, True),
@@ -552,8 +550,7 @@ def resolve(
     --init-from, that run's network counts as flags not given. A bad value
     in a file is the file's error (exit 1); a bad flag value, or a flag that does not apply to
     the chosen kind of run, is a usage error (exit 2). A flag given as None sets None
-    (target_kl=None); leave a key out to keep the lower layers' value.
-    """
+    (target_kl=None); leave a key out to keep the lower layers' value."""
     from ppo_cli import presets
 
     flags = {str(k).replace("-", "_"): v for k, v in (flags or {}).items()}

@@ -3,8 +3,7 @@ config.resolve() applies them in its one precedence chain.
 
 The Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach
 the built-in set's 100 % on every seed (benchmarks/qa_seeds.py); README "Extensions" has the
-presets' measured numbers.
-"""
+presets' measured numbers."""
 
 from __future__ import annotations
 

@@ -8,8 +8,7 @@ it break ppoqa's promises; every such call goes through `user_code(...)`:
 - after a stop signal, a call still running STOP_GRACE seconds later is interrupted, so one
   `timeout` or `docker stop` is enough even when the user's code blocks.
 
-The time limits use SIGALRM: the main thread of a Unix process only.
-"""
+The time limits use SIGALRM: the main thread of a Unix process only."""
 
 from __future__ import annotations
 

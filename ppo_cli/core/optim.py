@@ -1,7 +1,6 @@
 """Adam without `torch.optim`, whose `torch._dynamo` import takes longer than a whole supervised
 run on the built-in set: torch.optim.Adam's update (no weight decay or amsgrad), and with
-`fused=True` the same `torch._fused_adam_` op, so gymnasium runs keep their exact numbers.
-"""
+`fused=True` the same `torch._fused_adam_` op, so gymnasium runs keep their exact numbers."""
 
 from __future__ import annotations
 

@@ -13,8 +13,7 @@
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a file;
 files get the permissions the user's umask gives (not mkstemp's 0600). ppoqa writes only into a
-new folder, an empty one, or one holding its marker: never over files a user made.
-"""
+new folder, an empty one, or one holding its marker: never over files a user made."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 The session never writes a state from the middle of an iteration or with NaN/Inf weights, so
 the checkpoint on disk is always the last good one; everything stored is a tensor or a plain
-value, so torch.load(weights_only=True) reads it.
-"""
+value, so torch.load(weights_only=True) reads it."""
 
 from __future__ import annotations
 
@@ -207,8 +206,7 @@ class TrainingSession:
     Ctrl-C (or a KeyboardInterrupt from anywhere) stops at once: if it comes at a boundary the
     state is saved, otherwise the last checkpoint on disk stays as it is. SIGTERM (`timeout`,
     `docker stop`, SLURM) and SIGHUP (the terminal closed) are handled the same way, and the
-    process then exits 128 + the signal's number, as a shell expects.
-    """
+    process then exits 128 + the signal's number, as a shell expects."""
 
     def __init__(
         self,

@@ -1,8 +1,7 @@
 """`--tensorboard`: the per-iteration metrics records as TensorBoard scalars, CleanRL's names.
 
 Fed only by the plain metrics records, so it serves every kind of run. TensorBoard is an
-optional extra; without it `--tensorboard` stops with one clear line.
-"""
+optional extra; without it `--tensorboard` stops with one clear line."""
 
 from __future__ import annotations
 

@@ -118,8 +118,7 @@ def train(
 ) -> TrainResult:
     """Train on cfg.env (text QA or a gymnasium id) and write a run directory.
 
-    resume=True continues the run in run_dir from its checkpoint (cfg: resume_config()).
-    """
+    resume=True continues the run in run_dir from its checkpoint (cfg: resume_config())."""
     validate(cfg)
     if resume and run_dir is None:
         raise UsageError("resuming needs the run directory", "ppoqa train --resume DIR")

@@ -7,8 +7,7 @@ Tuple/Dict of those through gymnasium's FlattenObservation. Actions: Discrete an
 Every vector mode runs with NEXT_STEP autoreset (the only one the numpy-vectorized CartPole
 supports): the step that ends an episode returns its final observation, and the next step of
 that sub-env only resets it. Collectors leave that reset step out of training, and the value
-of the final observation (to bootstrap a truncation) comes from the next step's forward pass.
-"""
+of the final observation (to bootstrap a truncation) comes from the next step's forward pass."""
 
 from __future__ import annotations
 

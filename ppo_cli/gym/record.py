@@ -2,8 +2,7 @@
 
 .gif is written with Pillow (matplotlib already depends on it); .mp4 needs an encoder: the
 `ffmpeg` program on PATH, or imageio with its ffmpeg plugin. The frames come from the env's
-`rgb_array` rendering; an env without it gets a clear error before anything is played.
-"""
+`rgb_array` rendering; an env without it gets a clear error before anything is played."""
 
 from __future__ import annotations
 

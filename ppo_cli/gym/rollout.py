@@ -1,7 +1,6 @@
 """Gymnasium's rollout storage and collection, and its to_batch(): mask, bootstrap, then GAE.
 
-Time-major [T, N] steps of a NEXT_STEP vector env, flattened to one sample per valid step.
-"""
+Time-major [T, N] steps of a NEXT_STEP vector env, flattened to one sample per valid step."""
 
 from __future__ import annotations
 

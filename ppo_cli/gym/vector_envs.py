@@ -3,8 +3,7 @@
 SyncVectorEnv steps its copies one by one in Python, which on a small network costs as much as
 the policy. These step all copies at once and keep what a SyncVectorEnv of `gym.make(id)`
 copies gives (NEXT_STEP autoreset, sub-env i seeded with seed + i, the time limit as
-truncation, the same float arithmetic), so the same seeds give the same numbers.
-"""
+truncation, the same float arithmetic), so the same seeds give the same numbers."""
 
 from __future__ import annotations
 
