@@ -489,8 +489,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         ) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(
-            f"{p}:{describe_yaml_error(exc)}",
-            "a config is a mapping such as  learning_rate: 0.003",
+            f"{p}:{describe_yaml_error(exc)}", "a config is a mapping such as  learning_rate: 0.003"
         ) from exc
     except (ValueError, TypeError, RecursionError) as exc:
         raise ConfigError(

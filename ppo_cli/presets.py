@@ -62,7 +62,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # vocabulary (examples/general_knowledge.yaml: 3/3 seeds reach 95 %, 2/3 without
     # answer_vocab; README "Extensions").
     "quality": {
-        "all": {"num_episodes": 256, "ent_coef": 0.05, "answer_vocab": True, "iterations": 2000},
+        "all": {"num_episodes": 256, "ent_coef": 0.05, "answer_vocab": True, "iterations": 2000}
     },
 }
 

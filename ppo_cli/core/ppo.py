@@ -181,8 +181,7 @@ class UpdateSettings:
     @classmethod
     def from_config(cls, cfg: Config) -> UpdateSettings:
         """The settings every kind of run shares (a wing adds its own: use_critic, ...)."""
-        own = {"use_critic", "kl_loss_coef"}
-        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__ if k not in own})
+        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__ if hasattr(cfg, k)})
 
 
 def shuffled(n: int, groups: torch.Tensor | None) -> torch.Tensor:
@@ -198,6 +197,7 @@ def shuffled(n: int, groups: torch.Tensor | None) -> torch.Tensor:
     return order[torch.argsort(rank, stable=True)]
 
 
+_LOSS_SETTINGS = ("clip_coef", "vf_coef", "ent_coef", "clip_vloss", "loss_agg", "use_critic")
 # Called once per minibatch with (epoch, minibatch index, minibatch, loss parts): traces hook in.
 MinibatchHook = Callable[[int, int, Batch, LossParts], None]
 
@@ -223,6 +223,7 @@ def ppo_update(
     # A flat batch whose mask is all ones (gymnasium) averages with plain means: the same
     # numbers as the masked form, a fifth of the ops per loss term.
     loss_mask_off = batch.mask.dim() == 1 and bool(batch.mask.all())
+    loss_settings = {k: getattr(settings, k) for k in _LOSS_SETTINGS}  # ppo_loss's keywords
     epoch_losses: list[float] = []
     stats: dict[str, list[float]] = {}
     kl_stop = False
@@ -249,14 +250,9 @@ def ppo_update(
                 mb.returns,
                 entropy,
                 None if loss_mask_off else mb.mask,
-                settings.clip_coef,
-                settings.vf_coef,
-                settings.ent_coef,
-                settings.clip_vloss,
-                loss_agg=settings.loss_agg,
-                use_critic=settings.use_critic,
                 ref_logprob=mb.ref_logprobs,
                 kl_coef=settings.kl_loss_coef,
+                **loss_settings,
             )
             loss_value = float(parts.loss.detach())
             if not math.isfinite(loss_value):

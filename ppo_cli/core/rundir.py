@@ -503,7 +503,6 @@ def find_run(run: str | Path | None, root: Path = DEFAULT_RUNS) -> Path:
     candidates = [c for c in candidates if not lock_is_held(c / LOCK)]
     if not candidates:
         raise RunError(
-            f"no trained run found under {root}/",
-            "run `ppoqa train` first, or pass --run DIR",
+            f"no trained run found under {root}/", "run `ppoqa train` first, or pass --run DIR"
         )
     return max(candidates, key=lambda d: ((d / CHECKPOINT).stat().st_mtime, d.name))

@@ -383,8 +383,7 @@ def _own_vector_env(
     if mode == "vector":
         why = f"--env-kwargs {', '.join(unknown)}" if unknown else "rendering"
         raise EnvError(
-            f"{spec.id}'s numpy-vectorized form does not support {why}",
-            "use --vector-mode sync",
+            f"{spec.id}'s numpy-vectorized form does not support {why}", "use --vector-mode sync"
         )
     return None
 

@@ -14,12 +14,7 @@ import torch
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import load_checkpoint, read_config, run_env
 from ppo_cli.errors import RunError, warn_stderr
-from ppo_cli.gym.envs import (
-    EnvInfo,
-    EpisodeTracker,
-    action_mask_from_info,
-    make_vec_env,
-)
+from ppo_cli.gym.envs import EnvInfo, EpisodeTracker, action_mask_from_info, make_vec_env
 from ppo_cli.gym.normalize import Normalizer
 from ppo_cli.gym.policy import MLPActorCritic, build_policy
 

@@ -87,14 +87,12 @@ class GymTask:
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
 
-    def plan(self, policy: ActorCritic) -> None:
-        return None
+    def plan(self, policy: ActorCritic) -> None: ...
 
     def update_settings(self) -> UpdateSettings:
         return UpdateSettings.from_config(self.cfg)
 
-    def training_spec(self) -> None:
-        return None  # nothing about a gymnasium run's data can change under a resume
+    def training_spec(self) -> None: ...  # nothing about a gymnasium run's data can change
 
     def longer(self, state: LoopState) -> str:
         return f"--timesteps {(state.iteration + 1) * self.batch_size}"

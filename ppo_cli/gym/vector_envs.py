@@ -86,5 +86,5 @@ class PendulumVectorEnv(VectorEnv):
 # Ids whose numpy-vectorized form ppoqa supplies (gymnasium ships none), with the constructor
 # keywords each accepts (any other keyword, or a render mode, falls back to SyncVectorEnv).
 OWN_VECTOR_ENVS: dict[str, tuple[type[VectorEnv], tuple[str, ...]]] = {
-    "Pendulum-v1": (PendulumVectorEnv, ("g",)),
+    "Pendulum-v1": (PendulumVectorEnv, ("g",))
 }
