@@ -84,9 +84,14 @@ def clear_stop() -> None:
     _state["stop"] = False
 
 
-def _stdout_to_stderr() -> int | None:
-    """Point fd 1 at stderr; returns the fd to restore it from, or None when there is no real
-    fd 1 (under CliRunner, or stdout closed)."""
+def _stdout_to_stderr(stream: Any) -> int | None:
+    """Point fd 1 at stderr when `stream` writes to it; returns the fd to restore it from, or
+    None when there is no real fd 1 (under CliRunner, or stdout closed)."""
+    try:
+        if stream.fileno() != 1:
+            return None
+    except (OSError, ValueError, AttributeError):  # CliRunner's capture has no descriptor
+        return None
     with suppress(OSError, ValueError, AttributeError):
         sys.stdout.flush()
     try:
@@ -96,13 +101,6 @@ def _stdout_to_stderr() -> int | None:
     except OSError:
         return None
     return _saved_stdout_fd[0]
-
-
-def _is_fd_1(stream: Any) -> bool:
-    try:
-        return stream.fileno() == 1
-    except (OSError, ValueError, AttributeError):  # CliRunner's capture has no descriptor
-        return False
 
 
 @contextmanager
@@ -117,8 +115,7 @@ def user_code(what: str, error: type[PpoqaError], hint: str) -> Iterator[None]:
     limit = limit_seconds() if main else 0.0
     if outermost:
         if old_stdout is not None and sys.stderr is not None:
-            if _is_fd_1(old_stdout):
-                restore_fd = _stdout_to_stderr()
+            restore_fd = _stdout_to_stderr(old_stdout)
             sys.stdout = sys.stderr
         if main:
             old_handler = signal.signal(signal.SIGALRM, _on_alarm)

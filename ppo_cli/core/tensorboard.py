@@ -43,10 +43,9 @@ def scalars_from_record(record: dict[str, Any]) -> dict[str, float]:
         v = record.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
             values[tag] = float(v)
-    if "charts/episodic_return" not in values and "charts/mean_reward" in values:
-        values["charts/episodic_return"] = values["charts/mean_reward"]
-    if "charts/episodic_length" not in values and "charts/mean_length" in values:
-        values["charts/episodic_length"] = values["charts/mean_length"]
+    for tag, stand_in in (("episodic_return", "mean_reward"), ("episodic_length", "mean_length")):
+        if f"charts/{tag}" not in values and f"charts/{stand_in}" in values:
+            values[f"charts/{tag}"] = values[f"charts/{stand_in}"]
     wall = record.get("wall_seconds")
     if "charts/SPS" not in values and isinstance(wall, (int, float)) and wall > 0:
         values["charts/SPS"] = global_step(record) / wall
