@@ -16,8 +16,6 @@ from ppo_cli.errors import ConfigError, UsageError, short_repr
 from ppo_cli.files import read_regular
 
 TEXT_QA = "text-qa"
-
-
 TEXT, GYM, BOTH = (TEXT_QA,), ("gym",), (TEXT_QA, "gym")  # the kinds of run
 
 
@@ -460,7 +458,6 @@ MAX_CONFIG_BYTES = 1_000_000
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping of settings (not yet applied)."""
     import yaml  # here, not at the top: `ppoqa --help` reads this module
 
     from ppo_cli.yamlio import DuplicateKey, describe_yaml_error, load_yaml_unique
@@ -523,10 +520,9 @@ def _network_of(run: Path) -> dict[str, Any]:
     return {k: theirs[k] for k in ("policy", "hidden_size", "answer_vocab") if k in theirs}
 
 
-# An RLHF run (--init-from or --reward-fn) runs its iterations: early stopping on the dataset's
-# gold accuracy would end an SFT start at iteration 1, and the stall rule watches the same gold
-# number. 40 iterations is what the README's RLHF walkthrough and benchmarks/rlhf_paris.py
-# measure (the proxy hack happens within 5, the KL run settles by 20).
+# An RLHF run (--init-from or --reward-fn) runs its iterations: early stopping on gold accuracy
+# would end an SFT start at iteration 1 (the stall rule watches it too). 40 iterations: the
+# README's RLHF walkthrough and benchmarks/rlhf_paris.py (proxy hack within 5, KL run by 20).
 RLHF_DEFAULTS: dict[str, Any] = {"target_accuracy": None, "stall_iterations": 0, "iterations": 40}
 RLHF_FLAGS = ("init_from", "reward_fn")
 

@@ -1,9 +1,6 @@
 """Data only: per-policy defaults, the `--preset` choices and the tuned per-env file;
-config.resolve() applies them in its one precedence chain.
-
-The Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach
-the built-in set's 100 % on every seed (benchmarks/qa_seeds.py); README "Extensions" has the
-presets' measured numbers."""
+config.resolve() applies them in its one precedence chain (README "Extensions" has the presets'
+measured numbers)."""
 
 from __future__ import annotations
 
@@ -14,7 +11,8 @@ from ppo_cli.errors import UsageError
 # Settings that differ from the Config defaults for one policy kind (text QA).
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm": {},
-    # measured with two minibatches per epoch
+    # a lower learning rate and a larger entropy bonus than the LSTM reach the built-in set's
+    # 100 % on every seed (benchmarks/qa_seeds.py), measured with two minibatches per epoch
     "transformer": dict(learning_rate=3e-3, ent_coef=0.05, target_kl=0.05, num_minibatches=2),
 }
 
@@ -49,8 +47,7 @@ def estimator_defaults(name: str) -> dict[str, Any]:
 
 # Each preset: settings for every policy ("all"), then per-policy refinements on top.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # A larger step size and a short iteration budget: a run never takes long, and fails
-    # more often (the walkthrough's "fast": few iterations, higher learning rate).
+    # A larger step size and a short iteration budget: a run never takes long, fails more often.
     "fast": {
         "all": {"learning_rate": 1e-2, "iterations": 40},
         "transformer": {"learning_rate": 5e-3, "iterations": 60},
@@ -70,7 +67,6 @@ PRESET_NAMES = tuple(PRESETS)
 
 
 def preset_settings(name: str, policy: str) -> dict[str, Any]:
-    """The settings a preset sets for this policy kind."""
     if name not in PRESETS:
         raise UsageError(
             f"--preset must be one of {', '.join(PRESET_NAMES)}, got {name!r}",
@@ -80,8 +76,6 @@ def preset_settings(name: str, policy: str) -> dict[str, Any]:
 
 
 TUNED_FILE = "hyperparams/gym.yaml"
-
-
 # The file's entries that are not gymnasium ids: what an id without an entry starts from.
 DEFAULT_ENTRIES = ("default", "default_continuous")
 

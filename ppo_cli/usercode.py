@@ -80,7 +80,6 @@ def request_stop() -> None:
 
 
 def clear_stop() -> None:
-    """The training that asked for a stop is over."""
     _state["stop"] = False
 
 

@@ -85,8 +85,6 @@ def masked(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
 
 
 class ActorCritic(nn.Module):
-    """The interface the rollout and the PPO update rely on."""
-
     kind = "base"
 
     def logits_values(

@@ -185,11 +185,9 @@ class UpdateSettings:
 
 
 def shuffled(n: int, groups: torch.Tensor | None) -> torch.Tensor:
-    """A random order of n samples; with groups, each group's samples kept side by side (in
-    random order, the groups in random order). A text-QA batch holds several episodes of each
-    question, and the encoder reads each distinct prompt of a minibatch once: minibatches of
-    whole questions hold ~1/4 as many distinct prompts as shuffled episodes do, which is most
-    of the update's encoder time on a large dataset."""
+    """A random order of n samples; with groups, each group's samples side by side (groups and
+    samples in random order): the encoder reads each distinct prompt of a minibatch once, and
+    whole questions hold ~1/4 as many, most of the update's time on a large text-QA dataset."""
     order = torch.randperm(n)
     if groups is None:
         return order

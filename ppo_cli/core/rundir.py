@@ -169,7 +169,6 @@ prepare_run_dir = claim_dir  # a run directory, claimed before any training time
 
 
 def holds_run(path: Path) -> bool:
-    """True when `path` already holds (part of) a training run."""
     return any((path / name).exists() for name in (CHECKPOINT, CONFIG, METRICS))
 
 
@@ -410,7 +409,6 @@ def _is_number(value: Any) -> bool:
 
 
 def _metrics_problem(record: Any) -> str | None:
-    """What is wrong with one parsed metrics line, or None."""
     if not isinstance(record, dict):
         return f"is a JSON {type(record).__name__}, not an object"
     step = record.get("iteration")

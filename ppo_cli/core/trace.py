@@ -16,8 +16,6 @@ from ppo_cli.errors import UsageError
 MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
 PER_EPOCH_CLIPPED = 2  # clipping-trace rows per epoch with |ratio - 1| > clip_coef ...
 PER_EPOCH_INSIDE = 2  # ... and rows inside the band
-
-
 NORM_EPS = 1e-8  # the eps of ppo_cli.core.gae.normalize
 STD_CONVENTION = "unbiased sample std (divides by N-1), as torch.std and ppo_cli.core.gae.normalize"
 

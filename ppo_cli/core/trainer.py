@@ -103,9 +103,8 @@ def seed_everything(seed: int, threads: int) -> None:
 
 
 def build_optimizer(policy: torch.nn.Module, lr: float, fused: bool) -> Any:
-    """Adam with CleanRL's eps, without torch.optim's slow torch._dynamo import
-    (ppo_cli.core.optim.PlainAdam: torch's update, same checkpoint format). Fused (one kernel per
-    step, torch.optim.Adam(fused=True)'s op) for gymnasium; the plain loop for text QA."""
+    """Adam with CleanRL's eps (ppo_cli.core.optim.PlainAdam: torch's update without torch.optim's
+    slow import); fused (one kernel per step) for gymnasium, the plain loop for text QA."""
     return PlainAdam(policy.parameters(), lr=lr, eps=1e-5, fused=fused)
 
 

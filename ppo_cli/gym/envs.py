@@ -490,8 +490,7 @@ def opengl_hint(message: str) -> str | None:
 
 def _creation_hint(env_id: str, exc: Exception, msg: str, env_kwargs: dict[str, Any]) -> str:
     """What to do when the env's constructor raised: the remedy the error points at."""
-    gl = opengl_hint(msg)
-    if gl is not None:
+    if (gl := opengl_hint(msg)) is not None:
         return gl
     missing = isinstance(exc, (ImportError, gym.error.DependencyNotInstalled))
     if env_kwargs and not missing:

@@ -106,7 +106,6 @@ class GymRun:
 
 
 def load_gym_run(run: Path) -> GymRun:
-    """Policy and env id of a gymnasium run directory."""
     env_id = run_env(run)
     if env_id == "text-qa":
         raise RunError(f"{run}: is a text-QA run", "use `ppoqa eval` without gymnasium options")

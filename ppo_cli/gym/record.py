@@ -121,10 +121,8 @@ def headless_opengl_default(environ: Any, platform: str) -> None:
 
 def render_failure_hint(message: str) -> str:
     """The remedy that fits why rendering failed: an OpenGL backend for MuJoCo, else pygame."""
-    gl = opengl_hint(message)
-    if gl is not None:
-        return gl
-    return "pip install 'ppoqa[render]' (pygame) for the classic-control and toy-text envs"
+    pygame = "pip install 'ppoqa[render]' (pygame) for the classic-control and toy-text envs"
+    return opengl_hint(message) or pygame
 
 
 def _frame(envs: Any, env_id: str) -> np.ndarray:

@@ -44,7 +44,6 @@ class GymRollout:
 
     @property
     def num_episodes(self) -> int:
-        """Episodes that ended in this rollout."""
         return len(self.finished)
 
     @property
@@ -59,18 +58,16 @@ class GymRollout:
         batch and the [T, N] TD residuals (for traces)."""
         gae = self.advantages(gamma, gae_lambda, reward_scale)
         v = self.valid
-        n = int(v.sum())
-        batch = Batch(
+        return Batch(
             obs=self.obs[v],  # [B, D]
             actions=self.actions[v],  # [B, ...]
             old_logprobs=self.logprobs[v],
             old_values=self.values[v],
             advantages=gae.advantages[v],
             returns=gae.returns[v],
-            mask=torch.ones(n, dtype=torch.bool, device=v.device),
+            mask=torch.ones(int(v.sum()), dtype=torch.bool, device=v.device),
             action_mask=None if self.action_masks is None else self.action_masks[v],
-        )
-        return batch, gae.deltas
+        ), gae.deltas
 
 
 class GymCollector:

@@ -166,7 +166,6 @@ class GymTask:
         return None, True
 
     def _target_source(self) -> str:
-        """Where the target came from, for the stop message."""
         target, env = self.cfg.target_return, self.cfg.env
         if target == env_reward_threshold(env):
             return f"{env}'s reward_threshold"
