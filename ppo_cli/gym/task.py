@@ -131,9 +131,8 @@ class GymTask:
         if ro.finished:
             record["episodic_return"] = float(np.mean([r for _, r, _ in ro.finished]))
             record["episodic_length"] = float(np.mean([n for _, _, n in ro.finished]))
-        elapsed = time.perf_counter() - self.started
         return record | {
-            "sps": round(global_step / max(elapsed, 1e-9), 1),
+            "sps": round(global_step / max(time.perf_counter() - self.started, 1e-9), 1),
             **{k: stats[k] for k in STATS},
             "explained_variance": explained_variance(batch.old_values, batch.returns),
             "learning_rate": lr,
