@@ -41,7 +41,7 @@ def batch_trace(
     index[valid] = torch.arange(int(valid.sum()))
     norm, normed = normalized_advantages(batch, norm_adv)
     steps = []
-    for t in [t for t in range(num_steps) if int(index[t, 0]) >= 0][:MAX_STEPS]:
+    for t in [s for s in range(num_steps) if int(index[s, 0]) >= 0][:MAX_STEPS]:
         i = int(index[t, 0])
         steps.append(
             {
