@@ -13,10 +13,12 @@ class PpoqaError(Exception):
     exit_code: int = 1
     label: str = "error"  # the word after "ppoqa:" on stderr
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if code is not None:
+            self.code = code
 
     def __str__(self) -> str:
         return self.message
