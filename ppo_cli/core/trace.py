@@ -108,11 +108,9 @@ class TraceRecorder:
             (True, outside, PER_EPOCH_CLIPPED),
             (False, valid & ~outside, PER_EPOCH_INSIDE),
         ):
-            need = cap - self._taken.get((epoch, is_clipped), 0)
-            if need <= 0:
-                continue
-            picks = where.nonzero()[:need]  # [K, ndim] indices into the minibatch
-            self._taken[(epoch, is_clipped)] = self._taken.get((epoch, is_clipped), 0) + len(picks)
+            taken = self._taken.get((epoch, is_clipped), 0)
+            picks = where.nonzero()[: cap - taken]  # [K, ndim] indices into the minibatch
+            self._taken[(epoch, is_clipped)] = taken + len(picks)
             for pos in picks:
                 idx = tuple(int(p) for p in pos)
                 r = ratio[idx]
