@@ -1,8 +1,7 @@
 """One flat training config: every field with its help and the kinds of run it applies to,
 its checks, and resolve(), the one precedence chain.
 
-Names follow the PPO paper and CleanRL so that a reader of either finds the same knobs here.
-"""
+Names follow the PPO paper and CleanRL so that a reader of either finds the same knobs here."""
 
 from __future__ import annotations
 
@@ -17,8 +16,6 @@ from ppo_cli.errors import ConfigError, UsageError, short_repr
 from ppo_cli.files import read_regular
 
 TEXT_QA = "text-qa"
-
-
 TEXT, GYM, BOTH = (TEXT_QA,), ("gym",), (TEXT_QA, "gym")  # the kinds of run
 
 
@@ -263,45 +260,34 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # completion of --reward, which must not pay for torch; a test keeps the two lists equal.
 REWARD_CHOICES = ("lcs", "strict", "prefix", "f1", "exact", "walkthrough")
 
-# (low, high, low inclusive) ranges checked after merging; None means unbounded.
-_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+# (low, high, low inclusive) ranges checked after merging; high None means unbounded. Settings
+# that share a range share an entry.
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "seed": (0, 2**32 - 1, True),  # numpy's seed range
-    "hidden_size": (1, 4096, True),
     "threads": (1, 256, True),
-    "iterations": (1, None, True),
-    "stall_iterations": (0, None, True),
-    "timesteps": (1, None, True),
-    "target_accuracy": (0.0, 1.0, True),
-    "eval_every": (1, None, True),
-    "save_every": (0, None, True),
-    "num_episodes": (1, 1_000_000, True),
     "num_envs": (1, 1024, True),
-    "num_steps": (1, 1_000_000, True),
-    "learning_rate": (0.0, 10.0, False),
-    "gamma": (0.0, 1.0, True),
-    "gae_lambda": (0.0, 1.0, True),
     "update_epochs": (1, 1000, True),
-    "num_minibatches": (1, None, True),
-    "clip_coef": (0.0, 10.0, False),
-    "ent_coef": (0.0, 100.0, True),
-    "vf_coef": (0.0, 100.0, True),
-    "max_grad_norm": (0.0, None, False),
-    "target_kl": (0.0, None, False),
-    "reward_scale": (0.0, None, False),
     "log_std_init": (-20.0, 5.0, True),
     "max_answer_tokens": (1, 64, True),
-    "reward_correct": (-1e6, 1e6, True),
-    "reward_overlap": (-1e6, 1e6, True),
-    "reward_partial": (-1e6, 1e6, True),
-    "reward_wrong": (-1e6, 1e6, True),
-    "step_penalty": (0.0, 1e6, True),
+    **dict.fromkeys(("step_penalty", "kl_coef"), (0.0, 1e6, True)),
     "curriculum_threshold": (0.0, 1.0, False),
     "focus_unsolved": (0.0, 0.95, True),
     "probes": (0, 1024, True),
-    "kl_coef": (0.0, 1e6, True),
-    "kl_target": (0.0, None, False),
-    "kl_horizon": (1, None, True),
-    "group_size": (1, 4096, True),
+    **dict.fromkeys(("hidden_size", "group_size"), (1, 4096, True)),
+    **dict.fromkeys(("stall_iterations", "save_every"), (0, None, True)),
+    **dict.fromkeys(("num_episodes", "num_steps"), (1, 1_000_000, True)),
+    **dict.fromkeys(("learning_rate", "clip_coef"), (0.0, 10.0, False)),
+    **dict.fromkeys(("ent_coef", "vf_coef"), (0.0, 100.0, True)),
+    **dict.fromkeys(("target_accuracy", "gamma", "gae_lambda"), (0.0, 1.0, True)),
+    **dict.fromkeys(
+        ("iterations", "timesteps", "eval_every", "num_minibatches", "kl_horizon"), (1, None, True)
+    ),
+    **dict.fromkeys(
+        ("max_grad_norm", "target_kl", "reward_scale", "kl_target"), (0.0, None, False)
+    ),
+    **dict.fromkeys(
+        ("reward_correct", "reward_overlap", "reward_partial", "reward_wrong"), (-1e6, 1e6, True)
+    ),
 }
 
 
@@ -355,12 +341,9 @@ def validate(cfg: Config, source: str = "config", whole: bool = True) -> Config:
         value = getattr(cfg, name)
         if value is None:
             continue
-        too_low = low is not None and (value < low if low_incl else value <= low)
-        too_high = high is not None and value > high
-        if too_low or too_high:
-            lo = "" if low is None else (f">= {low}" if low_incl else f"> {low}")
-            hi = "" if high is None else f"<= {high}"
-            rng = " and ".join(x for x in (lo, hi) if x)
+        if (value < low if low_incl else value <= low) or (high is not None and value > high):
+            lo = f">= {low}" if low_incl else f"> {low}"
+            rng = lo if high is None else f"{lo} and <= {high}"
             raise ConfigError(
                 f"{_label(source, name)} must be {rng}, got {short_repr(value)}",
                 f"choose {name} {rng}",
@@ -460,12 +443,11 @@ def _check_gym_batch(cfg: Config, source: str) -> None:
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
     """Return a copy of cfg with overrides applied; unknown keys get close-match suggestions."""
-    names = set(FIELD_TYPES)
     values = {}
     for raw_key, value in overrides.items():
         key = str(raw_key).replace("-", "_")
-        if key not in names:
-            close = difflib.get_close_matches(key, sorted(names), n=3)
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, sorted(FIELDS), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "see `ppoqa train --help`"
             raise ConfigError(f"{source}: unknown setting {short_repr(str(raw_key))}", hint)
         values[key] = _coerce(key, value, source)
@@ -476,7 +458,6 @@ MAX_CONFIG_BYTES = 1_000_000
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping of settings (not yet applied)."""
     import yaml  # here, not at the top: `ppoqa --help` reads this module
 
     from ppo_cli.yamlio import DuplicateKey, describe_yaml_error, load_yaml_unique
@@ -505,8 +486,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         ) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(
-            f"{p}:{describe_yaml_error(exc)}",
-            "a config is a mapping such as  learning_rate: 0.003",
+            f"{p}:{describe_yaml_error(exc)}", "a config is a mapping such as  learning_rate: 0.003"
         ) from exc
     except (ValueError, TypeError, RecursionError) as exc:
         raise ConfigError(
@@ -540,10 +520,9 @@ def _network_of(run: Path) -> dict[str, Any]:
     return {k: theirs[k] for k in ("policy", "hidden_size", "answer_vocab") if k in theirs}
 
 
-# An RLHF run (--init-from or --reward-fn) runs its iterations: early stopping on the dataset's
-# gold accuracy would end an SFT start at iteration 1, and the stall rule watches the same gold
-# number. 40 iterations is what the README's RLHF walkthrough and benchmarks/rlhf_paris.py
-# measure (the proxy hack happens within 5, the KL run settles by 20).
+# An RLHF run (--init-from or --reward-fn) runs its iterations: early stopping on gold accuracy
+# would end an SFT start at iteration 1 (the stall rule watches it too). 40 iterations: the
+# README's RLHF walkthrough and benchmarks/rlhf_paris.py (proxy hack within 5, KL run by 20).
 RLHF_DEFAULTS: dict[str, Any] = {"target_accuracy": None, "stall_iterations": 0, "iterations": 40}
 RLHF_FLAGS = ("init_from", "reward_fn")
 
@@ -566,8 +545,7 @@ def resolve(
     --init-from, that run's network counts as flags not given. A bad value
     in a file is the file's error (exit 1); a bad flag value, or a flag that does not apply to
     the chosen kind of run, is a usage error (exit 2). A flag given as None sets None
-    (target_kl=None); leave a key out to keep the lower layers' value.
-    """
+    (target_kl=None); leave a key out to keep the lower layers' value."""
     from ppo_cli import presets
 
     flags = {str(k).replace("-", "_"): v for k, v in (flags or {}).items()}
@@ -658,8 +636,6 @@ def resolve(
 
 def _renamed(values: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     """values with key (spelled with - or _) set to value, if it is there at all."""
-    if not any(str(k).replace("-", "_") == key for k in values):
-        return values
     return {k: (value if str(k).replace("-", "_") == key else v) for k, v in values.items()}
 
 

@@ -79,8 +79,8 @@ def short_repr(value: object, limit: int = 60) -> str:
     import reprlib
 
     r = reprlib.Repr()
-    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother = 2, 4, 4, limit, limit
-    r.maxlong = limit
+    r.maxlevel, r.maxlist, r.maxdict = 2, 4, 4
+    r.maxstring = r.maxother = r.maxlong = limit
     text = r.repr(value)
     return text if len(text) <= limit + 10 else text[:limit] + "..."
 

@@ -3,8 +3,7 @@ and files ppoqa writes get the permissions the user's umask asks for.
 
 A named pipe given as --dataset would make a plain open() wait forever for a writer; a device
 would be read without end. Each path is stat()ed first and opened with O_NONBLOCK, and the open
-file is checked again (the path may be swapped in between).
-"""
+file is checked again (the path may be swapped in between)."""
 
 from __future__ import annotations
 

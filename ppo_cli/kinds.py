@@ -1,7 +1,6 @@
 """The kinds of run: each name maps to the wing that implements the task seam train() drives
 (build, collect, record, evaluate and stop, checkpoint extras). Wings import lazily, so
-choosing a kind costs nothing until a run starts.
-"""
+choosing a kind costs nothing until a run starts."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """Data only: per-policy defaults, the `--preset` choices and the tuned per-env file;
-config.resolve() applies them in its one precedence chain.
-
-The Transformer needs a lower learning rate and a larger entropy bonus than the LSTM to reach
-the built-in set's 100 % on every seed (benchmarks/qa_seeds.py); README "Extensions" has the
-presets' measured numbers.
-"""
+config.resolve() applies them in its one precedence chain (README "Extensions" has the presets'
+measured numbers)."""
 
 from __future__ import annotations
 
@@ -15,13 +11,9 @@ from ppo_cli.errors import UsageError
 # Settings that differ from the Config defaults for one policy kind (text QA).
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm": {},
-    # measured with two minibatches per epoch
-    "transformer": {
-        "learning_rate": 3e-3,
-        "ent_coef": 0.05,
-        "target_kl": 0.05,
-        "num_minibatches": 2,
-    },
+    # a lower learning rate and a larger entropy bonus than the LSTM reach the built-in set's
+    # 100 % on every seed (benchmarks/qa_seeds.py), measured with two minibatches per epoch
+    "transformer": dict(learning_rate=3e-3, ent_coef=0.05, target_kl=0.05, num_minibatches=2),
 }
 
 # Each advantage estimator's documented settings (docs/what-the-critic-buys.md), applied above
@@ -39,13 +31,7 @@ ESTIMATOR_DEFAULTS: dict[str, dict[str, Any]] = {
     # Its advantages are in reward units (about 5 x GRPO's here), so the entropy bonus must
     # grow with them to keep the same weight: at 0.03 it solved capitals30 on 6 of 10 seeds,
     # at 0.2 on 10 of 10 (benchmarks/results/estimators_bar*.json).
-    "dr_grpo": {
-        "group_size": 8,
-        "kl_in": "loss",
-        "norm_adv": False,
-        "loss_agg": "constant",
-        "ent_coef": 0.2,
-    },
+    "dr_grpo": dict(group_size=8, kl_in="loss", norm_adv=False, loss_agg="constant", ent_coef=0.2),
     # RLOO: k = 4 completions (Ahmadian et al.'s main setting), KL in the reward as TRL had it
     "rloo": {"group_size": 4, "kl_in": "reward", "norm_adv": False, "loss_agg": "token"},
     # REINFORCE++: one completion per question, per-token KL in the reward, batch-normalized
@@ -61,8 +47,7 @@ def estimator_defaults(name: str) -> dict[str, Any]:
 
 # Each preset: settings for every policy ("all"), then per-policy refinements on top.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # A larger step size and a short iteration budget: a run never takes long, and fails
-    # more often (the walkthrough's "fast": few iterations, higher learning rate).
+    # A larger step size and a short iteration budget: a run never takes long, fails more often.
     "fast": {
         "all": {"learning_rate": 1e-2, "iterations": 40},
         "transformer": {"learning_rate": 5e-3, "iterations": 60},
@@ -74,7 +59,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # vocabulary (examples/general_knowledge.yaml: 3/3 seeds reach 95 %, 2/3 without
     # answer_vocab; README "Extensions").
     "quality": {
-        "all": {"num_episodes": 256, "ent_coef": 0.05, "answer_vocab": True, "iterations": 2000},
+        "all": {"num_episodes": 256, "ent_coef": 0.05, "answer_vocab": True, "iterations": 2000}
     },
 }
 
@@ -82,19 +67,15 @@ PRESET_NAMES = tuple(PRESETS)
 
 
 def preset_settings(name: str, policy: str) -> dict[str, Any]:
-    """The settings a preset sets for this policy kind."""
     if name not in PRESETS:
         raise UsageError(
             f"--preset must be one of {', '.join(PRESET_NAMES)}, got {name!r}",
             f"pick one of {', '.join(PRESET_NAMES)}",
         )
-    layers = PRESETS[name]
-    return {**layers.get("all", {}), **layers.get(policy, {})}
+    return {**PRESETS[name].get("all", {}), **PRESETS[name].get(policy, {})}
 
 
 TUNED_FILE = "hyperparams/gym.yaml"
-
-
 # The file's entries that are not gymnasium ids: what an id without an entry starts from.
 DEFAULT_ENTRIES = ("default", "default_continuous")
 

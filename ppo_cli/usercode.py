@@ -8,8 +8,7 @@ it break ppoqa's promises; every such call goes through `user_code(...)`:
 - after a stop signal, a call still running STOP_GRACE seconds later is interrupted, so one
   `timeout` or `docker stop` is enough even when the user's code blocks.
 
-The time limits use SIGALRM: the main thread of a Unix process only.
-"""
+The time limits use SIGALRM: the main thread of a Unix process only."""
 
 from __future__ import annotations
 
@@ -81,13 +80,17 @@ def request_stop() -> None:
 
 
 def clear_stop() -> None:
-    """The training that asked for a stop is over."""
     _state["stop"] = False
 
 
-def _stdout_to_stderr() -> int | None:
-    """Point fd 1 at stderr; returns the fd to restore it from, or None when there is no real
-    fd 1 (under CliRunner, or stdout closed)."""
+def _stdout_to_stderr(stream: Any) -> int | None:
+    """Point fd 1 at stderr when `stream` writes to it; returns the fd to restore it from, or
+    None when there is no real fd 1 (under CliRunner, or stdout closed)."""
+    try:
+        if stream.fileno() != 1:
+            return None
+    except (OSError, ValueError, AttributeError):  # CliRunner's capture has no descriptor
+        return None
     with suppress(OSError, ValueError, AttributeError):
         sys.stdout.flush()
     try:
@@ -97,13 +100,6 @@ def _stdout_to_stderr() -> int | None:
     except OSError:
         return None
     return _saved_stdout_fd[0]
-
-
-def _is_fd_1(stream: Any) -> bool:
-    try:
-        return stream.fileno() == 1
-    except (OSError, ValueError, AttributeError):  # CliRunner's capture has no descriptor
-        return False
 
 
 @contextmanager
@@ -118,8 +114,7 @@ def user_code(what: str, error: type[PpoqaError], hint: str) -> Iterator[None]:
     limit = limit_seconds() if main else 0.0
     if outermost:
         if old_stdout is not None and sys.stderr is not None:
-            if _is_fd_1(old_stdout):
-                restore_fd = _stdout_to_stderr()
+            restore_fd = _stdout_to_stderr(old_stdout)
             sys.stdout = sys.stderr
         if main:
             old_handler = signal.signal(signal.SIGALRM, _on_alarm)

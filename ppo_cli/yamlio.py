@@ -25,8 +25,7 @@ class DuplicateKey(Exception):
 
 
 def load_yaml_unique(text: str) -> Any:
-    """yaml.safe_load, except that a key given twice in one mapping raises DuplicateKey
-    (YAML would keep only the last value, silently dropping what the user wrote)."""
+    """yaml.safe_load, except that a key given twice in one mapping raises DuplicateKey."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

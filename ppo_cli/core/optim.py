@@ -1,7 +1,6 @@
 """Adam without `torch.optim`, whose `torch._dynamo` import takes longer than a whole supervised
 run on the built-in set: torch.optim.Adam's update (no weight decay or amsgrad), and with
-`fused=True` the same `torch._fused_adam_` op, so gymnasium runs keep their exact numbers.
-"""
+`fused=True` the same `torch._fused_adam_` op, so gymnasium runs keep their exact numbers."""
 
 from __future__ import annotations
 
@@ -48,7 +47,28 @@ class PlainAdam:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         self.step_count += 1
         if self.fused:
-            self._fused_step(lr, beta1, beta2, eps)
+            live = [i for i, p in enumerate(self.params) if p.grad is not None]
+            if not live:
+                return
+            steps = [self.steps[i] for i in live]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(
+                [self.params[i] for i in live],
+                [self.params[i].grad for i in live],  # type: ignore[misc]
+                [self.exp_avg[i] for i in live],
+                [self.exp_avg_sq[i] for i in live],
+                [],
+                steps,
+                amsgrad=False,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=0.0,
+                eps=eps,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
             return
         bias1 = 1 - beta1**self.step_count
         bias2_sqrt = math.sqrt(1 - beta2**self.step_count)
@@ -59,30 +79,6 @@ class PlainAdam:
             v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
             denom = (v.sqrt() / bias2_sqrt).add_(eps)
             p.addcdiv_(m, denom, value=-lr / bias1)
-
-    def _fused_step(self, lr: float, beta1: float, beta2: float, eps: float) -> None:
-        live = [i for i, p in enumerate(self.params) if p.grad is not None]
-        if not live:
-            return
-        steps = [self.steps[i] for i in live]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(
-            [self.params[i] for i in live],
-            [self.params[i].grad for i in live],  # type: ignore[misc]
-            [self.exp_avg[i] for i in live],
-            [self.exp_avg_sq[i] for i in live],
-            [],
-            steps,
-            amsgrad=False,
-            lr=lr,
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=0.0,
-            eps=eps,
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
 
     def state_dict(self) -> dict[str, Any]:
         """torch.optim.Adam's layout (tensors and plain values: weights_only=True reads it), so

@@ -55,8 +55,7 @@ class FastNormal:
             return torch.normal(self.loc, self.scale)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        var = self.scale**2
-        return -((value - self.loc) ** 2) / (2 * var) - self.scale.log() - LOG_SQRT_2PI
+        return -((value - self.loc) ** 2) / (2 * self.scale**2) - self.scale.log() - LOG_SQRT_2PI
 
     def entropy(self) -> torch.Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + torch.log(self.scale)
@@ -86,8 +85,6 @@ def masked(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
 
 
 class ActorCritic(nn.Module):
-    """The interface the rollout and the PPO update rely on."""
-
     kind = "base"
 
     def logits_values(
@@ -115,11 +112,7 @@ class ActorCritic(nn.Module):
         return dist.log_prob(actions), dist.entropy(), value
 
     def act_step(
-        self,
-        obs: torch.Tensor,
-        greedy: bool,
-        memory: Any = None,
-        force: torch.Tensor | None = None,
+        self, obs: torch.Tensor, greedy: bool, memory: Any = None, force: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
         """act() while generating one token at a time: obs is the prompt plus the tokens so
         far, and memory what this policy kept from reading the previous obs (None at the

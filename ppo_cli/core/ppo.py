@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ppo_cli.config import CHOICES, Config
+from ppo_cli.config import Config
 from ppo_cli.core.gae import normalize
 from ppo_cli.errors import TrainingError
 
@@ -67,9 +67,7 @@ def aggregate(x: torch.Tensor, mask: torch.Tensor | None, how: str = "token") ->
         per_row = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # [N]
         rows = (m.sum(1) > 0).float()
         return (per_row * rows).sum() / rows.sum().clamp(min=1.0)
-    if how == "constant":
-        return (x * m).sum() / max(1, m.numel())
-    raise ValueError(f"unknown loss aggregation {how!r} (one of {', '.join(CHOICES['loss_agg'])})")
+    return (x * m).sum() / max(1, m.numel())  # constant: validate() admits no other way
 
 
 def clipped_surrogate(
@@ -183,16 +181,13 @@ class UpdateSettings:
     @classmethod
     def from_config(cls, cfg: Config) -> UpdateSettings:
         """The settings every kind of run shares (a wing adds its own: use_critic, ...)."""
-        own = {"use_critic", "kl_loss_coef"}
-        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__ if k not in own})
+        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__ if hasattr(cfg, k)})
 
 
 def shuffled(n: int, groups: torch.Tensor | None) -> torch.Tensor:
-    """A random order of n samples; with groups, each group's samples kept side by side (in
-    random order, the groups in random order). A text-QA batch holds several episodes of each
-    question, and the encoder reads each distinct prompt of a minibatch once: minibatches of
-    whole questions hold ~1/4 as many distinct prompts as shuffled episodes do, which is most
-    of the update's encoder time on a large dataset."""
+    """A random order of n samples; with groups, each group's samples side by side (groups and
+    samples in random order): the encoder reads each distinct prompt of a minibatch once, and
+    whole questions hold ~1/4 as many, most of the update's time on a large text-QA dataset."""
     order = torch.randperm(n)
     if groups is None:
         return order
@@ -200,6 +195,7 @@ def shuffled(n: int, groups: torch.Tensor | None) -> torch.Tensor:
     return order[torch.argsort(rank, stable=True)]
 
 
+_LOSS_SETTINGS = ("clip_coef", "vf_coef", "ent_coef", "clip_vloss", "loss_agg", "use_critic")
 # Called once per minibatch with (epoch, minibatch index, minibatch, loss parts): traces hook in.
 MinibatchHook = Callable[[int, int, Batch, LossParts], None]
 
@@ -225,6 +221,7 @@ def ppo_update(
     # A flat batch whose mask is all ones (gymnasium) averages with plain means: the same
     # numbers as the masked form, a fifth of the ops per loss term.
     loss_mask_off = batch.mask.dim() == 1 and bool(batch.mask.all())
+    loss_settings = {k: getattr(settings, k) for k in _LOSS_SETTINGS}  # ppo_loss's keywords
     epoch_losses: list[float] = []
     stats: dict[str, list[float]] = {}
     kl_stop = False
@@ -251,14 +248,9 @@ def ppo_update(
                 mb.returns,
                 entropy,
                 None if loss_mask_off else mb.mask,
-                settings.clip_coef,
-                settings.vf_coef,
-                settings.ent_coef,
-                settings.clip_vloss,
-                loss_agg=settings.loss_agg,
-                use_critic=settings.use_critic,
                 ref_logprob=mb.ref_logprobs,
                 kl_coef=settings.kl_loss_coef,
+                **loss_settings,
             )
             loss_value = float(parts.loss.detach())
             if not math.isfinite(loss_value):

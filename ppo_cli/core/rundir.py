@@ -13,8 +13,7 @@
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a file;
 files get the permissions the user's umask gives (not mkstemp's 0600). ppoqa writes only into a
-new folder, an empty one, or one holding its marker: never over files a user made.
-"""
+new folder, an empty one, or one holding its marker: never over files a user made."""
 
 from __future__ import annotations
 
@@ -170,7 +169,6 @@ prepare_run_dir = claim_dir  # a run directory, claimed before any training time
 
 
 def holds_run(path: Path) -> bool:
-    """True when `path` already holds (part of) a training run."""
     return any((path / name).exists() for name in (CHECKPOINT, CONFIG, METRICS))
 
 
@@ -411,7 +409,6 @@ def _is_number(value: Any) -> bool:
 
 
 def _metrics_problem(record: Any) -> str | None:
-    """What is wrong with one parsed metrics line, or None."""
     if not isinstance(record, dict):
         return f"is a JSON {type(record).__name__}, not an object"
     step = record.get("iteration")
@@ -504,7 +501,6 @@ def find_run(run: str | Path | None, root: Path = DEFAULT_RUNS) -> Path:
     candidates = [c for c in candidates if not lock_is_held(c / LOCK)]
     if not candidates:
         raise RunError(
-            f"no trained run found under {root}/",
-            "run `ppoqa train` first, or pass --run DIR",
+            f"no trained run found under {root}/", "run `ppoqa train` first, or pass --run DIR"
         )
     return max(candidates, key=lambda d: ((d / CHECKPOINT).stat().st_mtime, d.name))

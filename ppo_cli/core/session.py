@@ -2,8 +2,7 @@
 
 The session never writes a state from the middle of an iteration or with NaN/Inf weights, so
 the checkpoint on disk is always the last good one; everything stored is a tensor or a plain
-value, so torch.load(weights_only=True) reads it.
-"""
+value, so torch.load(weights_only=True) reads it."""
 
 from __future__ import annotations
 
@@ -85,10 +84,6 @@ class LoopState:
     progress_accuracy: float = -1.0  # the stall rule's last progress (budget.StallDetector)
     progress_iteration: int = 0
     probe_episodes: int = 0  # text QA: exploration probes run (ppo_cli.textqa.answer_memory)
-
-    @classmethod
-    def from_counters(cls, counters: dict[str, Any]) -> LoopState:
-        return cls(**{k: v for k, v in counters.items() if k in cls.__dataclass_fields__})
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -211,8 +206,7 @@ class TrainingSession:
     Ctrl-C (or a KeyboardInterrupt from anywhere) stops at once: if it comes at a boundary the
     state is saved, otherwise the last checkpoint on disk stays as it is. SIGTERM (`timeout`,
     `docker stop`, SLURM) and SIGHUP (the terminal closed) are handled the same way, and the
-    process then exits 128 + the signal's number, as a shell expects.
-    """
+    process then exits 128 + the signal's number, as a shell expects."""
 
     def __init__(
         self,
@@ -401,17 +395,11 @@ def load_resume_checkpoint(
         )
     if dataset_fingerprint is not None:
         check_dataset_fingerprint(ckpt, dataset_fingerprint, run_dir)
-    if spec is not None:
-        check_training_spec(ckpt, spec, run_dir)
-    return ckpt
-
-
-def check_training_spec(ckpt: dict[str, Any], spec: dict[str, Any], run_dir: Path) -> None:
-    """Refuse to resume on another dataset setting or reward than the checkpoint learned on
-    (checkpoints from before the spec was stored are checked on their pairs only)."""
+    # Another dataset setting or reward than the checkpoint learned on is refused (checkpoints
+    # from before the spec was stored are checked on their pairs only).
     theirs = ckpt.get("training_spec")
-    if not isinstance(theirs, dict):
-        return
+    if spec is None or not isinstance(theirs, dict):
+        return ckpt
     changed = [k for k in sorted(set(theirs) | set(spec)) if theirs.get(k) != spec.get(k)]
     if changed:
         what = ", ".join(
@@ -422,6 +410,7 @@ def check_training_spec(ckpt: dict[str, Any], spec: dict[str, Any], run_dir: Pat
             "restore the run's dataset.yaml and config.yaml, or start a new run with the new "
             "settings",
         )
+    return ckpt
 
 
 def _short(value: Any) -> str:

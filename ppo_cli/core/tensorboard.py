@@ -1,8 +1,7 @@
 """`--tensorboard`: the per-iteration metrics records as TensorBoard scalars, CleanRL's names.
 
 Fed only by the plain metrics records, so it serves every kind of run. TensorBoard is an
-optional extra; without it `--tensorboard` stops with one clear line.
-"""
+optional extra; without it `--tensorboard` stops with one clear line."""
 
 from __future__ import annotations
 
@@ -15,42 +14,25 @@ from ppo_cli.errors import ConfigError
 
 LOG_DIR = "tensorboard"  # inside the run directory
 
-# metrics-record key -> TensorBoard tag. CleanRL's ppo.py names first, then text-QA extras.
+# metrics-record key -> TensorBoard tag. CleanRL's ppo.py names first, then text-QA extras,
+# then TRL's names (its trainers log them under train/), for the estimators' comparison.
+_LOSSES = ("value_loss", "policy_loss", "entropy", "old_approx_kl", "approx_kl", "clipfrac")
+_TRL = ("reward", "reward_std", "frac_reward_zero_std", "kl", "clip_ratio")
 TAGS: dict[str, str] = {
-    "episodic_return": "charts/episodic_return",
-    "episodic_length": "charts/episodic_length",
-    "learning_rate": "charts/learning_rate",
+    **{k: f"charts/{k}" for k in ("episodic_return", "episodic_length", "learning_rate")},
     "sps": "charts/SPS",
-    "value_loss": "losses/value_loss",
-    "policy_loss": "losses/policy_loss",
-    "entropy": "losses/entropy",
-    "old_approx_kl": "losses/old_approx_kl",
-    "approx_kl": "losses/approx_kl",
-    "clipfrac": "losses/clipfrac",
-    "explained_variance": "losses/explained_variance",
-    "loss": "losses/loss",
-    "mean_reward": "charts/mean_reward",
-    "train_accuracy": "charts/train_accuracy",
-    "eval_accuracy": "charts/eval_accuracy",
-    "mean_length": "charts/mean_length",
+    **{k: f"losses/{k}" for k in (*_LOSSES, "explained_variance", "loss")},
+    **{k: f"charts/{k}" for k in ("mean_reward", "train_accuracy", "eval_accuracy", "mean_length")},
     "active_accuracy": "charts/curriculum_active_accuracy",
     "curriculum_stage": "charts/curriculum_stage",
-    # TRL's names (its trainers log them under train/), for the estimators' comparison
-    "reward": "train/reward",
-    "reward_std": "train/reward_std",
-    "frac_reward_zero_std": "train/frac_reward_zero_std",
-    "kl": "train/kl",
-    "clip_ratio": "train/clip_ratio",
-    "completions/mean_length": "train/completions/mean_length",
+    **{k: f"train/{k}" for k in (*_TRL, "completions/mean_length")},
 }
 
 
 def global_step(record: dict[str, Any]) -> int:
     """Environment steps so far: gymnasium's global_step, text QA's generated tokens."""
-    for key in ("global_step", "steps", "iteration"):
-        if isinstance(record.get(key), (int, float)):
-            return int(record[key])
-    return 0
+    keys = ("global_step", "steps", "iteration")
+    return next((int(record[k]) for k in keys if isinstance(record.get(k), (int, float))), 0)
 
 
 def scalars_from_record(record: dict[str, Any]) -> dict[str, float]:
@@ -61,10 +43,9 @@ def scalars_from_record(record: dict[str, Any]) -> dict[str, float]:
         v = record.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
             values[tag] = float(v)
-    if "charts/episodic_return" not in values and "charts/mean_reward" in values:
-        values["charts/episodic_return"] = values["charts/mean_reward"]
-    if "charts/episodic_length" not in values and "charts/mean_length" in values:
-        values["charts/episodic_length"] = values["charts/mean_length"]
+    for tag, stand_in in (("episodic_return", "mean_reward"), ("episodic_length", "mean_length")):
+        if f"charts/{tag}" not in values and f"charts/{stand_in}" in values:
+            values[f"charts/{tag}"] = values[f"charts/{stand_in}"]
     wall = record.get("wall_seconds")
     if "charts/SPS" not in values and isinstance(wall, (int, float)) and wall > 0:
         values["charts/SPS"] = global_step(record) / wall

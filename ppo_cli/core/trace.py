@@ -16,8 +16,6 @@ from ppo_cli.errors import UsageError
 MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
 PER_EPOCH_CLIPPED = 2  # clipping-trace rows per epoch with |ratio - 1| > clip_coef ...
 PER_EPOCH_INSIDE = 2  # ... and rows inside the band
-
-
 NORM_EPS = 1e-8  # the eps of ppo_cli.core.gae.normalize
 STD_CONVENTION = "unbiased sample std (divides by N-1), as torch.std and ppo_cli.core.gae.normalize"
 
@@ -110,11 +108,9 @@ class TraceRecorder:
             (True, outside, PER_EPOCH_CLIPPED),
             (False, valid & ~outside, PER_EPOCH_INSIDE),
         ):
-            need = cap - self._taken.get((epoch, is_clipped), 0)
-            if need <= 0:
-                continue
-            picks = where.nonzero()[:need]  # [K, ndim] indices into the minibatch
-            self._taken[(epoch, is_clipped)] = self._taken.get((epoch, is_clipped), 0) + len(picks)
+            taken = self._taken.get((epoch, is_clipped), 0)
+            picks = where.nonzero()[: cap - taken]  # [K, ndim] indices into the minibatch
+            self._taken[(epoch, is_clipped)] = taken + len(picks)
             for pos in picks:
                 idx = tuple(int(p) for p in pos)
                 r = ratio[idx]

@@ -103,9 +103,8 @@ def seed_everything(seed: int, threads: int) -> None:
 
 
 def build_optimizer(policy: torch.nn.Module, lr: float, fused: bool) -> Any:
-    """Adam with CleanRL's eps, without torch.optim's slow torch._dynamo import
-    (ppo_cli.core.optim.PlainAdam: torch's update, same checkpoint format). Fused (one kernel per
-    step, torch.optim.Adam(fused=True)'s op) for gymnasium; the plain loop for text QA."""
+    """Adam with CleanRL's eps (ppo_cli.core.optim.PlainAdam: torch's update without torch.optim's
+    slow import); fused (one kernel per step) for gymnasium, the plain loop for text QA."""
     return PlainAdam(policy.parameters(), lr=lr, eps=1e-5, fused=fused)
 
 
@@ -118,8 +117,7 @@ def train(
 ) -> TrainResult:
     """Train on cfg.env (text QA or a gymnasium id) and write a run directory.
 
-    resume=True continues the run in run_dir from its checkpoint (cfg: resume_config()).
-    """
+    resume=True continues the run in run_dir from its checkpoint (cfg: resume_config())."""
     validate(cfg)
     if resume and run_dir is None:
         raise UsageError("resuming needs the run directory", "ppoqa train --resume DIR")
@@ -154,9 +152,8 @@ def run_task(
         if resume:
             kind = getattr(task, "kind", None)  # sft names its own; PPO checkpoints carry none
             ckpt = load_resume_checkpoint(run_dir, task.fingerprint, task.training_spec(), kind)
-            state = LoopState.from_counters(
-                restore_training_state(ckpt, policy, optimizer, run_dir)
-            )
+            counters = restore_training_state(ckpt, policy, optimizer, run_dir)
+            state = LoopState(**{k: counters[k] for k in asdict(LoopState()).keys() & counters})
             if state.iteration >= task.total:
                 raise RunError(
                     f"{run_dir}: the run already finished all {state.iteration} iterations",
@@ -227,7 +224,7 @@ def run_task(
         state.finished = True
         state.wall_seconds = wall
         session.save(state.iteration)
-    extras = task.summary(policy, state)
+    extras = task.summary(policy, state)  # first: it may still fill in state
     counts = ("episodes", "steps", "epochs", "gradient_updates", "stopped_early")
     return TrainResult(
         run_dir=run_dir,

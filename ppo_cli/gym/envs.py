@@ -7,8 +7,7 @@ Tuple/Dict of those through gymnasium's FlattenObservation. Actions: Discrete an
 Every vector mode runs with NEXT_STEP autoreset (the only one the numpy-vectorized CartPole
 supports): the step that ends an episode returns its final observation, and the next step of
 that sub-env only resets it. Collectors leave that reset step out of training, and the value
-of the final observation (to bootstrap a truncation) comes from the next step's forward pass.
-"""
+of the final observation (to bootstrap a truncation) comes from the next step's forward pass."""
 
 from __future__ import annotations
 
@@ -164,21 +163,16 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def plain_gym_warnings() -> None:
-    """gymnasium colours its warnings (the passive env checker's "WARN: ...") with ANSI codes
-    whatever the output: under NO_COLOR (no-color.org) or when stderr is not a terminal they
-    are plain text."""
+def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registered spec, or an EnvError naming the closest registered ids."""
+    # gymnasium colours its warnings (the passive env checker's "WARN: ...") with ANSI codes
+    # whatever the output: plain text under NO_COLOR (no-color.org) or off a terminal.
     try:
         tty = sys.stderr.isatty()
     except (AttributeError, ValueError):
         tty = False
     if os.environ.get("NO_COLOR") or not tty:
         gym.logger.colorize = lambda text, *args, **kwargs: text  # type: ignore[attr-defined]
-
-
-def find_spec(env_id: str) -> gym.envs.registration.EnvSpec:
-    """The registered spec, or an EnvError naming the closest registered ids."""
-    plain_gym_warnings()
     env_id = import_env_module(env_id)
     if env_id in gym.registry:
         return gym.registry[env_id]
@@ -297,24 +291,6 @@ def check_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> 
     raise _unsupported(env_id, "action", action_space)
 
 
-# Greedy evaluation and recording play whole episodes: an env without a time limit whose
-# greedy policy never reaches a terminal state would play forever.
-EVAL_MAX_EPISODE_STEPS = 1000
-_TIME_LIMIT_SAID: set[str] = set()
-
-
-def time_limit_note(env_id: str, steps: int) -> str | None:
-    """The one-time note that an env without a time limit is cut at `steps` when played
-    greedily (None once said in this process)."""
-    if env_id in _TIME_LIMIT_SAID:
-        return None
-    _TIME_LIMIT_SAID.add(env_id)
-    return (
-        f"{env_id} has no time limit (max_episode_steps), so evaluation ends each episode "
-        f"after {steps} steps; register it with max_episode_steps=N to choose"
-    )
-
-
 def make_vec_env(
     env_id: str,
     num_envs: int,
@@ -407,8 +383,7 @@ def _own_vector_env(
     if mode == "vector":
         why = f"--env-kwargs {', '.join(unknown)}" if unknown else "rendering"
         raise EnvError(
-            f"{spec.id}'s numpy-vectorized form does not support {why}",
-            "use --vector-mode sync",
+            f"{spec.id}'s numpy-vectorized form does not support {why}", "use --vector-mode sync"
         )
     return None
 
@@ -515,8 +490,7 @@ def opengl_hint(message: str) -> str | None:
 
 def _creation_hint(env_id: str, exc: Exception, msg: str, env_kwargs: dict[str, Any]) -> str:
     """What to do when the env's constructor raised: the remedy the error points at."""
-    gl = opengl_hint(msg)
-    if gl is not None:
+    if (gl := opengl_hint(msg)) is not None:
         return gl
     missing = isinstance(exc, (ImportError, gym.error.DependencyNotInstalled))
     if env_kwargs and not missing:

@@ -14,20 +14,17 @@ import torch
 from ppo_cli.core.policy import ActorCritic
 from ppo_cli.core.rundir import load_checkpoint, read_config, run_env
 from ppo_cli.errors import RunError, warn_stderr
-from ppo_cli.gym.envs import (
-    EVAL_MAX_EPISODE_STEPS,
-    EnvInfo,
-    EpisodeTracker,
-    action_mask_from_info,
-    make_vec_env,
-    time_limit_note,
-)
+from ppo_cli.gym.envs import EnvInfo, EpisodeTracker, action_mask_from_info, make_vec_env
 from ppo_cli.gym.normalize import Normalizer
 from ppo_cli.gym.policy import MLPActorCritic, build_policy
 
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20
 _MAX_WIDTH = 32  # sub-envs run side by side during evaluation
+# Greedy evaluation plays whole episodes: an env without a time limit whose greedy policy never
+# reaches a terminal state would play forever.
+EVAL_MAX_EPISODE_STEPS = 1000
+_TIME_LIMIT_SAID: set[str] = set()  # the envs that note was given for (once per process)
 
 
 @dataclass
@@ -69,9 +66,12 @@ def evaluate_gym(
     envs, info = make_vec_env(
         env_id, width, "auto", env_kwargs, max_episode_steps=EVAL_MAX_EPISODE_STEPS
     )
-    note = info.added_time_limit and time_limit_note(env_id, info.added_time_limit)
-    if note:
-        (warn or warn_stderr)(note)
+    if info.added_time_limit and env_id not in _TIME_LIMIT_SAID:
+        _TIME_LIMIT_SAID.add(env_id)
+        (warn or warn_stderr)(
+            f"{env_id} has no time limit (max_episode_steps), so evaluation ends each episode "
+            f"after {info.added_time_limit} steps; register it with max_episode_steps=N to choose"
+        )
     norm = Normalizer.frozen_from(normalizer_state, info.obs_dim, width)
     device = next(policy.parameters()).device
     was_training = policy.training
@@ -106,7 +106,6 @@ class GymRun:
 
 
 def load_gym_run(run: Path) -> GymRun:
-    """Policy and env id of a gymnasium run directory."""
     env_id = run_env(run)
     if env_id == "text-qa":
         raise RunError(f"{run}: is a text-QA run", "use `ppoqa eval` without gymnasium options")

@@ -2,8 +2,7 @@
 
 Rewards are divided by the running std of the discounted return, never shifted by its mean, so
 a reward's sign never flips. The statistics are saved in the checkpoint and used frozen by
-`eval`: a policy trained on normalized observations is meaningless without them.
-"""
+`eval`: a policy trained on normalized observations is meaningless without them."""
 
 from __future__ import annotations
 

@@ -151,7 +151,6 @@ class MLPActorCritic(ActorCritic):
 
 
 def build_policy(spec: dict[str, Any]) -> MLPActorCritic:
-    """Rebuild the network from its spec (as stored in a checkpoint)."""
     args = dict(spec)
     if args.pop("kind") != "mlp":
         raise ValueError(f"unknown policy kind {spec['kind']!r}")

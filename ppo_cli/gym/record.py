@@ -2,8 +2,7 @@
 
 .gif is written with Pillow (matplotlib already depends on it); .mp4 needs an encoder: the
 `ffmpeg` program on PATH, or imageio with its ffmpeg plugin. The frames come from the env's
-`rgb_array` rendering; an env without it gets a clear error before anything is played.
-"""
+`rgb_array` rendering; an env without it gets a clear error before anything is played."""
 
 from __future__ import annotations
 
@@ -122,10 +121,8 @@ def headless_opengl_default(environ: Any, platform: str) -> None:
 
 def render_failure_hint(message: str) -> str:
     """The remedy that fits why rendering failed: an OpenGL backend for MuJoCo, else pygame."""
-    gl = opengl_hint(message)
-    if gl is not None:
-        return gl
-    return "pip install 'ppoqa[render]' (pygame) for the classic-control and toy-text envs"
+    pygame = "pip install 'ppoqa[render]' (pygame) for the classic-control and toy-text envs"
+    return opengl_hint(message) or pygame
 
 
 def _frame(envs: Any, env_id: str) -> np.ndarray:

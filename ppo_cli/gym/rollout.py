@@ -1,7 +1,6 @@
 """Gymnasium's rollout storage and collection, and its to_batch(): mask, bootstrap, then GAE.
 
-Time-major [T, N] steps of a NEXT_STEP vector env, flattened to one sample per valid step.
-"""
+Time-major [T, N] steps of a NEXT_STEP vector env, flattened to one sample per valid step."""
 
 from __future__ import annotations
 
@@ -45,7 +44,6 @@ class GymRollout:
 
     @property
     def num_episodes(self) -> int:
-        """Episodes that ended in this rollout."""
         return len(self.finished)
 
     @property
@@ -60,18 +58,16 @@ class GymRollout:
         batch and the [T, N] TD residuals (for traces)."""
         gae = self.advantages(gamma, gae_lambda, reward_scale)
         v = self.valid
-        n = int(v.sum())
-        batch = Batch(
+        return Batch(
             obs=self.obs[v],  # [B, D]
             actions=self.actions[v],  # [B, ...]
             old_logprobs=self.logprobs[v],
             old_values=self.values[v],
             advantages=gae.advantages[v],
             returns=gae.returns[v],
-            mask=torch.ones(n, dtype=torch.bool, device=v.device),
+            mask=torch.ones(int(v.sum()), dtype=torch.bool, device=v.device),
             action_mask=None if self.action_masks is None else self.action_masks[v],
-        )
-        return batch, gae.deltas
+        ), gae.deltas
 
 
 class GymCollector:
@@ -115,12 +111,9 @@ class GymCollector:
         box = self.info.action_kind == "box"
         shape = (t_, n) if self.info.action_kind == "discrete" else (t_, n, self.info.num_actions)
         actions = torch.zeros(shape, dtype=torch.float32 if box else torch.long, device=dev)
-        logprobs = torch.zeros(t_, n, device=dev)  # [T, N]
-        values = torch.zeros(t_, n, device=dev)  # [T, N]
+        logprobs, values = (torch.zeros(t_, n, device=dev) for _ in range(2))  # [T, N]
         rewards = np.zeros((t_, n), dtype=np.float32)  # [T, N]
-        terminated = np.zeros((t_, n), dtype=bool)  # [T, N]
-        truncated = np.zeros((t_, n), dtype=bool)  # [T, N]
-        valid = np.zeros((t_, n), dtype=bool)  # [T, N]
+        terminated, truncated, valid = (np.zeros((t_, n), dtype=bool) for _ in range(3))  # [T, N]
         finished: list[tuple[int, float, int]] = []
         masks = None  # [T, N, A] bool when the env's action masks are used
         if self.next_mask is not None:

@@ -87,14 +87,12 @@ class GymTask:
         if ckpt is not None and ckpt.get("normalizer") is not None:
             self.normalizer.load(ckpt["normalizer"])
 
-    def plan(self, policy: ActorCritic) -> None:
-        return None
+    def plan(self, policy: ActorCritic) -> None: ...
 
     def update_settings(self) -> UpdateSettings:
         return UpdateSettings.from_config(self.cfg)
 
-    def training_spec(self) -> None:
-        return None  # nothing about a gymnasium run's data can change under a resume
+    def training_spec(self) -> None: ...  # nothing about a gymnasium run's data can change
 
     def longer(self, state: LoopState) -> str:
         return f"--timesteps {(state.iteration + 1) * self.batch_size}"
@@ -133,9 +131,8 @@ class GymTask:
         if ro.finished:
             record["episodic_return"] = float(np.mean([r for _, r, _ in ro.finished]))
             record["episodic_length"] = float(np.mean([n for _, _, n in ro.finished]))
-        elapsed = time.perf_counter() - self.started
         return record | {
-            "sps": round(global_step / max(elapsed, 1e-9), 1),
+            "sps": round(global_step / max(time.perf_counter() - self.started, 1e-9), 1),
             **{k: stats[k] for k in STATS},
             "explained_variance": explained_variance(batch.old_values, batch.returns),
             "learning_rate": lr,
@@ -168,7 +165,6 @@ class GymTask:
         return None, True
 
     def _target_source(self) -> str:
-        """Where the target came from, for the stop message."""
         target, env = self.cfg.target_return, self.cfg.env
         if target == env_reward_threshold(env):
             return f"{env}'s reward_threshold"

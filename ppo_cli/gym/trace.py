@@ -41,12 +41,8 @@ def batch_trace(
     index[valid] = torch.arange(int(valid.sum()))
     norm, normed = normalized_advantages(batch, norm_adv)
     steps = []
-    for t in range(num_steps):
+    for t in [s for s in range(num_steps) if int(index[s, 0]) >= 0][:MAX_STEPS]:
         i = int(index[t, 0])
-        if i < 0:
-            continue
-        if len(steps) == MAX_STEPS:
-            break
         steps.append(
             {
                 "episode": "env 0",
@@ -67,11 +63,11 @@ def batch_trace(
         for t in range(num_steps):
             if not (bool(dones[t, e]) and bool(valid[t, e])):
                 continue
-            idx = [int(index[s, e]) for s in range(first, t + 1) if bool(valid[s, e])]
+            span = [s for s in range(first, t + 1) if bool(valid[s, e])]
+            idx = [int(index[s, e]) for s in span]
             if len(episodes) < MAX_EPISODES and idx:
                 acts = [recorder.action_label(batch.actions[j]) for j in idx]
-                span = range(first, t + 1)
-                ep_rewards = [rounded(rewards[s, e]) for s in span if bool(valid[s, e])]
+                ep_rewards = [rounded(rewards[s, e]) for s in span]
                 episodes.append(
                     {
                         # '+': it ended in the rollout's first stretch, so it may have begun

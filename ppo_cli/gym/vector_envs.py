@@ -3,8 +3,7 @@
 SyncVectorEnv steps its copies one by one in Python, which on a small network costs as much as
 the policy. These step all copies at once and keep what a SyncVectorEnv of `gym.make(id)`
 copies gives (NEXT_STEP autoreset, sub-env i seeded with seed + i, the time limit as
-truncation, the same float arithmetic), so the same seeds give the same numbers.
-"""
+truncation, the same float arithmetic), so the same seeds give the same numbers."""
 
 from __future__ import annotations
 
@@ -67,7 +66,7 @@ class PendulumVectorEnv(VectorEnv):
         u = np.clip(np.asarray(actions).reshape(self.num_envs, -1)[:, 0], -self.max_torque,
                     self.max_torque)  # fmt: skip
         g, m, length, dt = self.g, self.m, self.l, self.dt
-        costs = _angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
+        costs = (((th + np.pi) % (2 * np.pi)) - np.pi) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
         newthdot = thdot + (3 * g / (2 * length) * np.sin(th) + 3.0 / (m * length**2) * u) * dt
         newthdot = np.clip(newthdot, -self.max_speed, self.max_speed)
         self.th, self.thdot = th + newthdot * dt, newthdot
@@ -84,12 +83,8 @@ class PendulumVectorEnv(VectorEnv):
         return self._obs(), rewards.astype(np.float64), terminated, truncated, {}
 
 
-def _angle_normalize(x: np.ndarray) -> np.ndarray:
-    return ((x + np.pi) % (2 * np.pi)) - np.pi
-
-
 # Ids whose numpy-vectorized form ppoqa supplies (gymnasium ships none), with the constructor
 # keywords each accepts (any other keyword, or a render mode, falls back to SyncVectorEnv).
 OWN_VECTOR_ENVS: dict[str, tuple[type[VectorEnv], tuple[str, ...]]] = {
-    "Pendulum-v1": (PendulumVectorEnv, ("g",)),
+    "Pendulum-v1": (PendulumVectorEnv, ("g",))
 }
