@@ -304,12 +304,9 @@ class PpoqaGroup(TyperGroup):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         """Stacked below 100 columns; never a <bool> type for a switch (ppo_cli.cli.help)."""
-        from ppo_cli.cli.help import WIDE, help_width, stacked_group_help, without_switch_types
+        from ppo_cli.cli.help import format_help
 
-        if help_width() < WIDE:
-            Console(highlight=False).print(stacked_group_help(self, ctx))
-            return
-        without_switch_types(self, ctx, lambda: super(PpoqaGroup, self).format_help(ctx, formatter))
+        format_help(self, ctx, lambda: super(PpoqaGroup, self).format_help(ctx, formatter))
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)

@@ -92,7 +92,8 @@ class Indented:
 
 
 def stacked_help(command: Any, ctx: Any) -> Group:
-    """The help of a command with each option stacked: names, then its help indented."""
+    """The help of a command with each option stacked: names, then its help indented; the
+    root's (a group's) then lists each command with its summary below."""
     parts: list[Any] = [Text(f" {command.get_usage(ctx)}", style="bold"), Text("")]
     for para in _paragraphs(command.help or ""):
         parts += [Indented(_markup(para), 1), Text("")]
@@ -118,31 +119,31 @@ def stacked_help(command: Any, ctx: Any) -> Group:
     for name in order:
         if name in panels:
             parts += [Text(f" {name}", style="bold"), *panels[name], Text("")]
+    if hasattr(command, "list_commands"):  # the root: then each command, its summary below
+        parts.append(Text(" Commands", style="bold"))
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is None or getattr(sub, "hidden", False):
+                continue
+            summary = _paragraphs(sub.help or "")[:1]
+            parts.append(Text(f"   {name}", style="bold cyan"))
+            if summary:
+                parts.append(Indented(_markup(summary[0]), 7))
     return Group(*parts)
 
 
-def stacked_group_help(group: Any, ctx: Any) -> Group:
-    """The root help at a narrow width: options, then each command with its summary below."""
-    parts = [*stacked_help(group, ctx).renderables, Text(" Commands", style="bold")]
-    for name in group.list_commands(ctx):
-        command = group.get_command(ctx, name)
-        if command is None or getattr(command, "hidden", False):
-            continue
-        summary = _paragraphs(command.help or "")[:1]
-        parts.append(Text(f"   {name}", style="bold cyan"))
-        if summary:
-            parts.append(Indented(_markup(summary[0]), 7))
-    return Group(*parts)
-
-
-def without_switch_types(command: Any, ctx: Any, show: Callable[[], None]) -> None:
-    """Run show() with every switch's metavar blanked: typer prints it as the type column."""
+def format_help(command: Any, ctx: Any, typer_help: Callable[[], None]) -> None:
+    """Stacked below WIDE columns; from there typer's table, run with every switch's metavar
+    blanked, since typer prints it as the type column (never a <bool> type for a switch)."""
+    if help_width() < WIDE:
+        Console(highlight=False).print(stacked_help(command, ctx))
+        return
     flags = [p for p in command.get_params(ctx) if getattr(p, "is_flag", False)]
     saved = [p.metavar for p in flags]
     try:
         for p in flags:
             p.metavar = ""
-        show()
+        typer_help()
     finally:
         for p, m in zip(flags, saved, strict=True):
             p.metavar = m
@@ -152,12 +153,7 @@ class PpoqaCommand(TyperCommand):
     """A command whose help stacks each option below WIDE columns, and never shows <bool>."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        if help_width() < WIDE:
-            Console(highlight=False).print(stacked_help(self, ctx))
-            return
-        without_switch_types(
-            self, ctx, lambda: super(PpoqaCommand, self).format_help(ctx, formatter)
-        )
+        format_help(self, ctx, lambda: super(PpoqaCommand, self).format_help(ctx, formatter))
 
 
 def complete_from(values: Iterable[str] | Callable[[], Iterable[str]]) -> Callable[..., list]:

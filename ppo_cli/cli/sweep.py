@@ -9,6 +9,7 @@ by itself, and has its own --quiet and --json).
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +29,23 @@ class CliEvents:
         self.quiet = quiet
         self.labels: dict[int, str] = {}
 
-    def _say(self, text: str) -> None:
+    def on_message(self, text: str) -> None:
         if not self.quiet:
             err.print(f"{self.tag}{text}", markup=False, highlight=False)
-
-    def on_message(self, text: str) -> None:
-        self._say(text)
 
     def on_trial_start(self, number: int, params: dict[str, Any]) -> None:
         from ppo_cli.sweep.search import params_label
 
         self.labels[number] = params_label(params)
-        self._say(f"trial {number} {self.labels[number]}: start")
+        self.on_message(f"trial {number} {self.labels[number]}: start")
 
     def on_seed(self, number: int, seed: int, score: float, run_dir: Path, reused: bool) -> None:
         how = "kept" if reused else "trained"
-        self._say(f"trial {number} seed {seed}: {score:.4g} ({how}, {run_dir})")
+        self.on_message(f"trial {number} seed {seed}: {score:.4g} ({how}, {run_dir})")
 
     def on_trial_end(self, number: int, state: str, value: float | None) -> None:
         tail = f" IQM {value:.4g}" if value is not None else ""
-        self._say(f"trial {number} {self.labels.get(number, '')}: {state}{tail}")
+        self.on_message(f"trial {number} {self.labels.get(number, '')}: {state}{tail}")
 
 
 def _worker_process(opts: Any, tag: str, quiet: bool) -> None:
@@ -79,24 +77,19 @@ def _run_workers(opts: Any, n: int, quiet: bool) -> int:
     ]
     for p in procs:
         p.start()
-    codes = []
     for p in procs:
-        while True:
-            try:
+        while p.exitcode is None:
+            with suppress(
+                KeyboardInterrupt
+            ):  # the workers got the Ctrl-C too: wait for their saves
                 p.join()
-                break
-            except KeyboardInterrupt:  # the workers got the Ctrl-C too: wait for their saves
-                continue
-        codes.append(p.exitcode if p.exitcode is not None else 1)
-    return max((c if c >= 0 else 1) for c in codes)
+    return max(p.exitcode if p.exitcode >= 0 else 1 for p in procs)
 
 
 def report_table(rep: Any) -> Any:
     from ppo_cli.render import columns_table
 
-    names: list[str] = []
-    for c in rep.configurations:
-        names += [k for k in c.params if k not in names]
+    names = list(dict.fromkeys(k for c in rep.configurations for k in c.params))
     better = " (lower is better)" if rep.lower_is_better else ""
     title = f"Study {rep.study}: {rep.metric}{better}, IQM over {rep.seeds} seeds, best first"
     columns = " | ".join(["#", *names, "scores per seed", "IQM", "95% CI", "state"])
