@@ -215,12 +215,12 @@ def explain_clip_command(
                 "or none of them for the seeds' examples",
             )
         if all(given):
-            example = explain_clip(ClipRequest(old_logprobs, new_logprobs, advantages, clip_coef))
-            example["title"] = "Your numbers"
-            examples = [example]
+            doc = explain_clip(ClipRequest(old_logprobs, new_logprobs, advantages, clip_coef))
+            doc["title"] = "Your numbers"
+            examples = [doc]
         else:
             examples = seed_clip_examples(clip_coef)
-        doc = examples[0] if all(given) else {"examples": examples}
+            doc = {"examples": examples}
         emit(doc, json_output, lambda _: explain_clip_view(examples), soft_wrap=False)
 
 

@@ -68,15 +68,13 @@ def gae_arithmetic(result: dict[str, Any], max_steps: int = 8) -> Text:
     lines = []
     for row in result["rows"][:max_steps]:
         t = row["t"]
+        carry, flow = f"{row['delta']:.3f} + 0", ""
         if row["done"]:
             flow = "   (done: nothing flows back from later steps)"
-            carry = f"{row['delta']:.3f} + 0"
         elif t + 1 == len(advantages):
             flow = "   (last step, not done: V after it is the bootstrap value)"
-            carry = f"{row['delta']:.3f} + 0"
         else:
             carry = f"{row['delta']:.3f} + {g:g}×{lam:g}×{_p(advantages[t + 1])}"
-            flow = ""
         lines.append(
             f"t={t}: δ = {row['reward']:.3f} + {g:g}×{_p(row['next_value'])} − {_p(row['value'])}"
             f" = {row['delta']:.3f};   A = {carry} = {row['advantage']:.3f};   "
@@ -188,7 +186,7 @@ def explain_clip_view(examples: Sequence[dict[str, Any]]) -> Group:
     ]
     for ex in examples:
         why = "\n".join(f"  #{r['sample']}: {r['why']}" for r in ex["rows"]) + "\n"
-        parts += [Fit(clip_table(ex, ex.get("title", "Your numbers"))), Text(why)]
+        parts += [Fit(clip_table(ex, ex["title"])), Text(why)]
     return Group(*parts)
 
 
@@ -320,10 +318,8 @@ def explain_advantage_view(result: dict[str, Any]) -> Group:
         + ("" if result["critic_trained"] else ": its critic is untrained")
         + ")"
     )
-    seen: dict[int, str] = {}
-    for row in rows:
-        line = f"group {row['group']}: {row['question']}  -> {row['target']}"
-        seen.setdefault(row["group"], line)
+    # one line per group: its completions share the question
+    seen = {r["group"]: f"group {r['group']}: {r['question']}  -> {r['target']}" for r in rows}
     questions = Text("\n".join(seen.values()))
     estimators = " | ".join(
         f"[bold]{name}[/]" for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++")

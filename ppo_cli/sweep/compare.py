@@ -102,10 +102,8 @@ def _run_estimator(name: str, spec: CompareSpec, root: str) -> dict[str, Any]:
 
 def _completions_to_solve(completions: list[int], accuracy: list[float]) -> float:
     """Completions sampled when greedy accuracy first reached 100 % (inf: never)."""
-    for n, acc in zip(completions, accuracy, strict=True):
-        if acc >= 1.0:
-            return float(n)
-    return float("inf")
+    pairs = zip(completions, accuracy, strict=True)
+    return next((float(n) for n, acc in pairs if acc >= 1.0), float("inf"))
 
 
 def _interval(scores: list[float]) -> dict[str, Any]:

@@ -192,8 +192,8 @@ def plot_groups(groups: list[Group], title: str, out: Path | None, window: int =
     from ppo_cli.plotting import check_suffix, save_figure
 
     if out is not None:
-        check_suffix(out)
-    if out is None:  # <the runs' common folder>/sweep.png (a sweep's --out folder)
+        check_suffix(out)  # before the figure is drawn
+    else:  # <the runs' common folder>/sweep.png (a sweep's --out folder)
         parents = [str(r.parent.resolve()) for g in groups for r in g.runs]
         out = Path(os.path.commonpath(parents)) / "sweep.png"
     return save_figure(sweep_figure(groups, title, window), out)

@@ -155,13 +155,12 @@ def open_storage(
 
     full = _normalize_url(url)
     db = _sqlite_path(full, shown)
+    engine_kwargs: dict[str, Any] = {}
     if db is not None:
         _check_exists(db, shown, create)
         if create:
             with contextlib.suppress(OSError):
                 db.parent.mkdir(parents=True, exist_ok=True)
-    engine_kwargs: dict[str, Any] = {}
-    if db is not None:
         engine_kwargs["connect_args"] = {"timeout": 120}
     elif full.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
@@ -295,15 +294,15 @@ def _create_rdb(optuna: Any, url: str, kwargs: dict[str, Any]) -> Any:
     import random
     import time
 
-    for attempt in range(10):
+    for _ in range(9):
         try:
             return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:
             text = str(getattr(exc, "orig", None) or exc).lower()
-            if attempt == 9 or not any(r in text for r in _CREATION_RACE):
+            if not any(r in text for r in _CREATION_RACE):
                 raise
             time.sleep(0.2 + random.random() * 0.5)
-    raise AssertionError("unreachable")
+    return optuna.storages.RDBStorage(url, **kwargs)  # the tenth try: its error is the error
 
 
 _URL_HINT = (
