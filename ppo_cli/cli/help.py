@@ -21,11 +21,6 @@ from typer.core import TyperCommand
 WIDE = 100  # columns from which typer's own table layout has room for names and help
 
 
-def help_width() -> int:
-    """The width help is laid out for: $COLUMNS, else the terminal's, else 80 (as Rich)."""
-    return Console().width
-
-
 def _markup(text: str) -> Text:
     try:
         return Text.from_markup(text)
@@ -135,7 +130,7 @@ def stacked_help(command: Any, ctx: Any) -> Group:
 def format_help(command: Any, ctx: Any, typer_help: Callable[[], None]) -> None:
     """Stacked below WIDE columns; from there typer's table, run with every switch's metavar
     blanked, since typer prints it as the type column (never a <bool> type for a switch)."""
-    if help_width() < WIDE:
+    if Console().width < WIDE:  # $COLUMNS, else the terminal's, else 80 (as Rich)
         Console(highlight=False).print(stacked_help(command, ctx))
         return
     flags = [p for p in command.get_params(ctx) if getattr(p, "is_flag", False)]

@@ -236,10 +236,8 @@ def _check_schema(url: str, shown: str, db: Path | None, create: bool) -> None:
     """Never add Optuna's tables to a database that is someone else's. Reading (--report,
     plot) needs them there already; a sweep may create them only in a new or empty SQLite
     file (a shared PostgreSQL database is the user's to prepare, so it is left to Optuna)."""
-    if db is not None and (not db.is_file() or db.stat().st_size == 0):
-        return  # a new database (reading one that is missing was refused before)
-    if create and db is None:
-        return
+    if (create and db is None) or (db is not None and (not db.is_file() or db.stat().st_size == 0)):
+        return  # the user's server, or a new database (reading one that is missing was refused)
     from sqlalchemy import create_engine, inspect
 
     engine = create_engine(
@@ -250,9 +248,7 @@ def _check_schema(url: str, shown: str, db: Path | None, create: bool) -> None:
         tables = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    if all(t in tables for t in _OPTUNA_TABLES):
-        return
-    if create and not tables:
+    if set(_OPTUNA_TABLES) <= tables or (create and not tables):
         return
     what = f"{db}" if db is not None else "the database"
     raise StorageError(

@@ -175,17 +175,12 @@ def gae_steps(req: GAERequest) -> dict[str, Any]:
         }
         for t in reversed(range(n))
     ]
+    keys = ("reward", "value", "done", "next_value", "delta", "advantage", "return")
     return {
         "gamma": req.gamma,
         "lam": req.gae_lambda,
         "last_value": req.last_value,
-        "rewards": [rounded(x) for x in rewards],
-        "values": [rounded(x) for x in values],
-        "dones": [bool(x) for x in req.dones],
-        "next_values": [rounded(x) for x in gae.next_values],
-        "deltas": [rounded(x) for x in gae.deltas],
-        "advantages": [rounded(x) for x in adv],
-        "returns": [rounded(x) for x in gae.returns],
+        **{f"{key}s": [row[key] for row in reversed(rows)] for key in keys},  # in time order
         "rows": rows,
         "_advantages": adv,
     }
@@ -273,27 +268,6 @@ class ClipRequest:
     clip_coef: float = 0.2
 
 
-def check_clip_request(req: ClipRequest) -> ClipRequest:
-    lengths = {
-        "old log-probs": len(req.old_logprobs),
-        "new log-probs": len(req.new_logprobs),
-        "advantages": len(req.advantages),
-    }
-    if min(lengths.values()) == 0:
-        raise UsageError("a list is empty", "give one old/new log-prob and advantage per sample")
-    _same_lengths(lengths, "give one old log-prob, new log-prob and advantage per sample")
-    for name, xs in (("old log-prob", req.old_logprobs), ("new log-prob", req.new_logprobs)):
-        for i, x in enumerate(xs, 1):
-            if not (MIN_LOGPROB <= x <= 0.0):
-                raise UsageError(
-                    f"{name} {i} = {x!r} is not a log-probability in [{MIN_LOGPROB:g}, 0]",
-                    "a log-probability is log(p) for 0 < p <= 1, e.g. -0.5",
-                )
-    for i, x in enumerate(req.advantages, 1):
-        _check_number(x, f"advantage {i}")
-    return req
-
-
 def _why(ratio: float, advantage: float, eps: float) -> str:
     """What the min does to this sample's gradient, in words."""
     if advantage == 0:
@@ -315,7 +289,23 @@ def explain_clip(req: ClipRequest) -> dict[str, Any]:
     """The clipped surrogate per sample and the policy loss, through ppo_loss itself."""
     from ppo_cli.core.ppo import clipped_surrogate, ppo_loss
 
-    check_clip_request(req)
+    lengths = {
+        "old log-probs": len(req.old_logprobs),
+        "new log-probs": len(req.new_logprobs),
+        "advantages": len(req.advantages),
+    }
+    if min(lengths.values()) == 0:
+        raise UsageError("a list is empty", "give one old/new log-prob and advantage per sample")
+    _same_lengths(lengths, "give one old log-prob, new log-prob and advantage per sample")
+    for name, xs in (("old log-prob", req.old_logprobs), ("new log-prob", req.new_logprobs)):
+        for i, x in enumerate(xs, 1):
+            if not (MIN_LOGPROB <= x <= 0.0):
+                raise UsageError(
+                    f"{name} {i} = {x!r} is not a log-probability in [{MIN_LOGPROB:g}, 0]",
+                    "a log-probability is log(p) for 0 < p <= 1, e.g. -0.5",
+                )
+    for i, x in enumerate(req.advantages, 1):
+        _check_number(x, f"advantage {i}")
     old = torch.tensor(req.old_logprobs, dtype=torch.float32)  # [N]
     new = torch.tensor(req.new_logprobs, dtype=torch.float32)  # [N]
     adv = torch.tensor(req.advantages, dtype=torch.float32)  # [N]
