@@ -54,7 +54,7 @@ def _worker_process(opts: Any, tag: str, quiet: bool) -> None:
     from ppo_cli.sweep.worker import run_worker
 
     try:
-        summary = run_worker(opts, CliEvents(tag, quiet))
+        interrupted = run_worker(opts, CliEvents(tag, quiet))
     except PpoqaError as exc:
         if debug():
             raise
@@ -63,7 +63,7 @@ def _worker_process(opts: Any, tag: str, quiet: bool) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(130 if summary.interrupted else 0)
+    sys.exit(130 if interrupted else 0)
 
 
 def _run_workers(opts: Any, n: int, quiet: bool) -> int:
@@ -260,8 +260,7 @@ def sweep_command(
         if workers == 1:
             from ppo_cli.sweep.worker import run_worker
 
-            interrupted = run_worker(opts, CliEvents("", silent)).interrupted
-            code = 130 if interrupted else 0
+            code = 130 if run_worker(opts, CliEvents("", silent)) else 0
         else:
             code = _run_workers(opts, workers, silent)
         if code == 130:

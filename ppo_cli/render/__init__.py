@@ -221,10 +221,9 @@ class Fit:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         parts = split_to_fit(self.table, options.max_width)
-        caption = parts[-1].caption
-        if len(parts) > 1 and caption:  # below the parts at full width, not in the last one
+        caption = parts[-1].caption if len(parts) > 1 else None
+        if caption:  # below the parts at full width, not in the last one
             parts[-1].caption = None
-            yield from parts
-            yield caption if not isinstance(caption, str) else Text(caption)
-            return
         yield from parts
+        if caption:
+            yield Text(caption) if isinstance(caption, str) else caption

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +115,6 @@ class SweepEvents:
         self, number: int, seed: int, score: float, run_dir: Path, reused: bool
     ) -> None: ...
     def on_trial_end(self, number: int, state: str, value: float | None) -> None: ...
-
-
-@dataclass
-class WorkerSummary:
-    trials: list[int] = field(default_factory=list)  # numbers of the trials this worker ran
-    interrupted: bool = False
 
 
 # --- study: create once, or join ------------------------------------------------------------
@@ -453,13 +447,11 @@ class WorkerOptions:
     heartbeat: int = DEFAULT_HEARTBEAT
 
 
-def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> WorkerSummary:
-    """Claim and train configurations until none is left (or Ctrl-C)."""
-    events = events or SweepEvents()
+def run_worker(opts: WorkerOptions, events: SweepEvents) -> bool:
+    """Claim and train configurations until none is left; True when Ctrl-C stopped it."""
     optuna = import_optuna()
     opened = open_storage(opts.storage_url, heartbeat=opts.heartbeat, on_stale=requeue)
     study, spec = create_or_join(opened, opts.study, opts.spec)
-    summary = WorkerSummary()
     try:
         while True:
             if opened.heartbeat:  # RDB: a trial whose worker was killed is failed, requeued
@@ -467,17 +459,15 @@ def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> Worker
             if spec.grid:
                 trial_id = _claim_waiting(study)
                 if trial_id is None:
-                    break
+                    return False
                 trial = optuna.trial.Trial(study, trial_id)
+            elif _search_done(study, spec.trials or 0):
+                return False
             else:
-                if _search_done(study, spec.trials or 0):
-                    break
                 trial = study.ask()
-            summary.trials.append(trial.number)
             _run_trial(study, trial, spec, opened, opts, events)
     except (TrainingInterrupted, KeyboardInterrupt):
-        summary.interrupted = True
-    return summary
+        return True
 
 
 def check_spec(spec: SweepSpec) -> None:
