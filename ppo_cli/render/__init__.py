@@ -67,9 +67,9 @@ def number(x: float) -> str:
 
 def training_math_table(summary: dict[str, Any]) -> Table:
     """The walkthrough's "training math", for the run that really happened."""
-    table = Table(title="Training math (this run)", title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
+    table = columns_table(
+        "Training math (this run)", "what | value", left="what", show_header=False
+    )
     rows = [
         ("iterations", f"{summary['iterations']:,}"),
         ("episodes", f"{summary['episodes']:,}"),
