@@ -34,13 +34,11 @@ _DEFER = threading.local()  # .on: a training is mid-iteration; stop at its boun
 def _silence(stream: Any) -> None:
     """Point the stream's fd at /dev/null, so later writes and the final flush at exit cannot
     fail ('Exception ignored ... BrokenPipeError')."""
-    try:
+    with suppress(OSError, ValueError, AttributeError):  # no real fd (e.g. under CliRunner)
         fd = stream.fileno()
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, fd)
         os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # no real fd (e.g. under CliRunner)
-        pass
 
 
 def _on_broken_pipe(self: Console) -> None:
@@ -154,10 +152,8 @@ class DataStdout:
     def _guard(self, call: Any, *args: Any) -> Any:
         try:
             return call(*args)
-        except BrokenPipeError:
-            raise
         except OSError as exc:
-            if not _STDOUT_FAILED:
+            if not _STDOUT_FAILED and not isinstance(exc, BrokenPipeError):
                 _STDOUT_FAILED.append(exc)
             raise
 

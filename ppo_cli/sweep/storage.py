@@ -169,14 +169,9 @@ def open_storage(
         import inspect
 
         params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-        cb_name = (
-            "heartbeat_stale_trial_callback"
-            if "heartbeat_stale_trial_callback" in params
-            else "failed_trial_callback"
-        )
+        stale = "heartbeat_stale_trial_callback"  # failed_trial_callback in older Optunas
         kwargs.update(heartbeat_interval=heartbeat, grace_period=3 * heartbeat)
-        if on_stale is not None:
-            kwargs[cb_name] = on_stale
+        kwargs[stale if stale in params else "failed_trial_callback"] = on_stale  # None: default
     try:
         _check_schema(full, shown, db, create)
         with _creation_lock(db if create else None):
