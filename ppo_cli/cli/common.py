@@ -292,11 +292,8 @@ class BadValue(typer.BadParameter):
 
 
 class PpoqaGroup(TyperGroup):
-    """Typer group whose usage errors are one line on stderr (or JSON with --json), exit 2.
-
-    Usage errors found by the option parser (unknown option, a value that is not a number)
-    keep exit code 2 in --json mode too, with {"error": {"code": "usage", ...}} on stdout.
-    """
+    """Typer group whose usage errors (unknown option, a value that is not a number) are one
+    line on stderr, or with --json {"error": {"code": "usage", ...}} on stdout; exit 2."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         """Stacked below 100 columns; never a <bool> type for a switch (ppo_cli.cli.help)."""

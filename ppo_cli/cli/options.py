@@ -44,7 +44,7 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def bounded(
-    low: float | None = None, high: float | None = None, hint: str = "", exclusive: bool = False
+    low: float, high: float | None = None, hint: str = "", exclusive: bool = False
 ) -> Callable:
     """A typer callback refusing a number outside [low, high] ((low, high) if exclusive; NaN
     too) in one line that names the flag and the value."""
@@ -52,14 +52,12 @@ def bounded(
     def check(value: float | None) -> float | None:
         if value is None or (
             not math.isnan(value)
-            and (low is None or value > low or (value == low and not exclusive))
+            and (value > low or (value == low and not exclusive))
             and (high is None or value < high or (value == high and not exclusive))
         ):
             return value
         if high is None:
             raise BadValue(f"must be >= {low}, got {value}", hint)
-        if low is None:
-            raise BadValue(f"must be <= {high}, got {value}", hint)
         ends = "(exclusive)" if exclusive else "(inclusive)"
         raise BadValue(f"must be between {low} and {high} {ends}, got {value}", hint)
 

@@ -1,9 +1,8 @@
 """`ppoqa sweep`: train's options + a search -> an Optuna study several workers share -> report.
 
-The command takes the training options it shares with `ppoqa train` (ppo_cli.cli.options), so
-a new training flag is a sweep flag too, minus --seed (a sweep runs --seeds K); --run-dir,
---resume, --trace, --show-every, --quiet and --json are train's own (a sweep has --out, resumes
-by itself, and has its own --quiet and --json).
+A new training flag is a sweep flag too (ppo_cli.cli.options), minus --seed (a sweep runs
+--seeds K); train's own --run-dir, --resume, --trace and --show-every it has not (it has --out
+and resumes by itself).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""`ppoqa train`: options -> config.resolve() -> trainer.train() -> progress, tables, run dir.
-
-Its settings options are the training options it shares with `sweep` (ppo_cli.cli.options).
-torch and the core are imported only once a run starts.
-"""
+"""`ppoqa train`: the training options it shares with `sweep` (ppo_cli.cli.options) ->
+config.resolve() -> trainer.train() -> progress, tables, run dir; torch loads once a run starts."""
 
 from __future__ import annotations
 

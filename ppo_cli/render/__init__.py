@@ -182,8 +182,7 @@ def split_to_fit(table: Table, width: int) -> list[Table]:
         while rest and _fits(_sub_table(table, [*chunk, rest[0]], False, False), width):
             chunk.append(rest.pop(0))
         chunks.append(chunk)
-    last = len(chunks) - 1
-    return [_sub_table(table, c, i == 0, i == last) for i, c in enumerate(chunks)]
+    return [_sub_table(table, c, i == 0, i == len(chunks) - 1) for i, c in enumerate(chunks)]
 
 
 def _key_columns(table: Table) -> int:

@@ -1,8 +1,5 @@
-"""Rich views of the teaching records (explain-gae, explain-clip, training traces).
-
-Pure functions from the plain dicts built in ppo_cli.teach.explain and ppo_cli.core.trace to Rich
-renderables; nothing here computes a number that is not already in the record.
-"""
+"""Rich views of the teaching records (the explain commands, compare, training traces): pure
+functions from plain dicts to Rich renderables, computing no number the record does not hold."""
 
 from __future__ import annotations
 
@@ -188,9 +185,6 @@ def explain_clip_view(examples: Sequence[dict[str, Any]]) -> Group:
         why = "\n".join(f"  #{r['sample']}: {r['why']}" for r in ex["rows"]) + "\n"
         parts += [Fit(clip_table(ex, ex["title"])), Text(why)]
     return Group(*parts)
-
-
-# ---------------------------------------------------------------- training traces
 
 
 def trace_view(record: dict[str, Any]) -> Group:

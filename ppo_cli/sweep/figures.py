@@ -2,8 +2,7 @@
 configuration with a 95 % bootstrap band around its IQM, and an IQM bar chart with CIs.
 
 Runs are grouped into configurations by their config.yaml without the seed, so plain
-`ppoqa train --seed K` runs group the same way as a sweep's. Figures are matplotlib Figure
-objects rendered with Agg, as in ppo_cli.plotting.
+`ppoqa train --seed K` runs group the same way as a sweep's.
 """
 
 from __future__ import annotations

@@ -7,10 +7,9 @@ search asks Optuna's TPE for each new configuration; retries of interrupted ones
 claimed the same way.
 
 A trial = one configuration, trained for seeds 0..K-1 as ordinary run directories
-<out>/<configuration>/s<k>. Its value is the IQM of the seeds' scores (greedy accuracy for text
-QA, mean evaluation return for gymnasium). The per-seed scores are stored on the trial as they
-come, and in <run>/sweep_score.json, so an interrupted configuration's finished seeds are not
-trained twice and its interrupted seed resumes from its checkpoint.
+<out>/<configuration>/s<k>; its value is the IQM of the seeds' scores (seed_score). They are
+stored on the trial as they come, and in <run>/sweep_score.json, so an interrupted
+configuration's finished seeds are not trained twice; its interrupted seed resumes.
 """
 
 from __future__ import annotations

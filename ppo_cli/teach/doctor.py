@@ -1,8 +1,7 @@
 """`ppoqa doctor`: the walkthrough's "common problems", found in a text-QA run's own records.
 
-Reads only the run directory (config.yaml, metrics.jsonl, the checkpoint's final greedy
-answers and stop reason) and returns findings as plain data: a code, a one-line message, the
-evidence from the records, and the remedy that applies. A healthy solved run has none.
+Reads only the run directory (config, metrics, the checkpoint's final answers and stop reason);
+each finding is plain data: code, message, evidence, remedy. A healthy solved run has none.
 """
 
 from __future__ import annotations

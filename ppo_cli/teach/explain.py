@@ -1,10 +1,8 @@
-"""Worked numbers for `ppoqa explain-gae` and `ppoqa explain-clip`, as plain data.
+"""Worked numbers for `ppoqa explain-gae`, `explain-clip` and `explain-advantage`, as plain data.
 
-Nothing here re-derives the math: GAE comes from ppo_cli.core.gae.compute_gae and
-ppo_cli.core.gae.normalize, the clipped objective from ppo_cli.core.ppo.ppo_loss and
-ppo_cli.core.ppo.clipped_surrogate — the functions training uses. This module checks the
-learner's numbers (typer parses the flags, ppo_cli.cli.explain; a JSON document on stdin is
-read here) and lays the results out step by step.
+Nothing here re-derives the math: it calls the functions training uses (core.gae's compute_gae
+and normalize, core.ppo's ppo_loss and clipped_surrogate) on the learner's numbers, checked here
+(typer parses the flags, ppo_cli.cli.explain; a JSON document on stdin is read here).
 """
 
 from __future__ import annotations
@@ -257,9 +255,6 @@ def explain_run(
     }
 
 
-# ---------------------------------------------------------------- clipping
-
-
 @dataclass
 class ClipRequest:
     old_logprobs: list[float]
@@ -380,12 +375,10 @@ def seed_clip_examples(clip_coef: float = 0.2) -> list[dict[str, Any]]:
 def explain_advantage(
     run: Path, seed: int = 0, group_size: int = 4, questions: int = 3
 ) -> dict[str, Any]:
-    """One batch sampled from a text-QA run (seeded): `questions` questions, `group_size`
-    completions each, and the advantage every completion gets under every estimator, with
-    the numbers that produced it (group mean, std, leave-one-out mean, V(s_0), the batch's
-    return statistics). The batch is the shown completions: REINFORCE++'s normalization and
-    GAE's are over them. GAE reads the run's critic; a run trained without one has its
-    untrained head, which the record says."""
+    """One seeded batch from a text-QA run, `group_size` completions for each of `questions`
+    questions, and each completion's advantage under every estimator with the numbers behind it.
+    REINFORCE++'s and GAE's normalization are over the shown batch; GAE reads the run's critic
+    (untrained in a run without one, which the record says)."""
     from ppo_cli.textqa import estimators
     from ppo_cli.textqa.curriculum import balanced_questions
     from ppo_cli.textqa.env import TextQAVecEnv
