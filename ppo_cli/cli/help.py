@@ -1,10 +1,9 @@
 """`--help` that reads at any width, and value completion for settings with choices.
 
-Typer's help is a table: option names, type, then the help text in what is left. With train's
-60 options at 80 columns that left a ~20-column strip and cut names (`--trace-iteratio…`). Below
-WIDE columns each option is stacked instead: its names and type on one line, the help wrapped
-under it at full width, so nothing is ever cut. Switches (`--x/--no-x`, `--json`) show no
-`<bool>` type at any width: taking no value is what makes them switches.
+Typer's help is a table: names, type, then the help in what is left, which at 80 columns left
+train's options a ~20-column strip and cut names (`--trace-iteratio…`). Below WIDE columns each
+option is stacked instead: names and type on one line, the help wrapped under it at full width.
+Switches (`--x/--no-x`, `--json`) show no `<bool>` type: taking no value makes them switches.
 """
 
 from __future__ import annotations

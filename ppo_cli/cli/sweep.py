@@ -200,7 +200,7 @@ def sweep_command(
         from ppo_cli.config import TEXT_QA, resolve
         from ppo_cli.sweep.search import is_grid, parse_search
         from ppo_cli.sweep.storage import default_storage_url, import_optuna
-        from ppo_cli.sweep.worker import SweepSpec, WorkerOptions, check_spec
+        from ppo_cli.sweep.worker import SweepSpec, WorkerOptions, check_spec, run_worker
 
         spec = None
         if search:
@@ -257,8 +257,6 @@ def sweep_command(
         opts = WorkerOptions(url, study, out_dir.resolve(), spec, heartbeat)
         silent = quiet or json_output
         if workers == 1:
-            from ppo_cli.sweep.worker import run_worker
-
             code = 130 if run_worker(opts, CliEvents("", silent)) else 0
         else:
             code = _run_workers(opts, workers, silent)

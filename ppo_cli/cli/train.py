@@ -119,7 +119,7 @@ def train_command(
             summary["plan"] = cb.plan.to_dict()
         findings = []
         if cfg.is_text_qa and result.stop_reason is not None:
-            from ppo_cli.teach.doctor import diagnose
+            from ppo_cli.teach.doctor import diagnose, render_findings
 
             findings = diagnose(result.run_dir)
             summary["findings"] = [f.to_dict() for f in findings]
@@ -138,8 +138,6 @@ def train_command(
         if result.stop_message:
             err.print(f"ppoqa: {result.stop_message}", markup=False, highlight=False)
         if findings:
-            from ppo_cli.teach.doctor import render_findings
-
             err.print(f"ppoqa doctor found {len(findings)} problem(s):", highlight=False)
             for line in render_findings(findings):
                 err.print(line, markup=False, highlight=False)

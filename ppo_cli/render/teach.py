@@ -82,11 +82,11 @@ def gae_arithmetic(result: dict[str, Any], max_steps: int = 8) -> Text:
     return Text("\n".join(lines))
 
 
-def normalization_table(
-    advantages: Sequence[float], normalized: Sequence[float], norm: dict[str, Any], title: str
-) -> Table:
+def normalization_table(steps: dict[str, Any], norm: dict[str, Any], title: str) -> Table:
+    """A trajectory's advantages, and normalized by `norm` (its own, or its batch's)."""
     table = columns_table(title, "t | A | (A − mean) / (std + eps)")
-    for t, (a, z) in enumerate(zip(advantages, normalized, strict=True)):
+    pairs = zip(steps["advantages"], steps["normalized_advantages"], strict=True)
+    for t, (a, z) in enumerate(pairs):
         table.add_row(str(t), _f(a), _f(z))
     table.caption = normalization_caption(norm)
     return table
@@ -101,20 +101,14 @@ def normalization_caption(norm: dict[str, Any]) -> str:
 
 
 def explain_gae_view(result: dict[str, Any]) -> Group:
+    title = "Advantage normalization before the PPO loss (gae.normalize, as ppo_update does)"
     return Group(
         Text("Generalized Advantage Estimation, the function training uses (gae.compute_gae)\n"),
         Text(GAE_FORMULAS + "\n", style="cyan"),
         Fit(gae_table(result, "Backward pass, one row per step")),
         gae_arithmetic(result),
         Text(""),
-        Fit(
-            normalization_table(
-                result["advantages"],
-                result["normalized_advantages"],
-                result["normalization"],
-                "Advantage normalization before the PPO loss (gae.normalize, as ppo_update does)",
-            )
-        ),
+        Fit(normalization_table(result, result["normalization"], title)),
         Text(
             "In training, the mean and std come from every valid step of the batch "
             "(all its episodes), not from one trajectory.",
@@ -138,12 +132,8 @@ def explain_run_view(result: dict[str, Any]) -> Group:
             f"Episode {k}: {escape(ep['question'])} → {escape(answer)}  "
             f"(target {escape(ep['target'])}, {mark}, total reward {ep['total_reward']:.2f})"
         )
-        normalized = normalization_table(
-            ep["advantages"],
-            ep["normalized_advantages"],
-            result["normalization"],
-            "Normalized over the whole batch, as ppo_update does",
-        )
+        batch = "Normalized over the whole batch, as ppo_update does"
+        normalized = normalization_table(ep, result["normalization"], batch)
         parts += [Fit(gae_table(ep, title)), gae_arithmetic(ep), Fit(normalized), Text("")]
     return Group(*parts)
 

@@ -320,11 +320,8 @@ def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
 
 
 def read_score(run_dir: Path) -> float | None:
-    path = run_dir / SCORE_FILE
-    if not path.is_file():
-        return None
-    try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["score"])
+    try:  # missing (OSError), half-written or not ours: no score
+        return float(json.loads((run_dir / SCORE_FILE).read_text(encoding="utf-8"))["score"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
