@@ -77,10 +77,8 @@ def _run_workers(opts: Any, n: int, quiet: bool) -> int:
     for p in procs:
         p.start()
     for p in procs:
-        while p.exitcode is None:
-            with suppress(
-                KeyboardInterrupt
-            ):  # the workers got the Ctrl-C too: wait for their saves
+        while p.exitcode is None:  # the workers got the Ctrl-C too: wait for their saves
+            with suppress(KeyboardInterrupt):
                 p.join()
     return max(p.exitcode if p.exitcode >= 0 else 1 for p in procs)
 

@@ -293,7 +293,7 @@ def _create_rdb(optuna: Any, url: str, kwargs: dict[str, Any]) -> Any:
             if not any(r in text for r in _CREATION_RACE):
                 raise
             time.sleep(0.2 + random.random() * 0.5)
-    return optuna.storages.RDBStorage(url, **kwargs)  # the tenth try: its error is the error
+    return optuna.storages.RDBStorage(url, **kwargs)  # the tenth try: its error propagates
 
 
 _URL_HINT = (

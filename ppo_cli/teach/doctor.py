@@ -10,6 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ class Context(RunRecords):
             if _num(m.get(key)) is not None and isinstance(m.get("iteration"), int)
         ]
 
-    @property
+    @cached_property
     def evals(self) -> list[tuple[int, float]]:  # (iteration, greedy accuracy)
         return self.series("eval_accuracy")
 

@@ -185,8 +185,7 @@ def gae_steps(req: GAERequest) -> dict[str, Any]:
 
 
 def explain_gae(req: GAERequest) -> dict[str, Any]:
-    """One trajectory (a checked request): per-step GAE, then the normalization ppo_update
-    applies."""
+    """One checked trajectory: per-step GAE, then the normalization ppo_update applies."""
     steps = gae_steps(req)
     norm = normalization(steps["_advantages"])
     result = public(steps)
