@@ -160,14 +160,11 @@ def text_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
 
 
 def _accuracy_panel(ax: Any, records: Sequence[dict[str, Any]], title: str) -> None:
-    xs, ys = series(records, "train_accuracy", "iteration")
-    if ys:
-        ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="sampled (training)")
-    xs, ys = series(records, "token_accuracy", "iteration")
-    if ys:
-        ax.plot(
-            xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label="next token (teacher)"
-        )
+    gray = (("train_accuracy", "sampled (training)"), ("token_accuracy", "next token (teacher)"))
+    for key, label in gray:
+        xs, ys = series(records, key, "iteration")
+        if ys:
+            ax.plot(xs, [100 * y for y in ys], color="tab:gray", alpha=0.7, label=label)
     xs, ys = series(records, "eval_accuracy", "iteration")
     ax.plot(
         xs, [100 * y for y in ys], color="tab:red", linewidth=2, marker=".", label="greedy (eval)"

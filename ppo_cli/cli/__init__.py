@@ -36,9 +36,7 @@ from ppo_cli.cli.train import train_command
 app = typer.Typer(
     cls=PpoqaGroup,
     name="ppoqa",
-    help="Train PPO agents on text question answering or gymnasium tasks, and watch them learn.",
     no_args_is_help=True,
-    add_completion=True,
     pretty_exceptions_enable=False,
 )
 

@@ -12,22 +12,6 @@ from ppo_cli.cli.common import handle_errors
 from ppo_cli.cli.options import RunDir, option
 from ppo_cli.errors import PpoqaError, UsageError
 
-
-def _read_stdin() -> str:
-    """stdin as UTF-8 text; other bytes are a user error, not a traceback."""
-    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
-    if isinstance(data, str):
-        return data
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PpoqaError(
-            f"stdin: not UTF-8 text (byte {exc.start})",
-            "pipe questions as UTF-8 text, one a line",
-            code="input",
-        ) from None
-
-
 # `--strict`: every answer is still printed, then the exit code says a question was
 # unfamiliar: 3, apart from 1 (an error: nothing answered) and 2 (bad usage).
 UNFAMILIAR_EXIT = 3
@@ -71,7 +55,17 @@ def ask_command(
                 raise UsageError(
                     "no question given", 'pass one: ppoqa ask "What is 2+2?", or pipe lines in'
                 )
-            questions = [line.strip() for line in _read_stdin().splitlines() if line.strip()]
+            # stdin as UTF-8 text; other bytes are a user error, not a traceback
+            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+            try:
+                text = data if isinstance(data, str) else data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PpoqaError(
+                    f"stdin: not UTF-8 text (byte {exc.start})",
+                    "pipe questions as UTF-8 text, one a line",
+                    code="input",
+                ) from None
+            questions = [line.strip() for line in text.splitlines() if line.strip()]
         else:
             from ppo_cli.textqa.data import is_visible
 

@@ -34,13 +34,11 @@ _DEFER = threading.local()  # .on: a training is mid-iteration; stop at its boun
 def _silence(stream: Any) -> None:
     """Point the stream's fd at /dev/null, so later writes and the final flush at exit cannot
     fail ('Exception ignored ... BrokenPipeError')."""
-    try:
+    with suppress(OSError, ValueError, AttributeError):  # no real fd (e.g. under CliRunner)
         fd = stream.fileno()
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, fd)
         os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # no real fd (e.g. under CliRunner)
-        pass
 
 
 def _on_broken_pipe(self: Console) -> None:
@@ -154,10 +152,8 @@ class DataStdout:
     def _guard(self, call: Any, *args: Any) -> Any:
         try:
             return call(*args)
-        except BrokenPipeError:
-            raise
         except OSError as exc:
-            if not _STDOUT_FAILED:
+            if not _STDOUT_FAILED and not isinstance(exc, BrokenPipeError):
                 _STDOUT_FAILED.append(exc)
             raise
 
@@ -296,20 +292,14 @@ class BadValue(typer.BadParameter):
 
 
 class PpoqaGroup(TyperGroup):
-    """Typer group whose usage errors are one line on stderr (or JSON with --json), exit 2.
-
-    Usage errors found by the option parser (unknown option, a value that is not a number)
-    keep exit code 2 in --json mode too, with {"error": {"code": "usage", ...}} on stdout.
-    """
+    """Typer group whose usage errors (unknown option, a value that is not a number) are one
+    line on stderr, or with --json {"error": {"code": "usage", ...}} on stdout; exit 2."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         """Stacked below 100 columns; never a <bool> type for a switch (ppo_cli.cli.help)."""
-        from ppo_cli.cli.help import WIDE, help_width, stacked_group_help, without_switch_types
+        from ppo_cli.cli.help import format_help
 
-        if help_width() < WIDE:
-            Console(highlight=False).print(stacked_group_help(self, ctx))
-            return
-        without_switch_types(self, ctx, lambda: super(PpoqaGroup, self).format_help(ctx, formatter))
+        format_help(self, ctx, lambda: super(PpoqaGroup, self).format_help(ctx, formatter))
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)

@@ -41,15 +41,15 @@ def compare_command(
 
             load_dataset(dataset)  # a bad file stops here, before any process starts
 
+        out_dir = out_dir or Path("compare")
         if not no_figures:  # refused before any training, not after it
-            check_figures_writable(out_dir or Path("compare"))
+            check_figures_writable(out_dir)
 
         def progress(line: str) -> None:
-            if not json_output:
-                err.print(f"ppoqa compare: {line}", markup=False, highlight=False)
+            err.print(f"ppoqa compare: {line}", markup=False, highlight=False)
 
-        report = compare(spec, progress)
+        report = compare(spec, None if json_output else progress)
         if not no_figures:
-            paths = compare_figures(report, out_dir or Path("compare"))
+            paths = compare_figures(report, out_dir)
             report["figures"] = [str(p) for p in paths]
         emit(report, json_output, compare_view)

@@ -107,13 +107,6 @@ def gae_request(
     return check_request(req)
 
 
-def _read_stdin() -> str:
-    try:
-        return sys.stdin.read()
-    except UnicodeDecodeError:
-        raise UsageError("stdin is not UTF-8 text", "pipe a JSON document") from None
-
-
 def explain_gae_command(
     source: Annotated[
         str | None,
@@ -183,7 +176,11 @@ def explain_gae_command(
                 raise UsageError(
                     "give the lists on stdin or as options, not both", "drop --rewards/--values"
                 )
-            req = gae_request_from_json(_read_stdin(), last_value, gamma, lam)
+            try:
+                text = sys.stdin.read()
+            except UnicodeDecodeError:
+                raise UsageError("stdin is not UTF-8 text", "pipe a JSON document") from None
+            req = gae_request_from_json(text, last_value, gamma, lam)
         else:
             req = gae_request(rewards, values, dones, last_value, gamma, lam, example)
         emit(explain_gae(req), json_output, explain_gae_view, soft_wrap=False)
@@ -215,12 +212,12 @@ def explain_clip_command(
                 "or none of them for the seeds' examples",
             )
         if all(given):
-            example = explain_clip(ClipRequest(old_logprobs, new_logprobs, advantages, clip_coef))
-            example["title"] = "Your numbers"
-            examples = [example]
+            doc = explain_clip(ClipRequest(old_logprobs, new_logprobs, advantages, clip_coef))
+            doc["title"] = "Your numbers"
+            examples = [doc]
         else:
             examples = seed_clip_examples(clip_coef)
-        doc = examples[0] if all(given) else {"examples": examples}
+            doc = {"examples": examples}
         emit(doc, json_output, lambda _: explain_clip_view(examples), soft_wrap=False)
 
 

@@ -48,13 +48,9 @@ def explain_reward_command(
         examples = yours if target is not None else list(DEFAULT_EXAMPLES)
         rows = [r for tgt, answers in examples for r in explain_rewards(tgt, list(answers), names)]
         if json_output:
-            print_json(
-                {
-                    "default_reward": DEFAULT_REWARD,
-                    "rewards": {n: REWARDS[n].summary for n in names},
-                    "rows": [r.__dict__ for r in rows],
-                }
-            )
+            summaries = {n: REWARDS[n].summary for n in names}
+            rows_doc = [r.__dict__ for r in rows]
+            print_json({"default_reward": DEFAULT_REWARD, "rewards": summaries, "rows": rows_doc})
             return
         from rich.table import Table
 

@@ -1,10 +1,9 @@
 """`--help` that reads at any width, and value completion for settings with choices.
 
-Typer's help is a table: option names, type, then the help text in what is left. With train's
-60 options at 80 columns that left a ~20-column strip and cut names (`--trace-iteratio…`). Below
-WIDE columns each option is stacked instead: its names and type on one line, the help wrapped
-under it at full width, so nothing is ever cut. Switches (`--x/--no-x`, `--json`) show no
-`<bool>` type at any width: taking no value is what makes them switches.
+Typer's help is a table: names, type, then the help in what is left, which at 80 columns left
+train's options a ~20-column strip and cut names (`--trace-iteratio…`). Below WIDE columns each
+option is stacked instead: names and type on one line, the help wrapped under it at full width.
+Switches (`--x/--no-x`, `--json`) show no `<bool>` type: taking no value makes them switches.
 """
 
 from __future__ import annotations
@@ -19,11 +18,6 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 WIDE = 100  # columns from which typer's own table layout has room for names and help
-
-
-def help_width() -> int:
-    """The width help is laid out for: $COLUMNS, else the terminal's, else 80 (as Rich)."""
-    return Console().width
 
 
 def _markup(text: str) -> Text:
@@ -92,7 +86,8 @@ class Indented:
 
 
 def stacked_help(command: Any, ctx: Any) -> Group:
-    """The help of a command with each option stacked: names, then its help indented."""
+    """The help of a command with each option stacked: names, then its help indented; the
+    root's (a group's) then lists each command with its summary below."""
     parts: list[Any] = [Text(f" {command.get_usage(ctx)}", style="bold"), Text("")]
     for para in _paragraphs(command.help or ""):
         parts += [Indented(_markup(para), 1), Text("")]
@@ -118,31 +113,31 @@ def stacked_help(command: Any, ctx: Any) -> Group:
     for name in order:
         if name in panels:
             parts += [Text(f" {name}", style="bold"), *panels[name], Text("")]
+    if hasattr(command, "list_commands"):  # the root: then each command, its summary below
+        parts.append(Text(" Commands", style="bold"))
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is None or getattr(sub, "hidden", False):
+                continue
+            summary = _paragraphs(sub.help or "")[:1]
+            parts.append(Text(f"   {name}", style="bold cyan"))
+            if summary:
+                parts.append(Indented(_markup(summary[0]), 7))
     return Group(*parts)
 
 
-def stacked_group_help(group: Any, ctx: Any) -> Group:
-    """The root help at a narrow width: options, then each command with its summary below."""
-    parts = [*stacked_help(group, ctx).renderables, Text(" Commands", style="bold")]
-    for name in group.list_commands(ctx):
-        command = group.get_command(ctx, name)
-        if command is None or getattr(command, "hidden", False):
-            continue
-        summary = _paragraphs(command.help or "")[:1]
-        parts.append(Text(f"   {name}", style="bold cyan"))
-        if summary:
-            parts.append(Indented(_markup(summary[0]), 7))
-    return Group(*parts)
-
-
-def without_switch_types(command: Any, ctx: Any, show: Callable[[], None]) -> None:
-    """Run show() with every switch's metavar blanked: typer prints it as the type column."""
+def format_help(command: Any, ctx: Any, typer_help: Callable[[], None]) -> None:
+    """Stacked below WIDE columns; from there typer's table, run with every switch's metavar
+    blanked, since typer prints it as the type column (never a <bool> type for a switch)."""
+    if Console().width < WIDE:  # $COLUMNS, else the terminal's, else 80 (as Rich)
+        Console(highlight=False).print(stacked_help(command, ctx))
+        return
     flags = [p for p in command.get_params(ctx) if getattr(p, "is_flag", False)]
     saved = [p.metavar for p in flags]
     try:
         for p in flags:
             p.metavar = ""
-        show()
+        typer_help()
     finally:
         for p, m in zip(flags, saved, strict=True):
             p.metavar = m
@@ -152,12 +147,7 @@ class PpoqaCommand(TyperCommand):
     """A command whose help stacks each option below WIDE columns, and never shows <bool>."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        if help_width() < WIDE:
-            Console(highlight=False).print(stacked_help(self, ctx))
-            return
-        without_switch_types(
-            self, ctx, lambda: super(PpoqaCommand, self).format_help(ctx, formatter)
-        )
+        format_help(self, ctx, lambda: super(PpoqaCommand, self).format_help(ctx, formatter))
 
 
 def complete_from(values: Iterable[str] | Callable[[], Iterable[str]]) -> Callable[..., list]:

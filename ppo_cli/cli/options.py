@@ -44,7 +44,7 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def bounded(
-    low: float | None = None, high: float | None = None, hint: str = "", exclusive: bool = False
+    low: float, high: float | None = None, hint: str = "", exclusive: bool = False
 ) -> Callable:
     """A typer callback refusing a number outside [low, high] ((low, high) if exclusive; NaN
     too) in one line that names the flag and the value."""
@@ -52,14 +52,12 @@ def bounded(
     def check(value: float | None) -> float | None:
         if value is None or (
             not math.isnan(value)
-            and (low is None or value > low or (value == low and not exclusive))
+            and (value > low or (value == low and not exclusive))
             and (high is None or value < high or (value == high and not exclusive))
         ):
             return value
         if high is None:
             raise BadValue(f"must be >= {low}, got {value}", hint)
-        if low is None:
-            raise BadValue(f"must be <= {high}, got {value}", hint)
         ends = "(exclusive)" if exclusive else "(inclusive)"
         raise BadValue(f"must be between {low} and {high} {ends}, got {value}", hint)
 
@@ -96,25 +94,6 @@ def reward_names(value: str | list[str] | None) -> str | list[str] | None:
     return value
 
 
-def setting_option(name: str, *flags: str, shown: Any = None, **more: Any) -> Any:
-    """The option for Config field `name`: help and panel from its definition; `shown` is the
-    default its help states (the field's own unless a command has another)."""
-    f = FIELDS[name]
-    flag = f"--{name.replace('_', '-')}"
-    if FIELD_TYPES[name] == "bool":
-        flags = (f"{flag}/--no-{name.replace('_', '-')}",)
-    shown = f.default if shown is None else shown
-    shown = {True: "on", False: "off"}.get(shown) if isinstance(shown, bool) else shown
-    more.setdefault("autocompletion", COMPLETIONS.get(name))
-    return typer.Option(
-        *(flags or (flag,)),
-        help=f.metadata["help"] + ("" if shown is None else f" \\[default: {shown}]"),
-        rich_help_panel=f.metadata["panel"],
-        show_default=False,  # the help states it
-        **more,
-    )
-
-
 def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
     kind = inspect.Parameter.KEYWORD_ONLY
     return inspect.Parameter(name, kind, default=default, annotation=annotation)
@@ -126,10 +105,24 @@ def _option(name: str, kind: Any, *flags: str, default: Any = None, **more: Any)
 
 
 def setting(name: str, *flags: str, default: Any = None, **more: Any) -> inspect.Parameter:
-    """Config field `name` as an option of the field's type; None (not given) by default, so
-    that config files and presets below the flags keep their say."""
+    """Config field `name` as an option of the field's type, help and panel from its definition;
+    None (not given) by default, so that config files and presets below the flags keep their
+    say. The help states the field's default, or `default` where a command has another."""
+    f = FIELDS[name]
+    flag = f"--{name.replace('_', '-')}"
+    if FIELD_TYPES[name] == "bool":
+        flags = (f"{flag}/--no-{name.replace('_', '-')}",)
+    shown = f.default if default is None else default
+    shown = {True: "on", False: "off"}.get(shown) if isinstance(shown, bool) else shown
+    more.setdefault("autocompletion", COMPLETIONS.get(name))
+    option = typer.Option(
+        *(flags or (flag,)),
+        help=f.metadata["help"] + ("" if shown is None else f" \\[default: {shown}]"),
+        rich_help_panel=f.metadata["panel"],
+        show_default=False,  # the help states it
+        **more,
+    )
     kind = _TYPES[FIELD_TYPES[name].removesuffix(" | None")]
-    option = setting_option(name, *flags, shown=default, **more)
     return _param(name, Annotated[kind | None, option], default)
 
 

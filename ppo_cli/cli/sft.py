@@ -100,10 +100,7 @@ def sft_command(
         out.print(qa_results_table(result.final_results, "Greedy evaluation after SFT"))
         err.print(
             f"SFT: {result.epochs} epochs, {result.gradient_updates} gradient updates, "
-            f"{result.wall_seconds:.2f} s -> {result.run_dir}",
-            highlight=False,
-        )
-        err.print(
+            f"{result.wall_seconds:.2f} s -> {result.run_dir}\n"
             f"Next: ppoqa eval --run {result.run_dir}   |   "
             f"ppoqa train --init-from {result.run_dir} --kl-coef 0.5",
             highlight=False,

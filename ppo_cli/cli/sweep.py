@@ -1,14 +1,14 @@
 """`ppoqa sweep`: train's options + a search -> an Optuna study several workers share -> report.
 
-The command takes the training options it shares with `ppoqa train` (ppo_cli.cli.options), so
-a new training flag is a sweep flag too, minus --seed (a sweep runs --seeds K); --run-dir,
---resume, --trace, --show-every, --quiet and --json are train's own (a sweep has --out, resumes
-by itself, and has its own --quiet and --json).
+A new training flag is a sweep flag too (ppo_cli.cli.options), minus --seed (a sweep runs
+--seeds K); train's own --run-dir, --resume, --trace and --show-every it has not (it has --out
+and resumes by itself).
 """
 
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +28,23 @@ class CliEvents:
         self.quiet = quiet
         self.labels: dict[int, str] = {}
 
-    def _say(self, text: str) -> None:
+    def on_message(self, text: str) -> None:
         if not self.quiet:
             err.print(f"{self.tag}{text}", markup=False, highlight=False)
-
-    def on_message(self, text: str) -> None:
-        self._say(text)
 
     def on_trial_start(self, number: int, params: dict[str, Any]) -> None:
         from ppo_cli.sweep.search import params_label
 
         self.labels[number] = params_label(params)
-        self._say(f"trial {number} {self.labels[number]}: start")
+        self.on_message(f"trial {number} {self.labels[number]}: start")
 
     def on_seed(self, number: int, seed: int, score: float, run_dir: Path, reused: bool) -> None:
         how = "kept" if reused else "trained"
-        self._say(f"trial {number} seed {seed}: {score:.4g} ({how}, {run_dir})")
+        self.on_message(f"trial {number} seed {seed}: {score:.4g} ({how}, {run_dir})")
 
     def on_trial_end(self, number: int, state: str, value: float | None) -> None:
         tail = f" IQM {value:.4g}" if value is not None else ""
-        self._say(f"trial {number} {self.labels.get(number, '')}: {state}{tail}")
+        self.on_message(f"trial {number} {self.labels.get(number, '')}: {state}{tail}")
 
 
 def _worker_process(opts: Any, tag: str, quiet: bool) -> None:
@@ -56,7 +53,7 @@ def _worker_process(opts: Any, tag: str, quiet: bool) -> None:
     from ppo_cli.sweep.worker import run_worker
 
     try:
-        summary = run_worker(opts, CliEvents(tag, quiet))
+        interrupted = run_worker(opts, CliEvents(tag, quiet))
     except PpoqaError as exc:
         if debug():
             raise
@@ -65,7 +62,7 @@ def _worker_process(opts: Any, tag: str, quiet: bool) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(130 if summary.interrupted else 0)
+    sys.exit(130 if interrupted else 0)
 
 
 def _run_workers(opts: Any, n: int, quiet: bool) -> int:
@@ -79,24 +76,17 @@ def _run_workers(opts: Any, n: int, quiet: bool) -> int:
     ]
     for p in procs:
         p.start()
-    codes = []
     for p in procs:
-        while True:
-            try:
+        while p.exitcode is None:  # the workers got the Ctrl-C too: wait for their saves
+            with suppress(KeyboardInterrupt):
                 p.join()
-                break
-            except KeyboardInterrupt:  # the workers got the Ctrl-C too: wait for their saves
-                continue
-        codes.append(p.exitcode if p.exitcode is not None else 1)
-    return max((c if c >= 0 else 1) for c in codes)
+    return max(p.exitcode if p.exitcode >= 0 else 1 for p in procs)
 
 
 def report_table(rep: Any) -> Any:
     from ppo_cli.render import columns_table
 
-    names: list[str] = []
-    for c in rep.configurations:
-        names += [k for k in c.params if k not in names]
+    names = list(dict.fromkeys(k for c in rep.configurations for k in c.params))
     better = " (lower is better)" if rep.lower_is_better else ""
     title = f"Study {rep.study}: {rep.metric}{better}, IQM over {rep.seeds} seeds, best first"
     columns = " | ".join(["#", *names, "scores per seed", "IQM", "95% CI", "state"])
@@ -208,7 +198,7 @@ def sweep_command(
         from ppo_cli.config import TEXT_QA, resolve
         from ppo_cli.sweep.search import is_grid, parse_search
         from ppo_cli.sweep.storage import default_storage_url, import_optuna
-        from ppo_cli.sweep.worker import SweepSpec, WorkerOptions, check_spec
+        from ppo_cli.sweep.worker import SweepSpec, WorkerOptions, check_spec, run_worker
 
         spec = None
         if search:
@@ -265,10 +255,7 @@ def sweep_command(
         opts = WorkerOptions(url, study, out_dir.resolve(), spec, heartbeat)
         silent = quiet or json_output
         if workers == 1:
-            from ppo_cli.sweep.worker import run_worker
-
-            interrupted = run_worker(opts, CliEvents("", silent)).interrupted
-            code = 130 if interrupted else 0
+            code = 130 if run_worker(opts, CliEvents("", silent)) else 0
         else:
             code = _run_workers(opts, workers, silent)
         if code == 130:

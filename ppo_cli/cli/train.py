@@ -1,8 +1,5 @@
-"""`ppoqa train`: options -> config.resolve() -> trainer.train() -> progress, tables, run dir.
-
-Its settings options are the training options it shares with `sweep` (ppo_cli.cli.options).
-torch and the core are imported only once a run starts.
-"""
+"""`ppoqa train`: the training options it shares with `sweep` (ppo_cli.cli.options) ->
+config.resolve() -> trainer.train() -> progress, tables, run dir; torch loads once a run starts."""
 
 from __future__ import annotations
 
@@ -18,7 +15,6 @@ from ppo_cli.cli.common import (
     reader_gone_stops_at_boundary,
 )
 from ppo_cli.cli.options import OUT, RUN, TRAINING, given_settings, option, shares
-from ppo_cli.config import Config
 from ppo_cli.errors import UsageError
 
 
@@ -67,12 +63,26 @@ def train_command(
     with handle_errors(json_output):
         given = given_settings(settings)
         config, preset = settings["config"], settings["preset"]
-        if resume is not None:
+        if resume is not None:  # the run's own config; meaning-changing flags are refused
+            from ppo_cli.core.rundir import find_run
+            from ppo_cli.core.session import resume_config
+
             if preset is not None:
                 raise UsageError(
                     "--preset cannot be combined with --resume", "the run keeps its own settings"
                 )
-            cfg = _resume_config(resume, run_dir, config, given)
+            if config is not None:
+                raise UsageError(
+                    "--config cannot be combined with --resume: the run keeps its own config.yaml",
+                    "drop --config",
+                )
+            if run_dir is not None and run_dir.resolve() != resume.resolve():
+                raise UsageError(
+                    "--run-dir cannot be combined with --resume: a run resumes in its own "
+                    "directory",
+                    "drop --run-dir",
+                )
+            cfg = resume_config(find_run(resume), given)
             run_dir = resume
         else:
             from ppo_cli.config import resolve
@@ -81,8 +91,16 @@ def train_command(
         from ppo_cli.core.trace import parse_trace_iterations
         from ppo_cli.core.trainer import train
 
-        # said once the run has trained (an error on the way stays the one line on stderr)
-        defaults = None if cfg.is_text_qa or resume is not None else _defaults_note(cfg)
+        # Which defaults a gymnasium id without a tuned entry got (from its action space), said
+        # once the run has trained (an error on the way stays the one line on stderr).
+        defaults = None
+        if not cfg.is_text_qa and resume is None:
+            from ppo_cli.gym.envs import action_space_name
+            from ppo_cli.presets import defaults_note, has_tuned_entry
+
+            kind = None if has_tuned_entry(cfg.env) else action_space_name(cfg.env, cfg.env_kwargs)
+            if kind is not None:  # None: tuned, or the env cannot be created (training says why)
+                defaults = defaults_note(cfg.env, kind == "Box")
         from ppo_cli.render import qa_results_table, training_math_table
         from ppo_cli.render.progress import RichCallbacks
 
@@ -101,7 +119,7 @@ def train_command(
             summary["plan"] = cb.plan.to_dict()
         findings = []
         if cfg.is_text_qa and result.stop_reason is not None:
-            from ppo_cli.teach.doctor import diagnose
+            from ppo_cli.teach.doctor import diagnose, render_findings
 
             findings = diagnose(result.run_dir)
             summary["findings"] = [f.to_dict() for f in findings]
@@ -120,8 +138,6 @@ def train_command(
         if result.stop_message:
             err.print(f"ppoqa: {result.stop_message}", markup=False, highlight=False)
         if findings:
-            from ppo_cli.teach.doctor import render_findings
-
             err.print(f"ppoqa doctor found {len(findings)} problem(s):", highlight=False)
             for line in render_findings(findings):
                 err.print(line, markup=False, highlight=False)
@@ -130,37 +146,3 @@ def train_command(
             question = result.final_results[0].question if result.final_results else "..."
             ask = f'   |   ppoqa ask "{question}"'
         err.print(f"Next: ppoqa eval --run {result.run_dir}{ask}")
-
-
-def _resume_config(
-    resume: Path, run_dir: Path | None, config: Path | None, given: dict[str, Any]
-) -> Config:
-    """The run's own config; --config, another --run-dir and meaning-changing flags refused."""
-    from ppo_cli.core.rundir import find_run
-    from ppo_cli.core.session import resume_config
-
-    if config is not None:
-        raise UsageError(
-            "--config cannot be combined with --resume: the run keeps its own config.yaml",
-            "drop --config",
-        )
-    if run_dir is not None and run_dir.resolve() != resume.resolve():
-        raise UsageError(
-            "--run-dir cannot be combined with --resume: a run resumes in its own directory",
-            "drop --run-dir",
-        )
-    return resume_config(find_run(resume), given)
-
-
-def _defaults_note(cfg: Config) -> str | None:
-    """Which defaults a gymnasium id without a tuned entry got (from its action space)."""
-    from ppo_cli.presets import defaults_note, has_tuned_entry
-
-    if has_tuned_entry(cfg.env):
-        return None
-    from ppo_cli.gym.envs import action_space_name
-
-    kind = action_space_name(cfg.env, cfg.env_kwargs)
-    if kind is None:  # the env cannot be created: training says why, in one line
-        return None
-    return defaults_note(cfg.env, kind == "Box")

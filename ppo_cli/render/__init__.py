@@ -67,9 +67,9 @@ def number(x: float) -> str:
 
 def training_math_table(summary: dict[str, Any]) -> Table:
     """The walkthrough's "training math", for the run that really happened."""
-    table = Table(title="Training math (this run)", title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
+    table = columns_table(
+        "Training math (this run)", "what | value", left="what", show_header=False
+    )
     rows = [
         ("iterations", f"{summary['iterations']:,}"),
         ("episodes", f"{summary['episodes']:,}"),
@@ -182,8 +182,7 @@ def split_to_fit(table: Table, width: int) -> list[Table]:
         while rest and _fits(_sub_table(table, [*chunk, rest[0]], False, False), width):
             chunk.append(rest.pop(0))
         chunks.append(chunk)
-    last = len(chunks) - 1
-    return [_sub_table(table, c, i == 0, i == last) for i, c in enumerate(chunks)]
+    return [_sub_table(table, c, i == 0, i == len(chunks) - 1) for i, c in enumerate(chunks)]
 
 
 def _key_columns(table: Table) -> int:
@@ -221,10 +220,9 @@ class Fit:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         parts = split_to_fit(self.table, options.max_width)
-        caption = parts[-1].caption
-        if len(parts) > 1 and caption:  # below the parts at full width, not in the last one
+        caption = parts[-1].caption if len(parts) > 1 else None
+        if caption:  # below the parts at full width, not in the last one
             parts[-1].caption = None
-            yield from parts
-            yield caption if not isinstance(caption, str) else Text(caption)
-            return
         yield from parts
+        if caption:
+            yield Text(caption) if isinstance(caption, str) else caption

@@ -30,7 +30,7 @@ class RichCallbacks(Callbacks):
         trace: TraceSelection | None = None,
         keep_traces: bool = False,
         reader_gone: Any = None,
-        plan: bool | None = None,
+        plan: bool = False,
     ) -> None:
         self.err = err  # the stderr console
         self.show_every = show_every
@@ -43,7 +43,7 @@ class RichCallbacks(Callbacks):
         self.traces: list[dict[str, Any]] = []
         self.reader_gone = reader_gone  # a threading.Event: the progress bar's reader left
         self.plan: Plan | None = None  # the run's expected cost, when it was measured
-        self.plan_wanted = not quiet if plan is None else plan  # --json: into the summary
+        self.plan_wanted = plan  # measure the run's cost: to say it, or for --json's summary
 
     def wants_trace(self, iteration: int, total: int) -> bool:
         return self.trace is not None and self.trace.wants(iteration, total)

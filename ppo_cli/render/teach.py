@@ -1,8 +1,5 @@
-"""Rich views of the teaching records (explain-gae, explain-clip, training traces).
-
-Pure functions from the plain dicts built in ppo_cli.teach.explain and ppo_cli.core.trace to Rich
-renderables; nothing here computes a number that is not already in the record.
-"""
+"""Rich views of the teaching records (the explain commands, compare, training traces): pure
+functions from plain dicts to Rich renderables, computing no number the record does not hold."""
 
 from __future__ import annotations
 
@@ -68,15 +65,13 @@ def gae_arithmetic(result: dict[str, Any], max_steps: int = 8) -> Text:
     lines = []
     for row in result["rows"][:max_steps]:
         t = row["t"]
+        carry, flow = f"{row['delta']:.3f} + 0", ""
         if row["done"]:
             flow = "   (done: nothing flows back from later steps)"
-            carry = f"{row['delta']:.3f} + 0"
         elif t + 1 == len(advantages):
             flow = "   (last step, not done: V after it is the bootstrap value)"
-            carry = f"{row['delta']:.3f} + 0"
         else:
             carry = f"{row['delta']:.3f} + {g:g}×{lam:g}×{_p(advantages[t + 1])}"
-            flow = ""
         lines.append(
             f"t={t}: δ = {row['reward']:.3f} + {g:g}×{_p(row['next_value'])} − {_p(row['value'])}"
             f" = {row['delta']:.3f};   A = {carry} = {row['advantage']:.3f};   "
@@ -87,11 +82,11 @@ def gae_arithmetic(result: dict[str, Any], max_steps: int = 8) -> Text:
     return Text("\n".join(lines))
 
 
-def normalization_table(
-    advantages: Sequence[float], normalized: Sequence[float], norm: dict[str, Any], title: str
-) -> Table:
+def normalization_table(steps: dict[str, Any], norm: dict[str, Any], title: str) -> Table:
+    """A trajectory's advantages, and normalized by `norm` (its own, or its batch's)."""
     table = columns_table(title, "t | A | (A − mean) / (std + eps)")
-    for t, (a, z) in enumerate(zip(advantages, normalized, strict=True)):
+    pairs = zip(steps["advantages"], steps["normalized_advantages"], strict=True)
+    for t, (a, z) in enumerate(pairs):
         table.add_row(str(t), _f(a), _f(z))
     table.caption = normalization_caption(norm)
     return table
@@ -106,20 +101,14 @@ def normalization_caption(norm: dict[str, Any]) -> str:
 
 
 def explain_gae_view(result: dict[str, Any]) -> Group:
+    title = "Advantage normalization before the PPO loss (gae.normalize, as ppo_update does)"
     return Group(
         Text("Generalized Advantage Estimation, the function training uses (gae.compute_gae)\n"),
         Text(GAE_FORMULAS + "\n", style="cyan"),
         Fit(gae_table(result, "Backward pass, one row per step")),
         gae_arithmetic(result),
         Text(""),
-        Fit(
-            normalization_table(
-                result["advantages"],
-                result["normalized_advantages"],
-                result["normalization"],
-                "Advantage normalization before the PPO loss (gae.normalize, as ppo_update does)",
-            )
-        ),
+        Fit(normalization_table(result, result["normalization"], title)),
         Text(
             "In training, the mean and std come from every valid step of the batch "
             "(all its episodes), not from one trajectory.",
@@ -143,12 +132,8 @@ def explain_run_view(result: dict[str, Any]) -> Group:
             f"Episode {k}: {escape(ep['question'])} → {escape(answer)}  "
             f"(target {escape(ep['target'])}, {mark}, total reward {ep['total_reward']:.2f})"
         )
-        normalized = normalization_table(
-            ep["advantages"],
-            ep["normalized_advantages"],
-            result["normalization"],
-            "Normalized over the whole batch, as ppo_update does",
-        )
+        batch = "Normalized over the whole batch, as ppo_update does"
+        normalized = normalization_table(ep, result["normalization"], batch)
         parts += [Fit(gae_table(ep, title)), gae_arithmetic(ep), Fit(normalized), Text("")]
     return Group(*parts)
 
@@ -188,11 +173,8 @@ def explain_clip_view(examples: Sequence[dict[str, Any]]) -> Group:
     ]
     for ex in examples:
         why = "\n".join(f"  #{r['sample']}: {r['why']}" for r in ex["rows"]) + "\n"
-        parts += [Fit(clip_table(ex, ex.get("title", "Your numbers"))), Text(why)]
+        parts += [Fit(clip_table(ex, ex["title"])), Text(why)]
     return Group(*parts)
-
-
-# ---------------------------------------------------------------- training traces
 
 
 def trace_view(record: dict[str, Any]) -> Group:
@@ -320,10 +302,8 @@ def explain_advantage_view(result: dict[str, Any]) -> Group:
         + ("" if result["critic_trained"] else ": its critic is untrained")
         + ")"
     )
-    seen: dict[int, str] = {}
-    for row in rows:
-        line = f"group {row['group']}: {row['question']}  -> {row['target']}"
-        seen.setdefault(row["group"], line)
+    # one line per group: its completions share the question
+    seen = {r["group"]: f"group {r['group']}: {r['question']}  -> {r['target']}" for r in rows}
     questions = Text("\n".join(seen.values()))
     estimators = " | ".join(
         f"[bold]{name}[/]" for name in ("gae", "grpo", "dr_grpo", "rloo", "rf++")

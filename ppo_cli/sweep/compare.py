@@ -1,11 +1,10 @@
 """`ppoqa compare`: advantage estimators side by side on one dataset, several seeds each, at
 the same number of sampled completions; IQM and 95 % bootstrap CIs over seeds (sweep.stats).
 
-Every run trains exactly as `ppoqa train --advantage NAME --seed S` would (the estimator's
-documented defaults), with the same completions per iteration and the same iteration budget
-for all, and no early stop, so the curves share their x axis: completions sampled. The
-estimators run one after the other, each in a forked process (its own peak memory), its seeds
-in turn. Training is seeded, so the same command gives the same report (wall times aside).
+Every run trains as `ppoqa train --advantage NAME --seed S` would, with the same completions
+per iteration and iteration budget for all and no early stop, so the curves share their x axis.
+Each estimator runs in a forked process (its own peak memory), its seeds in turn; training is
+seeded, so the same command gives the same report (wall times aside).
 """
 
 from __future__ import annotations
@@ -102,10 +101,8 @@ def _run_estimator(name: str, spec: CompareSpec, root: str) -> dict[str, Any]:
 
 def _completions_to_solve(completions: list[int], accuracy: list[float]) -> float:
     """Completions sampled when greedy accuracy first reached 100 % (inf: never)."""
-    for n, acc in zip(completions, accuracy, strict=True):
-        if acc >= 1.0:
-            return float(n)
-    return float("inf")
+    pairs = zip(completions, accuracy, strict=True)
+    return next((float(n) for n, acc in pairs if acc >= 1.0), float("inf"))
 
 
 def _interval(scores: list[float]) -> dict[str, Any]:

@@ -2,8 +2,7 @@
 configuration with a 95 % bootstrap band around its IQM, and an IQM bar chart with CIs.
 
 Runs are grouped into configurations by their config.yaml without the seed, so plain
-`ppoqa train --seed K` runs group the same way as a sweep's. Figures are matplotlib Figure
-objects rendered with Agg, as in ppo_cli.plotting.
+`ppoqa train --seed K` runs group the same way as a sweep's.
 """
 
 from __future__ import annotations
@@ -192,8 +191,8 @@ def plot_groups(groups: list[Group], title: str, out: Path | None, window: int =
     from ppo_cli.plotting import check_suffix, save_figure
 
     if out is not None:
-        check_suffix(out)
-    if out is None:  # <the runs' common folder>/sweep.png (a sweep's --out folder)
+        check_suffix(out)  # before the figure is drawn
+    else:  # <the runs' common folder>/sweep.png (a sweep's --out folder)
         parents = [str(r.parent.resolve()) for g in groups for r in g.runs]
         out = Path(os.path.commonpath(parents)) / "sweep.png"
     return save_figure(sweep_figure(groups, title, window), out)

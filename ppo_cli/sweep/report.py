@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ppo_cli.sweep.stats import bootstrap_ci, iqm
-from ppo_cli.sweep.storage import StorageError, import_optuna, load_study, open_storage
+from ppo_cli.sweep.storage import StorageError, display_url, import_optuna, load_study, open_storage
 from ppo_cli.sweep.worker import DEFAULT_HEARTBEAT, SPEC_ATTR, SweepSpec
 
 STALE_AFTER = 3  # heartbeat intervals without a beat: the worker is gone
@@ -119,16 +119,13 @@ def study_report(storage_url: str, study_name: str) -> Report:
             "optuna-dashboard or `optuna trials` show other studies",
         )
     spec = SweepSpec.from_dict(raw)
-    from ppo_cli.sweep.storage import display_url
-
+    lower = spec.direction == "minimize"
     return Report(
         study=study_name,
         storage=display_url(storage_url),
         metric=spec.metric,
         seeds=spec.seeds,
-        configurations=configurations(
-            study.get_trials(deepcopy=False), lower_is_better=spec.direction == "minimize"
-        ),
+        configurations=configurations(study.get_trials(deepcopy=False), lower_is_better=lower),
         objective=spec.objective,
-        lower_is_better=spec.direction == "minimize",
+        lower_is_better=lower,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,10 +156,8 @@ def parse_axis(text: str, base: Config) -> Axis:
 def _scalar(item: str) -> Any:
     """'3' -> 3, '1e-4' -> 0.0001, 'true' -> True, 'lstm' -> 'lstm'."""
     for cast in (int, float):
-        try:
+        with suppress(ValueError):
             return cast(item)
-        except ValueError:
-            pass
     lowered = item.lower()
     if lowered in ("true", "false"):
         return lowered == "true"

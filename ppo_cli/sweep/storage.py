@@ -155,13 +155,12 @@ def open_storage(
 
     full = _normalize_url(url)
     db = _sqlite_path(full, shown)
+    engine_kwargs: dict[str, Any] = {}
     if db is not None:
         _check_exists(db, shown, create)
         if create:
             with contextlib.suppress(OSError):
                 db.parent.mkdir(parents=True, exist_ok=True)
-    engine_kwargs: dict[str, Any] = {}
-    if db is not None:
         engine_kwargs["connect_args"] = {"timeout": 120}
     elif full.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
@@ -170,14 +169,9 @@ def open_storage(
         import inspect
 
         params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-        cb_name = (
-            "heartbeat_stale_trial_callback"
-            if "heartbeat_stale_trial_callback" in params
-            else "failed_trial_callback"
-        )
+        stale = "heartbeat_stale_trial_callback"  # failed_trial_callback in older Optunas
         kwargs.update(heartbeat_interval=heartbeat, grace_period=3 * heartbeat)
-        if on_stale is not None:
-            kwargs[cb_name] = on_stale
+        kwargs[stale if stale in params else "failed_trial_callback"] = on_stale  # None: default
     try:
         _check_schema(full, shown, db, create)
         with _creation_lock(db if create else None):
@@ -237,10 +231,8 @@ def _check_schema(url: str, shown: str, db: Path | None, create: bool) -> None:
     """Never add Optuna's tables to a database that is someone else's. Reading (--report,
     plot) needs them there already; a sweep may create them only in a new or empty SQLite
     file (a shared PostgreSQL database is the user's to prepare, so it is left to Optuna)."""
-    if db is not None and (not db.is_file() or db.stat().st_size == 0):
-        return  # a new database (reading one that is missing was refused before)
-    if create and db is None:
-        return
+    if (create and db is None) or (db is not None and (not db.is_file() or db.stat().st_size == 0)):
+        return  # the user's server, or a new database (reading one that is missing was refused)
     from sqlalchemy import create_engine, inspect
 
     engine = create_engine(
@@ -251,9 +243,7 @@ def _check_schema(url: str, shown: str, db: Path | None, create: bool) -> None:
         tables = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    if all(t in tables for t in _OPTUNA_TABLES):
-        return
-    if create and not tables:
+    if set(_OPTUNA_TABLES) <= tables or (create and not tables):
         return
     what = f"{db}" if db is not None else "the database"
     raise StorageError(
@@ -295,15 +285,15 @@ def _create_rdb(optuna: Any, url: str, kwargs: dict[str, Any]) -> Any:
     import random
     import time
 
-    for attempt in range(10):
+    for _ in range(9):
         try:
             return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:
             text = str(getattr(exc, "orig", None) or exc).lower()
-            if attempt == 9 or not any(r in text for r in _CREATION_RACE):
+            if not any(r in text for r in _CREATION_RACE):
                 raise
             time.sleep(0.2 + random.random() * 0.5)
-    raise AssertionError("unreachable")
+    return optuna.storages.RDBStorage(url, **kwargs)  # the tenth try: its error propagates
 
 
 _URL_HINT = (

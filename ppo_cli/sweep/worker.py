@@ -7,10 +7,9 @@ search asks Optuna's TPE for each new configuration; retries of interrupted ones
 claimed the same way.
 
 A trial = one configuration, trained for seeds 0..K-1 as ordinary run directories
-<out>/<configuration>/s<k>. Its value is the IQM of the seeds' scores (greedy accuracy for text
-QA, mean evaluation return for gymnasium). The per-seed scores are stored on the trial as they
-come, and in <run>/sweep_score.json, so an interrupted configuration's finished seeds are not
-trained twice and its interrupted seed resumes from its checkpoint.
+<out>/<configuration>/s<k>; its value is the IQM of the seeds' scores (seed_score). They are
+stored on the trial as they come, and in <run>/sweep_score.json, so an interrupted
+configuration's finished seeds are not trained twice; its interrupted seed resumes.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +114,6 @@ class SweepEvents:
         self, number: int, seed: int, score: float, run_dir: Path, reused: bool
     ) -> None: ...
     def on_trial_end(self, number: int, state: str, value: float | None) -> None: ...
-
-
-@dataclass
-class WorkerSummary:
-    trials: list[int] = field(default_factory=list)  # numbers of the trials this worker ran
-    interrupted: bool = False
 
 
 # --- study: create once, or join ------------------------------------------------------------
@@ -327,11 +320,8 @@ def seed_score(result: Any, cfg: Config, objective: str = "final") -> float:
 
 
 def read_score(run_dir: Path) -> float | None:
-    path = run_dir / SCORE_FILE
-    if not path.is_file():
-        return None
-    try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["score"])
+    try:  # missing (OSError), half-written or not ours: no score
+        return float(json.loads((run_dir / SCORE_FILE).read_text(encoding="utf-8"))["score"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -453,13 +443,11 @@ class WorkerOptions:
     heartbeat: int = DEFAULT_HEARTBEAT
 
 
-def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> WorkerSummary:
-    """Claim and train configurations until none is left (or Ctrl-C)."""
-    events = events or SweepEvents()
+def run_worker(opts: WorkerOptions, events: SweepEvents) -> bool:
+    """Claim and train configurations until none is left; True when Ctrl-C stopped it."""
     optuna = import_optuna()
     opened = open_storage(opts.storage_url, heartbeat=opts.heartbeat, on_stale=requeue)
     study, spec = create_or_join(opened, opts.study, opts.spec)
-    summary = WorkerSummary()
     try:
         while True:
             if opened.heartbeat:  # RDB: a trial whose worker was killed is failed, requeued
@@ -467,17 +455,15 @@ def run_worker(opts: WorkerOptions, events: SweepEvents | None = None) -> Worker
             if spec.grid:
                 trial_id = _claim_waiting(study)
                 if trial_id is None:
-                    break
+                    return False
                 trial = optuna.trial.Trial(study, trial_id)
+            elif _search_done(study, spec.trials or 0):
+                return False
             else:
-                if _search_done(study, spec.trials or 0):
-                    break
                 trial = study.ask()
-            summary.trials.append(trial.number)
             _run_trial(study, trial, spec, opened, opts, events)
     except (TrainingInterrupted, KeyboardInterrupt):
-        summary.interrupted = True
-    return summary
+        return True
 
 
 def check_spec(spec: SweepSpec) -> None:

@@ -1,8 +1,7 @@
 """`ppoqa doctor`: the walkthrough's "common problems", found in a text-QA run's own records.
 
-Reads only the run directory (config.yaml, metrics.jsonl, the checkpoint's final greedy
-answers and stop reason) and returns findings as plain data: a code, a one-line message, the
-evidence from the records, and the remedy that applies. A healthy solved run has none.
+Reads only the run directory (config, metrics, the checkpoint's final answers and stop reason);
+each finding is plain data: code, message, evidence, remedy. A healthy solved run has none.
 """
 
 from __future__ import annotations
@@ -11,22 +10,11 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ppo_cli.errors import RunError
-
-CODES = (
-    "same_answer",
-    "hedging",
-    "word_order",
-    "reward_hacking",
-    "not_learning",
-    "forgetting",
-    "loss_exploding",
-    "entropy_collapse",
-    "budget_exhausted",
-)
 
 # Thresholds, in the units the metrics use (accuracy in [0, 1], entropy in nats per token).
 SAME_ANSWER_MIN = 3  # one wrong answer given to this many questions or more
@@ -109,15 +97,11 @@ def _examples(rows: list[dict[str, Any]], limit: int | None = MAX_EXAMPLES) -> l
 
 
 @dataclass
-class Context:
+class Context(RunRecords):
     """What every rule reads, computed once: the records plus the kind of run."""
 
-    rec: RunRecords
-    cfg: dict[str, Any]
-    metrics: list[dict[str, Any]]
     wrong: list[dict[str, Any]]
     kinds: dict[int, str]  # id(result row) -> answer_kind of a wrong answer
-    evals: list[tuple[int, float]]  # (iteration, greedy accuracy)
     final_acc: float
     solved: bool
     reward: str
@@ -133,6 +117,10 @@ class Context:
             if _num(m.get(key)) is not None and isinstance(m.get("iteration"), int)
         ]
 
+    @cached_property
+    def evals(self) -> list[tuple[int, float]]:  # (iteration, greedy accuracy)
+        return self.series("eval_accuracy")
+
 
 def _context(rec: RunRecords) -> Context:
     from ppo_cli.textqa.data import tokenize
@@ -144,28 +132,22 @@ def _context(rec: RunRecords) -> Context:
     # A run with no early stop (--no-early-stop, RLHF) counts as solved at 100 %, so a
     # finished run that got every answer right is not "out of budget".
     target = _num(cfg.get("target_accuracy"))
-    rlhf = bool(
-        cfg.get("init_from") or cfg.get("reward_fn") or (_num(cfg.get("kl_coef")) or 0.0) > 0
-    )
-    ctx = Context(
-        rec=rec,
-        cfg=cfg,
-        metrics=rec.metrics,
+    return Context(
+        **vars(rec),
         wrong=wrong,
         kinds={id(r): answer_kind(tokenize(r["answer"]), tokenize(r["target"])) for r in wrong},
-        evals=[],
         final_acc=final_acc,
         solved=final_acc >= (1.0 if target is None else target) - 1e-9,
         reward=str(cfg.get("reward")),
-        rlhf=rlhf,
+        rlhf=bool(
+            cfg.get("init_from") or cfg.get("reward_fn") or (_num(cfg.get("kl_coef")) or 0.0) > 0
+        ),
         scored_by_fn=bool(cfg.get("reward_fn")),
     )
-    ctx.evals = ctx.series("eval_accuracy")
-    return ctx
 
 
 def _setting(ctx: Context, name: str, default: float) -> float:
-    value = _num(ctx.cfg.get(name))
+    value = _num(ctx.config.get(name))
     return default if value is None else value
 
 
@@ -355,7 +337,7 @@ def rule_not_learning(ctx: Context) -> Finding | None:
         (
             "no rollout ever earned the exact-answer reward: check the dataset's "
             "rewards (ppoqa explain-reward)"
-            + ("" if ctx.cfg.get("answer_vocab", True) else ", use --answer-vocab")
+            + ("" if ctx.config.get("answer_vocab", True) else ", use --answer-vocab")
             + f", raise {_more_episodes(ctx)}"
             if max(train_acc) == 0.0
             else f"{_raise(ctx, 'learning_rate', 0.01, 5e-3)} or {_more_episodes(ctx)}; "
@@ -370,15 +352,9 @@ def rule_forgetting(ctx: Context) -> Finding | None:
     (best_it, best), (last_it, last) = _best_and_last(ctx)
     if not (best - last >= FORGET_DROP and last_it > best_it):
         return None
-    lower = [
-        x
-        for x in (
-            _lower(ctx, "clip_coef", 0.1, 0.2),
-            _lower(ctx, "update_epochs", 2, 4, whole=True),
-        )
-        if x
-    ]
-    target_kl = _num(ctx.cfg.get("target_kl"))
+    lower = [_lower(ctx, "clip_coef", 0.1, 0.2), _lower(ctx, "update_epochs", 2, 4, whole=True)]
+    lower = [*filter(None, lower), "--learning-rate"]
+    target_kl = _num(ctx.config.get("target_kl"))
     kl = (
         "--target-kl 0.02 stops an update that moves too far"
         if target_kl is None
@@ -394,7 +370,7 @@ def rule_forgetting(ctx: Context) -> Finding | None:
             "final_accuracy": round(last, 4),
             "final_iteration": last_it,
         },
-        f"updates too aggressive: lower {', '.join(lower + ['--learning-rate'])}; {kl}",
+        f"updates too aggressive: lower {', '.join(lower)}; {kl}",
     )
 
 
@@ -442,7 +418,7 @@ def rule_entropy_collapse(ctx: Context) -> Finding | None:
 
 def rule_budget_exhausted(ctx: Context) -> Finding | None:
     # An RLHF run's iterations are its plan; its gold accuracy is reported, not targeted.
-    if ctx.rec.stop_reason != "budget" or ctx.solved or ctx.rlhf:
+    if ctx.stop_reason != "budget" or ctx.solved or ctx.rlhf:
         return None
     tail = ctx.evals[-10:]
     rising = len(tail) >= 2 and tail[-1][1] > tail[0][1]
@@ -462,7 +438,7 @@ def rule_budget_exhausted(ctx: Context) -> Finding | None:
             "; or start from a supervised warm start (ppoqa sft --dataset FILE --run-dir "
             "runs/sft, then ppoqa train --init-from runs/sft), or aim lower "
             "(--target-accuracy 0.9)"
-            if len(ctx.rec.results) >= LARGE_SET
+            if len(ctx.results) >= LARGE_SET
             else ""
         ),
     )
@@ -481,6 +457,7 @@ RULES: tuple[Callable[[Context], Finding | None], ...] = (
     rule_entropy_collapse,
     rule_budget_exhausted,
 )
+CODES = tuple(rule.__name__.removeprefix("rule_") for rule in RULES)
 
 
 def diagnose_records(rec: RunRecords) -> list[Finding]:
@@ -489,13 +466,15 @@ def diagnose_records(rec: RunRecords) -> list[Finding]:
     return [f for rule in RULES if (f := rule(ctx)) is not None]
 
 
+def _example_line(r: dict[str, str]) -> str:
+    return f'    "{r["question"]}" -> "{r["answer"]}" (target "{r["target"]}")'
+
+
 def render_still_wrong(rows: list[dict[str, str]], total: int, limit: int = 20) -> list[str]:
     """Plain lines naming the questions still wrong (the first `limit`)."""
     if not rows:
         return []
-    lines = [f"still wrong: {len(rows)} of {total} questions"]
-    for r in rows[:limit]:
-        lines.append(f'    "{r["question"]}" -> "{r["answer"]}" (target "{r["target"]}")')
+    lines = [f"still wrong: {len(rows)} of {total} questions", *map(_example_line, rows[:limit])]
     if len(rows) > limit:
         lines.append(f"    ... and {len(rows) - limit} more (--json lists them all)")
     return lines
@@ -506,7 +485,6 @@ def render_findings(findings: list[Finding]) -> list[str]:
     lines = []
     for f in findings:
         lines.append(f"[{f.code}] {f.message}")
-        for ex in f.evidence.get("examples", [])[:3]:
-            lines.append(f'    "{ex["question"]}" -> "{ex["answer"]}" (target "{ex["target"]}")')
+        lines += map(_example_line, f.evidence.get("examples", [])[:3])
         lines.append(f"    remedy: {f.remedy}")
     return lines

@@ -1,10 +1,8 @@
-"""Worked numbers for `ppoqa explain-gae` and `ppoqa explain-clip`, as plain data.
+"""Worked numbers for `ppoqa explain-gae`, `explain-clip` and `explain-advantage`, as plain data.
 
-Nothing here re-derives the math: GAE comes from ppo_cli.core.gae.compute_gae and
-ppo_cli.core.gae.normalize, the clipped objective from ppo_cli.core.ppo.ppo_loss and
-ppo_cli.core.ppo.clipped_surrogate — the functions training uses. This module checks the
-learner's numbers (typer parses the flags, ppo_cli.cli.explain; a JSON document on stdin is
-read here) and lays the results out step by step.
+Nothing here re-derives the math: it calls the functions training uses (core.gae's compute_gae
+and normalize, core.ppo's ppo_loss and clipped_surrogate) on the learner's numbers, checked here
+(typer parses the flags, ppo_cli.cli.explain; a JSON document on stdin is read here).
 """
 
 from __future__ import annotations
@@ -175,25 +173,19 @@ def gae_steps(req: GAERequest) -> dict[str, Any]:
         }
         for t in reversed(range(n))
     ]
+    keys = ("reward", "value", "done", "next_value", "delta", "advantage", "return")
     return {
         "gamma": req.gamma,
         "lam": req.gae_lambda,
         "last_value": req.last_value,
-        "rewards": [rounded(x) for x in rewards],
-        "values": [rounded(x) for x in values],
-        "dones": [bool(x) for x in req.dones],
-        "next_values": [rounded(x) for x in gae.next_values],
-        "deltas": [rounded(x) for x in gae.deltas],
-        "advantages": [rounded(x) for x in adv],
-        "returns": [rounded(x) for x in gae.returns],
+        **{f"{key}s": [row[key] for row in reversed(rows)] for key in keys},  # in time order
         "rows": rows,
         "_advantages": adv,
     }
 
 
 def explain_gae(req: GAERequest) -> dict[str, Any]:
-    """One trajectory: per-step GAE, then the normalization ppo_update applies."""
-    check_request(req)
+    """One checked trajectory: per-step GAE, then the normalization ppo_update applies."""
     steps = gae_steps(req)
     norm = normalization(steps["_advantages"])
     result = public(steps)
@@ -220,7 +212,6 @@ def explain_run(
     cfg = text_run.config
     g = cfg.gamma if gamma is None else float(gamma)
     lam = cfg.gae_lambda if gae_lambda is None else float(gae_lambda)
-    check_request(GAERequest([0.0], [0.0], [True], 0.0, g, lam))
     task = text_run.task
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -263,38 +254,12 @@ def explain_run(
     }
 
 
-# ---------------------------------------------------------------- clipping
-
-
 @dataclass
 class ClipRequest:
     old_logprobs: list[float]
     new_logprobs: list[float]
     advantages: list[float]
     clip_coef: float = 0.2
-
-
-def check_clip_request(req: ClipRequest) -> ClipRequest:
-    lengths = {
-        "old log-probs": len(req.old_logprobs),
-        "new log-probs": len(req.new_logprobs),
-        "advantages": len(req.advantages),
-    }
-    if min(lengths.values()) == 0:
-        raise UsageError("a list is empty", "give one old/new log-prob and advantage per sample")
-    _same_lengths(lengths, "give one old log-prob, new log-prob and advantage per sample")
-    for name, xs in (("old log-prob", req.old_logprobs), ("new log-prob", req.new_logprobs)):
-        for i, x in enumerate(xs, 1):
-            if not (MIN_LOGPROB <= x <= 0.0):
-                raise UsageError(
-                    f"{name} {i} = {x!r} is not a log-probability in [{MIN_LOGPROB:g}, 0]",
-                    "a log-probability is log(p) for 0 < p <= 1, e.g. -0.5",
-                )
-    for i, x in enumerate(req.advantages, 1):
-        _check_number(x, f"advantage {i}")
-    if not (0.0 < req.clip_coef < 1.0):
-        raise UsageError(f"--clip-coef must be within (0, 1), got {req.clip_coef!r}", "e.g. 0.2")
-    return req
 
 
 def _why(ratio: float, advantage: float, eps: float) -> str:
@@ -318,7 +283,23 @@ def explain_clip(req: ClipRequest) -> dict[str, Any]:
     """The clipped surrogate per sample and the policy loss, through ppo_loss itself."""
     from ppo_cli.core.ppo import clipped_surrogate, ppo_loss
 
-    check_clip_request(req)
+    lengths = {
+        "old log-probs": len(req.old_logprobs),
+        "new log-probs": len(req.new_logprobs),
+        "advantages": len(req.advantages),
+    }
+    if min(lengths.values()) == 0:
+        raise UsageError("a list is empty", "give one old/new log-prob and advantage per sample")
+    _same_lengths(lengths, "give one old log-prob, new log-prob and advantage per sample")
+    for name, xs in (("old log-prob", req.old_logprobs), ("new log-prob", req.new_logprobs)):
+        for i, x in enumerate(xs, 1):
+            if not (MIN_LOGPROB <= x <= 0.0):
+                raise UsageError(
+                    f"{name} {i} = {x!r} is not a log-probability in [{MIN_LOGPROB:g}, 0]",
+                    "a log-probability is log(p) for 0 < p <= 1, e.g. -0.5",
+                )
+    for i, x in enumerate(req.advantages, 1):
+        _check_number(x, f"advantage {i}")
     old = torch.tensor(req.old_logprobs, dtype=torch.float32)  # [N]
     new = torch.tensor(req.new_logprobs, dtype=torch.float32)  # [N]
     adv = torch.tensor(req.advantages, dtype=torch.float32)  # [N]
@@ -393,12 +374,10 @@ def seed_clip_examples(clip_coef: float = 0.2) -> list[dict[str, Any]]:
 def explain_advantage(
     run: Path, seed: int = 0, group_size: int = 4, questions: int = 3
 ) -> dict[str, Any]:
-    """One batch sampled from a text-QA run (seeded): `questions` questions, `group_size`
-    completions each, and the advantage every completion gets under every estimator, with
-    the numbers that produced it (group mean, std, leave-one-out mean, V(s_0), the batch's
-    return statistics). The batch is the shown completions: REINFORCE++'s normalization and
-    GAE's are over them. GAE reads the run's critic; a run trained without one has its
-    untrained head, which the record says."""
+    """One seeded batch from a text-QA run, `group_size` completions for each of `questions`
+    questions, and each completion's advantage under every estimator with the numbers behind it.
+    REINFORCE++'s and GAE's normalization are over the shown batch; GAE reads the run's critic
+    (untrained in a run without one, which the record says)."""
     from ppo_cli.textqa import estimators
     from ppo_cli.textqa.curriculum import balanced_questions
     from ppo_cli.textqa.env import TextQAVecEnv
