@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ppo_cli.config import Config
@@ -80,7 +81,11 @@ class RichCallbacks(Callbacks):
             )
         if self.quiet:
             return
-        self.err.print(f"[bold]ppoqa train[/] env={cfg.env} seed={cfg.seed} -> {run_dir}")
+        # an entry's env_kwargs change what the agent sees (Ant-v5's): the header says so
+        kwargs = "".join(f" {k}={v}" for k, v in (cfg.env_kwargs or {}).items())
+        self.err.print(
+            f"[bold]ppoqa train[/] env={cfg.env}{escape(kwargs)} seed={cfg.seed} -> {run_dir}"
+        )
         self.progress = Progress(
             TextColumn("[bold blue]train"),
             BarColumn(),
