@@ -454,9 +454,6 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Conf
     return dataclasses.replace(cfg, **values)
 
 
-MAX_CONFIG_BYTES = 1_000_000
-
-
 def load_config_file(path: str | Path) -> dict[str, Any]:
     import yaml  # here, not at the top: `ppoqa --help` reads this module
 
@@ -466,7 +463,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     raw = read_regular(
         p,
         "config file",
-        MAX_CONFIG_BYTES,
+        1_000_000,
         error=ConfigError,
         missing_hint="check the path given to --config",
         size_message=f"{p}: larger than 1 MB, not a config file",

@@ -49,23 +49,18 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
             f"{'reward: walkthrough' if unused == 'overlap' else 'another reward'}",
         )
     spec = RewardSpec(**values, name=name)
+    lengths = [len(p.answer_tokens) for p in dataset.pairs]
     check_reward_fits(
-        spec,
-        [len(p.answer_tokens) for p in dataset.pairs],
-        cfg.max_answer_tokens or dataset.max_answer_tokens,
-        f"{dataset.source}",
+        spec, lengths, cfg.max_answer_tokens or dataset.max_answer_tokens, dataset.source
     )
     return spec
 
 
-# Greedy evaluation answers in chunks whose [batch, vocabulary] logits (and a few temporaries
-# of that size) stay near this: linear time and bounded memory on 300k questions.
-EVAL_STEP_BYTES = 256_000_000
-
-
 def eval_chunk(vocab_size: int) -> int:
-    """How many questions one greedy batch answers at once."""
-    return max(64, EVAL_STEP_BYTES // (12 * max(1, vocab_size)))
+    """How many questions one greedy batch answers at once: its [batch, vocabulary] logits (and
+    a few temporaries of that size) stay near 256 MB, linear time and bounded memory on 300k
+    questions."""
+    return max(64, 256_000_000 // (12 * max(1, vocab_size)))
 
 
 @torch.no_grad()
