@@ -51,7 +51,6 @@ _OWN_TRANSIENT = (MARKER, LOCK)
 # 2: the payload is stored as its own torch file (bytes) next to its SHA-256, so a flipped byte
 # anywhere is caught (torch does not check its zip CRCs on load).
 FORMAT_VERSION = 2
-MAX_CHECKPOINT_BYTES = 2_000_000_000
 DEFAULT_RUNS = Path("runs")
 
 
@@ -323,7 +322,7 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
     raw = read_regular(
         ckpt,
         "checkpoint",
-        MAX_CHECKPOINT_BYTES,
+        2_000_000_000,
         size_message=f"{ckpt}: checkpoint is larger than 2 GB",
         size_hint="not a ppoqa checkpoint",
     )
