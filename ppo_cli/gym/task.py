@@ -211,11 +211,7 @@ class GymTask:
             "global_step": state.steps,
         }
         atomic_write_text(self.run_dir / FINAL_EVAL, json.dumps(final) + "\n")
-        return {
-            "mean_return": mean,
-            "stop_reason": state.stop_reason,
-            "stop_message": state.stop_message,
-        }
+        return {"mean_return": mean}
 
     def close(self) -> None:
         if self.envs is not None:

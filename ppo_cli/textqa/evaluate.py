@@ -239,13 +239,9 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
     # question asked alone must look exactly as it did in training.
     prompts = encode_prompts([ids for ids, _ in encoded], run.task.prompt_len)  # [N, P]
     check_fits(run.policy, prompts.shape[1], run.task.max_steps, "question")
-    ro = collect_text_episodes(
-        run.policy,
-        TextQAVecEnv(run.task),
-        torch.zeros(len(questions), dtype=torch.long),
-        greedy=True,
-        prompts=prompts,
-    )
+    # every row in question 0's place: the prompts replace its text, its rewards are not read
+    venv, rows = TextQAVecEnv(run.task), torch.zeros(len(questions), dtype=torch.long)
+    ro = collect_text_episodes(run.policy, venv, rows, greedy=True, prompts=prompts)
     # the product of the greedy tokens' probabilities: exp of the summed log-probs
     confidence = torch.exp((ro.logprobs * ro.mask).sum(1))  # [N]
     nearest = NearestQuestion([p.question for p in run.task.dataset.pairs])

@@ -574,4 +574,4 @@ class TextQATask(TextRunTask):
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
         if not state.results:  # the last iteration always evaluates; this is for 0 iterations
             self.greedy(policy, {}, state)
-        return {"stop_reason": state.stop_reason, "stop_message": state.stop_message}
+        return {}
