@@ -395,9 +395,6 @@ def _check_kind(cfg: Config) -> None:
             )
 
 
-GROUPED = ("grpo", "dr_grpo", "rloo")  # estimators that need G >= 2 completions per question
-
-
 def _check_estimator(cfg: Config, source: str) -> None:
     """The estimator's needs: groups of two or more completions for the group baselines, a
     reference for a KL term in the loss."""
@@ -406,7 +403,7 @@ def _check_estimator(cfg: Config, source: str) -> None:
             f"{_label(source, 'kl_in')} must be one of reward, loss, got {short_repr(cfg.kl_in)}",
             "pick reward (PPO-RLHF) or loss (GRPO)",
         )
-    if cfg.advantage in GROUPED and cfg.group_size < 2:
+    if cfg.advantage in ("grpo", "dr_grpo", "rloo") and cfg.group_size < 2:  # group estimators
         raise ConfigError(
             f"--advantage {cfg.advantage} compares each completion with the others of its "
             f"question, but {_label(source, 'group_size')} {cfg.group_size} leaves none",
@@ -454,9 +451,6 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Conf
     return dataclasses.replace(cfg, **values)
 
 
-MAX_CONFIG_BYTES = 1_000_000
-
-
 def load_config_file(path: str | Path) -> dict[str, Any]:
     import yaml  # here, not at the top: `ppoqa --help` reads this module
 
@@ -466,7 +460,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     raw = read_regular(
         p,
         "config file",
-        MAX_CONFIG_BYTES,
+        1_000_000,
         error=ConfigError,
         missing_hint="check the path given to --config",
         size_message=f"{p}: larger than 1 MB, not a config file",

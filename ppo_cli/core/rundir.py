@@ -45,13 +45,9 @@ VOCAB = "vocab.json"
 FINAL_EVAL = "final_eval.json"  # gymnasium: the greedy evaluation after training
 LOCK = ".lock"
 MARKER = ".ppoqa-run"
-# What ppoqa itself leaves in a folder besides a run's files (a folder holding only these is
-# as good as empty): the marker, the lock, a write probe or a temp file of a killed write.
-_OWN_TRANSIENT = (MARKER, LOCK)
 # 2: the payload is stored as its own torch file (bytes) next to its SHA-256, so a flipped byte
 # anywhere is caught (torch does not check its zip CRCs on load).
 FORMAT_VERSION = 2
-MAX_CHECKPOINT_BYTES = 2_000_000_000
 DEFAULT_RUNS = Path("runs")
 
 
@@ -95,7 +91,9 @@ def new_run_dir(env: str, seed: int, root: Path = DEFAULT_RUNS) -> Path:
 
 
 def _is_own(name: str) -> bool:
-    return name in _OWN_TRANSIENT or name.startswith(".write-test.") or name.endswith(".tmp")
+    """What ppoqa itself leaves in a folder besides a run's files (a folder holding only these
+    is as good as empty): the marker, the lock, a write probe or a temp file of a killed write."""
+    return name in (MARKER, LOCK) or name.startswith(".write-test.") or name.endswith(".tmp")
 
 
 def marker_kind(path: Path) -> str | None:
@@ -323,7 +321,7 @@ def load_checkpoint(run: Path) -> dict[str, Any]:
     raw = read_regular(
         ckpt,
         "checkpoint",
-        MAX_CHECKPOINT_BYTES,
+        2_000_000_000,
         size_message=f"{ckpt}: checkpoint is larger than 2 GB",
         size_hint="not a ppoqa checkpoint",
     )

@@ -12,8 +12,6 @@ from typing import Any
 from ppo_cli.config import Config
 from ppo_cli.errors import ConfigError
 
-LOG_DIR = "tensorboard"  # inside the run directory
-
 # metrics-record key -> TensorBoard tag. CleanRL's ppo.py names first, then text-QA extras,
 # then TRL's names (its trainers log them under train/), for the estimators' comparison.
 _LOSSES = ("value_loss", "policy_loss", "entropy", "old_approx_kl", "approx_kl", "clipfrac")
@@ -77,7 +75,7 @@ class TensorBoardCallbacks:
         return getattr(self.inner, name)
 
     def on_start(self, cfg: Config, run_dir: Path, total: int) -> None:
-        self.writer = self._writer_cls(log_dir=str(Path(run_dir) / LOG_DIR))
+        self.writer = self._writer_cls(log_dir=str(Path(run_dir) / "tensorboard"))
         rows = "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items())
         self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
         self.inner.on_start(cfg, run_dir, total)

@@ -16,7 +16,6 @@ from ppo_cli.errors import UsageError
 MAX_EPISODES = 3  # episodes (and their steps) shown per traced iteration
 PER_EPOCH_CLIPPED = 2  # clipping-trace rows per epoch with |ratio - 1| > clip_coef ...
 PER_EPOCH_INSIDE = 2  # ... and rows inside the band
-NORM_EPS = 1e-8  # the eps of ppo_cli.core.gae.normalize
 STD_CONVENTION = "unbiased sample std (divides by N-1), as torch.std and ppo_cli.core.gae.normalize"
 
 
@@ -36,7 +35,7 @@ def normalization(advantages: torch.Tensor, mask: torch.Tensor | None = None) ->
         "mean": rounded(valid.mean()),
         "std": None if std is None else rounded(std),
         "std_convention": STD_CONVENTION,
-        "eps": NORM_EPS,
+        "eps": 1e-8,  # the eps of ppo_cli.core.gae.normalize
         "note": (
             "fewer than 2 values: normalize only subtracts the mean"
             if std is None

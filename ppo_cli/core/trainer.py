@@ -225,7 +225,7 @@ def run_task(
         state.wall_seconds = wall
         session.save(state.iteration)
     extras = task.summary(policy, state)  # first: it may still fill in state
-    counts = ("episodes", "steps", "epochs", "gradient_updates", "stopped_early")
+    counts = ("episodes", "steps", "epochs", "gradient_updates", "stopped_early", "stop_reason")
     return TrainResult(
         run_dir=run_dir,
         env=cfg.env,
@@ -233,6 +233,7 @@ def run_task(
         wall_seconds=wall,
         final_accuracy=state.accuracy,
         final_results=[QAResult(**r) for r in state.results],
+        stop_message=state.stop_message,
         **{k: getattr(state, k) for k in counts},
         **extras,
     )

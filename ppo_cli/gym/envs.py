@@ -243,15 +243,12 @@ def resolve_vector_mode(spec: gym.envs.registration.EnvSpec, mode: str) -> str:
     return mode
 
 
-_OBS_LEAVES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary)
-
-
 def _flattenable(space: gym.Space) -> bool:
     """Spaces FlattenObservation turns into a fixed-size vector this policy can read."""
     if isinstance(space, (gym.spaces.Tuple, gym.spaces.Dict)):
         parts = space.spaces.values() if isinstance(space, gym.spaces.Dict) else space.spaces
         return all(_flattenable(s) for s in parts)
-    return isinstance(space, _OBS_LEAVES)
+    return isinstance(space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary))
 
 
 def _unsupported(env_id: str, what: str, space: gym.Space) -> EnvError:

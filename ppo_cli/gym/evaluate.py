@@ -20,7 +20,6 @@ from ppo_cli.gym.policy import MLPActorCritic, build_policy
 
 EVAL_SEED = 1000  # train's final evaluation uses the same seed as `ppoqa eval`'s default
 EVAL_EPISODES = 20
-_MAX_WIDTH = 32  # sub-envs run side by side during evaluation
 # Greedy evaluation plays whole episodes: an env without a time limit whose greedy policy never
 # reaches a terminal state would play forever.
 EVAL_MAX_EPISODE_STEPS = 1000
@@ -61,7 +60,7 @@ def evaluate_gym(
     env_kwargs and its normalization statistics frozen. Sub-env i plays a fixed quota (episodes
     i, i + W, ...), so short episodes are not over-represented; an env registered without a time
     limit is cut at EVAL_MAX_EPISODE_STEPS steps."""
-    width = min(episodes, _MAX_WIDTH)
+    width = min(episodes, 32)  # sub-envs run side by side
     quota = np.array([len(range(i, episodes, width)) for i in range(width)])  # [W]
     envs, info = make_vec_env(
         env_id, width, "auto", env_kwargs, max_episode_steps=EVAL_MAX_EPISODE_STEPS

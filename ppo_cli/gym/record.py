@@ -25,7 +25,6 @@ from ppo_cli.gym.evaluate import greedy_action
 from ppo_cli.gym.normalize import Normalizer
 
 FORMATS = (".gif", ".mp4")
-MAX_FRAMES = 5000  # a 20 MB gif at CartPole's size; longer recordings stop here
 
 
 def check_record_path(path: Path) -> None:
@@ -96,7 +95,7 @@ def record_episodes(
             obs, infos = envs.reset(seed=seed + k)
             frames.append(_frame(envs, env_id))
             total, done = 0.0, False
-            while not done and len(frames) < MAX_FRAMES:
+            while not done and len(frames) < 5000:  # cap: 20 MB of gif at CartPole's size
                 x = norm.obs(np.asarray(obs, dtype=np.float32).reshape(1, -1))
                 action = greedy_action(policy, torch.from_numpy(x).to(device), infos, info, 1)
                 obs, reward, term, trunc, infos = envs.step(info.to_env(action.cpu().numpy()))

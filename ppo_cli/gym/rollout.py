@@ -58,16 +58,10 @@ class GymRollout:
         batch and the [T, N] TD residuals (for traces)."""
         gae = self.advantages(gamma, gae_lambda, reward_scale)
         v = self.valid
-        return Batch(
-            obs=self.obs[v],  # [B, D]
-            actions=self.actions[v],  # [B, ...]
-            old_logprobs=self.logprobs[v],
-            old_values=self.values[v],
-            advantages=gae.advantages[v],
-            returns=gae.returns[v],
-            mask=torch.ones(int(v.sum()), dtype=torch.bool, device=v.device),
-            action_mask=None if self.action_masks is None else self.action_masks[v],
-        ), gae.deltas
+        per_step = (self.obs, self.actions, self.logprobs, self.values, gae.advantages, gae.returns)
+        mask = torch.ones(int(v.sum()), dtype=torch.bool, device=v.device)
+        action_mask = None if self.action_masks is None else self.action_masks[v]
+        return Batch(*(x[v] for x in per_step), mask, action_mask), gae.deltas  # obs [B, D]
 
 
 class GymCollector:

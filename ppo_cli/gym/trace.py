@@ -10,12 +10,11 @@ import torch
 from ppo_cli.core.ppo import Batch
 from ppo_cli.core.trace import MAX_EPISODES, TraceRecorder, normalized_advantages, rounded
 
-OBS_NUMBERS = 4  # gymnasium observations are summarized by their first numbers
 MAX_STEPS = 12  # steps of env 0 shown per traced iteration
 
 
-def summarize_obs(obs: torch.Tensor, numbers: int = OBS_NUMBERS) -> str:
-    """'[0.03, -0.01, 0.04, 0.02, …]': enough to recognize a state, short enough for a row."""
+def summarize_obs(obs: torch.Tensor, numbers: int = 4) -> str:
+    """'[0.03, -0.01, 0.04, 0.02, …]': the first numbers, enough to recognize a state."""
     flat = obs.detach().float().reshape(-1)
     shown = ", ".join(f"{float(x):.2f}" for x in flat[:numbers])
     return f"[{shown}{', …' if flat.numel() > numbers else ''}]"

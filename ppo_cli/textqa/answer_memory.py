@@ -20,10 +20,6 @@ from ppo_cli.textqa.data import END_ID, PAD_ID
 
 _TIE = 1e-6  # returns closer than this are the same score (float sums of step penalties)
 
-# The tried-first-token table is [questions, first-token choices] bools; beyond this many
-# entries the probes still draw distinct tokens within an iteration but keep no table.
-MAX_TRIED_ENTRIES = 50_000_000
-
 
 class AnswerMemory:
     """best_return [Q], best_actions [Q, T] (<PAD> after the end) and tried [Q, C] bool over
@@ -34,8 +30,10 @@ class AnswerMemory:
         self.best_return = torch.full((num_questions,), -float("inf"))
         self.best_actions = torch.full((num_questions, max_steps), PAD_ID, dtype=torch.long)
         self.best_exact = torch.zeros(num_questions, dtype=torch.bool)
+        # The tried-first-token table is [questions, first-token choices] bools; beyond 50M
+        # entries the probes still draw distinct tokens within an iteration but keep no table.
         self.tried: torch.Tensor | None = None
-        if num_questions * columns.numel() <= MAX_TRIED_ENTRIES:
+        if num_questions * columns.numel() <= 50_000_000:
             self.tried = torch.zeros(num_questions, columns.numel(), dtype=torch.bool)
 
     @property

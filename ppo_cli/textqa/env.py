@@ -127,8 +127,7 @@ class TextQAVecEnv:
         self.answer = torch.full((n, self.task.max_steps), PAD_ID, dtype=torch.long)  # [N, T]
         self.answer_len = torch.zeros(n, dtype=torch.long)
         self.t = 0
-        self.done = torch.zeros(n, dtype=torch.bool)
-        self.exact = torch.zeros(n, dtype=torch.bool)
+        self.done, self.exact = (torch.zeros(n, dtype=torch.bool) for _ in range(2))
         self.overlap = torch.zeros(n, dtype=torch.long)
         self.credit = torch.zeros(n)
         return self.task.prompts[question_idx] if prompts is None else prompts

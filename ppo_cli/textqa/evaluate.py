@@ -49,23 +49,18 @@ def reward_spec(cfg: Config, dataset: QADataset) -> RewardSpec:
             f"{'reward: walkthrough' if unused == 'overlap' else 'another reward'}",
         )
     spec = RewardSpec(**values, name=name)
+    lengths = [len(p.answer_tokens) for p in dataset.pairs]
     check_reward_fits(
-        spec,
-        [len(p.answer_tokens) for p in dataset.pairs],
-        cfg.max_answer_tokens or dataset.max_answer_tokens,
-        f"{dataset.source}",
+        spec, lengths, cfg.max_answer_tokens or dataset.max_answer_tokens, dataset.source
     )
     return spec
 
 
-# Greedy evaluation answers in chunks whose [batch, vocabulary] logits (and a few temporaries
-# of that size) stay near this: linear time and bounded memory on 300k questions.
-EVAL_STEP_BYTES = 256_000_000
-
-
 def eval_chunk(vocab_size: int) -> int:
-    """How many questions one greedy batch answers at once."""
-    return max(64, EVAL_STEP_BYTES // (12 * max(1, vocab_size)))
+    """How many questions one greedy batch answers at once: its [batch, vocabulary] logits (and
+    a few temporaries of that size) stay near 256 MB, linear time and bounded memory on 300k
+    questions."""
+    return max(64, 256_000_000 // (12 * max(1, vocab_size)))
 
 
 @torch.no_grad()
@@ -244,13 +239,9 @@ def ask(run: TextRun, questions: list[str]) -> list[Answer]:
     # question asked alone must look exactly as it did in training.
     prompts = encode_prompts([ids for ids, _ in encoded], run.task.prompt_len)  # [N, P]
     check_fits(run.policy, prompts.shape[1], run.task.max_steps, "question")
-    ro = collect_text_episodes(
-        run.policy,
-        TextQAVecEnv(run.task),
-        torch.zeros(len(questions), dtype=torch.long),
-        greedy=True,
-        prompts=prompts,
-    )
+    # every row in question 0's place: the prompts replace its text, its rewards are not read
+    venv, rows = TextQAVecEnv(run.task), torch.zeros(len(questions), dtype=torch.long)
+    ro = collect_text_episodes(run.policy, venv, rows, greedy=True, prompts=prompts)
     # the product of the greedy tokens' probabilities: exp of the summed log-probs
     confidence = torch.exp((ro.logprobs * ro.mask).sum(1))  # [N]
     nearest = NearestQuestion([p.question for p in run.task.dataset.pairs])

@@ -185,11 +185,7 @@ class TextActorCritic(ActorCritic):
         return self._act_on(self.decision_states(obs, 1)[:, -1], obs, greedy, force)
 
     def act_step(
-        self,
-        obs: torch.Tensor,
-        greedy: bool,
-        memory: Any = None,
-        force: torch.Tensor | None = None,
+        self, obs: torch.Tensor, greedy: bool, memory: Any = None, force: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
         return (*self.act(obs, greedy, force), None)
 
@@ -296,11 +292,7 @@ class LSTMActorCritic(TextActorCritic):
         return out
 
     def act_step(
-        self,
-        obs: torch.Tensor,
-        greedy: bool,
-        memory: Any = None,
-        force: torch.Tensor | None = None,
+        self, obs: torch.Tensor, greedy: bool, memory: Any = None, force: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
         """The LSTM carries its (h, c) from step to step: each generation step reads one
         token instead of the whole prefix again (the same numbers as act(obs))."""

@@ -64,17 +64,8 @@ class TextRollout:
             self.rewards.T, self.values.T * self.mask.T, self.dones.T, 0.0, gamma, gae_lambda
         )
         adv, ret = gae.advantages.T * self.mask, gae.returns.T * self.mask
-        batch = Batch(
-            obs=self.tokens,
-            actions=self.actions,
-            old_logprobs=self.logprobs,
-            old_values=self.values,
-            advantages=adv,
-            returns=ret,
-            mask=self.mask,
-            groups=self.question_idx,
-        )
-        return batch, gae.deltas.T * self.mask
+        parts = (self.tokens, self.actions, self.logprobs, self.values, adv, ret, self.mask)
+        return Batch(*parts, groups=self.question_idx), gae.deltas.T * self.mask
 
 
 @torch.no_grad()
@@ -95,10 +86,7 @@ def collect_text_episodes(
     tokens = torch.full((n, p + t_max - 1), PAD_ID, dtype=torch.long)
     tokens[:, :p] = prompts
     actions = torch.full((n, t_max), PAD_ID, dtype=torch.long)
-    logprobs = torch.zeros(n, t_max)
-    values = torch.zeros(n, t_max)
-    rewards = torch.zeros(n, t_max)
-    dones = torch.zeros(n, t_max)
+    logprobs, values, rewards, dones = (torch.zeros(n, t_max) for _ in range(4))
     mask = torch.zeros(n, t_max, dtype=torch.bool)
     memory = None  # what the policy carries between steps (the LSTM's state)
     for t in range(t_max):

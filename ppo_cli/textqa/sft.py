@@ -139,8 +139,7 @@ class SFTTask(TextRunTask):
         self.data = teacher_batch(self.qa)
         return policy
 
-    def training_spec(self) -> None:  # the dataset copy is checked by its fingerprint
-        return None
+    def training_spec(self) -> None: ...  # the dataset copy is checked by its fingerprint
 
     def checkpoint_extras(self, state: LoopState) -> dict[str, Any]:
         sft = {"epochs": self.total, "batch_size": self.batch_size, "eval_every": self.eval_every}

@@ -54,12 +54,6 @@ from ppo_cli.textqa.reward_fn import absolute_spec, load_reward_fn, record_rewar
 from ppo_cli.textqa.rollout import TextRollout, collect_text_episodes
 from ppo_cli.textqa.trace import group_trace, text_qa_trace
 
-# Probe episodes generated at once (ppo_cli.textqa.answer_memory): bounds their memory.
-PROBE_ROWS = 2048
-
-# Episodes the plan's timed rehearsal collects and learns from (ppo_cli.textqa.budget.Plan).
-REHEARSAL_EPISODES = 512
-
 # Settings a text-QA run fills in when they are left unset (None), so config.yaml names what
 # it really used (resolve_run); is_run_of matches them (a sweep resuming its seeds relies on it).
 FILLED_BY_RUN = ("iterations", "stall_iterations", "reward", "dataset", "init_from")
@@ -168,11 +162,7 @@ class TextRunTask:
                 f"than the limit of {MAX_STEP_BYTES / 1e9:.0f} GB",
                 f"keep questions under {longest:,} tokens, or pass fewer --num-episodes",
             )
-        spec: dict[str, Any] = {
-            "kind": cfg.policy,
-            "vocab_size": len(vocab),
-            "hidden_size": cfg.hidden_size,
-        }
+        spec = dict(kind=cfg.policy, vocab_size=len(vocab), hidden_size=cfg.hidden_size)
         if cfg.answer_vocab:  # generate only words that occur in some answer
             spec["answer_vocab"] = sorted({int(t) for t in task.targets[task.target_valid]})
             if cfg.answer_positions:
@@ -258,7 +248,7 @@ class TextQATask(TextRunTask):
         of the network (the run's own random numbers are left as they were)."""
         cfg, qa = self.cfg, self.qa
         episodes = episodes_per_iteration(cfg.num_episodes, qa.num_questions)
-        n = min(episodes, REHEARSAL_EPISODES)
+        n = min(episodes, 512)  # episodes the timed rehearsal collects and learns from
         settings = self.update_settings()
         minibatches = max(1, round(settings.num_minibatches * n / episodes))
         with torch.random.fork_rng():
@@ -435,7 +425,7 @@ class TextQATask(TextRunTask):
         memory.observe(rollout.question_idx, returns, rollout.actions, rollout.exact)
         if self.cfg.probes > 0:
             # a few thousand probes at a time: their temporaries stay small next to the model
-            rows = min(PROBE_ROWS, eval_chunk(len(self.qa.vocab)))
+            rows = min(2048, eval_chunk(len(self.qa.vocab)))
             for chunk in self.unsolved().split(max(1, rows // (self.cfg.probes + 2))):
                 if chunk.numel() == 0:
                     continue
@@ -584,4 +574,4 @@ class TextQATask(TextRunTask):
     def summary(self, policy: ActorCritic, state: LoopState) -> dict[str, Any]:
         if not state.results:  # the last iteration always evaluates; this is for 0 iterations
             self.greedy(policy, {}, state)
-        return {"stop_reason": state.stop_reason, "stop_message": state.stop_message}
+        return {}

@@ -8,12 +8,7 @@ from typing import Any
 import torch
 
 from ppo_cli.core.ppo import Batch
-from ppo_cli.core.trace import (
-    MAX_EPISODES,
-    TraceRecorder,
-    normalized_advantages,
-    rounded,
-)
+from ppo_cli.core.trace import MAX_EPISODES, TraceRecorder, normalized_advantages, rounded
 from ppo_cli.textqa.data import END_ID
 
 
@@ -87,9 +82,6 @@ def text_qa_trace(
     }
 
 
-MAX_GROUPS = 2  # groups of completions shown per traced iteration
-
-
 def group_trace(
     rollout: Any,
     batch: Batch,
@@ -104,7 +96,7 @@ def group_trace(
     shown = []
     mask = rollout.mask
     reward = (rollout.rewards * mask).sum(1)  # [N]
-    for g in range(min(MAX_GROUPS, int(groups.max()) + 1 if groups.numel() else 0)):
+    for g in range(min(2, int(groups.max()) + 1 if groups.numel() else 0)):  # the first two
         rows = (groups == g).nonzero().flatten().tolist()
         completions = [
             {
