@@ -142,6 +142,21 @@ def test_tuned_settings_sit_between_defaults_and_config_and_flags(tmp_path: Path
     assert from_file.num_steps == tuned.num_steps
 
 
+def test_env_kwargs_add_to_an_entrys_own_instead_of_dropping_them(tmp_path: Path) -> None:
+    # Ant-v5's entry leaves out the contact forces; a user's --env-kwargs for another key must
+    # not silently bring them back, and naming that key must change it.
+    own = resolve({"env": "Ant-v5"}).env_kwargs
+    assert own == {"include_cfrc_ext_in_observation": False}
+    flagged = resolve({"env": "Ant-v5", "env_kwargs": {"ctrl_cost_weight": 0.4}})
+    assert flagged.env_kwargs == {**own, "ctrl_cost_weight": 0.4}
+    back = resolve({"env": "Ant-v5", "env_kwargs": {"include_cfrc_ext_in_observation": True}})
+    assert back.env_kwargs == {"include_cfrc_ext_in_observation": True}
+    cfg_file = tmp_path / "ant.yaml"
+    cfg_file.write_text("env: Ant-v5\nenv_kwargs:\n  ctrl_cost_weight: 0.4\n")
+    both = resolve({"env_kwargs": {"healthy_reward": 2.0}}, cfg_file).env_kwargs
+    assert both == {**own, "ctrl_cost_weight": 0.4, "healthy_reward": 2.0}
+
+
 def test_every_shipped_entry_names_a_registered_env_and_resolves_to_its_values() -> None:
     # A typo in hyperparams/gym.yaml (a key, a value, an id) would otherwise reach only the
     # users of that one env, after they installed its extra.
