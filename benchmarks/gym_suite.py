@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -115,13 +114,6 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _child_cpu() -> float:
-    """CPU seconds used by finished child processes so far (user + system). Under load, wall
-    time includes waiting for a core; CPU time does not, so both are reported."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def _ppoqa_cmd() -> list[str]:
     """The `ppoqa` console script beside this interpreter (what a user types), else -m."""
     script = Path(sys.executable).with_name("ppoqa")
@@ -130,7 +122,8 @@ def _ppoqa_cmd() -> list[str]:
 
 def _timed(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float, float]:
     """Run cmd; its wall time and its own CPU seconds (wait4's rusage of this one child, so
-    runs side by side under --jobs do not count each other's)."""
+    runs side by side under --jobs do not count each other's). Under load, wall time includes
+    waiting for a core; CPU time does not, so both are reported."""
     w0 = time.perf_counter()
     pipe = subprocess.PIPE
     proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, cwd=ROOT)
@@ -179,9 +172,8 @@ def run_ppoqa(env: str, seed: int, episodes: int, tmp: Path) -> dict[str, Any]:
 def run_sb3(env: str, seed: int, steps: int, episodes: int) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--sb3-worker", env, "--seeds", str(seed), "--timesteps",
            str(steps), "--episodes", str(episodes)]  # fmt: skip
-    load0, w0, c0 = _load(), time.perf_counter(), _child_cpu()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    wall, cpu = time.perf_counter() - w0, _child_cpu() - c0
+    load0 = _load()
+    proc, wall, cpu = _timed(cmd)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1][-300:]}
     doc = json.loads(proc.stdout)

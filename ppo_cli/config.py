@@ -447,7 +447,13 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Conf
             close = difflib.get_close_matches(key, sorted(FIELDS), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "see `ppoqa train --help`"
             raise ConfigError(f"{source}: unknown setting {short_repr(str(raw_key))}", hint)
-        values[key] = _coerce(key, value, source)
+        value = _coerce(key, value, source)
+        below = getattr(cfg, key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            # a mapping (env_kwargs: an entry's, then a file's, then a flag's) adds to the keys
+            # below it; naming the same key replaces that key only
+            value = {**below, **value}
+        values[key] = value
     return dataclasses.replace(cfg, **values)
 
 
@@ -581,14 +587,6 @@ def resolve(
                 continuous = has_continuous_actions(env, kwargs)
             tuned = presets.tuned_settings(env, continuous)
             cfg = apply_overrides(Config(env=env), tuned, presets.TUNED_FILE)
-            if tuned.get("env_kwargs"):
-                # an entry's env keywords (Ant-v5's) are kept beside the ones a file or flag
-                # adds; naming the same key replaces that key only
-                file_values = _with_kwargs(file_values, tuned["env_kwargs"])
-                below = _pick("env_kwargs", file_values, default=None)
-                flags = _with_kwargs(
-                    flags, below if isinstance(below, dict) else tuned["env_kwargs"]
-                )
         preset_values: dict[str, Any] = {}
         if preset is not None:
             if env != TEXT_QA:
@@ -634,19 +632,6 @@ def resolve(
 
         cfg = dataclasses.replace(cfg, target_return=env_reward_threshold(cfg.env))
     return cfg
-
-
-def _with_kwargs(values: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-    """values with its env_kwargs (spelled with - or _), if given as a mapping, on top of the
-    entry's."""
-    return {
-        k: (
-            {**entry, **v}
-            if str(k).replace("-", "_") == "env_kwargs" and isinstance(v, dict)
-            else v
-        )
-        for k, v in values.items()
-    }
 
 
 def _renamed(values: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
