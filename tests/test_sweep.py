@@ -177,6 +177,22 @@ def test_range_search_samples_trials_configurations(tmp_path: Path, monkeypatch:
     _one_line(other, 1, "was created with other settings")
 
 
+def test_one_worker_range_search_repeats(tmp_path: Path, monkeypatch: Any) -> None:
+    # Runs are deterministic per seed, and so is the sampler of the worker that creates the
+    # study: the same search in a new folder proposes the same configurations and scores.
+    search = ["--search", "learning_rate=log(1e-3,1e-2)", "--search", "clip_coef=float(0.1,0.3)"]
+    args = ["sweep", *search, "--trials", "3", *FAST, "--seeds", "1", "--json"]
+    found = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        configs = json.loads(result.stdout)["configurations"]
+        found.append(sorted((c["params"]["learning_rate"], c["scores"][0]) for c in configs))
+    assert len(found[0]) == 3 and found[0] == found[1]
+
+
 def test_plot_aggregates_runs_and_studies(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["sweep", "--search", "clip_coef=0.1,0.3", *FAST, "-q"])

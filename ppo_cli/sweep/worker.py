@@ -119,7 +119,7 @@ class SweepEvents:
 # --- study: create once, or join ------------------------------------------------------------
 
 
-def _sampler_and_pruner(spec: SweepSpec) -> tuple[Any, Any]:
+def _sampler_and_pruner(spec: SweepSpec, seed: int | None = None) -> tuple[Any, Any]:
     optuna = import_optuna()
     if spec.grid:
         # The grid is queued in the study; this sampler never has to choose (see module doc).
@@ -128,7 +128,9 @@ def _sampler_and_pruner(spec: SweepSpec) -> tuple[Any, Any]:
         # constant_liar: a worker treats the others' running trials as if they had a bad value,
         # so parallel workers do not all sample the same region.
         startup = min(10, max(2, (spec.trials or 10) // 3))
-        sampler = optuna.samplers.TPESampler(n_startup_trials=startup, constant_liar=True)
+        sampler = optuna.samplers.TPESampler(
+            n_startup_trials=startup, constant_liar=True, seed=seed
+        )
     if spec.pruner == "median":
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     else:
@@ -143,7 +145,10 @@ def create_or_join(
     check that they were given the same search, or take the study's own when given none."""
     optuna = import_optuna()
     if spec is not None:
-        sampler, pruner = _sampler_and_pruner(spec)
+        # The worker that creates the study samples from a fixed seed, so a one-worker range
+        # search proposes the same configurations again (runs are deterministic per seed);
+        # workers that join draw their own, or they would all propose the creator's points.
+        sampler, pruner = _sampler_and_pruner(spec, seed=0)
         try:
             study = optuna.create_study(
                 study_name=name,
