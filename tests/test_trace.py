@@ -94,6 +94,19 @@ def test_clipping_rows_are_consistent(traced) -> None:  # noqa: ANN001
     assert all(r["ratio"] == pytest.approx(1.0, abs=1e-5) for r in first)  # policy not moved yet
 
 
+def test_clipping_table_shows_answer_words_whole(traced) -> None:  # noqa: ANN001
+    from rich.console import Console
+
+    from ppo_cli.render.teach import trace_clip_table
+
+    record = traced[0]["traces"][0]
+    row = {**record["clipping"]["rows"][0], "action": "Shakespeare"}
+    record = {**record, "clipping": {**record["clipping"], "rows": [row]}}
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(trace_clip_table(record))
+    assert "Shakespeare" in out.getvalue()  # an ordinary answer word is never cut to "Shakespe…"
+
+
 def test_per_epoch_losses_are_the_updates_own(traced) -> None:  # noqa: ANN001
     summary, run = traced
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

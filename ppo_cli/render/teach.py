@@ -246,7 +246,7 @@ def trace_steps_table(record: dict[str, Any]) -> Table:
     return table
 
 
-def _short(text: str, width: int = 9) -> str:
+def _short(text: str, width: int = 16) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
