@@ -79,6 +79,14 @@ def label_panel(ax: Any, title: str, xlabel: str, ylabel: str, **ylabel_kw: Any)
     ax.grid(True, alpha=0.3)
 
 
+def headroom(ax: Any, ys: Sequence[float]) -> None:
+    """Room above the highest point for a two-axis panel's legend, which "best" cannot place
+    (it sees one axis's lines only): the legend sits over empty space, not the curve."""
+    top = max(ys, default=0.0)
+    if top > 0:
+        ax.set_ylim(top=1.3 * top)
+
+
 def trailing_mean(values: Sequence[float], window: int) -> list[float]:
     """Mean of the last `window` values at each point (fewer at the start)."""
     out, total = [], 0.0
@@ -125,6 +133,7 @@ def _loss_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str)
 def _kl_panel(ax: Any, records: Sequence[dict[str, Any]], x: str, xlabel: str) -> None:
     xs, kl = series(records, "approx_kl", x)
     ax.plot(xs, kl, color="tab:purple", label="approx_kl")
+    headroom(ax, kl)
     label_panel(ax, "How far each update moved the policy", xlabel, "approx_kl", color="tab:purple")
     ax2 = ax.twinx()
     xs, cf = series(records, "clipfrac", x)
@@ -194,6 +203,7 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax = axes[0, 1]
     xs, ys = series(records, "kl", "iteration")
     ax.plot(xs, ys, color="tab:purple", linewidth=2, label="kl (mean per token)")
+    headroom(ax, ys)
     ax.axhline(0.0, color="gray", linewidth=0.8)
     title = "Distance from the frozen reference"
     label_panel(ax, title, "iteration", "KL(π ‖ π_ref) estimate", color="tab:purple")
@@ -202,6 +212,7 @@ def rlhf_run_figure(run: Path, records: Sequence[dict[str, Any]]) -> Figure:
     ax2.plot(xs, ys, color="tab:orange", linestyle="--", label="kl_coef in force")
     ax2.set_ylabel("kl_coef", color="tab:orange")
     ax2.set_ylim(bottom=0)
+    headroom(ax2, ys)
     lines = [ln for ln in ax.get_lines() + ax2.get_lines() if not ln.get_label().startswith("_")]
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper left")
 
