@@ -339,7 +339,7 @@ CASES: list[Case] = [
     Case("eval --seed below 0", ["eval", "--seed", "-5"], 2, "Invalid value for '--seed'"),
     Case("eval --dataset not UTF-8", ["eval", "--run", "run", "--dataset", "d.yaml"], 1, "not UTF-8", both(trained_run, write("d.yaml", b"\xff"))),
     Case("eval --episodes 0", ["eval", "--episodes", "0"], 2, "Invalid value for '--episodes'"),
-    Case("ask with a gymnasium run", ["ask", "Hi?", "--run", "run"], 1, "is a CartPole-v1 run, not a text-QA run", gym_run),
+    Case("ask with a gymnasium run", ["ask", "Hi?", "--run", "run"], 1, "is a run of CartPole-v1, not a text-QA run", gym_run),
     Case("ask with stdin not UTF-8", ["ask", "--run", "run"], 1, "stdin: not UTF-8 text", trained_run, b"Hi?\n\xff\n"),
     # gymnasium (issue 12): user env modules, --env-kwargs, spaces, --record
     Case("--env-kwargs without KEY=", ["train", "--env", "CartPole-v1", "--env-kwargs", "length"], 2, "expected KEY=VALUE"),
@@ -354,7 +354,7 @@ CASES: list[Case] = [
     # RLHF (issue 13): sft, --init-from, --kl-coef, --reward-fn
     Case("sft --epochs 0", ["sft", "--epochs", "0"], 2, "--epochs must be >= 1"),
     Case("--init-from a missing run", [*T, "--init-from", "nope"], 1, "--init-from nope: run directory not found"),
-    Case("--init-from a gymnasium run", [*T, "--init-from", "run"], 1, "is a CartPole-v1 run; RLHF starts from a text-QA run", gym_run),
+    Case("--init-from a gymnasium run", [*T, "--init-from", "run"], 1, "is a run of CartPole-v1; RLHF starts from a text-QA run", gym_run),
     Case("--init-from with another vocabulary", [*T, "--init-from", "run", "--dataset", "d.yaml"], 1, "its vocabulary (", both(trained_run, write("d.yaml", GOOD_DATASET))),
     Case("negative --kl-coef", [*T, "--kl-coef", "-1"], 2, "--kl-coef must be >= 0.0"),
     Case("--reward-fn file missing", [*T, "--reward-fn", "nope.py:score"], 1, "nope.py not found"),

@@ -266,7 +266,7 @@ def test_ask_on_a_gym_run_is_a_clear_error(cartpole_run: Path) -> None:
     result = runner.invoke(app, ["ask", "What is 2+2?", "--run", str(cartpole_run)])
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert "is a CartPole-v1 run, not a text-QA run" in result.stderr
+    assert "is a run of CartPole-v1, not a text-QA run" in result.stderr
     assert "Traceback" not in result.stderr
 
 

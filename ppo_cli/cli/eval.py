@@ -35,7 +35,7 @@ def eval_command(
         if env != "text-qa":
             if dataset is not None:
                 raise UsageError(
-                    f"--dataset is for text-QA runs; {path} is a {env} run",
+                    f"--dataset is for text-QA runs; {path} is a run of {env}",
                     "drop --dataset (use --episodes and --seed for gymnasium runs)",
                 )
             _eval_gym(path, episodes, seed, json_output, record, record_episodes)

@@ -61,7 +61,7 @@ def load_records(run: Path) -> RunRecords:
     config = read_config(run)
     if config.get("env", "text-qa") != "text-qa":
         raise RunError(
-            f"{run}: is a {config.get('env')} run; doctor reads text-QA runs",
+            f"{run}: is a run of {config.get('env')}; doctor reads text-QA runs",
             "pass a run trained on --env text-qa",
         )
     metrics = read_metrics(run)

@@ -118,7 +118,7 @@ def check_fits(policy: ActorCritic, prompt_len: int, max_steps: int, source: str
 def load_text_run(run: Path) -> TextRun:
     if run_env(run) != "text-qa":
         raise RunError(
-            f"{run}: is a {run_env(run)} run, not a text-QA run",
+            f"{run}: is a run of {run_env(run)}, not a text-QA run",
             "`ppoqa ask` answers questions only with runs trained on --env text-qa",
         )
     cfg = resolve(base=read_config(run), source=str(run / CONFIG))

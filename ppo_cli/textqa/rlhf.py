@@ -50,7 +50,7 @@ def load_init_run(path: Path) -> InitRun:
     env = run_env(path)
     if env != "text-qa":
         raise RunError(
-            f"--init-from {path}: is a {env} run; RLHF starts from a text-QA run",
+            f"--init-from {path}: is a run of {env}; RLHF starts from a text-QA run",
             "pass a run written by `ppoqa sft` or `ppoqa train` on a QA dataset",
         )
     ckpt = load_checkpoint(path)
