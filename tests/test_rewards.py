@@ -180,5 +180,14 @@ def test_explain_reward_cli_defaults_and_json() -> None:
     )
     rows = json.loads(res.stdout)["rows"]
     assert {r["reward"]: r["final"] for r in rows}["prefix"] == -2.0
+    # --target alone: its own right, hedged, reordered and partial answers, as --help says
+    res = runner.invoke(app, ["explain-reward", "--target", "New York City", "--json"])
+    kinds = {r["answer"]: r["kind"] for r in json.loads(res.stdout)["rows"]}
+    assert kinds == {
+        "New York City": "exact",
+        "Oslo New York City Lima": "hedge",
+        "City York New": "word_order",
+        "New": "partial",
+    }
     res = runner.invoke(app, ["explain-reward", "--reward", "nope"])
     assert res.exit_code == 2 and "unknown reward 'nope'" in res.stderr

@@ -36,6 +36,7 @@ def explain_reward_command(
             DEFAULT_REWARD,
             REWARD_NAMES,
             REWARDS,
+            default_answers,
             explain_rewards,
         )
 
@@ -44,8 +45,11 @@ def explain_reward_command(
             raise UsageError("--answer needs --target", 'e.g. --target "Warsaw" --answer "Oslo"')
         if target is not None and not tokenize(target):
             raise UsageError("--target is empty", 'give the right answer, e.g. --target "Warsaw"')
-        yours = [(target, tuple(answer or (target,)))]
-        examples = yours if target is not None else list(DEFAULT_EXAMPLES)
+        examples = (
+            [(target, tuple(answer or default_answers(target)))]
+            if target is not None
+            else list(DEFAULT_EXAMPLES)
+        )
         rows = [r for tgt, answers in examples for r in explain_rewards(tgt, list(answers), names)]
         if json_output:
             summaries = {n: REWARDS[n].summary for n in names}

@@ -316,6 +316,17 @@ def explain_rewards(target: str, answers: list[str], names: list[str]) -> list[R
     return rows
 
 
+def default_answers(target: str) -> tuple[str, ...]:
+    """What --answer defaults to for a --target of one's own: the right answer and a hedge
+    around it (two wrong guesses beside it), plus for several words the reordered and the
+    partial ones, so each kind of answer the rewards differ on gets a row."""
+    words = tokenize(target)
+    answers = [" ".join(words), " ".join(["Oslo", *words, "Lima"])]
+    if len(words) > 1:
+        answers += [" ".join(reversed(words)), words[0]]
+    return tuple(answers)
+
+
 DEFAULT_EXAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Warsaw", ("Warsaw", "Helsinki Warsaw Ankara Warsaw", "Helsinki")),
     ("Buenos Aires", ("Buenos Aires", "Aires Buenos", "Buenos", "Buenos Aires Buenos")),
